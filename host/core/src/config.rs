@@ -1,0 +1,86 @@
+//! Domain settings the pool core runs on. `warmpool-config` builds these from YAML after
+//! validation, so every value here is already known to be consistent.
+
+use std::time::Duration;
+
+use crate::backend::ContainerSpec;
+
+/// One pool: what to run and how to keep it.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    pub spec: ContainerSpec,
+    pub min_ready: u32,
+    pub max_ready: u32,
+    /// Every container of the pool in any state (ready, leased, creating, removing).
+    pub max_total: u32,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    /// Ready containers older than this are replaced. `None`: never.
+    pub max_warm_age: Option<Duration>,
+    /// With no acquire for this long, the pool shrinks toward `min_ready`.
+    pub idle_timeout: Duration,
+    /// Longest an acquire waits for a container when the pool is dry.
+    pub wait_timeout: Duration,
+    /// How often ready containers are probed, when the pool has a health check.
+    pub health_interval: Duration,
+}
+
+/// Settings shared by all pools.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Every container of every pool, in any state.
+    pub max_containers: u32,
+    /// Creates running at once over all pools. The engine measured here saturates near 4.
+    pub max_concurrent_creates: usize,
+    /// Removes running at once.
+    pub max_concurrent_removes: usize,
+    /// Period of the refill, reaper and engine-monitor loops.
+    pub tick: Duration,
+    pub breaker: BreakerConfig,
+    /// Bytes kept of each of an exec's stdout and stderr.
+    pub exec_output_limit: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            max_containers: 64,
+            max_concurrent_creates: 4,
+            max_concurrent_removes: 8,
+            tick: Duration::from_secs(1),
+            breaker: BreakerConfig::default(),
+            exec_output_limit: 1 << 20,
+        }
+    }
+}
+
+/// Back-off and circuit breaker for failing creates.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker (pool reported `degraded`).
+    pub threshold: u32,
+    /// Delay after the first failure; doubles with each further one.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// Back-off after `failures` consecutive failures (≥ 1).
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(16);
+        self.base_backoff
+            .saturating_mul(1 << exp)
+            .min(self.max_backoff)
+    }
+}

@@ -1,0 +1,42 @@
+//! # warmpool-core: the pool logic, free of Docker and of wasm
+//!
+//! warmpool keeps pools of running containers and hands them out as leases. This crate is the
+//! part that decides: it knows containers only through the [`Backend`] trait and decides only
+//! through the policy traits in [`policy`]. The Docker backend lives in `warmpool-docker`, the
+//! HTTP API in `warmpool-api`, the YAML config in `warmpool-config`.
+//!
+//! Where things live:
+//! - [`backend`]: the [`Backend`] trait and the data crossing it.
+//! - [`policy`]: the [`SizingPolicy`], [`ExhaustionStrategy`] and [`HealthCheck`] seams and their
+//!   built-ins (the logic itself is in `warmpool-policy`, shared with the wasm guests).
+//! - [`pool`]: one pool's state and accounting; refill by approvals.
+//! - [`manager`]: all pools, leases, acquire, shutdown.
+//! - [`tasks`]: the refill, reaper, health, monitor and event loops.
+//! - [`caps`]: the global container cap.
+//! - [`fake`]: an in-memory backend for tests.
+
+pub mod backend;
+pub mod caps;
+pub mod config;
+pub mod error;
+pub mod fake;
+pub mod lease;
+pub mod manager;
+pub mod policy;
+pub mod pool;
+pub mod stats;
+pub mod tasks;
+
+pub use backend::{
+    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest,
+};
+pub use config::{BreakerConfig, ManagerConfig, PoolConfig};
+pub use error::{AcquireError, LeaseError, WarmUpError};
+pub use lease::LeaseInfo;
+pub use manager::{AcquireRequest, Manager, ShutdownReport};
+pub use policy::{
+    BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,
+    SizingPolicy,
+};
+pub use stats::PoolStats;
+pub use warmpool_policy as policy_logic;

@@ -1,0 +1,606 @@
+//! The manager: all pools, the lease table, the global caps, and the one cancellation token that
+//! every task of the daemon runs under. The API layer talks to this type only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
+
+use crate::backend::{Backend, BackendError, ExecOutput, ExecRequest};
+use crate::caps::GlobalCap;
+use crate::config::{ManagerConfig, PoolConfig};
+use crate::error::{AcquireError, LeaseError, WarmUpError};
+use crate::lease::{Lease, LeaseInfo};
+use crate::policy::Policies;
+use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
+use crate::stats::{AcquireStats, CreateStats, PolicyNames, PoolStats, StateCounts};
+
+/// An acquire as the API receives it.
+#[derive(Debug, Clone, Default)]
+pub struct AcquireRequest {
+    pub pool: String,
+    pub ttl: Option<Duration>,
+    /// The client's bound on waiting when the pool is dry.
+    pub wait: Option<Duration>,
+}
+
+/// Whether the engine answers, as the monitor loop last saw it.
+#[derive(Debug, Default)]
+pub(crate) struct EngineState {
+    pub up: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// What [`Manager::shutdown`] did.
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownReport {
+    pub destroyed: usize,
+    /// Containers found by the final label sweep (left by a create that finished late).
+    pub swept: usize,
+    /// Whether every task finished within the grace period.
+    pub drained: bool,
+}
+
+pub struct Manager<B: Backend> {
+    pub(crate) backend: Arc<B>,
+    pub(crate) cfg: ManagerConfig,
+    pub(crate) pools: BTreeMap<String, Arc<Pool>>,
+    pub(crate) leases: Mutex<HashMap<String, Lease>>,
+    pub(crate) cap: GlobalCap,
+    pub(crate) create_permits: Arc<Semaphore>,
+    pub(crate) remove_permits: Arc<Semaphore>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    /// Origin of the millisecond clock policies see.
+    pub(crate) epoch: Instant,
+    pub(crate) engine: EngineState,
+    /// True once the startup sweep removed what an earlier run left; refill waits for it.
+    pub(crate) swept: watch::Sender<bool>,
+}
+
+impl<B: Backend> Manager<B> {
+    pub fn new(
+        cfg: ManagerConfig,
+        pools: Vec<(PoolConfig, Policies)>,
+        backend: Arc<B>,
+    ) -> Arc<Self> {
+        let pools = pools
+            .into_iter()
+            .map(|(pc, pol)| (pc.name.clone(), Pool::new(pc, pol)))
+            .collect();
+        Arc::new(Self {
+            backend,
+            cap: GlobalCap::new(cfg.max_containers),
+            create_permits: Arc::new(Semaphore::new(cfg.max_concurrent_creates.max(1))),
+            remove_permits: Arc::new(Semaphore::new(cfg.max_concurrent_removes.max(1))),
+            cfg,
+            pools,
+            leases: Mutex::new(HashMap::new()),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            epoch: Instant::now(),
+            engine: EngineState::default(),
+            swept: watch::Sender::new(false),
+        })
+    }
+
+    /// The token every task runs under; cancelling it starts shutdown.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    pub fn pool_names(&self) -> impl Iterator<Item = &str> {
+        self.pools.keys().map(String::as_str)
+    }
+
+    pub fn engine_up(&self) -> bool {
+        self.engine.up.load(Ordering::Acquire)
+    }
+
+    /// Ready to serve: the engine answers and leftovers of an earlier run are gone.
+    pub fn is_ready(&self) -> bool {
+        self.engine_up() && *self.swept.borrow() && !self.cancel.is_cancelled()
+    }
+
+    pub fn engine_error(&self) -> String {
+        lock(&self.engine.last_error)
+            .clone()
+            .unwrap_or_else(|| "not reached yet".into())
+    }
+
+    fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.get(name)
+    }
+
+    /// Take a container for a client. The warm path is one short critical section.
+    pub async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
+        let started = Instant::now();
+        let pool = self
+            .pool(&req.pool)
+            .ok_or_else(|| AcquireError::UnknownPool(req.pool.clone()))?;
+        if self.cancel.is_cancelled() {
+            return Err(AcquireError::ShuttingDown);
+        }
+        if !self.engine_up() {
+            return Err(AcquireError::EngineUnavailable(self.engine_error()));
+        }
+        let ttl = req
+            .ttl
+            .unwrap_or(pool.cfg.default_ttl)
+            .min(pool.cfg.max_ttl);
+
+        // Bind first: a guard in an `if let` scrutinee would live through the branch.
+        let taken = pool.lock().take_ready();
+        if let Some(c) = taken {
+            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl));
+        }
+        self.acquire_exhausted(pool, &req, started, ttl).await
+    }
+
+    async fn acquire_exhausted(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        req: &AcquireRequest,
+        started: Instant,
+        ttl: Duration,
+    ) -> Result<LeaseInfo, AcquireError> {
+        let wait_timeout = pool.cfg.wait_timeout;
+        let client_wait = req.wait.map_or(wait_timeout, |w| w.min(wait_timeout));
+        let snapshot = {
+            let st = pool.lock();
+            pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
+        };
+        let request = ExhaustionRequest {
+            wait_ms: req.wait.map(|w| w.as_millis() as u64),
+            wait_timeout_ms: wait_timeout.as_millis() as u64,
+        };
+        let action = pool
+            .policies
+            .exhaustion
+            .on_exhausted(&request, &snapshot)
+            .await;
+        let (rx, source, max_wait) = match action {
+            ExhaustionAction::Fail {
+                retry_after_ms,
+                reason,
+            } => {
+                pool.lock().counters.acquires_rejected += 1;
+                return Err(AcquireError::Exhausted {
+                    pool: pool.cfg.name.clone(),
+                    reason,
+                    retry_after: Duration::from_millis(retry_after_ms),
+                });
+            }
+            // A plugin's wait is bounded by the pool's own limit, never longer.
+            ExhaustionAction::Wait { max_ms } => {
+                let max = Duration::from_millis(max_ms).min(client_wait);
+                match self.enqueue(pool, started, ttl) {
+                    Ok(lease) => return Ok(lease),
+                    Err(rx) => (rx, AcquireSource::Pool, max),
+                }
+            }
+            ExhaustionAction::ColdCreate => {
+                let mut st = pool.lock();
+                if st.degraded(&self.cfg.breaker) {
+                    st.counters.acquires_rejected += 1;
+                    return Err(AcquireError::Degraded {
+                        pool: pool.cfg.name.clone(),
+                        last_error: st.last_error.clone().unwrap_or_default(),
+                        retry_after: st.retry_at.map_or(Duration::from_secs(1), |t| {
+                            t.saturating_duration_since(Instant::now())
+                        }),
+                    });
+                }
+                if st.approve_cold(&pool.cfg, &self.cap) {
+                    drop(st);
+                    let (tx, rx) = oneshot::channel();
+                    self.spawn_create(pool.clone(), Some(tx));
+                    (rx, AcquireSource::Cold, wait_timeout)
+                } else {
+                    // No room for a cold create: queue for the next free container.
+                    drop(st);
+                    match self.enqueue(pool, started, ttl) {
+                        Ok(lease) => return Ok(lease),
+                        Err(rx) => (rx, AcquireSource::Pool, client_wait),
+                    }
+                }
+            }
+        };
+        self.await_delivery(pool, rx, source, max_wait, started, ttl)
+            .await
+    }
+
+    /// Queue for the next container, unless one became ready since the fast path looked.
+    fn enqueue(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        started: Instant,
+        ttl: Duration,
+    ) -> Result<LeaseInfo, oneshot::Receiver<Delivery>> {
+        let mut st = pool.lock();
+        if let Some(c) = st.take_ready() {
+            drop(st);
+            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl));
+        }
+        let (tx, rx) = oneshot::channel();
+        st.waiters.push_back(tx);
+        drop(st);
+        pool.touch(); // the refill raises its target to serve this waiter
+        Err(rx)
+    }
+
+    async fn await_delivery(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        rx: oneshot::Receiver<Delivery>,
+        source: AcquireSource,
+        max_wait: Duration,
+        started: Instant,
+        ttl: Duration,
+    ) -> Result<LeaseInfo, AcquireError> {
+        let mut ticket = WaitTicket {
+            pool: pool.clone(),
+            rx: Some(rx),
+        };
+        let rx = ticket.rx.as_mut().expect("set above");
+        let delivery = match timeout(max_wait, &mut *rx).await {
+            Ok(Ok(d)) => Some(d),
+            Ok(Err(_)) => Some(Err(DeliveryError::ShuttingDown)),
+            Err(_) => {
+                // Timed out; a container may have been sent in the same instant. Keep it.
+                rx.close();
+                rx.try_recv().ok()
+            }
+        };
+        ticket.rx = None;
+        match delivery {
+            Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl)),
+            Some(Err(DeliveryError::ShuttingDown)) => Err(AcquireError::ShuttingDown),
+            Some(Err(DeliveryError::Create(e))) => {
+                pool.lock().counters.acquires_rejected += 1;
+                Err(match e {
+                    BackendError::Unavailable(m) => AcquireError::EngineUnavailable(m),
+                    e => AcquireError::Create {
+                        pool: pool.cfg.name.clone(),
+                        source: e,
+                    },
+                })
+            }
+            None => {
+                let mut st = pool.lock();
+                st.counters.acquires_rejected += 1;
+                let retry = st
+                    .recent_creates_ms
+                    .back()
+                    .map_or(1_000, |&ms| u64::from(ms).max(100));
+                Err(AcquireError::Exhausted {
+                    pool: pool.cfg.name.clone(),
+                    reason: format!(
+                        "no container became ready within {} ms",
+                        max_wait.as_millis()
+                    ),
+                    retry_after: Duration::from_millis(retry),
+                })
+            }
+        }
+    }
+
+    fn open_lease(
+        &self,
+        pool: &Arc<Pool>,
+        mut c: ReadyContainer,
+        source: AcquireSource,
+        started: Instant,
+        ttl: Duration,
+    ) -> LeaseInfo {
+        let now = Instant::now();
+        let micros = now
+            .duration_since(started)
+            .as_micros()
+            .min(u128::from(u32::MAX)) as u32;
+        pool.lock().record_acquire(now, source, micros);
+        pool.touch();
+        c.uses += 1;
+        let lease = Lease {
+            id: uuid::Uuid::new_v4().to_string(),
+            pool: pool.clone(),
+            container: c,
+            source,
+            acquire_us: micros,
+            acquired_at: SystemTime::now(),
+            expires: now + ttl,
+            gone: None,
+        };
+        let info = lease.info(now);
+        lock(&self.leases).insert(lease.id.clone(), lease);
+        info
+    }
+
+    pub fn leases(&self) -> Vec<LeaseInfo> {
+        let now = Instant::now();
+        let mut v: Vec<_> = lock(&self.leases).values().map(|l| l.info(now)).collect();
+        v.sort_by(|a, b| a.acquired_at.cmp(&b.acquired_at));
+        v
+    }
+
+    pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
+        let leases = lock(&self.leases);
+        let l = leases
+            .get(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        Ok(l.info(Instant::now()))
+    }
+
+    /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
+    pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
+        let mut leases = lock(&self.leases);
+        let l = leases
+            .get_mut(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        let now = Instant::now();
+        l.expires = now + ttl.min(l.pool.cfg.max_ttl);
+        Ok(l.info(now))
+    }
+
+    /// End a lease and destroy its container; the pool refills in the background.
+    pub fn release(self: &Arc<Self>, id: &str) -> Result<(), LeaseError> {
+        let lease = lock(&self.leases)
+            .remove(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        self.retire_lease(lease, "released");
+        Ok(())
+    }
+
+    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
+        {
+            let mut st = lease.pool.lock();
+            st.leased -= 1;
+            st.removing += 1;
+        }
+        self.spawn_destroy(lease.pool, lease.container.created.id, false, why);
+    }
+
+    /// The container of a live lease, or why there is none.
+    fn lease_container(&self, id: &str) -> Result<String, LeaseError> {
+        let leases = lock(&self.leases);
+        let l = leases
+            .get(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        match &l.gone {
+            Some(reason) => Err(LeaseError::ContainerGone {
+                lease: id.into(),
+                reason: reason.clone(),
+            }),
+            None => Ok(l.container.created.id.clone()),
+        }
+    }
+
+    pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
+        let cid = self.lease_container(id)?;
+        if req.output_limit == 0 {
+            req.output_limit = self.cfg.exec_output_limit;
+        }
+        let backend_err = |source| LeaseError::Backend {
+            lease: id.into(),
+            source,
+        };
+        self.backend.exec(&cid, req).await.map_err(backend_err)
+    }
+
+    pub async fn put_file(&self, id: &str, path: &str, data: Vec<u8>) -> Result<(), LeaseError> {
+        let cid = self.lease_container(id)?;
+        let backend_err = |source| LeaseError::Backend {
+            lease: id.into(),
+            source,
+        };
+        self.backend
+            .put_file(&cid, path, data)
+            .await
+            .map_err(backend_err)
+    }
+
+    pub async fn get_file(&self, id: &str, path: &str) -> Result<Vec<u8>, LeaseError> {
+        let cid = self.lease_container(id)?;
+        let backend_err = |source| LeaseError::Backend {
+            lease: id.into(),
+            source,
+        };
+        self.backend.get_file(&cid, path).await.map_err(backend_err)
+    }
+
+    pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
+        let pool = self.pool(name)?;
+        let mut st = pool.lock();
+        let now = Instant::now();
+        let status = if st.draining {
+            "draining"
+        } else if !self.engine_up() {
+            "engine_down"
+        } else if st.degraded(&self.cfg.breaker) {
+            "degraded"
+        } else {
+            "ok"
+        };
+        let [p50, p99] = st
+            .latency
+            .quantiles_ms([0.5, 0.99])
+            .map_or([None, None], |q| q.map(Some));
+        let c = st.counters;
+        let target = st.effective_target(&pool.cfg);
+        let mut creates: Vec<u32> = st.recent_creates_ms.iter().copied().collect();
+        creates.sort_unstable();
+        Some(PoolStats {
+            name: pool.cfg.name.clone(),
+            image: pool.cfg.spec.image.clone(),
+            status,
+            target,
+            target_reason: st.target_reason.clone(),
+            min_ready: pool.cfg.min_ready,
+            max_ready: pool.cfg.max_ready,
+            max_total: pool.cfg.max_total,
+            counts: StateCounts {
+                creating: st.creating,
+                ready: st.ready.len() as u32,
+                leased: st.leased,
+                removing: st.removing,
+                unhealthy: st.unhealthy,
+            },
+            waiters: st.waiters.len() as u32,
+            creating_cold: st.creating_cold,
+            acquires: AcquireStats {
+                total: c.acquires_total,
+                pool: c.acquires_pool,
+                cold: c.acquires_cold,
+                rejected: c.acquires_rejected,
+                hit_rate: (c.acquires_total > 0)
+                    .then(|| c.acquires_pool as f64 / c.acquires_total as f64),
+                latency_ms_p50: p50,
+                latency_ms_p99: p99,
+            },
+            creates: CreateStats {
+                total: c.creates_total,
+                failures: c.create_failures,
+                consecutive_failures: st.consecutive_failures,
+                median_ms: creates.get(creates.len() / 2).copied(),
+                last_error: st.last_error.clone(),
+                backoff_ms: st
+                    .retry_at
+                    .filter(|t| *t > now)
+                    .map(|t| t.duration_since(now).as_millis() as u64),
+            },
+            policies: PolicyNames {
+                sizing: pool.policies.sizing.name(),
+                exhaustion: pool.policies.exhaustion.name(),
+                health: pool.policies.health.as_ref().map(|h| h.name()),
+            },
+            counters: c,
+        })
+    }
+
+    pub fn all_pool_stats(&self) -> Vec<PoolStats> {
+        self.pools
+            .keys()
+            .filter_map(|n| self.pool_stats(n))
+            .collect()
+    }
+
+    /// Wait until the pool has as many ready containers as its target.
+    pub async fn warm_up(&self, name: &str, within: Duration) -> Result<PoolStats, WarmUpError> {
+        let pool = self
+            .pool(name)
+            .ok_or_else(|| WarmUpError::UnknownPool(name.into()))?;
+        let mut changed = pool.changed.subscribe();
+        let deadline = Instant::now() + within;
+        pool.touch();
+        loop {
+            let (ready, target) = {
+                let mut st = pool.lock();
+                (st.ready.len() as u32, st.effective_target(&pool.cfg))
+            };
+            if self.is_ready() && ready >= target {
+                return Ok(self.pool_stats(name).expect("pool exists"));
+            }
+            if !matches!(timeout_at(deadline, changed.changed()).await, Ok(Ok(()))) {
+                return Err(WarmUpError::Timeout {
+                    pool: name.into(),
+                    target,
+                    ready,
+                    waited: within,
+                });
+            }
+        }
+    }
+
+    /// Stop accepting work, fail queued acquires, destroy every container this daemon made (in
+    /// parallel), wait for all tasks up to `grace`, then sweep by label for stragglers.
+    pub async fn shutdown(self: &Arc<Self>, grace: Duration) -> ShutdownReport {
+        let deadline = Instant::now() + grace;
+        self.cancel.cancel();
+        let mut destroyed = 0;
+        for pool in self.pools.values() {
+            let doomed: Vec<ReadyContainer> = {
+                let mut st = pool.lock();
+                st.draining = true;
+                for w in st.waiters.drain(..) {
+                    let _ = w.send(Err(DeliveryError::ShuttingDown));
+                }
+                let n = st.ready.len() as u32;
+                st.removing += n;
+                st.ready.drain(..).collect()
+            };
+            for c in doomed {
+                destroyed += 1;
+                self.spawn_destroy(pool.clone(), c.created.id, false, "shutdown");
+            }
+        }
+        let leases: Vec<Lease> = lock(&self.leases).drain().map(|(_, l)| l).collect();
+        for l in leases {
+            destroyed += 1;
+            self.retire_lease(l, "shutdown");
+        }
+        self.tracker.close();
+        let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();
+        if !drained {
+            warn!("shutdown: tasks still running after the grace period");
+        }
+        // Whatever a create finishing late left behind carries our labels: sweep it.
+        let sweep_budget = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(2));
+        let swept = match timeout(sweep_budget, self.backend.sweep()).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                warn!(error = %e, "shutdown: final sweep failed");
+                0
+            }
+            Err(_) => {
+                warn!("shutdown: final sweep timed out");
+                0
+            }
+        };
+        info!(destroyed, swept, drained, "shutdown complete");
+        ShutdownReport {
+            destroyed,
+            swept,
+            drained,
+        }
+    }
+}
+
+/// A queued acquire's end of the hand-off. If the acquire goes away (timeout, client gone)
+/// after a container was already sent to it, dropping the ticket gives the container back to
+/// the pool, so a hand-off can never lose a container.
+struct WaitTicket {
+    pool: Arc<Pool>,
+    rx: Option<oneshot::Receiver<Delivery>>,
+}
+
+impl Drop for WaitTicket {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        rx.close();
+        if let Ok(Ok(c)) = rx.try_recv() {
+            let mut st = self.pool.lock();
+            st.leased -= 1;
+            st.offer(c);
+            drop(st);
+            self.pool.touch();
+        }
+    }
+}
+
+/// Lock a std mutex, entering it even if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

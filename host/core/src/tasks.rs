@@ -1,0 +1,451 @@
+//! The daemon's background work, every piece spawned on the manager's [`TaskTracker`] and
+//! stopped by its one [`CancellationToken`]:
+//!
+//! - **monitor**: pings the engine each tick; the first success runs the startup sweep.
+//! - **refill** (one per pool): asks the sizing policy for a target, approves creates under the
+//!   pool lock, spawns them. Woken early by acquires, creates and removals.
+//! - **reaper**: destroys expired leases, recycles containers past `max_warm_age`, trims excess
+//!   ready containers one at a time.
+//! - **health** (one per pool with a check): probes ready containers every `interval`.
+//! - **events**: the backend's death notices; a dead ready container is never handed out.
+//!
+//! [`TaskTracker`]: tokio_util::task::TaskTracker
+//! [`CancellationToken`]: tokio_util::sync::CancellationToken
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep};
+use tracing::{debug, error, info, warn};
+use warmpool_policy::{ContainerInfo, Verdict};
+
+use crate::backend::{Backend, BackendError, BackendEvent};
+use crate::lease::Lease;
+use crate::manager::{Manager, lock};
+use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
+
+/// Health probes run at once per pool: each is an exec (~75 ms on this engine).
+const PROBE_CONCURRENCY: usize = 4;
+
+impl<B: Backend> Manager<B> {
+    /// Spawn every background task. Call once.
+    pub fn start(self: &Arc<Self>) {
+        let (tx, rx) = mpsc::channel(256);
+        let this = self.clone();
+        self.tracker
+            .spawn(async move { this.backend.watch(tx, this.cancel.clone()).await });
+        self.tracker.spawn(self.clone().events_loop(rx));
+        self.tracker.spawn(self.clone().monitor_loop());
+        self.tracker.spawn(self.clone().reaper_loop());
+        for pool in self.pools.values() {
+            self.tracker.spawn(self.clone().refill_loop(pool.clone()));
+            if pool.policies.health.is_some() {
+                self.tracker.spawn(self.clone().health_loop(pool.clone()));
+            }
+        }
+    }
+
+    fn set_engine(&self, up: bool, err: Option<String>) {
+        let was = self.engine.up.swap(up, Ordering::AcqRel);
+        if let Some(e) = &err {
+            *lock(&self.engine.last_error) = Some(e.clone());
+        }
+        match (was, up) {
+            (false, true) => {
+                info!("container engine reachable");
+                for p in self.pools.values() {
+                    p.touch();
+                }
+            }
+            (true, false) => error!(
+                error = err.as_deref().unwrap_or(""),
+                "container engine unreachable"
+            ),
+            _ => {}
+        }
+    }
+
+    async fn monitor_loop(self: Arc<Self>) {
+        loop {
+            match self.backend.ping().await {
+                Ok(()) => {
+                    if !*self.swept.borrow() {
+                        match self.backend.sweep().await {
+                            Ok(n) => {
+                                info!(
+                                    removed = n,
+                                    "startup sweep removed containers left by an earlier run"
+                                );
+                                self.swept.send_replace(true);
+                            }
+                            Err(e) => warn!(error = %e, "startup sweep failed; will retry"),
+                        }
+                    }
+                    self.set_engine(*self.swept.borrow(), None);
+                }
+                Err(e) => self.set_engine(false, Some(e.to_string())),
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(self.cfg.tick) => {}
+            }
+        }
+    }
+
+    async fn refill_loop(self: Arc<Self>, pool: Arc<Pool>) {
+        let mut swept = self.swept.subscribe();
+        tokio::select! {
+            _ = self.cancel.cancelled() => return,
+            _ = swept.wait_for(|s| *s) => {}
+        }
+        loop {
+            if self.engine_up() {
+                self.refill_once(&pool).await;
+            }
+            // Sleep until woken, the next tick, or the end of a back-off, whichever is first.
+            // A back-off already past is no reason to wake early (that would spin).
+            let now = Instant::now();
+            let retry_at = pool.lock().retry_at;
+            let wake = match retry_at {
+                Some(t) if t > now => (t - now).min(self.cfg.tick),
+                _ => self.cfg.tick,
+            };
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                _ = pool.refill.notified() => {}
+                _ = sleep(wake) => {}
+            }
+        }
+    }
+
+    /// One refill decision: policy target, approvals under the lock, then spawns.
+    pub(crate) async fn refill_once(self: &Arc<Self>, pool: &Arc<Pool>) {
+        let snapshot = {
+            let st = pool.lock();
+            pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
+        };
+        let decision = pool.policies.sizing.decide(&snapshot).await;
+        let approved = {
+            let mut st = pool.lock();
+            st.target = decision.target.min(pool.cfg.max_ready);
+            st.target_reason = decision.reason;
+            st.approve_refill(&pool.cfg, &self.cfg.breaker, &self.cap, Instant::now())
+        };
+        if approved > 0 {
+            debug!(pool = %pool.cfg.name, approved, "refill");
+        }
+        for _ in 0..approved {
+            self.spawn_create(pool.clone(), None);
+        }
+    }
+
+    /// Create one container whose slot was already approved (counted as `creating`). With
+    /// `deliver`, it goes to that acquire (a cold create); otherwise into the pool.
+    pub(crate) fn spawn_create(
+        self: &Arc<Self>,
+        pool: Arc<Pool>,
+        deliver: Option<oneshot::Sender<Delivery>>,
+    ) {
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            // Waiting for a permit stops at shutdown; a create that started is let finish, so
+            // its container is known and destroyed rather than left half-made.
+            let permit = tokio::select! {
+                biased;
+                _ = this.cancel.cancelled() => None,
+                p = this.create_permits.clone().acquire_owned() => p.ok(),
+            };
+            let cold = deliver.is_some();
+            let Some(permit) = permit else {
+                this.finish_create(&pool, cold, Err(DeliveryError::ShuttingDown), deliver, 0);
+                return;
+            };
+            let t0 = Instant::now();
+            let result = this.backend.create(&pool.cfg.name, &pool.cfg.spec).await;
+            drop(permit);
+            let ms = t0.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+            let result = match result {
+                Ok(created) if this.cancel.is_cancelled() => {
+                    let _ = this.backend.destroy(&created.id).await;
+                    Err(DeliveryError::ShuttingDown)
+                }
+                Ok(created) => Ok(ReadyContainer {
+                    created,
+                    ready_at: Instant::now(),
+                    uses: 0,
+                }),
+                Err(e) => Err(DeliveryError::Create(e)),
+            };
+            this.finish_create(&pool, cold, result, deliver, ms);
+        });
+    }
+
+    fn finish_create(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        cold: bool,
+        result: Delivery,
+        deliver: Option<oneshot::Sender<Delivery>>,
+        ms: u32,
+    ) {
+        let mut st = pool.lock();
+        st.creating -= 1;
+        if cold {
+            st.creating_cold -= 1;
+        }
+        match result {
+            Ok(c) => {
+                st.record_create_ok(ms);
+                info!(pool = %pool.cfg.name, container = %c.created.name, ms, "container ready");
+                match deliver {
+                    Some(tx) => {
+                        st.leased += 1;
+                        if let Err(Ok(c)) = tx.send(Ok(c)) {
+                            st.leased -= 1; // the acquire gave up; the pool keeps it
+                            st.offer(c);
+                        }
+                    }
+                    None => {
+                        st.offer(c);
+                    }
+                }
+            }
+            Err(err) => {
+                self.cap.release(1);
+                if let DeliveryError::Create(e) = &err {
+                    if let BackendError::Unavailable(m) = e {
+                        // An outage is not the pool's fault: back off without tripping the breaker.
+                        st.retry_at = Some(Instant::now() + self.cfg.breaker.base_backoff);
+                        drop(st);
+                        self.set_engine(false, Some(m.clone()));
+                        st = pool.lock();
+                    } else {
+                        st.record_create_failed(e, &self.cfg.breaker, Instant::now());
+                        let failures = st.consecutive_failures;
+                        warn!(pool = %pool.cfg.name, failures, error = %e, "create failed");
+                        if failures == self.cfg.breaker.threshold {
+                            error!(pool = %pool.cfg.name, "create breaker open: pool degraded");
+                        }
+                    }
+                }
+                if let Some(tx) = deliver {
+                    let _ = tx.send(Err(err));
+                }
+            }
+        }
+        drop(st);
+        pool.touch();
+    }
+
+    /// Destroy a container already counted as `removing` (or `unhealthy`), then free its slot.
+    pub(crate) fn spawn_destroy(
+        self: &Arc<Self>,
+        pool: Arc<Pool>,
+        id: String,
+        unhealthy: bool,
+        why: &'static str,
+    ) {
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let _permit = this.remove_permits.acquire().await;
+            let mut attempt = 0u32;
+            loop {
+                match this.backend.destroy(&id).await {
+                    Ok(()) => break,
+                    // At shutdown the final sweep takes over; otherwise retry with back-off.
+                    Err(e) if this.cancel.is_cancelled() || attempt >= 5 => {
+                        warn!(container = %id, error = %e, "destroy failed; the label sweep will remove it");
+                        break;
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        warn!(container = %id, attempt, error = %e, "destroy failed; retrying");
+                        tokio::select! {
+                            _ = this.cancel.cancelled() => {}
+                            _ = sleep(this.cfg.breaker.backoff(attempt)) => {}
+                        }
+                    }
+                }
+            }
+            debug!(pool = %pool.cfg.name, container = %id, why, "destroyed");
+            {
+                let mut st = pool.lock();
+                if unhealthy {
+                    st.unhealthy -= 1;
+                } else {
+                    st.removing -= 1;
+                }
+                st.counters.destroyed_total += 1;
+            }
+            this.cap.release(1);
+            pool.touch();
+        });
+    }
+
+    /// Take a ready container out of service and destroy it.
+    fn retire_ready(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        id: &str,
+        unhealthy: bool,
+        why: &'static str,
+    ) -> bool {
+        let pulled = {
+            let mut st = pool.lock();
+            let pulled = st.pull_ready(id, unhealthy).is_some();
+            if pulled && unhealthy {
+                st.counters.unhealthy_total += 1;
+            }
+            pulled
+        };
+        if pulled {
+            self.spawn_destroy(pool.clone(), id.to_string(), unhealthy, why);
+        }
+        pulled
+    }
+
+    async fn reaper_loop(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(self.cfg.tick) => {}
+            }
+            self.reap_once(Instant::now());
+        }
+    }
+
+    pub(crate) fn reap_once(self: &Arc<Self>, now: Instant) {
+        let expired: Vec<Lease> = {
+            let mut leases = lock(&self.leases);
+            let ids: Vec<String> = leases
+                .iter()
+                .filter(|(_, l)| l.expires <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| leases.remove(id)).collect()
+        };
+        for lease in expired {
+            info!(lease = %lease.id, pool = %lease.pool.cfg.name, "lease expired; destroying its container");
+            lease.pool.lock().counters.expired_total += 1;
+            self.retire_lease(lease, "expired");
+        }
+        for pool in self.pools.values() {
+            let mut st = pool.lock();
+            let mut doomed = Vec::new();
+            // One container per tick: recycling a whole pool at once would empty it.
+            if let Some(age) = pool.cfg.max_warm_age
+                && let Some(pos) = st
+                    .ready
+                    .iter()
+                    .position(|c| now.duration_since(c.ready_at) >= age)
+            {
+                let c = st.ready.remove(pos).expect("position is valid");
+                st.counters.recycled_total += 1;
+                doomed.push((c.created.id, "max_warm_age"));
+            }
+            // Scale down gently, one per tick, oldest first.
+            let target = st.effective_target(&pool.cfg) as usize;
+            if st.ready.len() > target {
+                let c = st.ready.pop_front().expect("non-empty");
+                doomed.push((c.created.id, "scale-down"));
+            }
+            st.removing += doomed.len() as u32;
+            drop(st);
+            for (id, why) in doomed {
+                self.spawn_destroy(pool.clone(), id, false, why);
+            }
+        }
+    }
+
+    async fn health_loop(self: Arc<Self>, pool: Arc<Pool>) {
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(pool.cfg.health_interval) => {}
+            }
+            if !self.engine_up() {
+                continue;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = self.health_pass(&pool) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn health_pass(self: &Arc<Self>, pool: &Arc<Pool>) {
+        let Some(check) = pool.policies.health.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let batch: Vec<ContainerInfo> = pool
+            .lock()
+            .ready
+            .iter()
+            .map(|c| ContainerInfo {
+                id: c.created.id.clone(),
+                pool: pool.cfg.name.clone(),
+                age_ms: now.duration_since(c.ready_at).as_millis() as u64,
+                uses: c.uses,
+            })
+            .collect();
+        let verdicts: Vec<(String, Verdict)> = futures_util::stream::iter(batch)
+            .map(|info| {
+                let check = check.clone();
+                async move {
+                    let probes = check.plan(&info).await;
+                    let mut results = Vec::with_capacity(probes.len());
+                    for p in &probes {
+                        results.push(self.backend.probe(&info.id, p).await);
+                    }
+                    let verdict = check.judge(&info, &results).await;
+                    (info.id, verdict)
+                }
+            })
+            .buffer_unordered(PROBE_CONCURRENCY)
+            .collect()
+            .await;
+        // Probes fail wholesale when the engine drops mid-pass; judging then would empty the pool.
+        if !self.engine_up() {
+            return;
+        }
+        for (id, verdict) in verdicts {
+            let reason = match verdict {
+                Verdict::Healthy => continue,
+                Verdict::Unhealthy { reason } | Verdict::Recycle { reason } => reason,
+            };
+            if self.retire_ready(pool, &id, true, "unhealthy") {
+                warn!(pool = %pool.cfg.name, container = %id, %reason, "container unhealthy; replacing it");
+            }
+        }
+    }
+
+    async fn events_loop(self: Arc<Self>, mut rx: mpsc::Receiver<BackendEvent>) {
+        loop {
+            let ev = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                ev = rx.recv() => match ev { Some(ev) => ev, None => return },
+            };
+            match ev {
+                BackendEvent::Died { id, reason } => self.on_died(&id, &reason),
+            }
+        }
+    }
+
+    pub(crate) fn on_died(self: &Arc<Self>, id: &str, reason: &str) {
+        for pool in self.pools.values() {
+            if self.retire_ready(pool, id, true, "died") {
+                warn!(pool = %pool.cfg.name, container = %id, reason, "ready container died; replacing it");
+                return;
+            }
+        }
+        let mut leases = lock(&self.leases);
+        if let Some(l) = leases.values_mut().find(|l| l.container.created.id == id) {
+            warn!(lease = %l.id, container = %id, reason, "leased container died");
+            l.gone = Some(reason.to_string());
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Health checks, in two pure steps: [`plan`](ExecProbe::plan) says which probes the host runs,
+//! and [`judge`](ExecProbe::judge) turns their results into a verdict.
+
+use crate::types::{ContainerInfo, Probe, ProbeResult, Verdict};
+
+/// `exec-probe`: run a command inside the container; healthy when it exits 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecProbe {
+    pub argv: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+impl ExecProbe {
+    pub fn plan(&self, _c: &ContainerInfo) -> Vec<Probe> {
+        vec![Probe::Exec {
+            argv: self.argv.clone(),
+            timeout_ms: self.timeout_ms,
+        }]
+    }
+
+    pub fn judge(&self, _c: &ContainerInfo, results: &[ProbeResult]) -> Verdict {
+        judge_all(results)
+    }
+}
+
+/// `http-probe`: GET a path on a port of the container; healthy on a 2xx or 3xx answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProbe {
+    pub port: u16,
+    pub path: String,
+    pub timeout_ms: u64,
+}
+
+impl HttpProbe {
+    pub fn plan(&self, _c: &ContainerInfo) -> Vec<Probe> {
+        vec![Probe::Http {
+            port: self.port,
+            path: self.path.clone(),
+            timeout_ms: self.timeout_ms,
+        }]
+    }
+
+    pub fn judge(&self, _c: &ContainerInfo, results: &[ProbeResult]) -> Verdict {
+        judge_all(results)
+    }
+}
+
+/// Healthy when every probe passed; otherwise unhealthy, naming the first failure.
+pub fn judge_all(results: &[ProbeResult]) -> Verdict {
+    for r in results {
+        let failure = match r {
+            ProbeResult::Exec { exit_code: 0, .. } => None,
+            ProbeResult::Exec { exit_code, output } => {
+                Some(format!("probe exited {exit_code}: {}", output.trim()))
+            }
+            ProbeResult::Http { status } if (200..400).contains(status) => None,
+            ProbeResult::Http { status } => Some(format!("probe answered HTTP {status}")),
+            ProbeResult::TcpConnected => None,
+            ProbeResult::TimedOut => Some("probe timed out".to_string()),
+            ProbeResult::Error { reason } => Some(format!("probe failed: {reason}")),
+        };
+        if let Some(reason) = failure {
+            return Verdict::Unhealthy { reason };
+        }
+    }
+    Verdict::Healthy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judge_names_the_first_failure() {
+        let ok = ProbeResult::Exec {
+            exit_code: 0,
+            output: String::new(),
+        };
+        let bad = ProbeResult::Exec {
+            exit_code: 3,
+            output: "boom\n".into(),
+        };
+        assert_eq!(judge_all(&[ok.clone()]), Verdict::Healthy);
+        assert_eq!(
+            judge_all(&[ok, bad, ProbeResult::TimedOut]),
+            Verdict::Unhealthy {
+                reason: "probe exited 3: boom".into()
+            }
+        );
+        assert_eq!(
+            judge_all(&[ProbeResult::Http { status: 503 }]),
+            Verdict::Unhealthy {
+                reason: "probe answered HTTP 503".into()
+            }
+        );
+    }
+}
