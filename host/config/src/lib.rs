@@ -1,1 +1,155 @@
+//! # warmpool-config: `warmpool.yaml` in two layers
+//!
+//! Layer one ([`raw`]) is serde structs that mirror the YAML and deny unknown keys. Layer two
+//! ([`validate`]) turns them into the domain types the daemon runs on ([`Config`], and
+//! `warmpool_core::PoolConfig` per pool). Every problem is collected with its YAML path, e.g.
+//! `pools.python.min_ready: must be ≤ max_ready (5 > 3)`, and all are reported together.
+//! [`env`] applies `WARMPOOL_*` overrides before either layer runs.
+//!
+//! See `README.md#configuration` for every key and its default.
 
+pub mod env;
+pub mod raw;
+pub mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
+use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ManagerConfig, PoolConfig};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub docker: DockerConfig,
+    pub manager: ManagerConfig,
+    pub pools: Vec<PoolPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Name of the environment variable holding the bearer token, if auth is on.
+    pub auth_token_env: Option<String>,
+    /// Identifies this daemon's containers (`warmpool.host` label); defaults to the hostname.
+    pub host_id: String,
+    pub max_request_bytes: usize,
+    pub max_upload_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DockerConfig {
+    /// `unix:///…`, `tcp://…` or `http://…`; `None`: `DOCKER_HOST` or the local socket.
+    pub endpoint: Option<String>,
+}
+
+/// One pool: its settings and which built-in policies serve it.
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    pub pool: PoolConfig,
+    pub sizing: BuiltinSizing,
+    pub exhaustion: BuiltinExhaustion,
+    pub health: Option<HealthPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub enum HealthPlan {
+    Exec(ExecProbe),
+    Http(HttpProbe),
+}
+
+/// One problem in a config, at a YAML path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Read, override from the process environment, and validate a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        source_name: name.clone(),
+        problems: vec![Problem::new("(file)", format!("cannot read: {e}"))],
+    })?;
+    parse(&text, &name, std::env::vars())
+}
+
+/// Validate config text, with `vars` as the environment for overrides.
+pub fn parse(
+    text: &str,
+    source_name: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    validate::validate(text, vars).map_err(|problems| ConfigError {
+        source_name: source_name.into(),
+        problems,
+    })
+}
+
+impl Config {
+    /// Resolve the auth token and refuse an open non-loopback listener. Run at `serve` time,
+    /// since it reads the environment the daemon starts in.
+    pub fn auth_token(&self) -> Result<Option<String>, String> {
+        let token = match &self.server.auth_token_env {
+            None => None,
+            Some(var) => match std::env::var(var) {
+                Ok(t) if !t.is_empty() => Some(t),
+                _ => {
+                    return Err(format!(
+                        "server.auth_token_env: environment variable {var} is not set or empty"
+                    ));
+                }
+            },
+        };
+        if token.is_none() && !self.server.listen.ip().is_loopback() {
+            return Err(format!(
+                "server.listen: {} is not a loopback address; set server.auth_token_env to require a token",
+                self.server.listen
+            ));
+        }
+        Ok(token)
+    }
+}
