@@ -1,1 +1,153 @@
+//! # warmpool-docker: the Docker backend, on bollard
+//!
+//! Implements `warmpool_core::Backend` against the Docker Engine API over its socket (no CLI).
+//! The client negotiates the API version with the engine on first contact, so a Debian 20.10
+//! engine that speaks only API 1.41 works as well as a current one.
+//!
+//! Where things live: [`create`] (image pull, hardened create, start, setup), [`exec`] (exec with
+//! capped output, health probes), [`files`] (tar in and out), [`events`] (death notices and the
+//! label sweep). Every container carries the `warmpool.*` labels in [`labels`], and only
+//! containers whose `warmpool.host` is this daemon's are ever touched.
 
+pub mod create;
+pub mod events;
+pub mod exec;
+pub mod files;
+pub mod labels;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use warmpool_core::policy_logic::{Probe, ProbeResult};
+use warmpool_core::{Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest};
+
+/// Bound on one engine request that is not a stream; a create with a pull has its own.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct DockerBackend {
+    pub(crate) docker: Docker,
+    pub(crate) host_id: String,
+    negotiated: AtomicBool,
+}
+
+impl DockerBackend {
+    /// Connect to `endpoint` (`unix://…`, `tcp://…`, `http://…`), or to `DOCKER_HOST` / the
+    /// local socket when `None`. No request is made yet: the engine may still be starting.
+    pub fn connect(endpoint: Option<&str>, host_id: &str) -> Result<Self, BackendError> {
+        let docker = match endpoint {
+            Some(ep) => Docker::connect_with_host(ep),
+            None => Docker::connect_with_defaults(),
+        }
+        .map_err(|e| {
+            BackendError::Unavailable(format!(
+                "cannot set up a client for {}: {e}",
+                endpoint.unwrap_or("DOCKER_HOST or /var/run/docker.sock")
+            ))
+        })?
+        .with_timeout(REQUEST_TIMEOUT);
+        Ok(Self { docker, host_id: host_id.to_string(), negotiated: AtomicBool::new(false) })
+    }
+
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Settle the API version with the engine once; it answers with the highest it speaks.
+    async fn negotiate(&self) -> Result<(), BackendError> {
+        if self.negotiated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let d = self.docker.clone().negotiate_version().await.map_err(unavailable)?;
+        tracing::info!(api = %d.client_version(), "negotiated Docker API version");
+        self.negotiated.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Any failure to reach the engine at all.
+pub(crate) fn unavailable(e: DockerError) -> BackendError {
+    BackendError::Unavailable(e.to_string())
+}
+
+/// Whether an error means the engine could not be reached (rather than that it said no).
+pub(crate) fn is_transport(e: &DockerError) -> bool {
+    !matches!(
+        e,
+        DockerError::DockerResponseServerError { .. }
+            | DockerError::JsonDataError { .. }
+            | DockerError::JsonSerdeError { .. }
+            | DockerError::DockerStreamError { .. }
+    )
+}
+
+pub(crate) fn status_of(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Map an engine error met at `stage` on `container`.
+pub(crate) fn op_error(stage: &'static str, container: &str, e: DockerError) -> BackendError {
+    if is_transport(&e) {
+        return unavailable(e);
+    }
+    match e {
+        DockerError::DockerResponseServerError { status_code: 404, message } => {
+            BackendError::NotFound { what: "container", subject: format!("{container} ({message})") }
+        }
+        DockerError::DockerResponseServerError { message, .. } => {
+            BackendError::Operation { stage, container: container.to_string(), message }
+        }
+        other => BackendError::Operation { stage, container: container.to_string(), message: other.to_string() },
+    }
+}
+
+impl Backend for DockerBackend {
+    async fn create(&self, pool: &str, spec: &ContainerSpec) -> Result<Created, BackendError> {
+        self.negotiate().await?;
+        create::create(self, pool, spec).await
+    }
+
+    async fn destroy(&self, id: &str) -> Result<(), BackendError> {
+        create::remove(&self.docker, id).await
+    }
+
+    async fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecOutput, BackendError> {
+        exec::run(&self.docker, id, &req).await
+    }
+
+    async fn put_file(&self, id: &str, path: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        files::put(&self.docker, id, path, data).await
+    }
+
+    async fn get_file(&self, id: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+        files::get(&self.docker, id, path).await
+    }
+
+    async fn probe(&self, id: &str, probe: &Probe) -> ProbeResult {
+        exec::probe(&self.docker, id, probe).await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.docker.ping().await.map_err(unavailable)?;
+        self.negotiate().await
+    }
+
+    async fn sweep(&self) -> Result<usize, BackendError> {
+        self.negotiate().await?;
+        events::sweep(self).await
+    }
+
+    async fn watch(&self, tx: mpsc::Sender<BackendEvent>, cancel: CancellationToken) {
+        events::watch(self, tx, cancel).await
+    }
+}

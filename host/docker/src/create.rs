@@ -1,0 +1,198 @@
+//! Image resolution (pulling what is missing), the hardened container create, start, and the
+//! pool's setup commands. A container that fails any step after create is removed at once.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tracing::{info, warn};
+use warmpool_core::{BackendError, ContainerSpec, Created, ExecRequest};
+
+use crate::labels::{self, HOST, MANAGED, POOL, SPEC};
+use crate::{DockerBackend, exec, is_transport, status_of, unavailable};
+
+/// Resolve `image` to its ID, pulling it first if the engine does not have it.
+pub async fn ensure_image(docker: &Docker, image: &str) -> Result<String, BackendError> {
+    match docker.inspect_image(image).await {
+        Ok(i) => return i.id.ok_or_else(|| image_err(image, "engine returned no image ID")),
+        Err(e) if status_of(&e) == Some(404) => {}
+        Err(e) if is_transport(&e) => return Err(unavailable(e)),
+        Err(e) => return Err(image_err(image, e.to_string())),
+    }
+    pull(docker, image).await?;
+    let i = docker.inspect_image(image).await.map_err(|e| image_err(image, e.to_string()))?;
+    i.id.ok_or_else(|| image_err(image, "engine returned no image ID"))
+}
+
+fn image_err(image: &str, message: impl Into<String>) -> BackendError {
+    BackendError::Image { image: image.to_string(), message: message.into() }
+}
+
+/// Pull `image`, logging progress once per layer state change rather than per byte.
+async fn pull(docker: &Docker, image: &str) -> Result<(), BackendError> {
+    let (repo, tag) = split_tag(image);
+    info!(image, "image missing locally; pulling");
+    let opts = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+    let mut stream = docker.create_image(Some(opts), None, None);
+    let mut last: HashMap<String, String> = HashMap::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                    return Err(image_err(image, format!("pull failed: {err}")));
+                }
+                let (id, status) = (info.id.unwrap_or_default(), info.status.unwrap_or_default());
+                if last.get(&id) != Some(&status) {
+                    info!(image, layer = %id, %status, "pull");
+                    last.insert(id, status);
+                }
+            }
+            Err(e) if is_transport(&e) => return Err(unavailable(e)),
+            Err(e) => return Err(image_err(image, format!("pull failed: {e}"))),
+        }
+    }
+    info!(image, "pull complete");
+    Ok(())
+}
+
+/// `repo[:tag]` → (repo, tag); a digest or a registry port is not mistaken for a tag.
+fn split_tag(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rfind(':') {
+        Some(i) if !image[i..].contains('/') => (&image[..i], &image[i + 1..]),
+        _ => (image, "latest"),
+    }
+}
+
+/// The create body: the pool's spec, hardened by default, and the warmpool labels.
+pub fn container_body(b: &DockerBackend, pool: &str, spec: &ContainerSpec, image_id: &str) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    labels.insert(MANAGED.into(), "true".into());
+    labels.insert(HOST.into(), b.host_id.clone());
+    labels.insert(POOL.into(), pool.into());
+    labels.insert(SPEC.into(), labels::spec_hash(spec, image_id));
+    let mut security_opt = Vec::new();
+    if spec.no_new_privileges {
+        security_opt.push("no-new-privileges:true".to_string());
+    }
+    // A read-only root still needs somewhere to write; give it a small private /tmp.
+    let tmpfs = spec
+        .read_only
+        .then(|| HashMap::from([("/tmp".to_string(), "rw,nosuid,nodev,size=64m".to_string())]));
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.cmd.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        labels: Some(labels),
+        attach_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        tty: Some(false),
+        network_disabled: Some(spec.network == "none"),
+        host_config: Some(HostConfig {
+            init: Some(spec.init),
+            cap_drop: Some(spec.cap_drop.clone()),
+            cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+            security_opt: Some(security_opt),
+            pids_limit: spec.pids_limit,
+            memory: spec.memory,
+            // Swap equal to memory: no swap on top of the limit.
+            memory_swap: spec.memory,
+            nano_cpus: spec.nano_cpus,
+            network_mode: Some(spec.network.clone()),
+            readonly_rootfs: Some(spec.read_only),
+            tmpfs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub async fn create(b: &DockerBackend, pool: &str, spec: &ContainerSpec) -> Result<Created, BackendError> {
+    let t0 = Instant::now();
+    let image_id = ensure_image(&b.docker, &spec.image).await?;
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let name = format!("warmpool-{pool}-{suffix}");
+    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    let body = container_body(b, pool, spec, &image_id);
+    let created = b.docker.create_container(Some(opts), body).await.map_err(|e| {
+        if is_transport(&e) {
+            unavailable(e)
+        } else {
+            BackendError::Create { image: spec.image.clone(), message: e.to_string() }
+        }
+    })?;
+    let id = created.id;
+    if let Err(e) = finish(b, &id, spec).await {
+        if let Err(rm) = remove(&b.docker, &id).await {
+            warn!(container = %id, error = %rm, "could not remove a container that failed to start");
+        }
+        return Err(e);
+    }
+    tracing::debug!(container = %name, ms = t0.elapsed().as_millis() as u64, "created");
+    Ok(Created { id, name, image: spec.image.clone(), image_id })
+}
+
+/// Start the container and run the setup commands.
+async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(), BackendError> {
+    b.docker.start_container(id, None).await.map_err(|e| {
+        if is_transport(&e) {
+            unavailable(e)
+        } else {
+            BackendError::Create { image: spec.image.clone(), message: format!("start: {e}") }
+        }
+    })?;
+    for cmd in &spec.setup {
+        let req = ExecRequest {
+            cmd: cmd.clone(),
+            timeout: spec.setup_timeout,
+            output_limit: 4096,
+            ..Default::default()
+        };
+        let setup_err = |message: String| BackendError::Setup { container: id.into(), cmd: cmd.clone(), message };
+        let out = exec::run(&b.docker, id, &req).await.map_err(|e| setup_err(e.to_string()))?;
+        match out.exit_code {
+            Some(0) => {}
+            Some(code) => {
+                let detail = if out.stderr.trim().is_empty() { out.stdout } else { out.stderr };
+                return Err(setup_err(format!("exited {code}: {}", detail.trim())));
+            }
+            None => return Err(setup_err(format!("timed out after {:?}", spec.setup_timeout))),
+        }
+    }
+    Ok(())
+}
+
+/// Remove a container at once: force (SIGKILL, no stop grace) and its anonymous volumes.
+/// A container already gone, or already being removed, counts as removed.
+pub async fn remove(docker: &Docker, id: &str) -> Result<(), BackendError> {
+    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(id, Some(opts)).await {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(status_of(&e), Some(404)) => Ok(()),
+        Err(e) if status_of(&e) == Some(409) && e.to_string().contains("already in progress") => Ok(()),
+        Err(e) => Err(crate::op_error("remove", id, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags_are_split_without_mistaking_ports() {
+        assert_eq!(split_tag("python:3.12"), ("python", "3.12"));
+        assert_eq!(split_tag("python"), ("python", "latest"));
+        assert_eq!(split_tag("reg:5000/team/img"), ("reg:5000/team/img", "latest"));
+        assert_eq!(split_tag("reg:5000/team/img:v1"), ("reg:5000/team/img", "v1"));
+    }
+}
