@@ -1,1 +1,131 @@
+//! # warmpool-api: the HTTP lease API
+//!
+//! An axum router over a `warmpool_core::Manager`. JSON in and out; every error is
+//! `{"error":{"code","message"}}` ([`error`]). When a token is configured, every `/v1` route
+//! needs `Authorization: Bearer <token>`, compared in constant time ([`auth`]).
+//!
+//! Routes (see README "HTTP API"):
+//! - leases: `POST/GET /v1/leases`, `GET/DELETE /v1/leases/{id}`, `POST /v1/leases/{id}/exec`,
+//!   `PUT/GET /v1/leases/{id}/files/{*path}`, `POST /v1/leases/{id}/renew` ([`leases`]);
+//! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
+//! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]).
 
+pub mod auth;
+pub mod error;
+pub mod leases;
+pub mod metrics;
+pub mod pools;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use warmpool_core::{Backend, Manager};
+
+pub use error::ApiError;
+use metrics::Metrics;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Bearer token required on `/v1`; `None` leaves the API open (loopback only).
+    pub token: Option<String>,
+    pub max_request_bytes: usize,
+    pub max_upload_bytes: usize,
+}
+
+pub struct AppState<B: Backend> {
+    pub manager: Arc<Manager<B>>,
+    pub metrics: Metrics,
+    pub token: Option<String>,
+}
+
+pub type Shared<B> = Arc<AppState<B>>;
+
+/// Build the router.
+pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
+    let state = Arc::new(AppState {
+        metrics: Metrics::new(manager.clone()),
+        manager,
+        token: cfg.token,
+    });
+    let files = Router::new()
+        .route(
+            "/v1/leases/{id}/files/{*path}",
+            get(leases::get_file::<B>).put(leases::put_file::<B>),
+        )
+        .layer(DefaultBodyLimit::max(cfg.max_upload_bytes));
+    let v1 = Router::new()
+        .route(
+            "/v1/leases",
+            post(leases::acquire::<B>).get(leases::list::<B>),
+        )
+        .route(
+            "/v1/leases/{id}",
+            get(leases::show::<B>).delete(leases::release::<B>),
+        )
+        .route("/v1/leases/{id}/exec", post(leases::exec::<B>))
+        .route("/v1/leases/{id}/renew", post(leases::renew::<B>))
+        .route("/v1/pools", get(pools::list::<B>))
+        .route("/v1/pools/{name}", get(pools::show::<B>))
+        .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
+        .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
+        .merge(files)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token::<B>,
+        ));
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz::<B>))
+        .route("/metrics", get(metrics_text::<B>))
+        .merge(v1)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .with_state(state)
+}
+
+async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
+    if s.manager.is_ready() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else if !s.manager.engine_up() {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            format!("container engine unreachable: {}", s.manager.engine_error()),
+        )
+        .into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "starting up or shutting down",
+        )
+        .into_response()
+    }
+}
+
+async fn metrics_text<B: Backend>(State(s): State<Shared<B>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}

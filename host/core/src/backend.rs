@@ -111,6 +111,27 @@ pub enum BackendError {
     },
 }
 
+/// Check that `path` is absolute and free of `..`; return it without the leading `/`.
+pub fn checked_path(path: &str) -> Result<&str, BackendError> {
+    if !path.starts_with('/') {
+        return Err(BackendError::Invalid(format!(
+            "path {path:?} must be absolute"
+        )));
+    }
+    if path.split('/').any(|seg| seg == "..") {
+        return Err(BackendError::Invalid(format!(
+            "path {path:?} must not contain '..'"
+        )));
+    }
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() || rel.ends_with('/') {
+        return Err(BackendError::Invalid(format!(
+            "path {path:?} must name a file"
+        )));
+    }
+    Ok(rel)
+}
+
 /// Makes, uses and destroys containers. All methods are called off the acquire fast path.
 pub trait Backend: Send + Sync + 'static {
     /// Create, start and set up one container for `pool`. Pull the image if it is missing.
@@ -161,4 +182,19 @@ pub trait Backend: Send + Sync + 'static {
         tx: mpsc::Sender<BackendEvent>,
         cancel: CancellationToken,
     ) -> impl Future<Output = ()> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_path;
+
+    #[test]
+    fn paths_must_be_absolute_files_without_dotdot() {
+        assert_eq!(checked_path("/tmp/a.txt").unwrap(), "tmp/a.txt");
+        assert!(checked_path("tmp/a").is_err());
+        assert!(checked_path("/tmp/../etc/passwd").is_err());
+        assert!(checked_path("/").is_err());
+        assert!(checked_path("/tmp/").is_err());
+        assert!(checked_path("/a..b").is_ok());
+    }
 }

@@ -143,12 +143,14 @@ impl Backend for FakeBackend {
     }
 
     async fn put_file(&self, id: &str, path: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        crate::backend::checked_path(path)?;
         self.check_live(id)?;
         self.state().files.insert((id.into(), path.into()), data);
         Ok(())
     }
 
     async fn get_file(&self, id: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+        crate::backend::checked_path(path)?;
         self.check_live(id)?;
         self.state()
             .files

@@ -19,25 +19,38 @@ use crate::{DockerBackend, exec, is_transport, status_of, unavailable};
 /// Resolve `image` to its ID, pulling it first if the engine does not have it.
 pub async fn ensure_image(docker: &Docker, image: &str) -> Result<String, BackendError> {
     match docker.inspect_image(image).await {
-        Ok(i) => return i.id.ok_or_else(|| image_err(image, "engine returned no image ID")),
+        Ok(i) => {
+            return i
+                .id
+                .ok_or_else(|| image_err(image, "engine returned no image ID"));
+        }
         Err(e) if status_of(&e) == Some(404) => {}
         Err(e) if is_transport(&e) => return Err(unavailable(e)),
         Err(e) => return Err(image_err(image, e.to_string())),
     }
     pull(docker, image).await?;
-    let i = docker.inspect_image(image).await.map_err(|e| image_err(image, e.to_string()))?;
+    let i = docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| image_err(image, e.to_string()))?;
     i.id.ok_or_else(|| image_err(image, "engine returned no image ID"))
 }
 
 fn image_err(image: &str, message: impl Into<String>) -> BackendError {
-    BackendError::Image { image: image.to_string(), message: message.into() }
+    BackendError::Image {
+        image: image.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Pull `image`, logging progress once per layer state change rather than per byte.
 async fn pull(docker: &Docker, image: &str) -> Result<(), BackendError> {
     let (repo, tag) = split_tag(image);
     info!(image, "image missing locally; pulling");
-    let opts = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+    let opts = CreateImageOptionsBuilder::default()
+        .from_image(repo)
+        .tag(tag)
+        .build();
     let mut stream = docker.create_image(Some(opts), None, None);
     let mut last: HashMap<String, String> = HashMap::new();
     while let Some(item) = stream.next().await {
@@ -72,7 +85,12 @@ fn split_tag(image: &str) -> (&str, &str) {
 }
 
 /// The create body: the pool's spec, hardened by default, and the warmpool labels.
-pub fn container_body(b: &DockerBackend, pool: &str, spec: &ContainerSpec, image_id: &str) -> ContainerCreateBody {
+pub fn container_body(
+    b: &DockerBackend,
+    pool: &str,
+    spec: &ContainerSpec,
+    image_id: &str,
+) -> ContainerCreateBody {
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(MANAGED.into(), "true".into());
     labels.insert(HOST.into(), b.host_id.clone());
@@ -117,20 +135,31 @@ pub fn container_body(b: &DockerBackend, pool: &str, spec: &ContainerSpec, image
     }
 }
 
-pub async fn create(b: &DockerBackend, pool: &str, spec: &ContainerSpec) -> Result<Created, BackendError> {
+pub async fn create(
+    b: &DockerBackend,
+    pool: &str,
+    spec: &ContainerSpec,
+) -> Result<Created, BackendError> {
     let t0 = Instant::now();
     let image_id = ensure_image(&b.docker, &spec.image).await?;
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let name = format!("warmpool-{pool}-{suffix}");
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     let body = container_body(b, pool, spec, &image_id);
-    let created = b.docker.create_container(Some(opts), body).await.map_err(|e| {
-        if is_transport(&e) {
-            unavailable(e)
-        } else {
-            BackendError::Create { image: spec.image.clone(), message: e.to_string() }
-        }
-    })?;
+    let created = b
+        .docker
+        .create_container(Some(opts), body)
+        .await
+        .map_err(|e| {
+            if is_transport(&e) {
+                unavailable(e)
+            } else {
+                BackendError::Create {
+                    image: spec.image.clone(),
+                    message: e.to_string(),
+                }
+            }
+        })?;
     let id = created.id;
     if let Err(e) = finish(b, &id, spec).await {
         if let Err(rm) = remove(&b.docker, &id).await {
@@ -139,7 +168,12 @@ pub async fn create(b: &DockerBackend, pool: &str, spec: &ContainerSpec) -> Resu
         return Err(e);
     }
     tracing::debug!(container = %name, ms = t0.elapsed().as_millis() as u64, "created");
-    Ok(Created { id, name, image: spec.image.clone(), image_id })
+    Ok(Created {
+        id,
+        name,
+        image: spec.image.clone(),
+        image_id,
+    })
 }
 
 /// Start the container and run the setup commands.
@@ -148,7 +182,10 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
         if is_transport(&e) {
             unavailable(e)
         } else {
-            BackendError::Create { image: spec.image.clone(), message: format!("start: {e}") }
+            BackendError::Create {
+                image: spec.image.clone(),
+                message: format!("start: {e}"),
+            }
         }
     })?;
     for cmd in &spec.setup {
@@ -158,15 +195,30 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
             output_limit: 4096,
             ..Default::default()
         };
-        let setup_err = |message: String| BackendError::Setup { container: id.into(), cmd: cmd.clone(), message };
-        let out = exec::run(&b.docker, id, &req).await.map_err(|e| setup_err(e.to_string()))?;
+        let setup_err = |message: String| BackendError::Setup {
+            container: id.into(),
+            cmd: cmd.clone(),
+            message,
+        };
+        let out = exec::run(&b.docker, id, &req)
+            .await
+            .map_err(|e| setup_err(e.to_string()))?;
         match out.exit_code {
             Some(0) => {}
             Some(code) => {
-                let detail = if out.stderr.trim().is_empty() { out.stdout } else { out.stderr };
+                let detail = if out.stderr.trim().is_empty() {
+                    out.stdout
+                } else {
+                    out.stderr
+                };
                 return Err(setup_err(format!("exited {code}: {}", detail.trim())));
             }
-            None => return Err(setup_err(format!("timed out after {:?}", spec.setup_timeout))),
+            None => {
+                return Err(setup_err(format!(
+                    "timed out after {:?}",
+                    spec.setup_timeout
+                )));
+            }
         }
     }
     Ok(())
@@ -175,11 +227,16 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
 /// Remove a container at once: force (SIGKILL, no stop grace) and its anonymous volumes.
 /// A container already gone, or already being removed, counts as removed.
 pub async fn remove(docker: &Docker, id: &str) -> Result<(), BackendError> {
-    let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     match docker.remove_container(id, Some(opts)).await {
         Ok(()) => Ok(()),
         Err(e) if matches!(status_of(&e), Some(404)) => Ok(()),
-        Err(e) if status_of(&e) == Some(409) && e.to_string().contains("already in progress") => Ok(()),
+        Err(e) if status_of(&e) == Some(409) && e.to_string().contains("already in progress") => {
+            Ok(())
+        }
         Err(e) => Err(crate::op_error("remove", id, e)),
     }
 }
@@ -192,7 +249,13 @@ mod tests {
     fn tags_are_split_without_mistaking_ports() {
         assert_eq!(split_tag("python:3.12"), ("python", "3.12"));
         assert_eq!(split_tag("python"), ("python", "latest"));
-        assert_eq!(split_tag("reg:5000/team/img"), ("reg:5000/team/img", "latest"));
-        assert_eq!(split_tag("reg:5000/team/img:v1"), ("reg:5000/team/img", "v1"));
+        assert_eq!(
+            split_tag("reg:5000/team/img"),
+            ("reg:5000/team/img", "latest")
+        );
+        assert_eq!(
+            split_tag("reg:5000/team/img:v1"),
+            ("reg:5000/team/img", "v1")
+        );
     }
 }

@@ -20,13 +20,30 @@ const SWEEP_PARALLELISM: usize = 8;
 /// Remove every container labelled with this daemon's host id, in parallel.
 pub async fn sweep(b: &DockerBackend) -> Result<usize, BackendError> {
     let filters = HashMap::from([("label".to_string(), labels::host_filter(&b.host_id))]);
-    let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let found = b.docker.list_containers(Some(opts)).await.map_err(unavailable)?;
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let found = b
+        .docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(unavailable)?;
     let ids: Vec<String> = found
         .into_iter()
         // Belt and braces: never touch another host's container, whatever the filter did.
-        .filter(|c| c.labels.as_ref().and_then(|l| l.get(HOST)).is_some_and(|h| h == &b.host_id))
-        .filter(|c| c.labels.as_ref().and_then(|l| l.get(MANAGED)).is_some_and(|m| m == "true"))
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(HOST))
+                .is_some_and(|h| h == &b.host_id)
+        })
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED))
+                .is_some_and(|m| m == "true")
+        })
         .filter_map(|c| c.id)
         .collect();
     let n = ids.len();
@@ -59,7 +76,10 @@ pub async fn watch(b: &DockerBackend, tx: mpsc::Sender<BackendEvent>, cancel: Ca
     loop {
         let filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
-            ("event".to_string(), vec!["die".to_string(), "oom".to_string()]),
+            (
+                "event".to_string(),
+                vec!["die".to_string(), "oom".to_string()],
+            ),
             ("label".to_string(), labels::host_filter(&b.host_id)),
         ]);
         let opts = EventsOptionsBuilder::default().filters(&filters).build();

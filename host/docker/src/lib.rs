@@ -23,7 +23,9 @@ use bollard::errors::Error as DockerError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
-use warmpool_core::{Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest};
+use warmpool_core::{
+    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest,
+};
 
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,7 +51,11 @@ impl DockerBackend {
             ))
         })?
         .with_timeout(REQUEST_TIMEOUT);
-        Ok(Self { docker, host_id: host_id.to_string(), negotiated: AtomicBool::new(false) })
+        Ok(Self {
+            docker,
+            host_id: host_id.to_string(),
+            negotiated: AtomicBool::new(false),
+        })
     }
 
     pub fn host_id(&self) -> &str {
@@ -65,7 +71,12 @@ impl DockerBackend {
         if self.negotiated.load(Ordering::Acquire) {
             return Ok(());
         }
-        let d = self.docker.clone().negotiate_version().await.map_err(unavailable)?;
+        let d = self
+            .docker
+            .clone()
+            .negotiate_version()
+            .await
+            .map_err(unavailable)?;
         tracing::info!(api = %d.client_version(), "negotiated Docker API version");
         self.negotiated.store(true, Ordering::Release);
         Ok(())
@@ -101,13 +112,23 @@ pub(crate) fn op_error(stage: &'static str, container: &str, e: DockerError) -> 
         return unavailable(e);
     }
     match e {
-        DockerError::DockerResponseServerError { status_code: 404, message } => {
-            BackendError::NotFound { what: "container", subject: format!("{container} ({message})") }
-        }
-        DockerError::DockerResponseServerError { message, .. } => {
-            BackendError::Operation { stage, container: container.to_string(), message }
-        }
-        other => BackendError::Operation { stage, container: container.to_string(), message: other.to_string() },
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => BackendError::NotFound {
+            what: "container",
+            subject: format!("{container} ({message})"),
+        },
+        DockerError::DockerResponseServerError { message, .. } => BackendError::Operation {
+            stage,
+            container: container.to_string(),
+            message,
+        },
+        other => BackendError::Operation {
+            stage,
+            container: container.to_string(),
+            message: other.to_string(),
+        },
     }
 }
 

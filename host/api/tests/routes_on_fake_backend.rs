@@ -1,0 +1,249 @@
+//! The HTTP layer over the in-memory backend: status codes, JSON errors, auth, Retry-After.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use warmpool_api::{ApiConfig, router};
+use warmpool_core::fake::FakeBackend;
+use warmpool_core::{
+    BuiltinExhaustion, BuiltinSizing, ContainerSpec, Manager, ManagerConfig, Policies, PoolConfig,
+};
+
+fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies) {
+    let spec = ContainerSpec {
+        image: "img".into(),
+        cmd: vec![],
+        env: BTreeMap::new(),
+        workdir: None,
+        user: None,
+        labels: BTreeMap::new(),
+        memory: None,
+        nano_cpus: None,
+        pids_limit: None,
+        network: "none".into(),
+        read_only: false,
+        init: true,
+        cap_drop: vec![],
+        cap_add: vec![],
+        no_new_privileges: true,
+        setup: vec![],
+        setup_timeout: Duration::from_secs(1),
+    };
+    let cfg = PoolConfig {
+        name: name.into(),
+        spec,
+        min_ready: 1,
+        max_ready: 1,
+        max_total: 2,
+        default_ttl: Duration::from_secs(60),
+        max_ttl: Duration::from_secs(120),
+        max_warm_age: None,
+        idle_timeout: Duration::from_secs(60),
+        wait_timeout: Duration::from_millis(200),
+        health_interval: Duration::from_secs(60),
+    };
+    let pol = Policies {
+        sizing: Arc::new(BuiltinSizing::Fixed),
+        exhaustion: Arc::new(exhaustion),
+        health: None,
+    };
+    (cfg, pol)
+}
+
+async fn app(token: Option<&str>) -> axum::Router {
+    let backend = Arc::new(FakeBackend::new(Duration::from_millis(5)));
+    let m = Manager::new(
+        ManagerConfig::default(),
+        vec![pool("p", BuiltinExhaustion::Fail)],
+        backend,
+    );
+    m.start();
+    m.warm_up("p", Duration::from_secs(5)).await.unwrap();
+    router(
+        m,
+        ApiConfig {
+            token: token.map(Into::into),
+            max_request_bytes: 4096,
+            max_upload_bytes: 1 << 20,
+        },
+    )
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (parts.status, parts.headers, v)
+}
+
+#[tokio::test]
+async fn acquire_exec_release_and_429_with_retry_after() {
+    let app = app(None).await;
+    let (st, _, lease) = call(&app, "POST", "/v1/leases", Some(json!({"pool": "p"})), None).await;
+    assert_eq!(st, StatusCode::CREATED, "{lease}");
+    assert_eq!(lease["source"], "pool");
+    let id = lease["lease_id"].as_str().unwrap();
+
+    let (st, hdrs, err) = call(&app, "POST", "/v1/leases", Some(json!({"pool": "p"})), None).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{err}");
+    assert_eq!(err["error"]["code"], "pool_exhausted");
+    assert!(hdrs.get(header::RETRY_AFTER).is_some());
+
+    let (st, _, out) = call(
+        &app,
+        "POST",
+        &format!("/v1/leases/{id}/exec"),
+        Some(json!({"cmd": ["echo", "hi"]})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(out["exit_code"], 0);
+
+    let (st, _, _) = call(&app, "DELETE", &format!("/v1/leases/{id}"), None, None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _, err) = call(&app, "GET", &format!("/v1/leases/{id}"), None, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(err["error"]["code"], "unknown_lease");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_json_reason() {
+    let app = app(None).await;
+    let (st, _, e) = call(
+        &app,
+        "POST",
+        "/v1/leases",
+        Some(json!({"pool": "nope"})),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_pool"))
+    );
+    let (st, _, e) = call(
+        &app,
+        "POST",
+        "/v1/leases",
+        Some(json!({"pool": "p", "ttl": 3})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `ttl`"),
+        "{e}"
+    );
+    let (st, _, e) = call(
+        &app,
+        "POST",
+        "/v1/leases",
+        Some(json!({"pool": "p", "ttl_s": 0})),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let big = "x".repeat(10_000);
+    let (st, _, e) = call(&app, "POST", "/v1/leases", Some(json!({"pool": big})), None).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+    assert!(e["error"]["message"].is_string());
+    let (st, _, e) = call(&app, "GET", "/v1/nothing", None, None).await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let (_, _, lease) = call(&app, "POST", "/v1/leases", Some(json!({"pool": "p"})), None).await;
+    let id = lease["lease_id"].as_str().unwrap();
+    let (st, _, e) = call(
+        &app,
+        "GET",
+        &format!("/v1/leases/{id}/files/tmp/../etc/passwd"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    let (st, _, e) = call(
+        &app,
+        "POST",
+        &format!("/v1/leases/{id}/exec"),
+        Some(json!({"cmd": []})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    let (st, _, e) = call(
+        &app,
+        "GET",
+        &format!("/v1/leases/{id}/files/no/such"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("file_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn v1_needs_the_token_and_service_routes_do_not() {
+    let app = app(Some("s3cret")).await;
+    let (st, hdrs, e) = call(&app, "GET", "/v1/pools", None, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{e}");
+    assert_eq!(hdrs.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    let (st, _, _) = call(&app, "GET", "/v1/pools", None, Some("wrong")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, pools) = call(&app, "GET", "/v1/pools", None, Some("s3cret")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(pools["pools"][0]["counts"]["ready"], 1);
+    assert_eq!(
+        call(&app, "GET", "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "GET", "/readyz", None, None).await.0,
+        StatusCode::OK
+    );
+    let (st, _, text) = call(&app, "GET", "/metrics", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    assert!(
+        text.contains("warmpool_containers{pool=\"p\",state=\"ready\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("warmpool_engine_up 1"), "{text}");
+}
