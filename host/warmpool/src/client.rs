@@ -1,0 +1,147 @@
+//! Client commands against a running daemon, over its HTTP API.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// Base URL of the daemon.
+    #[arg(long, env = "WARMPOOL_URL", default_value = "http://127.0.0.1:7070")]
+    url: String,
+    /// Bearer token, when the daemon requires one.
+    #[arg(long, env = "WARMPOOL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Conn {
+    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        let r = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// Send, and turn any failure into a one-line message.
+    async fn send(&self, r: RequestBuilder) -> Result<(StatusCode, Value), String> {
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the daemon at {}: {e}", self.url))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let v: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            Ok((status, v))
+        } else {
+            let code = v["error"]["code"].as_str().unwrap_or("error");
+            let msg = v["error"]["message"]
+                .as_str()
+                .map_or_else(|| v.to_string(), str::to_string);
+            Err(format!("{status}: {code}: {msg}"))
+        }
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+pub async fn status(c: &Conn) -> ExitCode {
+    let (_, v) = match c.send(c.req(Method::GET, "/v1/pools")).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "{:<16} {:<11} {:>6} {:>6} {:>8} {:>6} {:>8} {:>7} {:>9} {:>9}",
+        "POOL",
+        "STATUS",
+        "READY",
+        "LEASED",
+        "CREATING",
+        "TARGET",
+        "ACQUIRES",
+        "HIT%",
+        "P50 ms",
+        "P99 ms"
+    );
+    for p in v["pools"].as_array().into_iter().flatten() {
+        let f = |x: &Value| x.as_f64().map_or("-".to_string(), |n| format!("{n:.3}"));
+        let hit = p["acquires"]["hit_rate"]
+            .as_f64()
+            .map_or("-".to_string(), |h| format!("{:.1}", h * 100.0));
+        println!(
+            "{:<16} {:<11} {:>6} {:>6} {:>8} {:>6} {:>8} {:>7} {:>9} {:>9}",
+            p["name"].as_str().unwrap_or("?"),
+            p["status"].as_str().unwrap_or("?"),
+            // JSON numbers ignore width flags; format them as text first.
+            p["counts"]["ready"].to_string(),
+            p["counts"]["leased"].to_string(),
+            p["counts"]["creating"].to_string(),
+            p["target"].to_string(),
+            p["acquires"]["total"].to_string(),
+            hit,
+            f(&p["acquires"]["latency_ms_p50"]),
+            f(&p["acquires"]["latency_ms_p99"]),
+        );
+        if let Some(err) = p["creates"]["last_error"].as_str() {
+            println!("{:<16} last create error: {err}", "");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub async fn acquire(c: &Conn, pool: &str, ttl: Option<u64>, wait_ms: Option<u64>) -> ExitCode {
+    let body = json!({ "pool": pool, "ttl_s": ttl, "wait_ms": wait_ms });
+    match c.send(c.req(Method::POST, "/v1/leases").json(&body)).await {
+        Ok((_, v)) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn exec(c: &Conn, lease: &str, cmd: Vec<String>, timeout_ms: Option<u64>) -> ExitCode {
+    let body = json!({ "cmd": cmd, "timeout_ms": timeout_ms });
+    match c
+        .send(
+            c.req(Method::POST, &format!("/v1/leases/{lease}/exec"))
+                .json(&body),
+        )
+        .await
+    {
+        Ok((_, v)) => {
+            print!("{}", v["stdout"].as_str().unwrap_or(""));
+            eprint!("{}", v["stderr"].as_str().unwrap_or(""));
+            if v["timed_out"].as_bool() == Some(true) {
+                eprintln!("error: command timed out");
+                return ExitCode::from(124);
+            }
+            ExitCode::from(v["exit_code"].as_i64().map_or(1, |c| c.clamp(0, 255) as u8))
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn release(c: &Conn, lease: &str) -> ExitCode {
+    match c
+        .send(c.req(Method::DELETE, &format!("/v1/leases/{lease}")))
+        .await
+    {
+        Ok(_) => {
+            println!("released {lease}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}

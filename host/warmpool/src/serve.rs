@@ -1,0 +1,167 @@
+//! `serve` and `validate`: from a config file to a running daemon, and back down to nothing.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+use warmpool_config::{Config, HealthPlan};
+use warmpool_core::{BuiltinHealth, HealthCheck, Manager, Policies};
+use warmpool_docker::DockerBackend;
+
+pub fn validate(path: &Path) -> ExitCode {
+    match warmpool_config::load(path) {
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Ok(cfg) => {
+            println!(
+                "{}: ok, {} pool(s), host_id {}, listen {}",
+                path.display(),
+                cfg.pools.len(),
+                cfg.server.host_id,
+                cfg.server.listen
+            );
+            println!(
+                "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} {}",
+                "POOL", "IMAGE", "MIN", "MAX", "TOTAL", "EXHAUSTION", "TTL", "HEALTH"
+            );
+            for p in &cfg.pools {
+                let c = &p.pool;
+                let health = match &p.health {
+                    Some(HealthPlan::Exec(e)) => {
+                        format!("exec {:?} every {:?}", e.argv, c.health_interval)
+                    }
+                    Some(HealthPlan::Http(h)) => {
+                        format!("http :{}{} every {:?}", h.port, h.path, c.health_interval)
+                    }
+                    None => "events only".into(),
+                };
+                println!(
+                    "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} {}",
+                    c.name,
+                    c.spec.image,
+                    c.min_ready,
+                    c.max_ready,
+                    c.max_total,
+                    format!("{:?}", p.exhaustion).to_lowercase(),
+                    humantime::format_duration(c.default_ttl).to_string(),
+                    health
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+pub async fn run(path: &Path) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match serve(path).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn policies(plan: &warmpool_config::PoolPlan) -> Policies {
+    let health: Option<Arc<dyn HealthCheck>> =
+        plan.health.as_ref().map(|h| -> Arc<dyn HealthCheck> {
+            match h {
+                HealthPlan::Exec(e) => Arc::new(BuiltinHealth::Exec(e.clone())),
+                HealthPlan::Http(p) => Arc::new(BuiltinHealth::Http(p.clone())),
+            }
+        });
+    Policies {
+        sizing: Arc::new(plan.sizing.clone()),
+        exhaustion: Arc::new(plan.exhaustion),
+        health,
+    }
+}
+
+async fn serve(path: &Path) -> Result<()> {
+    let cfg: Config = warmpool_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = cfg.auth_token().map_err(anyhow::Error::msg)?;
+    let backend = Arc::new(
+        DockerBackend::connect(cfg.docker.endpoint.as_deref(), &cfg.server.host_id)
+            .context("docker")?,
+    );
+    let pools = cfg
+        .pools
+        .iter()
+        .map(|p| (p.pool.clone(), policies(p)))
+        .collect();
+    let manager = Manager::new(cfg.manager.clone(), pools, backend);
+
+    // Bind before starting the loops: a port in use should fail before any container exists.
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot bind {}", cfg.server.listen))?;
+    manager.start();
+    info!(
+        listen = %cfg.server.listen,
+        host_id = %cfg.server.host_id,
+        pools = manager.pool_names().collect::<Vec<_>>().join(","),
+        auth = token.is_some(),
+        "warmpool serving"
+    );
+    let app = warmpool_api::router(
+        manager.clone(),
+        warmpool_api::ApiConfig {
+            token,
+            max_request_bytes: cfg.server.max_request_bytes,
+            max_upload_bytes: cfg.server.max_upload_bytes,
+        },
+    );
+    let cancel = manager.cancel_token();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    let grace = cfg.server.shutdown_grace;
+    info!(
+        signal = which,
+        ?grace,
+        "shutting down: no new work, removing every container"
+    );
+    // A second signal while draining means "now": skip the wait, not the clean-up of what is known.
+    let report = tokio::select! {
+        r = manager.shutdown(grace) => r,
+        _ = term.recv() => { warn!("second signal: exiting without waiting"); return Ok(()); }
+        _ = int.recv() => { warn!("second signal: exiting without waiting"); return Ok(()); }
+    };
+    // Requests still in flight had their containers removed; give them a moment to answer.
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server ended with an error"),
+        Ok(Err(e)) => warn!(error = %e, "HTTP server task failed"),
+        Err(_) => warn!("HTTP requests still open at exit"),
+    }
+    info!(
+        destroyed = report.destroyed,
+        swept = report.swept,
+        drained = report.drained,
+        "bye"
+    );
+    Ok(())
+}
