@@ -1,1 +1,376 @@
+//! Support for the end-to-end tests: each test starts the real `warmpool` binary on its own
+//! port and host id against the real Docker engine, and talks to it over HTTP.
+//!
+//! Nothing is skipped: without a reachable engine every test fails, saying so. Nothing is left
+//! behind: a [`Daemon`] kills its process and removes every container labelled with its host id
+//! when dropped, which also runs when the test panics.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const IMAGE: &str = "warmpool-test/busybox:latest";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Fail loudly unless the engine answers, then build the test image once per run.
+pub fn engine_and_image() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let ok = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
+        match ok {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "the Docker engine is not reachable; these end-to-end tests need it.\n{}\n\
+                 Start it with: nohup dockerd >/var/log/dockerd.log 2>&1 &",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!(
+                "the docker CLI is missing ({e}); these end-to-end tests need a Docker engine"
+            ),
+        }
+        let script = repo_root().join("tests/images/build-busybox.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .status()
+            .expect("run build-busybox.sh");
+        assert!(
+            st.success(),
+            "building the test image failed: {}",
+            script.display()
+        );
+    });
+}
+
+/// The `warmpool` binary, built once per run (or `WARMPOOL_BIN`).
+pub fn binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("WARMPOOL_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "warmpool", "--bin", "warmpool"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build -p warmpool failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo_root().join("target"), PathBuf::from);
+        target.join("debug/warmpool")
+    })
+    .clone()
+}
+
+/// Containers (all states) carrying this host id's label.
+pub fn containers_of(host_id: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=warmpool.host={host_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn remove_containers_of(host_id: &str) {
+    let ids = containers_of(host_id);
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .arg("rm")
+            .arg("-f")
+            .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `docker` CLI, for the few things a test does to the engine behind the daemon's back.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A running daemon under test.
+pub struct Daemon {
+    pub host_id: String,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+/// A pool definition for [`Daemon::start`], as YAML under `pools.<name>`.
+pub fn pool_yaml(name: &str, body: &str) -> String {
+    let mut s = format!("  {name}:\n    image: {IMAGE}\n");
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        s.push_str("    ");
+        s.push_str(line.trim_start());
+        s.push('\n');
+    }
+    s
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    /// Start a daemon with these pools (YAML from [`pool_yaml`]) and wait until it is ready.
+    pub async fn start(pools: &[String]) -> Daemon {
+        Self::start_with(pools, "", &[]).await
+    }
+
+    /// As [`start`](Self::start), with extra `server:` lines and environment.
+    pub async fn start_with(pools: &[String], server_extra: &str, env: &[(&str, &str)]) -> Daemon {
+        engine_and_image();
+        let host_id = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut yaml = format!(
+            "server:\n  listen: 127.0.0.1:{port}\n  host_id: {host_id}\n  shutdown_grace: 15s\n{server_extra}\
+             limits:\n  max_containers: 20\n  max_concurrent_creates: 4\npools:\n"
+        );
+        for p in pools {
+            yaml.push_str(p);
+        }
+        let cfg = dir.path().join("warmpool.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let child = Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info,warmpool=debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn warmpool");
+        let d = Daemon {
+            host_id,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child: Some(child),
+            http: reqwest::Client::new(),
+        };
+        d.wait_ready(Duration::from_secs(60)).await;
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    async fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
+                if r.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready in {within:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One request; the body is JSON when given. Returns status, headers and the JSON answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}; log:\n{}", self.log()));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, v)
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Send `GET path` over a plain socket, byte for byte: HTTP clients normalise `..` away,
+    /// and a hostile client would not. Returns the status code.
+    pub async fn get_path_as_is(&self, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).await.unwrap();
+        let head = String::from_utf8_lossy(&resp);
+        head.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Acquire from `pool`, asserting success.
+    pub async fn acquire(&self, body: Value) -> Value {
+        let (st, _, v) = self.call(Method::POST, "/v1/leases", Some(body)).await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "acquire failed: {v}\nlog:\n{}",
+            self.log()
+        );
+        v
+    }
+
+    pub async fn exec(&self, lease: &str, body: Value) -> Value {
+        let (st, _, v) = self
+            .call(
+                Method::POST,
+                &format!("/v1/leases/{lease}/exec"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "exec failed: {v}");
+        v
+    }
+
+    pub async fn pool(&self, name: &str) -> Value {
+        let (st, _, v) = self
+            .call(Method::GET, &format!("/v1/pools/{name}"), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Poll `cond` on the pool's stats until it holds, or fail with the last stats.
+    pub async fn wait_pool(
+        &self,
+        name: &str,
+        within: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let p = self.pool(name).await;
+            if cond(&p) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pool {name} never met the condition in {within:?}: {p:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn warm_up(&self, name: &str) -> Value {
+        let (st, _, v) = self
+            .call(
+                Method::POST,
+                &format!("/v1/pools/{name}/warm-up"),
+                Some(serde_json::json!({"timeout_ms": 60_000})),
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "warm-up failed: {v}\nlog:\n{}",
+            self.log()
+        );
+        v
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send SIGTERM and wait for the process to exit; returns its exit status and how long.
+    pub fn terminate(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let t0 = Instant::now();
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, t0.elapsed());
+            }
+            if t0.elapsed() > within {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not exit within {within:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Even when the test failed: nothing of this daemon stays on the engine.
+        remove_containers_of(&self.host_id);
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ({}) ---\n{}", self.host_id, self.log());
+        }
+    }
+}

@@ -37,18 +37,38 @@ impl Problems {
         }
     }
 
+    /// Deserialise `v` as `T`. serde stops at the first error; so that one stray key does not
+    /// hide every other problem, each unknown key is reported, dropped from a copy of the tree,
+    /// and the rest deserialised again.
     fn de<T: DeserializeOwned>(&mut self, base: &str, v: &Value) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let path = if inner == "." {
-                    base.to_string()
-                } else {
-                    format!("{base}.{inner}")
-                };
-                self.push(path, e.into_inner().to_string());
-                None
+        let mut v = v.clone();
+        let mut unknown = 0;
+        loop {
+            match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+                Ok(t) => return Some(t),
+                Err(e) => {
+                    let segments: Vec<String> = e
+                        .path()
+                        .iter()
+                        .filter_map(|s| match s {
+                            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    let inner = e.path().to_string();
+                    let path = if inner == "." {
+                        base.to_string()
+                    } else {
+                        format!("{base}.{inner}")
+                    };
+                    let message = e.into_inner().to_string();
+                    let is_unknown = message.starts_with("unknown field");
+                    self.push(path, message);
+                    if !is_unknown || unknown >= 32 || !remove_key(&mut v, &segments) {
+                        return None;
+                    }
+                    unknown += 1;
+                }
             }
         }
     }
@@ -84,6 +104,23 @@ impl Problems {
             },
         }
     }
+}
+
+/// Remove the key at `path` (mapping keys from the root); false if it is not there.
+fn remove_key(v: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut node = v;
+    for k in parents {
+        match node.get_mut(k.as_str()) {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    node.as_mapping_mut()
+        .and_then(|m| m.remove(last.as_str()))
+        .is_some()
 }
 
 /// `512m`, `2g`, `64KiB`, `1048576`: binary units, as Docker reads them.

@@ -51,6 +51,9 @@ pools:
   other:
     image: y
     unknown_key: 1
+    lease: { max_ttl: 1m, also_unknown: 2 }
+    min_ready: 9
+    max_ready: 1
 colour: red
 "#;
     let err = parse(yaml, "t.yaml", no_env()).unwrap_err();

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests of the pool logic (in-memory backend, paused time), config
+# and API tests, and the end-to-end tests of the real binary against the real Docker engine.
+# Fails loudly when the engine is unreachable: the engine tests never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! docker info >/dev/null 2>&1; then
+  echo "test.sh: the Docker engine is not reachable; the end-to-end tests need it." >&2
+  echo "test.sh: start it with: nohup dockerd >/var/log/dockerd.log 2>&1 &" >&2
+  exit 1
+fi
+
+# Containers of test daemons carry host ids starting with e2e-. Whatever happens, none stay.
+leftovers() {
+  docker ps -aq --filter label=warmpool.managed=true --format '{{.ID}} {{.Label "warmpool.host"}}' \
+    | awk '$2 ~ /^e2e-/ {print $1}'
+}
+cleanup() {
+  local ids
+  ids=$(leftovers)
+  if [ -n "$ids" ]; then
+    echo "test.sh: removing $(echo "$ids" | wc -l) container(s) left by a test" >&2
+    echo "$ids" | xargs docker rm -f >/dev/null
+  fi
+}
+trap cleanup EXIT
+
+tests/images/build-busybox.sh
+cargo test --workspace --locked "$@"
+
+left=$(leftovers | wc -l)
+if [ "$left" -ne 0 ]; then
+  echo "test.sh: FAIL: the tests left $left warmpool container(s) on the engine" >&2
+  exit 1
+fi
+echo "test.sh: no test containers left on the engine"
