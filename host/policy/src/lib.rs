@@ -9,12 +9,14 @@
 //!   whenever a wasm plugin fails or none is configured;
 //! - into the wasm32-wasip2 guest components under `plugins/`.
 //!
-//! So there are never two copies of one policy. The crate has no dependencies and no I/O: a policy
-//! is a pure function of the snapshot the host hands it (the host even passes `now`).
+//! So there are never two copies of one policy. The crate does no I/O: a policy
+//! is a pure function of the snapshot the host hands it (the host even passes `now`); its one
+//! dependency, serde_json, reads list-valued plugin settings.
 //!
 //! Where things live: [`types`] mirrors the WIT records; [`sizing`], [`exhaustion`] and
 //! [`health`] hold one module of functions each.
 
+pub mod config;
 pub mod exhaustion;
 pub mod health;
 pub mod sizing;
