@@ -22,6 +22,7 @@ pub mod error;
 pub mod fake;
 pub mod lease;
 pub mod manager;
+pub mod plugins;
 pub mod policy;
 pub mod pool;
 pub mod stats;

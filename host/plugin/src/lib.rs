@@ -1,1 +1,94 @@
+//! # warmpool-plugin-host: sizing, exhaustion and health as sandboxed wasm components
+//!
+//! Operators change how a pool scales, what it does when dry and how it judges health by
+//! dropping a new `.wasm` file in place: no rebuild, no restart. A plugin implements one world of
+//! `wit/warmpool-plugin@0.1.0` and is a pure function of what the host passes in.
+//!
+//! Where things live:
+//! - [`bindings`]: every generated binding, one module per world.
+//! - [`engine`]: one wasmtime engine (epoch deadlines, pooling allocator, memory caps) and
+//!   linkers that grant nothing but `log`.
+//! - [`component`]: compile (through a `.cwasm` cache the daemon writes itself), world check,
+//!   store reuse, and typed calls.
+//! - [`slot`]: the plugin serving one pool for one decision, swapped atomically, with the
+//!   built-in policy as fallback and benching after repeated failures; it implements the core's
+//!   policy traits.
+//! - [`watch`]: debounced hot reload.
+//! - [`check`]: `warmpool plugin check`.
 
+pub mod bindings;
+pub mod check;
+pub mod component;
+pub mod convert;
+pub mod engine;
+pub mod slot;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warmpool_core::plugins::PluginStatus;
+
+pub use component::{PluginError, World};
+pub use engine::{Limits, PluginEngine};
+pub use slot::{PluginSlot, WasmExhaustion, WasmHealth, WasmSizing};
+
+/// All plugin slots of a daemon, on one engine.
+pub struct PluginHost {
+    pub engine: Arc<PluginEngine>,
+    cache: Option<PathBuf>,
+    slots: Mutex<Vec<Arc<PluginSlot>>>,
+}
+
+impl PluginHost {
+    /// `cache_dir`: where compiled components are kept. Created with mode 0700; a directory that
+    /// others could write is refused (the cache is deserialised without re-validation).
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Arc<Self>> {
+        let engine = PluginEngine::new(limits).map_err(|e| anyhow::anyhow!("wasm engine: {e:#}"))?;
+        let cache = match cache_dir {
+            Some(dir) => match private_dir(dir) {
+                Ok(()) => Some(dir.to_path_buf()),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "plugin compile cache disabled");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Arc::new(Self { engine, cache, slots: Mutex::default() }))
+    }
+
+    /// Create the slot for `pool`'s `world` plugin and load it. A file that fails to load leaves
+    /// the slot empty (the built-in serves) and reports why; hot reload may fix it later.
+    pub fn slot(&self, pool: &str, world: World, path: &Path, config: Vec<(String, String)>) -> Arc<PluginSlot> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let slot = PluginSlot::new(pool, world, path, config, self.engine.clone(), self.cache.clone());
+        let _ = slot.reload();
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot.clone());
+        slot
+    }
+
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.status()).collect()
+    }
+
+    /// Start hot reload for every slot.
+    pub fn watch(&self, cancel: CancellationToken, tracker: &TaskTracker) -> notify::Result<()> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        watch::spawn(slots, cancel, tracker)
+    }
+}
+
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+        return Err(std::io::Error::other("not owned by this user, or writable by others"));
+    }
+    Ok(())
+}
