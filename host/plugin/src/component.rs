@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+use warmpool_core::policy_logic as p;
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
-use warmpool_core::policy_logic as p;
 
 use crate::bindings::{exhaustion, health, sizing};
 use crate::convert;
@@ -53,7 +53,9 @@ impl std::str::FromStr for World {
             "sizing" | "sizing-policy" => Ok(World::Sizing),
             "exhaustion" | "exhaustion-strategy" => Ok(World::Exhaustion),
             "health" | "health-check" => Ok(World::Health),
-            other => Err(format!("unknown world {other:?} (sizing, exhaustion or health)")),
+            other => Err(format!(
+                "unknown world {other:?} (sizing, exhaustion or health)"
+            )),
         }
     }
 }
@@ -66,7 +68,11 @@ pub enum PluginError {
     #[error("compile {path}: not a valid wasm component: {message}")]
     Compile { path: String, message: String },
     #[error("link {path}: not a {world} component: {message}")]
-    World { path: String, world: &'static str, message: String },
+    World {
+        path: String,
+        world: &'static str,
+        message: String,
+    },
     #[error("init: {0}")]
     Init(String),
     #[error("call exceeded its deadline of {0} ticks (~10 ms each)")]
@@ -116,8 +122,17 @@ fn compat_key(engine: &wasmtime::Engine) -> String {
 }
 
 /// Compile `bytes`, or load the `.cwasm` this daemon wrote for the same content and engine.
-fn compile(engine: &PluginEngine, cache: Option<&Path>, path: &Path, bytes: &[u8], sha: &str) -> Result<Component, PluginError> {
-    let err = |message: String| PluginError::Compile { path: path.display().to_string(), message };
+fn compile(
+    engine: &PluginEngine,
+    cache: Option<&Path>,
+    path: &Path,
+    bytes: &[u8],
+    sha: &str,
+) -> Result<Component, PluginError> {
+    let err = |message: String| PluginError::Compile {
+        path: path.display().to_string(),
+        message,
+    };
     let cached = cache.map(|dir| dir.join(format!("{sha}-{}.cwasm", compat_key(&engine.engine))));
     if let Some(file) = &cached
         && file.exists()
@@ -126,7 +141,9 @@ fn compile(engine: &PluginEngine, cache: Option<&Path>, path: &Path, bytes: &[u8
         // daemon with mode 0700 (see `PluginHost::new`), and the name binds content and engine.
         match unsafe { Component::deserialize_file(&engine.engine, file) } {
             Ok(c) => return Ok(c),
-            Err(e) => tracing::warn!(file = %file.display(), error = %e, "ignoring unreadable cache entry"),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "ignoring unreadable cache entry")
+            }
         }
     }
     let component = Component::new(&engine.engine, bytes).map_err(|e| err(format!("{e:#}")))?;
@@ -134,7 +151,10 @@ fn compile(engine: &PluginEngine, cache: Option<&Path>, path: &Path, bytes: &[u8
         match component.serialize() {
             Ok(art) => {
                 let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, art).and_then(|()| std::fs::rename(&tmp, &file)).is_err() {
+                if std::fs::write(&tmp, art)
+                    .and_then(|()| std::fs::rename(&tmp, &file))
+                    .is_err()
+                {
                     let _ = std::fs::remove_file(&tmp);
                     tracing::warn!(file = %file.display(), "could not write compile cache entry");
                 }
@@ -155,8 +175,10 @@ impl Loaded {
         path: &Path,
         config: &[(String, String)],
     ) -> Result<Loaded, PluginError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| PluginError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let sha = sha256_hex(&bytes);
         let component = compile(engine, cache, path, &bytes, &sha)?;
         let werr = |e: wasmtime::Error| PluginError::World {
@@ -166,17 +188,30 @@ impl Loaded {
         };
         let pre = match world {
             World::Sizing => Pre::Sizing(
-                sizing::SizingPolicyPre::new(engine.sizing.instantiate_pre(&component).map_err(werr)?).map_err(werr)?,
+                sizing::SizingPolicyPre::new(
+                    engine.sizing.instantiate_pre(&component).map_err(werr)?,
+                )
+                .map_err(werr)?,
             ),
             World::Exhaustion => Pre::Exhaustion(
-                exhaustion::ExhaustionStrategyPre::new(engine.exhaustion.instantiate_pre(&component).map_err(werr)?)
-                    .map_err(werr)?,
+                exhaustion::ExhaustionStrategyPre::new(
+                    engine
+                        .exhaustion
+                        .instantiate_pre(&component)
+                        .map_err(werr)?,
+                )
+                .map_err(werr)?,
             ),
             World::Health => Pre::Health(
-                health::HealthCheckPre::new(engine.health.instantiate_pre(&component).map_err(werr)?).map_err(werr)?,
+                health::HealthCheckPre::new(
+                    engine.health.instantiate_pre(&component).map_err(werr)?,
+                )
+                .map_err(werr)?,
             ),
         };
-        let name: Arc<str> = path.file_name().map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into());
+        let name: Arc<str> = path
+            .file_name()
+            .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into());
         let loaded = Loaded {
             world,
             path: path.to_path_buf(),
@@ -196,9 +231,18 @@ impl Loaded {
         store.set_epoch_deadline(self.engine.limits.deadline_ticks);
         let classify = |store: &mut Store<State>, e: wasmtime::Error| self.classify(store, e);
         let bound = match &self.pre {
-            Pre::Sizing(p) => Bound::Sizing(p.instantiate(&mut store).map_err(|e| classify(&mut store, e))?),
-            Pre::Exhaustion(p) => Bound::Exhaustion(p.instantiate(&mut store).map_err(|e| classify(&mut store, e))?),
-            Pre::Health(p) => Bound::Health(p.instantiate(&mut store).map_err(|e| classify(&mut store, e))?),
+            Pre::Sizing(p) => Bound::Sizing(
+                p.instantiate(&mut store)
+                    .map_err(|e| classify(&mut store, e))?,
+            ),
+            Pre::Exhaustion(p) => Bound::Exhaustion(
+                p.instantiate(&mut store)
+                    .map_err(|e| classify(&mut store, e))?,
+            ),
+            Pre::Health(p) => Bound::Health(
+                p.instantiate(&mut store)
+                    .map_err(|e| classify(&mut store, e))?,
+            ),
         };
         let init = match &bound {
             Bound::Sizing(b) => b.call_init(&mut store, &self.config),
@@ -259,7 +303,11 @@ impl Loaded {
         Ok(convert::decision(d))
     }
 
-    pub fn on_exhausted(&self, r: &p::ExhaustionRequest, s: &p::PoolSnapshot) -> Result<p::ExhaustionAction, PluginError> {
+    pub fn on_exhausted(
+        &self,
+        r: &p::ExhaustionRequest,
+        s: &p::PoolSnapshot,
+    ) -> Result<p::ExhaustionAction, PluginError> {
         let (req, snap) = (convert::request(r), convert::snapshot(s));
         let a = self.with_instance(|store, b| match b {
             Bound::Exhaustion(b) => b.call_on_exhausted(store, req, &snap),
@@ -277,7 +325,11 @@ impl Loaded {
         Ok(probes.into_iter().map(convert::probe).collect())
     }
 
-    pub fn judge(&self, c: &p::ContainerInfo, results: &[p::ProbeResult]) -> Result<p::Verdict, PluginError> {
+    pub fn judge(
+        &self,
+        c: &p::ContainerInfo,
+        results: &[p::ProbeResult],
+    ) -> Result<p::Verdict, PluginError> {
         let info = convert::container(c);
         let rs: Vec<_> = results.iter().map(convert::probe_result).collect();
         let v = self.with_instance(|store, b| match b {
@@ -289,5 +341,7 @@ impl Loaded {
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain().last().map_or_else(|| e.to_string(), |c| c.to_string())
+    e.chain()
+        .last()
+        .map_or_else(|| e.to_string(), |c| c.to_string())
 }

@@ -36,38 +36,63 @@ pub fn snapshot(s: &p::PoolSnapshot) -> w::PoolSnapshot {
 }
 
 pub fn decision(d: w::SizingDecision) -> p::SizingDecision {
-    p::SizingDecision { target: d.target, reason: d.reason }
+    p::SizingDecision {
+        target: d.target,
+        reason: d.reason,
+    }
 }
 
 pub fn request(r: &p::ExhaustionRequest) -> w::ExhaustionRequest {
-    w::ExhaustionRequest { wait_ms: r.wait_ms, wait_timeout_ms: r.wait_timeout_ms }
+    w::ExhaustionRequest {
+        wait_ms: r.wait_ms,
+        wait_timeout_ms: r.wait_timeout_ms,
+    }
 }
 
 pub fn action(a: w::ExhaustionAction) -> p::ExhaustionAction {
     match a {
         w::ExhaustionAction::Wait(max_ms) => p::ExhaustionAction::Wait { max_ms },
-        w::ExhaustionAction::Fail(f) => p::ExhaustionAction::Fail { retry_after_ms: f.retry_after_ms, reason: f.reason },
+        w::ExhaustionAction::Fail(f) => p::ExhaustionAction::Fail {
+            retry_after_ms: f.retry_after_ms,
+            reason: f.reason,
+        },
         w::ExhaustionAction::ColdCreate => p::ExhaustionAction::ColdCreate,
     }
 }
 
 pub fn container(c: &p::ContainerInfo) -> w::ContainerInfo {
-    w::ContainerInfo { id: c.id.clone(), pool: c.pool.clone(), age_ms: c.age_ms, uses: c.uses }
+    w::ContainerInfo {
+        id: c.id.clone(),
+        pool: c.pool.clone(),
+        age_ms: c.age_ms,
+        uses: c.uses,
+    }
 }
 
 pub fn probe(pr: w::Probe) -> p::Probe {
     match pr {
-        w::Probe::Exec(e) => p::Probe::Exec { argv: e.argv, timeout_ms: e.timeout_ms },
-        w::Probe::Http(h) => p::Probe::Http { port: h.port, path: h.path, timeout_ms: h.timeout_ms },
-        w::Probe::Tcp(t) => p::Probe::Tcp { port: t.port, timeout_ms: t.timeout_ms },
+        w::Probe::Exec(e) => p::Probe::Exec {
+            argv: e.argv,
+            timeout_ms: e.timeout_ms,
+        },
+        w::Probe::Http(h) => p::Probe::Http {
+            port: h.port,
+            path: h.path,
+            timeout_ms: h.timeout_ms,
+        },
+        w::Probe::Tcp(t) => p::Probe::Tcp {
+            port: t.port,
+            timeout_ms: t.timeout_ms,
+        },
     }
 }
 
 pub fn probe_result(r: &p::ProbeResult) -> w::ProbeResult {
     match r {
-        p::ProbeResult::Exec { exit_code, output } => {
-            w::ProbeResult::Exec(w::ExecResult { exit_code: *exit_code, output: output.clone() })
-        }
+        p::ProbeResult::Exec { exit_code, output } => w::ProbeResult::Exec(w::ExecResult {
+            exit_code: *exit_code,
+            output: output.clone(),
+        }),
         p::ProbeResult::Http { status } => w::ProbeResult::Http(*status),
         p::ProbeResult::TcpConnected => w::ProbeResult::TcpConnected,
         p::ProbeResult::TimedOut => w::ProbeResult::TimedOut,

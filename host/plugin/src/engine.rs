@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use wasmtime::Result;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Level, exhaustion, health, sizing};
@@ -31,7 +34,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { deadline_ticks: 5, max_memory: 64 << 20, bench_after: 5 }
+        Self {
+            deadline_ticks: 5,
+            max_memory: 64 << 20,
+            bench_after: 5,
+        }
     }
 }
 
@@ -48,7 +55,10 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -131,27 +141,41 @@ impl PluginEngine {
             add(&mut l)?;
             Ok(l)
         };
-        let sizing = linker(|l| sizing::SizingPolicy::add_to_linker::<State, HasSelf<State>>(l, |s| s))?;
+        let sizing =
+            linker(|l| sizing::SizingPolicy::add_to_linker::<State, HasSelf<State>>(l, |s| s))?;
         let exhaustion = linker(|l| {
             exhaustion::ExhaustionStrategy::add_to_linker::<State, HasSelf<State>>(l, |s| s)
         })?;
-        let health = linker(|l| health::HealthCheck::add_to_linker::<State, HasSelf<State>>(l, |s| s))?;
+        let health =
+            linker(|l| health::HealthCheck::add_to_linker::<State, HasSelf<State>>(l, |s| s))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let (e, s) = (engine.clone(), stop.clone());
-        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                e.increment_epoch();
-            }
-        })
-        .map_err(wasmtime::Error::from)?;
-        Ok(Arc::new(Self { engine, limits, sizing, exhaustion, health, stop }))
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    e.increment_epoch();
+                }
+            })
+            .map_err(wasmtime::Error::from)?;
+        Ok(Arc::new(Self {
+            engine,
+            limits,
+            sizing,
+            exhaustion,
+            health,
+            stop,
+        }))
     }
 
     /// A fresh store: empty WASI context, memory cap, epoch deadline armed per call.
     pub(crate) fn store(&self, plugin: Arc<str>) -> Store<State> {
-        let wasi = WasiCtx::builder().wall_clock(Frozen).monotonic_clock(Frozen).build();
+        let wasi = WasiCtx::builder()
+            .wall_clock(Frozen)
+            .monotonic_clock(Frozen)
+            .build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.max_memory)
             .instances(16)
@@ -161,7 +185,13 @@ impl PluginEngine {
             .build();
         let mut store = Store::new(
             &self.engine,
-            State { wasi, table: ResourceTable::new(), limits, plugin, last_error_log: None },
+            State {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                plugin,
+                last_error_log: None,
+            },
         );
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();

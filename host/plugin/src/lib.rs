@@ -46,7 +46,8 @@ impl PluginHost {
     /// `cache_dir`: where compiled components are kept. Created with mode 0700; a directory that
     /// others could write is refused (the cache is deserialised without re-validation).
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Arc<Self>> {
-        let engine = PluginEngine::new(limits).map_err(|e| anyhow::anyhow!("wasm engine: {e:#}"))?;
+        let engine =
+            PluginEngine::new(limits).map_err(|e| anyhow::anyhow!("wasm engine: {e:#}"))?;
         let cache = match cache_dir {
             Some(dir) => match private_dir(dir) {
                 Ok(()) => Some(dir.to_path_buf()),
@@ -57,21 +58,46 @@ impl PluginHost {
             },
             None => None,
         };
-        Ok(Arc::new(Self { engine, cache, slots: Mutex::default() }))
+        Ok(Arc::new(Self {
+            engine,
+            cache,
+            slots: Mutex::default(),
+        }))
     }
 
     /// Create the slot for `pool`'s `world` plugin and load it. A file that fails to load leaves
     /// the slot empty (the built-in serves) and reports why; hot reload may fix it later.
-    pub fn slot(&self, pool: &str, world: World, path: &Path, config: Vec<(String, String)>) -> Arc<PluginSlot> {
+    pub fn slot(
+        &self,
+        pool: &str,
+        world: World,
+        path: &Path,
+        config: Vec<(String, String)>,
+    ) -> Arc<PluginSlot> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let slot = PluginSlot::new(pool, world, path, config, self.engine.clone(), self.cache.clone());
+        let slot = PluginSlot::new(
+            pool,
+            world,
+            path,
+            config,
+            self.engine.clone(),
+            self.cache.clone(),
+        );
         let _ = slot.reload();
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot.clone());
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot.clone());
         slot
     }
 
     pub fn statuses(&self) -> Vec<PluginStatus> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| s.status()).collect()
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.status())
+            .collect()
     }
 
     /// Start hot reload for every slot.
@@ -83,12 +109,17 @@ impl PluginHost {
 
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let meta = std::fs::metadata(dir)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
-        return Err(std::io::Error::other("not owned by this user, or writable by others"));
+        return Err(std::io::Error::other(
+            "not owned by this user, or writable by others",
+        ));
     }
     Ok(())
 }

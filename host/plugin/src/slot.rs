@@ -13,7 +13,8 @@ use futures_util::future::BoxFuture;
 use tracing::{info, warn};
 use warmpool_core::plugins::PluginStatus;
 use warmpool_core::policy_logic::{
-    ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, Probe, ProbeResult, SizingDecision, Verdict,
+    ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, Probe, ProbeResult,
+    SizingDecision, Verdict,
 };
 use warmpool_core::{ExhaustionStrategy, HealthCheck, SizingPolicy};
 
@@ -80,17 +81,30 @@ impl PluginSlot {
     /// Any failure keeps the serving version. Returns whether a new version was swapped in.
     /// Blocking (compiles): call it off the async workers.
     pub fn reload(&self) -> Result<bool, PluginError> {
-        let bytes = std::fs::read(&self.path)
-            .map_err(|e| PluginError::Read { path: self.path.display().to_string(), message: e.to_string() });
+        let bytes = std::fs::read(&self.path).map_err(|e| PluginError::Read {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        });
         let sha = bytes.as_deref().map(sha256_hex).ok();
-        let same = |cur: &Option<Arc<Loaded>>| cur.as_ref().is_some_and(|c| Some(&c.sha256) == sha.as_ref());
+        let same = |cur: &Option<Arc<Loaded>>| {
+            cur.as_ref()
+                .is_some_and(|c| Some(&c.sha256) == sha.as_ref())
+        };
         if same(&self.current.load_full()) && self.counters().benched_sha.is_none() {
             return Ok(false); // a touch, or an editor writing the same bytes: nothing to do
         }
         if sha.is_some() && self.counters().benched_sha == sha {
             return Ok(false); // still the benched content
         }
-        let result = bytes.and_then(|_| Loaded::load(&self.engine, self.cache.as_deref(), self.world, &self.path, &self.config));
+        let result = bytes.and_then(|_| {
+            Loaded::load(
+                &self.engine,
+                self.cache.as_deref(),
+                self.world,
+                &self.path,
+                &self.config,
+            )
+        });
         let result = result.and_then(|l| self.trial(&l).map(|()| l));
         let mut c = self.counters();
         match result {
@@ -114,14 +128,31 @@ impl PluginSlot {
 
     /// One call on sample input before a new version may serve.
     fn trial(&self, l: &Loaded) -> Result<(), PluginError> {
-        let s = PoolSnapshot { min_ready: 1, max_ready: 4, max_total: 8, idle_timeout_ms: 60_000, ..Default::default() };
+        let s = PoolSnapshot {
+            min_ready: 1,
+            max_ready: 4,
+            max_total: 8,
+            idle_timeout_ms: 60_000,
+            ..Default::default()
+        };
         match self.world {
             World::Sizing => check_sizing(&s, l.decide(&s)?).map(drop),
-            World::Exhaustion => {
-                l.on_exhausted(&ExhaustionRequest { wait_ms: None, wait_timeout_ms: 1_000 }, &s).map(drop)
-            }
+            World::Exhaustion => l
+                .on_exhausted(
+                    &ExhaustionRequest {
+                        wait_ms: None,
+                        wait_timeout_ms: 1_000,
+                    },
+                    &s,
+                )
+                .map(drop),
             World::Health => {
-                let c = ContainerInfo { id: "trial".into(), pool: self.pool.clone(), age_ms: 0, uses: 0 };
+                let c = ContainerInfo {
+                    id: "trial".into(),
+                    pool: self.pool.clone(),
+                    age_ms: 0,
+                    uses: 0,
+                };
                 check_plan(l.plan(&c)?).map(drop)
             }
         }
@@ -184,7 +215,10 @@ impl PluginSlot {
     }
 
     fn label(&self, fallback: &str) -> String {
-        let file = self.path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+        let file = self
+            .path
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
         match self.status().state {
             "active" => format!("wasm:{file}"),
             state => format!("{fallback} (wasm:{file} {state})"),
@@ -194,14 +228,20 @@ impl PluginSlot {
 
 fn check_sizing(s: &PoolSnapshot, d: SizingDecision) -> Result<SizingDecision, PluginError> {
     if d.target > s.max_ready {
-        return Err(PluginError::Malformed(format!("target {} > max_ready {}", d.target, s.max_ready)));
+        return Err(PluginError::Malformed(format!(
+            "target {} > max_ready {}",
+            d.target, s.max_ready
+        )));
     }
     Ok(d)
 }
 
 fn check_plan(p: Vec<Probe>) -> Result<Vec<Probe>, PluginError> {
     if p.len() > MAX_PROBES {
-        return Err(PluginError::Malformed(format!("{} probes planned (at most {MAX_PROBES})", p.len())));
+        return Err(PluginError::Malformed(format!(
+            "{} probes planned (at most {MAX_PROBES})",
+            p.len()
+        )));
     }
     Ok(p)
 }
@@ -221,7 +261,8 @@ impl SizingPolicy for WasmSizing {
     fn decide<'a>(&'a self, s: &'a PoolSnapshot) -> BoxFuture<'a, SizingDecision> {
         async move {
             let (slot, snap) = (self.slot.clone(), s.clone());
-            let answer = blocking(move || slot.call(|l| check_sizing(&snap, l.decide(&snap)?))).await;
+            let answer =
+                blocking(move || slot.call(|l| check_sizing(&snap, l.decide(&snap)?))).await;
             match answer {
                 Some(d) => d,
                 None => self.fallback.decide(s).await,
@@ -240,7 +281,11 @@ pub struct WasmExhaustion {
 }
 
 impl ExhaustionStrategy for WasmExhaustion {
-    fn on_exhausted<'a>(&'a self, r: &'a ExhaustionRequest, s: &'a PoolSnapshot) -> BoxFuture<'a, ExhaustionAction> {
+    fn on_exhausted<'a>(
+        &'a self,
+        r: &'a ExhaustionRequest,
+        s: &'a PoolSnapshot,
+    ) -> BoxFuture<'a, ExhaustionAction> {
         async move {
             let (slot, req, snap) = (self.slot.clone(), r.clone(), s.clone());
             match blocking(move || slot.call(|l| l.on_exhausted(&req, &snap))).await {

@@ -22,20 +22,28 @@ use crate::slot::PluginSlot;
 pub const DEBOUNCE: Duration = Duration::from_millis(60);
 
 /// Watch every slot's directory and reload on change, until `cancel`.
-pub fn spawn(slots: Vec<Arc<PluginSlot>>, cancel: CancellationToken, tracker: &TaskTracker) -> notify::Result<()> {
+pub fn spawn(
+    slots: Vec<Arc<PluginSlot>>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> notify::Result<()> {
     if slots.is_empty() {
         return Ok(());
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher: RecommendedWatcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) => {
-            for p in ev.paths {
-                let _ = tx.send(p);
+    let mut watcher: RecommendedWatcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
             }
-        }
-        Err(e) => warn!(error = %e, "plugin watcher error"),
-    })?;
-    let dirs: BTreeSet<PathBuf> = slots.iter().filter_map(|s| s.path.parent().map(PathBuf::from)).collect();
+            Err(e) => warn!(error = %e, "plugin watcher error"),
+        })?;
+    let dirs: BTreeSet<PathBuf> = slots
+        .iter()
+        .filter_map(|s| s.path.parent().map(PathBuf::from))
+        .collect();
     for d in &dirs {
         watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
@@ -57,7 +65,12 @@ pub fn spawn(slots: Vec<Arc<PluginSlot>>, cancel: CancellationToken, tracker: &T
             }
             let hit: Vec<Arc<PluginSlot>> = slots
                 .iter()
-                .filter(|s| changed.iter().any(|p| p == &s.path || p.file_name() == s.path.file_name() && p.parent() == s.path.parent()))
+                .filter(|s| {
+                    changed.iter().any(|p| {
+                        p == &s.path
+                            || p.file_name() == s.path.file_name() && p.parent() == s.path.parent()
+                    })
+                })
                 .cloned()
                 .collect();
             for slot in hit {

@@ -3,7 +3,10 @@
 
 /// Parse a number setting, naming the key when it is not one.
 pub fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
-    value.trim().parse().map_err(|_| format!("{key}: {value:?} is not a whole number"))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key}: {value:?} is not a whole number"))
 }
 
 /// A command setting: a JSON list of strings, or shell text run by `sh -c`.
@@ -23,8 +26,14 @@ mod tests {
 
     #[test]
     fn argv_from_json_list_or_shell_text() {
-        assert_eq!(argv("cmd", r#"["sh", "-c", "echo \"hi\""]"#).unwrap(), vec!["sh", "-c", "echo \"hi\""]);
-        assert_eq!(argv("cmd", "test -e /x").unwrap(), vec!["sh", "-c", "test -e /x"]);
+        assert_eq!(
+            argv("cmd", r#"["sh", "-c", "echo \"hi\""]"#).unwrap(),
+            vec!["sh", "-c", "echo \"hi\""]
+        );
+        assert_eq!(
+            argv("cmd", "test -e /x").unwrap(),
+            vec!["sh", "-c", "test -e /x"]
+        );
         assert!(argv("cmd", "[1, 2]").is_err());
     }
 }

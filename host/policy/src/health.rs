@@ -13,12 +13,19 @@ pub struct ExecProbe {
 impl ExecProbe {
     /// From plugin config pairs: `cmd` (JSON list or shell text), `timeout_ms`.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, String> {
-        let mut p = Self { argv: vec!["true".into()], timeout_ms: 5_000 };
+        let mut p = Self {
+            argv: vec!["true".into()],
+            timeout_ms: 5_000,
+        };
         for (k, v) in pairs {
             match k.as_str() {
                 "cmd" => p.argv = crate::config::argv(k, v)?,
                 "timeout_ms" => p.timeout_ms = crate::config::number(k, v)?,
-                other => return Err(format!("unknown setting {other:?} (exec-probe takes cmd, timeout_ms)")),
+                other => {
+                    return Err(format!(
+                        "unknown setting {other:?} (exec-probe takes cmd, timeout_ms)"
+                    ));
+                }
             }
         }
         Ok(p)
@@ -47,13 +54,21 @@ pub struct HttpProbe {
 impl HttpProbe {
     /// From plugin config pairs: `port` (required), `path`, `timeout_ms`.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, String> {
-        let mut p = Self { port: 0, path: "/".into(), timeout_ms: 5_000 };
+        let mut p = Self {
+            port: 0,
+            path: "/".into(),
+            timeout_ms: 5_000,
+        };
         for (k, v) in pairs {
             match k.as_str() {
                 "port" => p.port = crate::config::number(k, v)?,
                 "path" => p.path = v.clone(),
                 "timeout_ms" => p.timeout_ms = crate::config::number(k, v)?,
-                other => return Err(format!("unknown setting {other:?} (http-probe takes port, path, timeout_ms)")),
+                other => {
+                    return Err(format!(
+                        "unknown setting {other:?} (http-probe takes port, path, timeout_ms)"
+                    ));
+                }
             }
         }
         if p.port == 0 {

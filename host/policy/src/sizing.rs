@@ -74,7 +74,11 @@ impl AdaptiveConfig {
             match k.as_str() {
                 "burst_window_ms" => c.burst_window_ms = crate::config::number(k, v)?,
                 "cooldown_ms" => c.cooldown_ms = crate::config::number(k, v)?,
-                other => return Err(format!("unknown setting {other:?} (adaptive takes burst_window_ms, cooldown_ms)")),
+                other => {
+                    return Err(format!(
+                        "unknown setting {other:?} (adaptive takes burst_window_ms, cooldown_ms)"
+                    ));
+                }
             }
         }
         Ok(c)
@@ -98,7 +102,13 @@ pub struct PredictiveConfig {
 
 impl Default for PredictiveConfig {
     fn default() -> Self {
-        Self { window_ms: 60_000, bucket_ms: 1_000, alpha: 0.3, headroom: 1, default_create_ms: 500 }
+        Self {
+            window_ms: 60_000,
+            bucket_ms: 1_000,
+            alpha: 0.3,
+            headroom: 1,
+            default_create_ms: 500,
+        }
     }
 }
 
@@ -111,10 +121,16 @@ impl PredictiveConfig {
                 "bucket_ms" => c.bucket_ms = crate::config::number(k, v)?,
                 "headroom" => c.headroom = crate::config::number(k, v)?,
                 "default_create_ms" => c.default_create_ms = crate::config::number(k, v)?,
-                "alpha" => c.alpha = v.parse().map_err(|_| format!("alpha: {v:?} is not a number"))?,
-                other => return Err(format!(
-                    "unknown setting {other:?} (predictive takes window_ms, bucket_ms, alpha, headroom, default_create_ms)"
-                )),
+                "alpha" => {
+                    c.alpha = v
+                        .parse()
+                        .map_err(|_| format!("alpha: {v:?} is not a number"))?
+                }
+                other => {
+                    return Err(format!(
+                        "unknown setting {other:?} (predictive takes window_ms, bucket_ms, alpha, headroom, default_create_ms)"
+                    ));
+                }
             }
         }
         if !(c.alpha > 0.0 && c.alpha <= 1.0) {
@@ -137,20 +153,33 @@ pub fn predictive(s: &PoolSnapshot, cfg: &PredictiveConfig) -> SizingDecision {
     let buckets = (cfg.window_ms / cfg.bucket_ms).max(1) as usize;
     let start = s.now_ms.saturating_sub(buckets as u64 * cfg.bucket_ms);
     let mut counts = vec![0u32; buckets];
-    for a in s.recent_acquires.iter().filter(|a| a.at_ms >= start && a.at_ms < s.now_ms + 1) {
+    for a in s
+        .recent_acquires
+        .iter()
+        .filter(|a| a.at_ms >= start && a.at_ms < s.now_ms + 1)
+    {
         let i = (((a.at_ms - start) / cfg.bucket_ms) as usize).min(buckets - 1);
         counts[i] += 1;
     }
     // EWMA oldest → newest, in acquires per second.
     let per_s = 1000.0 / cfg.bucket_ms as f64;
-    let rate = counts.iter().fold(0.0, |ewma, &c| cfg.alpha * f64::from(c) * per_s + (1.0 - cfg.alpha) * ewma);
+    let rate = counts.iter().fold(0.0, |ewma, &c| {
+        cfg.alpha * f64::from(c) * per_s + (1.0 - cfg.alpha) * ewma
+    });
     let latency_ms = s.median_create_ms().unwrap_or(cfg.default_create_ms);
     let forecast = (rate * f64::from(latency_ms) / 1000.0).ceil() as u32;
-    let target = if rate > 0.0 { forecast.saturating_add(cfg.headroom) } else { 0 };
+    let target = if rate > 0.0 {
+        forecast.saturating_add(cfg.headroom)
+    } else {
+        0
+    };
     let target = target.clamp(min, s.max_ready);
     SizingDecision {
         target,
-        reason: format!("predictive: {rate:.2}/s × {latency_ms} ms + {} headroom", cfg.headroom),
+        reason: format!(
+            "predictive: {rate:.2}/s × {latency_ms} ms + {} headroom",
+            cfg.headroom
+        ),
     }
 }
 
@@ -198,10 +227,20 @@ mod tests {
     #[test]
     fn configs_read_from_pairs() {
         let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-        assert_eq!(AdaptiveConfig::from_pairs(&p("cooldown_ms", "5")).unwrap().cooldown_ms, 5);
+        assert_eq!(
+            AdaptiveConfig::from_pairs(&p("cooldown_ms", "5"))
+                .unwrap()
+                .cooldown_ms,
+            5
+        );
         assert!(AdaptiveConfig::from_pairs(&p("cooldown", "5")).is_err());
         assert!(PredictiveConfig::from_pairs(&p("alpha", "2")).is_err());
-        assert_eq!(PredictiveConfig::from_pairs(&p("headroom", "3")).unwrap().headroom, 3);
+        assert_eq!(
+            PredictiveConfig::from_pairs(&p("headroom", "3"))
+                .unwrap()
+                .headroom,
+            3
+        );
     }
 
     #[test]
