@@ -8,6 +8,7 @@
 //! - leases: `POST/GET /v1/leases`, `GET/DELETE /v1/leases/{id}`, `POST /v1/leases/{id}/exec`,
 //!   `PUT/GET /v1/leases/{id}/files/{*path}`, `POST /v1/leases/{id}/renew` ([`leases`]);
 //! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
+//! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures);
 //! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]).
 
 pub mod auth;
@@ -25,24 +26,28 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use warmpool_core::plugins::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
 pub use error::ApiError;
 use metrics::Metrics;
 
 /// Settings of the HTTP layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Bearer token required on `/v1`; `None` leaves the API open (loopback only).
     pub token: Option<String>,
     pub max_request_bytes: usize,
     pub max_upload_bytes: usize,
+    /// Where `GET /v1/plugins` and the plugin metrics read from; `None`: no plugin host.
+    pub plugins: Option<PluginStatusSource>,
 }
 
 pub struct AppState<B: Backend> {
     pub manager: Arc<Manager<B>>,
     pub metrics: Metrics,
     pub token: Option<String>,
+    pub plugins: Option<PluginStatusSource>,
 }
 
 pub type Shared<B> = Arc<AppState<B>>;
@@ -50,9 +55,10 @@ pub type Shared<B> = Arc<AppState<B>>;
 /// Build the router.
 pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
     let state = Arc::new(AppState {
-        metrics: Metrics::new(manager.clone()),
+        metrics: Metrics::new(manager.clone(), cfg.plugins.clone()),
         manager,
         token: cfg.token,
+        plugins: cfg.plugins,
     });
     let files = Router::new()
         .route(
@@ -74,6 +80,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/pools", get(pools::list::<B>))
         .route("/v1/pools/{name}", get(pools::show::<B>))
         .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
+        .route("/v1/plugins", get(plugins::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .merge(files)
         .route_layer(middleware::from_fn_with_state(
@@ -117,6 +124,11 @@ async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
         )
         .into_response()
     }
+}
+
+async fn plugins<B: Backend>(State(s): State<Shared<B>>) -> Response {
+    let list = s.plugins.as_ref().map(|f| f()).unwrap_or_default();
+    Json(json!({ "plugins": list })).into_response()
 }
 
 async fn metrics_text<B: Backend>(State(s): State<Shared<B>>) -> Response {

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use warmpool_core::plugins::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,7 +27,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new<B: Backend>(manager: Arc<Manager<B>>) -> Self {
+    pub fn new<B: Backend>(manager: Arc<Manager<B>>, plugins: Option<PluginStatusSource>) -> Self {
         let mut registry = Registry::default();
         // 20 µs … ~10 s: warm acquires sit at the bottom, cold ones near the top.
         let acquire_seconds = Family::<AcquireLabels, Histogram>::new_with_constructor(|| {
@@ -38,6 +39,9 @@ impl Metrics {
             acquire_seconds.clone(),
         );
         registry.register_collector(Box::new(PoolCollector { manager }));
+        if let Some(source) = plugins {
+            registry.register_collector(Box::new(PluginCollector { source }));
+        }
         Self {
             registry,
             acquire_seconds,
@@ -198,5 +202,47 @@ impl<B: Backend> Collector for PoolCollector<B> {
             &up,
         )?;
         Ok(())
+    }
+}
+
+struct PluginCollector {
+    source: PluginStatusSource,
+}
+
+impl std::fmt::Debug for PluginCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginCollector")
+    }
+}
+
+impl Collector for PluginCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let list = (self.source)();
+        let labels = |p: &warmpool_core::plugins::PluginStatus| vec![("pool", p.pool.clone()), ("kind", p.kind.clone())];
+        let rows = |f: &dyn Fn(&warmpool_core::plugins::PluginStatus) -> u64| {
+            list.iter().map(|p| (labels(p), f(p))).collect::<Vec<_>>()
+        };
+        counter(&mut enc, "warmpool_plugin_reloads", "Plugin versions swapped in", &rows(&|p| p.reloads))?;
+        counter(&mut enc, "warmpool_plugin_calls", "Plugin calls", &rows(&|p| p.calls))?;
+        counter(&mut enc, "warmpool_plugin_failures", "Plugin calls that failed (trap, deadline, memory, malformed)", &rows(&|p| p.failures))?;
+        counter(&mut enc, "warmpool_plugin_fallbacks", "Decisions the built-in policy made instead", &rows(&|p| p.fallbacks))?;
+        let state: Vec<_> = list
+            .iter()
+            .map(|p| {
+                let mut l = labels(p);
+                l.push(("state", p.state.to_string()));
+                (l, 1i64)
+            })
+            .collect();
+        gauge(&mut enc, "warmpool_plugin_state", "1 for the plugin's current state (active, benched, fallback)", &state)?;
+        let since: Vec<_> = list
+            .iter()
+            .filter_map(|p| {
+                let t = humantime::parse_rfc3339(p.last_reload_at.as_deref()?).ok()?;
+                let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+                Some((labels(p), secs))
+            })
+            .collect();
+        gauge(&mut enc, "warmpool_plugin_last_reload_timestamp_seconds", "Unix time of the last successful reload", &since)
     }
 }

@@ -27,6 +27,34 @@ pub struct Config {
     pub docker: DockerConfig,
     pub manager: ManagerConfig,
     pub pools: Vec<PoolPlan>,
+    pub plugins: PluginSettings,
+}
+
+/// Limits and cache shared by all plugins.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// Where compiled components are cached (created 0700).
+    pub cache_dir: std::path::PathBuf,
+    /// Longest one plugin call may run (rounded up to 10 ms epoch ticks).
+    pub deadline: Duration,
+    pub max_memory: usize,
+    /// Consecutive failures that bench a plugin until its file changes.
+    pub bench_after: u32,
+}
+
+/// A pool's plugin for one decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRef {
+    pub path: std::path::PathBuf,
+    /// Scalars as text; nested values as JSON text.
+    pub config: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PoolPlugins {
+    pub sizing: Option<PluginRef>,
+    pub exhaustion: Option<PluginRef>,
+    pub health: Option<PluginRef>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +82,7 @@ pub struct PoolPlan {
     pub sizing: BuiltinSizing,
     pub exhaustion: BuiltinExhaustion,
     pub health: Option<HealthPlan>,
+    pub plugins: PoolPlugins,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +143,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         source_name: name.clone(),
         problems: vec![Problem::new("(file)", format!("cannot read: {e}"))],
     })?;
-    parse(&text, &name, std::env::vars())
+    let mut cfg = parse(&text, &name, std::env::vars())?;
+    // Plugin paths are relative to the config file, wherever the daemon was started.
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for plan in &mut cfg.pools {
+        for r in [&mut plan.plugins.sizing, &mut plan.plugins.exhaustion, &mut plan.plugins.health].into_iter().flatten() {
+            if r.path.is_relative() {
+                r.path = base.join(&r.path);
+            }
+        }
+    }
+    Ok(cfg)
 }
 
 /// Validate config text, with `vars` as the environment for overrides.

@@ -67,6 +67,37 @@ pub struct RawPool {
     pub health: Option<RawHealth>,
     #[serde(default)]
     pub sizing: RawSizing,
+    #[serde(default)]
+    pub plugins: RawPoolPlugins,
+}
+
+/// `pools.<name>.plugins`: wasm components serving this pool's decisions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoolPlugins {
+    pub sizing: Option<RawPluginRef>,
+    pub exhaustion: Option<RawPluginRef>,
+    pub health: Option<RawPluginRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPluginRef {
+    /// The `.wasm` file; relative paths are relative to the config file.
+    pub path: String,
+    /// The plugin's own settings, handed to its `init`.
+    #[serde(default)]
+    pub config: serde_yaml::Mapping,
+}
+
+/// Top-level `plugins:`: limits and cache for every plugin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPluginSettings {
+    pub cache_dir: Option<String>,
+    pub deadline: Option<String>,
+    pub max_memory: Option<Size>,
+    pub bench_after: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

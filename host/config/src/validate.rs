@@ -14,7 +14,7 @@ use warmpool_core::{
 use crate::raw::*;
 use crate::{Config, DockerConfig, HealthPlan, PoolPlan, Problem, ServerConfig};
 
-const TOP_KEYS: [&str; 4] = ["server", "docker", "limits", "pools"];
+const TOP_KEYS: [&str; 5] = ["server", "docker", "limits", "pools", "plugins"];
 
 /// Collects problems as validation walks the tree.
 #[derive(Default)]
@@ -176,6 +176,7 @@ pub fn validate(
     let server = validate_server(&mut p, raw_server);
     let docker: RawDocker = p.section("docker", map.get("docker")).unwrap_or_default();
     let limits: RawLimits = p.section("limits", map.get("limits")).unwrap_or_default();
+    let raw_plugins: RawPluginSettings = p.section("plugins", map.get("plugins")).unwrap_or_default();
 
     let mut pools = Vec::new();
     match map.get("pools") {
@@ -212,6 +213,7 @@ pub fn validate(
             );
         }
     }
+    let plugins = validate_plugin_settings(&mut p, &raw_plugins, server.as_ref().map_or("default", |s| s.host_id.as_str()));
     match (p.0.is_empty(), server) {
         (true, Some(server)) => Ok(Config {
             server,
@@ -220,6 +222,7 @@ pub fn validate(
             },
             manager,
             pools,
+            plugins,
         }),
         _ => Err(p.0),
     }
@@ -315,6 +318,54 @@ fn validate_limits(p: &mut Problems, raw: &RawLimits, pools: &[PoolPlan]) -> Man
         breaker: BreakerConfig::default(),
         ..d
     }
+}
+
+fn validate_plugin_settings(p: &mut Problems, raw: &RawPluginSettings, host_id: &str) -> crate::PluginSettings {
+    let deadline = p.duration("plugins.deadline", &raw.deadline, Duration::from_millis(50));
+    if deadline < Duration::from_millis(10) || deadline > Duration::from_secs(10) {
+        p.push("plugins.deadline", format!("must be between 10ms and 10s ({deadline:?})"));
+    }
+    let max_memory = p.size("plugins.max_memory", &raw.max_memory).unwrap_or(64 << 20);
+    if !(1 << 20..=4 << 30).contains(&max_memory) {
+        p.push("plugins.max_memory", "must be between 1m and 4g");
+    }
+    let bench_after = raw.bench_after.unwrap_or(5);
+    if bench_after == 0 {
+        p.push("plugins.bench_after", "must be ≥ 1");
+    }
+    let cache_dir = raw.cache_dir.as_ref().map_or_else(
+        || std::env::temp_dir().join(format!("warmpool-plugin-cache-{host_id}")),
+        std::path::PathBuf::from,
+    );
+    crate::PluginSettings { cache_dir, deadline, max_memory: max_memory as usize, bench_after }
+}
+
+/// A plugin entry: its path, and its config flattened to text pairs for the guest's `init`.
+fn plugin_ref(p: &mut Problems, path: &str, raw: &Option<RawPluginRef>) -> Option<crate::PluginRef> {
+    let raw = raw.as_ref()?;
+    if raw.path.trim().is_empty() {
+        p.push(format!("{path}.path"), "must name a .wasm file");
+    }
+    let mut config = Vec::new();
+    for (k, v) in &raw.config {
+        let key = key_name(k);
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => String::new(),
+            // Nested values reach the guest as JSON, which every language can read.
+            other => match serde_json::to_string(other) {
+                Ok(j) => j,
+                Err(e) => {
+                    p.push(format!("{path}.config.{key}"), format!("cannot be passed to the plugin: {e}"));
+                    continue;
+                }
+            },
+        };
+        config.push((key, text));
+    }
+    Some(crate::PluginRef { path: raw.path.clone().into(), config })
 }
 
 fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> PoolPlan {
@@ -520,5 +571,10 @@ fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> Po
         sizing,
         exhaustion,
         health,
+        plugins: crate::PoolPlugins {
+            sizing: plugin_ref(p, &at("plugins.sizing"), &raw.plugins.sizing),
+            exhaustion: plugin_ref(p, &at("plugins.exhaustion"), &raw.plugins.exhaustion),
+            health: plugin_ref(p, &at("plugins.health"), &raw.plugins.health),
+        },
     }
 }

@@ -96,6 +96,12 @@ impl<B: Backend> Manager<B> {
         self.cancel.clone()
     }
 
+    /// The tracker every task runs on; other layers (the plugin watcher) spawn on it too, so
+    /// shutdown waits for them.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
     pub fn backend(&self) -> &Arc<B> {
         &self.backend
     }

@@ -111,6 +111,8 @@ impl ExhaustionStrategy for BuiltinExhaustion {
 pub enum BuiltinHealth {
     Exec(health::ExecProbe),
     Http(health::HttpProbe),
+    /// No probes, always healthy: the fallback of a health plugin on a pool without `health:`.
+    Pass,
 }
 
 impl HealthCheck for BuiltinHealth {
@@ -118,6 +120,7 @@ impl HealthCheck for BuiltinHealth {
         let p = match self {
             Self::Exec(p) => p.plan(c),
             Self::Http(p) => p.plan(c),
+            Self::Pass => Vec::new(),
         };
         ready(p).boxed()
     }
@@ -125,6 +128,7 @@ impl HealthCheck for BuiltinHealth {
         let v = match self {
             Self::Exec(p) => p.judge(c, r),
             Self::Http(p) => p.judge(c, r),
+            Self::Pass => Verdict::Healthy,
         };
         ready(v).boxed()
     }
@@ -132,6 +136,7 @@ impl HealthCheck for BuiltinHealth {
         match self {
             Self::Exec(_) => "builtin:exec-probe".into(),
             Self::Http(_) => "builtin:http-probe".into(),
+            Self::Pass => "builtin:pass".into(),
         }
     }
 }

@@ -145,3 +145,24 @@ pub async fn release(c: &Conn, lease: &str) -> ExitCode {
         Err(e) => fail(e),
     }
 }
+
+pub async fn plugins(c: &Conn) -> ExitCode {
+    let (_, v) = match c.send(c.req(Method::GET, "/v1/plugins")).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    println!("{:<16} {:<11} {:<9} {:>7} {:>8} {:>8} {:>9}  {:<14} PATH", "POOL", "KIND", "STATE", "RELOADS", "CALLS", "FAILURES", "FALLBACKS", "SHA256");
+    for p in v["plugins"].as_array().into_iter().flatten() {
+        let t = |k: &str| p[k].as_str().unwrap_or("-").to_string();
+        let n = |k: &str| p[k].to_string();
+        let sha = p["sha256"].as_str().map_or("-".to_string(), |s| s.chars().take(12).collect());
+        println!(
+            "{:<16} {:<11} {:<9} {:>7} {:>8} {:>8} {:>9}  {:<14} {}",
+            t("pool"), t("kind"), t("state"), n("reloads"), n("calls"), n("failures"), n("fallbacks"), sha, t("path")
+        );
+        if let Some(e) = p["last_error"].as_str() {
+            println!("{:<16} last error: {e}", "");
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -2,7 +2,8 @@
 //!
 //! - `warmpool serve -c FILE` runs the daemon ([`serve`]).
 //! - `warmpool validate -c FILE` checks a config and prints its pools.
-//! - `status`, `acquire`, `exec`, `release` talk to a running daemon over HTTP ([`client`]).
+//! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
+//!   ([`client`]); `plugin check` loads a component locally.
 
 mod client;
 mod serve;
@@ -59,12 +60,34 @@ enum Command {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-    /// End a lease; its container is destroyed.
+        /// End a lease; its container is destroyed.
     Release {
         #[command(flatten)]
         conn: client::Conn,
         lease: String,
     },
+    /// Policy plugins: check a component, or list a running daemon's.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a component as the daemon would and print its answers on sample inputs.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        world: warmpool_plugin_host::World,
+        /// A plugin setting, KEY=VALUE (repeatable).
+        #[arg(long = "config", value_parser = parse_kv)]
+        config: Vec<(String, String)>,
+    },
+    /// List the plugins of a running daemon.
+    List(client::Conn),
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 fn main() -> ExitCode {
@@ -96,7 +119,20 @@ fn main() -> ExitCode {
                 timeout_ms,
                 cmd,
             } => client::exec(&conn, &lease, cmd, timeout_ms).await,
-            Command::Release { conn, lease } => client::release(&conn, &lease).await,
+                        Command::Release { conn, lease } => client::release(&conn, &lease).await,
+            Command::Plugin(PluginCommand::Check { file, world, config }) => {
+                match warmpool_plugin_host::check::check(&file, world, &config) {
+                    Ok(report) => {
+                        print!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", file.display());
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Command::Plugin(PluginCommand::List(conn)) => client::plugins(&conn).await,
         }
     })
 }

@@ -10,7 +10,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use warmpool_config::{Config, HealthPlan};
-use warmpool_core::{BuiltinHealth, HealthCheck, Manager, Policies};
+use warmpool_core::{BuiltinHealth, ExhaustionStrategy, HealthCheck, Manager, Policies, SizingPolicy};
+use warmpool_plugin_host::engine::TICK;
+use warmpool_plugin_host::{Limits, PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World};
 use warmpool_docker::DockerBackend;
 
 pub fn validate(path: &Path) -> ExitCode {
@@ -76,19 +78,32 @@ pub async fn run(path: &Path) -> ExitCode {
     }
 }
 
-fn policies(plan: &warmpool_config::PoolPlan) -> Policies {
-    let health: Option<Arc<dyn HealthCheck>> =
-        plan.health.as_ref().map(|h| -> Arc<dyn HealthCheck> {
-            match h {
-                HealthPlan::Exec(e) => Arc::new(BuiltinHealth::Exec(e.clone())),
-                HealthPlan::Http(p) => Arc::new(BuiltinHealth::Http(p.clone())),
-            }
-        });
-    Policies {
-        sizing: Arc::new(plan.sizing.clone()),
-        exhaustion: Arc::new(plan.exhaustion),
-        health,
+/// A pool's policies: the built-ins from its YAML, each wrapped by its wasm plugin when one is
+/// configured (the built-in then stays as the fallback).
+fn policies(plan: &warmpool_config::PoolPlan, host: &PluginHost) -> Policies {
+    let name = &plan.pool.name;
+    let mut sizing: Arc<dyn SizingPolicy> = Arc::new(plan.sizing.clone());
+    let mut exhaustion: Arc<dyn ExhaustionStrategy> = Arc::new(plan.exhaustion);
+    let mut health: Option<Arc<dyn HealthCheck>> = plan.health.as_ref().map(|h| -> Arc<dyn HealthCheck> {
+        match h {
+            HealthPlan::Exec(e) => Arc::new(BuiltinHealth::Exec(e.clone())),
+            HealthPlan::Http(p) => Arc::new(BuiltinHealth::Http(p.clone())),
+        }
+    });
+    if let Some(r) = &plan.plugins.sizing {
+        let slot = host.slot(name, World::Sizing, &r.path, r.config.clone());
+        sizing = Arc::new(WasmSizing { slot, fallback: sizing });
     }
+    if let Some(r) = &plan.plugins.exhaustion {
+        let slot = host.slot(name, World::Exhaustion, &r.path, r.config.clone());
+        exhaustion = Arc::new(WasmExhaustion { slot, fallback: exhaustion });
+    }
+    if let Some(r) = &plan.plugins.health {
+        let slot = host.slot(name, World::Health, &r.path, r.config.clone());
+        let fallback = health.unwrap_or_else(|| Arc::new(BuiltinHealth::Pass));
+        health = Some(Arc::new(WasmHealth { slot, fallback }));
+    }
+    Policies { sizing, exhaustion, health }
 }
 
 async fn serve(path: &Path) -> Result<()> {
@@ -98,18 +113,24 @@ async fn serve(path: &Path) -> Result<()> {
         DockerBackend::connect(cfg.docker.endpoint.as_deref(), &cfg.server.host_id)
             .context("docker")?,
     );
-    let pools = cfg
-        .pools
-        .iter()
-        .map(|p| (p.pool.clone(), policies(p)))
-        .collect();
+        let ps = &cfg.plugins;
+    let limits = Limits {
+        deadline_ticks: ps.deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64,
+        max_memory: ps.max_memory,
+        bench_after: ps.bench_after,
+    };
+    let plugin_host = PluginHost::new(limits, Some(&ps.cache_dir))?;
+    let pools = cfg.pools.iter().map(|p| (p.pool.clone(), policies(p, &plugin_host))).collect();
     let manager = Manager::new(cfg.manager.clone(), pools, backend);
 
     // Bind before starting the loops: a port in use should fail before any container exists.
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot bind {}", cfg.server.listen))?;
-    manager.start();
+        manager.start();
+    plugin_host
+        .watch(manager.cancel_token(), manager.tracker())
+        .context("watching plugin files for hot reload")?;
     info!(
         listen = %cfg.server.listen,
         host_id = %cfg.server.host_id,
@@ -122,7 +143,11 @@ async fn serve(path: &Path) -> Result<()> {
         warmpool_api::ApiConfig {
             token,
             max_request_bytes: cfg.server.max_request_bytes,
-            max_upload_bytes: cfg.server.max_upload_bytes,
+                        max_upload_bytes: cfg.server.max_upload_bytes,
+            plugins: Some({
+                let h = plugin_host.clone();
+                Arc::new(move || h.statuses())
+            }),
         },
     );
     let cancel = manager.cancel_token();
