@@ -218,14 +218,36 @@ impl std::fmt::Debug for PluginCollector {
 impl Collector for PluginCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let list = (self.source)();
-        let labels = |p: &warmpool_core::plugins::PluginStatus| vec![("pool", p.pool.clone()), ("kind", p.kind.clone())];
+        let labels = |p: &warmpool_core::plugins::PluginStatus| {
+            vec![("pool", p.pool.clone()), ("kind", p.kind.clone())]
+        };
         let rows = |f: &dyn Fn(&warmpool_core::plugins::PluginStatus) -> u64| {
             list.iter().map(|p| (labels(p), f(p))).collect::<Vec<_>>()
         };
-        counter(&mut enc, "warmpool_plugin_reloads", "Plugin versions swapped in", &rows(&|p| p.reloads))?;
-        counter(&mut enc, "warmpool_plugin_calls", "Plugin calls", &rows(&|p| p.calls))?;
-        counter(&mut enc, "warmpool_plugin_failures", "Plugin calls that failed (trap, deadline, memory, malformed)", &rows(&|p| p.failures))?;
-        counter(&mut enc, "warmpool_plugin_fallbacks", "Decisions the built-in policy made instead", &rows(&|p| p.fallbacks))?;
+        counter(
+            &mut enc,
+            "warmpool_plugin_reloads",
+            "Plugin versions swapped in",
+            &rows(&|p| p.reloads),
+        )?;
+        counter(
+            &mut enc,
+            "warmpool_plugin_calls",
+            "Plugin calls",
+            &rows(&|p| p.calls),
+        )?;
+        counter(
+            &mut enc,
+            "warmpool_plugin_failures",
+            "Plugin calls that failed (trap, deadline, memory, malformed)",
+            &rows(&|p| p.failures),
+        )?;
+        counter(
+            &mut enc,
+            "warmpool_plugin_fallbacks",
+            "Decisions the built-in policy made instead",
+            &rows(&|p| p.fallbacks),
+        )?;
         let state: Vec<_> = list
             .iter()
             .map(|p| {
@@ -234,7 +256,12 @@ impl Collector for PluginCollector {
                 (l, 1i64)
             })
             .collect();
-        gauge(&mut enc, "warmpool_plugin_state", "1 for the plugin's current state (active, benched, fallback)", &state)?;
+        gauge(
+            &mut enc,
+            "warmpool_plugin_state",
+            "1 for the plugin's current state (active, benched, fallback)",
+            &state,
+        )?;
         let since: Vec<_> = list
             .iter()
             .filter_map(|p| {
@@ -243,6 +270,11 @@ impl Collector for PluginCollector {
                 Some((labels(p), secs))
             })
             .collect();
-        gauge(&mut enc, "warmpool_plugin_last_reload_timestamp_seconds", "Unix time of the last successful reload", &since)
+        gauge(
+            &mut enc,
+            "warmpool_plugin_last_reload_timestamp_seconds",
+            "Unix time of the last successful reload",
+            &since,
+        )
     }
 }

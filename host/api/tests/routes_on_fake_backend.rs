@@ -70,7 +70,9 @@ async fn app(token: Option<&str>) -> axum::Router {
         ApiConfig {
             token: token.map(Into::into),
             max_request_bytes: 4096,
-            max_upload_bytes: 1 << 20, plugins: None },
+            max_upload_bytes: 1 << 20,
+            plugins: None,
+        },
     )
 }
 

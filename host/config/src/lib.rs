@@ -147,7 +147,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     // Plugin paths are relative to the config file, wherever the daemon was started.
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     for plan in &mut cfg.pools {
-        for r in [&mut plan.plugins.sizing, &mut plan.plugins.exhaustion, &mut plan.plugins.health].into_iter().flatten() {
+        for r in [
+            &mut plan.plugins.sizing,
+            &mut plan.plugins.exhaustion,
+            &mut plan.plugins.health,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if r.path.is_relative() {
                 r.path = base.join(&r.path);
             }

@@ -176,7 +176,8 @@ pub fn validate(
     let server = validate_server(&mut p, raw_server);
     let docker: RawDocker = p.section("docker", map.get("docker")).unwrap_or_default();
     let limits: RawLimits = p.section("limits", map.get("limits")).unwrap_or_default();
-    let raw_plugins: RawPluginSettings = p.section("plugins", map.get("plugins")).unwrap_or_default();
+    let raw_plugins: RawPluginSettings =
+        p.section("plugins", map.get("plugins")).unwrap_or_default();
 
     let mut pools = Vec::new();
     match map.get("pools") {
@@ -213,7 +214,11 @@ pub fn validate(
             );
         }
     }
-    let plugins = validate_plugin_settings(&mut p, &raw_plugins, server.as_ref().map_or("default", |s| s.host_id.as_str()));
+    let plugins = validate_plugin_settings(
+        &mut p,
+        &raw_plugins,
+        server.as_ref().map_or("default", |s| s.host_id.as_str()),
+    );
     match (p.0.is_empty(), server) {
         (true, Some(server)) => Ok(Config {
             server,
@@ -320,12 +325,21 @@ fn validate_limits(p: &mut Problems, raw: &RawLimits, pools: &[PoolPlan]) -> Man
     }
 }
 
-fn validate_plugin_settings(p: &mut Problems, raw: &RawPluginSettings, host_id: &str) -> crate::PluginSettings {
+fn validate_plugin_settings(
+    p: &mut Problems,
+    raw: &RawPluginSettings,
+    host_id: &str,
+) -> crate::PluginSettings {
     let deadline = p.duration("plugins.deadline", &raw.deadline, Duration::from_millis(50));
     if deadline < Duration::from_millis(10) || deadline > Duration::from_secs(10) {
-        p.push("plugins.deadline", format!("must be between 10ms and 10s ({deadline:?})"));
+        p.push(
+            "plugins.deadline",
+            format!("must be between 10ms and 10s ({deadline:?})"),
+        );
     }
-    let max_memory = p.size("plugins.max_memory", &raw.max_memory).unwrap_or(64 << 20);
+    let max_memory = p
+        .size("plugins.max_memory", &raw.max_memory)
+        .unwrap_or(64 << 20);
     if !(1 << 20..=4 << 30).contains(&max_memory) {
         p.push("plugins.max_memory", "must be between 1m and 4g");
     }
@@ -337,11 +351,20 @@ fn validate_plugin_settings(p: &mut Problems, raw: &RawPluginSettings, host_id: 
         || std::env::temp_dir().join(format!("warmpool-plugin-cache-{host_id}")),
         std::path::PathBuf::from,
     );
-    crate::PluginSettings { cache_dir, deadline, max_memory: max_memory as usize, bench_after }
+    crate::PluginSettings {
+        cache_dir,
+        deadline,
+        max_memory: max_memory as usize,
+        bench_after,
+    }
 }
 
 /// A plugin entry: its path, and its config flattened to text pairs for the guest's `init`.
-fn plugin_ref(p: &mut Problems, path: &str, raw: &Option<RawPluginRef>) -> Option<crate::PluginRef> {
+fn plugin_ref(
+    p: &mut Problems,
+    path: &str,
+    raw: &Option<RawPluginRef>,
+) -> Option<crate::PluginRef> {
     let raw = raw.as_ref()?;
     if raw.path.trim().is_empty() {
         p.push(format!("{path}.path"), "must name a .wasm file");
@@ -358,14 +381,20 @@ fn plugin_ref(p: &mut Problems, path: &str, raw: &Option<RawPluginRef>) -> Optio
             other => match serde_json::to_string(other) {
                 Ok(j) => j,
                 Err(e) => {
-                    p.push(format!("{path}.config.{key}"), format!("cannot be passed to the plugin: {e}"));
+                    p.push(
+                        format!("{path}.config.{key}"),
+                        format!("cannot be passed to the plugin: {e}"),
+                    );
                     continue;
                 }
             },
         };
         config.push((key, text));
     }
-    Some(crate::PluginRef { path: raw.path.clone().into(), config })
+    Some(crate::PluginRef {
+        path: raw.path.clone().into(),
+        config,
+    })
 }
 
 fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> PoolPlan {

@@ -22,6 +22,8 @@ pub mod component;
 pub mod convert;
 pub mod engine;
 pub mod slot;
+#[doc(hidden)]
+pub mod testing;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -1,15 +1,13 @@
 //! Each shipped plugin answers exactly as its native twin (the same `warmpool_policy` function
 //! compiled into the host) on a table of snapshots.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::component;
 use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::{AdaptiveConfig, PredictiveConfig};
 use warmpool_core::policy_logic::*;
 use warmpool_plugin_host::component::Loaded;
+use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{Limits, PluginEngine, World};
 
 fn engine() -> Arc<PluginEngine> {

@@ -2,15 +2,13 @@
 //! wrong, the pool's built-in answers instead, repeated failures bench the plugin, and a bad
 //! new file never replaces a working one.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::component;
 use warmpool_core::policy_logic::{PoolSnapshot, SizingDecision};
 use warmpool_core::{BuiltinSizing, SizingPolicy};
 use warmpool_plugin_host::component::Loaded;
+use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{Limits, PluginEngine, PluginError, PluginHost, WasmSizing, World};
 
 fn snap() -> PoolSnapshot {

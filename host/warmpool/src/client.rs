@@ -151,14 +151,27 @@ pub async fn plugins(c: &Conn) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    println!("{:<16} {:<11} {:<9} {:>7} {:>8} {:>8} {:>9}  {:<14} PATH", "POOL", "KIND", "STATE", "RELOADS", "CALLS", "FAILURES", "FALLBACKS", "SHA256");
+    println!(
+        "{:<16} {:<11} {:<9} {:>7} {:>8} {:>8} {:>9}  {:<14} PATH",
+        "POOL", "KIND", "STATE", "RELOADS", "CALLS", "FAILURES", "FALLBACKS", "SHA256"
+    );
     for p in v["plugins"].as_array().into_iter().flatten() {
         let t = |k: &str| p[k].as_str().unwrap_or("-").to_string();
         let n = |k: &str| p[k].to_string();
-        let sha = p["sha256"].as_str().map_or("-".to_string(), |s| s.chars().take(12).collect());
+        let sha = p["sha256"]
+            .as_str()
+            .map_or("-".to_string(), |s| s.chars().take(12).collect());
         println!(
             "{:<16} {:<11} {:<9} {:>7} {:>8} {:>8} {:>9}  {:<14} {}",
-            t("pool"), t("kind"), t("state"), n("reloads"), n("calls"), n("failures"), n("fallbacks"), sha, t("path")
+            t("pool"),
+            t("kind"),
+            t("state"),
+            n("reloads"),
+            n("calls"),
+            n("failures"),
+            n("fallbacks"),
+            sha,
+            t("path")
         );
         if let Some(e) = p["last_error"].as_str() {
             println!("{:<16} last error: {e}", "");

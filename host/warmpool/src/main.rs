@@ -60,7 +60,7 @@ enum Command {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-        /// End a lease; its container is destroyed.
+    /// End a lease; its container is destroyed.
     Release {
         #[command(flatten)]
         conn: client::Conn,
@@ -87,7 +87,9 @@ enum PluginCommand {
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 fn main() -> ExitCode {
@@ -119,19 +121,21 @@ fn main() -> ExitCode {
                 timeout_ms,
                 cmd,
             } => client::exec(&conn, &lease, cmd, timeout_ms).await,
-                        Command::Release { conn, lease } => client::release(&conn, &lease).await,
-            Command::Plugin(PluginCommand::Check { file, world, config }) => {
-                match warmpool_plugin_host::check::check(&file, world, &config) {
-                    Ok(report) => {
-                        print!("{report}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {}: {e}", file.display());
-                        ExitCode::FAILURE
-                    }
+            Command::Release { conn, lease } => client::release(&conn, &lease).await,
+            Command::Plugin(PluginCommand::Check {
+                file,
+                world,
+                config,
+            }) => match warmpool_plugin_host::check::check(&file, world, &config) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
                 }
-            }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            },
             Command::Plugin(PluginCommand::List(conn)) => client::plugins(&conn).await,
         }
     })

@@ -10,10 +10,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use warmpool_config::{Config, HealthPlan};
-use warmpool_core::{BuiltinHealth, ExhaustionStrategy, HealthCheck, Manager, Policies, SizingPolicy};
+use warmpool_core::{
+    BuiltinHealth, ExhaustionStrategy, HealthCheck, Manager, Policies, SizingPolicy,
+};
+use warmpool_docker::DockerBackend;
 use warmpool_plugin_host::engine::TICK;
 use warmpool_plugin_host::{Limits, PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World};
-use warmpool_docker::DockerBackend;
 
 pub fn validate(path: &Path) -> ExitCode {
     match warmpool_config::load(path) {
@@ -84,26 +86,37 @@ fn policies(plan: &warmpool_config::PoolPlan, host: &PluginHost) -> Policies {
     let name = &plan.pool.name;
     let mut sizing: Arc<dyn SizingPolicy> = Arc::new(plan.sizing.clone());
     let mut exhaustion: Arc<dyn ExhaustionStrategy> = Arc::new(plan.exhaustion);
-    let mut health: Option<Arc<dyn HealthCheck>> = plan.health.as_ref().map(|h| -> Arc<dyn HealthCheck> {
-        match h {
-            HealthPlan::Exec(e) => Arc::new(BuiltinHealth::Exec(e.clone())),
-            HealthPlan::Http(p) => Arc::new(BuiltinHealth::Http(p.clone())),
-        }
-    });
+    let mut health: Option<Arc<dyn HealthCheck>> =
+        plan.health.as_ref().map(|h| -> Arc<dyn HealthCheck> {
+            match h {
+                HealthPlan::Exec(e) => Arc::new(BuiltinHealth::Exec(e.clone())),
+                HealthPlan::Http(p) => Arc::new(BuiltinHealth::Http(p.clone())),
+            }
+        });
     if let Some(r) = &plan.plugins.sizing {
         let slot = host.slot(name, World::Sizing, &r.path, r.config.clone());
-        sizing = Arc::new(WasmSizing { slot, fallback: sizing });
+        sizing = Arc::new(WasmSizing {
+            slot,
+            fallback: sizing,
+        });
     }
     if let Some(r) = &plan.plugins.exhaustion {
         let slot = host.slot(name, World::Exhaustion, &r.path, r.config.clone());
-        exhaustion = Arc::new(WasmExhaustion { slot, fallback: exhaustion });
+        exhaustion = Arc::new(WasmExhaustion {
+            slot,
+            fallback: exhaustion,
+        });
     }
     if let Some(r) = &plan.plugins.health {
         let slot = host.slot(name, World::Health, &r.path, r.config.clone());
         let fallback = health.unwrap_or_else(|| Arc::new(BuiltinHealth::Pass));
         health = Some(Arc::new(WasmHealth { slot, fallback }));
     }
-    Policies { sizing, exhaustion, health }
+    Policies {
+        sizing,
+        exhaustion,
+        health,
+    }
 }
 
 async fn serve(path: &Path) -> Result<()> {
@@ -113,21 +126,25 @@ async fn serve(path: &Path) -> Result<()> {
         DockerBackend::connect(cfg.docker.endpoint.as_deref(), &cfg.server.host_id)
             .context("docker")?,
     );
-        let ps = &cfg.plugins;
+    let ps = &cfg.plugins;
     let limits = Limits {
         deadline_ticks: ps.deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64,
         max_memory: ps.max_memory,
         bench_after: ps.bench_after,
     };
     let plugin_host = PluginHost::new(limits, Some(&ps.cache_dir))?;
-    let pools = cfg.pools.iter().map(|p| (p.pool.clone(), policies(p, &plugin_host))).collect();
+    let pools = cfg
+        .pools
+        .iter()
+        .map(|p| (p.pool.clone(), policies(p, &plugin_host)))
+        .collect();
     let manager = Manager::new(cfg.manager.clone(), pools, backend);
 
     // Bind before starting the loops: a port in use should fail before any container exists.
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot bind {}", cfg.server.listen))?;
-        manager.start();
+    manager.start();
     plugin_host
         .watch(manager.cancel_token(), manager.tracker())
         .context("watching plugin files for hot reload")?;
@@ -143,7 +160,7 @@ async fn serve(path: &Path) -> Result<()> {
         warmpool_api::ApiConfig {
             token,
             max_request_bytes: cfg.server.max_request_bytes,
-                        max_upload_bytes: cfg.server.max_upload_bytes,
+            max_upload_bytes: cfg.server.max_upload_bytes,
             plugins: Some({
                 let h = plugin_host.clone();
                 Arc::new(move || h.statuses())

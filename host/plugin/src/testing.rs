@@ -1,11 +1,11 @@
-//! Builds the components under `plugins/` once per test run, so tests always use real guests
-//! from the same source.
-#![allow(dead_code)]
+//! For tests: build the components under `plugins/` once per test run, so every test uses real
+//! guests compiled from the same source in the same run.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// `plugins/target/wasm32-wasip2/release`, after building the plugin workspace once.
 pub fn plugins_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -27,6 +27,7 @@ pub fn plugins_dir() -> PathBuf {
     .clone()
 }
 
+/// The built component `name` (file stem, e.g. `sizing_fixed`).
 pub fn component(name: &str) -> PathBuf {
     let p = plugins_dir().join(format!("{name}.wasm"));
     assert!(p.exists(), "{} was not built", p.display());
