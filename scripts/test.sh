@@ -26,6 +26,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Plugins build for wasm32-wasip2. rustup may not reach its server here; the workplace keeps a
+# copy of the target beside the checkout (../shared/toolchain), which its script installs.
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2/lib" ]; then
+  if [ -x ../shared/toolchain/install-wasm-target.sh ]; then
+    ../shared/toolchain/install-wasm-target.sh
+  else
+    rustup target add wasm32-wasip2
+  fi
+fi
+
 tests/images/build-busybox.sh
 cargo test --workspace --locked "$@"
 

@@ -163,3 +163,33 @@ fn shipped_examples_are_valid() {
     }
     assert!(n >= 2, "expected the example configs, found {n}");
 }
+
+#[test]
+fn plugin_entries_flatten_their_config_and_check_limits() {
+    let yaml = r#"
+plugins: { deadline: 30ms, max_memory: 32m, bench_after: 3 }
+pools:
+  p:
+    image: x
+    plugins:
+      sizing: { path: plugins/predictive.wasm, config: { headroom: 2, alpha: 0.5, name: fast, cmd: [sh, -c, "true"] } }
+      health: { path: /abs/h.wasm }
+"#;
+    let c = parse(yaml, "t", no_env()).unwrap();
+    assert_eq!(c.plugins.deadline, Duration::from_millis(30));
+    assert_eq!(c.plugins.max_memory, 32 << 20);
+    assert_eq!(c.plugins.bench_after, 3);
+    let s = c.pools[0].plugins.sizing.as_ref().unwrap();
+    assert_eq!(s.path.to_str(), Some("plugins/predictive.wasm"));
+    let get = |k: &str| s.config.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("headroom"), Some("2"));
+    assert_eq!(get("alpha"), Some("0.5"));
+    assert_eq!(get("name"), Some("fast"));
+    assert_eq!(get("cmd"), Some(r#"["sh","-c","true"]"#));
+    assert!(c.pools[0].plugins.exhaustion.is_none());
+
+    let err = parse("plugins: { deadline: 1h }\npools:\n  p:\n    image: x\n    plugins: { sizing: { file: x.wasm } }\n", "t", no_env()).unwrap_err();
+    let lines: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    assert!(lines.iter().any(|l| l.starts_with("plugins.deadline: must be between 10ms and 10s")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("pools.p.plugins.sizing.file: unknown field `file`")), "{lines:#?}");
+}
