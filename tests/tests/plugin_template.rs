@@ -16,19 +16,42 @@ fn the_template_builds_and_checks() {
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .unwrap();
-    assert!(out.status.success(), "template build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "template build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wasm = target.join("wasm32-wasip2/release/cold_aware.wasm");
     let out = Command::new(warmpool_e2e::binary())
-        .args(["plugin", "check", "--world", "sizing", "--config", "per_cold=3"])
+        .args([
+            "plugin",
+            "check",
+            "--world",
+            "sizing",
+            "--config",
+            "per_cold=3",
+        ])
         .arg(&wasm)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("a valid sizing-policy component"), "{stdout}");
-    assert!(stdout.contains("cold-aware: 0 cold acquires in 60000 ms"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("a valid sizing-policy component"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cold-aware: 0 cold acquires in 60000 ms"),
+        "{stdout}"
+    );
     let out = Command::new(warmpool_e2e::binary())
-        .args(["plugin", "check", "--world", "sizing", "--config", "speed=3"])
+        .args([
+            "plugin", "check", "--world", "sizing", "--config", "speed=3",
+        ])
         .arg(&wasm)
         .output()
         .unwrap();

@@ -181,7 +181,12 @@ pools:
     assert_eq!(c.plugins.bench_after, 3);
     let s = c.pools[0].plugins.sizing.as_ref().unwrap();
     assert_eq!(s.path.to_str(), Some("plugins/predictive.wasm"));
-    let get = |k: &str| s.config.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        s.config
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(get("headroom"), Some("2"));
     assert_eq!(get("alpha"), Some("0.5"));
     assert_eq!(get("name"), Some("fast"));
@@ -190,6 +195,16 @@ pools:
 
     let err = parse("plugins: { deadline: 1h }\npools:\n  p:\n    image: x\n    plugins: { sizing: { file: x.wasm } }\n", "t", no_env()).unwrap_err();
     let lines: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
-    assert!(lines.iter().any(|l| l.starts_with("plugins.deadline: must be between 10ms and 10s")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.starts_with("pools.p.plugins.sizing.file: unknown field `file`")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("plugins.deadline: must be between 10ms and 10s")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("pools.p.plugins.sizing.file: unknown field `file`")),
+        "{lines:#?}"
+    );
 }
