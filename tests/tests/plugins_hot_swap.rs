@@ -212,6 +212,24 @@ async fn a_hostile_plugin_leaves_the_daemon_serving_on_its_builtin() {
             .unwrap()
             .starts_with("builtin:adaptive")
     );
+
+    // The CLI shows the same, reason included.
+    let out = std::process::Command::new(warmpool_e2e::binary())
+        .args(["plugin", "list", "--url", &d.url])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("hz") && l.contains("sizing") && l.contains("fallback")),
+        "{table}"
+    );
+    assert!(
+        table.contains("last error: call exceeded its deadline"),
+        "{table}"
+    );
 }
 
 #[test]
