@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -76,12 +76,27 @@ pub async fn show<B: Backend>(
     Ok(Json(s.manager.lease(&id)?).into_response())
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseQuery {
+    /// Return the container to the pool after a verified reset, if the pool allows reuse.
+    #[serde(default)]
+    pub reuse: bool,
+}
+
+/// `DELETE /v1/leases/{id}`: 204, the container is destroyed. With `?reuse=true`: 200 and
+/// `{"reused": bool, "reason"?}` once the reset and verification have run.
 pub async fn release<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+    q: Result<Query<ReleaseQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if q.reuse {
+        return Ok(Json(s.manager.release_for_reuse(&id).await?).into_response());
+    }
     s.manager.release(&id)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Debug, Deserialize)]

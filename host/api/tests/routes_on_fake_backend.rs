@@ -47,6 +47,9 @@ fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies) {
         idle_timeout: Duration::from_secs(60),
         wait_timeout: Duration::from_millis(200),
         health_interval: Duration::from_secs(60),
+        max_lifetime: None,
+        image_check_interval: Duration::from_secs(5),
+        reuse: None,
     };
     let pol = Policies {
         sizing: Arc::new(BuiltinSizing::Fixed),

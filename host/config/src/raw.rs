@@ -69,6 +69,8 @@ pub struct RawPool {
     pub sizing: RawSizing,
     #[serde(default)]
     pub plugins: RawPoolPlugins,
+    #[serde(default)]
+    pub reuse: RawReuse,
 }
 
 /// `pools.<name>.plugins`: wasm components serving this pool's decisions.
@@ -112,6 +114,22 @@ pub struct RawLease {
 pub struct RawLifecycle {
     pub max_warm_age: Option<String>,
     pub idle_timeout: Option<String>,
+    pub max_lifetime: Option<String>,
+    pub image_check_interval: Option<String>,
+}
+
+/// `pools.<name>.reuse`: opt-in reuse with a verified reset.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReuse {
+    #[serde(default)]
+    pub enabled: bool,
+    pub max_uses: Option<u32>,
+    #[serde(default)]
+    pub reset: Vec<Command>,
+    #[serde(default)]
+    pub verify: Vec<Command>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -449,6 +449,49 @@ fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> Po
     if max_warm_age.is_some_and(|d| d < Duration::from_secs(1)) {
         p.push(at("lifecycle.max_warm_age"), "must be ≥ 1s");
     }
+    let max_lifetime = raw.lifecycle.max_lifetime.as_ref().map(|_| {
+        p.duration(
+            &at("lifecycle.max_lifetime"),
+            &raw.lifecycle.max_lifetime,
+            Duration::from_secs(3600),
+        )
+    });
+    let image_check_interval = p.duration(
+        &at("lifecycle.image_check_interval"),
+        &raw.lifecycle.image_check_interval,
+        Duration::from_secs(30),
+    );
+    if image_check_interval < Duration::from_millis(100) {
+        p.push(at("lifecycle.image_check_interval"), "must be ≥ 100ms");
+    }
+    let reuse = if raw.reuse.enabled {
+        let r = &raw.reuse;
+        let max_uses = r.max_uses.unwrap_or(10);
+        if max_uses < 2 {
+            p.push(
+                at("reuse.max_uses"),
+                "must be ≥ 2 (1 is single-use: disable reuse instead)",
+            );
+        }
+        // Reuse is only safe when the reset is explicit and its result is checked.
+        if r.reset.is_empty() {
+            p.push(at("reuse.reset"), "reuse needs at least one reset command");
+        }
+        if r.verify.is_empty() {
+            p.push(
+                at("reuse.verify"),
+                "reuse needs at least one verify command that proves the reset",
+            );
+        }
+        Some(warmpool_core::ReuseConfig {
+            max_uses,
+            reset: r.reset.iter().map(Command::argv).collect(),
+            verify: r.verify.iter().map(Command::argv).collect(),
+            timeout: p.duration(&at("reuse.timeout"), &r.timeout, Duration::from_secs(30)),
+        })
+    } else {
+        None
+    };
     let idle_timeout = p.duration(
         &at("lifecycle.idle_timeout"),
         &raw.lifecycle.idle_timeout,
@@ -596,6 +639,9 @@ fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> Po
             idle_timeout,
             wait_timeout,
             health_interval,
+            max_lifetime,
+            image_check_interval,
+            reuse,
         },
         sizing,
         exhaustion,

@@ -169,6 +169,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Run one health probe against a container.
     fn probe(&self, id: &str, probe: &Probe) -> impl Future<Output = ProbeResult> + Send;
 
+    /// The ID `image` resolves to now, or `None` when the engine does not have it. Never pulls.
+    fn image_id(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<String>, BackendError>> + Send;
+
     /// Is the engine reachable?
     fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
 

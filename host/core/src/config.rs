@@ -24,6 +24,26 @@ pub struct PoolConfig {
     pub wait_timeout: Duration,
     /// How often ready containers are probed, when the pool has a health check.
     pub health_interval: Duration,
+    /// Containers older than this (since first ready) are never reused and, when ready, are
+    /// replaced. `None`: no limit.
+    pub max_lifetime: Option<Duration>,
+    /// How often the image reference is resolved again, to drain containers of an old image.
+    pub image_check_interval: Duration,
+    /// Opt-in reuse with a verified reset; `None`: single-use (the default).
+    pub reuse: Option<ReuseConfig>,
+}
+
+/// Reuse of a released container, only after a reset that a verification confirms.
+#[derive(Debug, Clone)]
+pub struct ReuseConfig {
+    /// Leases one container may serve in all.
+    pub max_uses: u32,
+    /// Commands that clean the container; each must exit 0.
+    pub reset: Vec<Vec<String>>,
+    /// Commands that prove the reset worked; each must exit 0.
+    pub verify: Vec<Vec<String>>,
+    /// Bound on each reset or verify command.
+    pub timeout: Duration,
 }
 
 /// Settings shared by all pools.

@@ -31,6 +31,8 @@ pub struct FakeState {
     /// Containers whose health probe fails.
     pub sick: BTreeSet<String>,
     pub files: BTreeMap<(String, String), Vec<u8>>,
+    /// What the pools' image resolves to; new containers get it.
+    pub image_id: String,
     next_id: u64,
 }
 
@@ -42,9 +44,13 @@ pub struct FakeBackend {
 
 impl FakeBackend {
     pub fn new(create_latency: Duration) -> Self {
+        let state = FakeState {
+            image_id: "sha256:one".into(),
+            ..Default::default()
+        };
         Self {
             create_latency,
-            state: Mutex::default(),
+            state: Mutex::new(state),
             events: Mutex::default(),
         }
     }
@@ -119,7 +125,7 @@ impl Backend for FakeBackend {
             name: format!("warmpool-{pool}-{}", st.next_id),
             id,
             image: spec.image.clone(),
-            image_id: "sha256:fake".into(),
+            image_id: st.image_id.clone(),
         })
     }
 
@@ -173,6 +179,11 @@ impl Backend for FakeBackend {
             exit_code: i64::from(sick),
             output: String::new(),
         }
+    }
+
+    async fn image_id(&self, _image: &str) -> Result<Option<String>, BackendError> {
+        self.check_up()?;
+        Ok(Some(self.state().image_id.clone()))
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

@@ -25,13 +25,14 @@ pub mod manager;
 pub mod plugins;
 pub mod policy;
 pub mod pool;
+pub mod reuse;
 pub mod stats;
 pub mod tasks;
 
 pub use backend::{
     Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest,
 };
-pub use config::{BreakerConfig, ManagerConfig, PoolConfig};
+pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
 pub use error::{AcquireError, LeaseError, WarmUpError};
 pub use lease::LeaseInfo;
 pub use manager::{AcquireRequest, Manager, ShutdownReport};
@@ -39,5 +40,6 @@ pub use policy::{
     BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,
     SizingPolicy,
 };
+pub use reuse::ReuseOutcome;
 pub use stats::PoolStats;
 pub use warmpool_policy as policy_logic;

@@ -459,6 +459,7 @@ impl<B: Backend> Manager<B> {
                 creating: st.creating,
                 ready: st.ready.len() as u32,
                 leased: st.leased,
+                resetting: st.resetting,
                 removing: st.removing,
                 unhealthy: st.unhealthy,
             },

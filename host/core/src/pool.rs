@@ -24,7 +24,10 @@ use crate::stats::{Counters, LatencyWindow};
 #[derive(Debug, Clone)]
 pub struct ReadyContainer {
     pub created: Created,
+    /// When it (last) became ready: after create, or after a verified reset.
     pub ready_at: Instant,
+    /// When it first became ready; `max_lifetime` counts from here.
+    pub born: Instant,
     pub uses: u32,
 }
 
@@ -51,8 +54,13 @@ pub struct PoolState {
     /// Creates made for one specific acquire (exhaustion `cold`); they do not refill the pool.
     pub creating_cold: u32,
     pub leased: u32,
+    /// Released for reuse; its reset and verification are running.
+    pub resetting: u32,
     pub removing: u32,
     pub unhealthy: u32,
+    /// The ID the pool's image reference resolves to now, when known. Containers of another
+    /// image are drained as they come free.
+    pub current_image_id: Option<String>,
     pub waiters: VecDeque<oneshot::Sender<Delivery>>,
     pub target: u32,
     pub target_reason: String,
@@ -71,7 +79,12 @@ pub struct PoolState {
 
 impl PoolState {
     pub fn total(&self) -> u32 {
-        self.ready.len() as u32 + self.creating + self.leased + self.removing + self.unhealthy
+        self.ready.len() as u32
+            + self.creating
+            + self.leased
+            + self.resetting
+            + self.removing
+            + self.unhealthy
     }
 
     /// The breaker is open once creates have failed `threshold` times in a row.
@@ -161,6 +174,13 @@ impl PoolState {
             self.removing += 1;
         }
         Some(c)
+    }
+
+    /// Whether `c` runs an image other than the one the pool's reference resolves to now.
+    pub fn stale_image(&self, c: &ReadyContainer) -> bool {
+        self.current_image_id
+            .as_ref()
+            .is_some_and(|id| *id != c.created.image_id)
     }
 
     pub fn record_acquire(&mut self, now: Instant, source: AcquireSource, micros: u32) {

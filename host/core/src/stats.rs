@@ -17,6 +17,8 @@ pub struct Counters {
     pub expired_total: u64,
     pub recycled_total: u64,
     pub unhealthy_total: u64,
+    pub reused_total: u64,
+    pub reset_failures: u64,
 }
 
 const WINDOW: usize = 1024;
@@ -55,13 +57,14 @@ pub struct StateCounts {
     pub creating: u32,
     pub ready: u32,
     pub leased: u32,
+    pub resetting: u32,
     pub removing: u32,
     pub unhealthy: u32,
 }
 
 impl StateCounts {
     pub fn total(&self) -> u32 {
-        self.creating + self.ready + self.leased + self.removing + self.unhealthy
+        self.creating + self.ready + self.leased + self.resetting + self.removing + self.unhealthy
     }
 }
 

@@ -41,6 +41,7 @@ impl<B: Backend> Manager<B> {
         self.tracker.spawn(self.clone().reaper_loop());
         for pool in self.pools.values() {
             self.tracker.spawn(self.clone().refill_loop(pool.clone()));
+            self.tracker.spawn(self.clone().image_loop(pool.clone()));
             if pool.policies.health.is_some() {
                 self.tracker.spawn(self.clone().health_loop(pool.clone()));
             }
@@ -172,11 +173,15 @@ impl<B: Backend> Manager<B> {
                     let _ = this.backend.destroy(&created.id).await;
                     Err(DeliveryError::ShuttingDown)
                 }
-                Ok(created) => Ok(ReadyContainer {
-                    created,
-                    ready_at: Instant::now(),
-                    uses: 0,
-                }),
+                Ok(created) => {
+                    let now = Instant::now();
+                    Ok(ReadyContainer {
+                        created,
+                        ready_at: now,
+                        born: now,
+                        uses: 0,
+                    })
+                }
                 Err(e) => Err(DeliveryError::Create(e)),
             };
             this.finish_create(&pool, cold, result, deliver, ms);
@@ -336,15 +341,19 @@ impl<B: Backend> Manager<B> {
             let mut st = pool.lock();
             let mut doomed = Vec::new();
             // One container per tick: recycling a whole pool at once would empty it.
-            if let Some(age) = pool.cfg.max_warm_age
-                && let Some(pos) = st
-                    .ready
-                    .iter()
-                    .position(|c| now.duration_since(c.ready_at) >= age)
-            {
+            let worn = |c: &ReadyContainer| {
+                pool.cfg
+                    .max_warm_age
+                    .is_some_and(|age| now.duration_since(c.ready_at) >= age)
+                    || pool
+                        .cfg
+                        .max_lifetime
+                        .is_some_and(|life| now.duration_since(c.born) >= life)
+            };
+            if let Some(pos) = st.ready.iter().position(|c| worn(c) || st.stale_image(c)) {
                 let c = st.ready.remove(pos).expect("position is valid");
                 st.counters.recycled_total += 1;
-                doomed.push((c.created.id, "max_warm_age"));
+                doomed.push((c.created.id, "recycled: age, lifetime or image"));
             }
             // Scale down gently, one per tick, oldest first.
             let target = st.effective_target(&pool.cfg) as usize;
@@ -356,6 +365,31 @@ impl<B: Backend> Manager<B> {
             drop(st);
             for (id, why) in doomed {
                 self.spawn_destroy(pool.clone(), id, false, why);
+            }
+        }
+    }
+
+    /// Resolve the pool's image reference now and then; when the tag moved to a new image ID,
+    /// ready containers of the old one are recycled (one per reaper tick) and leased ones are
+    /// not reused, so the pool drains to the new image without killing anything in use.
+    async fn image_loop(self: Arc<Self>, pool: Arc<Pool>) {
+        loop {
+            if self.engine_up() {
+                match self.backend.image_id(&pool.cfg.spec.image).await {
+                    Ok(Some(id)) => {
+                        let mut st = pool.lock();
+                        if st.current_image_id.as_ref().is_some_and(|old| *old != id) {
+                            info!(pool = %pool.cfg.name, image = %pool.cfg.spec.image, new_id = %id, "image moved; draining containers of the old one");
+                        }
+                        st.current_image_id = Some(id);
+                    }
+                    Ok(None) => {} // not present locally; the next create pulls it
+                    Err(e) => debug!(pool = %pool.cfg.name, error = %e, "image check failed"),
+                }
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(pool.cfg.image_check_interval) => {}
             }
         }
     }

@@ -158,6 +158,18 @@ impl Backend for DockerBackend {
         exec::probe(&self.docker, id, probe).await
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<String>, BackendError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) if is_transport(&e) => Err(unavailable(e)),
+            Err(e) => Err(BackendError::Image {
+                image: image.into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
     async fn ping(&self) -> Result<(), BackendError> {
         self.docker.ping().await.map_err(unavailable)?;
         self.negotiate().await

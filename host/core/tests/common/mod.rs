@@ -48,6 +48,9 @@ pub fn pool(name: &str, min: u32, max: u32, total: u32) -> PoolConfig {
         idle_timeout: Duration::from_secs(60),
         wait_timeout: Duration::from_secs(5),
         health_interval: Duration::from_secs(10),
+        max_lifetime: None,
+        image_check_interval: Duration::from_secs(5),
+        reuse: None,
     }
 }
 
