@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use warmpool_e2e::{Daemon, IMAGE, docker, pool_yaml};
+use warmpool_e2e::{Daemon, IMAGE, docker};
 
 /// Build `tag` as the test image plus a label, so each version has its own image ID.
 fn build_version(tag: &str, version: u32) {

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use warmpool_e2e::{Daemon, pool_yaml};
 
-const REUSE: &str = r#"reuse: { enabled: true, max_uses: 3, reset: ["rm -rf /work/* /work/.[!.]* /work/..?* /tmp/* /tmp/.[!.]* /tmp/..?*"], verify: ["test -z \"$(ls -A /work /tmp)\""] }"#;
+const REUSE: &str = r#"reuse: { enabled: true, max_uses: 3, reset: ["rm -rf /work/* /work/.[!.]* /work/..?* /tmp/* /tmp/.[!.]* /tmp/..?*"], verify: ["test -z \"$(ls -A /work)\" && test -z \"$(ls -A /tmp)\""] }"#;
 
 #[tokio::test]
 async fn a_reused_container_carries_no_files_from_the_last_session() {
@@ -61,6 +61,19 @@ async fn a_reused_container_carries_no_files_from_the_last_session() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(d.pool("ru").await["counters"]["reused_total"], 1);
 
+    let (st, _, outcome) = d
+        .call(
+            Method::DELETE,
+            &format!("/v1/leases/{id2}?reuse=true"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, outcome["reused"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{outcome}"
+    );
+
     // A bad query is refused with a reason.
     let three = d.acquire(json!({"pool": "ru"})).await;
     let id3 = three["lease_id"].as_str().unwrap();
@@ -88,7 +101,7 @@ async fn an_incomplete_reset_is_caught_by_verify_and_the_container_destroyed() {
 max_ready: 1
 max_total: 2
 workdir: /work
-reuse: { enabled: true, reset: ["rm -rf /tmp/*"], verify: ["test -z \"$(ls -A /work /tmp)\""] }"#,
+reuse: { enabled: true, reset: ["rm -rf /tmp/*"], verify: ["test -z \"$(ls -A /work)\" && test -z \"$(ls -A /tmp)\""] }"#,
     )])
     .await;
     d.warm_up("rv").await;
