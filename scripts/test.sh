@@ -13,7 +13,7 @@ fi
 
 # Containers of test daemons carry host ids starting with e2e-. Whatever happens, none stay.
 leftovers() {
-  docker ps -aq --filter label=warmpool.managed=true --format '{{.ID}} {{.Label "warmpool.host"}}' \
+  docker ps -a --filter label=warmpool.managed=true --format '{{.ID}} {{.Label "warmpool.host"}}' \
     | awk '$2 ~ /^e2e-/ {print $1}'
 }
 cleanup() {

@@ -364,10 +364,22 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // SIGTERM first: the daemon's own shutdown waits for creates in flight, which a
+            // SIGKILL would leave to finish at the engine after our sweep below.
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t0 = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
-        // Even when the test failed: nothing of this daemon stays on the engine.
+        // Even when the test failed: nothing of this daemon stays on the engine. The second
+        // sweep catches a create the engine completed after the first.
+        remove_containers_of(&self.host_id);
+        std::thread::sleep(Duration::from_millis(300));
         remove_containers_of(&self.host_id);
         if std::thread::panicking() {
             eprintln!("--- daemon log ({}) ---\n{}", self.host_id, self.log());

@@ -9,10 +9,12 @@
 //!   `PUT/GET /v1/leases/{id}/files/{*path}`, `POST /v1/leases/{id}/renew` ([`leases`]);
 //! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures);
+//! - events: `GET /v1/events`, Server-Sent Events of the pool lifecycle ([`events`]);
 //! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]).
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod leases;
 pub mod metrics;
 pub mod pools;
@@ -81,6 +83,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/pools/{name}", get(pools::show::<B>))
         .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
         .route("/v1/plugins", get(plugins::<B>))
+        .route("/v1/events", get(events::stream::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .merge(files)
         .route_layer(middleware::from_fn_with_state(

@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     pub max_upload_bytes: usize,
     pub shutdown_grace: Duration,
+    /// Append every lifecycle event to this file as a JSON line.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]

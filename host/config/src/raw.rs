@@ -15,6 +15,7 @@ pub struct RawServer {
     pub max_upload_bytes: Option<Size>,
     pub exec_output_bytes: Option<Size>,
     pub shutdown_grace: Option<String>,
+    pub audit_log: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

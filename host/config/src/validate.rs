@@ -291,6 +291,7 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
         max_request_bytes: max_request_bytes as usize,
         max_upload_bytes: max_upload_bytes as usize,
         shutdown_grace,
+        audit_log: raw.audit_log.as_ref().map(std::path::PathBuf::from),
     })
 }
 

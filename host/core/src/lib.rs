@@ -19,6 +19,7 @@ pub mod backend;
 pub mod caps;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod fake;
 pub mod lease;
 pub mod manager;

@@ -17,6 +17,7 @@ use crate::backend::{Backend, BackendError, ExecOutput, ExecRequest};
 use crate::caps::GlobalCap;
 use crate::config::{ManagerConfig, PoolConfig};
 use crate::error::{AcquireError, LeaseError, WarmUpError};
+use crate::events::Event;
 use crate::lease::{Lease, LeaseInfo};
 use crate::policy::Policies;
 use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
@@ -63,6 +64,7 @@ pub struct Manager<B: Backend> {
     pub(crate) engine: EngineState,
     /// True once the startup sweep removed what an earlier run left; refill waits for it.
     pub(crate) swept: watch::Sender<bool>,
+    pub(crate) events: tokio::sync::broadcast::Sender<Event>,
 }
 
 impl<B: Backend> Manager<B> {
@@ -88,7 +90,35 @@ impl<B: Backend> Manager<B> {
             epoch: Instant::now(),
             engine: EngineState::default(),
             swept: watch::Sender::new(false),
+            events: tokio::sync::broadcast::Sender::new(crate::events::CAPACITY),
         })
+    }
+
+    /// Subscribe to lifecycle events.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Publish a lifecycle event (a no-op without subscribers).
+    pub(crate) fn emit(
+        &self,
+        kind: &'static str,
+        pool: &str,
+        container: Option<&str>,
+        lease: Option<&str>,
+        reason: Option<String>,
+    ) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.events.send(Event {
+            at: crate::lease::rfc3339(SystemTime::now()),
+            kind,
+            pool: pool.to_string(),
+            container: container.map(str::to_string),
+            lease: lease.map(str::to_string),
+            reason,
+        });
     }
 
     /// The token every task runs under; cancelling it starts shutdown.
@@ -329,6 +359,13 @@ impl<B: Backend> Manager<B> {
             gone: None,
         };
         let info = lease.info(now);
+        self.emit(
+            "leased",
+            &pool.cfg.name,
+            Some(&info.container_id),
+            Some(&info.lease_id),
+            Some(info.source.to_string()),
+        );
         lock(&self.leases).insert(lease.id.clone(), lease);
         info
     }
@@ -369,6 +406,14 @@ impl<B: Backend> Manager<B> {
     }
 
     pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
+        let cid = &lease.container.created.id;
+        self.emit(
+            "released",
+            &lease.pool.cfg.name,
+            Some(cid),
+            Some(&lease.id),
+            Some(why.to_string()),
+        );
         {
             let mut st = lease.pool.lock();
             st.leased -= 1;

@@ -51,6 +51,14 @@ impl<B: Backend> Manager<B> {
             st.leased -= 1;
             st.resetting += 1;
         }
+        let cid = &lease.container.created.id;
+        self.emit(
+            "released",
+            &lease.pool.cfg.name,
+            Some(cid),
+            Some(&lease.id),
+            Some("reuse".into()),
+        );
         let this = self.clone();
         let (pool, container) = (lease.pool.clone(), lease.container.clone());
         let task = self
@@ -138,11 +146,13 @@ impl<B: Backend> Manager<B> {
             None => {
                 st.counters.reused_total += 1;
                 info!(pool = %pool.cfg.name, container = %c.created.name, uses = c.uses, "container reset, verified and back in the pool");
+                let cid = c.created.id.clone();
                 st.offer(ReadyContainer {
                     ready_at: Instant::now(),
                     ..c
                 });
                 drop(st);
+                self.emit("reused", &pool.cfg.name, Some(&cid), None, None);
                 pool.touch();
                 None
             }
@@ -151,6 +161,13 @@ impl<B: Backend> Manager<B> {
                 st.removing += 1;
                 drop(st);
                 warn!(pool = %pool.cfg.name, container = %c.created.name, %reason, "reuse refused; destroying the container");
+                self.emit(
+                    "unhealthy",
+                    &pool.cfg.name,
+                    Some(&id),
+                    None,
+                    Some(reason.clone()),
+                );
                 self.spawn_destroy(pool, id, false, "reset failed");
                 Some(reason)
             }

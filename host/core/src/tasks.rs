@@ -205,6 +205,14 @@ impl<B: Backend> Manager<B> {
             Ok(c) => {
                 st.record_create_ok(ms);
                 info!(pool = %pool.cfg.name, container = %c.created.name, ms, "container ready");
+                self.emit(
+                    "created",
+                    &pool.cfg.name,
+                    Some(&c.created.id),
+                    None,
+                    Some(format!("{ms} ms")),
+                );
+                self.emit("ready", &pool.cfg.name, Some(&c.created.id), None, None);
                 match deliver {
                     Some(tx) => {
                         st.leased += 1;
@@ -232,6 +240,13 @@ impl<B: Backend> Manager<B> {
                         let failures = st.consecutive_failures;
                         warn!(pool = %pool.cfg.name, failures, error = %e, "create failed");
                         if failures == self.cfg.breaker.threshold {
+                            self.emit(
+                                "breaker",
+                                &pool.cfg.name,
+                                None,
+                                None,
+                                Some(format!("open after {failures} failures: {e}")),
+                            );
                             error!(pool = %pool.cfg.name, "create breaker open: pool degraded");
                         }
                     }
@@ -275,7 +290,8 @@ impl<B: Backend> Manager<B> {
                     }
                 }
             }
-            debug!(pool = %pool.cfg.name, container = %id, why, "destroyed");
+                        debug!(pool = %pool.cfg.name, container = %id, why, "destroyed");
+            this.emit("removed", &pool.cfg.name, Some(&id), None, Some(why.to_string()));
             {
                 let mut st = pool.lock();
                 if unhealthy {
@@ -307,6 +323,13 @@ impl<B: Backend> Manager<B> {
             pulled
         };
         if pulled {
+            self.emit(
+                if unhealthy { "unhealthy" } else { "recycled" },
+                &pool.cfg.name,
+                Some(id),
+                None,
+                Some(why.to_string()),
+            );
             self.spawn_destroy(pool.clone(), id.to_string(), unhealthy, why);
         }
         pulled
@@ -364,6 +387,13 @@ impl<B: Backend> Manager<B> {
             st.removing += doomed.len() as u32;
             drop(st);
             for (id, why) in doomed {
+                self.emit(
+                    "recycled",
+                    &pool.cfg.name,
+                    Some(&id),
+                    None,
+                    Some(why.to_string()),
+                );
                 self.spawn_destroy(pool.clone(), id, false, why);
             }
         }
@@ -479,6 +509,13 @@ impl<B: Backend> Manager<B> {
         let mut leases = lock(&self.leases);
         if let Some(l) = leases.values_mut().find(|l| l.container.created.id == id) {
             warn!(lease = %l.id, container = %id, reason, "leased container died");
+            self.emit(
+                "unhealthy",
+                &l.pool.cfg.name,
+                Some(id),
+                Some(&l.id),
+                Some(reason.to_string()),
+            );
             l.gone = Some(reason.to_string());
         }
     }

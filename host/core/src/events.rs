@@ -1,0 +1,25 @@
+//! Lifecycle events: every state change worth knowing about, broadcast to subscribers (the
+//! `/v1/events` stream, the JSON-lines audit log). Sending never blocks the pool: a slow
+//! subscriber misses events (and is told how many) rather than holding anything up.
+
+use serde::Serialize;
+
+/// One lifecycle event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Event {
+    /// RFC 3339 time the event happened.
+    pub at: String,
+    /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`
+    /// or `breaker`.
+    pub kind: &'static str,
+    pub pool: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Events kept for subscribers that fall behind.
+pub const CAPACITY: usize = 4096;
