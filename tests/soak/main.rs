@@ -25,7 +25,13 @@ fn rss_kib(pid: u32) -> u64 {
 
 const REUSE: &str = r#"reuse: { enabled: true, max_uses: 50, reset: ["rm -rf /tmp/* /tmp/.[!.]* /work/* /work/.[!.]*"], verify: ["test -z \"$(ls -A /tmp)\" && test -z \"$(ls -A /work)\""] }"#;
 
-async fn cycles(d: Arc<Daemon>, pool: &'static str, reuse: bool, n: u64, clients: u64) -> (u64, Vec<String>, Duration) {
+async fn cycles(
+    d: Arc<Daemon>,
+    pool: &'static str,
+    reuse: bool,
+    n: u64,
+    clients: u64,
+) -> (u64, Vec<String>, Duration) {
     let done = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -34,21 +40,41 @@ async fn cycles(d: Arc<Daemon>, pool: &'static str, reuse: bool, n: u64, clients
         tasks.push(tokio::spawn(async move {
             let mut errors = Vec::new();
             while done.fetch_add(1, Ordering::Relaxed) < n {
-                let (st, _, l) = d.call(Method::POST, "/v1/leases", Some(json!({"pool": pool, "wait_ms": 60_000}))).await;
+                let (st, _, l) = d
+                    .call(
+                        Method::POST,
+                        "/v1/leases",
+                        Some(json!({"pool": pool, "wait_ms": 60_000})),
+                    )
+                    .await;
                 if st != StatusCode::CREATED {
                     errors.push(format!("acquire {st}: {l}"));
                     continue;
                 }
                 let id = l["lease_id"].as_str().unwrap().to_string();
                 let (st, _, out) = d
-                    .call(Method::POST, &format!("/v1/leases/{id}/exec"), Some(json!({"cmd": ["sh", "-c", "echo $$ > /tmp/pid && cat /tmp/pid"]})))
+                    .call(
+                        Method::POST,
+                        &format!("/v1/leases/{id}/exec"),
+                        Some(json!({"cmd": ["sh", "-c", "echo $$ > /tmp/pid && cat /tmp/pid"]})),
+                    )
                     .await;
                 if st != StatusCode::OK || out["exit_code"] != 0 {
                     errors.push(format!("exec {st}: {out}"));
                 }
-                let path = if reuse { format!("/v1/leases/{id}?reuse=true") } else { format!("/v1/leases/{id}") };
+                let path = if reuse {
+                    format!("/v1/leases/{id}?reuse=true")
+                } else {
+                    format!("/v1/leases/{id}")
+                };
                 let (st, _, r) = d.call(Method::DELETE, &path, None).await;
-                if !st.is_success() || (reuse && r["reused"] != true && r["reason"].as_str().is_none_or(|x| !x.starts_with("max_uses"))) {
+                if !st.is_success()
+                    || (reuse
+                        && r["reused"] != true
+                        && r["reason"]
+                            .as_str()
+                            .is_none_or(|x| !x.starts_with("max_uses")))
+                {
                     errors.push(format!("release {st}: {r}"));
                 }
             }
@@ -64,7 +90,11 @@ async fn cycles(d: Arc<Daemon>, pool: &'static str, reuse: bool, n: u64, clients
 
 #[tokio::main]
 async fn main() {
-    let n: u64 = std::env::args().skip_while(|a| a != "--cycles").nth(1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: u64 = std::env::args()
+        .skip_while(|a| a != "--cycles")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let d = Arc::new(
         Daemon::start(&[
             pool_yaml("single", "min_ready: 4\nmax_ready: 8\nmax_total: 12\nworkdir: /work\nexhaustion: { strategy: wait, wait_timeout: 60s }"),
@@ -85,8 +115,23 @@ async fn main() {
     // Settle: both pools back at target, nothing leased.
     let mut ok = true;
     for pool in ["single", "reused"] {
-        let p = d.wait_pool(pool, Duration::from_secs(120), |p| p["counts"]["leased"] == 0 && p["counts"]["ready"] == p["target"] && p["counts"]["creating"] == 0 && p["counts"]["removing"] == 0 && p["counts"]["resetting"] == 0).await;
-        println!("{pool}: target {} ready {} acquires {} reused {} reset failures {}", p["target"], p["counts"]["ready"], p["acquires"]["total"], p["counters"]["reused_total"], p["counters"]["reset_failures"]);
+        let p = d
+            .wait_pool(pool, Duration::from_secs(120), |p| {
+                p["counts"]["leased"] == 0
+                    && p["counts"]["ready"] == p["target"]
+                    && p["counts"]["creating"] == 0
+                    && p["counts"]["removing"] == 0
+                    && p["counts"]["resetting"] == 0
+            })
+            .await;
+        println!(
+            "{pool}: target {} ready {} acquires {} reused {} reset failures {}",
+            p["target"],
+            p["counts"]["ready"],
+            p["acquires"]["total"],
+            p["counters"]["reused_total"],
+            p["counters"]["reset_failures"]
+        );
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_kib(pid);
@@ -94,16 +139,35 @@ async fn main() {
     let left = leases["leases"].as_array().map_or(0, Vec::len);
     let engine = containers_of(&d.host_id).len() as u64;
     let (_, _, pools) = d.call(Method::GET, "/v1/pools", None).await;
-    let accounted: u64 = pools["pools"].as_array().unwrap().iter().map(|p| p["counts"]["ready"].as_u64().unwrap()).sum();
+    let accounted: u64 = pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["counts"]["ready"].as_u64().unwrap())
+        .sum();
 
     println!();
     println!("| mode | cycles | errors | wall time | cycles/s |");
     println!("|---|---|---|---|---|");
-    println!("| single-use (destroy + refill) | {n1} | {} | {:.1} s | {:.2} |", e1.len(), t1.as_secs_f64(), n1 as f64 / t1.as_secs_f64());
-    println!("| reuse (reset + verify) | {n2} | {} | {:.1} s | {:.2} |", e2.len(), t2.as_secs_f64(), n2 as f64 / t2.as_secs_f64());
+    println!(
+        "| single-use (destroy + refill) | {n1} | {} | {:.1} s | {:.2} |",
+        e1.len(),
+        t1.as_secs_f64(),
+        n1 as f64 / t1.as_secs_f64()
+    );
+    println!(
+        "| reuse (reset + verify) | {n2} | {} | {:.1} s | {:.2} |",
+        e2.len(),
+        t2.as_secs_f64(),
+        n2 as f64 / t2.as_secs_f64()
+    );
     println!();
-    println!("daemon RSS: {rss_before} KiB after warm-up, {rss_mid} KiB after the single-use cycles, {rss_after} KiB at the end");
-    println!("leases left: {left}; containers on the engine: {engine}; ready containers accounted for: {accounted}");
+    println!(
+        "daemon RSS: {rss_before} KiB after warm-up, {rss_mid} KiB after the single-use cycles, {rss_after} KiB at the end"
+    );
+    println!(
+        "leases left: {left}; containers on the engine: {engine}; ready containers accounted for: {accounted}"
+    );
     for e in e1.iter().chain(&e2).take(10) {
         println!("error: {e}");
     }

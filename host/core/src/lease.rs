@@ -1,12 +1,16 @@
-//! Leases: a container handed to a client until it is released or its TTL runs out.
+//! Leases: a container handed to a client until it is released or its TTL runs out; the
+//! lease type, and the manager's operations on leases (list, renew, release, exec, files).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::time::Instant;
 use warmpool_policy::AcquireSource;
 
+use crate::backend::{Backend, ExecOutput, ExecRequest};
+use crate::error::LeaseError;
+use crate::manager::{Manager, lock};
 use crate::pool::{Pool, ReadyContainer};
 
 /// A live lease, as the manager keeps it.
@@ -79,4 +83,106 @@ pub fn source_name(s: AcquireSource) -> &'static str {
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-22T18:42:59.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl<B: Backend> Manager<B> {
+    pub fn leases(&self) -> Vec<LeaseInfo> {
+        let now = Instant::now();
+        let mut v: Vec<_> = lock(&self.leases).values().map(|l| l.info(now)).collect();
+        v.sort_by(|a, b| a.acquired_at.cmp(&b.acquired_at));
+        v
+    }
+
+    pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
+        let leases = lock(&self.leases);
+        let l = leases
+            .get(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        Ok(l.info(Instant::now()))
+    }
+
+    /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
+    pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
+        let mut leases = lock(&self.leases);
+        let l = leases
+            .get_mut(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        let now = Instant::now();
+        l.expires = now + ttl.min(l.pool.cfg.max_ttl);
+        Ok(l.info(now))
+    }
+
+    /// End a lease and destroy its container; the pool refills in the background.
+    pub fn release(self: &Arc<Self>, id: &str) -> Result<(), LeaseError> {
+        let lease = lock(&self.leases)
+            .remove(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        self.retire_lease(lease, "released");
+        Ok(())
+    }
+
+    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
+        let cid = &lease.container.created.id;
+        self.emit(
+            "released",
+            &lease.pool.cfg.name,
+            Some(cid),
+            Some(&lease.id),
+            Some(why.to_string()),
+        );
+        {
+            let mut st = lease.pool.lock();
+            st.leased -= 1;
+            st.removing += 1;
+        }
+        self.spawn_destroy(lease.pool, lease.container.created.id, false, why);
+    }
+
+    /// The container of a live lease, or why there is none.
+    fn lease_container(&self, id: &str) -> Result<String, LeaseError> {
+        let leases = lock(&self.leases);
+        let l = leases
+            .get(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        match &l.gone {
+            Some(reason) => Err(LeaseError::ContainerGone {
+                lease: id.into(),
+                reason: reason.clone(),
+            }),
+            None => Ok(l.container.created.id.clone()),
+        }
+    }
+
+    pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
+        let cid = self.lease_container(id)?;
+        if req.output_limit == 0 {
+            req.output_limit = self.cfg.exec_output_limit;
+        }
+        let backend_err = |source| LeaseError::Backend {
+            lease: id.into(),
+            source,
+        };
+        self.backend.exec(&cid, req).await.map_err(backend_err)
+    }
+
+    pub async fn put_file(&self, id: &str, path: &str, data: Vec<u8>) -> Result<(), LeaseError> {
+        let cid = self.lease_container(id)?;
+        let backend_err = |source| LeaseError::Backend {
+            lease: id.into(),
+            source,
+        };
+        self.backend
+            .put_file(&cid, path, data)
+            .await
+            .map_err(backend_err)
+    }
+
+    pub async fn get_file(&self, id: &str, path: &str) -> Result<Vec<u8>, LeaseError> {
+        let cid = self.lease_container(id)?;
+        let backend_err = |source| LeaseError::Backend {
+            lease: id.into(),
+            source,
+        };
+        self.backend.get_file(&cid, path).await.map_err(backend_err)
+    }
 }

@@ -10,8 +10,10 @@
 //! - [`policy`]: the [`SizingPolicy`], [`ExhaustionStrategy`] and [`HealthCheck`] seams and their
 //!   built-ins (the logic itself is in `warmpool-policy`, shared with the wasm guests).
 //! - [`pool`]: one pool's state and accounting; refill by approvals.
-//! - [`manager`]: all pools, leases, acquire, shutdown.
-//! - [`tasks`]: the refill, reaper, health, monitor and event loops.
+//! - [`manager`]: all pools, acquire (warm path, waiting, cold), events.
+//! - [`lease`]: leases and the operations on them; [`reuse`]: release with a verified reset.
+//! - [`stats`]: counters and the stats view; [`shutdown`]: the bounded drain.
+//! - [`tasks`]: the refill, reaper, image and monitor loops; [`health`]: probes and death notices.
 //! - [`caps`]: the global container cap.
 //! - [`fake`]: an in-memory backend for tests.
 
@@ -21,12 +23,14 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod fake;
+pub mod health;
 pub mod lease;
 pub mod manager;
 pub mod plugins;
 pub mod policy;
 pub mod pool;
 pub mod reuse;
+pub mod shutdown;
 pub mod stats;
 pub mod tasks;
 
@@ -36,11 +40,12 @@ pub use backend::{
 pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
 pub use error::{AcquireError, LeaseError, WarmUpError};
 pub use lease::LeaseInfo;
-pub use manager::{AcquireRequest, Manager, ShutdownReport};
+pub use manager::{AcquireRequest, Manager};
 pub use policy::{
     BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,
     SizingPolicy,
 };
 pub use reuse::ReuseOutcome;
+pub use shutdown::ShutdownReport;
 pub use stats::PoolStats;
 pub use warmpool_policy as policy_logic;

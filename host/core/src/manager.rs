@@ -7,21 +7,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, oneshot, watch};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
 use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
 
-use crate::backend::{Backend, BackendError, ExecOutput, ExecRequest};
+use crate::backend::{Backend, BackendError};
 use crate::caps::GlobalCap;
 use crate::config::{ManagerConfig, PoolConfig};
-use crate::error::{AcquireError, LeaseError, WarmUpError};
+use crate::error::AcquireError;
 use crate::events::Event;
 use crate::lease::{Lease, LeaseInfo};
 use crate::policy::Policies;
 use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
-use crate::stats::{AcquireStats, CreateStats, PolicyNames, PoolStats, StateCounts};
 
 /// An acquire as the API receives it.
 #[derive(Debug, Clone, Default)]
@@ -37,16 +35,6 @@ pub struct AcquireRequest {
 pub(crate) struct EngineState {
     pub up: AtomicBool,
     pub last_error: Mutex<Option<String>>,
-}
-
-/// What [`Manager::shutdown`] did.
-#[derive(Debug, Clone, Default)]
-pub struct ShutdownReport {
-    pub destroyed: usize,
-    /// Containers found by the final label sweep (left by a create that finished late).
-    pub swept: usize,
-    /// Whether every task finished within the grace period.
-    pub drained: bool,
 }
 
 pub struct Manager<B: Backend> {
@@ -155,7 +143,7 @@ impl<B: Backend> Manager<B> {
             .unwrap_or_else(|| "not reached yet".into())
     }
 
-    fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+    pub(crate) fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
         self.pools.get(name)
     }
 
@@ -368,265 +356,6 @@ impl<B: Backend> Manager<B> {
         );
         lock(&self.leases).insert(lease.id.clone(), lease);
         info
-    }
-
-    pub fn leases(&self) -> Vec<LeaseInfo> {
-        let now = Instant::now();
-        let mut v: Vec<_> = lock(&self.leases).values().map(|l| l.info(now)).collect();
-        v.sort_by(|a, b| a.acquired_at.cmp(&b.acquired_at));
-        v
-    }
-
-    pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
-        let leases = lock(&self.leases);
-        let l = leases
-            .get(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
-        Ok(l.info(Instant::now()))
-    }
-
-    /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
-    pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
-        let mut leases = lock(&self.leases);
-        let l = leases
-            .get_mut(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
-        let now = Instant::now();
-        l.expires = now + ttl.min(l.pool.cfg.max_ttl);
-        Ok(l.info(now))
-    }
-
-    /// End a lease and destroy its container; the pool refills in the background.
-    pub fn release(self: &Arc<Self>, id: &str) -> Result<(), LeaseError> {
-        let lease = lock(&self.leases)
-            .remove(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
-        self.retire_lease(lease, "released");
-        Ok(())
-    }
-
-    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
-        let cid = &lease.container.created.id;
-        self.emit(
-            "released",
-            &lease.pool.cfg.name,
-            Some(cid),
-            Some(&lease.id),
-            Some(why.to_string()),
-        );
-        {
-            let mut st = lease.pool.lock();
-            st.leased -= 1;
-            st.removing += 1;
-        }
-        self.spawn_destroy(lease.pool, lease.container.created.id, false, why);
-    }
-
-    /// The container of a live lease, or why there is none.
-    fn lease_container(&self, id: &str) -> Result<String, LeaseError> {
-        let leases = lock(&self.leases);
-        let l = leases
-            .get(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
-        match &l.gone {
-            Some(reason) => Err(LeaseError::ContainerGone {
-                lease: id.into(),
-                reason: reason.clone(),
-            }),
-            None => Ok(l.container.created.id.clone()),
-        }
-    }
-
-    pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
-        let cid = self.lease_container(id)?;
-        if req.output_limit == 0 {
-            req.output_limit = self.cfg.exec_output_limit;
-        }
-        let backend_err = |source| LeaseError::Backend {
-            lease: id.into(),
-            source,
-        };
-        self.backend.exec(&cid, req).await.map_err(backend_err)
-    }
-
-    pub async fn put_file(&self, id: &str, path: &str, data: Vec<u8>) -> Result<(), LeaseError> {
-        let cid = self.lease_container(id)?;
-        let backend_err = |source| LeaseError::Backend {
-            lease: id.into(),
-            source,
-        };
-        self.backend
-            .put_file(&cid, path, data)
-            .await
-            .map_err(backend_err)
-    }
-
-    pub async fn get_file(&self, id: &str, path: &str) -> Result<Vec<u8>, LeaseError> {
-        let cid = self.lease_container(id)?;
-        let backend_err = |source| LeaseError::Backend {
-            lease: id.into(),
-            source,
-        };
-        self.backend.get_file(&cid, path).await.map_err(backend_err)
-    }
-
-    pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
-        let pool = self.pool(name)?;
-        let mut st = pool.lock();
-        let now = Instant::now();
-        let status = if st.draining {
-            "draining"
-        } else if !self.engine_up() {
-            "engine_down"
-        } else if st.degraded(&self.cfg.breaker) {
-            "degraded"
-        } else {
-            "ok"
-        };
-        let [p50, p99] = st
-            .latency
-            .quantiles_ms([0.5, 0.99])
-            .map_or([None, None], |q| q.map(Some));
-        let c = st.counters;
-        let target = st.effective_target(&pool.cfg);
-        let mut creates: Vec<u32> = st.recent_creates_ms.iter().copied().collect();
-        creates.sort_unstable();
-        Some(PoolStats {
-            name: pool.cfg.name.clone(),
-            image: pool.cfg.spec.image.clone(),
-            status,
-            target,
-            target_reason: st.target_reason.clone(),
-            min_ready: pool.cfg.min_ready,
-            max_ready: pool.cfg.max_ready,
-            max_total: pool.cfg.max_total,
-            counts: StateCounts {
-                creating: st.creating,
-                ready: st.ready.len() as u32,
-                leased: st.leased,
-                resetting: st.resetting,
-                removing: st.removing,
-                unhealthy: st.unhealthy,
-            },
-            waiters: st.waiters.len() as u32,
-            creating_cold: st.creating_cold,
-            acquires: AcquireStats {
-                total: c.acquires_total,
-                pool: c.acquires_pool,
-                cold: c.acquires_cold,
-                rejected: c.acquires_rejected,
-                hit_rate: (c.acquires_total > 0)
-                    .then(|| c.acquires_pool as f64 / c.acquires_total as f64),
-                latency_ms_p50: p50,
-                latency_ms_p99: p99,
-            },
-            creates: CreateStats {
-                total: c.creates_total,
-                failures: c.create_failures,
-                consecutive_failures: st.consecutive_failures,
-                median_ms: creates.get(creates.len() / 2).copied(),
-                last_error: st.last_error.clone(),
-                backoff_ms: st
-                    .retry_at
-                    .filter(|t| *t > now)
-                    .map(|t| t.duration_since(now).as_millis() as u64),
-            },
-            policies: PolicyNames {
-                sizing: pool.policies.sizing.name(),
-                exhaustion: pool.policies.exhaustion.name(),
-                health: pool.policies.health.as_ref().map(|h| h.name()),
-            },
-            counters: c,
-        })
-    }
-
-    pub fn all_pool_stats(&self) -> Vec<PoolStats> {
-        self.pools
-            .keys()
-            .filter_map(|n| self.pool_stats(n))
-            .collect()
-    }
-
-    /// Wait until the pool has as many ready containers as its target.
-    pub async fn warm_up(&self, name: &str, within: Duration) -> Result<PoolStats, WarmUpError> {
-        let pool = self
-            .pool(name)
-            .ok_or_else(|| WarmUpError::UnknownPool(name.into()))?;
-        let mut changed = pool.changed.subscribe();
-        let deadline = Instant::now() + within;
-        pool.touch();
-        loop {
-            let (ready, target) = {
-                let mut st = pool.lock();
-                (st.ready.len() as u32, st.effective_target(&pool.cfg))
-            };
-            if self.is_ready() && ready >= target {
-                return Ok(self.pool_stats(name).expect("pool exists"));
-            }
-            if !matches!(timeout_at(deadline, changed.changed()).await, Ok(Ok(()))) {
-                return Err(WarmUpError::Timeout {
-                    pool: name.into(),
-                    target,
-                    ready,
-                    waited: within,
-                });
-            }
-        }
-    }
-
-    /// Stop accepting work, fail queued acquires, destroy every container this daemon made (in
-    /// parallel), wait for all tasks up to `grace`, then sweep by label for stragglers.
-    pub async fn shutdown(self: &Arc<Self>, grace: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + grace;
-        self.cancel.cancel();
-        let mut destroyed = 0;
-        for pool in self.pools.values() {
-            let doomed: Vec<ReadyContainer> = {
-                let mut st = pool.lock();
-                st.draining = true;
-                for w in st.waiters.drain(..) {
-                    let _ = w.send(Err(DeliveryError::ShuttingDown));
-                }
-                let n = st.ready.len() as u32;
-                st.removing += n;
-                st.ready.drain(..).collect()
-            };
-            for c in doomed {
-                destroyed += 1;
-                self.spawn_destroy(pool.clone(), c.created.id, false, "shutdown");
-            }
-        }
-        let leases: Vec<Lease> = lock(&self.leases).drain().map(|(_, l)| l).collect();
-        for l in leases {
-            destroyed += 1;
-            self.retire_lease(l, "shutdown");
-        }
-        self.tracker.close();
-        let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();
-        if !drained {
-            warn!("shutdown: tasks still running after the grace period");
-        }
-        // Whatever a create finishing late left behind carries our labels: sweep it.
-        let sweep_budget = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(2));
-        let swept = match timeout(sweep_budget, self.backend.sweep()).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                warn!(error = %e, "shutdown: final sweep failed");
-                0
-            }
-            Err(_) => {
-                warn!("shutdown: final sweep timed out");
-                0
-            }
-        };
-        info!(destroyed, swept, drained, "shutdown complete");
-        ShutdownReport {
-            destroyed,
-            swept,
-            drained,
-        }
     }
 }
 

@@ -1,8 +1,16 @@
-//! Per-pool counters and the acquire-latency window, and the stats view the API serves.
+//! Per-pool counters and the acquire-latency window, the stats view the API serves, and
+//! warm-up (which waits on that view).
 
 use std::collections::VecDeque;
 
+use std::time::Duration;
+
 use serde::Serialize;
+use tokio::time::{Instant, timeout_at};
+
+use crate::backend::Backend;
+use crate::error::WarmUpError;
+use crate::manager::Manager;
 
 /// Monotonic counters of one pool.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -118,6 +126,112 @@ pub struct PolicyNames {
     pub sizing: String,
     pub exhaustion: String,
     pub health: Option<String>,
+}
+
+impl<B: Backend> Manager<B> {
+    pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
+        let pool = self.pool(name)?;
+        let mut st = pool.lock();
+        let now = Instant::now();
+        let status = if st.draining {
+            "draining"
+        } else if !self.engine_up() {
+            "engine_down"
+        } else if st.degraded(&self.cfg.breaker) {
+            "degraded"
+        } else {
+            "ok"
+        };
+        let [p50, p99] = st
+            .latency
+            .quantiles_ms([0.5, 0.99])
+            .map_or([None, None], |q| q.map(Some));
+        let c = st.counters;
+        let target = st.effective_target(&pool.cfg);
+        let mut creates: Vec<u32> = st.recent_creates_ms.iter().copied().collect();
+        creates.sort_unstable();
+        Some(PoolStats {
+            name: pool.cfg.name.clone(),
+            image: pool.cfg.spec.image.clone(),
+            status,
+            target,
+            target_reason: st.target_reason.clone(),
+            min_ready: pool.cfg.min_ready,
+            max_ready: pool.cfg.max_ready,
+            max_total: pool.cfg.max_total,
+            counts: StateCounts {
+                creating: st.creating,
+                ready: st.ready.len() as u32,
+                leased: st.leased,
+                resetting: st.resetting,
+                removing: st.removing,
+                unhealthy: st.unhealthy,
+            },
+            waiters: st.waiters.len() as u32,
+            creating_cold: st.creating_cold,
+            acquires: AcquireStats {
+                total: c.acquires_total,
+                pool: c.acquires_pool,
+                cold: c.acquires_cold,
+                rejected: c.acquires_rejected,
+                hit_rate: (c.acquires_total > 0)
+                    .then(|| c.acquires_pool as f64 / c.acquires_total as f64),
+                latency_ms_p50: p50,
+                latency_ms_p99: p99,
+            },
+            creates: CreateStats {
+                total: c.creates_total,
+                failures: c.create_failures,
+                consecutive_failures: st.consecutive_failures,
+                median_ms: creates.get(creates.len() / 2).copied(),
+                last_error: st.last_error.clone(),
+                backoff_ms: st
+                    .retry_at
+                    .filter(|t| *t > now)
+                    .map(|t| t.duration_since(now).as_millis() as u64),
+            },
+            policies: PolicyNames {
+                sizing: pool.policies.sizing.name(),
+                exhaustion: pool.policies.exhaustion.name(),
+                health: pool.policies.health.as_ref().map(|h| h.name()),
+            },
+            counters: c,
+        })
+    }
+
+    pub fn all_pool_stats(&self) -> Vec<PoolStats> {
+        self.pools
+            .keys()
+            .filter_map(|n| self.pool_stats(n))
+            .collect()
+    }
+
+    /// Wait until the pool has as many ready containers as its target.
+    pub async fn warm_up(&self, name: &str, within: Duration) -> Result<PoolStats, WarmUpError> {
+        let pool = self
+            .pool(name)
+            .ok_or_else(|| WarmUpError::UnknownPool(name.into()))?;
+        let mut changed = pool.changed.subscribe();
+        let deadline = Instant::now() + within;
+        pool.touch();
+        loop {
+            let (ready, target) = {
+                let mut st = pool.lock();
+                (st.ready.len() as u32, st.effective_target(&pool.cfg))
+            };
+            if self.is_ready() && ready >= target {
+                return Ok(self.pool_stats(name).expect("pool exists"));
+            }
+            if !matches!(timeout_at(deadline, changed.changed()).await, Ok(Ok(()))) {
+                return Err(WarmUpError::Timeout {
+                    pool: name.into(),
+                    target,
+                    ready,
+                    waited: within,
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
