@@ -1,7 +1,7 @@
 //! # warmpool-config: `warmpool.yaml` in two layers
 //!
 //! Layer one ([`raw`]) is serde structs that mirror the YAML and deny unknown keys. Layer two
-//! ([`validate`]) turns them into the domain types the daemon runs on ([`Config`], and
+//! ([`validate`], and `pool.rs` for each pool) turns them into the domain types the daemon runs on ([`Config`], and
 //! `warmpool_core::PoolConfig` per pool). Every problem is collected with its YAML path, e.g.
 //! `pools.python.min_ready: must be ≤ max_ready (5 > 3)`, and all are reported together.
 //! [`env`] applies `WARMPOOL_*` overrides before either layer runs.
@@ -9,6 +9,7 @@
 //! See `README.md#configuration` for every key and its default.
 
 pub mod env;
+mod pool;
 pub mod raw;
 pub mod validate;
 
