@@ -28,11 +28,19 @@ struct Stats {
 fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(f64::total_cmp);
     let q = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    Stats { n: v.len(), p50: q(0.5), p90: q(0.9), p99: q(0.99) }
+    Stats {
+        n: v.len(),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+    }
 }
 
 fn row(name: &str, s: &Stats, unit: &str, extra: &str) -> String {
-    format!("| {name} | {} | {:.3} {unit} | {:.3} {unit} | {:.3} {unit} | {extra} |", s.n, s.p50, s.p90, s.p99)
+    format!(
+        "| {name} | {} | {:.3} {unit} | {:.3} {unit} | {:.3} {unit} | {extra} |",
+        s.n, s.p50, s.p90, s.p99
+    )
 }
 
 const RAW_HOST: &str = "bench-raw";
@@ -65,11 +73,24 @@ async fn raw_create_start(d: &Docker) -> (String, f64) {
 }
 
 async fn raw_remove_all(d: &Docker) {
-    let filters = HashMap::from([("label".to_string(), vec![format!("warmpool.host={RAW_HOST}")])]);
-    let list = d.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())).await.unwrap();
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("warmpool.host={RAW_HOST}")],
+    )]);
+    let list = d
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap();
     let opts = RemoveContainerOptionsBuilder::default().force(true).build();
     for c in list {
-        let _ = d.remove_container(c.id.as_deref().unwrap_or(""), Some(opts.clone())).await;
+        let _ = d
+            .remove_container(c.id.as_deref().unwrap_or(""), Some(opts.clone()))
+            .await;
     }
 }
 
@@ -87,7 +108,11 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let json_out = std::env::args().skip_while(|a| a != "--json").nth(1);
     engine_and_image();
-    let docker = Docker::connect_with_defaults().unwrap().negotiate_version().await.unwrap();
+    let docker = Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
     let mut out: Vec<String> = Vec::new();
     let mut record = serde_json::Map::new();
 
@@ -101,7 +126,12 @@ async fn main() {
     let cold = stats(lat);
     out.push("### 1. Raw Engine API (no CLI): create+start\n".into());
     out.push("| measure | n | median | p90 | p99 | note |\n|---|---|---|---|---|---|".into());
-    out.push(row("create+start, one at a time", &cold, "ms", "the cold path warm acquires are compared with"));
+    out.push(row(
+        "create+start, one at a time",
+        &cold,
+        "ms",
+        "the cold path warm acquires are compared with",
+    ));
     record.insert("raw_create_start_ms_p50".into(), json!(cold.p50));
     let per_worker = if quick { 4 } else { 12 };
     let mut rates = Vec::new();
@@ -137,7 +167,10 @@ async fn main() {
         &[("WARMPOOL_LIMITS__MAX_CONTAINERS", "200")],
     )
     .await;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()
+        .unwrap();
     for clients in [1usize, 8, 32, 64] {
         let mut lat = Vec::new();
         let mut server_us = Vec::new();
@@ -148,7 +181,9 @@ async fn main() {
             let warm: Vec<_> = (0..clients)
                 .map(|_| {
                     let (http, url) = (http.clone(), d.url.clone());
-                    tokio::spawn(async move { http.get(format!("{url}/healthz")).send().await.map(|_| ()) })
+                    tokio::spawn(async move {
+                        http.get(format!("{url}/healthz")).send().await.map(|_| ())
+                    })
                 })
                 .collect();
             for w in warm {
@@ -159,7 +194,12 @@ async fn main() {
                 let (http, url) = (http.clone(), d.url.clone());
                 tasks.push(tokio::spawn(async move {
                     let t = Instant::now();
-                    let r = http.post(format!("{url}/v1/leases")).json(&json!({"pool": "w"})).send().await.unwrap();
+                    let r = http
+                        .post(format!("{url}/v1/leases"))
+                        .json(&json!({"pool": "w"}))
+                        .send()
+                        .await
+                        .unwrap();
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     let v: Value = r.json().await.unwrap();
                     (ms, v)
@@ -174,13 +214,23 @@ async fn main() {
                 ids.push(v["lease_id"].as_str().unwrap().to_string());
             }
             for id in ids {
-                d.call(Method::DELETE, &format!("/v1/leases/{id}"), None).await;
+                d.call(Method::DELETE, &format!("/v1/leases/{id}"), None)
+                    .await;
             }
         }
         let s = stats(lat);
         let inside = stats(server_us);
         let inside_us = inside.p50 * 1000.0;
-        out.push(row(&format!("{clients}"), &s, "ms", &format!("{:.0}× faster (inside the daemon: median {inside_us:.0} µs, p99 {:.0} µs)", cold.p50 / s.p50, inside.p99 * 1000.0)));
+        out.push(row(
+            &format!("{clients}"),
+            &s,
+            "ms",
+            &format!(
+                "{:.0}× faster (inside the daemon: median {inside_us:.0} µs, p99 {:.0} µs)",
+                cold.p50 / s.p50,
+                inside.p99 * 1000.0
+            ),
+        ));
         record.insert(format!("warm_acquire_{clients}c_ms_p50"), json!(s.p50));
     }
     let rss_warm = rss_kib(d.pid());
@@ -191,10 +241,15 @@ async fn main() {
     out.push("| measure | result | vs raw |\n|---|---|---|".into());
     let raw4 = rates.iter().find(|(w, _)| *w == 4).unwrap().1;
     for n in [8u32, 16] {
-        let mut d = Daemon::start(&[pool_yaml("r", &format!("min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}"))]).await;
+        let mut d = Daemon::start(&[pool_yaml(
+            "r",
+            &format!("min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}"),
+        )])
+        .await;
         // The daemon starts refilling the moment it is ready; time from there to N ready.
         let t = Instant::now();
-        d.wait_pool("r", Duration::from_secs(120), |p| p["counts"]["ready"] == n).await;
+        d.wait_pool("r", Duration::from_secs(120), |p| p["counts"]["ready"] == n)
+            .await;
         let secs = t.elapsed().as_secs_f64();
         let rate = f64::from(n) / secs;
         out.push(format!("| refill empty → {n} ready | {secs:.2} s ({rate:.2} containers/s) | {:.0}% of raw 4-worker rate |", rate / raw4 * 100.0));
@@ -202,7 +257,10 @@ async fn main() {
         let (status, took) = d.terminate(Duration::from_secs(60));
         assert!(status.success());
         let left = containers_of(&d.host_id).len();
-        out.push(format!("| SIGTERM with {n} ready → exit | {:.2} s, {left} containers left | |", took.as_secs_f64()));
+        out.push(format!(
+            "| SIGTERM with {n} ready → exit | {:.2} s, {left} containers left | |",
+            took.as_secs_f64()
+        ));
         record.insert(format!("shutdown_{n}_s"), json!(took.as_secs_f64()));
     }
 
@@ -213,13 +271,23 @@ async fn main() {
     drop(idle);
     let pdir = tempfile::tempdir().unwrap();
     let mut plug = String::new();
-    for (kind, name) in [("sizing", "sizing_adaptive"), ("exhaustion", "exhaustion_wait"), ("health", "health_exec_probe")] {
+    for (kind, name) in [
+        ("sizing", "sizing_adaptive"),
+        ("exhaustion", "exhaustion_wait"),
+        ("health", "health_exec_probe"),
+    ] {
         let f = pdir.path().join(format!("{name}.wasm"));
         std::fs::copy(warmpool_plugin_host::testing::component(name), &f).unwrap();
         plug.push_str(&format!("{kind}: {{ path: \"{}\" }}, ", f.display()));
     }
     let full = Daemon::start_with(
-        &[pool_yaml("f", &format!("min_ready: 20\nmax_ready: 20\nmax_total: 24\nplugins: {{ {} }}", plug.trim_end_matches(", ")))],
+        &[pool_yaml(
+            "f",
+            &format!(
+                "min_ready: 20\nmax_ready: 20\nmax_total: 24\nplugins: {{ {} }}",
+                plug.trim_end_matches(", ")
+            ),
+        )],
         "",
         &[("WARMPOOL_LIMITS__MAX_CONTAINERS", "40")],
     )
@@ -230,15 +298,29 @@ async fn main() {
     drop(full);
     out.push("\n### 7. Footprint (daemon RSS)\n".into());
     out.push("| state | RSS |\n|---|---|".into());
-    out.push(format!("| idle (one pool, nothing warm) | {:.1} MiB |", rss_idle as f64 / 1024.0));
-    out.push(format!("| 3 wasm plugins, 20 warm containers | {:.1} MiB |", rss_full as f64 / 1024.0));
-    out.push(format!("| after the warm-acquire runs (64 warm, ~{} acquires) | {:.1} MiB |", rounds * 105, rss_warm as f64 / 1024.0));
+    out.push(format!(
+        "| idle (one pool, nothing warm) | {:.1} MiB |",
+        rss_idle as f64 / 1024.0
+    ));
+    out.push(format!(
+        "| 3 wasm plugins, 20 warm containers | {:.1} MiB |",
+        rss_full as f64 / 1024.0
+    ));
+    out.push(format!(
+        "| after the warm-acquire runs (64 warm, ~{} acquires) | {:.1} MiB |",
+        rounds * 105,
+        rss_warm as f64 / 1024.0
+    ));
     record.insert("rss_idle_kib".into(), json!(rss_idle));
     record.insert("rss_3_plugins_20_warm_kib".into(), json!(rss_full));
 
     raw_remove_all(&docker).await;
     println!("{}", out.join("\n"));
     if let Some(path) = json_out {
-        std::fs::write(path, serde_json::to_string_pretty(&Value::Object(record)).unwrap()).unwrap();
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&Value::Object(record)).unwrap(),
+        )
+        .unwrap();
     }
 }

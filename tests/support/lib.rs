@@ -176,7 +176,13 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("spawn warmpool");
-                let mut d = Daemon { host_id, url: format!("http://127.0.0.1:{port}"), dir, child: Some(child), http: reqwest::Client::new() };
+        let mut d = Daemon {
+            host_id,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child: Some(child),
+            http: reqwest::Client::new(),
+        };
         d.wait_ready(Duration::from_secs(60)).await;
         d
     }
@@ -185,12 +191,19 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
-        async fn wait_ready(&mut self, within: Duration) {
+    async fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             // A daemon that exited (bad config, port taken) will never be ready: say so now.
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("daemon exited with {status} before it was ready; log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "daemon exited with {status} before it was ready; log:\n{}",
+                    self.log()
+                );
             }
             if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
                 if r.status() == StatusCode::OK {
