@@ -5,32 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use warmpool_e2e::{Daemon, pool_yaml};
-
-/// Read SSE frames until `want` kinds were all seen (or the deadline), returning the records.
-async fn collect(mut resp: reqwest::Response, want: &[&str]) -> Vec<Value> {
-    let mut buf = String::new();
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !want
-        .iter()
-        .all(|w| seen.iter().any(|e: &Value| e["kind"] == *w))
-    {
-        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
-            .await
-            .expect("events timed out")
-            .unwrap()
-            .unwrap();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                seen.push(serde_json::from_str(data).unwrap());
-            }
-        }
-    }
-    seen
-}
+use warmpool_e2e::{Daemon, collect_events as collect, pool_yaml};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_over_sse_and_land_in_the_audit_log() {

@@ -93,7 +93,13 @@ async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures
         "{before}"
     );
 
-    // Swap in adaptive: under this load it wants max_ready.
+    // Swap in adaptive: under this load it wants max_ready. The swap is announced as an event.
+    let stream = reqwest::Client::new()
+        .get(format!("{}/v1/events?pool=hs", d.url))
+        .send()
+        .await
+        .unwrap();
+    let reloads = tokio::spawn(warmpool_e2e::collect_events(stream, &["reload"]));
     let t0 = Instant::now();
     replace_by_rename(&component("sizing_adaptive"), &file);
     loop {
@@ -109,6 +115,20 @@ async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("rename → new plugin serving: {:?}", t0.elapsed());
+    let ev = reloads
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e["kind"] == "reload")
+        .unwrap();
+    assert!(
+        ev["reason"].as_str().unwrap().starts_with("sizing plugin"),
+        "{ev}"
+    );
+    assert!(
+        ev["reason"].as_str().unwrap().contains("swapped in"),
+        "{ev}"
+    );
     d.wait_pool("hs", Duration::from_secs(15), |p| {
         p["target"] == 4
             && p["target_reason"]

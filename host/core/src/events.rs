@@ -9,8 +9,8 @@ use serde::Serialize;
 pub struct Event {
     /// RFC 3339 time the event happened.
     pub at: String,
-    /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`
-    /// or `breaker`.
+    /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`,
+    /// `breaker`, or `reload` (a plugin file was swapped in or rejected).
     pub kind: &'static str,
     pub pool: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -109,6 +109,11 @@ impl<B: Backend> Manager<B> {
         });
     }
 
+    /// Publish an event that happened outside the core, e.g. a plugin reload.
+    pub fn publish(&self, kind: &'static str, pool: &str, reason: String) {
+        self.emit(kind, pool, None, None, Some(reason));
+    }
+
     /// The token every task runs under; cancelling it starts shutdown.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()

@@ -42,6 +42,7 @@ pub struct PluginHost {
     pub engine: Arc<PluginEngine>,
     cache: Option<PathBuf>,
     slots: Mutex<Vec<Arc<PluginSlot>>>,
+    listener: Arc<std::sync::OnceLock<slot::ReloadListener>>,
 }
 
 impl PluginHost {
@@ -64,6 +65,7 @@ impl PluginHost {
             engine,
             cache,
             slots: Mutex::default(),
+            listener: Arc::default(),
         }))
     }
 
@@ -84,6 +86,7 @@ impl PluginHost {
             config,
             self.engine.clone(),
             self.cache.clone(),
+            self.listener.clone(),
         );
         let _ = slot.reload();
         self.slots
@@ -91,6 +94,11 @@ impl PluginHost {
             .unwrap_or_else(|p| p.into_inner())
             .push(slot.clone());
         slot
+    }
+
+    /// Be told of every reload from now on (the daemon turns them into `reload` events).
+    pub fn on_reload(&self, listener: slot::ReloadListener) {
+        let _ = self.listener.set(listener);
     }
 
     pub fn statuses(&self) -> Vec<PluginStatus> {

@@ -46,7 +46,11 @@ pub struct PluginSlot {
     cache: Option<PathBuf>,
     current: ArcSwapOption<Loaded>,
     counters: Mutex<Counters>,
+    listener: Arc<std::sync::OnceLock<ReloadListener>>,
 }
+
+/// Told of every reload after the first load: the pool, and what happened.
+pub type ReloadListener = Arc<dyn Fn(&str, String) + Send + Sync>;
 
 impl PluginSlot {
     pub(crate) fn new(
@@ -56,6 +60,7 @@ impl PluginSlot {
         config: Vec<(String, String)>,
         engine: Arc<PluginEngine>,
         cache: Option<PathBuf>,
+        listener: Arc<std::sync::OnceLock<ReloadListener>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             pool: pool.into(),
@@ -66,6 +71,7 @@ impl PluginSlot {
             cache,
             current: ArcSwapOption::empty(),
             counters: Mutex::default(),
+            listener,
         })
     }
 
@@ -116,13 +122,32 @@ impl PluginSlot {
                 c.last_error = None;
                 c.consecutive = 0;
                 c.benched_sha = None;
+                drop(c);
+                self.tell(format!(
+                    "{} plugin {} swapped in (sha256 {})",
+                    self.world,
+                    self.path.display(),
+                    self.current.load().as_ref().map_or("", |l| &l.sha256[..12])
+                ));
                 Ok(true)
             }
             Err(e) => {
                 warn!(pool = %self.pool, kind = %self.world, path = %self.path.display(), error = %e, "plugin rejected; the previous version keeps serving");
                 c.last_error = Some(e.to_string());
+                drop(c);
+                self.tell(format!(
+                    "{} plugin {} rejected, previous version kept: {e}",
+                    self.world,
+                    self.path.display()
+                ));
                 Err(e)
             }
+        }
+    }
+
+    fn tell(&self, what: String) {
+        if let Some(listener) = self.listener.get() {
+            listener(&self.pool, what);
         }
     }
 

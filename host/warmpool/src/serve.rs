@@ -195,6 +195,12 @@ async fn serve(path: &Path) -> Result<()> {
         .await
         .with_context(|| format!("server.listen: cannot bind {}", cfg.server.listen))?;
     manager.start();
+    {
+        let m = manager.clone();
+        plugin_host.on_reload(Arc::new(move |pool: &str, what: String| {
+            m.publish("reload", pool, what)
+        }));
+    }
     plugin_host
         .watch(manager.cancel_token(), manager.tracker())
         .context("watching plugin files for hot reload")?;
