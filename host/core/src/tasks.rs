@@ -165,7 +165,9 @@ impl<B: Backend> Manager<B> {
             let ms = t0.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
             let result = match result {
                 Ok(created) if this.cancel.is_cancelled() => {
-                    let _ = this.backend.destroy(&created.id).await;
+                                        if let Err(e) = this.backend.destroy(&created.id).await {
+                        warn!(container = %created.id, error = %e, "late create at shutdown not removed; the final sweep will");
+                    }
                     Err(DeliveryError::ShuttingDown)
                 }
                 Ok(created) => {
