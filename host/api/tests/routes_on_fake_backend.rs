@@ -1,6 +1,5 @@
 //! The HTTP layer over the in-memory backend: status codes, JSON errors, auth, Retry-After.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,29 +11,11 @@ use tower::ServiceExt;
 use warmpool_api::{ApiConfig, router};
 use warmpool_core::fake::FakeBackend;
 use warmpool_core::{
-    BuiltinExhaustion, BuiltinSizing, ContainerSpec, Manager, ManagerConfig, Policies, PoolConfig,
+    BuiltinExhaustion, BuiltinSizing, Manager, ManagerConfig, Policies, PoolConfig,
 };
 
 fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies) {
-    let spec = ContainerSpec {
-        image: "img".into(),
-        cmd: vec![],
-        env: BTreeMap::new(),
-        workdir: None,
-        user: None,
-        labels: BTreeMap::new(),
-        memory: None,
-        nano_cpus: None,
-        pids_limit: None,
-        network: "none".into(),
-        read_only: false,
-        init: true,
-        cap_drop: vec![],
-        cap_add: vec![],
-        no_new_privileges: true,
-        setup: vec![],
-        setup_timeout: Duration::from_secs(1),
-    };
+    let spec = warmpool_core::fake::test_spec("img");
     let cfg = PoolConfig {
         name: name.into(),
         spec,

@@ -15,6 +15,29 @@ use crate::backend::{
 };
 use crate::manager::lock;
 
+/// A container spec for tests: the hardened defaults, `sleep infinity` as the command.
+pub fn test_spec(image: &str) -> ContainerSpec {
+    ContainerSpec {
+        image: image.into(),
+        cmd: vec!["sleep".into(), "infinity".into()],
+        env: BTreeMap::new(),
+        workdir: None,
+        user: None,
+        labels: BTreeMap::new(),
+        memory: None,
+        nano_cpus: None,
+        pids_limit: None,
+        network: "none".into(),
+        read_only: false,
+        init: true,
+        cap_drop: vec!["ALL".into()],
+        cap_add: vec![],
+        no_new_privileges: true,
+        setup: vec![],
+        setup_timeout: Duration::from_secs(10),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct FakeState {
     pub live: BTreeSet<String>,

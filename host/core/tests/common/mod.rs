@@ -1,7 +1,6 @@
 //! Shared set-up for the pool-logic tests: a manager on the in-memory backend.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,25 +13,7 @@ use warmpool_core::{
 pub const CREATE: Duration = Duration::from_millis(400);
 
 pub fn spec() -> ContainerSpec {
-    ContainerSpec {
-        image: "busybox".into(),
-        cmd: vec!["sleep".into(), "infinity".into()],
-        env: BTreeMap::new(),
-        workdir: None,
-        user: None,
-        labels: BTreeMap::new(),
-        memory: None,
-        nano_cpus: None,
-        pids_limit: None,
-        network: "none".into(),
-        read_only: false,
-        init: true,
-        cap_drop: vec!["ALL".into()],
-        cap_add: vec![],
-        no_new_privileges: true,
-        setup: vec![],
-        setup_timeout: Duration::from_secs(10),
-    }
+    warmpool_core::fake::test_spec("busybox")
 }
 
 pub fn pool(name: &str, min: u32, max: u32, total: u32) -> PoolConfig {
