@@ -39,6 +39,8 @@ pub struct AcquireBody {
     pub pool: String,
     pub ttl_s: Option<u64>,
     pub wait_ms: Option<u64>,
+    /// Who takes the lease (user, session, job); shown in the lease and persisted with it.
+    pub owner: Option<String>,
 }
 
 pub async fn acquire<B: Backend>(
@@ -49,10 +51,17 @@ pub async fn acquire<B: Backend>(
     if b.ttl_s == Some(0) {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
+    if b.owner
+        .as_ref()
+        .is_some_and(|o| o.is_empty() || o.len() > 200)
+    {
+        return Err(ApiError::bad_request("owner must be 1-200 bytes"));
+    }
     let req = AcquireRequest {
         pool: b.pool.clone(),
         ttl: b.ttl_s.map(Duration::from_secs),
         wait: b.wait_ms.map(Duration::from_millis),
+        owner: b.owner.clone(),
     };
     let lease = s.manager.acquire(req).await?;
     s.metrics

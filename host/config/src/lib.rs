@@ -70,6 +70,11 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Append every lifecycle event to this file as a JSON line.
     pub audit_log: Option<std::path::PathBuf>,
+    /// Where leases are persisted (one redb file). `None`: nothing survives a restart, and
+    /// startup removes every container of this host id.
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Group-commit period of the state store; a lease older than this survives a crash.
+    pub commit_interval: Duration,
 }
 
 #[derive(Debug, Clone, Default)]

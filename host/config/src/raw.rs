@@ -16,6 +16,8 @@ pub struct RawServer {
     pub exec_output_bytes: Option<Size>,
     pub shutdown_grace: Option<String>,
     pub audit_log: Option<String>,
+    pub state_dir: Option<String>,
+    pub commit_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

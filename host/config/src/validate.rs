@@ -175,6 +175,7 @@ pub fn validate(
         .size("server.exec_output_bytes", &raw_server.exec_output_bytes)
         .unwrap_or(1 << 20);
     let server = validate_server(&mut p, raw_server);
+    let commit_interval = server.as_ref().map(|s| s.commit_interval);
     let docker: RawDocker = p.section("docker", map.get("docker")).unwrap_or_default();
     let limits: RawLimits = p.section("limits", map.get("limits")).unwrap_or_default();
     let raw_plugins: RawPluginSettings =
@@ -204,6 +205,9 @@ pub fn validate(
 
     let mut manager = validate_limits(&mut p, &limits, &pools);
     manager.exec_output_limit = exec_output_limit as usize;
+    if let Some(ci) = commit_interval {
+        manager.commit_interval = ci;
+    }
     if let Some(ep) = &docker.endpoint {
         if !["unix://", "tcp://", "http://", "https://"]
             .iter()
@@ -285,8 +289,27 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
         &raw.shutdown_grace,
         Duration::from_secs(20),
     );
+    let commit_interval = p.duration(
+        "server.commit_interval",
+        &raw.commit_interval,
+        Duration::from_millis(20),
+    );
+    if commit_interval < Duration::from_millis(1) || commit_interval > Duration::from_secs(1) {
+        p.push(
+            "server.commit_interval",
+            "must be between 1ms and 1s: it bounds how much a crash can lose",
+        );
+    }
+    if raw.state_dir.as_deref() == Some("") {
+        p.push("server.state_dir", "must be a directory path");
+    }
     Some(ServerConfig {
         listen: listen?,
+        state_dir: raw
+            .state_dir
+            .filter(|s| !s.is_empty())
+            .map(std::path::PathBuf::from),
+        commit_interval,
         auth_token_env: raw.auth_token_env,
         host_id,
         max_request_bytes: max_request_bytes as usize,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -41,6 +41,35 @@ pub struct ContainerSpec {
     /// Bound on each setup command.
     #[serde(skip)]
     pub setup_timeout: Duration,
+}
+
+impl ContainerSpec {
+    /// What the `warmpool.spec` label holds: 16 hex digits of sha256 over the spec (as stable
+    /// JSON) and the image ID. A container is re-adopted at restart only when its label equals
+    /// the fingerprint of the pool's current spec and the image's current ID.
+    pub fn fingerprint(&self, image_id: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self).expect("a spec always serialises"));
+        h.update(b"\0");
+        h.update(image_id.as_bytes());
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// A container of this daemon's host id that the engine already has (found at startup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub id: String,
+    pub name: String,
+    /// The `warmpool.pool` label, if any.
+    pub pool: Option<String>,
+    /// The `warmpool.spec` label, if any.
+    pub fingerprint: Option<String>,
+    pub image: String,
+    pub image_id: String,
+    pub running: bool,
+    pub created: SystemTime,
 }
 
 /// A container the backend made; the pool core tracks it by `id`.
@@ -177,6 +206,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Is the engine reachable?
     fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Every container this daemon instance's labels mark as its own, running or not.
+    fn list(&self) -> impl Future<Output = Result<Vec<Existing>, BackendError>> + Send;
 
     /// Remove every container this daemon instance's labels mark as its own, returning how many.
     /// Called at startup (the daemon owns none yet) and as the last step of shutdown.

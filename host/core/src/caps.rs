@@ -31,6 +31,12 @@ impl GlobalCap {
         granted
     }
 
+    /// Count `n` slots past the cap: for containers that exist already (a lease re-attached
+    /// at restart), which a cap cannot undo.
+    pub fn force(&self, n: u32) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
     pub fn release(&self, n: u32) {
         let _ = self
             .used

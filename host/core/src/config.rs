@@ -60,6 +60,9 @@ pub struct ManagerConfig {
     pub breaker: BreakerConfig,
     /// Bytes kept of each of an exec's stdout and stderr.
     pub exec_output_limit: usize,
+    /// Period of the group commit of leases, when a state store is configured. A lease older
+    /// than this survives a crash.
+    pub commit_interval: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -71,6 +74,7 @@ impl Default for ManagerConfig {
             tick: Duration::from_secs(1),
             breaker: BreakerConfig::default(),
             exec_output_limit: 1 << 20,
+            commit_interval: Duration::from_millis(20),
         }
     }
 }

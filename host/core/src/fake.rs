@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use warmpool_policy::{Probe, ProbeResult};
 
 use crate::backend::{
-    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest,
+    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest, Existing,
 };
 use crate::manager::lock;
 
@@ -56,6 +56,8 @@ pub struct FakeState {
     pub files: BTreeMap<(String, String), Vec<u8>>,
     /// What the pools' image resolves to; new containers get it.
     pub image_id: String,
+    /// What `list` reports of each container (kept beside `live`, which tests inspect).
+    pub meta: BTreeMap<String, Existing>,
     next_id: u64,
 }
 
@@ -144,6 +146,21 @@ impl Backend for FakeBackend {
         let id = format!("fake-{}", st.next_id);
         st.live.insert(id.clone());
         st.created_total += 1;
+        let image_id = st.image_id.clone();
+        let name = format!("warmpool-{pool}-{}", st.next_id);
+        st.meta.insert(
+            id.clone(),
+            Existing {
+                id: id.clone(),
+                name,
+                pool: Some(pool.into()),
+                fingerprint: Some(spec.fingerprint(&image_id)),
+                image: spec.image.clone(),
+                image_id,
+                running: true,
+                created: std::time::SystemTime::now(),
+            },
+        );
         Ok(Created {
             name: format!("warmpool-{pool}-{}", st.next_id),
             id,
@@ -211,6 +228,27 @@ impl Backend for FakeBackend {
 
     async fn ping(&self) -> Result<(), BackendError> {
         self.check_up()
+    }
+
+    async fn list(&self) -> Result<Vec<Existing>, BackendError> {
+        self.check_up()?;
+        let st = self.state();
+        Ok(st
+            .live
+            .iter()
+            .map(|id| {
+                st.meta.get(id).cloned().unwrap_or_else(|| Existing {
+                    id: id.clone(),
+                    name: id.clone(),
+                    pool: None,
+                    fingerprint: None,
+                    image: String::new(),
+                    image_id: String::new(),
+                    running: true,
+                    created: std::time::SystemTime::now(),
+                })
+            })
+            .collect())
     }
 
     async fn sweep(&self) -> Result<usize, BackendError> {

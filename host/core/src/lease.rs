@@ -12,6 +12,7 @@ use crate::backend::{Backend, ExecOutput, ExecRequest};
 use crate::error::LeaseError;
 use crate::manager::{Manager, lock};
 use crate::pool::{Pool, ReadyContainer};
+use crate::store::{Change, LeaseRecord, unix_ms};
 
 /// A live lease, as the manager keeps it.
 pub struct Lease {
@@ -24,6 +25,8 @@ pub struct Lease {
     pub expires: Instant,
     /// Set when the engine reported the container dead while leased.
     pub gone: Option<String>,
+    /// Who holds it, as the acquire said.
+    pub owner: Option<String>,
 }
 
 /// A lease as the API shows it.
@@ -31,6 +34,8 @@ pub struct Lease {
 pub struct LeaseInfo {
     pub lease_id: String,
     pub pool: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub container_id: String,
     pub container_name: String,
     pub image: String,
@@ -55,6 +60,7 @@ impl Lease {
         LeaseInfo {
             lease_id: self.id.clone(),
             pool: self.pool.cfg.name.clone(),
+            owner: self.owner.clone(),
             container_id: c.id.clone(),
             container_name: c.name.clone(),
             image: c.image.clone(),
@@ -69,6 +75,28 @@ impl Lease {
                 "active"
             },
             gone_reason: self.gone.clone(),
+        }
+    }
+}
+
+impl Lease {
+    /// The lease as persisted: monotonic instants become wall-clock milliseconds.
+    pub fn record(&self, now: Instant) -> LeaseRecord {
+        let wall = SystemTime::now();
+        let c = &self.container;
+        LeaseRecord {
+            lease_id: self.id.clone(),
+            pool: self.pool.cfg.name.clone(),
+            owner: self.owner.clone(),
+            container_id: c.created.id.clone(),
+            container_name: c.created.name.clone(),
+            image: c.created.image.clone(),
+            image_id: c.created.image_id.clone(),
+            source: source_name(self.source).into(),
+            acquired_at_ms: unix_ms(self.acquired_at),
+            expires_at_ms: unix_ms(wall + self.expires.saturating_duration_since(now)),
+            born_at_ms: unix_ms(wall - now.saturating_duration_since(c.born)),
+            uses: c.uses,
         }
     }
 }
@@ -109,7 +137,9 @@ impl<B: Backend> Manager<B> {
             .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
         let now = Instant::now();
         l.expires = now + ttl.min(l.pool.cfg.max_ttl);
-        Ok(l.info(now))
+        let info = l.info(now);
+        self.record(Change::PutLease(l.record(now)));
+        Ok(info)
     }
 
     /// End a lease and destroy its container; the pool refills in the background.
@@ -122,6 +152,7 @@ impl<B: Backend> Manager<B> {
     }
 
     pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
+        self.record(Change::DropLease(lease.id.clone()));
         let cid = &lease.container.created.id;
         self.emit(
             "released",

@@ -14,6 +14,8 @@
 //! - [`lease`]: leases and the operations on them; [`reuse`]: release with a verified reset.
 //! - [`stats`]: counters and the stats view; [`shutdown`]: the bounded drain.
 //! - [`tasks`]: the refill, reaper, image and monitor loops; [`health`]: probes and death notices.
+//! - [`store`]: what survives a crash (leases, the lendable set) and the [`store::LeaseStore`]
+//!   seam; [`persist`]: the group-commit loop; [`reconcile`]: re-adoption at startup.
 //! - [`caps`]: the global container cap.
 //! - [`fake`]: an in-memory backend for tests.
 
@@ -26,16 +28,19 @@ pub mod fake;
 pub mod health;
 pub mod lease;
 pub mod manager;
+pub mod persist;
 pub mod plugins;
 pub mod policy;
 pub mod pool;
+pub mod reconcile;
 pub mod reuse;
 pub mod shutdown;
 pub mod stats;
+pub mod store;
 pub mod tasks;
 
 pub use backend::{
-    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest,
+    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest, Existing,
 };
 pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
 pub use error::{AcquireError, LeaseError, WarmUpError};

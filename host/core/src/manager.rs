@@ -18,8 +18,10 @@ use crate::config::{ManagerConfig, PoolConfig};
 use crate::error::AcquireError;
 use crate::events::Event;
 use crate::lease::{Lease, LeaseInfo};
+use crate::persist::Persister;
 use crate::policy::Policies;
 use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
+use crate::store::{Change, LeaseStore};
 
 /// An acquire as the API receives it.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +30,8 @@ pub struct AcquireRequest {
     pub ttl: Option<Duration>,
     /// The client's bound on waiting when the pool is dry.
     pub wait: Option<Duration>,
+    /// Who holds the lease (a user, session or job id), free text; shown and persisted.
+    pub owner: Option<String>,
 }
 
 /// Whether the engine answers, as the monitor loop last saw it.
@@ -53,6 +57,8 @@ pub struct Manager<B: Backend> {
     /// True once the startup sweep removed what an earlier run left; refill waits for it.
     pub(crate) swept: watch::Sender<bool>,
     pub(crate) events: tokio::sync::broadcast::Sender<Event>,
+    /// Group commit of leases and the lendable set; `None`: nothing is persisted.
+    pub(crate) persist: Option<Persister>,
 }
 
 impl<B: Backend> Manager<B> {
@@ -61,6 +67,18 @@ impl<B: Backend> Manager<B> {
         pools: Vec<(PoolConfig, Policies)>,
         backend: Arc<B>,
     ) -> Arc<Self> {
+        Self::with_store(cfg, pools, backend, None)
+    }
+
+    /// A manager that persists leases and the lendable set in `store` (see [`crate::store`]).
+    /// At startup it reconciles with what the store and the engine hold instead of sweeping.
+    pub fn with_store(
+        cfg: ManagerConfig,
+        pools: Vec<(PoolConfig, Policies)>,
+        backend: Arc<B>,
+        store: Option<Arc<dyn LeaseStore>>,
+    ) -> Arc<Self> {
+        let persist = store.map(|s| Persister::new(s, cfg.commit_interval));
         let pools = pools
             .into_iter()
             .map(|(pc, pol)| (pc.name.clone(), Pool::new(pc, pol)))
@@ -79,6 +97,7 @@ impl<B: Backend> Manager<B> {
             engine: EngineState::default(),
             swept: watch::Sender::new(false),
             events: tokio::sync::broadcast::Sender::new(crate::events::CAPACITY),
+            persist,
         })
     }
 
@@ -170,11 +189,29 @@ impl<B: Backend> Manager<B> {
             .min(pool.cfg.max_ttl);
 
         // Bind first: a guard in an `if let` scrutinee would live through the branch.
-        let taken = pool.lock().take_ready();
-        if let Some(c) = taken {
-            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl));
+        let taken = {
+            let mut st = pool.lock();
+            st.take_ready().ok_or(st.ready.len())
+        };
+        match taken {
+            Ok(c) => Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, &req)),
+            // Ready containers wait for the commit that makes them lendable: queue for one
+            // and ask for that commit now (one fsync, not a create).
+            Err(ready) if ready > 0 => {
+                let wait = req
+                    .wait
+                    .map_or(pool.cfg.wait_timeout, |w| w.min(pool.cfg.wait_timeout));
+                match self.enqueue(pool, started, ttl, &req) {
+                    Ok(lease) => Ok(lease),
+                    Err(rx) => {
+                        self.urge_commit();
+                        self.await_delivery(pool, rx, AcquireSource::Pool, wait, started, ttl, &req)
+                            .await
+                    }
+                }
+            }
+            Err(_) => self.acquire_exhausted(pool, &req, started, ttl).await,
         }
-        self.acquire_exhausted(pool, &req, started, ttl).await
     }
 
     async fn acquire_exhausted(
@@ -214,7 +251,7 @@ impl<B: Backend> Manager<B> {
             // A plugin's wait is bounded by the pool's own limit, never longer.
             ExhaustionAction::Wait { max_ms } => {
                 let max = Duration::from_millis(max_ms).min(client_wait);
-                match self.enqueue(pool, started, ttl) {
+                match self.enqueue(pool, started, ttl, req) {
                     Ok(lease) => return Ok(lease),
                     Err(rx) => (rx, AcquireSource::Pool, max),
                 }
@@ -239,14 +276,14 @@ impl<B: Backend> Manager<B> {
                 } else {
                     // No room for a cold create: queue for the next free container.
                     drop(st);
-                    match self.enqueue(pool, started, ttl) {
+                    match self.enqueue(pool, started, ttl, req) {
                         Ok(lease) => return Ok(lease),
                         Err(rx) => (rx, AcquireSource::Pool, client_wait),
                     }
                 }
             }
         };
-        self.await_delivery(pool, rx, source, max_wait, started, ttl)
+        self.await_delivery(pool, rx, source, max_wait, started, ttl, req)
             .await
     }
 
@@ -256,11 +293,12 @@ impl<B: Backend> Manager<B> {
         pool: &Arc<Pool>,
         started: Instant,
         ttl: Duration,
+        req: &AcquireRequest,
     ) -> Result<LeaseInfo, oneshot::Receiver<Delivery>> {
         let mut st = pool.lock();
         if let Some(c) = st.take_ready() {
             drop(st);
-            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl));
+            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, req));
         }
         let (tx, rx) = oneshot::channel();
         st.waiters.push_back(tx);
@@ -277,6 +315,7 @@ impl<B: Backend> Manager<B> {
         max_wait: Duration,
         started: Instant,
         ttl: Duration,
+        req: &AcquireRequest,
     ) -> Result<LeaseInfo, AcquireError> {
         let mut ticket = WaitTicket {
             pool: pool.clone(),
@@ -294,7 +333,7 @@ impl<B: Backend> Manager<B> {
         };
         ticket.rx = None;
         match delivery {
-            Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl)),
+            Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl, req)),
             Some(Err(DeliveryError::ShuttingDown)) => Err(AcquireError::ShuttingDown),
             Some(Err(DeliveryError::Create(e))) => {
                 pool.lock().counters.acquires_rejected += 1;
@@ -332,6 +371,7 @@ impl<B: Backend> Manager<B> {
         source: AcquireSource,
         started: Instant,
         ttl: Duration,
+        req: &AcquireRequest,
     ) -> LeaseInfo {
         let now = Instant::now();
         let micros = now
@@ -350,7 +390,9 @@ impl<B: Backend> Manager<B> {
             acquired_at: SystemTime::now(),
             expires: now + ttl,
             gone: None,
+            owner: req.owner.clone(),
         };
+        self.record(Change::PutLease(lease.record(now)));
         let info = lease.info(now);
         self.emit(
             "leased",

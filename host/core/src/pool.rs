@@ -29,6 +29,9 @@ pub struct ReadyContainer {
     /// When it first became ready; `max_lifetime` counts from here.
     pub born: Instant,
     pub uses: u32,
+    /// May be handed to a client: a commit recorded it in the lendable set (see
+    /// [`crate::store`]), or the daemon persists nothing. Set once, never cleared.
+    pub lendable: bool,
 }
 
 /// What a queued acquire receives: a container, or the reason none will come.
@@ -138,9 +141,14 @@ impl PoolState {
         true
     }
 
-    /// Hand a container to the first live waiter, or put it in the ready queue.
+    /// Hand a container to the first live waiter, or put it in the ready queue. Only a
+    /// lendable container goes to a waiter; another waits in the queue for the next commit.
     /// Returns `true` when a waiter took it (it is then counted as leased).
     pub fn offer(&mut self, mut c: ReadyContainer) -> bool {
+        if !c.lendable {
+            self.ready.push_back(c);
+            return false;
+        }
         while let Some(w) = self.waiters.pop_front() {
             self.leased += 1;
             match w.send(Ok(c)) {
@@ -156,11 +164,36 @@ impl PoolState {
         false
     }
 
-    /// Take the oldest ready container for an acquirer (counted as leased).
+    /// Take the oldest lendable ready container for an acquirer (counted as leased).
+    /// Promotion keeps the lendable ones at the front, so this is a `pop_front` in practice.
     pub fn take_ready(&mut self) -> Option<ReadyContainer> {
-        let c = self.ready.pop_front()?;
+        let pos = self.ready.iter().position(|c| c.lendable)?;
+        let c = self.ready.remove(pos)?;
         self.leased += 1;
         Some(c)
+    }
+
+    /// Ready containers that a commit has not made lendable yet.
+    pub fn unlendable(&self) -> usize {
+        self.ready.iter().filter(|c| !c.lendable).count()
+    }
+
+    /// After a commit: mark `ids` lendable and hand lendable containers to queued acquires.
+    pub fn promote(&mut self, ids: &[String]) {
+        for c in self.ready.iter_mut() {
+            if ids.contains(&c.created.id) {
+                c.lendable = true;
+            }
+        }
+        // Keep lendable containers at the front, oldest first, so `take_ready` pops them.
+        self.ready.make_contiguous().sort_by_key(|c| !c.lendable);
+        while !self.waiters.is_empty() {
+            let Some(c) = self.take_ready() else { break };
+            self.leased -= 1;
+            if !self.offer(c) {
+                break;
+            }
+        }
     }
 
     /// Remove a ready container by id (health, death, recycling), counting it as `unhealthy`

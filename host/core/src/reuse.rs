@@ -15,6 +15,7 @@ use crate::error::LeaseError;
 use crate::lease::Lease;
 use crate::manager::{Manager, lock};
 use crate::pool::{Pool, ReadyContainer};
+use crate::store::Change;
 
 /// What became of a container released for reuse.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -46,6 +47,9 @@ impl<B: Backend> Manager<B> {
             self.retire_lease(lease, "released");
             return Ok(refuse(reason));
         }
+        // The container stays in the lendable set, so a crash during the reset destroys it at
+        // restart instead of re-adopting a container with a user's files in it.
+        self.record(Change::DropLease(lease.id.clone()));
         {
             let mut st = lease.pool.lock();
             st.leased -= 1;

@@ -46,6 +46,15 @@ impl<B: Backend> Manager<B> {
                 self.spawn_destroy(pool.clone(), c.created.id, false, "shutdown");
             }
         }
+        for (pool, c) in self.take_held() {
+            {
+                let mut st = pool.lock();
+                st.leased -= 1;
+                st.removing += 1;
+            }
+            destroyed += 1;
+            self.spawn_destroy(pool, c.created.id, false, "shutdown");
+        }
         let leases: Vec<Lease> = lock(&self.leases).drain().map(|(_, l)| l).collect();
         for l in leases {
             destroyed += 1;
@@ -60,17 +69,21 @@ impl<B: Backend> Manager<B> {
         let sweep_budget = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
-        let swept = match timeout(sweep_budget, self.backend.sweep()).await {
-            Ok(Ok(n)) => n,
+        let (swept, sweep_ok) = match timeout(sweep_budget, self.backend.sweep()).await {
+            Ok(Ok(n)) => (n, true),
             Ok(Err(e)) => {
                 warn!(error = %e, "shutdown: final sweep failed");
-                0
+                (0, false)
             }
             Err(_) => {
                 warn!("shutdown: final sweep timed out");
-                0
+                (0, false)
             }
         };
+        // Every container is gone, so nothing persisted is true any more.
+        if sweep_ok {
+            self.clear_store().await;
+        }
         info!(destroyed, swept, drained, "shutdown complete");
         ShutdownReport {
             destroyed,

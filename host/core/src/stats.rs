@@ -27,6 +27,8 @@ pub struct Counters {
     pub unhealthy_total: u64,
     pub reused_total: u64,
     pub reset_failures: u64,
+    /// Ready containers of an earlier run taken back at startup instead of recreated.
+    pub adopted_total: u64,
 }
 
 const WINDOW: usize = 1024;

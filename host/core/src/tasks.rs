@@ -23,6 +23,7 @@ use crate::backend::{Backend, BackendError};
 use crate::lease::Lease;
 use crate::manager::{Manager, lock};
 use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
+use crate::store::Change;
 
 impl<B: Backend> Manager<B> {
     /// Spawn every background task. Call once.
@@ -34,6 +35,7 @@ impl<B: Backend> Manager<B> {
         self.tracker.spawn(self.clone().events_loop(rx));
         self.tracker.spawn(self.clone().monitor_loop());
         self.tracker.spawn(self.clone().reaper_loop());
+        self.tracker.spawn(self.clone().commit_loop());
         for pool in self.pools.values() {
             self.tracker.spawn(self.clone().refill_loop(pool.clone()));
             self.tracker.spawn(self.clone().image_loop(pool.clone()));
@@ -68,16 +70,7 @@ impl<B: Backend> Manager<B> {
             match self.backend.ping().await {
                 Ok(()) => {
                     if !*self.swept.borrow() {
-                        match self.backend.sweep().await {
-                            Ok(n) => {
-                                info!(
-                                    removed = n,
-                                    "startup sweep removed containers left by an earlier run"
-                                );
-                                self.swept.send_replace(true);
-                            }
-                            Err(e) => warn!(error = %e, "startup sweep failed; will retry"),
-                        }
+                        self.startup_cleanup().await;
                     }
                     self.set_engine(*self.swept.borrow(), None);
                 }
@@ -177,6 +170,7 @@ impl<B: Backend> Manager<B> {
                         ready_at: now,
                         born: now,
                         uses: 0,
+                        lendable: this.born_lendable(),
                     })
                 }
                 Err(e) => Err(DeliveryError::Create(e)),
@@ -211,6 +205,12 @@ impl<B: Backend> Manager<B> {
                 );
                 self.emit("ready", &pool.cfg.name, Some(&c.created.id), None, None);
                 match deliver {
+                    // Persisting: a cold container reaches its acquire only after the commit
+                    // that records it as lendable.
+                    Some(tx) if !c.lendable => {
+                        st.leased += 1;
+                        self.deliver_after_commit(pool, c, tx);
+                    }
                     Some(tx) => {
                         st.leased += 1;
                         if let Err(Ok(c)) = tx.send(Ok(c)) {
@@ -220,6 +220,9 @@ impl<B: Backend> Manager<B> {
                     }
                     None => {
                         st.offer(c);
+                        if !st.waiters.is_empty() {
+                            self.urge_commit();
+                        }
                     }
                 }
             }
@@ -289,6 +292,7 @@ impl<B: Backend> Manager<B> {
             }
                         debug!(pool = %pool.cfg.name, container = %id, why, "destroyed");
             this.emit("removed", &pool.cfg.name, Some(&id), None, Some(why.to_string()));
+            this.record(Change::Forget(id.clone()));
             {
                 let mut st = pool.lock();
                 if unhealthy {

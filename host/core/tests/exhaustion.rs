@@ -13,6 +13,7 @@ fn req(pool: &str, wait_ms: Option<u64>) -> AcquireRequest {
         pool: pool.into(),
         ttl: None,
         wait: wait_ms.map(Duration::from_millis),
+        owner: None,
     }
 }
 

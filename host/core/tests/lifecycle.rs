@@ -19,6 +19,7 @@ async fn ttl_expiry_destroys_the_container() {
             pool: "p".into(),
             ttl: Some(Duration::from_secs(3)),
             wait: None,
+            owner: None,
         })
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tracing::{info, warn};
 use warmpool_core::{BackendError, ContainerSpec, Created, ExecRequest};
 
-use crate::labels::{self, HOST, MANAGED, POOL, SPEC};
+use crate::labels::{HOST, MANAGED, POOL, SPEC};
 use crate::{DockerBackend, exec, is_transport, status_of, unavailable};
 
 /// Resolve `image` to its ID, pulling it first if the engine does not have it.
@@ -95,7 +95,7 @@ pub fn container_body(
     labels.insert(MANAGED.into(), "true".into());
     labels.insert(HOST.into(), b.host_id.clone());
     labels.insert(POOL.into(), pool.into());
-    labels.insert(SPEC.into(), labels::spec_hash(spec, image_id));
+    labels.insert(SPEC.into(), spec.fingerprint(image_id));
     let mut security_opt = Vec::new();
     if spec.no_new_privileges {
         security_opt.push("no-new-privileges:true".to_string());

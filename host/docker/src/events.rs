@@ -1,24 +1,24 @@
 //! Death notices from the engine's event stream, and the label sweep.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use warmpool_core::{BackendError, BackendEvent};
+use warmpool_core::{BackendError, BackendEvent, Existing};
 
-use crate::labels::{self, HOST, MANAGED};
+use crate::labels::{self, HOST, MANAGED, POOL, SPEC};
 use crate::{DockerBackend, create, unavailable};
 
 /// Removes at once during a sweep: enough to clear a pool in a second, few enough not to swamp
 /// the engine.
 const SWEEP_PARALLELISM: usize = 8;
 
-/// Remove every container labelled with this daemon's host id, in parallel.
-pub async fn sweep(b: &DockerBackend) -> Result<usize, BackendError> {
+/// Every container labelled with this daemon's host id, running or not.
+pub async fn list(b: &DockerBackend) -> Result<Vec<Existing>, BackendError> {
     let filters = HashMap::from([("label".to_string(), labels::host_filter(&b.host_id))]);
     let opts = ListContainersOptionsBuilder::default()
         .all(true)
@@ -29,23 +29,37 @@ pub async fn sweep(b: &DockerBackend) -> Result<usize, BackendError> {
         .list_containers(Some(opts))
         .await
         .map_err(unavailable)?;
-    let ids: Vec<String> = found
+    Ok(found
         .into_iter()
-        // Belt and braces: never touch another host's container, whatever the filter did.
-        .filter(|c| {
-            c.labels
-                .as_ref()
-                .and_then(|l| l.get(HOST))
-                .is_some_and(|h| h == &b.host_id)
+        .filter_map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            // Belt and braces: never touch another host's container, whatever the filter did.
+            if labels.get(HOST) != Some(&b.host_id)
+                || labels.get(MANAGED).map(String::as_str) != Some("true")
+            {
+                return None;
+            }
+            Some(Existing {
+                id: c.id?,
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                pool: labels.get(POOL).cloned(),
+                fingerprint: labels.get(SPEC).cloned(),
+                image: c.image.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
+                running: c.state.is_some_and(|s| s.to_string() == "running"),
+                created: UNIX_EPOCH + Duration::from_secs(c.created.unwrap_or(0).max(0) as u64),
+            })
         })
-        .filter(|c| {
-            c.labels
-                .as_ref()
-                .and_then(|l| l.get(MANAGED))
-                .is_some_and(|m| m == "true")
-        })
-        .filter_map(|c| c.id)
-        .collect();
+        .collect())
+}
+
+/// Remove every container labelled with this daemon's host id, in parallel.
+pub async fn sweep(b: &DockerBackend) -> Result<usize, BackendError> {
+    let ids: Vec<String> = list(b).await?.into_iter().map(|c| c.id).collect();
     let n = ids.len();
     let results: Vec<_> = futures_util::stream::iter(ids)
         .map(|id| async move { (create::remove(&b.docker, &id).await, id) })

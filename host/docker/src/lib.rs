@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest,
+    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest, Existing,
 };
 
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
@@ -173,6 +173,11 @@ impl Backend for DockerBackend {
     async fn ping(&self) -> Result<(), BackendError> {
         self.docker.ping().await.map_err(unavailable)?;
         self.negotiate().await
+    }
+
+    async fn list(&self) -> Result<Vec<Existing>, BackendError> {
+        self.negotiate().await?;
+        events::list(self).await
     }
 
     async fn sweep(&self) -> Result<usize, BackendError> {

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use warmpool_core::store::LeaseStore;
+use warmpool_store::RedbStore;
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
@@ -188,7 +190,21 @@ async fn serve(path: &Path) -> Result<()> {
         .iter()
         .map(|p| (p.pool.clone(), policies(p, &plugin_host)))
         .collect();
-    let manager = Manager::new(cfg.manager.clone(), pools, backend);
+    // Persisted leases: a crash (even kill -9) keeps every lease older than one commit interval.
+    let store: Option<Arc<dyn LeaseStore>> = match &cfg.server.state_dir {
+        Some(dir) => {
+            let s = RedbStore::open(dir).with_context(|| "server.state_dir".to_string())?;
+            info!(path = %s.path().display(), commit_interval = ?cfg.manager.commit_interval, "leases persisted");
+            Some(Arc::new(s))
+        }
+        None => {
+            warn!(
+                "server.state_dir is not set: leases are not persisted, and a restart removes every container of this host id"
+            );
+            None
+        }
+    };
+    let manager = Manager::with_store(cfg.manager.clone(), pools, backend, store);
 
     // Bind before starting the loops: a port in use should fail before any container exists.
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)

@@ -1,0 +1,157 @@
+//! The persistence seam: what survives a crash, and the [`LeaseStore`] trait that keeps it.
+//!
+//! Two things are persisted, both in batches (group commit) by the committer in
+//! [`crate::persist`], never on the acquire path:
+//!
+//! - **Leases**: owner, container, pool, expiry, uses. A lease older than one commit interval
+//!   survives `kill -9`; at restart it is re-attached to its container.
+//! - **The lendable set**: the containers that may have been handed to a client. A ready
+//!   container is handed out only after a commit has recorded it as lendable, and it stays in the
+//!   set until it is destroyed. So at restart a lendable container without a lease record is one
+//!   that *might* have reached a client whose lease was not yet committed: it is destroyed, never
+//!   re-adopted. Ready containers outside the set never reached anyone and can be re-adopted.
+//!
+//! That gives the guarantee the README states: no container reaches two clients across a crash,
+//! and the price of a crash is recreating the few containers that were lendable but not leased.
+//! `warmpool-store` implements the trait on redb; [`MemoryStore`] serves the unit tests.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// A lease as persisted. Times are wall-clock milliseconds since the Unix epoch, since the
+/// monotonic clock does not survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub lease_id: String,
+    pub pool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub container_id: String,
+    pub container_name: String,
+    pub image: String,
+    pub image_id: String,
+    /// `pool` or `cold`.
+    pub source: String,
+    pub acquired_at_ms: u64,
+    pub expires_at_ms: u64,
+    /// When the container first became ready; `max_lifetime` counts from here.
+    pub born_at_ms: u64,
+    /// Leases this container has served, this one included.
+    pub uses: u32,
+}
+
+/// One change to the persisted state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A lease was opened or renewed (the record replaces any earlier one).
+    PutLease(LeaseRecord),
+    /// A lease ended.
+    DropLease(String),
+    /// `container` of `pool` may be handed out from now on.
+    Lendable { container: String, pool: String },
+    /// `container` is destroyed; forget it.
+    Forget(String),
+    /// A clean shutdown left nothing behind: forget everything.
+    Clear,
+}
+
+/// Everything persisted, as loaded at startup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persisted {
+    pub leases: BTreeMap<String, LeaseRecord>,
+    /// Container ID → pool name.
+    pub lendable: BTreeMap<String, String>,
+}
+
+impl Persisted {
+    /// Apply a batch in order; the in-memory model of what a store does.
+    pub fn apply(&mut self, changes: &[Change]) {
+        for c in changes {
+            match c {
+                Change::PutLease(r) => {
+                    self.leases.insert(r.lease_id.clone(), r.clone());
+                }
+                Change::DropLease(id) => {
+                    self.leases.remove(id);
+                }
+                Change::Lendable { container, pool } => {
+                    self.lendable.insert(container.clone(), pool.clone());
+                }
+                Change::Forget(id) => {
+                    self.lendable.remove(id);
+                }
+                Change::Clear => {
+                    self.leases.clear();
+                    self.lendable.clear();
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("open state store {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("load state store: {0}")]
+    Load(String),
+    #[error("commit to state store: {0}")]
+    Commit(String),
+}
+
+/// Durable storage of [`Persisted`]. Calls block (they may fsync); the core runs them on
+/// tokio's blocking pool, one at a time.
+pub trait LeaseStore: Send + Sync + 'static {
+    fn load(&self) -> Result<Persisted, StoreError>;
+    /// Apply `changes` atomically and durably: when this returns `Ok`, they survive a crash.
+    fn commit(&self, changes: &[Change]) -> Result<(), StoreError>;
+}
+
+/// An in-memory store for tests: "durable" for as long as the value lives, which is what a
+/// test of a restart needs (hand the same store to the next manager).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<Persisted>,
+    commits: Mutex<u64>,
+    /// When set, commits fail (to test that a failing store never lends).
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryStore {
+    pub fn snapshot(&self) -> Persisted {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub fn commits(&self) -> u64 {
+        *self.commits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl LeaseStore for MemoryStore {
+    fn load(&self) -> Result<Persisted, StoreError> {
+        Ok(self.snapshot())
+    }
+    fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Commit("injected failure".into()));
+        }
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(changes);
+        *self.commits.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
+pub fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
