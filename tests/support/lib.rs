@@ -123,6 +123,7 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     http: reqwest::Client,
+    env: Vec<(String, String)>,
 }
 
 /// A pool definition for [`Daemon::start`], as YAML under `pools.<name>`.
@@ -150,12 +151,17 @@ impl Daemon {
         Self::start_with(pools, "", &[]).await
     }
 
-    /// As [`start`](Self::start), with extra `server:` lines and environment.
+    /// As [`start`](Self::start), with extra `server:` lines and environment. `{STATE_DIR}` in
+    /// `server_extra` becomes a directory inside the daemon's temporary directory.
     pub async fn start_with(pools: &[String], server_extra: &str, env: &[(&str, &str)]) -> Daemon {
         engine_and_image();
         let host_id = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
+        let server_extra = server_extra.replace(
+            "{STATE_DIR}",
+            &dir.path().join("state").display().to_string(),
+        );
         let mut yaml = format!(
             "server:\n  listen: 127.0.0.1:{port}\n  host_id: {host_id}\n  shutdown_grace: 15s\n{server_extra}\
              limits:\n  max_containers: 20\n  max_concurrent_creates: 4\npools:\n"
@@ -165,26 +171,59 @@ impl Daemon {
         }
         let cfg = dir.path().join("warmpool.yaml");
         std::fs::write(&cfg, yaml).unwrap();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut d = Daemon {
+            host_id,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child: None,
+            http: reqwest::Client::new(),
+            env,
+        };
+        d.spawn();
+        d.wait_ready(Duration::from_secs(60)).await;
+        d
+    }
+
+    /// Start the binary on this daemon's config, appending to its log.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
         let child = Command::new(binary())
             .args(["serve", "-c"])
-            .arg(&cfg)
+            .arg(self.config_path())
             .env("RUST_LOG", "info,warmpool=debug")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("spawn warmpool");
-        let mut d = Daemon {
-            host_id,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-            child: Some(child),
-            http: reqwest::Client::new(),
-        };
-        d.wait_ready(Duration::from_secs(60)).await;
-        d
+        self.child = Some(child);
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("warmpool.yaml")
+    }
+
+    /// `kill -9`: the daemon gets no chance to clean up.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// Start the daemon again on the same config, host id and state, and wait until ready.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        self.spawn();
+        self.wait_ready(Duration::from_secs(60)).await;
     }
 
     pub fn log(&self) -> String {

@@ -208,3 +208,31 @@ pools:
         "{lines:#?}"
     );
 }
+
+#[test]
+fn state_dir_and_commit_interval_are_validated() {
+    let ok = parse(
+        "server:\n  state_dir: /var/lib/warmpool\n  commit_interval: 50ms\npools:\n  py:\n    image: python:3.12\n",
+        "t",
+        no_env(),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.server.state_dir.as_deref(),
+        Some(std::path::Path::new("/var/lib/warmpool"))
+    );
+    assert_eq!(ok.manager.commit_interval, Duration::from_millis(50));
+    let none = parse("pools:\n  py:\n    image: python:3.12\n", "t", no_env()).unwrap();
+    assert!(none.server.state_dir.is_none(), "persistence is opt-in");
+    assert_eq!(none.manager.commit_interval, Duration::from_millis(20));
+
+    let err = parse(
+        "server:\n  state_dir: \"\"\n  commit_interval: 5s\npools:\n  py:\n    image: python:3.12\n",
+        "t",
+        no_env(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.commit_interval"), "{err}");
+    assert!(err.contains("server.state_dir"), "{err}");
+}
