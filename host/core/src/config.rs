@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::backend::ContainerSpec;
 
 /// One pool: what to run and how to keep it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub name: String,
     pub spec: ContainerSpec,
@@ -34,7 +34,7 @@ pub struct PoolConfig {
 }
 
 /// Reuse of a released container, only after a reset that a verification confirms.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReuseConfig {
     /// Leases one container may serve in all.
     pub max_uses: u32,

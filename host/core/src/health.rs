@@ -21,21 +21,21 @@ impl<B: Backend> Manager<B> {
     pub(crate) async fn health_loop(self: Arc<Self>, pool: Arc<Pool>) {
         loop {
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                _ = sleep(pool.cfg.health_interval) => {}
+                _ = pool.cancel.cancelled() => return,
+                _ = sleep(pool.cfg().health_interval) => {}
             }
             if !self.engine_up() {
                 continue;
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = pool.cancel.cancelled() => return,
                 _ = self.health_pass(&pool) => {}
             }
         }
     }
 
     pub(crate) async fn health_pass(self: &Arc<Self>, pool: &Arc<Pool>) {
-        let Some(check) = pool.policies.health.clone() else {
+        let Some(check) = pool.policies().health.clone() else {
             return;
         };
         let now = Instant::now();
@@ -45,7 +45,7 @@ impl<B: Backend> Manager<B> {
             .iter()
             .map(|c| ContainerInfo {
                 id: c.created.id.clone(),
-                pool: pool.cfg.name.clone(),
+                pool: pool.cfg().name.clone(),
                 age_ms: now.duration_since(c.ready_at).as_millis() as u64,
                 uses: c.uses,
             })
@@ -76,7 +76,7 @@ impl<B: Backend> Manager<B> {
                 Verdict::Unhealthy { reason } | Verdict::Recycle { reason } => reason,
             };
             if self.retire_ready(pool, &id, true, "unhealthy") {
-                warn!(pool = %pool.cfg.name, container = %id, %reason, "container unhealthy; replacing it");
+                warn!(pool = %pool.cfg().name, container = %id, %reason, "container unhealthy; replacing it");
             }
         }
     }
@@ -94,9 +94,9 @@ impl<B: Backend> Manager<B> {
     }
 
     pub(crate) fn on_died(self: &Arc<Self>, id: &str, reason: &str) {
-        for pool in self.pools.values() {
+        for pool in self.pools().values() {
             if self.retire_ready(pool, id, true, "died") {
-                warn!(pool = %pool.cfg.name, container = %id, reason, "ready container died; replacing it");
+                warn!(pool = %pool.cfg().name, container = %id, reason, "ready container died; replacing it");
                 return;
             }
         }
@@ -105,7 +105,7 @@ impl<B: Backend> Manager<B> {
             warn!(lease = %l.id, container = %id, reason, "leased container died");
             self.emit(
                 "unhealthy",
-                &l.pool.cfg.name,
+                &l.pool.cfg().name,
                 Some(id),
                 Some(&l.id),
                 Some(reason.to_string()),

@@ -59,7 +59,7 @@ impl Lease {
         let c = &self.container.created;
         LeaseInfo {
             lease_id: self.id.clone(),
-            pool: self.pool.cfg.name.clone(),
+            pool: self.pool.cfg().name.clone(),
             owner: self.owner.clone(),
             container_id: c.id.clone(),
             container_name: c.name.clone(),
@@ -86,7 +86,7 @@ impl Lease {
         let c = &self.container;
         LeaseRecord {
             lease_id: self.id.clone(),
-            pool: self.pool.cfg.name.clone(),
+            pool: self.pool.cfg().name.clone(),
             owner: self.owner.clone(),
             container_id: c.created.id.clone(),
             container_name: c.created.name.clone(),
@@ -136,7 +136,7 @@ impl<B: Backend> Manager<B> {
             .get_mut(id)
             .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
         let now = Instant::now();
-        l.expires = now + ttl.min(l.pool.cfg.max_ttl);
+        l.expires = now + ttl.min(l.pool.cfg().max_ttl);
         let info = l.info(now);
         self.record(Change::PutLease(l.record(now)));
         Ok(info)
@@ -156,7 +156,7 @@ impl<B: Backend> Manager<B> {
         let cid = &lease.container.created.id;
         self.emit(
             "released",
-            &lease.pool.cfg.name,
+            &lease.pool.cfg().name,
             Some(cid),
             Some(&lease.id),
             Some(why.to_string()),

@@ -16,6 +16,7 @@
 //! - [`tasks`]: the refill, reaper, image and monitor loops; [`health`]: probes and death notices.
 //! - [`store`]: what survives a crash (leases, the lendable set) and the [`store::LeaseStore`]
 //!   seam; [`persist`]: the group-commit loop; [`reconcile`]: re-adoption at startup.
+//! - [`reload`]: config reload (pools added, removed and drained, changed in place).
 //! - [`caps`]: the global container cap.
 //! - [`fake`]: an in-memory backend for tests.
 
@@ -33,6 +34,7 @@ pub mod plugins;
 pub mod policy;
 pub mod pool;
 pub mod reconcile;
+pub mod reload;
 pub mod reuse;
 pub mod shutdown;
 pub mod stats;

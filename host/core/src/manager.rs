@@ -2,6 +2,8 @@
 //! every task of the daemon runs under. The API layer talks to this type only.
 
 use std::collections::{BTreeMap, HashMap};
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -44,7 +46,8 @@ pub(crate) struct EngineState {
 pub struct Manager<B: Backend> {
     pub(crate) backend: Arc<B>,
     pub(crate) cfg: ManagerConfig,
-    pub(crate) pools: BTreeMap<String, Arc<Pool>>,
+    /// Swapped whole by a config reload; readers take a snapshot.
+    pub(crate) pools: ArcSwap<BTreeMap<String, Arc<Pool>>>,
     pub(crate) leases: Mutex<HashMap<String, Lease>>,
     pub(crate) cap: GlobalCap,
     pub(crate) create_permits: Arc<Semaphore>,
@@ -79,9 +82,10 @@ impl<B: Backend> Manager<B> {
         store: Option<Arc<dyn LeaseStore>>,
     ) -> Arc<Self> {
         let persist = store.map(|s| Persister::new(s, cfg.commit_interval));
-        let pools = pools
+        let cancel = CancellationToken::new();
+        let pools: BTreeMap<String, Arc<Pool>> = pools
             .into_iter()
-            .map(|(pc, pol)| (pc.name.clone(), Pool::new(pc, pol)))
+            .map(|(pc, pol)| (pc.name.clone(), Pool::new(pc, pol, cancel.child_token())))
             .collect();
         Arc::new(Self {
             backend,
@@ -89,9 +93,9 @@ impl<B: Backend> Manager<B> {
             create_permits: Arc::new(Semaphore::new(cfg.max_concurrent_creates.max(1))),
             remove_permits: Arc::new(Semaphore::new(cfg.max_concurrent_removes.max(1))),
             cfg,
-            pools,
+            pools: ArcSwap::from_pointee(pools),
             leases: Mutex::new(HashMap::new()),
-            cancel: CancellationToken::new(),
+            cancel,
             tracker: TaskTracker::new(),
             epoch: Instant::now(),
             engine: EngineState::default(),
@@ -148,8 +152,13 @@ impl<B: Backend> Manager<B> {
         &self.backend
     }
 
-    pub fn pool_names(&self) -> impl Iterator<Item = &str> {
-        self.pools.keys().map(String::as_str)
+    pub fn pool_names(&self) -> Vec<String> {
+        self.pools.load().keys().cloned().collect()
+    }
+
+    /// A snapshot of the pools; a reload may swap the map after it is taken.
+    pub(crate) fn pools(&self) -> Arc<BTreeMap<String, Arc<Pool>>> {
+        self.pools.load_full()
     }
 
     pub fn engine_up(&self) -> bool {
@@ -167,8 +176,8 @@ impl<B: Backend> Manager<B> {
             .unwrap_or_else(|| "not reached yet".into())
     }
 
-    pub(crate) fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
-        self.pools.get(name)
+    pub(crate) fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.pools.load().get(name).cloned()
     }
 
     /// Take a container for a client. The warm path is one short critical section.
@@ -177,6 +186,7 @@ impl<B: Backend> Manager<B> {
         let pool = self
             .pool(&req.pool)
             .ok_or_else(|| AcquireError::UnknownPool(req.pool.clone()))?;
+        let pool = &pool;
         if self.cancel.is_cancelled() {
             return Err(AcquireError::ShuttingDown);
         }
@@ -185,8 +195,8 @@ impl<B: Backend> Manager<B> {
         }
         let ttl = req
             .ttl
-            .unwrap_or(pool.cfg.default_ttl)
-            .min(pool.cfg.max_ttl);
+            .unwrap_or(pool.cfg().default_ttl)
+            .min(pool.cfg().max_ttl);
 
         // Bind first: a guard in an `if let` scrutinee would live through the branch.
         let taken = {
@@ -200,7 +210,7 @@ impl<B: Backend> Manager<B> {
             Err(ready) if ready > 0 => {
                 let wait = req
                     .wait
-                    .map_or(pool.cfg.wait_timeout, |w| w.min(pool.cfg.wait_timeout));
+                    .map_or(pool.cfg().wait_timeout, |w| w.min(pool.cfg().wait_timeout));
                 match self.enqueue(pool, started, ttl, &req) {
                     Ok(lease) => Ok(lease),
                     Err(rx) => {
@@ -221,7 +231,7 @@ impl<B: Backend> Manager<B> {
         started: Instant,
         ttl: Duration,
     ) -> Result<LeaseInfo, AcquireError> {
-        let wait_timeout = pool.cfg.wait_timeout;
+        let wait_timeout = pool.cfg().wait_timeout;
         let client_wait = req.wait.map_or(wait_timeout, |w| w.min(wait_timeout));
         let snapshot = {
             let st = pool.lock();
@@ -232,7 +242,7 @@ impl<B: Backend> Manager<B> {
             wait_timeout_ms: wait_timeout.as_millis() as u64,
         };
         let action = pool
-            .policies
+            .policies()
             .exhaustion
             .on_exhausted(&request, &snapshot)
             .await;
@@ -243,7 +253,7 @@ impl<B: Backend> Manager<B> {
             } => {
                 pool.lock().counters.acquires_rejected += 1;
                 return Err(AcquireError::Exhausted {
-                    pool: pool.cfg.name.clone(),
+                    pool: pool.cfg().name.clone(),
                     reason,
                     retry_after: Duration::from_millis(retry_after_ms),
                 });
@@ -261,14 +271,14 @@ impl<B: Backend> Manager<B> {
                 if st.degraded(&self.cfg.breaker) {
                     st.counters.acquires_rejected += 1;
                     return Err(AcquireError::Degraded {
-                        pool: pool.cfg.name.clone(),
+                        pool: pool.cfg().name.clone(),
                         last_error: st.last_error.clone().unwrap_or_default(),
                         retry_after: st.retry_at.map_or(Duration::from_secs(1), |t| {
                             t.saturating_duration_since(Instant::now())
                         }),
                     });
                 }
-                if st.approve_cold(&pool.cfg, &self.cap) {
+                if st.approve_cold(&pool.cfg(), &self.cap) {
                     drop(st);
                     let (tx, rx) = oneshot::channel();
                     self.spawn_create(pool.clone(), Some(tx));
@@ -340,7 +350,7 @@ impl<B: Backend> Manager<B> {
                 Err(match e {
                     BackendError::Unavailable(m) => AcquireError::EngineUnavailable(m),
                     e => AcquireError::Create {
-                        pool: pool.cfg.name.clone(),
+                        pool: pool.cfg().name.clone(),
                         source: e,
                     },
                 })
@@ -353,7 +363,7 @@ impl<B: Backend> Manager<B> {
                     .back()
                     .map_or(1_000, |&ms| u64::from(ms).max(100));
                 Err(AcquireError::Exhausted {
-                    pool: pool.cfg.name.clone(),
+                    pool: pool.cfg().name.clone(),
                     reason: format!(
                         "no container became ready within {} ms",
                         max_wait.as_millis()
@@ -396,7 +406,7 @@ impl<B: Backend> Manager<B> {
         let info = lease.info(now);
         self.emit(
             "leased",
-            &pool.cfg.name,
+            &pool.cfg().name,
             Some(&info.container_id),
             Some(&info.lease_id),
             Some(info.source.to_string()),

@@ -117,7 +117,7 @@ impl<B: Backend> Manager<B> {
         let p = self.persist.as_ref().expect("only called when persisting");
         self.record(Change::Lendable {
             container: container.created.id.clone(),
-            pool: pool.cfg.name.clone(),
+            pool: pool.cfg().name.clone(),
         });
         lock(&p.held).push(HeldDelivery {
             pool: pool.clone(),
@@ -169,7 +169,7 @@ impl<B: Backend> Manager<B> {
         // before the delivery, so taking in this order never delivers ahead of its commit.
         let held: Vec<HeldDelivery> = std::mem::take(&mut *lock(&p.held));
         let mut changes = std::mem::take(&mut *lock(&p.pending));
-        for pool in self.pools.values() {
+        for pool in self.pools().values() {
             let st = pool.lock();
             let lendable = st.ready.len() - st.unlendable();
             let want = self.lend_ahead(&st, p.interval, now);
@@ -187,7 +187,7 @@ impl<B: Backend> Manager<B> {
             if !ids.is_empty() {
                 changes.extend(ids.iter().map(|id| Change::Lendable {
                     container: id.clone(),
-                    pool: pool.cfg.name.clone(),
+                    pool: pool.cfg().name.clone(),
                 }));
                 promotions.push((pool.clone(), ids));
             }

@@ -8,7 +8,11 @@
 //! concurrent refills can never overshoot a cap.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
@@ -29,6 +33,8 @@ pub struct ReadyContainer {
     /// When it first became ready; `max_lifetime` counts from here.
     pub born: Instant,
     pub uses: u32,
+    /// The pool's spec generation it was made for (see [`Pool::stale_spec`]).
+    pub generation: u64,
     /// May be handed to a client: a commit recorded it in the lendable set (see
     /// [`crate::store`]), or the daemon persists nothing. Set once, never cleared.
     pub lendable: bool,
@@ -253,10 +259,16 @@ impl PoolState {
     }
 }
 
-/// One pool: its fixed settings, its policies, and its state behind a mutex.
+/// One pool: its settings and policies (swapped whole by a config reload), and its state
+/// behind a mutex.
 pub struct Pool {
-    pub cfg: PoolConfig,
-    pub policies: Policies,
+    cfg: ArcSwap<PoolConfig>,
+    policies: ArcSwap<Policies>,
+    /// Bumped when a reload changes the container spec: ready containers of an older
+    /// generation are recycled as they come free, like those of a moved image.
+    generation: AtomicU64,
+    /// Stops this pool's own loops when a reload removes the pool; a child of the daemon's token.
+    pub cancel: CancellationToken,
     state: Mutex<PoolState>,
     /// Wakes the pool's refill task early (after an acquire, a create, a removal).
     pub refill: Notify,
@@ -265,19 +277,60 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(cfg: PoolConfig, policies: Policies) -> Arc<Self> {
+    pub fn new(cfg: PoolConfig, policies: Policies, cancel: CancellationToken) -> Arc<Self> {
         let state = PoolState {
             target: cfg.min_ready,
             target_reason: "initial: min_ready".into(),
             ..Default::default()
         };
         Arc::new(Self {
-            cfg,
-            policies,
+            cfg: ArcSwap::from_pointee(cfg),
+            policies: ArcSwap::from_pointee(policies),
+            generation: AtomicU64::new(0),
+            cancel,
             state: Mutex::new(state),
             refill: Notify::new(),
             changed: watch::Sender::new(0),
         })
+    }
+
+    /// The pool's settings as of now (a reload may swap them between two calls).
+    pub fn cfg(&self) -> Arc<PoolConfig> {
+        self.cfg.load_full()
+    }
+
+    pub fn policies(&self) -> Arc<Policies> {
+        self.policies.load_full()
+    }
+
+    /// The spec generation new containers are made for.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether `c` was made for an older spec than the pool's current one.
+    pub fn stale_spec(&self, c: &ReadyContainer) -> bool {
+        c.generation != self.generation()
+    }
+
+    /// Apply a reloaded config. A changed spec starts a new generation, so containers of the old
+    /// one drain as they come free; sizes, timeouts and policies take effect at once.
+    pub fn reconfigure(&self, cfg: PoolConfig, policies: Option<Policies>) -> bool {
+        let spec_changed = self.cfg.load().spec != cfg.spec;
+        if spec_changed {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        {
+            // The policy decides the target at the next refill; until then, keep it in bounds.
+            let mut st = self.lock();
+            st.target = st.target.clamp(cfg.min_ready, cfg.max_ready.max(cfg.min_ready));
+        }
+        self.cfg.store(Arc::new(cfg));
+        if let Some(p) = policies {
+            self.policies.store(Arc::new(p));
+        }
+        self.touch();
+        spec_changed
     }
 
     /// Lock the state. A panic while the lock was held cannot leave the counters half-updated
@@ -301,6 +354,7 @@ impl Pool {
         cap: &GlobalCap,
     ) -> PoolSnapshot {
         let ms = |t: Instant| t.saturating_duration_since(epoch).as_millis() as u64;
+        let cfg = self.cfg();
         PoolSnapshot {
             now_ms: ms(now),
             ready: st.ready.len() as u32,
@@ -309,9 +363,9 @@ impl Pool {
             removing: st.removing,
             unhealthy: st.unhealthy,
             waiters: st.waiters.len() as u32,
-            min_ready: self.cfg.min_ready,
-            max_ready: self.cfg.max_ready,
-            max_total: self.cfg.max_total,
+            min_ready: cfg.min_ready,
+            max_ready: cfg.max_ready,
+            max_total: cfg.max_total,
             global_free: cap.free(),
             current_target: st.target,
             since_last_acquire_ms: st
@@ -326,7 +380,7 @@ impl Pool {
                 })
                 .collect(),
             recent_create_ms: st.recent_creates_ms.iter().copied().collect(),
-            idle_timeout_ms: self.cfg.idle_timeout.as_millis() as u64,
+            idle_timeout_ms: cfg.idle_timeout.as_millis() as u64,
         }
     }
 }

@@ -94,10 +94,10 @@ impl<B: Backend> Manager<B> {
             .map_err(|e| BackendError::Unavailable(format!("state store: {e}")))?;
         let existing = self.backend.list().await?;
         let mut image_ids: HashMap<String, Option<String>> = HashMap::new();
-        for pool in self.pools.values() {
+        for pool in self.pools().values() {
             image_ids.insert(
-                pool.cfg.name.clone(),
-                self.backend.image_id(&pool.cfg.spec.image).await?,
+                pool.cfg().name.clone(),
+                self.backend.image_id(&pool.cfg().spec.image).await?,
             );
         }
 
@@ -114,7 +114,7 @@ impl<B: Backend> Manager<B> {
         let wall = SystemTime::now();
 
         for e in existing {
-            let pool = e.pool.as_deref().and_then(|p| self.pools.get(p)).cloned();
+            let pool = e.pool.as_deref().and_then(|p| self.pool(p));
             if let Some(rec) = leases_by_container.remove(&e.id) {
                 match pool {
                     Some(pool) if e.running => {
@@ -136,17 +136,17 @@ impl<B: Backend> Manager<B> {
                 continue;
             }
             let adoptable = pool.as_ref().filter(|pool| {
-                let image_id = image_ids.get(&pool.cfg.name).cloned().flatten();
+                let image_id = image_ids.get(&pool.cfg().name).cloned().flatten();
                 e.running
                     && image_id.as_deref() == Some(e.image_id.as_str())
                     && e.fingerprint.as_deref()
-                        == Some(pool.cfg.spec.fingerprint(&e.image_id).as_str())
-                    && adopted_per_pool.get(&pool.cfg.name).copied().unwrap_or(0)
-                        < pool.cfg.max_ready
+                        == Some(pool.cfg().spec.fingerprint(&e.image_id).as_str())
+                    && adopted_per_pool.get(&pool.cfg().name).copied().unwrap_or(0)
+                        < pool.cfg().max_ready
             });
             match adoptable {
                 Some(pool) if self.cap.reserve(1) == 1 => {
-                    *adopted_per_pool.entry(pool.cfg.name.clone()).or_default() += 1;
+                    *adopted_per_pool.entry(pool.cfg().name.clone()).or_default() += 1;
                     self.adopt(pool, &e, now, wall);
                     report.adopted += 1;
                 }
@@ -169,8 +169,8 @@ impl<B: Backend> Manager<B> {
             }
         }
         self.record_all(changes);
-        for pool in self.pools.values() {
-            if let Some(Some(id)) = image_ids.get(&pool.cfg.name) {
+        for pool in self.pools().values() {
+            if let Some(Some(id)) = image_ids.get(&pool.cfg().name) {
                 pool.lock().current_image_id = Some(id.clone());
             }
             pool.touch();
@@ -223,6 +223,8 @@ impl<B: Backend> Manager<B> {
                 born: now.checked_sub(age).unwrap_or(now),
                 uses: rec.uses,
                 lendable: true,
+                // A lease's container is never reused across a spec change (see reuse).
+                generation: pool.generation(),
             },
             source: if rec.source == "cold" {
                 AcquireSource::Cold
@@ -236,10 +238,10 @@ impl<B: Backend> Manager<B> {
             owner: rec.owner.clone(),
         };
         pool.lock().leased += 1;
-        info!(lease = %rec.lease_id, container = %e.name, pool = %pool.cfg.name, "lease re-attached after restart");
+        info!(lease = %rec.lease_id, container = %e.name, pool = %pool.cfg().name, "lease re-attached after restart");
         self.emit(
             "leased",
-            &pool.cfg.name,
+            &pool.cfg().name,
             Some(&e.id),
             Some(&rec.lease_id),
             Some("re-attached after restart".into()),
@@ -257,12 +259,13 @@ impl<B: Backend> Manager<B> {
             born: now.checked_sub(age).unwrap_or(now),
             uses: 0,
             lendable: false,
+            generation: pool.generation(),
         });
         drop(st);
-        info!(container = %e.name, pool = %pool.cfg.name, "ready container re-adopted after restart");
+        info!(container = %e.name, pool = %pool.cfg().name, "ready container re-adopted after restart");
         self.emit(
             "ready",
-            &pool.cfg.name,
+            &pool.cfg().name,
             Some(&e.id),
             None,
             Some("re-adopted after restart".into()),

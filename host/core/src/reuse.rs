@@ -39,7 +39,7 @@ impl<B: Backend> Manager<B> {
             reused: false,
             reason: Some(reason),
         };
-        let Some(reuse) = lease.pool.cfg.reuse.clone() else {
+        let Some(reuse) = lease.pool.cfg().reuse.clone() else {
             self.retire_lease(lease, "released");
             return Ok(refuse("reuse is not enabled for this pool".into()));
         };
@@ -58,7 +58,7 @@ impl<B: Backend> Manager<B> {
         let cid = &lease.container.created.id;
         self.emit(
             "released",
-            &lease.pool.cfg.name,
+            &lease.pool.cfg().name,
             Some(cid),
             Some(&lease.id),
             Some("reuse".into()),
@@ -89,13 +89,19 @@ impl<B: Backend> Manager<B> {
         if self.cancel.is_cancelled() {
             return Some("the daemon is shutting down".into());
         }
+        if lease.pool.cancel.is_cancelled() {
+            return Some("the pool was removed by a config reload".into());
+        }
+        if lease.pool.stale_spec(c) {
+            return Some("the pool's container spec changed in a config reload".into());
+        }
         if c.uses >= reuse.max_uses {
             return Some(format!(
                 "max_uses reached ({} of {})",
                 c.uses, reuse.max_uses
             ));
         }
-        if let Some(life) = lease.pool.cfg.max_lifetime
+        if let Some(life) = lease.pool.cfg().max_lifetime
             && Instant::now().duration_since(c.born) >= life
         {
             return Some(format!("max_lifetime of {life:?} reached"));
@@ -144,19 +150,22 @@ impl<B: Backend> Manager<B> {
                 break;
             }
         }
+        if failure.is_none() && (pool.cancel.is_cancelled() || pool.stale_spec(&c)) {
+            failure = Some("the pool was removed or its spec changed during the reset".into());
+        }
         let mut st = pool.lock();
         st.resetting -= 1;
         match failure {
             None => {
                 st.counters.reused_total += 1;
-                info!(pool = %pool.cfg.name, container = %c.created.name, uses = c.uses, "container reset, verified and back in the pool");
+                info!(pool = %pool.cfg().name, container = %c.created.name, uses = c.uses, "container reset, verified and back in the pool");
                 let cid = c.created.id.clone();
                 st.offer(ReadyContainer {
                     ready_at: Instant::now(),
                     ..c
                 });
                 drop(st);
-                self.emit("reused", &pool.cfg.name, Some(&cid), None, None);
+                self.emit("reused", &pool.cfg().name, Some(&cid), None, None);
                 pool.touch();
                 None
             }
@@ -164,10 +173,10 @@ impl<B: Backend> Manager<B> {
                 st.counters.reset_failures += 1;
                 st.removing += 1;
                 drop(st);
-                warn!(pool = %pool.cfg.name, container = %c.created.name, %reason, "reuse refused; destroying the container");
+                warn!(pool = %pool.cfg().name, container = %c.created.name, %reason, "reuse refused; destroying the container");
                 self.emit(
                     "unhealthy",
-                    &pool.cfg.name,
+                    &pool.cfg().name,
                     Some(&id),
                     None,
                     Some(reason.clone()),

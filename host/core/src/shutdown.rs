@@ -30,7 +30,7 @@ impl<B: Backend> Manager<B> {
         let deadline = Instant::now() + grace;
         self.cancel.cancel();
         let mut destroyed = 0;
-        for pool in self.pools.values() {
+        for pool in self.pools().values() {
             let doomed: Vec<ReadyContainer> = {
                 let mut st = pool.lock();
                 st.draining = true;

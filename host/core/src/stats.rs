@@ -149,18 +149,18 @@ impl<B: Backend> Manager<B> {
             .quantiles_ms([0.5, 0.99])
             .map_or([None, None], |q| q.map(Some));
         let c = st.counters;
-        let target = st.effective_target(&pool.cfg);
+        let target = st.effective_target(&pool.cfg());
         let mut creates: Vec<u32> = st.recent_creates_ms.iter().copied().collect();
         creates.sort_unstable();
         Some(PoolStats {
-            name: pool.cfg.name.clone(),
-            image: pool.cfg.spec.image.clone(),
+            name: pool.cfg().name.clone(),
+            image: pool.cfg().spec.image.clone(),
             status,
             target,
             target_reason: st.target_reason.clone(),
-            min_ready: pool.cfg.min_ready,
-            max_ready: pool.cfg.max_ready,
-            max_total: pool.cfg.max_total,
+            min_ready: pool.cfg().min_ready,
+            max_ready: pool.cfg().max_ready,
+            max_total: pool.cfg().max_total,
             counts: StateCounts {
                 creating: st.creating,
                 ready: st.ready.len() as u32,
@@ -193,16 +193,16 @@ impl<B: Backend> Manager<B> {
                     .map(|t| t.duration_since(now).as_millis() as u64),
             },
             policies: PolicyNames {
-                sizing: pool.policies.sizing.name(),
-                exhaustion: pool.policies.exhaustion.name(),
-                health: pool.policies.health.as_ref().map(|h| h.name()),
+                sizing: pool.policies().sizing.name(),
+                exhaustion: pool.policies().exhaustion.name(),
+                health: pool.policies().health.as_ref().map(|h| h.name()),
             },
             counters: c,
         })
     }
 
     pub fn all_pool_stats(&self) -> Vec<PoolStats> {
-        self.pools
+        self.pools()
             .keys()
             .filter_map(|n| self.pool_stats(n))
             .collect()
@@ -219,7 +219,7 @@ impl<B: Backend> Manager<B> {
         loop {
             let (ready, target) = {
                 let mut st = pool.lock();
-                (st.ready.len() as u32, st.effective_target(&pool.cfg))
+                (st.ready.len() as u32, st.effective_target(&pool.cfg()))
             };
             if self.is_ready() && ready >= target {
                 return Ok(self.pool_stats(name).expect("pool exists"));

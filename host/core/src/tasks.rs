@@ -36,13 +36,17 @@ impl<B: Backend> Manager<B> {
         self.tracker.spawn(self.clone().monitor_loop());
         self.tracker.spawn(self.clone().reaper_loop());
         self.tracker.spawn(self.clone().commit_loop());
-        for pool in self.pools.values() {
-            self.tracker.spawn(self.clone().refill_loop(pool.clone()));
-            self.tracker.spawn(self.clone().image_loop(pool.clone()));
-            if pool.policies.health.is_some() {
-                self.tracker.spawn(self.clone().health_loop(pool.clone()));
-            }
+        for pool in self.pools().values() {
+            self.start_pool(pool);
         }
+    }
+
+    /// Spawn one pool's own loops; they stop with the pool's token (a reload that removes the
+    /// pool) or the daemon's. The health loop always runs, since a reload may add a check.
+    pub(crate) fn start_pool(self: &Arc<Self>, pool: &Arc<Pool>) {
+        self.tracker.spawn(self.clone().refill_loop(pool.clone()));
+        self.tracker.spawn(self.clone().image_loop(pool.clone()));
+        self.tracker.spawn(self.clone().health_loop(pool.clone()));
     }
 
     fn set_engine(&self, up: bool, err: Option<String>) {
@@ -53,7 +57,7 @@ impl<B: Backend> Manager<B> {
         match (was, up) {
             (false, true) => {
                 info!("container engine reachable");
-                for p in self.pools.values() {
+                for p in self.pools().values() {
                     p.touch();
                 }
             }
@@ -86,7 +90,7 @@ impl<B: Backend> Manager<B> {
     async fn refill_loop(self: Arc<Self>, pool: Arc<Pool>) {
         let mut swept = self.swept.subscribe();
         tokio::select! {
-            _ = self.cancel.cancelled() => return,
+            _ = pool.cancel.cancelled() => return,
             _ = swept.wait_for(|s| *s) => {}
         }
         loop {
@@ -103,7 +107,7 @@ impl<B: Backend> Manager<B> {
             };
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return,
+                _ = pool.cancel.cancelled() => return,
                 _ = pool.refill.notified() => {}
                 _ = sleep(wake) => {}
             }
@@ -116,15 +120,15 @@ impl<B: Backend> Manager<B> {
             let st = pool.lock();
             pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
         };
-        let decision = pool.policies.sizing.decide(&snapshot).await;
+        let decision = pool.policies().sizing.decide(&snapshot).await;
         let approved = {
             let mut st = pool.lock();
-            st.target = decision.target.min(pool.cfg.max_ready);
+            st.target = decision.target.min(pool.cfg().max_ready);
             st.target_reason = decision.reason;
-            st.approve_refill(&pool.cfg, &self.cfg.breaker, &self.cap, Instant::now())
+            st.approve_refill(&pool.cfg(), &self.cfg.breaker, &self.cap, Instant::now())
         };
         if approved > 0 {
-            debug!(pool = %pool.cfg.name, approved, "refill");
+            debug!(pool = %pool.cfg().name, approved, "refill");
         }
         for _ in 0..approved {
             self.spawn_create(pool.clone(), None);
@@ -144,7 +148,7 @@ impl<B: Backend> Manager<B> {
             // its container is known and destroyed rather than left half-made.
             let permit = tokio::select! {
                 biased;
-                _ = this.cancel.cancelled() => None,
+                _ = pool.cancel.cancelled() => None,
                 p = this.create_permits.clone().acquire_owned() => p.ok(),
             };
             let cold = deliver.is_some();
@@ -153,13 +157,17 @@ impl<B: Backend> Manager<B> {
                 return;
             };
             let t0 = Instant::now();
-            let result = this.backend.create(&pool.cfg.name, &pool.cfg.spec).await;
+            // The spec and its generation are read together, so a reload in between can only
+            // make this container stale, never mislabel it.
+            let (cfg, generation) = (pool.cfg(), pool.generation());
+            let result = this.backend.create(&cfg.name, &cfg.spec).await;
             drop(permit);
             let ms = t0.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
             let result = match result {
-                Ok(created) if this.cancel.is_cancelled() => {
-                                        if let Err(e) = this.backend.destroy(&created.id).await {
-                        warn!(container = %created.id, error = %e, "late create at shutdown not removed; the final sweep will");
+                // Shutdown, or a reload removed the pool, while this create ran.
+                Ok(created) if pool.cancel.is_cancelled() => {
+                    if let Err(e) = this.backend.destroy(&created.id).await {
+                        warn!(container = %created.id, error = %e, "late create not removed; the final sweep will");
                     }
                     Err(DeliveryError::ShuttingDown)
                 }
@@ -171,6 +179,7 @@ impl<B: Backend> Manager<B> {
                         born: now,
                         uses: 0,
                         lendable: this.born_lendable(),
+                        generation,
                     })
                 }
                 Err(e) => Err(DeliveryError::Create(e)),
@@ -195,15 +204,15 @@ impl<B: Backend> Manager<B> {
         match result {
             Ok(c) => {
                 st.record_create_ok(ms);
-                info!(pool = %pool.cfg.name, container = %c.created.name, ms, "container ready");
+                info!(pool = %pool.cfg().name, container = %c.created.name, ms, "container ready");
                 self.emit(
                     "created",
-                    &pool.cfg.name,
+                    &pool.cfg().name,
                     Some(&c.created.id),
                     None,
                     Some(format!("{ms} ms")),
                 );
-                self.emit("ready", &pool.cfg.name, Some(&c.created.id), None, None);
+                self.emit("ready", &pool.cfg().name, Some(&c.created.id), None, None);
                 match deliver {
                     // Persisting: a cold container reaches its acquire only after the commit
                     // that records it as lendable.
@@ -238,16 +247,16 @@ impl<B: Backend> Manager<B> {
                     } else {
                         st.record_create_failed(e, &self.cfg.breaker, Instant::now());
                         let failures = st.consecutive_failures;
-                        warn!(pool = %pool.cfg.name, failures, error = %e, "create failed");
+                        warn!(pool = %pool.cfg().name, failures, error = %e, "create failed");
                         if failures == self.cfg.breaker.threshold {
                             self.emit(
                                 "breaker",
-                                &pool.cfg.name,
+                                &pool.cfg().name,
                                 None,
                                 None,
                                 Some(format!("open after {failures} failures: {e}")),
                             );
-                            error!(pool = %pool.cfg.name, "create breaker open: pool degraded");
+                            error!(pool = %pool.cfg().name, "create breaker open: pool degraded");
                         }
                     }
                 }
@@ -290,8 +299,8 @@ impl<B: Backend> Manager<B> {
                     }
                 }
             }
-                        debug!(pool = %pool.cfg.name, container = %id, why, "destroyed");
-            this.emit("removed", &pool.cfg.name, Some(&id), None, Some(why.to_string()));
+                        debug!(pool = %pool.cfg().name, container = %id, why, "destroyed");
+            this.emit("removed", &pool.cfg().name, Some(&id), None, Some(why.to_string()));
             this.record(Change::Forget(id.clone()));
             {
                 let mut st = pool.lock();
@@ -326,7 +335,7 @@ impl<B: Backend> Manager<B> {
         if pulled {
             self.emit(
                 if unhealthy { "unhealthy" } else { "recycled" },
-                &pool.cfg.name,
+                &pool.cfg().name,
                 Some(id),
                 None,
                 Some(why.to_string()),
@@ -357,30 +366,34 @@ impl<B: Backend> Manager<B> {
             ids.iter().filter_map(|id| leases.remove(id)).collect()
         };
         for lease in expired {
-            info!(lease = %lease.id, pool = %lease.pool.cfg.name, "lease expired; destroying its container");
+            info!(lease = %lease.id, pool = %lease.pool.cfg().name, "lease expired; destroying its container");
             lease.pool.lock().counters.expired_total += 1;
             self.retire_lease(lease, "expired");
         }
-        for pool in self.pools.values() {
+        for pool in self.pools().values() {
             let mut st = pool.lock();
             let mut doomed = Vec::new();
             // One container per tick: recycling a whole pool at once would empty it.
             let worn = |c: &ReadyContainer| {
-                pool.cfg
+                pool.cfg()
                     .max_warm_age
                     .is_some_and(|age| now.duration_since(c.ready_at) >= age)
                     || pool
-                        .cfg
+                        .cfg()
                         .max_lifetime
                         .is_some_and(|life| now.duration_since(c.born) >= life)
             };
-            if let Some(pos) = st.ready.iter().position(|c| worn(c) || st.stale_image(c)) {
+            if let Some(pos) = st
+                .ready
+                .iter()
+                .position(|c| worn(c) || st.stale_image(c) || pool.stale_spec(c))
+            {
                 let c = st.ready.remove(pos).expect("position is valid");
                 st.counters.recycled_total += 1;
-                doomed.push((c.created.id, "recycled: age, lifetime or image"));
+                doomed.push((c.created.id, "recycled: age, lifetime, image or spec"));
             }
             // Scale down gently, one per tick, oldest first.
-            let target = st.effective_target(&pool.cfg) as usize;
+            let target = st.effective_target(&pool.cfg()) as usize;
             if st.ready.len() > target {
                 let c = st.ready.pop_front().expect("non-empty");
                 doomed.push((c.created.id, "scale-down"));
@@ -390,7 +403,7 @@ impl<B: Backend> Manager<B> {
             for (id, why) in doomed {
                 self.emit(
                     "recycled",
-                    &pool.cfg.name,
+                    &pool.cfg().name,
                     Some(&id),
                     None,
                     Some(why.to_string()),
@@ -406,21 +419,21 @@ impl<B: Backend> Manager<B> {
     async fn image_loop(self: Arc<Self>, pool: Arc<Pool>) {
         loop {
             if self.engine_up() {
-                match self.backend.image_id(&pool.cfg.spec.image).await {
+                match self.backend.image_id(&pool.cfg().spec.image).await {
                     Ok(Some(id)) => {
                         let mut st = pool.lock();
                         if st.current_image_id.as_ref().is_some_and(|old| *old != id) {
-                            info!(pool = %pool.cfg.name, image = %pool.cfg.spec.image, new_id = %id, "image moved; draining containers of the old one");
+                            info!(pool = %pool.cfg().name, image = %pool.cfg().spec.image, new_id = %id, "image moved; draining containers of the old one");
                         }
                         st.current_image_id = Some(id);
                     }
                     Ok(None) => {} // not present locally; the next create pulls it
-                    Err(e) => debug!(pool = %pool.cfg.name, error = %e, "image check failed"),
+                    Err(e) => debug!(pool = %pool.cfg().name, error = %e, "image check failed"),
                 }
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                _ = sleep(pool.cfg.image_check_interval) => {}
+                _ = pool.cancel.cancelled() => return,
+                _ = sleep(pool.cfg().image_check_interval) => {}
             }
         }
     }

@@ -234,7 +234,7 @@ async fn serve(path: &Path) -> Result<()> {
     info!(
         listen = %cfg.server.listen,
         host_id = %cfg.server.host_id,
-        pools = manager.pool_names().collect::<Vec<_>>().join(","),
+        pools = manager.pool_names().join(","),
         auth = token.is_some(),
         "warmpool serving"
     );

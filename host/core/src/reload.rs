@@ -1,0 +1,130 @@
+//! Config reload: pools are added, removed (drained) or changed in place, without a restart.
+//!
+//! The daemon's reload task validates the new file first (an invalid one never gets here) and
+//! hands the result to [`Manager::reconfigure`], the one place that changes the pool map:
+//!
+//! - **added**: a new pool, with its own loops, refills from zero;
+//! - **removed**: its loops stop, queued acquires are told, its ready containers are destroyed;
+//!   open leases keep working until they are released or expire, and then their containers are
+//!   destroyed (never returned to a pool that no longer exists);
+//! - **changed**: sizes, timeouts and policies take effect at once. A changed container spec
+//!   starts a new generation: ready containers of the old one are recycled one per reaper tick
+//!   (no create storm), and leased ones are not reused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::backend::Backend;
+use crate::config::PoolConfig;
+use crate::manager::Manager;
+use crate::policy::Policies;
+use crate::pool::{DeliveryError, Pool, ReadyContainer};
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Pools whose settings changed (spec changes included).
+    pub changed: Vec<String>,
+    /// Of `changed`, the pools whose container spec changed; their ready containers drain.
+    pub respec: Vec<String>,
+}
+
+impl ReloadReport {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+impl<B: Backend> Manager<B> {
+    /// Make the pools those of `pools`: add, remove (drain) or change in place. Policies are
+    /// `None` when the caller found them unchanged (they are trait objects, so the caller, who
+    /// knows the settings they were built from, decides); a new pool must come with them.
+    pub fn reconfigure(
+        self: &Arc<Self>,
+        pools: Vec<(PoolConfig, Option<Policies>)>,
+    ) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        if self.cancel.is_cancelled() {
+            return report;
+        }
+        let old = self.pools();
+        let mut next: BTreeMap<String, Arc<Pool>> = BTreeMap::new();
+        let mut started = Vec::new();
+        for (cfg, policies) in pools {
+            let name = cfg.name.clone();
+            match old.get(&name) {
+                Some(pool) => {
+                    if *pool.cfg() != cfg || policies.is_some() {
+                        if pool.reconfigure(cfg, policies) {
+                            report.respec.push(name.clone());
+                        }
+                        report.changed.push(name.clone());
+                    }
+                    next.insert(name, pool.clone());
+                }
+                None => {
+                    let Some(policies) = policies else {
+                        warn!(pool = %name, "reload: a new pool came without policies; not added");
+                        continue;
+                    };
+                    let pool = Pool::new(cfg, policies, self.cancel.child_token());
+                    started.push(pool.clone());
+                    report.added.push(name.clone());
+                    next.insert(name, pool);
+                }
+            }
+        }
+        let removed: Vec<Arc<Pool>> = old
+            .iter()
+            .filter(|(name, _)| !next.contains_key(*name))
+            .map(|(_, p)| p.clone())
+            .collect();
+        self.pools.store(Arc::new(next));
+        for pool in &started {
+            self.start_pool(pool);
+        }
+        for pool in removed {
+            report.removed.push(pool.cfg().name.clone());
+            self.drain_removed(&pool);
+        }
+        for name in &report.added {
+            self.publish("reload", name, "pool added".into());
+        }
+        for name in &report.removed {
+            self.publish("reload", name, "pool removed; draining".into());
+        }
+        for name in &report.changed {
+            let what = if report.respec.contains(name) {
+                "pool changed; containers of the old spec drain"
+            } else {
+                "pool changed"
+            };
+            self.publish("reload", name, what.into());
+        }
+        info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "config reloaded");
+        report
+    }
+
+    /// A removed pool: stop its loops, tell its queued acquires, destroy its ready containers.
+    /// Its leases stay with their clients; releasing or expiring one destroys the container.
+    fn drain_removed(self: &Arc<Self>, pool: &Arc<Pool>) {
+        pool.cancel.cancel();
+        let doomed: Vec<ReadyContainer> = {
+            let mut st = pool.lock();
+            st.draining = true;
+            for w in st.waiters.drain(..) {
+                let _ = w.send(Err(DeliveryError::ShuttingDown));
+            }
+            st.removing += st.ready.len() as u32;
+            st.ready.drain(..).collect()
+        };
+        for c in doomed {
+            self.spawn_destroy(pool.clone(), c.created.id, false, "pool removed");
+        }
+    }
+}
+

@@ -1,0 +1,127 @@
+//! Config reload on the in-memory backend: a resize keeps every container, an added pool fills,
+//! a removed pool drains while its open lease keeps working, and a spec change recycles ready
+//! containers gently without reusing leased ones.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use warmpool_core::{AcquireError, AcquireRequest, BuiltinExhaustion, ManagerConfig};
+
+fn acquire(pool: &str) -> AcquireRequest {
+    AcquireRequest {
+        pool: pool.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
+    let (m, b) = manager(
+        ManagerConfig::default(),
+        vec![(pool("a", 2, 2, 8), policies(BuiltinExhaustion::Cold))],
+    );
+    m.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    let before = b.state().live.clone();
+
+    let report = m.reconfigure(vec![
+        (pool("a", 4, 4, 8), None),
+        (pool("b", 1, 1, 2), Some(policies(BuiltinExhaustion::Cold))),
+    ]);
+    assert_eq!(report.changed, ["a"]);
+    assert_eq!(report.added, ["b"]);
+    assert!(report.respec.is_empty());
+    let a = m.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(a.counts.ready, 4);
+    assert_eq!(a.min_ready, 4);
+    m.warm_up("b", Duration::from_secs(10)).await.unwrap();
+    assert!(before.is_subset(&b.state().live), "a resize destroyed a container");
+    assert_eq!(b.state().destroyed_total, 0);
+
+    // Shrinking trims one container per tick, down to the new size.
+    m.reconfigure(vec![
+        (pool("a", 1, 1, 8), None),
+        (pool("b", 1, 1, 2), None),
+    ]);
+    run_for(Duration::from_secs(10)).await;
+    assert_eq!(m.pool_stats("a").unwrap().counts.ready, 1);
+
+    // The same config again changes nothing.
+    let same = m.reconfigure(vec![
+        (pool("a", 1, 1, 8), None),
+        (pool("b", 1, 1, 2), None),
+    ]);
+    assert!(same.is_empty(), "{same:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_pool_drains_but_its_lease_lives_on() {
+    let (m, b) = manager(
+        ManagerConfig::default(),
+        vec![
+            (pool("a", 3, 3, 6), policies(BuiltinExhaustion::Cold)),
+            (pool("b", 1, 1, 2), policies(BuiltinExhaustion::Cold)),
+        ],
+    );
+    m.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    m.warm_up("b", Duration::from_secs(10)).await.unwrap();
+    let lease = m.acquire(acquire("a")).await.unwrap();
+    run_for(Duration::from_secs(2)).await;
+
+    let report = m.reconfigure(vec![(pool("b", 1, 1, 2), None)]);
+    assert_eq!(report.removed, ["a"]);
+    run_for(Duration::from_secs(2)).await;
+    assert!(matches!(
+        m.acquire(acquire("a")).await,
+        Err(AcquireError::UnknownPool(_))
+    ));
+    assert_eq!(m.pool_names(), ["b"]);
+    // Only b's container and the lease's remain: a's ready ones are gone, none recreated.
+    assert_eq!(b.state().live.len(), 2, "{:?}", b.state().live);
+    assert!(b.state().live.contains(&lease.container_id));
+    assert!(m.exec(&lease.lease_id, Default::default()).await.is_ok());
+
+    m.release(&lease.lease_id).unwrap();
+    run_for(Duration::from_secs(1)).await;
+    assert!(!b.state().live.contains(&lease.container_id));
+    assert_eq!(b.state().live.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
+    let mut cfg = pool("a", 3, 3, 8);
+    cfg.reuse = Some(warmpool_core::ReuseConfig {
+        max_uses: 5,
+        reset: vec![vec!["true".into()]],
+        verify: vec![vec!["true".into()]],
+        timeout: Duration::from_secs(5),
+    });
+    let (m, b) = manager(
+        ManagerConfig::default(),
+        vec![(cfg.clone(), policies(BuiltinExhaustion::Cold))],
+    );
+    m.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    let lease = m.acquire(acquire("a")).await.unwrap();
+    run_for(Duration::from_secs(2)).await;
+    let old = b.state().live.clone();
+
+    let mut changed = cfg.clone();
+    changed.spec.env.insert("VERSION".into(), "2".into());
+    let report = m.reconfigure(vec![(changed, None)]);
+    assert_eq!(report.respec, ["a"]);
+    // Recycling is gradual: after one tick, at most one old ready container is gone.
+    run_for(Duration::from_millis(1100)).await;
+    let gone_now = old.difference(&b.state().live).count();
+    assert!(gone_now <= 1, "{gone_now} recycled in one tick");
+    run_for(Duration::from_secs(10)).await;
+    let live = b.state().live.clone();
+    let kept: Vec<_> = old.intersection(&live).collect();
+    assert_eq!(kept, vec![&lease.container_id], "only the leased one is left");
+    assert_eq!(m.pool_stats("a").unwrap().counts.ready, 3);
+
+    // The leased container of the old spec is not reused.
+    let out = m.release_for_reuse(&lease.lease_id).await.unwrap();
+    assert!(!out.reused);
+    assert!(out.reason.unwrap().contains("spec changed"));
+}
