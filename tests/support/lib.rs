@@ -124,6 +124,8 @@ pub struct Daemon {
     child: Option<Child>,
     http: reqwest::Client,
     env: Vec<(String, String)>,
+    /// The config up to `pools:`, for [`Daemon::write_pools`].
+    head: String,
 }
 
 /// A pool definition for [`Daemon::start`], as YAML under `pools.<name>`.
@@ -166,6 +168,7 @@ impl Daemon {
             "server:\n  listen: 127.0.0.1:{port}\n  host_id: {host_id}\n  shutdown_grace: 15s\n{server_extra}\
              limits:\n  max_containers: 20\n  max_concurrent_creates: 4\npools:\n"
         );
+        let head = yaml.clone();
         for p in pools {
             yaml.push_str(p);
         }
@@ -182,6 +185,7 @@ impl Daemon {
             child: None,
             http: reqwest::Client::new(),
             env,
+            head,
         };
         d.spawn();
         d.wait_ready(Duration::from_secs(60)).await;
@@ -206,6 +210,32 @@ impl Daemon {
             .spawn()
             .expect("spawn warmpool");
         self.child = Some(child);
+    }
+
+    /// Replace the config file's pools (the server part stays), as an editor would: write a
+    /// temporary file, then rename it over the config.
+    pub fn write_pools(&self, pools: &[String]) {
+        let mut yaml = self.head.clone();
+        for p in pools {
+            yaml.push_str(p);
+        }
+        self.write_config(&yaml);
+    }
+
+    /// Replace the whole config file (write to a temporary file, then rename).
+    pub fn write_config(&self, yaml: &str) {
+        let tmp = self.dir.path().join(".warmpool.yaml.tmp");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.config_path()).unwrap();
+    }
+
+    /// Send a signal (`HUP`, `TERM`, …) to the daemon.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
     }
 
     pub fn config_path(&self) -> PathBuf {

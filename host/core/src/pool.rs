@@ -323,7 +323,9 @@ impl Pool {
         {
             // The policy decides the target at the next refill; until then, keep it in bounds.
             let mut st = self.lock();
-            st.target = st.target.clamp(cfg.min_ready, cfg.max_ready.max(cfg.min_ready));
+            st.target = st
+                .target
+                .clamp(cfg.min_ready, cfg.max_ready.max(cfg.min_ready));
         }
         self.cfg.store(Arc::new(cfg));
         if let Some(p) = policies {

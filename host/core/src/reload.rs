@@ -105,7 +105,9 @@ impl<B: Backend> Manager<B> {
             };
             self.publish("reload", name, what.into());
         }
-        info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "config reloaded");
+        if !report.is_empty() {
+            info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "config reloaded");
+        }
         report
     }
 
@@ -127,4 +129,3 @@ impl<B: Backend> Manager<B> {
         }
     }
 }
-

@@ -36,22 +36,19 @@ async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
     assert_eq!(a.counts.ready, 4);
     assert_eq!(a.min_ready, 4);
     m.warm_up("b", Duration::from_secs(10)).await.unwrap();
-    assert!(before.is_subset(&b.state().live), "a resize destroyed a container");
+    assert!(
+        before.is_subset(&b.state().live),
+        "a resize destroyed a container"
+    );
     assert_eq!(b.state().destroyed_total, 0);
 
     // Shrinking trims one container per tick, down to the new size.
-    m.reconfigure(vec![
-        (pool("a", 1, 1, 8), None),
-        (pool("b", 1, 1, 2), None),
-    ]);
+    m.reconfigure(vec![(pool("a", 1, 1, 8), None), (pool("b", 1, 1, 2), None)]);
     run_for(Duration::from_secs(10)).await;
     assert_eq!(m.pool_stats("a").unwrap().counts.ready, 1);
 
     // The same config again changes nothing.
-    let same = m.reconfigure(vec![
-        (pool("a", 1, 1, 8), None),
-        (pool("b", 1, 1, 2), None),
-    ]);
+    let same = m.reconfigure(vec![(pool("a", 1, 1, 8), None), (pool("b", 1, 1, 2), None)]);
     assert!(same.is_empty(), "{same:?}");
 }
 
@@ -117,7 +114,11 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
     run_for(Duration::from_secs(10)).await;
     let live = b.state().live.clone();
     let kept: Vec<_> = old.intersection(&live).collect();
-    assert_eq!(kept, vec![&lease.container_id], "only the leased one is left");
+    assert_eq!(
+        kept,
+        vec![&lease.container_id],
+        "only the leased one is left"
+    );
     assert_eq!(m.pool_stats("a").unwrap().counts.ready, 3);
 
     // The leased container of the old spec is not reused.

@@ -41,7 +41,10 @@ pub use slot::{PluginSlot, WasmExhaustion, WasmHealth, WasmSizing};
 pub struct PluginHost {
     pub engine: Arc<PluginEngine>,
     cache: Option<PathBuf>,
-    slots: Mutex<Vec<Arc<PluginSlot>>>,
+    slots: Arc<Mutex<Vec<Arc<PluginSlot>>>>,
+    /// Tells the watcher that the set of slots changed (a config reload), so it watches the
+    /// directories of the new set.
+    rewatch: Arc<tokio::sync::Notify>,
     listener: Arc<std::sync::OnceLock<slot::ReloadListener>>,
 }
 
@@ -64,7 +67,8 @@ impl PluginHost {
         Ok(Arc::new(Self {
             engine,
             cache,
-            slots: Mutex::default(),
+            slots: Arc::default(),
+            rewatch: Arc::new(tokio::sync::Notify::new()),
             listener: Arc::default(),
         }))
     }
@@ -110,10 +114,23 @@ impl PluginHost {
             .collect()
     }
 
-    /// Start hot reload for every slot.
+    /// Start hot reload for every slot, present and future.
     pub fn watch(&self, cancel: CancellationToken, tracker: &TaskTracker) -> notify::Result<()> {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        watch::spawn(slots, cancel, tracker)
+        watch::spawn(self.slots.clone(), self.rewatch.clone(), cancel, tracker)
+    }
+
+    /// Forget `pool`'s slots: a config reload removed the pool or rebuilds its plugins.
+    pub fn drop_pool(&self, pool: &str) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.pool != pool);
+        self.rewatch.notify_one();
+    }
+
+    /// After slots were added by a config reload: watch their directories too.
+    pub fn rewatch(&self) {
+        self.rewatch.notify_one();
     }
 }
 

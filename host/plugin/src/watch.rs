@@ -6,11 +6,11 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -21,15 +21,25 @@ use crate::slot::PluginSlot;
 /// write, rename and chmod, short enough that a swap lands within ~100 ms.
 pub const DEBOUNCE: Duration = Duration::from_millis(60);
 
+/// The slots the watcher serves; a config reload changes them and notifies `rewatch`.
+pub type Slots = Arc<Mutex<Vec<Arc<PluginSlot>>>>;
+
+fn dirs_of(slots: &Slots) -> BTreeSet<PathBuf> {
+    slots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|s| s.path.parent().map(PathBuf::from))
+        .collect()
+}
+
 /// Watch every slot's directory and reload on change, until `cancel`.
 pub fn spawn(
-    slots: Vec<Arc<PluginSlot>>,
+    slots: Slots,
+    rewatch: Arc<Notify>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> notify::Result<()> {
-    if slots.is_empty() {
-        return Ok(());
-    }
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher: RecommendedWatcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -40,10 +50,7 @@ pub fn spawn(
             }
             Err(e) => warn!(error = %e, "plugin watcher error"),
         })?;
-    let dirs: BTreeSet<PathBuf> = slots
-        .iter()
-        .filter_map(|s| s.path.parent().map(PathBuf::from))
-        .collect();
+    let mut dirs = dirs_of(&slots);
     for d in &dirs {
         watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
@@ -51,6 +58,20 @@ pub fn spawn(
         loop {
             let first = tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = rewatch.notified() => {
+                    // The slot set changed: watch the new directories, drop the unused ones.
+                    let now = dirs_of(&slots);
+                    for d in dirs.difference(&now) {
+                        let _ = watcher.unwatch(d);
+                    }
+                    for d in now.difference(&dirs) {
+                        if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
+                            warn!(dir = %d.display(), error = %e, "cannot watch a plugin directory; its plugin will not hot-reload");
+                        }
+                    }
+                    dirs = now;
+                    continue;
+                }
                 p = rx.recv() => match p { Some(p) => p, None => return },
             };
             let mut changed = BTreeSet::from([first]);
@@ -63,7 +84,8 @@ pub fn spawn(
                     debug!(dir = %d.display(), error = %e, "re-adding plugin directory watch");
                 }
             }
-            let hit: Vec<Arc<PluginSlot>> = slots
+            let current = slots.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let hit: Vec<Arc<PluginSlot>> = current
                 .iter()
                 .filter(|s| {
                     changed.iter().any(|p| {

@@ -6,6 +6,7 @@
 //!   ([`client`]); `plugin check` loads a component locally.
 
 mod client;
+mod reload;
 mod serve;
 
 use std::path::PathBuf;

@@ -121,6 +121,8 @@ pub async fn run(path: &Path) -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or journald gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match serve(path).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,7 +136,7 @@ pub async fn run(path: &Path) -> ExitCode {
 
 /// A pool's policies: the built-ins from its YAML, each wrapped by its wasm plugin when one is
 /// configured (the built-in then stays as the fallback).
-fn policies(plan: &warmpool_config::PoolPlan, host: &PluginHost) -> Policies {
+pub(crate) fn policies(plan: &warmpool_config::PoolPlan, host: &PluginHost) -> Policies {
     let name = &plan.pool.name;
     let mut sizing: Arc<dyn SizingPolicy> = Arc::new(plan.sizing.clone());
     let mut exhaustion: Arc<dyn ExhaustionStrategy> = Arc::new(plan.exhaustion);
@@ -220,6 +222,8 @@ async fn serve(path: &Path) -> Result<()> {
     plugin_host
         .watch(manager.cancel_token(), manager.tracker())
         .context("watching plugin files for hot reload")?;
+    crate::reload::spawn(path, cfg.clone(), manager.clone(), plugin_host.clone())
+        .context("watching the config file for reload")?;
     if let Some(path) = &cfg.server.audit_log {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
