@@ -1,31 +1,60 @@
-//! Benchmarks taken side by side in one run on one engine, reported as ratios:
-//! the raw Engine API (create+start latency and parallel throughput), warm acquire over
-//! warmpool's HTTP API at several concurrencies, refill, shutdown, and the daemon's footprint.
+//! Benchmarks taken side by side in one run on one engine, reported as ratios: the raw Engine
+//! API ([`raw`]: create+start latency and parallel throughput), warm acquire over warmpool's
+//! HTTP API at several concurrencies with and without persistence ([`warm`]), sandbox use in a
+//! Python image ([`python`]), refill, shutdown, the daemon's footprint, and the peer
+//! llm-sandbox on the same engine and image ([`peer`]).
 //!
+//!     tests/images/build-python.sh && tests/bench/peer/setup-llm-sandbox.sh
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! Measurements only: nothing is asserted beyond "the run worked".
+//! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
+//! CI runs: every section, with few samples.
 
-use std::collections::HashMap;
+mod peer;
+mod python;
+mod raw;
+mod warm;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
-use reqwest::Method;
 use serde_json::{Value, json};
 use warmpool_e2e::{Daemon, IMAGE, containers_of, engine_and_image, pool_yaml};
 
-struct Stats {
-    n: usize,
-    p50: f64,
-    p90: f64,
-    p99: f64,
+use raw::{raw_create_start, raw_remove_all};
+
+/// The table printed at the end and the JSON record written with `--json`.
+#[derive(Default)]
+pub struct Report {
+    lines: Vec<String>,
+    record: serde_json::Map<String, Value>,
 }
 
-fn stats(mut v: Vec<f64>) -> Stats {
+impl Report {
+    pub fn section(&mut self, title: &str) {
+        self.lines.push(format!("\n### {title}\n"));
+    }
+    pub fn line(&mut self, l: &str) {
+        self.lines.push(l.to_string());
+    }
+    pub fn record(&mut self, key: &str, v: f64) {
+        self.record.insert(key.into(), json!(v));
+    }
+    pub fn record_value(&mut self, key: &str, v: Value) {
+        self.record.insert(key.into(), v);
+    }
+}
+
+pub struct Stats {
+    pub n: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+pub fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(f64::total_cmp);
     let q = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     Stats {
@@ -36,65 +65,14 @@ fn stats(mut v: Vec<f64>) -> Stats {
     }
 }
 
-fn row(name: &str, s: &Stats, unit: &str, extra: &str) -> String {
+pub fn row(name: &str, s: &Stats, unit: &str, extra: &str) -> String {
     format!(
         "| {name} | {} | {:.3} {unit} | {:.3} {unit} | {:.3} {unit} | {extra} |",
         s.n, s.p50, s.p90, s.p99
     )
 }
 
-const RAW_HOST: &str = "bench-raw";
-
-/// One create+start through the Engine API, hardened like a warmpool container.
-async fn raw_create_start(d: &Docker) -> (String, f64) {
-    let body = ContainerCreateBody {
-        image: Some(IMAGE.into()),
-        cmd: Some(vec!["sleep".into(), "infinity".into()]),
-        labels: Some(HashMap::from([
-            ("warmpool.managed".to_string(), "true".to_string()),
-            ("warmpool.host".to_string(), RAW_HOST.to_string()),
-        ])),
-        network_disabled: Some(true),
-        host_config: Some(HostConfig {
-            init: Some(true),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            network_mode: Some("none".into()),
-            memory: Some(512 << 20),
-            pids_limit: Some(256),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let t = Instant::now();
-    let c = d.create_container(None, body).await.expect("create");
-    d.start_container(&c.id, None).await.expect("start");
-    (c.id, t.elapsed().as_secs_f64() * 1000.0)
-}
-
-async fn raw_remove_all(d: &Docker) {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("warmpool.host={RAW_HOST}")],
-    )]);
-    let list = d
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .unwrap();
-    let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-    for c in list {
-        let _ = d
-            .remove_container(c.id.as_deref().unwrap_or(""), Some(opts.clone()))
-            .await;
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -113,26 +91,36 @@ async fn main() {
         .negotiate_version()
         .await
         .unwrap();
-    let mut out: Vec<String> = Vec::new();
-    let mut record = serde_json::Map::new();
+    let mut r = Report::default();
+    r.line(&format!(
+        "Run of `bench{}` on {} (engine {}).",
+        if quick { " --quick" } else { "" },
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        docker
+            .version()
+            .await
+            .ok()
+            .and_then(|v| v.version)
+            .unwrap_or_default()
+    ));
 
     // 1. Raw engine: sequential create+start latency, then parallel throughput.
     let n_seq = if quick { 8 } else { 30 };
     let mut lat = Vec::new();
     for _ in 0..n_seq {
-        lat.push(raw_create_start(&docker).await.1);
+        lat.push(raw_create_start(&docker, IMAGE).await.1);
     }
     raw_remove_all(&docker).await;
     let cold = stats(lat);
-    out.push("### 1. Raw Engine API (no CLI): create+start\n".into());
-    out.push("| measure | n | median | p90 | p99 | note |\n|---|---|---|---|---|---|".into());
-    out.push(row(
+    r.section("1. Raw Engine API (no CLI): create+start");
+    r.line("| measure | n | median | p90 | p99 | note |\n|---|---|---|---|---|---|");
+    r.line(&row(
         "create+start, one at a time",
         &cold,
         "ms",
         "the cold path warm acquires are compared with",
     ));
-    record.insert("raw_create_start_ms_p50".into(), json!(cold.p50));
+    r.record("raw_create_start_ms_p50", cold.p50);
     let per_worker = if quick { 4 } else { 12 };
     let mut rates = Vec::new();
     for workers in [1usize, 2, 4, 8] {
@@ -143,7 +131,7 @@ async fn main() {
             let d = d.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..per_worker {
-                    raw_create_start(&d).await;
+                    raw_create_start(&d, IMAGE).await;
                 }
             }));
         }
@@ -152,93 +140,32 @@ async fn main() {
         }
         let rate = (workers * per_worker) as f64 / t.elapsed().as_secs_f64();
         raw_remove_all(&docker).await;
-        out.push(format!("| parallel create+start, {workers} worker(s) | {} | {rate:.2} containers/s | | | throughput |", workers * per_worker));
+        r.line(&format!("| parallel create+start, {workers} worker(s) | {} | {rate:.2} containers/s | | | throughput |", workers * per_worker));
         rates.push((workers, rate));
-        record.insert(format!("raw_rate_{workers}w"), json!(rate));
+        r.record(&format!("raw_rate_{workers}w"), rate);
     }
 
-    // 2. Warm acquire over HTTP while refill runs.
-    out.push("\n### 2. Warm acquire over warmpool's HTTP API (client-side latency)\n".into());
-    out.push("| clients | n | median | p90 | p99 | median vs one cold create+start |\n|---|---|---|---|---|---|".into());
-    let rounds = if quick { 2 } else { 6 };
-    let d = Daemon::start_with(
-        &[pool_yaml("w", "min_ready: 64\nmax_ready: 64\nmax_total: 130\nsizing: { policy: fixed }\nexhaustion: { strategy: wait, wait_timeout: 60s }")],
-        "",
-        &[("WARMPOOL_LIMITS__MAX_CONTAINERS", "200")],
-    )
-    .await;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(128)
-        .build()
-        .unwrap();
-    for clients in [1usize, 8, 32, 64] {
-        let mut lat = Vec::new();
-        let mut server_us = Vec::new();
-        for _ in 0..rounds {
-            d.warm_up("w").await;
-            // Open as many keep-alive connections as clients first: connection setup is the
-            // client's cost, not the acquire's.
-            let warm: Vec<_> = (0..clients)
-                .map(|_| {
-                    let (http, url) = (http.clone(), d.url.clone());
-                    tokio::spawn(async move {
-                        http.get(format!("{url}/healthz")).send().await.map(|_| ())
-                    })
-                })
-                .collect();
-            for w in warm {
-                let _ = w.await;
-            }
-            let mut tasks = Vec::new();
-            for _ in 0..clients {
-                let (http, url) = (http.clone(), d.url.clone());
-                tasks.push(tokio::spawn(async move {
-                    let t = Instant::now();
-                    let r = http
-                        .post(format!("{url}/v1/leases"))
-                        .json(&json!({"pool": "w"}))
-                        .send()
-                        .await
-                        .unwrap();
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let v: Value = r.json().await.unwrap();
-                    (ms, v)
-                }));
-            }
-            let mut ids = Vec::new();
-            for t in tasks {
-                let (ms, v) = t.await.unwrap();
-                assert_eq!(v["source"], "pool", "not a warm acquire: {v}");
-                lat.push(ms);
-                server_us.push(v["acquire_ms"].as_f64().unwrap());
-                ids.push(v["lease_id"].as_str().unwrap().to_string());
-            }
-            for id in ids {
-                d.call(Method::DELETE, &format!("/v1/leases/{id}"), None)
-                    .await;
-            }
-        }
-        let s = stats(lat);
-        let inside = stats(server_us);
-        let inside_us = inside.p50 * 1000.0;
-        out.push(row(
-            &format!("{clients}"),
-            &s,
-            "ms",
-            &format!(
-                "{:.0}× faster (inside the daemon: median {inside_us:.0} µs, p99 {:.0} µs)",
-                cold.p50 / s.p50,
-                inside.p99 * 1000.0
-            ),
+    // 2. Warm acquire, without and with persistence.
+    let rounds = if quick { 1 } else { 6 };
+    let rss_warm = warm::warm_acquire(&cold, rounds, false, &mut r).await;
+    warm::warm_acquire(&cold, rounds, true, &mut r).await;
+
+    // 3. Sandbox use in the Python image, and 8. the peer on the same image.
+    let n_py = if quick { 5 } else { 30 };
+    if python::image_present() {
+        let ours = python::sandbox_use(&docker, n_py, &mut r).await;
+        peer::peer(&docker, n_py, &ours, &mut r).await;
+    } else {
+        r.section("3. and 8. Python image");
+        r.line(&format!(
+            "**Not measured:** {} is missing; build it with tests/images/build-python.sh",
+            python::PY_IMAGE
         ));
-        record.insert(format!("warm_acquire_{clients}c_ms_p50"), json!(s.p50));
     }
-    let rss_warm = rss_kib(d.pid());
-    drop(d);
 
     // 4. Refill: empty pool to N ready, against the raw parallel rate at the same concurrency.
-    out.push("\n### 4. Refill and 5. Shutdown\n".into());
-    out.push("| measure | result | vs raw |\n|---|---|---|".into());
+    r.section("4. Refill and 5. Shutdown");
+    r.line("| measure | result | vs raw |\n|---|---|---|");
     let raw4 = rates.iter().find(|(w, _)| *w == 4).unwrap().1;
     for n in [8u32, 16] {
         let mut d = Daemon::start(&[pool_yaml(
@@ -252,16 +179,16 @@ async fn main() {
             .await;
         let secs = t.elapsed().as_secs_f64();
         let rate = f64::from(n) / secs;
-        out.push(format!("| refill empty → {n} ready | {secs:.2} s ({rate:.2} containers/s) | {:.0}% of raw 4-worker rate |", rate / raw4 * 100.0));
-        record.insert(format!("refill_{n}_s"), json!(secs));
+        r.line(&format!("| refill empty → {n} ready | {secs:.2} s ({rate:.2} containers/s) | {:.0}% of raw 4-worker rate |", rate / raw4 * 100.0));
+        r.record(&format!("refill_{n}_s"), secs);
         let (status, took) = d.terminate(Duration::from_secs(60));
         assert!(status.success());
         let left = containers_of(&d.host_id).len();
-        out.push(format!(
+        r.line(&format!(
             "| SIGTERM with {n} ready → exit | {:.2} s, {left} containers left | |",
             took.as_secs_f64()
         ));
-        record.insert(format!("shutdown_{n}_s"), json!(took.as_secs_f64()));
+        r.record(&format!("shutdown_{n}_s"), took.as_secs_f64());
     }
 
     // 7. Footprint.
@@ -296,30 +223,30 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_full = rss_kib(full.pid());
     drop(full);
-    out.push("\n### 7. Footprint (daemon RSS)\n".into());
-    out.push("| state | RSS |\n|---|---|".into());
-    out.push(format!(
+    r.section("7. Footprint (daemon RSS)");
+    r.line("| state | RSS |\n|---|---|");
+    r.line(&format!(
         "| idle (one pool, nothing warm) | {:.1} MiB |",
         rss_idle as f64 / 1024.0
     ));
-    out.push(format!(
+    r.line(&format!(
         "| 3 wasm plugins, 20 warm containers | {:.1} MiB |",
         rss_full as f64 / 1024.0
     ));
-    out.push(format!(
+    r.line(&format!(
         "| after the warm-acquire runs (64 warm, ~{} acquires) | {:.1} MiB |",
         rounds * 105,
         rss_warm as f64 / 1024.0
     ));
-    record.insert("rss_idle_kib".into(), json!(rss_idle));
-    record.insert("rss_3_plugins_20_warm_kib".into(), json!(rss_full));
+    r.record("rss_idle_kib", rss_idle as f64);
+    r.record("rss_3_plugins_20_warm_kib", rss_full as f64);
 
     raw_remove_all(&docker).await;
-    println!("{}", out.join("\n"));
+    println!("{}", r.lines.join("\n"));
     if let Some(path) = json_out {
         std::fs::write(
             path,
-            serde_json::to_string_pretty(&Value::Object(record)).unwrap(),
+            serde_json::to_string_pretty(&Value::Object(r.record)).unwrap(),
         )
         .unwrap();
     }

@@ -2,7 +2,7 @@
 # Builds warmpool-test/python:latest without any registry: a minimal Debian (debootstrap
 # --variant=minbase) with python3, python3-venv and python-is-python3, imported with
 # `docker import`. python3-venv and python-is-python3 are what the llm-sandbox peer needs in the
-# benchmark. About a minute; the mirror is taken from this machine's apt sources.
+# benchmark, with its venv pre-built at /sandbox/.sandbox-venv. About a minute; the mirror is taken from this machine's apt sources.
 # Idempotent: skips the build when the image exists, unless --force.
 set -euo pipefail
 IMAGE=${WARMPOOL_PYTHON_IMAGE:-warmpool-test/python:latest}
@@ -37,6 +37,10 @@ echo "build-python: debootstrap $suite from $mirror"
 debootstrap --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
   "$suite" "$root" "$mirror" >/tmp/build-python.debootstrap.log 2>&1 \
   || { tail -20 /tmp/build-python.debootstrap.log >&2; exit 1; }
+# llm-sandbox (the benchmark's peer) runs code with the venv under its workdir, and its own
+# setup would `pip install --upgrade pip` from PyPI inside the container, which has no network
+# here. So the venv is pre-built in the image and the peer skips its setup (BENCHMARKS.md says so).
+chroot "$root" python3 -m venv --system-site-packages /sandbox/.sandbox-venv
 # Keep the image small: package lists and caches are not needed to run python.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
 tar -C "$root" -c . | docker import \

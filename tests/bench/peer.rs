@@ -1,0 +1,124 @@
+//! 8. The peer, llm-sandbox's Docker container pool, on the same engine and the same Python
+//! image, each figure beside warmpool's equivalent from section 3. The peer runs in a venv that
+//! `tests/bench/peer/setup-llm-sandbox.sh` installs from PyPI; its driver is
+//! `tests/bench/peer/llm_sandbox_bench.py`.
+
+use std::path::PathBuf;
+
+use bollard::Docker;
+use serde_json::Value;
+
+use crate::python::{PY_IMAGE, PySamples};
+use crate::raw::remove_host;
+use crate::{Report, stats};
+
+const PEER_HOST: &str = "bench-peer";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run the peer's driver; `Err` says why it could not be measured.
+fn run_peer(n: usize) -> Result<Value, String> {
+    let py = std::env::var_os("LLM_SANDBOX_VENV")
+        .map_or_else(|| repo().join("target/peer-venv"), PathBuf::from)
+        .join("bin/python");
+    if !py.exists() {
+        return Err(format!(
+            "{} missing: run tests/bench/peer/setup-llm-sandbox.sh",
+            py.display()
+        ));
+    }
+    let out = std::process::Command::new(py)
+        .arg(repo().join("tests/bench/peer/llm_sandbox_bench.py"))
+        .args(["--image", PY_IMAGE, "--host-label", PEER_HOST, "--n"])
+        .arg(n.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "the peer's driver failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("peer output: {e}"))
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+pub async fn peer(docker: &Docker, n: usize, ours: &PySamples, r: &mut Report) {
+    let result = tokio::task::spawn_blocking(move || run_peer(n))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    // Whatever happened, none of the peer's containers stay.
+    remove_host(docker, PEER_HOST).await;
+    r.section("8. Peer: llm-sandbox's Docker pool, same engine, same image");
+    let v = match result {
+        Ok(v) => v,
+        Err(why) => {
+            r.line(&format!("**Not measured:** {why}"));
+            r.record_value("peer", Value::Null);
+            return;
+        }
+    };
+    r.line(&format!(
+        "llm-sandbox {} with `skip_environment_setup=True` and the venv pre-built in the image \
+         (its setup would `pip install --upgrade pip` from inside a container with no network).\n",
+        v["version"].as_str().unwrap_or("?")
+    ));
+    r.line("| operation | llm-sandbox median | warmpool median | warmpool is |\n|---|---|---|---|");
+    let mut cmp = |name: &str, peer: f64, ours: f64, unit: &str, key: &str| {
+        let verdict = if ours <= peer {
+            format!("{:.1}× faster", peer / ours)
+        } else {
+            format!("{:.1}× slower", ours / peer)
+        };
+        r.line(&format!(
+            "| {name} | {peer:.3} {unit} | {ours:.3} {unit} | {verdict} |"
+        ));
+        r.record(&format!("peer_{key}"), peer);
+        r.record(&format!("ours_{key}"), ours);
+    };
+    cmp(
+        "pooled session enter ↔ acquire",
+        stats(floats(&v["enter_ms"])).p50,
+        stats(ours.acquire_ms.clone()).p50,
+        "ms",
+        "enter_ms",
+    );
+    cmp(
+        "run(\"print(1)\") ↔ exec python3 -c",
+        stats(floats(&v["run_ms"])).p50,
+        stats(ours.exec_ms.clone()).p50,
+        "ms",
+        "run_ms",
+    );
+    cmp(
+        "session exit ↔ release",
+        stats(floats(&v["exit_ms"])).p50,
+        stats(ours.release_ms.clone()).p50,
+        "ms",
+        "exit_ms",
+    );
+    cmp(
+        "warm-up of 4 (pool start → 4 ready)",
+        v["warmup4_s"].as_f64().unwrap_or(f64::NAN),
+        ours.warmup4_s,
+        "s",
+        "warmup4_s",
+    );
+    cmp(
+        "close() with 4 ↔ SIGTERM with 4 ready",
+        v["close4_s"].as_f64().unwrap_or(f64::NAN),
+        ours.close4_s,
+        "s",
+        "close4_s",
+    );
+}

@@ -1,0 +1,88 @@
+"""The peer side of warmpool's benchmark: llm-sandbox's Docker container pool, measured on the
+same engine and the same Python image in the same run. Prints one JSON object on stdout.
+
+Measured, as its users would use it:
+  warmup4_s   create_pool_manager(min_pool_size=4) until 4 containers are idle
+  enter_ms    PooledSandboxSession(pool_manager=pool).__enter__()   (acquire from the pool)
+  run_ms      session.run("print(1)")
+  exit_ms     session.__exit__()                                     (release to the pool)
+  close4_s    pool.close() with 4 containers in the pool
+
+Its environment setup would `pip install --upgrade pip` inside each container, which cannot
+reach PyPI here (the containers have no network); the image carries a pre-built venv at
+/sandbox/.sandbox-venv and the pool runs with skip_environment_setup=True.
+Every container gets warmpool.* labels so the run leaves nothing behind.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from llm_sandbox.pool import PoolConfig, PooledSandboxSession, create_pool_manager
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", required=True)
+    ap.add_argument("--host-label", required=True, help="value of the warmpool.host label")
+    ap.add_argument("--n", type=int, default=20)
+    args = ap.parse_args()
+
+    labels = {"warmpool.managed": "true", "warmpool.host": args.host_label}
+    t0 = time.perf_counter()
+    pool = create_pool_manager(
+        backend="docker",
+        config=PoolConfig(min_pool_size=4, max_pool_size=4, health_check_interval=3600),
+        lang="python",
+        image=args.image,
+        runtime_configs={"labels": labels, "network_mode": "none"},
+        skip_environment_setup=True,
+    )
+    while pool.get_stats()["state_counts"].get("idle", 0) < 4:
+        if time.perf_counter() - t0 > 300:
+            print("llm-sandbox pool never reached 4 idle containers", file=sys.stderr)
+            pool.close()
+            return 1
+        time.sleep(0.005)
+    warmup4 = time.perf_counter() - t0
+
+    enter, run, exit_ = [], [], []
+    for _ in range(args.n):
+        s = PooledSandboxSession(pool_manager=pool, skip_environment_setup=True)
+        t = time.perf_counter()
+        s.__enter__()
+        enter.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        out = s.run("print(1)")
+        run.append((time.perf_counter() - t) * 1000)
+        if out.stdout.strip() != "1":
+            print(f"llm-sandbox run printed {out.stdout!r}, stderr {out.stderr!r}", file=sys.stderr)
+            s.__exit__(None, None, None)
+            pool.close()
+            return 1
+        t = time.perf_counter()
+        s.__exit__(None, None, None)
+        exit_.append((time.perf_counter() - t) * 1000)
+
+    # Close with 4 containers in the pool (all idle again after the loop).
+    t = time.perf_counter()
+    pool.close()
+    close4 = time.perf_counter() - t
+
+    import llm_sandbox  # noqa: PLC0415
+
+    version = getattr(llm_sandbox, "__version__", "?")
+    print(json.dumps({
+        "version": version,
+        "warmup4_s": warmup4,
+        "enter_ms": enter,
+        "run_ms": run,
+        "exit_ms": exit_,
+        "close4_s": close4,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
