@@ -9,7 +9,8 @@
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
-//! CI runs: every section, with few samples.
+//! CI runs: every section, with few samples; `--strict` fails the run when a section could not
+//! be measured (a missing image or peer) instead of only saying so.
 
 mod peer;
 mod python;
@@ -30,6 +31,8 @@ use raw::{raw_create_start, raw_remove_all};
 pub struct Report {
     lines: Vec<String>,
     record: serde_json::Map<String, Value>,
+    /// Sections that could not be measured, and why; `--strict` makes them fail the run.
+    missing: Vec<String>,
 }
 
 impl Report {
@@ -44,6 +47,11 @@ impl Report {
     }
     pub fn record_value(&mut self, key: &str, v: Value) {
         self.record.insert(key.into(), v);
+    }
+    /// Say, in the table and in the exit status under `--strict`, that a section was not measured.
+    pub fn not_measured(&mut self, what: &str, why: &str) {
+        self.lines.push(format!("**Not measured:** {why}"));
+        self.missing.push(format!("{what}: {why}"));
     }
 }
 
@@ -84,6 +92,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let strict = std::env::args().any(|a| a == "--strict");
     let json_out = std::env::args().skip_while(|a| a != "--json").nth(1);
     engine_and_image();
     let docker = Docker::connect_with_defaults()
@@ -146,9 +155,13 @@ async fn main() {
     }
 
     // 2. Warm acquire, without and with persistence.
-    let rounds = if quick { 1 } else { 6 };
-    let rss_warm = warm::warm_acquire(&cold, rounds, false, &mut r).await;
-    warm::warm_acquire(&cold, rounds, true, &mut r).await;
+    let (rounds, clients): (usize, &[usize]) = if quick {
+        (1, &[1, 8])
+    } else {
+        (6, &[1, 8, 32, 64])
+    };
+    let rss_warm = warm::warm_acquire(&cold, clients, rounds, false, &mut r).await;
+    warm::warm_acquire(&cold, clients, rounds, true, &mut r).await;
 
     // 3. Sandbox use in the Python image, and 8. the peer on the same image.
     let n_py = if quick { 5 } else { 30 };
@@ -157,10 +170,13 @@ async fn main() {
         peer::peer(&docker, n_py, &ours, &mut r).await;
     } else {
         r.section("3. and 8. Python image");
-        r.line(&format!(
-            "**Not measured:** {} is missing; build it with tests/images/build-python.sh",
-            python::PY_IMAGE
-        ));
+        r.not_measured(
+            "python image",
+            &format!(
+                "{} is missing; build it with tests/images/build-python.sh",
+                python::PY_IMAGE
+            ),
+        );
     }
 
     // 4. Refill: empty pool to N ready, against the raw parallel rate at the same concurrency.
@@ -249,5 +265,11 @@ async fn main() {
             serde_json::to_string_pretty(&Value::Object(r.record)).unwrap(),
         )
         .unwrap();
+    }
+    if !r.missing.is_empty() {
+        eprintln!("bench: not measured: {}", r.missing.join("; "));
+        if strict {
+            std::process::exit(1);
+        }
     }
 }

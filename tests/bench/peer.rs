@@ -63,7 +63,7 @@ pub async fn peer(docker: &Docker, n: usize, ours: &PySamples, r: &mut Report) {
     let v = match result {
         Ok(v) => v,
         Err(why) => {
-            r.line(&format!("**Not measured:** {why}"));
+            r.not_measured("peer llm-sandbox", &why);
             r.record_value("peer", Value::Null);
             return;
         }

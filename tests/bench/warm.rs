@@ -12,7 +12,13 @@ use warmpool_e2e::{Daemon, pool_yaml};
 use crate::{Report, Stats, row, stats};
 
 /// Returns the daemon's RSS after the runs, in KiB.
-pub async fn warm_acquire(cold: &Stats, rounds: usize, persist: bool, r: &mut Report) -> u64 {
+pub async fn warm_acquire(
+    cold: &Stats,
+    clients: &[usize],
+    rounds: usize,
+    persist: bool,
+    r: &mut Report,
+) -> u64 {
     let (title, key, extra) = if persist {
         (
             "2b. Warm acquire with leases persisted (state_dir, 20 ms group commit)",
@@ -38,7 +44,7 @@ pub async fn warm_acquire(cold: &Stats, rounds: usize, persist: bool, r: &mut Re
         .pool_max_idle_per_host(128)
         .build()
         .unwrap();
-    for clients in [1usize, 8, 32, 64] {
+    for &clients in clients {
         let mut lat = Vec::new();
         let mut server_us = Vec::new();
         for _ in 0..rounds {

@@ -147,17 +147,27 @@ impl<B: Backend> Manager<B> {
     }
 
     /// How many lendable containers `pool` should have ready before the next commit: the
-    /// acquires of the last second scaled to four commit intervals, the queued acquires, and a
-    /// floor. More costs only at a crash (they are destroyed then); fewer makes acquires wait.
-    fn lend_ahead(&self, st: &crate::pool::PoolState, interval: Duration, now: Instant) -> usize {
-        let last_second = st
+    /// largest burst of acquires seen in one window of four commit intervals (decaying by half
+    /// every 30 s), the queued acquires, and a floor. More costs only at a crash (they are
+    /// destroyed then); fewer makes a burst wait one commit.
+    fn lend_ahead(
+        &self,
+        st: &mut crate::pool::PoolState,
+        interval: Duration,
+        now: Instant,
+    ) -> usize {
+        let window = (interval * 4).max(Duration::from_millis(100));
+        let burst = st
             .recent_acquires
             .iter()
             .rev()
-            .take_while(|(t, _)| now.saturating_duration_since(*t) <= Duration::from_secs(1))
-            .count();
-        let per_interval = (last_second as f64 * interval.as_secs_f64() * 4.0).ceil() as usize;
-        LEND_FLOOR.max(per_interval).max(st.waiters.len() * 2)
+            .take_while(|(t, _)| now.saturating_duration_since(*t) <= window)
+            .count() as f64;
+        let decay = 0.5f64.powf(interval.as_secs_f64() / 30.0);
+        st.lend_peak = (st.lend_peak * decay).max(burst);
+        LEND_FLOOR
+            .max(st.lend_peak.ceil() as usize)
+            .max(st.waiters.len() * 2)
     }
 
     /// One group commit. Returns `false` when the store failed.
@@ -170,9 +180,9 @@ impl<B: Backend> Manager<B> {
         let held: Vec<HeldDelivery> = std::mem::take(&mut *lock(&p.held));
         let mut changes = std::mem::take(&mut *lock(&p.pending));
         for pool in self.pools().values() {
-            let st = pool.lock();
+            let mut st = pool.lock();
             let lendable = st.ready.len() - st.unlendable();
-            let want = self.lend_ahead(&st, p.interval, now);
+            let want = self.lend_ahead(&mut st, p.interval, now);
             if lendable >= want {
                 continue;
             }

@@ -84,6 +84,8 @@ pub struct PoolState {
     pub latency: LatencyWindow,
     /// Set at shutdown: nothing new is created or handed out.
     pub draining: bool,
+    /// The decaying peak of acquires per commit window; sizes the lendable set (persist.rs).
+    pub lend_peak: f64,
 }
 
 impl PoolState {

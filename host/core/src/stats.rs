@@ -92,6 +92,8 @@ pub struct PoolStats {
     pub max_total: u32,
     pub counts: StateCounts,
     pub waiters: u32,
+    /// Of `counts.ready`, those a commit made lendable (all of them when nothing is persisted).
+    pub lendable: u32,
     /// Of `counts.creating`, the creates made for one specific acquire (exhaustion `cold`).
     pub creating_cold: u32,
     pub acquires: AcquireStats,
@@ -170,6 +172,7 @@ impl<B: Backend> Manager<B> {
                 unhealthy: st.unhealthy,
             },
             waiters: st.waiters.len() as u32,
+            lendable: (st.ready.len() - st.unlendable()) as u32,
             creating_cold: st.creating_cold,
             acquires: AcquireStats {
                 total: c.acquires_total,

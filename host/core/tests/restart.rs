@@ -208,3 +208,39 @@ async fn a_clean_shutdown_clears_the_store() {
     assert_eq!(store.snapshot(), Default::default());
     assert!(backend.state().live.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_a_burst_the_lendable_set_covers_the_next_one() {
+    let backend = Arc::new(FakeBackend::new(CREATE));
+    let store = Arc::new(MemoryStore::default());
+    let m = start(&backend, &store, pool("a", 8, 8, 20));
+    m.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    run_for(Duration::from_millis(200)).await;
+    let at_rest = m.pool_stats("a").unwrap().lendable;
+    assert_eq!(at_rest, 2, "at rest only the floor is lendable");
+
+    // A burst of 8: two are lendable at once, the rest wait for one urgent commit.
+    let burst = |m: Arc<Manager<FakeBackend>>| async move {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let m = m.clone();
+            tasks.push(tokio::spawn(
+                async move { m.acquire(acquire("burst")).await },
+            ));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap().unwrap().lease_id);
+        }
+        for id in &ids {
+            m.release(id).unwrap();
+        }
+    };
+    let commits = store.commits();
+    burst(m.clone()).await;
+    assert!(store.commits() > commits);
+    m.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    run_for(Duration::from_millis(200)).await;
+    // The peak is remembered: the whole next burst is lendable before it arrives.
+    assert_eq!(m.pool_stats("a").unwrap().lendable, 8);
+}

@@ -47,32 +47,23 @@ def main() -> int:
         time.sleep(0.005)
     warmup4 = time.perf_counter() - t0
 
-    enter, run, exit_ = [], [], []
-    for _ in range(args.n):
-        s = PooledSandboxSession(pool_manager=pool, skip_environment_setup=True)
-        t = time.perf_counter()
-        s.__enter__()
-        enter.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        out = s.run("print(1)")
-        run.append((time.perf_counter() - t) * 1000)
-        if out.stdout.strip() != "1":
-            print(f"llm-sandbox run printed {out.stdout!r}, stderr {out.stderr!r}", file=sys.stderr)
-            s.__exit__(None, None, None)
-            pool.close()
-            return 1
-        t = time.perf_counter()
-        s.__exit__(None, None, None)
-        exit_.append((time.perf_counter() - t) * 1000)
+    try:
+        enter, run, exit_ = measure_sessions(pool, args.n)
+    except Exception:
+        pool.close()
+        raise
+    if enter is None:
+        pool.close()
+        return 1
 
     # Close with 4 containers in the pool (all idle again after the loop).
     t = time.perf_counter()
     pool.close()
     close4 = time.perf_counter() - t
 
-    import llm_sandbox  # noqa: PLC0415
+    from importlib.metadata import version as dist_version  # noqa: PLC0415
 
-    version = getattr(llm_sandbox, "__version__", "?")
+    version = dist_version("llm-sandbox")
     print(json.dumps({
         "version": version,
         "warmup4_s": warmup4,
@@ -82,6 +73,27 @@ def main() -> int:
         "close4_s": close4,
     }))
     return 0
+
+
+def measure_sessions(pool, n):
+    enter, run, exit_ = [], [], []
+    for _ in range(n):
+        # The pooled session itself connects with skip_environment_setup=True.
+        s = PooledSandboxSession(pool_manager=pool)
+        t = time.perf_counter()
+        s.__enter__()
+        enter.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        out = s.run("print(1)")
+        run.append((time.perf_counter() - t) * 1000)
+        if out.stdout.strip() != "1":
+            print(f"llm-sandbox run printed {out.stdout!r}, stderr {out.stderr!r}", file=sys.stderr)
+            s.__exit__(None, None, None)
+            return None, None, None
+        t = time.perf_counter()
+        s.__exit__(None, None, None)
+        exit_.append((time.perf_counter() - t) * 1000)
+    return enter, run, exit_
 
 
 if __name__ == "__main__":
