@@ -10,16 +10,19 @@
 //! - [`policy`]: the [`SizingPolicy`], [`ExhaustionStrategy`] and [`HealthCheck`] seams and their
 //!   built-ins (the logic itself is in `warmpool-policy`, shared with the wasm guests).
 //! - [`pool`]: one pool's state and accounting; refill by approvals.
-//! - [`manager`]: all pools, acquire (warm path, waiting, cold), events.
+//! - [`manager`]: all pools, the lease table, caps, events; [`acquire`]: the warm path, waiting,
+//!   cold creates.
 //! - [`lease`]: leases and the operations on them; [`reuse`]: release with a verified reset.
 //! - [`stats`]: counters and the stats view; [`shutdown`]: the bounded drain.
-//! - [`tasks`]: the refill, reaper, image and monitor loops; [`health`]: probes and death notices.
+//! - [`tasks`]: the refill and monitor loops, creates and destroys; [`reaper`]: expiry,
+//!   recycling, scale-down and the image check; [`health`]: probes and death notices.
 //! - [`store`]: what survives a crash (leases, the lendable set) and the [`store::LeaseStore`]
 //!   seam; [`persist`]: the group-commit loop; [`reconcile`]: re-adoption at startup.
 //! - [`reload`]: config reload (pools added, removed and drained, changed in place).
 //! - [`caps`]: the global container cap.
 //! - [`fake`]: an in-memory backend for tests.
 
+pub mod acquire;
 pub mod backend;
 pub mod caps;
 pub mod config;
@@ -33,6 +36,7 @@ pub mod persist;
 pub mod plugins;
 pub mod policy;
 pub mod pool;
+pub mod reaper;
 pub mod reconcile;
 pub mod reload;
 pub mod reuse;

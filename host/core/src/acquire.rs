@@ -1,0 +1,276 @@
+//! Acquire: the warm path (one short critical section), waiting for the commit that makes a
+//! ready container lendable, the exhaustion strategies (wait, fail fast, cold create), and the
+//! hand-off to a queued acquire that can never lose a container.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout};
+use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
+
+use crate::backend::{Backend, BackendError};
+use crate::error::AcquireError;
+use crate::lease::{Lease, LeaseInfo};
+use crate::manager::{AcquireRequest, Manager, lock};
+use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
+use crate::store::Change;
+
+impl<B: Backend> Manager<B> {
+    /// Take a container for a client. The warm path is one short critical section.
+    pub async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
+        let started = Instant::now();
+        let pool = self
+            .pool(&req.pool)
+            .ok_or_else(|| AcquireError::UnknownPool(req.pool.clone()))?;
+        let pool = &pool;
+        if self.cancel.is_cancelled() {
+            return Err(AcquireError::ShuttingDown);
+        }
+        if !self.engine_up() {
+            return Err(AcquireError::EngineUnavailable(self.engine_error()));
+        }
+        let ttl = req
+            .ttl
+            .unwrap_or(pool.cfg().default_ttl)
+            .min(pool.cfg().max_ttl);
+
+        // Bind first: a guard in an `if let` scrutinee would live through the branch.
+        let taken = {
+            let mut st = pool.lock();
+            st.take_ready().ok_or(st.ready.len())
+        };
+        match taken {
+            Ok(c) => Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, &req)),
+            // Ready containers wait for the commit that makes them lendable: queue for one
+            // and ask for that commit now (one fsync, not a create).
+            Err(ready) if ready > 0 => {
+                let wait = req
+                    .wait
+                    .map_or(pool.cfg().wait_timeout, |w| w.min(pool.cfg().wait_timeout));
+                match self.enqueue(pool, started, ttl, &req) {
+                    Ok(lease) => Ok(lease),
+                    Err(rx) => {
+                        self.urge_commit();
+                        self.await_delivery(pool, rx, AcquireSource::Pool, wait, started, ttl, &req)
+                            .await
+                    }
+                }
+            }
+            Err(_) => self.acquire_exhausted(pool, &req, started, ttl).await,
+        }
+    }
+
+    async fn acquire_exhausted(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        req: &AcquireRequest,
+        started: Instant,
+        ttl: Duration,
+    ) -> Result<LeaseInfo, AcquireError> {
+        let wait_timeout = pool.cfg().wait_timeout;
+        let client_wait = req.wait.map_or(wait_timeout, |w| w.min(wait_timeout));
+        let snapshot = {
+            let st = pool.lock();
+            pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
+        };
+        let request = ExhaustionRequest {
+            wait_ms: req.wait.map(|w| w.as_millis() as u64),
+            wait_timeout_ms: wait_timeout.as_millis() as u64,
+        };
+        let action = pool
+            .policies()
+            .exhaustion
+            .on_exhausted(&request, &snapshot)
+            .await;
+        let (rx, source, max_wait) = match action {
+            ExhaustionAction::Fail {
+                retry_after_ms,
+                reason,
+            } => {
+                pool.lock().counters.acquires_rejected += 1;
+                return Err(AcquireError::Exhausted {
+                    pool: pool.cfg().name.clone(),
+                    reason,
+                    retry_after: Duration::from_millis(retry_after_ms),
+                });
+            }
+            // A plugin's wait is bounded by the pool's own limit, never longer.
+            ExhaustionAction::Wait { max_ms } => {
+                let max = Duration::from_millis(max_ms).min(client_wait);
+                match self.enqueue(pool, started, ttl, req) {
+                    Ok(lease) => return Ok(lease),
+                    Err(rx) => (rx, AcquireSource::Pool, max),
+                }
+            }
+            ExhaustionAction::ColdCreate => {
+                let mut st = pool.lock();
+                if st.degraded(&self.cfg.breaker) {
+                    st.counters.acquires_rejected += 1;
+                    return Err(AcquireError::Degraded {
+                        pool: pool.cfg().name.clone(),
+                        last_error: st.last_error.clone().unwrap_or_default(),
+                        retry_after: st.retry_at.map_or(Duration::from_secs(1), |t| {
+                            t.saturating_duration_since(Instant::now())
+                        }),
+                    });
+                }
+                if st.approve_cold(&pool.cfg(), &self.cap) {
+                    drop(st);
+                    let (tx, rx) = oneshot::channel();
+                    self.spawn_create(pool.clone(), Some(tx));
+                    (rx, AcquireSource::Cold, wait_timeout)
+                } else {
+                    // No room for a cold create: queue for the next free container.
+                    drop(st);
+                    match self.enqueue(pool, started, ttl, req) {
+                        Ok(lease) => return Ok(lease),
+                        Err(rx) => (rx, AcquireSource::Pool, client_wait),
+                    }
+                }
+            }
+        };
+        self.await_delivery(pool, rx, source, max_wait, started, ttl, req)
+            .await
+    }
+
+    /// Queue for the next container, unless one became ready since the fast path looked.
+    fn enqueue(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        started: Instant,
+        ttl: Duration,
+        req: &AcquireRequest,
+    ) -> Result<LeaseInfo, oneshot::Receiver<Delivery>> {
+        let mut st = pool.lock();
+        if let Some(c) = st.take_ready() {
+            drop(st);
+            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, req));
+        }
+        let (tx, rx) = oneshot::channel();
+        st.waiters.push_back(tx);
+        drop(st);
+        pool.touch(); // the refill raises its target to serve this waiter
+        Err(rx)
+    }
+
+    async fn await_delivery(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        rx: oneshot::Receiver<Delivery>,
+        source: AcquireSource,
+        max_wait: Duration,
+        started: Instant,
+        ttl: Duration,
+        req: &AcquireRequest,
+    ) -> Result<LeaseInfo, AcquireError> {
+        let mut ticket = WaitTicket {
+            pool: pool.clone(),
+            rx: Some(rx),
+        };
+        let rx = ticket.rx.as_mut().expect("set above");
+        let delivery = match timeout(max_wait, &mut *rx).await {
+            Ok(Ok(d)) => Some(d),
+            Ok(Err(_)) => Some(Err(DeliveryError::ShuttingDown)),
+            Err(_) => {
+                // Timed out; a container may have been sent in the same instant. Keep it.
+                rx.close();
+                rx.try_recv().ok()
+            }
+        };
+        ticket.rx = None;
+        match delivery {
+            Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl, req)),
+            Some(Err(DeliveryError::ShuttingDown)) => Err(AcquireError::ShuttingDown),
+            Some(Err(DeliveryError::Create(e))) => {
+                pool.lock().counters.acquires_rejected += 1;
+                Err(match e {
+                    BackendError::Unavailable(m) => AcquireError::EngineUnavailable(m),
+                    e => AcquireError::Create {
+                        pool: pool.cfg().name.clone(),
+                        source: e,
+                    },
+                })
+            }
+            None => {
+                let mut st = pool.lock();
+                st.counters.acquires_rejected += 1;
+                let retry = st
+                    .recent_creates_ms
+                    .back()
+                    .map_or(1_000, |&ms| u64::from(ms).max(100));
+                Err(AcquireError::Exhausted {
+                    pool: pool.cfg().name.clone(),
+                    reason: format!(
+                        "no container became ready within {} ms",
+                        max_wait.as_millis()
+                    ),
+                    retry_after: Duration::from_millis(retry),
+                })
+            }
+        }
+    }
+
+    fn open_lease(
+        &self,
+        pool: &Arc<Pool>,
+        mut c: ReadyContainer,
+        source: AcquireSource,
+        started: Instant,
+        ttl: Duration,
+        req: &AcquireRequest,
+    ) -> LeaseInfo {
+        let now = Instant::now();
+        let micros = now
+            .duration_since(started)
+            .as_micros()
+            .min(u128::from(u32::MAX)) as u32;
+        pool.lock().record_acquire(now, source, micros);
+        pool.touch();
+        c.uses += 1;
+        let lease = Lease {
+            id: uuid::Uuid::new_v4().to_string(),
+            pool: pool.clone(),
+            container: c,
+            source,
+            acquire_us: micros,
+            acquired_at: SystemTime::now(),
+            expires: now + ttl,
+            gone: None,
+            owner: req.owner.clone(),
+        };
+        self.record(Change::PutLease(lease.record(now)));
+        let info = lease.info(now);
+        self.emit(
+            "leased",
+            &pool.cfg().name,
+            Some(&info.container_id),
+            Some(&info.lease_id),
+            Some(info.source.to_string()),
+        );
+        lock(&self.leases).insert(lease.id.clone(), lease);
+        info
+    }
+}
+
+/// A queued acquire's end of the hand-off. If the acquire goes away (timeout, client gone)
+/// after a container was already sent to it, dropping the ticket gives the container back to
+/// the pool, so a hand-off can never lose a container.
+struct WaitTicket {
+    pool: Arc<Pool>,
+    rx: Option<oneshot::Receiver<Delivery>>,
+}
+
+impl Drop for WaitTicket {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        rx.close();
+        if let Ok(Ok(c)) = rx.try_recv() {
+            let mut st = self.pool.lock();
+            st.leased -= 1;
+            st.offer(c);
+            drop(st);
+            self.pool.touch();
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! [`Daemon`]: the real binary under test, on its own port, host id and temporary directory;
+//! started, called over HTTP, killed or restarted, and always cleaned up.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::{binary, engine_and_image, remove_containers_of};
+
+/// A running daemon under test.
+pub struct Daemon {
+    pub host_id: String,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    http: reqwest::Client,
+    env: Vec<(String, String)>,
+    /// The config up to `pools:`, for [`Daemon::write_pools`].
+    head: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    /// Start a daemon with these pools (YAML from [`pool_yaml`]) and wait until it is ready.
+    pub async fn start(pools: &[String]) -> Daemon {
+        Self::start_with(pools, "", &[]).await
+    }
+
+    /// As [`start`](Self::start), with extra `server:` lines and environment. `{STATE_DIR}` in
+    /// `server_extra` becomes a directory inside the daemon's temporary directory.
+    pub async fn start_with(pools: &[String], server_extra: &str, env: &[(&str, &str)]) -> Daemon {
+        engine_and_image();
+        let host_id = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let server_extra = server_extra.replace(
+            "{STATE_DIR}",
+            &dir.path().join("state").display().to_string(),
+        );
+        let mut yaml = format!(
+            "server:\n  listen: 127.0.0.1:{port}\n  host_id: {host_id}\n  shutdown_grace: 15s\n{server_extra}\
+             limits:\n  max_containers: 20\n  max_concurrent_creates: 4\npools:\n"
+        );
+        let head = yaml.clone();
+        for p in pools {
+            yaml.push_str(p);
+        }
+        let cfg = dir.path().join("warmpool.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut d = Daemon {
+            host_id,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child: None,
+            http: reqwest::Client::new(),
+            env,
+            head,
+        };
+        d.spawn();
+        d.wait_ready(Duration::from_secs(60)).await;
+        d
+    }
+
+    /// Start the binary on this daemon's config, appending to its log.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(self.config_path())
+            .env("RUST_LOG", "info,warmpool=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn warmpool");
+        self.child = Some(child);
+    }
+
+    /// Replace the config file's pools (the server part stays), as an editor would: write a
+    /// temporary file, then rename it over the config.
+    pub fn write_pools(&self, pools: &[String]) {
+        let mut yaml = self.head.clone();
+        for p in pools {
+            yaml.push_str(p);
+        }
+        self.write_config(&yaml);
+    }
+
+    /// Replace the whole config file (write to a temporary file, then rename).
+    pub fn write_config(&self, yaml: &str) {
+        let tmp = self.dir.path().join(".warmpool.yaml.tmp");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.config_path()).unwrap();
+    }
+
+    /// Send a signal (`HUP`, `TERM`, …) to the daemon.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("warmpool.yaml")
+    }
+
+    /// `kill -9`: the daemon gets no chance to clean up.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// Start the daemon again on the same config, host id and state, and wait until ready.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        self.spawn();
+        self.wait_ready(Duration::from_secs(60)).await;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    async fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            // A daemon that exited (bad config, port taken) will never be ready: say so now.
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "daemon exited with {status} before it was ready; log:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
+                if r.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready in {within:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One request; the body is JSON when given. Returns status, headers and the JSON answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}; log:\n{}", self.log()));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, v)
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Send `GET path` over a plain socket, byte for byte: HTTP clients normalise `..` away,
+    /// and a hostile client would not. Returns the status code.
+    pub async fn get_path_as_is(&self, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).await.unwrap();
+        let head = String::from_utf8_lossy(&resp);
+        head.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Acquire from `pool`, asserting success.
+    pub async fn acquire(&self, body: Value) -> Value {
+        let (st, _, v) = self.call(Method::POST, "/v1/leases", Some(body)).await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "acquire failed: {v}\nlog:\n{}",
+            self.log()
+        );
+        v
+    }
+
+    pub async fn exec(&self, lease: &str, body: Value) -> Value {
+        let (st, _, v) = self
+            .call(
+                Method::POST,
+                &format!("/v1/leases/{lease}/exec"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "exec failed: {v}");
+        v
+    }
+
+    pub async fn pool(&self, name: &str) -> Value {
+        let (st, _, v) = self
+            .call(Method::GET, &format!("/v1/pools/{name}"), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Poll `cond` on the pool's stats until it holds, or fail with the last stats.
+    pub async fn wait_pool(
+        &self,
+        name: &str,
+        within: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let p = self.pool(name).await;
+            if cond(&p) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pool {name} never met the condition in {within:?}: {p:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn warm_up(&self, name: &str) -> Value {
+        let (st, _, v) = self
+            .call(
+                Method::POST,
+                &format!("/v1/pools/{name}/warm-up"),
+                Some(serde_json::json!({"timeout_ms": 60_000})),
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "warm-up failed: {v}\nlog:\n{}",
+            self.log()
+        );
+        v
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send SIGTERM and wait for the process to exit; returns its exit status and how long.
+    pub fn terminate(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let t0 = Instant::now();
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, t0.elapsed());
+            }
+            if t0.elapsed() > within {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not exit within {within:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM first: the daemon's own shutdown waits for creates in flight, which a
+            // SIGKILL would leave to finish at the engine after our sweep below.
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t0 = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Even when the test failed: nothing of this daemon stays on the engine. The second
+        // sweep catches a create the engine completed after the first.
+        remove_containers_of(&self.host_id);
+        std::thread::sleep(Duration::from_millis(300));
+        remove_containers_of(&self.host_id);
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ({}) ---\n{}", self.host_id, self.log());
+        }
+    }
+}
