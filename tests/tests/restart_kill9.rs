@@ -164,6 +164,20 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
         leases.len()
     );
 
+    // The same figures reach the metrics, with the store's commits.
+    let (_, _, metrics) = d.call(Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains(&format!(
+            "warmpool_containers_adopted_total{{pool=\"k9\"}} {adopted}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warmpool_store_commits_total"),
+        "{metrics}"
+    );
+
     // A new acquire never gets a container that is still leased.
     for _ in 0..4 {
         let l = d.acquire(json!({"pool": "k9", "wait_ms": 5000})).await;

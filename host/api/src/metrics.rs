@@ -193,6 +193,38 @@ impl<B: Backend> Collector for PoolCollector<B> {
             "Ready containers replaced for age",
             &crows(&|s| s.counters.recycled_total),
         )?;
+        counter(
+            &mut enc,
+            "warmpool_containers_adopted",
+            "Ready containers of an earlier run re-adopted at startup",
+            &crows(&|s| s.counters.adopted_total),
+        )?;
+        gauge(
+            &mut enc,
+            "warmpool_lendable",
+            "Ready containers a commit made lendable",
+            &rows(&|s| i64::from(s.lendable)),
+        )?;
+        if let Some(p) = self.manager.persist_stats() {
+            counter(
+                &mut enc,
+                "warmpool_store_commits",
+                "Group commits of the lease store",
+                &[(vec![], p.commits)],
+            )?;
+            counter(
+                &mut enc,
+                "warmpool_store_commit_failures",
+                "Group commits that failed (nothing new is lent until one succeeds)",
+                &[(vec![], p.commit_failures)],
+            )?;
+            gauge(
+                &mut enc,
+                "warmpool_store_last_commit_microseconds",
+                "Duration of the last group commit",
+                &[(vec![], (p.last_commit_ms * 1000.0) as i64)],
+            )?;
+        }
         let up: Vec<(Vec<(&str, String)>, i64)> =
             vec![(vec![], i64::from(self.manager.engine_up()))];
         gauge(
