@@ -164,10 +164,10 @@ async fn main() {
     warm::warm_acquire(&cold, clients, rounds, true, &mut r).await;
 
     // 3. Sandbox use in the Python image, and 8. the peer on the same image.
-    let n_py = if quick { 5 } else { 30 };
+    let (n_py, py_reps) = if quick { (5, 1) } else { (30, 3) };
     if python::image_present() {
-        let ours = python::sandbox_use(&docker, n_py, &mut r).await;
-        peer::peer(&docker, n_py, &ours, &mut r).await;
+        let ours = python::sandbox_use(&docker, n_py, py_reps, &mut r).await;
+        peer::peer(&docker, n_py, py_reps, &ours, &mut r).await;
     } else {
         r.section("3. and 8. Python image");
         r.not_measured(
@@ -179,32 +179,50 @@ async fn main() {
         );
     }
 
-    // 4. Refill: empty pool to N ready, against the raw parallel rate at the same concurrency.
+    // 4. Refill: empty pool to N ready, against the raw parallel rate at the same concurrency;
+    // 5. SIGTERM with those N ready. Each repeated `reps` times on a fresh daemon.
+    let reps = if quick { 1 } else { 5 };
     r.section("4. Refill and 5. Shutdown");
-    r.line("| measure | result | vs raw |\n|---|---|---|");
+    r.line("| measure | n | median | p90 | p99 | vs raw |\n|---|---|---|---|---|---|");
     let raw4 = rates.iter().find(|(w, _)| *w == 4).unwrap().1;
     for n in [8u32, 16] {
-        let mut d = Daemon::start(&[pool_yaml(
-            "r",
-            &format!("min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}"),
-        )])
-        .await;
-        // The daemon starts refilling the moment it is ready; time from there to N ready.
-        let t = Instant::now();
-        d.wait_pool("r", Duration::from_secs(120), |p| p["counts"]["ready"] == n)
+        let (mut fill, mut stop, mut left) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..reps {
+            let mut d = Daemon::start(&[pool_yaml(
+                "r",
+                &format!("min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}"),
+            )])
             .await;
-        let secs = t.elapsed().as_secs_f64();
-        let rate = f64::from(n) / secs;
-        r.line(&format!("| refill empty → {n} ready | {secs:.2} s ({rate:.2} containers/s) | {:.0}% of raw 4-worker rate |", rate / raw4 * 100.0));
-        r.record(&format!("refill_{n}_s"), secs);
-        let (status, took) = d.terminate(Duration::from_secs(60));
-        assert!(status.success());
-        let left = containers_of(&d.host_id).len();
-        r.line(&format!(
-            "| SIGTERM with {n} ready → exit | {:.2} s, {left} containers left | |",
-            took.as_secs_f64()
+            // The daemon starts refilling the moment it is ready; time from there to N ready.
+            let t = Instant::now();
+            d.wait_pool("r", Duration::from_secs(120), |p| p["counts"]["ready"] == n)
+                .await;
+            fill.push(t.elapsed().as_secs_f64());
+            let (status, took) = d.terminate(Duration::from_secs(60));
+            assert!(status.success());
+            left += containers_of(&d.host_id).len();
+            stop.push(took.as_secs_f64());
+        }
+        let fill = stats(fill);
+        let rate = f64::from(n) / fill.p50;
+        r.line(&row(
+            &format!("refill empty → {n} ready"),
+            &fill,
+            "s",
+            &format!(
+                "{rate:.2} containers/s at the median, {:.0}% of the raw 4-worker rate",
+                rate / raw4 * 100.0
+            ),
         ));
-        r.record(&format!("shutdown_{n}_s"), took.as_secs_f64());
+        let stop = stats(stop);
+        r.line(&row(
+            &format!("SIGTERM with {n} ready → exit"),
+            &stop,
+            "s",
+            &format!("{left} containers left in all runs"),
+        ));
+        r.record(&format!("refill_{n}_s_p50"), fill.p50);
+        r.record(&format!("shutdown_{n}_s_p50"), stop.p50);
     }
 
     // 7. Footprint.

@@ -19,7 +19,7 @@ fn repo() -> PathBuf {
 }
 
 /// Run the peer's driver; `Err` says why it could not be measured.
-fn run_peer(n: usize) -> Result<Value, String> {
+fn run_peer(n: usize, reps: usize) -> Result<Value, String> {
     let py = std::env::var_os("LLM_SANDBOX_VENV")
         .map_or_else(|| repo().join("target/peer-venv"), PathBuf::from)
         .join("bin/python");
@@ -33,6 +33,8 @@ fn run_peer(n: usize) -> Result<Value, String> {
         .arg(repo().join("tests/bench/peer/llm_sandbox_bench.py"))
         .args(["--image", PY_IMAGE, "--host-label", PEER_HOST, "--n"])
         .arg(n.to_string())
+        .arg("--reps")
+        .arg(reps.to_string())
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -53,8 +55,8 @@ fn floats(v: &Value) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-pub async fn peer(docker: &Docker, n: usize, ours: &PySamples, r: &mut Report) {
-    let result = tokio::task::spawn_blocking(move || run_peer(n))
+pub async fn peer(docker: &Docker, n: usize, reps: usize, ours: &PySamples, r: &mut Report) {
+    let result = tokio::task::spawn_blocking(move || run_peer(n, reps))
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
     // Whatever happened, none of the peer's containers stay.
@@ -109,16 +111,21 @@ pub async fn peer(docker: &Docker, n: usize, ours: &PySamples, r: &mut Report) {
     );
     cmp(
         "warm-up of 4 (pool start → 4 ready)",
-        v["warmup4_s"].as_f64().unwrap_or(f64::NAN),
-        ours.warmup4_s,
+        stats(floats(&v["warmup4_s"])).p50,
+        stats(ours.warmup4_s.clone()).p50,
         "s",
         "warmup4_s",
     );
     cmp(
         "close() with 4 ↔ SIGTERM with 4 ready",
-        v["close4_s"].as_f64().unwrap_or(f64::NAN),
-        ours.close4_s,
+        stats(floats(&v["close4_s"])).p50,
+        stats(ours.close4_s.clone()).p50,
         "s",
         "close4_s",
     );
+    r.line(&format!(
+        "\nSamples: {} enter/run/exit each side; warm-up and close: {} each side.",
+        floats(&v["enter_ms"]).len(),
+        floats(&v["close4_s"]).len()
+    ));
 }

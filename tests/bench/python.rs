@@ -18,11 +18,11 @@ pub const PY_IMAGE: &str = "warmpool-test/python:latest";
 
 /// warmpool's samples in the Python image, reused for the peer comparison.
 pub struct PySamples {
-    pub warmup4_s: f64,
+    pub warmup4_s: Vec<f64>,
     pub acquire_ms: Vec<f64>,
     pub exec_ms: Vec<f64>,
     pub release_ms: Vec<f64>,
-    pub close4_s: f64,
+    pub close4_s: Vec<f64>,
 }
 
 pub fn image_present() -> bool {
@@ -41,7 +41,29 @@ fn py_pool() -> String {
     )
 }
 
-pub async fn sandbox_use(docker: &Docker, n: usize, r: &mut Report) -> PySamples {
+/// Start a daemon with the Python pool; the seconds until 4 are ready.
+async fn start_py() -> (Daemon, f64) {
+    let t0 = Instant::now();
+    let d = Daemon::start_with(&[py_pool()], "", &[]).await;
+    d.wait_pool("py", Duration::from_secs(120), |p| {
+        p["counts"]["ready"] == 4
+    })
+    .await;
+    (d, t0.elapsed().as_secs_f64())
+}
+
+/// SIGTERM with 4 ready (and nothing else going on); the seconds until exit.
+async fn stop_py(mut d: Daemon) -> f64 {
+    d.wait_pool("py", Duration::from_secs(120), |p| {
+        p["counts"]["ready"] == 4 && p["counts"]["removing"] == 0 && p["counts"]["creating"] == 0
+    })
+    .await;
+    let (status, took) = d.terminate(Duration::from_secs(60));
+    assert!(status.success() && containers_of(&d.host_id).is_empty());
+    took.as_secs_f64()
+}
+
+pub async fn sandbox_use(docker: &Docker, n: usize, reps: usize, r: &mut Report) -> PySamples {
     // The reference: the same exec through the Engine API in a container that already runs.
     let (id, _) = raw_create_start(docker, PY_IMAGE).await;
     let mut raw = Vec::new();
@@ -66,13 +88,7 @@ pub async fn sandbox_use(docker: &Docker, n: usize, r: &mut Report) -> PySamples
     raw_remove_all(docker).await;
     let first = stats(first);
 
-    let t0 = Instant::now();
-    let mut d = Daemon::start_with(&[py_pool()], "", &[]).await;
-    d.wait_pool("py", Duration::from_secs(120), |p| {
-        p["counts"]["ready"] == 4
-    })
-    .await;
-    let warmup4_s = t0.elapsed().as_secs_f64();
+    let (d, first_warmup) = start_py().await;
 
     let (mut acq, mut exe, mut rel, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
@@ -107,12 +123,12 @@ pub async fn sandbox_use(docker: &Docker, n: usize, r: &mut Report) -> PySamples
         rel.push((done - e).as_secs_f64() * 1000.0);
         total.push(done.as_secs_f64() * 1000.0);
     }
-    d.wait_pool("py", Duration::from_secs(120), |p| {
-        p["counts"]["ready"] == 4 && p["counts"]["removing"] == 0
-    })
-    .await;
-    let (status, took) = d.terminate(Duration::from_secs(60));
-    assert!(status.success() && containers_of(&d.host_id).is_empty());
+    let (mut warmup4_s, mut close4_s) = (vec![first_warmup], vec![stop_py(d).await]);
+    for _ in 1..reps {
+        let (d, w) = start_py().await;
+        warmup4_s.push(w);
+        close4_s.push(stop_py(d).await);
+    }
 
     let (a, e, rl, t) = (
         stats(acq.clone()),
@@ -160,6 +176,6 @@ pub async fn sandbox_use(docker: &Docker, n: usize, r: &mut Report) -> PySamples
         acquire_ms: acq,
         exec_ms: exe,
         release_ms: rel,
-        close4_s: took.as_secs_f64(),
+        close4_s,
     }
 }

@@ -2,11 +2,11 @@
 same engine and the same Python image in the same run. Prints one JSON object on stdout.
 
 Measured, as its users would use it:
-  warmup4_s   create_pool_manager(min_pool_size=4) until 4 containers are idle
+  warmup4_s   create_pool_manager(min_pool_size=4) until 4 containers are idle (--reps pools)
   enter_ms    PooledSandboxSession(pool_manager=pool).__enter__()   (acquire from the pool)
   run_ms      session.run("print(1)")
   exit_ms     session.__exit__()                                     (release to the pool)
-  close4_s    pool.close() with 4 containers in the pool
+  close4_s    pool.close() with 4 containers in the pool (--reps pools)
 
 Its environment setup would `pip install --upgrade pip` inside each container, which cannot
 reach PyPI here (the containers have no network); the image carries a pre-built venv at
@@ -27,8 +27,34 @@ def main() -> int:
     ap.add_argument("--image", required=True)
     ap.add_argument("--host-label", required=True, help="value of the warmpool.host label")
     ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--reps", type=int, default=1, help="pools started and closed, for warm-up and close")
     args = ap.parse_args()
+    warmups, closes, enter, run, exit_ = [], [], None, None, None
+    for rep in range(args.reps):
+        got = one_pool(args, measure=(rep == 0))
+        if got is None:
+            return 1
+        w, c, sessions = got
+        warmups.append(w)
+        closes.append(c)
+        if sessions is not None:
+            enter, run, exit_ = sessions
 
+    from importlib.metadata import version as dist_version  # noqa: PLC0415
+
+    print(json.dumps({
+        "version": dist_version("llm-sandbox"),
+        "warmup4_s": warmups,
+        "enter_ms": enter,
+        "run_ms": run,
+        "exit_ms": exit_,
+        "close4_s": closes,
+    }))
+    return 0
+
+
+def one_pool(args, measure):
+    """Start a pool of 4, optionally measure sessions, close it: (warm-up s, close s, sessions)."""
     labels = {"warmpool.managed": "true", "warmpool.host": args.host_label}
     t0 = time.perf_counter()
     pool = create_pool_manager(
@@ -43,36 +69,26 @@ def main() -> int:
         if time.perf_counter() - t0 > 300:
             print("llm-sandbox pool never reached 4 idle containers", file=sys.stderr)
             pool.close()
-            return 1
+            return None
         time.sleep(0.005)
     warmup4 = time.perf_counter() - t0
 
-    try:
-        enter, run, exit_ = measure_sessions(pool, args.n)
-    except Exception:
-        pool.close()
-        raise
-    if enter is None:
-        pool.close()
-        return 1
+    sessions = None
+    if measure:
+        try:
+            sessions = measure_sessions(pool, args.n)
+        except Exception:
+            pool.close()
+            raise
+        if sessions[0] is None:
+            pool.close()
+            return None
 
     # Close with 4 containers in the pool (all idle again after the loop).
     t = time.perf_counter()
     pool.close()
     close4 = time.perf_counter() - t
-
-    from importlib.metadata import version as dist_version  # noqa: PLC0415
-
-    version = dist_version("llm-sandbox")
-    print(json.dumps({
-        "version": version,
-        "warmup4_s": warmup4,
-        "enter_ms": enter,
-        "run_ms": run,
-        "exit_ms": exit_,
-        "close4_s": close4,
-    }))
-    return 0
+    return warmup4, close4, sessions
 
 
 def measure_sessions(pool, n):
