@@ -64,6 +64,17 @@ fn validate_summarises_a_good_config() {
             .any(|l| l.starts_with("py ") && l.contains("python:3.12")),
         "{out}"
     );
+    assert!(out.contains("leases not persisted"), "{out}");
+    let (ok, out, err) = run(
+        &["validate"],
+        "server:\n  state_dir: /var/lib/warmpool\npools:\n  py:\n    image: python:3.12\n",
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("leases persisted in /var/lib/warmpool (group commit every 20ms)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -33,6 +33,16 @@ pub fn validate(path: &Path) -> ExitCode {
                 cfg.server.host_id,
                 cfg.server.listen
             );
+            match &cfg.server.state_dir {
+                Some(dir) => println!(
+                    "leases persisted in {} (group commit every {:?})",
+                    dir.display(),
+                    cfg.manager.commit_interval
+                ),
+                None => println!(
+                    "leases not persisted (no server.state_dir): a restart removes every container"
+                ),
+            }
             println!(
                 "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} {}",
                 "POOL", "IMAGE", "MIN", "MAX", "TOTAL", "EXHAUSTION", "TTL", "HEALTH"
