@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// Group-commit period of the state store; a lease older than this survives a crash.
     pub commit_interval: Duration,
+    /// Leave leases and never-lent ready containers running at shutdown (needs `state_dir`).
+    pub keep_on_shutdown: bool,
 }
 
 #[derive(Debug, Clone, Default)]

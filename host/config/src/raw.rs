@@ -18,6 +18,7 @@ pub struct RawServer {
     pub audit_log: Option<String>,
     pub state_dir: Option<String>,
     pub commit_interval: Option<String>,
+    pub keep_on_shutdown: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

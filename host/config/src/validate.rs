@@ -176,6 +176,7 @@ pub fn validate(
         .unwrap_or(1 << 20);
     let server = validate_server(&mut p, raw_server);
     let commit_interval = server.as_ref().map(|s| s.commit_interval);
+    let keep_on_shutdown = server.as_ref().is_some_and(|s| s.keep_on_shutdown);
     let docker: RawDocker = p.section("docker", map.get("docker")).unwrap_or_default();
     let limits: RawLimits = p.section("limits", map.get("limits")).unwrap_or_default();
     let raw_plugins: RawPluginSettings =
@@ -208,6 +209,7 @@ pub fn validate(
     if let Some(ci) = commit_interval {
         manager.commit_interval = ci;
     }
+    manager.keep_on_shutdown = keep_on_shutdown;
     if let Some(ep) = &docker.endpoint {
         if !["unix://", "tcp://", "http://", "https://"]
             .iter()
@@ -303,6 +305,13 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
     if raw.state_dir.as_deref() == Some("") {
         p.push("server.state_dir", "must be a directory path");
     }
+    let keep_on_shutdown = raw.keep_on_shutdown.unwrap_or(false);
+    if keep_on_shutdown && raw.state_dir.as_deref().is_none_or(str::is_empty) {
+        p.push(
+            "server.keep_on_shutdown",
+            "needs server.state_dir: without persisted leases the next start cannot take the containers back",
+        );
+    }
     Some(ServerConfig {
         listen: listen?,
         state_dir: raw
@@ -310,6 +319,7 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
             .filter(|s| !s.is_empty())
             .map(std::path::PathBuf::from),
         commit_interval,
+        keep_on_shutdown,
         auth_token_env: raw.auth_token_env,
         host_id,
         max_request_bytes: max_request_bytes as usize,

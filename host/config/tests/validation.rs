@@ -235,4 +235,16 @@ fn state_dir_and_commit_interval_are_validated() {
     .to_string();
     assert!(err.contains("server.commit_interval"), "{err}");
     assert!(err.contains("server.state_dir"), "{err}");
+
+    let err = parse(
+        "server:\n  keep_on_shutdown: true\npools:\n  py:\n    image: python:3.12\n",
+        "t",
+        no_env(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("server.keep_on_shutdown: needs server.state_dir"),
+        "{err}"
+    );
 }

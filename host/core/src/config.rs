@@ -63,6 +63,9 @@ pub struct ManagerConfig {
     /// Period of the group commit of leases, when a state store is configured. A lease older
     /// than this survives a crash.
     pub commit_interval: Duration,
+    /// At shutdown, with a state store: leave leased and never-lent ready containers running
+    /// for the next start to re-attach and re-adopt, instead of removing everything.
+    pub keep_on_shutdown: bool,
 }
 
 impl Default for ManagerConfig {
@@ -75,6 +78,7 @@ impl Default for ManagerConfig {
             breaker: BreakerConfig::default(),
             exec_output_limit: 1 << 20,
             commit_interval: Duration::from_millis(20),
+            keep_on_shutdown: false,
         }
     }
 }

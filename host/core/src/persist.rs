@@ -265,6 +265,28 @@ impl<B: Backend> Manager<B> {
             .collect()
     }
 
+    /// Commit whatever is pending, once (at a shutdown that keeps containers). `true` when the
+    /// store has everything.
+    pub(crate) async fn flush_store(&self) -> bool {
+        let Some(p) = &self.persist else { return true };
+        let changes = std::mem::take(&mut *lock(&p.pending));
+        if changes.is_empty() {
+            return true;
+        }
+        let store = p.store.clone();
+        match tokio::task::spawn_blocking(move || store.commit(&changes)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                error!(error = %e, "shutdown: the last commit failed; the next start reconciles with what the store has");
+                false
+            }
+            Err(e) => {
+                error!(error = %e, "shutdown: the last commit failed");
+                false
+            }
+        }
+    }
+
     /// At the end of a clean shutdown that left nothing on the engine: forget everything.
     pub(crate) async fn clear_store(&self) {
         let Some(p) = &self.persist else { return };

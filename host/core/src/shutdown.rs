@@ -21,15 +21,24 @@ pub struct ShutdownReport {
     pub swept: usize,
     /// Whether every task finished within the grace period.
     pub drained: bool,
+    /// Containers left running for the next start (`keep_on_shutdown`).
+    pub kept: usize,
 }
 
 impl<B: Backend> Manager<B> {
     /// Stop accepting work, fail queued acquires, destroy every container this daemon made (in
     /// parallel), wait for all tasks up to `grace`, then sweep by label for stragglers.
+    ///
+    /// With `keep_on_shutdown` (and a state store), leased containers and ready ones that were
+    /// never lendable stay running instead, and the store is flushed, so the next start
+    /// re-attaches the leases and re-adopts the containers: a restart for an upgrade loses no
+    /// session. Lendable but unleased containers are still destroyed, as at a crash.
     pub async fn shutdown(self: &Arc<Self>, grace: Duration) -> ShutdownReport {
         let deadline = Instant::now() + grace;
+        let keep = self.cfg.keep_on_shutdown && self.persist.is_some();
         self.cancel.cancel();
         let mut destroyed = 0;
+        let mut kept = 0;
         for pool in self.pools().values() {
             let doomed: Vec<ReadyContainer> = {
                 let mut st = pool.lock();
@@ -37,9 +46,12 @@ impl<B: Backend> Manager<B> {
                 for w in st.waiters.drain(..) {
                     let _ = w.send(Err(DeliveryError::ShuttingDown));
                 }
-                let n = st.ready.len() as u32;
-                st.removing += n;
-                st.ready.drain(..).collect()
+                // Kept: what no client could have had. Everything else goes.
+                let (stay, go): (Vec<_>, Vec<_>) =
+                    st.ready.drain(..).partition(|c| keep && !c.lendable);
+                kept += stay.len();
+                st.removing += go.len() as u32;
+                go
             };
             for c in doomed {
                 destroyed += 1;
@@ -54,6 +66,26 @@ impl<B: Backend> Manager<B> {
             }
             destroyed += 1;
             self.spawn_destroy(pool, c.created.id, false, "shutdown");
+        }
+        if keep {
+            kept += lock(&self.leases).len();
+            self.tracker.close();
+            let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();
+            // Leases, renewals, releases and removals of the last moments reach the store.
+            let flushed = self.flush_store().await;
+            info!(
+                destroyed,
+                kept,
+                drained,
+                flushed,
+                "shutdown complete; leases and unlent containers kept for the next start"
+            );
+            return ShutdownReport {
+                destroyed,
+                swept: 0,
+                drained,
+                kept,
+            };
         }
         let leases: Vec<Lease> = lock(&self.leases).drain().map(|(_, l)| l).collect();
         for l in leases {
@@ -89,6 +121,7 @@ impl<B: Backend> Manager<B> {
             destroyed,
             swept,
             drained,
+            kept: 0,
         }
     }
 }

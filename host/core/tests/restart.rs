@@ -244,3 +244,46 @@ async fn after_a_burst_the_lendable_set_covers_the_next_one() {
     // The peak is remembered: the whole next burst is lendable before it arrives.
     assert_eq!(m.pool_stats("a").unwrap().lendable, 8);
 }
+
+#[tokio::test(start_paused = true)]
+async fn keep_on_shutdown_hands_leases_and_unlent_containers_to_the_next_start() {
+    let backend = Arc::new(FakeBackend::new(CREATE));
+    let store = Arc::new(MemoryStore::default());
+    let cfg = ManagerConfig {
+        keep_on_shutdown: true,
+        ..ManagerConfig::default()
+    };
+    let with_keep = |store: &Arc<MemoryStore>| {
+        let store: Arc<dyn LeaseStore> = store.clone();
+        let m = Manager::with_store(
+            cfg.clone(),
+            vec![(pool("a", 4, 4, 8), policies(BuiltinExhaustion::Wait))],
+            backend.clone(),
+            Some(store),
+        );
+        m.start();
+        m
+    };
+    let m1 = with_keep(&store);
+    m1.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    let l = m1.acquire(acquire("hana")).await.unwrap();
+    // Renewed just before the signal: the final flush keeps it, with no commit interval to wait.
+    m1.renew(&l.lease_id, Duration::from_secs(500)).unwrap();
+    let report = m1.shutdown(Duration::from_secs(5)).await;
+    assert!(report.kept >= 2, "{report:?}");
+    let live = backend.state().live.clone();
+    assert!(
+        live.contains(&l.container_id),
+        "the leased container was removed"
+    );
+    assert_eq!(live.len(), report.kept, "kept = leased + unlent ready");
+
+    let m2 = with_keep(&store);
+    m2.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    let again = m2.lease(&l.lease_id).unwrap();
+    assert!(again.ttl_remaining_s > 400, "{again:?}");
+    assert_eq!(
+        m2.pool_stats("a").unwrap().counters.adopted_total as usize,
+        report.kept - 1
+    );
+}

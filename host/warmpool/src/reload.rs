@@ -41,8 +41,11 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if a.host_id != b.host_id {
         v.push("server.host_id");
     }
-    if a.state_dir != b.state_dir || a.commit_interval != b.commit_interval {
-        v.push("server.state_dir/commit_interval");
+    if a.state_dir != b.state_dir
+        || a.commit_interval != b.commit_interval
+        || a.keep_on_shutdown != b.keep_on_shutdown
+    {
+        v.push("server.state_dir/commit_interval/keep_on_shutdown");
     }
     if a.auth_token_env != b.auth_token_env
         || a.max_request_bytes != b.max_request_bytes

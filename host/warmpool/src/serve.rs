@@ -278,11 +278,19 @@ async fn serve(path: &Path) -> Result<()> {
         _ = int.recv() => "SIGINT",
     };
     let grace = cfg.server.shutdown_grace;
-    info!(
-        signal = which,
-        ?grace,
-        "shutting down: no new work, removing every container"
-    );
+    if cfg.manager.keep_on_shutdown {
+        info!(
+            signal = which,
+            ?grace,
+            "shutting down: no new work; leases and unlent containers stay for the next start"
+        );
+    } else {
+        info!(
+            signal = which,
+            ?grace,
+            "shutting down: no new work, removing every container"
+        );
+    }
     // A second signal while draining means "now": skip the wait, not the clean-up of what is known.
     let report = tokio::select! {
         r = manager.shutdown(grace) => r,
@@ -300,6 +308,7 @@ async fn serve(path: &Path) -> Result<()> {
         destroyed = report.destroyed,
         swept = report.swept,
         drained = report.drained,
+        kept = report.kept,
         "bye"
     );
     Ok(())
