@@ -95,18 +95,28 @@ async fn main() {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    // --persist: leases in a state store (group commit), to show it neither leaks nor grows.
+    let persist = std::env::args().any(|a| a == "--persist");
+    let server_extra = if persist {
+        "  state_dir: {STATE_DIR}\n"
+    } else {
+        ""
+    };
     let d = Arc::new(
-        Daemon::start(&[
+        Daemon::start_with(&[
             pool_yaml("single", "min_ready: 4\nmax_ready: 8\nmax_total: 12\nworkdir: /work\nexhaustion: { strategy: wait, wait_timeout: 60s }"),
             pool_yaml("reused", &format!("min_ready: 4\nmax_ready: 8\nmax_total: 12\nworkdir: /work\nexhaustion: {{ strategy: wait, wait_timeout: 60s }}\n{REUSE}")),
-        ])
+        ], server_extra, &[])
         .await,
     );
+    let store_file = d.dir.path().join("state/warmpool-state.redb");
+    let store_size = || std::fs::metadata(&store_file).map_or(0, |m| m.len());
     d.warm_up("single").await;
     d.warm_up("reused").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pid = d.pid();
     let rss_before = rss_kib(pid);
+    let store_before = store_size();
 
     let (n1, e1, t1) = cycles(d.clone(), "single", false, n, 8).await;
     let rss_mid = rss_kib(pid);
@@ -168,6 +178,12 @@ async fn main() {
     println!(
         "leases left: {left}; containers on the engine: {engine}; ready containers accounted for: {accounted}"
     );
+    if persist {
+        println!(
+            "state store: {store_before} bytes after warm-up, {} bytes at the end",
+            store_size()
+        );
+    }
     for e in e1.iter().chain(&e2).take(10) {
         println!("error: {e}");
     }
