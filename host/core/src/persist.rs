@@ -45,6 +45,9 @@ pub(crate) struct Persister {
     pub(crate) last_commit_us: AtomicU64,
     /// What the store held at startup, taken once by reconcile.
     pub(crate) loaded: std::sync::Mutex<Option<Persisted>>,
+    /// Held for a whole commit round; shutdown takes it to wait out a round in flight, whose
+    /// promotions must land before it decides which containers were lendable.
+    pub(crate) round: tokio::sync::Mutex<()>,
 }
 
 impl Persister {
@@ -59,6 +62,7 @@ impl Persister {
             commit_failures: AtomicU64::new(0),
             last_commit_us: AtomicU64::new(0),
             loaded: Default::default(),
+            round: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -173,6 +177,10 @@ impl<B: Backend> Manager<B> {
     /// One group commit. Returns `false` when the store failed.
     pub(crate) async fn commit_round(&self) -> bool {
         let Some(p) = &self.persist else { return true };
+        let _round = p.round.lock().await;
+        if self.cancel.is_cancelled() {
+            return true; // shutdown flushes what is pending itself
+        }
         let now = Instant::now();
         let mut promotions: Vec<(Arc<Pool>, Vec<String>)> = Vec::new();
         // Held deliveries first, then the changes: a delivery's `Lendable` change is queued
@@ -251,6 +259,14 @@ impl<B: Backend> Manager<B> {
                 lock(&p.held).extend(held);
                 false
             }
+        }
+    }
+
+    /// At shutdown, after the token is cancelled: wait for a commit round in flight, so that
+    /// the lendable flags in the pools match the store. No round starts after this.
+    pub async fn settle_commits(&self) {
+        if let Some(p) = &self.persist {
+            drop(p.round.lock().await);
         }
     }
 

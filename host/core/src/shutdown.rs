@@ -37,6 +37,11 @@ impl<B: Backend> Manager<B> {
         let deadline = Instant::now() + grace;
         let keep = self.cfg.keep_on_shutdown && self.persist.is_some();
         self.cancel.cancel();
+        if keep {
+            // Which ready containers are kept depends on the lendable flags: let a commit round
+            // in flight finish setting them first.
+            self.settle_commits().await;
+        }
         let mut destroyed = 0;
         let mut kept = 0;
         for pool in self.pools().values() {

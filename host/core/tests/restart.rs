@@ -31,9 +31,11 @@ fn start(
     m
 }
 
-/// A crash: every task stops at once, nothing is cleaned up.
-fn crash(m: &Arc<Manager<FakeBackend>>) {
+/// A crash between two commits: every task stops, nothing is cleaned up. (Waiting out a commit
+/// in flight keeps the test deterministic: the store is then exactly what survived.)
+async fn crash(m: &Arc<Manager<FakeBackend>>) {
     m.cancel_token().cancel();
+    m.settle_commits().await;
 }
 
 fn acquire(owner: &str) -> AcquireRequest {
@@ -55,12 +57,12 @@ async fn committed_leases_come_back_and_unlent_containers_are_adopted() {
     m1.renew(&l2.lease_id, Duration::from_secs(300)).unwrap();
     // Let the next group commit and the refill run.
     run_for(Duration::from_secs(2)).await;
+    crash(&m1).await;
     let persisted = store.snapshot();
     assert_eq!(persisted.leases.len(), 2);
     let lendable: BTreeSet<String> = persisted.lendable.keys().cloned().collect();
     let before: BTreeSet<String> = backend.state().live.clone();
     assert!(before.len() >= 8, "6 ready + 2 leased, got {before:?}");
-    crash(&m1);
     run_for(Duration::from_millis(100)).await;
     let creates_before = backend.state().created_total;
 
@@ -118,7 +120,7 @@ async fn a_lease_not_yet_committed_costs_its_container_never_a_second_client() {
     let commits = store.commits();
     // Acquired and crashed before the next commit: the lease record never reached the store.
     let lost = m1.acquire(acquire("carol")).await.unwrap();
-    crash(&m1);
+    crash(&m1).await;
     assert_eq!(store.commits(), commits, "no commit in between");
     assert!(!store.snapshot().leases.contains_key(&lost.lease_id));
     assert!(store.snapshot().lendable.contains_key(&lost.container_id));
@@ -145,7 +147,7 @@ async fn a_moved_image_or_changed_spec_is_not_adopted_but_leases_stay() {
     m1.warm_up("a", Duration::from_secs(10)).await.unwrap();
     let l = m1.acquire(acquire("erin")).await.unwrap();
     run_for(Duration::from_secs(2)).await;
-    crash(&m1);
+    crash(&m1).await;
     let old: BTreeSet<String> = backend.state().live.clone();
 
     let mut changed = pool("a", 3, 3, 6);
@@ -164,7 +166,7 @@ async fn a_moved_image_or_changed_spec_is_not_adopted_but_leases_stay() {
         "only the leased container is kept"
     );
     assert_eq!(m2.pool_stats("a").unwrap().counters.adopted_total, 0);
-    crash(&m2);
+    crash(&m2).await;
 
     // Same spec, but the image tag moved: nothing ready is adopted either.
     backend.state().image_id = "sha256:two".into();

@@ -31,7 +31,7 @@ fn policy_key(p: &PoolPlan) -> String {
     )
 }
 
-/// Settings that only a restart applies, as `(path, old, new)` when they differ.
+/// The settings that only a restart applies and that differ between `old` and `new`.
 fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut v = Vec::new();
     let (a, b) = (&old.server, &new.server);
@@ -54,8 +54,13 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     {
         v.push("server (auth, sizes, audit_log)");
     }
-    if format!("{:?}", old.manager) != format!("{:?}", new.manager) {
-        v.push("limits");
+    let (m, n) = (&old.manager, &new.manager);
+    if m.max_containers != n.max_containers
+        || m.max_concurrent_creates != n.max_concurrent_creates
+        || m.max_concurrent_removes != n.max_concurrent_removes
+        || m.exec_output_limit != n.exec_output_limit
+    {
+        v.push("limits (and server.exec_output_bytes)");
     }
     if format!("{:?}", old.docker) != format!("{:?}", new.docker) {
         v.push("docker");
