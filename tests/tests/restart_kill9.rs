@@ -24,7 +24,7 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
     let mut d = Daemon::start_with(
         &[pool_yaml(
             "k9",
-            "min_ready: 4\nmax_ready: 4\nmax_total: 12\nworkdir: /work\nlease: { default_ttl: 600s, max_ttl: 3600s }",
+            "min_ready: 6\nmax_ready: 6\nmax_total: 14\nworkdir: /work\nlease: { default_ttl: 600s, max_ttl: 3600s }",
         )],
         PERSIST,
         &[],
@@ -127,7 +127,7 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
     // accounts for, as ready or leased, and no leased container is handed out again.
     let p = d
         .wait_pool("k9", Duration::from_secs(60), |p| {
-            p["counts"]["ready"] == 4
+            p["counts"]["ready"] == 6
                 && p["counts"]["creating"] == 0
                 && p["counts"]["removing"] == 0
         })
@@ -157,7 +157,7 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
     let created = p["counters"]["creates_total"].as_u64().unwrap();
     let survivors = on_engine.intersection(&on_engine_at_kill).count() as u64;
     assert!(adopted > 0, "nothing re-adopted: {p:#}\nlog:\n{}", d.log());
-    assert_eq!(adopted + created, 4, "{p:#}");
+    assert_eq!(adopted + created, 6, "{p:#}");
     assert_eq!(survivors, adopted + leased.len() as u64);
     eprintln!(
         "kill -9: {churned} churn acquires; after restart {} leases re-attached, {adopted} ready re-adopted, {created} created",
@@ -179,7 +179,7 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
     );
 
     // A new acquire never gets a container that is still leased.
-    for _ in 0..4 {
+    for _ in 0..6 {
         let l = d.acquire(json!({"pool": "k9", "wait_ms": 5000})).await;
         let cid = l["container_id"].as_str().unwrap();
         assert!(!leased.contains(cid), "{cid} handed out twice");
