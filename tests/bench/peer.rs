@@ -76,7 +76,37 @@ pub async fn peer(docker: &Docker, n: usize, reps: usize, ours: &PySamples, r: &
         v["version"].as_str().unwrap_or("?")
     ));
     r.line("| operation | llm-sandbox median | warmpool median | warmpool is |\n|---|---|---|---|");
-    let mut cmp = |name: &str, peer: f64, ours: f64, unit: &str, key: &str| {
+    // (operation, the peer's JSON field and our samples of the same, unit)
+    let rows: [(&str, &str, &Vec<f64>, &str); 5] = [
+        (
+            "pooled session enter ↔ acquire",
+            "enter_ms",
+            &ours.acquire_ms,
+            "ms",
+        ),
+        (
+            "run(\"print(1)\") ↔ exec python3 -c",
+            "run_ms",
+            &ours.exec_ms,
+            "ms",
+        ),
+        ("session exit ↔ release", "exit_ms", &ours.release_ms, "ms"),
+        (
+            "warm-up of 4 (pool start → 4 ready)",
+            "warmup4_s",
+            &ours.warmup4_s,
+            "s",
+        ),
+        (
+            "close() with 4 ↔ SIGTERM with 4 ready",
+            "close4_s",
+            &ours.close4_s,
+            "s",
+        ),
+    ];
+    for (name, key, our_samples, unit) in rows {
+        let peer = stats(floats(&v[key])).p50;
+        let ours = stats(our_samples.clone()).p50;
         let verdict = if ours <= peer {
             format!("{:.1}× faster", peer / ours)
         } else {
@@ -87,42 +117,7 @@ pub async fn peer(docker: &Docker, n: usize, reps: usize, ours: &PySamples, r: &
         ));
         r.record(&format!("peer_{key}"), peer);
         r.record(&format!("ours_{key}"), ours);
-    };
-    cmp(
-        "pooled session enter ↔ acquire",
-        stats(floats(&v["enter_ms"])).p50,
-        stats(ours.acquire_ms.clone()).p50,
-        "ms",
-        "enter_ms",
-    );
-    cmp(
-        "run(\"print(1)\") ↔ exec python3 -c",
-        stats(floats(&v["run_ms"])).p50,
-        stats(ours.exec_ms.clone()).p50,
-        "ms",
-        "run_ms",
-    );
-    cmp(
-        "session exit ↔ release",
-        stats(floats(&v["exit_ms"])).p50,
-        stats(ours.release_ms.clone()).p50,
-        "ms",
-        "exit_ms",
-    );
-    cmp(
-        "warm-up of 4 (pool start → 4 ready)",
-        stats(floats(&v["warmup4_s"])).p50,
-        stats(ours.warmup4_s.clone()).p50,
-        "s",
-        "warmup4_s",
-    );
-    cmp(
-        "close() with 4 ↔ SIGTERM with 4 ready",
-        stats(floats(&v["close4_s"])).p50,
-        stats(ours.close4_s.clone()).p50,
-        "s",
-        "close4_s",
-    );
+    }
     r.line(&format!(
         "\nSamples: {} enter/run/exit each side; warm-up and close: {} each side.",
         floats(&v["enter_ms"]).len(),

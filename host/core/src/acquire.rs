@@ -30,10 +30,8 @@ impl<B: Backend> Manager<B> {
         if !self.engine_up() {
             return Err(AcquireError::EngineUnavailable(self.engine_error()));
         }
-        let ttl = req
-            .ttl
-            .unwrap_or(pool.cfg().default_ttl)
-            .min(pool.cfg().max_ttl);
+        let cfg = pool.cfg();
+        let ttl = req.ttl.unwrap_or(cfg.default_ttl).min(cfg.max_ttl);
 
         // Bind first: a guard in an `if let` scrutinee would live through the branch.
         let taken = {
@@ -45,9 +43,7 @@ impl<B: Backend> Manager<B> {
             // Ready containers wait for the commit that makes them lendable: queue for one
             // and ask for that commit now (one fsync, not a create).
             Err(ready) if ready > 0 => {
-                let wait = req
-                    .wait
-                    .map_or(pool.cfg().wait_timeout, |w| w.min(pool.cfg().wait_timeout));
+                let wait = client_wait(&req, cfg.wait_timeout);
                 match self.enqueue(pool, started, ttl, &req) {
                     Ok(lease) => Ok(lease),
                     Err(rx) => {
@@ -69,7 +65,7 @@ impl<B: Backend> Manager<B> {
         ttl: Duration,
     ) -> Result<LeaseInfo, AcquireError> {
         let wait_timeout = pool.cfg().wait_timeout;
-        let client_wait = req.wait.map_or(wait_timeout, |w| w.min(wait_timeout));
+        let client_wait = client_wait(req, wait_timeout);
         let snapshot = {
             let st = pool.lock();
             pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
@@ -239,7 +235,7 @@ impl<B: Backend> Manager<B> {
             gone: None,
             owner: req.owner.clone(),
         };
-        self.record(Change::PutLease(lease.record(now)));
+        self.record(|| Change::PutLease(lease.record(now)));
         let info = lease.info(now);
         self.emit(
             "leased",
@@ -251,6 +247,11 @@ impl<B: Backend> Manager<B> {
         lock(&self.leases).insert(lease.id.clone(), lease);
         info
     }
+}
+
+/// How long an acquire may wait: the client's bound, never beyond the pool's.
+fn client_wait(req: &AcquireRequest, wait_timeout: Duration) -> Duration {
+    req.wait.map_or(wait_timeout, |w| w.min(wait_timeout))
 }
 
 /// A queued acquire's end of the hand-off. If the acquire goes away (timeout, client gone)

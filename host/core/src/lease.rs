@@ -138,7 +138,7 @@ impl<B: Backend> Manager<B> {
         let now = Instant::now();
         l.expires = now + ttl.min(l.pool.cfg().max_ttl);
         let info = l.info(now);
-        self.record(Change::PutLease(l.record(now)));
+        self.record(|| Change::PutLease(l.record(now)));
         Ok(info)
     }
 
@@ -151,16 +151,20 @@ impl<B: Backend> Manager<B> {
         Ok(())
     }
 
-    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
-        self.record(Change::DropLease(lease.id.clone()));
-        let cid = &lease.container.created.id;
+    /// A lease ends: forget it in the store, and tell the event stream why.
+    pub(crate) fn lease_ended(&self, lease: &Lease, why: &str) {
+        self.record(|| Change::DropLease(lease.id.clone()));
         self.emit(
             "released",
             &lease.pool.cfg().name,
-            Some(cid),
+            Some(&lease.container.created.id),
             Some(&lease.id),
             Some(why.to_string()),
         );
+    }
+
+    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, why: &'static str) {
+        self.lease_ended(&lease, why);
         {
             let mut st = lease.pool.lock();
             st.leased -= 1;

@@ -91,9 +91,11 @@ impl<B: Backend> Manager<B> {
         })
     }
 
-    /// Queue a change for the next commit (a no-op without a store).
-    pub(crate) fn record(&self, change: Change) {
+    /// Queue a change for the next commit. Without a store this is a no-op, and the change
+    /// (which clones a lease's strings on the acquire path) is never even built.
+    pub(crate) fn record(&self, change: impl FnOnce() -> Change) {
         if let Some(p) = &self.persist {
+            let change = change();
             lock(&p.pending).push(change);
         }
     }
@@ -119,7 +121,7 @@ impl<B: Backend> Manager<B> {
         tx: oneshot::Sender<Delivery>,
     ) {
         let p = self.persist.as_ref().expect("only called when persisting");
-        self.record(Change::Lendable {
+        self.record(|| Change::Lendable {
             container: container.created.id.clone(),
             pool: pool.cfg().name.clone(),
         });

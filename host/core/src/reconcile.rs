@@ -159,7 +159,7 @@ impl<B: Backend> Manager<B> {
             report.lost_leases += 1;
         }
         // The lendable set keeps only containers that still exist and are kept (leased).
-        let kept: Vec<String> = lock(&self.leases)
+        let kept: std::collections::HashSet<String> = lock(&self.leases)
             .values()
             .map(|l| l.container.created.id.clone())
             .collect();
@@ -190,7 +190,7 @@ impl<B: Backend> Manager<B> {
 
     fn record_all(&self, changes: Vec<Change>) {
         for c in changes {
-            self.record(c);
+            self.record(|| c);
         }
     }
 

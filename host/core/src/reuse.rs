@@ -15,7 +15,6 @@ use crate::error::LeaseError;
 use crate::lease::Lease;
 use crate::manager::{Manager, lock};
 use crate::pool::{Pool, ReadyContainer};
-use crate::store::Change;
 
 /// What became of a container released for reuse.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -49,20 +48,12 @@ impl<B: Backend> Manager<B> {
         }
         // The container stays in the lendable set, so a crash during the reset destroys it at
         // restart instead of re-adopting a container with a user's files in it.
-        self.record(Change::DropLease(lease.id.clone()));
+        self.lease_ended(&lease, "reuse");
         {
             let mut st = lease.pool.lock();
             st.leased -= 1;
             st.resetting += 1;
         }
-        let cid = &lease.container.created.id;
-        self.emit(
-            "released",
-            &lease.pool.cfg().name,
-            Some(cid),
-            Some(&lease.id),
-            Some("reuse".into()),
-        );
         let this = self.clone();
         let (pool, container) = (lease.pool.clone(), lease.container.clone());
         let task = self

@@ -301,7 +301,7 @@ impl<B: Backend> Manager<B> {
             }
                         debug!(pool = %pool.cfg().name, container = %id, why, "destroyed");
             this.emit("removed", &pool.cfg().name, Some(&id), None, Some(why.to_string()));
-            this.record(Change::Forget(id.clone()));
+            this.record(|| Change::Forget(id.clone()));
             {
                 let mut st = pool.lock();
                 if unhealthy {

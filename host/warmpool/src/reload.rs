@@ -107,11 +107,9 @@ pub fn spawn(
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let watcher_tx = tx.clone();
     let mut watcher: RecommendedWatcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                if ev.kind.is_access() {
-                    return;
-                }
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) if ev.kind.is_access() => {}
+            Ok(ev) => {
                 if ev
                     .paths
                     .iter()
@@ -120,6 +118,7 @@ pub fn spawn(
                     let _ = watcher_tx.send("file change");
                 }
             }
+            Err(e) => warn!(error = %e, "config file watcher error; SIGHUP still reloads"),
         })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
 
@@ -152,7 +151,9 @@ async fn apply_loop(
         };
         while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
         // A directory that was renamed or recreated loses its watch: add it again.
-        let _ = watcher.watch(&dir, RecursiveMode::NonRecursive);
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            warn!(dir = %dir.display(), error = %e, "cannot watch the config directory again; SIGHUP still reloads");
+        }
         let new = match warmpool_config::load(&path) {
             Ok(c) => c,
             Err(e) => {
