@@ -104,6 +104,13 @@ pub async fn peer(docker: &Docker, n: usize, reps: usize, ours: &PySamples, r: &
             "s",
         ),
     ];
+    if let Some((_, key, ..)) = rows.iter().find(|(_, key, ..)| floats(&v[*key]).is_empty()) {
+        r.not_measured(
+            "peer llm-sandbox",
+            &format!("its driver returned no {key} samples"),
+        );
+        return;
+    }
     for (name, key, our_samples, unit) in rows {
         let peer = stats(floats(&v[key])).p50;
         let ours = stats(our_samples.clone()).p50;
