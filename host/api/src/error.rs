@@ -1,10 +1,15 @@
 //! Every API error is `{"error":{"code","message"}}` with a fitting status; 429 and 503 answers
-//! that can be retried carry `Retry-After`.
+//! that can be retried carry `Retry-After`. [`json_errors`] gives the same shape to the errors
+//! axum's own extractors produce (a bad path, a bad query), so no client ever parses plain text.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use warmpool_core::{AcquireError, BackendError, LeaseError, WarmUpError};
@@ -32,10 +37,28 @@ impl ApiError {
     }
 }
 
+/// At most one warning per second for each error code; the rest are counted and reported with
+/// the next one. An outage answered 5xx thousands of times a second writes a line a second.
+fn warn_throttled(code: &'static str, status: StatusCode, message: &str) {
+    static LAST: Mutex<Option<HashMap<&'static str, (Instant, u64)>>> = Mutex::new(None);
+    let mut guard = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    let now = Instant::now();
+    let entry = map.entry(code).or_insert((now - Duration::from_secs(2), 0));
+    if now.duration_since(entry.0) < Duration::from_secs(1) {
+        entry.1 += 1;
+        return;
+    }
+    let suppressed = std::mem::take(&mut entry.1);
+    entry.0 = now;
+    drop(guard);
+    tracing::warn!(%status, code, message, suppressed, "request failed");
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
+            warn_throttled(self.code, self.status, &self.message);
         }
         let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
         let mut resp = (self.status, body).into_response();
@@ -106,4 +129,49 @@ impl From<WarmUpError> for ApiError {
             }
         }
     }
+}
+
+/// Rewrite an error answer that is not JSON (one of axum's own rejections) into the API's error
+/// shape, keeping its status and the headers a client acts on.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for h in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
+        if let Some(v) = parts.headers.get(&h) {
+            out.headers_mut().insert(h, v.clone());
+        }
+    }
+    out
 }

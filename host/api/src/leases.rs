@@ -4,14 +4,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
-use warmpool_core::{AcquireRequest, Backend, ExecRequest};
+use serde::{Deserialize, Serialize};
+use warmpool_core::{AcquireRequest, Backend, BackendError, ExecOutput, ExecRequest, FileBody};
 
 use crate::metrics::AcquireLabels;
 use crate::{ApiError, Shared};
@@ -126,15 +129,63 @@ pub async fn renew<B: Backend>(
     Ok(Json(s.manager.renew(&id, Duration::from_secs(b.ttl_s))?).into_response())
 }
 
+/// How exec output is returned: `text` (UTF-8, invalid bytes replaced) or `base64` (exact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Text,
+    Base64,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecBody {
     pub cmd: Vec<String>,
+    /// Text for the command's stdin.
     pub stdin: Option<String>,
+    /// Bytes for the command's stdin, base64-encoded (instead of `stdin`).
+    pub stdin_b64: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub workdir: Option<String>,
     pub timeout_ms: Option<u64>,
+    /// How to return stdout and stderr; `base64` keeps binary output exact.
+    #[serde(default)]
+    pub output: Encoding,
+}
+
+/// An exec's answer.
+#[derive(Debug, Serialize)]
+pub struct ExecResponse {
+    /// `null` when the command timed out.
+    pub exit_code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    /// How `stdout` and `stderr` are encoded.
+    pub encoding: Encoding,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub duration_ms: u64,
+}
+
+impl ExecResponse {
+    fn new(o: ExecOutput, encoding: Encoding) -> Self {
+        let enc = |b: Vec<u8>| match encoding {
+            Encoding::Text => String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Encoding::Base64 => B64.encode(b),
+        };
+        Self {
+            exit_code: o.exit_code,
+            stdout: enc(o.stdout),
+            stderr: enc(o.stderr),
+            encoding,
+            timed_out: o.timed_out,
+            truncated: o.truncated,
+            duration_ms: o.duration_ms,
+        }
+    }
 }
 
 pub async fn exec<B: Backend>(
@@ -148,9 +199,19 @@ pub async fn exec<B: Backend>(
             "cmd must be a non-empty list, e.g. [\"sh\", \"-c\", \"echo hi\"]",
         ));
     }
-    if let Some(k) = b.env.keys().find(|k| k.is_empty() || k.contains('=')) {
+    if b.cmd.iter().any(|a| a.contains('\0')) {
+        return Err(ApiError::bad_request(
+            "cmd arguments must not contain NUL bytes",
+        ));
+    }
+    if let Some(k) = b
+        .env
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0'))
+        .map(|(k, _)| k)
+    {
         return Err(ApiError::bad_request(format!(
-            "env key {k:?} must be non-empty and contain no '='"
+            "env key {k:?} must be non-empty and contain no '=' or NUL, nor its value NUL"
         )));
     }
     let timeout = b.timeout_ms.map_or(DEFAULT_EXEC, Duration::from_millis);
@@ -160,44 +221,95 @@ pub async fn exec<B: Backend>(
             MAX_EXEC.as_millis()
         )));
     }
+    let stdin = match (b.stdin, b.stdin_b64) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give stdin or stdin_b64, not both"));
+        }
+        (Some(t), None) => Some(t.into_bytes()),
+        (None, Some(b64)) => Some(
+            B64.decode(b64.as_bytes())
+                .map_err(|e| ApiError::bad_request(format!("stdin_b64 is not base64: {e}")))?,
+        ),
+        (None, None) => None,
+    };
     let req = ExecRequest {
         cmd: b.cmd,
-        stdin: b.stdin.map(String::into_bytes),
+        stdin,
         env: b.env,
         workdir: b.workdir,
         timeout,
         output_limit: 0, // the manager's configured limit
     };
-    Ok(Json(s.manager.exec(&id, req).await?).into_response())
+    let out = s.manager.exec(&id, req).await?;
+    Ok(Json(ExecResponse::new(out, b.output)).into_response())
 }
 
 /// Paths arrive without their leading slash; they are absolute inside the container.
 fn container_path(path: &str) -> Result<String, ApiError> {
     let p = format!("/{}", path.trim_start_matches('/'));
-    warmpool_core::backend::checked_path(&p).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    warmpool_core::checked_path(&p).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(p)
 }
 
+/// `PUT /v1/leases/{id}/files/{*path}`: the body is streamed into the container as it arrives
+/// when its length is declared; a chunked body (no `Content-Length`) is read first, up to
+/// `server.max_upload_bytes`.
 pub async fn put_file<B: Backend>(
     State(s): State<Shared<B>>,
     Path((id, path)): Path<(String, String)>,
-    data: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let data = data.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
     let path = container_path(&path)?;
-    s.manager.put_file(&id, &path, data.to_vec()).await?;
+    let max = s.max_upload_bytes as u64;
+    let too_large = |n: u64| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the file is {n} bytes; server.max_upload_bytes is {max}"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let file = match declared {
+        Some(n) if n > max => return Err(too_large(n)),
+        Some(n) => FileBody {
+            len: n,
+            body: Box::pin(
+                body.into_data_stream()
+                    .map_err(|e| BackendError::Invalid(format!("reading the upload: {e}"))),
+            ),
+        },
+        None => {
+            let data = axum::body::to_bytes(body, max as usize)
+                .await
+                .map_err(|_| too_large(max + 1))?;
+            FileBody::from_bytes(data.to_vec())
+        }
+    };
+    s.manager.put_file(&id, &path, file).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /v1/leases/{id}/files/{*path}`: the file, streamed out of the container as it is read.
 pub async fn get_file<B: Backend>(
     State(s): State<Shared<B>>,
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let path = container_path(&path)?;
-    let data = s.manager.get_file(&id, &path).await?;
+    let file = s.manager.get_file(&id, &path).await?;
+    let body = Body::from_stream(
+        file.body
+            .map(|r| r.map_err(|e| std::io::Error::other(e.to_string()))),
+    );
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        data,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, file.len.to_string()),
+        ],
+        body,
     )
         .into_response())
 }

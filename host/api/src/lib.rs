@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use warmpool_core::plugins::PluginStatusSource;
+use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
 pub use error::ApiError;
@@ -50,6 +50,7 @@ pub struct AppState<B: Backend> {
     pub metrics: Metrics,
     pub token: Option<String>,
     pub plugins: Option<PluginStatusSource>,
+    pub max_upload_bytes: usize,
 }
 
 pub type Shared<B> = Arc<AppState<B>>;
@@ -61,13 +62,13 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         manager,
         token: cfg.token,
         plugins: cfg.plugins,
+        max_upload_bytes: cfg.max_upload_bytes,
     });
-    let files = Router::new()
-        .route(
-            "/v1/leases/{id}/files/{*path}",
-            get(leases::get_file::<B>).put(leases::put_file::<B>),
-        )
-        .layer(DefaultBodyLimit::max(cfg.max_upload_bytes));
+    // File bodies are streamed and bounded by the handler itself (server.max_upload_bytes).
+    let files = Router::new().route(
+        "/v1/leases/{id}/files/{*path}",
+        get(leases::get_file::<B>).put(leases::put_file::<B>),
+    );
     let v1 = Router::new()
         .route(
             "/v1/leases",
@@ -106,6 +107,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use warmpool_core::plugins::PluginStatusSource;
+use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,6 +103,7 @@ impl<B: Backend> Collector for PoolCollector<B> {
                 ("creating", c.creating),
                 ("ready", c.ready),
                 ("leased", c.leased),
+                ("resetting", c.resetting),
                 ("removing", c.removing),
                 ("unhealthy", c.unhealthy),
             ] {
@@ -250,10 +251,10 @@ impl std::fmt::Debug for PluginCollector {
 impl Collector for PluginCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let list = (self.source)();
-        let labels = |p: &warmpool_core::plugins::PluginStatus| {
+        let labels = |p: &warmpool_core::PluginStatus| {
             vec![("pool", p.pool.clone()), ("kind", p.kind.clone())]
         };
-        let rows = |f: &dyn Fn(&warmpool_core::plugins::PluginStatus) -> u64| {
+        let rows = |f: &dyn Fn(&warmpool_core::PluginStatus) -> u64| {
             list.iter().map(|p| (labels(p), f(p))).collect::<Vec<_>>()
         };
         counter(

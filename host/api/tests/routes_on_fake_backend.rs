@@ -9,29 +9,17 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use warmpool_api::{ApiConfig, router};
-use warmpool_core::fake::FakeBackend;
 use warmpool_core::{
     BuiltinExhaustion, BuiltinSizing, Manager, ManagerConfig, Policies, PoolConfig,
 };
+use warmpool_testkit::{FakeBackend, fixtures};
 
 fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies) {
-    let spec = warmpool_core::fake::test_spec("img");
-    let cfg = PoolConfig {
-        name: name.into(),
-        spec,
-        min_ready: 1,
-        max_ready: 1,
-        max_total: 2,
-        default_ttl: Duration::from_secs(60),
-        max_ttl: Duration::from_secs(120),
-        max_warm_age: None,
-        idle_timeout: Duration::from_secs(60),
-        wait_timeout: Duration::from_millis(200),
-        health_interval: Duration::from_secs(60),
-        max_lifetime: None,
-        image_check_interval: Duration::from_secs(5),
-        reuse: None,
-    };
+    let mut cfg = fixtures::pool(name, 1, 1, 2);
+    cfg.spec = fixtures::test_spec("img");
+    cfg.max_ttl = Duration::from_secs(120);
+    cfg.wait_timeout = Duration::from_millis(200);
+    cfg.health_interval = Duration::from_secs(60);
     let pol = Policies {
         sizing: Arc::new(BuiltinSizing::Fixed),
         exhaustion: Arc::new(exhaustion),

@@ -10,8 +10,11 @@
 
 pub mod env;
 mod pool;
+mod problems;
 pub mod raw;
 pub mod validate;
+
+pub use problems::parse_size;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -149,10 +152,19 @@ impl fmt::Display for ConfigError {
 /// Read, override from the process environment, and validate a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let read_err = |message: String| ConfigError {
         source_name: name.clone(),
-        problems: vec![Problem::new("(file)", format!("cannot read: {e}"))],
-    })?;
+        problems: vec![Problem::new("(file)", message)],
+    };
+    // Bounded read: a huge file is refused without being read whole.
+    let mut text = String::new();
+    {
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(|e| read_err(format!("cannot read: {e}")))?;
+        f.take(problems::MAX_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| read_err(format!("cannot read: {e}")))?;
+    }
     let mut cfg = parse(&text, &name, std::env::vars())?;
     // Plugin paths are relative to the config file, wherever the daemon was started.
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -8,32 +8,34 @@ use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::AdaptiveConfig;
 use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ContainerSpec, PoolConfig};
 
+use crate::problems::{Problems, key_name};
 use crate::raw::*;
-use crate::validate::{Problems, key_name};
 use crate::{HealthPlan, PoolPlan};
+
+/// Most containers one pool may keep ready, and hold in all.
+const MAX_POOL: u32 = 10_000;
+const MAX_POOL_TOTAL: u32 = crate::validate::MAX_CONTAINERS;
 
 pub(crate) fn validate_plugin_settings(
     p: &mut Problems,
     raw: &RawPluginSettings,
     host_id: &str,
 ) -> crate::PluginSettings {
-    let deadline = p.duration("plugins.deadline", &raw.deadline, Duration::from_millis(50));
-    if deadline < Duration::from_millis(10) || deadline > Duration::from_secs(10) {
-        p.push(
-            "plugins.deadline",
-            format!("must be between 10ms and 10s ({deadline:?})"),
-        );
-    }
-    let max_memory = p
-        .size("plugins.max_memory", &raw.max_memory)
-        .unwrap_or(64 << 20);
-    if !(1 << 20..=4 << 30).contains(&max_memory) {
-        p.push("plugins.max_memory", "must be between 1m and 4g");
-    }
-    let bench_after = raw.bench_after.unwrap_or(5);
-    if bench_after == 0 {
-        p.push("plugins.bench_after", "must be ≥ 1");
-    }
+    let deadline = p.duration_in(
+        "plugins.deadline",
+        &raw.deadline,
+        Duration::from_millis(50),
+        Duration::from_millis(10),
+        Duration::from_secs(10),
+    );
+    let max_memory = p.size_in(
+        "plugins.max_memory",
+        &raw.max_memory,
+        64 << 20,
+        1 << 20,
+        4 << 30,
+    );
+    let bench_after = p.count_in("plugins.bench_after", raw.bench_after, 5, 1, 1000);
     let cache_dir = raw.cache_dir.as_ref().map_or_else(
         || std::env::temp_dir().join(format!("warmpool-plugin-cache-{host_id}")),
         std::path::PathBuf::from,
@@ -86,12 +88,26 @@ fn plugin_ref(
 
 pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> PoolPlan {
     let at = |k: &str| format!("{path}.{k}");
+    let secs = Duration::from_secs;
+    let day = secs(24 * 3600);
     if raw.image.trim().is_empty() {
         p.push(at("image"), "must name an image");
     }
-    let min_ready = raw.min_ready.unwrap_or(1);
-    let max_ready = raw.max_ready.unwrap_or(min_ready.max(1));
-    let max_total = raw.max_total.unwrap_or(max_ready + 10);
+    let min_ready = p.count_in(&at("min_ready"), raw.min_ready, 1, 0, MAX_POOL);
+    let max_ready = p.count_in(
+        &at("max_ready"),
+        raw.max_ready,
+        min_ready.max(1),
+        0,
+        MAX_POOL,
+    );
+    let max_total = p.count_in(
+        &at("max_total"),
+        raw.max_total,
+        max_ready.saturating_add(10).min(MAX_POOL_TOTAL),
+        1,
+        MAX_POOL_TOTAL,
+    );
     if min_ready > max_ready {
         p.push(
             at("min_ready"),
@@ -104,22 +120,20 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
             format!("must be ≤ max_total ({max_ready} > {max_total})"),
         );
     }
-    if max_total == 0 {
-        p.push(at("max_total"), "must be ≥ 1");
-    }
-    let default_ttl = p.duration(
+    let default_ttl = p.duration_in(
         &at("lease.default_ttl"),
         &raw.lease.default_ttl,
-        Duration::from_secs(600),
+        secs(600),
+        secs(1),
+        30 * day,
     );
-    let max_ttl = p.duration(
+    let max_ttl = p.duration_in(
         &at("lease.max_ttl"),
         &raw.lease.max_ttl,
-        Duration::from_secs(3600).max(default_ttl),
+        secs(3600).max(default_ttl),
+        secs(1),
+        365 * day,
     );
-    if default_ttl.is_zero() {
-        p.push(at("lease.default_ttl"), "must be > 0");
-    }
     if default_ttl > max_ttl {
         p.push(
             at("lease.default_ttl"),
@@ -127,39 +141,40 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
         );
     }
     let max_warm_age = raw.lifecycle.max_warm_age.as_ref().map(|_| {
-        p.duration(
+        p.duration_in(
             &at("lifecycle.max_warm_age"),
             &raw.lifecycle.max_warm_age,
-            Duration::from_secs(1800),
+            secs(1800),
+            secs(1),
+            30 * day,
         )
     });
-    if max_warm_age.is_some_and(|d| d < Duration::from_secs(1)) {
-        p.push(at("lifecycle.max_warm_age"), "must be ≥ 1s");
-    }
     let max_lifetime = raw.lifecycle.max_lifetime.as_ref().map(|_| {
-        p.duration(
+        p.duration_in(
             &at("lifecycle.max_lifetime"),
             &raw.lifecycle.max_lifetime,
-            Duration::from_secs(3600),
+            secs(3600),
+            secs(1),
+            365 * day,
         )
     });
-    let image_check_interval = p.duration(
+    let image_check_interval = p.duration_in(
         &at("lifecycle.image_check_interval"),
         &raw.lifecycle.image_check_interval,
-        Duration::from_secs(30),
+        secs(30),
+        Duration::from_millis(100),
+        day,
     );
-    if image_check_interval < Duration::from_millis(100) {
-        p.push(at("lifecycle.image_check_interval"), "must be ≥ 100ms");
-    }
+    let probation = p.duration_in(
+        &at("lifecycle.probation"),
+        &raw.lifecycle.probation,
+        secs(10),
+        Duration::ZERO,
+        secs(600),
+    );
     let reuse = if raw.reuse.enabled {
         let r = &raw.reuse;
-        let max_uses = r.max_uses.unwrap_or(10);
-        if max_uses < 2 {
-            p.push(
-                at("reuse.max_uses"),
-                "must be ≥ 2 (1 is single-use: disable reuse instead)",
-            );
-        }
+        let max_uses = p.count_in(&at("reuse.max_uses"), r.max_uses, 10, 2, 1_000_000);
         // Reuse is only safe when the reset is explicit and its result is checked.
         if r.reset.is_empty() {
             p.push(at("reuse.reset"), "reuse needs at least one reset command");
@@ -170,38 +185,54 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
                 "reuse needs at least one verify command that proves the reset",
             );
         }
+        for (i, a) in r.allowed_changes.iter().enumerate() {
+            if !a.starts_with('/') || a.trim_end_matches('/').is_empty() || a.contains("..") {
+                p.push(
+                    format!("{path}.reuse.allowed_changes[{i}]"),
+                    "must be an absolute path other than / and without '..'",
+                );
+            }
+        }
         Some(warmpool_core::ReuseConfig {
             max_uses,
             reset: r.reset.iter().map(Command::argv).collect(),
             verify: r.verify.iter().map(Command::argv).collect(),
-            timeout: p.duration(&at("reuse.timeout"), &r.timeout, Duration::from_secs(30)),
+            timeout: p.duration_in(
+                &at("reuse.timeout"),
+                &r.timeout,
+                secs(30),
+                secs(1),
+                secs(3600),
+            ),
+            allowed_changes: r.allowed_changes.clone(),
         })
     } else {
         None
     };
-    let idle_timeout = p.duration(
+    let idle_timeout = p.duration_in(
         &at("lifecycle.idle_timeout"),
         &raw.lifecycle.idle_timeout,
-        Duration::from_secs(600),
+        secs(600),
+        secs(1),
+        30 * day,
     );
-    let wait_timeout = p.duration(
+    let wait_timeout = p.duration_in(
         &at("exhaustion.wait_timeout"),
         &raw.exhaustion.wait_timeout,
-        Duration::from_secs(30),
+        secs(30),
+        Duration::ZERO,
+        secs(3600),
     );
-    let setup_timeout = p.duration(
+    let setup_timeout = p.duration_in(
         &at("setup_timeout"),
         &raw.setup_timeout,
-        Duration::from_secs(120),
+        secs(120),
+        secs(1),
+        secs(3600),
     );
 
-    let memory = p.size(&at("memory"), &raw.memory).unwrap_or(512 << 20);
-    if memory < 6 << 20 {
-        p.push(
-            at("memory"),
-            format!("must be ≥ 6m, Docker's minimum ({memory} bytes)"),
-        );
-    }
+    // Docker's minimum is 6m.
+    let memory = p.size_in(&at("memory"), &raw.memory, 512 << 20, 6 << 20, 1 << 40);
     let nano_cpus = match raw.cpus {
         Some(c) if !(c > 0.0 && c <= 1024.0) => {
             p.push(at("cpus"), format!("must be > 0 ({c})"));
@@ -238,11 +269,20 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
         }
     }
     let health = raw.health.as_ref().and_then(|h| {
-        let interval = p.duration(&at("health.interval"), &h.interval, Duration::from_secs(30));
-        let timeout = p.duration(&at("health.timeout"), &h.timeout, Duration::from_secs(5));
-        if interval < Duration::from_millis(100) {
-            p.push(at("health.interval"), "must be ≥ 100ms");
-        }
+        let interval = p.duration_in(
+            &at("health.interval"),
+            &h.interval,
+            secs(30),
+            Duration::from_millis(100),
+            day,
+        );
+        let timeout = p.duration_in(
+            &at("health.timeout"),
+            &h.timeout,
+            secs(5),
+            Duration::from_millis(10),
+            secs(600),
+        );
         let timeout_ms = timeout.as_millis() as u64;
         let plan = match (&h.cmd, &h.http) {
             (Some(c), None) if !c.argv().is_empty() => Some(HealthPlan::Exec(ExecProbe {
@@ -272,15 +312,19 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
         Some((i, pl)) => (i, Some(pl)),
         None => (Duration::from_secs(30), None),
     };
-    let sizing_window = p.duration(
+    let sizing_window = p.duration_in(
         &at("sizing.burst_window"),
         &raw.sizing.burst_window,
-        Duration::from_secs(10),
+        secs(10),
+        secs(1),
+        secs(3600),
     );
-    let cooldown = p.duration(
+    let cooldown = p.duration_in(
         &at("sizing.cooldown"),
         &raw.sizing.cooldown,
-        Duration::from_secs(30),
+        secs(30),
+        Duration::ZERO,
+        day,
     );
     let sizing = match raw.sizing.policy.unwrap_or(SizingKind::Adaptive) {
         SizingKind::Fixed => BuiltinSizing::Fixed,
@@ -329,6 +373,7 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
             max_lifetime,
             image_check_interval,
             reuse,
+            probation,
         },
         sizing,
         exhaustion,

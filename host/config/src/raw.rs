@@ -33,6 +33,7 @@ pub struct RawLimits {
     pub max_containers: Option<u32>,
     pub max_concurrent_creates: Option<u32>,
     pub max_concurrent_removes: Option<u32>,
+    pub sweep_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +121,7 @@ pub struct RawLifecycle {
     pub idle_timeout: Option<String>,
     pub max_lifetime: Option<String>,
     pub image_check_interval: Option<String>,
+    pub probation: Option<String>,
 }
 
 /// `pools.<name>.reuse`: opt-in reuse with a verified reset.
@@ -134,6 +136,9 @@ pub struct RawReuse {
     #[serde(default)]
     pub verify: Vec<Command>,
     pub timeout: Option<String>,
+    /// Paths under which a reused container may differ from its fresh self.
+    #[serde(default)]
+    pub allowed_changes: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

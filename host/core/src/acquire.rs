@@ -3,16 +3,18 @@
 //! hand-off to a queued acquire that can never lose a container.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
 
 use crate::backend::{Backend, BackendError};
+use crate::clock::later;
 use crate::error::AcquireError;
 use crate::lease::{Lease, LeaseInfo};
-use crate::manager::{AcquireRequest, Manager, lock};
+use crate::manager::{AcquireRequest, Manager};
+use crate::policy::bounds;
 use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
 use crate::store::Change;
 
@@ -36,10 +38,11 @@ impl<B: Backend> Manager<B> {
         // Bind first: a guard in an `if let` scrutinee would live through the branch.
         let taken = {
             let mut st = pool.lock();
-            st.take_ready().ok_or(st.ready.len())
+            st.take_ready(started, Instant::now())
+                .ok_or(st.counts().ready)
         };
         match taken {
-            Ok(c) => Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, &req)),
+            Ok(c) => Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, &req, false)),
             // Ready containers wait for the commit that makes them lendable: queue for one
             // and ask for that commit now (one fsync, not a create).
             Err(ready) if ready > 0 => {
@@ -79,14 +82,14 @@ impl<B: Backend> Manager<B> {
             .exhaustion
             .on_exhausted(&request, &snapshot)
             .await;
-        let (rx, source, max_wait) = match action {
+        let (rx, source, max_wait) = match bounds::action(action) {
             ExhaustionAction::Fail {
                 retry_after_ms,
                 reason,
             } => {
-                pool.lock().counters.acquires_rejected += 1;
+                pool.lock().reject();
                 return Err(AcquireError::Exhausted {
-                    pool: pool.cfg().name.clone(),
+                    pool: pool.name(),
                     reason,
                     retry_after: Duration::from_millis(retry_after_ms),
                 });
@@ -102,19 +105,21 @@ impl<B: Backend> Manager<B> {
             ExhaustionAction::ColdCreate => {
                 let mut st = pool.lock();
                 if st.degraded(&self.cfg.breaker) {
-                    st.counters.acquires_rejected += 1;
+                    st.reject();
                     return Err(AcquireError::Degraded {
-                        pool: pool.cfg().name.clone(),
-                        last_error: st.last_error.clone().unwrap_or_default(),
-                        retry_after: st.retry_at.map_or(Duration::from_secs(1), |t| {
+                        pool: pool.name(),
+                        last_error: st.last_error().unwrap_or_default().to_string(),
+                        retry_after: st.retry_at().map_or(Duration::from_secs(1), |t| {
                             t.saturating_duration_since(Instant::now())
                         }),
                     });
                 }
-                if st.approve_cold(&pool.cfg(), &self.cap) {
+                let cfg = pool.cfg();
+                let name = self.ids.container_name(&cfg.name);
+                if st.approve_cold(&cfg, &self.cap, name.clone()) {
                     drop(st);
                     let (tx, rx) = oneshot::channel();
-                    self.spawn_create(pool.clone(), Some(tx));
+                    self.spawn_create(pool.clone(), name, Some(tx));
                     (rx, AcquireSource::Cold, wait_timeout)
                 } else {
                     // No room for a cold create: queue for the next free container.
@@ -139,17 +144,18 @@ impl<B: Backend> Manager<B> {
         req: &AcquireRequest,
     ) -> Result<LeaseInfo, oneshot::Receiver<Delivery>> {
         let mut st = pool.lock();
-        if let Some(c) = st.take_ready() {
+        if let Some(c) = st.take_ready(started, Instant::now()) {
             drop(st);
-            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, req));
+            return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, req, false));
         }
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(tx);
+        st.enqueue(tx);
         drop(st);
         pool.touch(); // the refill raises its target to serve this waiter
         Err(rx)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn await_delivery(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
@@ -176,27 +182,27 @@ impl<B: Backend> Manager<B> {
         };
         ticket.rx = None;
         match delivery {
-            Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl, req)),
+            Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl, req, true)),
             Some(Err(DeliveryError::ShuttingDown)) => Err(AcquireError::ShuttingDown),
             Some(Err(DeliveryError::Create(e))) => {
-                pool.lock().counters.acquires_rejected += 1;
+                pool.lock().reject();
                 Err(match e {
                     BackendError::Unavailable(m) => AcquireError::EngineUnavailable(m),
                     e => AcquireError::Create {
-                        pool: pool.cfg().name.clone(),
+                        pool: pool.name(),
                         source: e,
                     },
                 })
             }
             None => {
                 let mut st = pool.lock();
-                st.counters.acquires_rejected += 1;
+                st.reject();
                 let retry = st
-                    .recent_creates_ms
-                    .back()
-                    .map_or(1_000, |&ms| u64::from(ms).max(100));
+                    .recent_creates_ms()
+                    .last()
+                    .map_or(1_000, |ms| u64::from(ms).max(100));
                 Err(AcquireError::Exhausted {
-                    pool: pool.cfg().name.clone(),
+                    pool: pool.name(),
                     reason: format!(
                         "no container became ready within {} ms",
                         max_wait.as_millis()
@@ -207,44 +213,53 @@ impl<B: Backend> Manager<B> {
         }
     }
 
+    /// Turn a container the caller holds (counted as leased) into a lease. `delivered`: it
+    /// came through a hand-off, whose acquire was not yet recorded.
+    #[allow(clippy::too_many_arguments)]
     fn open_lease(
-        &self,
+        self: &Arc<Self>,
         pool: &Arc<Pool>,
         mut c: ReadyContainer,
         source: AcquireSource,
         started: Instant,
         ttl: Duration,
         req: &AcquireRequest,
+        delivered: bool,
     ) -> LeaseInfo {
         let now = Instant::now();
         let micros = now
-            .duration_since(started)
+            .saturating_duration_since(started)
             .as_micros()
             .min(u128::from(u32::MAX)) as u32;
-        pool.lock().record_acquire(now, source, micros);
+        if delivered {
+            pool.lock().record_acquire(started, now, source);
+        }
         pool.touch();
         c.uses += 1;
+        if c.uses == 1 {
+            self.spawn_mark(pool, &c);
+        }
         let lease = Lease {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: self.ids.lease_id(),
             pool: pool.clone(),
             container: c,
             source,
             acquire_us: micros,
-            acquired_at: SystemTime::now(),
-            expires: now + ttl,
+            acquired_at: self.clock.wall(now),
+            expires: later(now, ttl),
             gone: None,
             owner: req.owner.clone(),
         };
-        self.record(|| Change::PutLease(lease.record(now)));
-        let info = lease.info(now);
+        self.record(|| Change::PutLease(lease.record(&self.clock)));
+        let info = lease.info(now, &self.clock);
         self.emit(
             "leased",
-            &pool.cfg().name,
+            &info.pool,
             Some(&info.container_id),
             Some(&info.lease_id),
             Some(info.source.to_string()),
         );
-        lock(&self.leases).insert(lease.id.clone(), lease);
+        self.leases.insert(lease);
         info
     }
 }
@@ -267,10 +282,7 @@ impl Drop for WaitTicket {
         let Some(mut rx) = self.rx.take() else { return };
         rx.close();
         if let Ok(Ok(c)) = rx.try_recv() {
-            let mut st = self.pool.lock();
-            st.leased -= 1;
-            st.offer(c);
-            drop(st);
+            self.pool.lock().give_back(c);
             self.pool.touch();
         }
     }

@@ -2,12 +2,20 @@
 //!
 //! Like deadpool's `Manager` or bb8's `ManageConnection`, a [`Backend`] knows how to make, use and
 //! destroy one container; the pool core decides when. The Docker backend (`warmpool-docker`) is one
-//! implementation, the in-memory [`crate::fake::FakeBackend`] another.
+//! implementation, the in-memory fake of `warmpool-testkit` another.
+//!
+//! The core names every container before it asks for it ([`Backend::create`] takes the name), so
+//! a container the engine made is always one the core can account for, even when the create's
+//! answer never arrives: a failed or timed-out create is followed by a removal of that name.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -55,12 +63,27 @@ impl ContainerSpec {
         h.update(image_id.as_bytes());
         hex::encode(&h.finalize()[..8])
     }
+
+    /// The tmpfs mounts a client can write to: `/dev/shm` always, `/dev/mqueue` for POSIX
+    /// message queues, and the private `/tmp` a read-only root gets. A reuse empties them all.
+    pub fn tmpfs_paths(&self) -> Vec<String> {
+        let mut v = vec!["/dev/shm".to_string(), "/dev/mqueue".to_string()];
+        if self.read_only {
+            v.push("/tmp".into());
+        }
+        v
+    }
 }
 
-/// A container of this daemon's host id that the engine already has (found at startup).
+/// What [`Backend::mark_used`] appends to a container's name: the engine-side mark of a
+/// container that was leased once. Backends strip it again in [`Existing::name`].
+pub const USED_SUFFIX: &str = "-leased";
+
+/// A container of this daemon's host id that the engine already has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Existing {
     pub id: String,
+    /// The name as the core chose it, without the engine-side "used" mark.
     pub name: String,
     /// The `warmpool.pool` label, if any.
     pub pool: Option<String>,
@@ -69,10 +92,12 @@ pub struct Existing {
     pub image: String,
     pub image_id: String,
     pub running: bool,
+    /// The engine-side mark [`Backend::mark_used`] leaves: this container was leased once.
+    pub used: bool,
     pub created: SystemTime,
 }
 
-/// A container the backend made; the pool core tracks it by `id`.
+/// A container the backend made; the pool core tracks it by `name` (which it chose) and `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub id: String,
@@ -94,16 +119,114 @@ pub struct ExecRequest {
     pub output_limit: usize,
 }
 
-/// What an exec produced.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What an exec produced. Output is kept byte for byte; the API decides how to encode it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
     /// `None` when the command timed out before it exited.
     pub exit_code: Option<i64>,
-    pub stdout: String,
-    pub stderr: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
     pub timed_out: bool,
     pub truncated: bool,
     pub duration_ms: u64,
+}
+
+/// A file's bytes crossing the seam, streamed: a large file is never held whole in the daemon.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BackendError>> + Send>>;
+
+/// A file to write or a file read: its length and its bytes.
+pub struct FileBody {
+    pub len: u64,
+    pub body: ByteStream,
+}
+
+impl FileBody {
+    /// A body from bytes already in memory.
+    pub fn from_bytes(data: Vec<u8>) -> Self {
+        let len = data.len() as u64;
+        Self {
+            len,
+            body: Box::pin(futures_util::stream::once(std::future::ready(Ok(
+                Bytes::from(data),
+            )))),
+        }
+    }
+
+    /// Read the whole body into memory (tests, and the fake backend).
+    pub async fn collect(self) -> Result<Vec<u8>, BackendError> {
+        use futures_util::StreamExt;
+        let mut out = Vec::with_capacity(self.len.min(1 << 20) as usize);
+        let mut body = self.body;
+        while let Some(chunk) = body.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Debug for FileBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileBody").field("len", &self.len).finish()
+    }
+}
+
+/// How a path differs from the image, as the engine's `docker diff` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    Modified,
+    Added,
+    Deleted,
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangeKind::Modified => "C",
+            ChangeKind::Added => "A",
+            ChangeKind::Deleted => "D",
+        })
+    }
+}
+
+/// One filesystem change against the image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FsChange {
+    pub kind: ChangeKind,
+    pub path: String,
+}
+
+/// What a container looked like when it first became ready, before any client touched it. A
+/// reuse compares the container with it: whatever differs was left by a client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Baseline {
+    /// The processes running then, as the engine lists them (so no program inside the container
+    /// can forge the list).
+    pub processes: Vec<String>,
+    /// Filesystem changes against the image then: what setup wrote.
+    pub changes: Vec<FsChange>,
+    /// The container's clock then, in ticks since boot: a process started later is a client's.
+    pub started_before: u64,
+}
+
+/// Something a client left behind that a scrub did not remove.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Residue {
+    /// A process that was not running when the container first became ready.
+    Process(String),
+    /// A file or directory added, removed or changed since the baseline.
+    Path(FsChange),
+    /// A tmpfs mount that is not empty.
+    Tmpfs { mount: String, entries: Vec<String> },
+}
+
+impl fmt::Display for Residue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Residue::Process(p) => write!(f, "process {p}"),
+            Residue::Path(c) => write!(f, "{} {}", c.kind, c.path),
+            Residue::Tmpfs { mount, entries } => write!(f, "{mount} holds {}", entries.join(", ")),
+        }
+    }
 }
 
 /// Something the backend noticed on its own (not in answer to a call).
@@ -140,11 +263,17 @@ pub enum BackendError {
     },
 }
 
-/// Check that `path` is absolute and free of `..`; return it without the leading `/`.
+/// Check that `path` is absolute, names a file, and has no `..` segment and no NUL byte; return
+/// it without the leading `/`.
 pub fn checked_path(path: &str) -> Result<&str, BackendError> {
     if !path.starts_with('/') {
         return Err(BackendError::Invalid(format!(
             "path {path:?} must be absolute"
+        )));
+    }
+    if path.contains('\0') {
+        return Err(BackendError::Invalid(format!(
+            "path {path:?} must not contain a NUL byte"
         )));
     }
     if path.split('/').any(|seg| seg == "..") {
@@ -161,19 +290,34 @@ pub fn checked_path(path: &str) -> Result<&str, BackendError> {
     Ok(rel)
 }
 
-/// Makes, uses and destroys containers. All methods are called off the acquire fast path.
+/// Makes, uses and destroys containers. All methods are called off the acquire fast path, and
+/// the core bounds each call with its own deadline, so a backend that hangs cannot stall a loop.
 pub trait Backend: Send + Sync + 'static {
-    /// Create, start and set up one container for `pool`. Pull the image if it is missing.
+    /// Create, start and set up container `name` for `pool`, pulling the image if it is
+    /// missing. Succeeds only if the container is running at the end: a container that exited
+    /// is an error that says its exit code and last log lines.
     fn create(
         &self,
         pool: &str,
+        name: &str,
         spec: &ContainerSpec,
     ) -> impl Future<Output = Result<Created, BackendError>> + Send;
 
-    /// Remove a container at once (force, no stop grace). Removing a missing one is not an error.
-    fn destroy(&self, id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Remove a container, by ID or by name, at once (force, no stop grace). `Ok` means the
+    /// engine no longer has it: removing a missing container is not an error.
+    fn destroy(&self, id_or_name: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Run a command in a container.
+    /// Mark container `id` (created as `name`) on the engine as leased once, in a way nothing
+    /// inside the container can undo. Idempotent. At restart a marked container without a
+    /// lease is never re-adopted ([`Existing::used`]).
+    fn mark_used(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Run a command in a container. When it times out, or when the returned future is dropped
+    /// before it finishes (its client went away), the command's whole process tree is killed.
     fn exec(
         &self,
         id: &str,
@@ -185,15 +329,15 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         id: &str,
         path: &str,
-        data: Vec<u8>,
+        file: FileBody,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Read a regular file at an absolute path inside the container.
+    /// Read a regular file at an absolute path inside the container, as a stream.
     fn get_file(
         &self,
         id: &str,
         path: &str,
-    ) -> impl Future<Output = Result<Vec<u8>, BackendError>> + Send;
+    ) -> impl Future<Output = Result<FileBody, BackendError>> + Send;
 
     /// Run one health probe against a container.
     fn probe(&self, id: &str, probe: &Probe) -> impl Future<Output = ProbeResult> + Send;
@@ -211,7 +355,7 @@ pub trait Backend: Send + Sync + 'static {
     fn list(&self) -> impl Future<Output = Result<Vec<Existing>, BackendError>> + Send;
 
     /// Remove every container this daemon instance's labels mark as its own, returning how many.
-    /// Called at startup (the daemon owns none yet) and as the last step of shutdown.
+    /// Called at startup without a state store, and as the last step of shutdown.
     fn sweep(&self) -> impl Future<Output = Result<usize, BackendError>> + Send;
 
     /// Forward [`BackendEvent`]s to `tx` until `cancel` fires, reconnecting as needed.
@@ -220,6 +364,32 @@ pub trait Backend: Send + Sync + 'static {
         tx: mpsc::Sender<BackendEvent>,
         cancel: CancellationToken,
     ) -> impl Future<Output = ()> + Send;
+
+    /// Why a container stopped: its exit code and last log lines, best effort, for the pool's
+    /// `last_error` when containers die young.
+    fn exit_report(&self, id: &str) -> impl Future<Output = String> + Send;
+
+    /// Record what container `id` looks like now, while no client has touched it.
+    fn baseline(&self, id: &str) -> impl Future<Output = Result<Baseline, BackendError>> + Send;
+
+    /// Before a reuse: kill every process started after `baseline` and empty the tmpfs mounts
+    /// `tmpfs`. Best effort; [`Backend::residue`] checks the result.
+    fn scrub(
+        &self,
+        id: &str,
+        baseline: &Baseline,
+        tmpfs: &[String],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// What differs from `baseline` now: processes, filesystem changes (changed directories
+    /// whose children are all reverted do not count), and non-empty tmpfs mounts. Read through
+    /// the engine, never through a program the client could have replaced, wherever it can be.
+    fn residue(
+        &self,
+        id: &str,
+        baseline: &Baseline,
+        tmpfs: &[String],
+    ) -> impl Future<Output = Result<Vec<Residue>, BackendError>> + Send;
 }
 
 #[cfg(test)]
@@ -227,12 +397,14 @@ mod tests {
     use super::checked_path;
 
     #[test]
-    fn paths_must_be_absolute_files_without_dotdot() {
+    fn paths_must_be_absolute_files_without_dotdot_or_nul() {
         assert_eq!(checked_path("/tmp/a.txt").unwrap(), "tmp/a.txt");
         assert!(checked_path("tmp/a").is_err());
         assert!(checked_path("/tmp/../etc/passwd").is_err());
         assert!(checked_path("/").is_err());
         assert!(checked_path("/tmp/").is_err());
+        assert!(checked_path("/\0").is_err());
+        assert!(checked_path("/etc/passwd\0.txt").is_err());
         assert!(checked_path("/a..b").is_ok());
     }
 }

@@ -31,6 +31,9 @@ pub struct PoolConfig {
     pub image_check_interval: Duration,
     /// Opt-in reuse with a verified reset; `None`: single-use (the default).
     pub reuse: Option<ReuseConfig>,
+    /// A fresh ready container that dies within this time counts as a failed create: it feeds
+    /// the breaker, so a pool whose containers cannot stay up backs off instead of storming.
+    pub probation: Duration,
 }
 
 /// Reuse of a released container, only after a reset that a verification confirms.
@@ -44,6 +47,9 @@ pub struct ReuseConfig {
     pub verify: Vec<Vec<String>>,
     /// Bound on each reset or verify command.
     pub timeout: Duration,
+    /// Paths under which a reused container may differ from its fresh self (a cache kept on
+    /// purpose). Anything else a client left behind destroys the container instead.
+    pub allowed_changes: Vec<String>,
 }
 
 /// Settings shared by all pools.
@@ -66,6 +72,11 @@ pub struct ManagerConfig {
     /// At shutdown, with a state store: leave leased and never-lent ready containers running
     /// for the next start to re-attach and re-adopt, instead of removing everything.
     pub keep_on_shutdown: bool,
+    /// Period of the running sweep, which removes containers of this host id on the engine that
+    /// the daemon does not account for, and notices dead ones whose death event was lost.
+    pub sweep_interval: Duration,
+    /// Longest pause between two attempts to remove one container; removal never gives up.
+    pub remove_backoff_max: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -79,6 +90,8 @@ impl Default for ManagerConfig {
             exec_output_limit: 1 << 20,
             commit_interval: Duration::from_millis(20),
             keep_on_shutdown: false,
+            sweep_interval: Duration::from_secs(30),
+            remove_backoff_max: Duration::from_secs(30),
         }
     }
 }

@@ -1,17 +1,17 @@
-//! Keeping dead and unhealthy containers out of the pool: the periodic health probes (plan,
-//! run, judge) and the engine's death notices. A dead ready container is removed the moment
-//! the engine reports it, so it is never handed out.
+//! Keeping unhealthy containers out of the pool: the periodic health probes (plan, run, judge).
+//! The engine's death notices are in [`crate::deaths`].
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 use tracing::warn;
-use warmpool_policy::{ContainerInfo, Verdict};
+use warmpool_policy::{ContainerInfo, ProbeResult, Verdict};
 
-use crate::backend::{Backend, BackendEvent};
-use crate::manager::{Manager, lock};
+use crate::backend::Backend;
+use crate::lifecycle::CALL_SLACK;
+use crate::manager::Manager;
+use crate::policy::bounds;
 use crate::pool::Pool;
 
 /// Health probes run at once per pool: each is an exec (~75 ms on this engine).
@@ -21,6 +21,7 @@ impl<B: Backend> Manager<B> {
     pub(crate) async fn health_loop(self: Arc<Self>, pool: Arc<Pool>) {
         loop {
             tokio::select! {
+                biased;
                 _ = pool.cancel.cancelled() => return,
                 _ = sleep(pool.cfg().health_interval) => {}
             }
@@ -28,6 +29,7 @@ impl<B: Backend> Manager<B> {
                 continue;
             }
             tokio::select! {
+                biased;
                 _ = pool.cancel.cancelled() => return,
                 _ = self.health_pass(&pool) => {}
             }
@@ -39,14 +41,14 @@ impl<B: Backend> Manager<B> {
             return;
         };
         let now = Instant::now();
+        let name = pool.name();
         let batch: Vec<ContainerInfo> = pool
             .lock()
-            .ready
-            .iter()
+            .ready()
             .map(|c| ContainerInfo {
                 id: c.created.id.clone(),
-                pool: pool.cfg().name.clone(),
-                age_ms: now.duration_since(c.ready_at).as_millis() as u64,
+                pool: name.clone(),
+                age_ms: now.saturating_duration_since(c.ready_at).as_millis() as u64,
                 uses: c.uses,
             })
             .collect();
@@ -54,12 +56,16 @@ impl<B: Backend> Manager<B> {
             .map(|info| {
                 let check = check.clone();
                 async move {
-                    let probes = check.plan(&info).await;
+                    let probes = bounds::probes(check.plan(&info).await);
                     let mut results = Vec::with_capacity(probes.len());
                     for p in &probes {
-                        results.push(self.backend.probe(&info.id, p).await);
+                        let within = std::time::Duration::from_millis(p.timeout_ms()) + CALL_SLACK;
+                        let r = tokio::time::timeout(within, self.backend.probe(&info.id, p))
+                            .await
+                            .unwrap_or(ProbeResult::TimedOut);
+                        results.push(r);
                     }
-                    let verdict = check.judge(&info, &results).await;
+                    let verdict = bounds::verdict(check.judge(&info, &results).await);
                     (info.id, verdict)
                 }
             })
@@ -75,42 +81,25 @@ impl<B: Backend> Manager<B> {
                 Verdict::Healthy => continue,
                 Verdict::Unhealthy { reason } | Verdict::Recycle { reason } => reason,
             };
-            if self.retire_ready(pool, &id, true, "unhealthy") {
-                warn!(pool = %pool.cfg().name, container = %id, %reason, "container unhealthy; replacing it");
+            if self.retire_ready(pool, &id, "unhealthy", reason.clone()) {
+                warn!(pool = %name, container = %id, %reason, "container unhealthy; replacing it");
             }
         }
     }
 
-    pub(crate) async fn events_loop(self: Arc<Self>, mut rx: mpsc::Receiver<BackendEvent>) {
-        loop {
-            let ev = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                ev = rx.recv() => match ev { Some(ev) => ev, None => return },
-            };
-            match ev {
-                BackendEvent::Died { id, reason } => self.on_died(&id, &reason),
-            }
-        }
-    }
-
-    pub(crate) fn on_died(self: &Arc<Self>, id: &str, reason: &str) {
-        for pool in self.pools().values() {
-            if self.retire_ready(pool, id, true, "died") {
-                warn!(pool = %pool.cfg().name, container = %id, reason, "ready container died; replacing it");
-                return;
-            }
-        }
-        let mut leases = lock(&self.leases);
-        if let Some(l) = leases.values_mut().find(|l| l.container.created.id == id) {
-            warn!(lease = %l.id, container = %id, reason, "leased container died");
-            self.emit(
-                "unhealthy",
-                &l.pool.cfg().name,
-                Some(id),
-                Some(&l.id),
-                Some(reason.to_string()),
-            );
-            l.gone = Some(reason.to_string());
-        }
+    /// Take a ready container out of service (unhealthy) and remove it.
+    pub(crate) fn retire_ready(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        id: &str,
+        why: &'static str,
+        reason: String,
+    ) -> bool {
+        let Some(c) = pool.lock().pull_ready(id, true) else {
+            return false;
+        };
+        self.emit("unhealthy", &pool.name(), Some(id), None, Some(reason));
+        self.spawn_removal_of(pool, &c, why);
+        true
     }
 }

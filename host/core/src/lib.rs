@@ -2,61 +2,74 @@
 //!
 //! warmpool keeps pools of running containers and hands them out as leases. This crate is the
 //! part that decides: it knows containers only through the [`Backend`] trait and decides only
-//! through the policy traits in [`policy`]. The Docker backend lives in `warmpool-docker`, the
-//! HTTP API in `warmpool-api`, the YAML config in `warmpool-config`.
+//! through the policy traits ([`SizingPolicy`], [`ExhaustionStrategy`], [`HealthCheck`]). The
+//! Docker backend lives in `warmpool-docker`, the HTTP API in `warmpool-api`, the YAML config in
+//! `warmpool-config`, the in-memory backend and the fault simulation in `warmpool-testkit`.
 //!
 //! Where things live:
-//! - [`backend`]: the [`Backend`] trait and the data crossing it.
-//! - [`policy`]: the [`SizingPolicy`], [`ExhaustionStrategy`] and [`HealthCheck`] seams and their
-//!   built-ins (the logic itself is in `warmpool-policy`, shared with the wasm guests).
-//! - [`pool`]: one pool's state and accounting; refill by approvals.
-//! - [`manager`]: all pools, the lease table, caps, events; [`acquire`]: the warm path, waiting,
-//!   cold creates.
-//! - [`lease`]: leases and the operations on them; [`reuse`]: release with a verified reset.
-//! - [`stats`]: counters and the stats view; [`shutdown`]: the bounded drain.
-//! - [`tasks`]: the refill and monitor loops, creates and destroys; [`reaper`]: expiry,
-//!   recycling, scale-down and the image check; [`health`]: probes and death notices.
-//! - [`store`]: what survives a crash (leases, the lendable set) and the [`store::LeaseStore`]
-//!   seam; [`persist`]: the group-commit loop; [`reconcile`]: re-adoption at startup.
-//! - [`reload`]: config reload (pools added, removed and drained, changed in place).
-//! - [`caps`]: the global container cap.
-//! - [`fake`]: an in-memory backend for tests.
+//! - `backend`: the [`Backend`] trait and the data crossing it.
+//! - `pool`: one pool; `pool/state.rs` is the only code that changes a container's state or a
+//!   counter (the books, with their invariant checks).
+//! - `manager`: all pools, the lease table, the cap, the orphans; `acquire`: the warm path,
+//!   waiting, cold creates; `lease`: leases and their operations; `reuse`: release with a scrub.
+//! - `lifecycle`: creates, the engine-side "used" mark, the removal that never gives up.
+//! - `refill`: the monitor and refill loops; `reaper`: expiry, recycling, scale-down, the image
+//!   check; `health`: probes; `deaths`: death notices and probation; `sweep`: the running sweep.
+//! - `store`: what survives a crash and the [`LeaseStore`] seam; `persist`: the group commit;
+//!   `reconcile`: startup.
+//! - `reload`: config reload; `shutdown`: the bounded drain; `stats`: the read-only view.
+//! - `policy`: the policy seams, their built-ins, and the bounds on every policy's answer.
+//! - `clock`: the wall clock, saturating instants, IDs; `counters`, `caps`, `config`, `error`,
+//!   `events`: plain types.
 
-pub mod acquire;
-pub mod backend;
-pub mod caps;
-pub mod config;
-pub mod error;
-pub mod events;
-pub mod fake;
-pub mod health;
-pub mod lease;
-pub mod manager;
-pub mod persist;
-pub mod plugins;
-pub mod policy;
-pub mod pool;
-pub mod reaper;
-pub mod reconcile;
-pub mod reload;
-pub mod reuse;
-pub mod shutdown;
-pub mod stats;
+mod acquire;
+mod backend;
+mod caps;
+mod clock;
+mod config;
+mod counters;
+mod deaths;
+mod error;
+mod events;
+mod health;
+mod lease;
+mod lifecycle;
+mod manager;
+mod persist;
+mod plugins;
+mod policy;
+mod pool;
+mod reaper;
+mod reconcile;
+mod refill;
+mod reload;
+mod reuse;
+mod shutdown;
+mod stats;
 pub mod store;
-pub mod tasks;
+mod sweep;
 
 pub use backend::{
-    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest, Existing,
+    Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
+    ExecOutput, ExecRequest, Existing, FileBody, FsChange, Residue, USED_SUFFIX, checked_path,
 };
+pub use clock::{Clock, later, rfc3339};
 pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
+pub use counters::{Counters, StateCounts};
 pub use error::{AcquireError, LeaseError, WarmUpError};
+pub use events::Event;
 pub use lease::LeaseInfo;
-pub use manager::{AcquireRequest, Manager};
+pub use manager::{AcquireRequest, Manager, ManagerBuilder};
+pub use persist::PersistStats;
+pub use plugins::{PluginStatus, PluginStatusSource};
 pub use policy::{
     BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,
-    SizingPolicy,
+    SizingPolicy, bounds,
 };
+pub use reconcile::ReconcileReport;
+pub use reload::ReloadReport;
 pub use reuse::ReuseOutcome;
 pub use shutdown::ShutdownReport;
-pub use stats::PoolStats;
+pub use stats::{AcquireStats, CreateStats, PolicyNames, PoolStats};
+pub use sweep::SweepReport;
 pub use warmpool_policy as policy_logic;

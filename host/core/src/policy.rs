@@ -140,3 +140,87 @@ impl HealthCheck for BuiltinHealth {
         }
     }
 }
+
+/// Bounds on what any policy returns, built-in or plugin: the core never takes a policy's word
+/// for a size, a time or a length. A plugin host may report what it cut; the core only cuts.
+pub mod bounds {
+    use warmpool_policy::{ExhaustionAction, Probe, SizingDecision, Verdict};
+
+    use crate::pool::clip;
+
+    /// Longest reason kept (a target's, a refusal's, a verdict's).
+    pub const MAX_REASON: usize = 256;
+    /// Probes one plan may run; the rest are dropped.
+    pub const MAX_PROBES: usize = 16;
+    /// Longest a probe may take.
+    pub const MAX_PROBE_TIMEOUT_MS: u64 = 60_000;
+    /// Longest `Retry-After` a refusal may ask for.
+    pub const MAX_RETRY_AFTER_MS: u64 = 300_000;
+    /// Arguments of an exec probe, and bytes per argument or HTTP path.
+    pub const MAX_ARGS: usize = 64;
+    pub const MAX_ARG: usize = 4096;
+
+    pub fn decision(d: SizingDecision, max_ready: u32) -> SizingDecision {
+        SizingDecision {
+            target: d.target.min(max_ready),
+            reason: clip(&d.reason, MAX_REASON),
+        }
+    }
+
+    pub fn action(a: ExhaustionAction) -> ExhaustionAction {
+        match a {
+            ExhaustionAction::Fail {
+                retry_after_ms,
+                reason,
+            } => ExhaustionAction::Fail {
+                retry_after_ms: retry_after_ms.min(MAX_RETRY_AFTER_MS),
+                reason: clip(&reason, MAX_REASON),
+            },
+            other => other,
+        }
+    }
+
+    pub fn probes(mut v: Vec<Probe>) -> Vec<Probe> {
+        v.truncate(MAX_PROBES);
+        let t = |ms: u64| ms.clamp(1, MAX_PROBE_TIMEOUT_MS);
+        v.into_iter()
+            .map(|p| match p {
+                Probe::Exec {
+                    mut argv,
+                    timeout_ms,
+                } => {
+                    argv.truncate(MAX_ARGS);
+                    Probe::Exec {
+                        argv: argv.iter().map(|a| clip(a, MAX_ARG)).collect(),
+                        timeout_ms: t(timeout_ms),
+                    }
+                }
+                Probe::Http {
+                    port,
+                    path,
+                    timeout_ms,
+                } => Probe::Http {
+                    port,
+                    path: clip(&path, MAX_ARG),
+                    timeout_ms: t(timeout_ms),
+                },
+                Probe::Tcp { port, timeout_ms } => Probe::Tcp {
+                    port,
+                    timeout_ms: t(timeout_ms),
+                },
+            })
+            .collect()
+    }
+
+    pub fn verdict(v: Verdict) -> Verdict {
+        match v {
+            Verdict::Healthy => Verdict::Healthy,
+            Verdict::Unhealthy { reason } => Verdict::Unhealthy {
+                reason: clip(&reason, MAX_REASON),
+            },
+            Verdict::Recycle { reason } => Verdict::Recycle {
+                reason: clip(&reason, MAX_REASON),
+            },
+        }
+    }
+}

@@ -1,29 +1,34 @@
 //! Startup: deal with what an earlier run of this host id left on the engine.
 //!
-//! Without a state store nothing is known about those containers, so all of them are swept.
+//! Without a state store nothing is known about those containers, so all of them are removed.
 //! With one, the daemon reconciles instead, deciding container by container:
 //!
-//! | the container                                                    | becomes            |
-//! |------------------------------------------------------------------|--------------------|
-//! | running, with a persisted lease                                  | that lease again   |
-//! | in the lendable set without a lease (it may have been lent)      | destroyed          |
-//! | running, spec label = current spec and image ID, room in pool    | ready (re-adopted) |
-//! | anything else: stale spec or image, unknown pool, stopped, extra | destroyed          |
+//! | the container                                                      | becomes            |
+//! |--------------------------------------------------------------------|--------------------|
+//! | running, with a persisted lease                                    | that lease again   |
+//! | without a lease, in the lendable set or marked as leased once      | removed            |
+//! | running, spec label = current spec and image ID, room in pool      | ready (re-adopted) |
+//! | anything else: stale spec or image, unknown pool, stopped, extra   | removed            |
 //!
-//! Containers of other host ids are never listed, so never touched. All reads (store, container
-//! list, image IDs) happen before any change, so a failed attempt leaves nothing half-done and
-//! is simply retried on the next tick.
+//! The engine-side mark ([`Backend::mark_used`]) means a container that was ever leased is never
+//! re-adopted even if the store was lost; the lendable set covers the moment before the mark
+//! landed. Containers of other host ids are never listed, so never touched.
+//!
+//! Every container found is counted against the cap before the daemon serves: kept ones as
+//! ready or leased, the rest as removing (removed with the same never-give-up removal as any
+//! other), so "the engine holds at most `max_containers`" holds from the first create on. All
+//! reads (store, container list, image IDs) happen before any change, so a failed attempt
+//! leaves nothing half-done and is simply retried on the next tick.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::backend::{Backend, BackendError, Created, Existing};
+use crate::backend::{Backend, BackendError, Baseline, Created, Existing};
 use crate::lease::Lease;
+use crate::lifecycle::{CALL_TIMEOUT, Holder};
 use crate::manager::{Manager, lock};
 use crate::pool::{Pool, ReadyContainer};
 use crate::store::{Change, LeaseRecord, Persisted, from_unix_ms};
@@ -34,41 +39,72 @@ use warmpool_policy::AcquireSource;
 pub struct ReconcileReport {
     pub reattached: usize,
     pub adopted: usize,
+    /// Containers counted as removing (their removal runs in the background).
     pub destroyed: usize,
     /// Persisted leases whose container is gone.
     pub lost_leases: usize,
 }
 
-const DESTROY_PARALLELISM: usize = 8;
+enum Fate {
+    Reattach(Arc<Pool>, LeaseRecord),
+    Adopt(Arc<Pool>),
+    Doom,
+}
 
 impl<B: Backend> Manager<B> {
-    /// The startup step the refill waits for: reconcile with a store, sweep without.
+    /// The startup step the refill waits for: reconcile with a store, remove everything without.
     pub(crate) async fn startup_cleanup(self: &Arc<Self>) {
-        if self.persist.is_none() {
-            match self.backend.sweep().await {
-                Ok(n) => {
-                    info!(
-                        removed = n,
-                        "startup sweep removed containers left by an earlier run"
-                    );
-                    self.swept.send_replace(true);
-                }
-                Err(e) => warn!(error = %e, "startup sweep failed; will retry"),
-            }
-            return;
-        }
-        match self.reconcile().await {
+        let result = if self.persist.is_none() {
+            self.remove_leftovers().await
+        } else {
+            self.reconcile().await
+        };
+        match result {
             Ok(r) => {
                 info!(
                     reattached = r.reattached,
                     adopted = r.adopted,
-                    destroyed = r.destroyed,
+                    removing = r.destroyed,
                     lost_leases = r.lost_leases,
-                    "startup reconcile done"
+                    "startup: what an earlier run left is accounted for"
                 );
                 self.swept.send_replace(true);
             }
             Err(e) => warn!(error = %e, "startup reconcile failed; will retry"),
+        }
+    }
+
+    /// Without a store: every container of this host id is an orphan, counted and removed.
+    async fn remove_leftovers(self: &Arc<Self>) -> Result<ReconcileReport, BackendError> {
+        let existing = self.call(CALL_TIMEOUT, self.backend.list()).await?;
+        let mut report = ReconcileReport::default();
+        for e in existing {
+            self.doom(None, &e);
+            report.destroyed += 1;
+        }
+        Ok(report)
+    }
+
+    /// Count `e` as removing (in its pool's books, or as an orphan) and remove it.
+    fn doom(self: &Arc<Self>, pool: Option<&Arc<Pool>>, e: &Existing) {
+        let counted = match pool {
+            Some(p) if p.lock().doom_found(&e.name, &e.id, &self.cap) => {
+                Some(Holder::Pool(p.clone()))
+            }
+            Some(_) => None,
+            None => self
+                .orphans
+                .add(&e.name, &e.id, &self.cap)
+                .then_some(Holder::Orphan),
+        };
+        if let Some(holder) = counted {
+            self.spawn_removal(
+                holder,
+                e.name.clone(),
+                e.id.clone(),
+                Some(e.id.clone()),
+                "left by an earlier run",
+            );
         }
     }
 
@@ -78,154 +114,159 @@ impl<B: Backend> Manager<B> {
             return Ok(done);
         }
         let store = p.store.clone();
-        let loaded = tokio::task::spawn_blocking(move || store.load())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let loaded = if store.blocking() {
+            tokio::task::spawn_blocking(move || store.load())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        } else {
+            store.load().map_err(|e| e.to_string())?
+        };
+        p.loaded_into_pending(&loaded);
         *lock(&p.loaded) = Some(loaded.clone());
         Ok(loaded)
     }
 
-    /// Re-attach leases, re-adopt what can be kept, destroy the rest (see the module doc).
+    /// Re-attach leases, re-adopt what can be kept, remove the rest (see the module doc).
     pub async fn reconcile(self: &Arc<Self>) -> Result<ReconcileReport, BackendError> {
         let persisted = self
             .load_persisted()
             .await
             .map_err(|e| BackendError::Unavailable(format!("state store: {e}")))?;
-        let existing = self.backend.list().await?;
+        let existing = self.call(CALL_TIMEOUT, self.backend.list()).await?;
         let mut image_ids: HashMap<String, Option<String>> = HashMap::new();
         for pool in self.pools().values() {
-            image_ids.insert(
-                pool.cfg().name.clone(),
-                self.backend.image_id(&pool.cfg().spec.image).await?,
-            );
+            let id = self
+                .call(CALL_TIMEOUT, self.backend.image_id(&pool.cfg().spec.image))
+                .await?;
+            image_ids.insert(pool.name(), id);
         }
 
+        // Decide, reading only.
         let mut leases_by_container: BTreeMap<String, LeaseRecord> = persisted
             .leases
             .values()
             .map(|r| (r.container_id.clone(), r.clone()))
             .collect();
-        let mut report = ReconcileReport::default();
-        let mut changes = Vec::new();
-        let mut doomed = Vec::new();
         let mut adopted_per_pool: HashMap<String, u32> = HashMap::new();
-        let now = Instant::now();
-        let wall = SystemTime::now();
-
+        let mut fates = Vec::with_capacity(existing.len());
         for e in existing {
             let pool = e.pool.as_deref().and_then(|p| self.pool(p));
-            if let Some(rec) = leases_by_container.remove(&e.id) {
+            let fate = if let Some(rec) = leases_by_container.remove(&e.id) {
                 match pool {
-                    Some(pool) if e.running => {
-                        self.reattach(&pool, &e, rec, now, wall);
-                        report.reattached += 1;
-                    }
+                    Some(pool) if e.running => Fate::Reattach(pool, rec),
                     _ => {
                         warn!(lease = %rec.lease_id, container = %e.id, "persisted lease dropped: its container stopped or its pool is gone");
-                        changes.push(Change::DropLease(rec.lease_id));
-                        report.lost_leases += 1;
-                        doomed.push(e.id);
+                        self.record(|| Change::DropLease(rec.lease_id));
+                        Fate::Doom
                     }
                 }
-                continue;
-            }
-            if persisted.lendable.contains_key(&e.id) {
-                // It may have reached a client whose lease was not yet committed.
-                doomed.push(e.id);
-                continue;
-            }
-            let adoptable = pool.as_ref().filter(|pool| {
-                let image_id = image_ids.get(&pool.cfg().name).cloned().flatten();
-                e.running
-                    && image_id.as_deref() == Some(e.image_id.as_str())
-                    && e.fingerprint.as_deref()
-                        == Some(pool.cfg().spec.fingerprint(&e.image_id).as_str())
-                    && adopted_per_pool.get(&pool.cfg().name).copied().unwrap_or(0)
-                        < pool.cfg().max_ready
-            });
-            match adoptable {
-                Some(pool) if self.cap.reserve(1) == 1 => {
-                    *adopted_per_pool.entry(pool.cfg().name.clone()).or_default() += 1;
-                    self.adopt(pool, &e, now, wall);
-                    report.adopted += 1;
+            } else if e.used || persisted.lendable.contains_key(&e.id) {
+                // It was leased once, or may have reached a client whose lease was not yet
+                // committed: never lent again.
+                Fate::Doom
+            } else {
+                match pool.filter(|pool| {
+                    let cfg = pool.cfg();
+                    let image_id = image_ids.get(&cfg.name).cloned().flatten();
+                    e.running
+                        && image_id.as_deref() == Some(e.image_id.as_str())
+                        && e.fingerprint.as_deref()
+                            == Some(cfg.spec.fingerprint(&e.image_id).as_str())
+                        && adopted_per_pool.get(&cfg.name).copied().unwrap_or(0) < cfg.max_ready
+                }) {
+                    Some(pool) => {
+                        *adopted_per_pool.entry(pool.name()).or_default() += 1;
+                        Fate::Adopt(pool)
+                    }
+                    None => Fate::Doom,
                 }
-                _ => doomed.push(e.id),
+            };
+            fates.push((e, fate));
+        }
+        // A container kept for reuse needs its baseline: it was never lent, so it is clean now.
+        let mut baselines: HashMap<String, Arc<Baseline>> = HashMap::new();
+        for (e, fate) in &fates {
+            if let Fate::Adopt(pool) = fate
+                && pool.cfg().reuse.is_some()
+                && let Ok(b) = self.call(CALL_TIMEOUT, self.backend.baseline(&e.id)).await
+            {
+                baselines.insert(e.id.clone(), Arc::new(b));
+            }
+        }
+
+        // Apply.
+        let mut report = ReconcileReport::default();
+        let now = Instant::now();
+        for (e, fate) in fates {
+            match fate {
+                Fate::Reattach(pool, rec) => {
+                    self.reattach(&pool, &e, rec, now);
+                    report.reattached += 1;
+                }
+                Fate::Adopt(pool) => {
+                    let baseline = baselines.remove(&e.id);
+                    if self.adopt(&pool, &e, now, baseline) {
+                        report.adopted += 1;
+                    } else {
+                        self.doom(Some(&pool), &e);
+                        report.destroyed += 1;
+                    }
+                }
+                Fate::Doom => {
+                    let pool = e.pool.as_deref().and_then(|p| self.pool(p));
+                    self.doom(pool.as_ref(), &e);
+                    report.destroyed += 1;
+                }
             }
         }
         for (_, rec) in leases_by_container {
             warn!(lease = %rec.lease_id, container = %rec.container_id, "persisted lease dropped: its container no longer exists");
-            changes.push(Change::DropLease(rec.lease_id));
+            self.record(|| Change::DropLease(rec.lease_id));
             report.lost_leases += 1;
         }
-        // The lendable set keeps only containers that still exist and are kept (leased).
-        let kept: std::collections::HashSet<String> = lock(&self.leases)
-            .values()
-            .map(|l| l.container.created.id.clone())
+        // Lendable entries whose container no longer exists; the others are forgotten when
+        // their removal succeeds.
+        let present: std::collections::HashSet<String> = self
+            .accounted()
+            .into_iter()
+            .filter_map(|(_, id)| id)
             .collect();
         for id in persisted.lendable.keys() {
-            if !kept.contains(id) {
-                changes.push(Change::Forget(id.clone()));
+            if !present.contains(id) {
+                self.record(|| Change::Forget(id.clone()));
             }
         }
-        self.record_all(changes);
         for pool in self.pools().values() {
-            if let Some(Some(id)) = image_ids.get(&pool.cfg().name) {
-                pool.lock().current_image_id = Some(id.clone());
+            if let Some(Some(id)) = image_ids.get(&pool.name()) {
+                pool.lock().set_image_id(id.clone());
             }
             pool.touch();
-        }
-        report.destroyed = doomed.len();
-        let backend = &self.backend;
-        let mut removals = futures_util::stream::iter(doomed)
-            .map(|id| async move { (backend.destroy(&id).await, id) })
-            .buffer_unordered(DESTROY_PARALLELISM);
-        while let Some((res, id)) = removals.next().await {
-            if let Err(e) = res {
-                warn!(container = %id, error = %e, "reconcile could not remove a container");
-            }
         }
         Ok(report)
     }
 
-    fn record_all(&self, changes: Vec<Change>) {
-        for c in changes {
-            self.record(|| c);
-        }
-    }
-
-    fn reattach(
-        &self,
-        pool: &Arc<Pool>,
-        e: &Existing,
-        rec: LeaseRecord,
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        // A persisted lease is honoured even past the cap: its container exists already.
-        if self.cap.reserve(1) == 0 {
-            self.cap.force(1);
-        }
-        let until = |ms: u64| {
-            from_unix_ms(ms)
-                .duration_since(wall)
-                .unwrap_or(Duration::ZERO)
+    fn reattach(self: &Arc<Self>, pool: &Arc<Pool>, e: &Existing, rec: LeaseRecord, now: Instant) {
+        let age = self.clock.since(from_unix_ms(rec.born_at_ms), now);
+        let c = ReadyContainer {
+            created: created_of(e),
+            ready_at: now,
+            born: now.checked_sub(age).unwrap_or(now),
+            uses: rec.uses,
+            lendable: true,
+            // A lease's container is never reused across a spec change (see reuse).
+            generation: pool.generation(),
+            // Its fresh state is unknown now: it is never reused.
+            baseline: None,
         };
-        let age = wall
-            .duration_since(from_unix_ms(rec.born_at_ms))
-            .unwrap_or(Duration::ZERO);
+        pool.lock().reattach(&c, &self.cap);
+        if !e.used {
+            self.spawn_mark(pool, &c);
+        }
         let lease = Lease {
             id: rec.lease_id.clone(),
             pool: pool.clone(),
-            container: ReadyContainer {
-                created: created_of(e),
-                ready_at: now,
-                born: now.checked_sub(age).unwrap_or(now),
-                uses: rec.uses,
-                lendable: true,
-                // A lease's container is never reused across a spec change (see reuse).
-                generation: pool.generation(),
-            },
+            container: c,
             source: if rec.source == "cold" {
                 AcquireSource::Cold
             } else {
@@ -233,43 +274,53 @@ impl<B: Backend> Manager<B> {
             },
             acquire_us: 0,
             acquired_at: from_unix_ms(rec.acquired_at_ms),
-            expires: now + until(rec.expires_at_ms),
+            expires: crate::clock::later(
+                now,
+                self.clock.until(from_unix_ms(rec.expires_at_ms), now),
+            ),
             gone: None,
             owner: rec.owner.clone(),
         };
-        pool.lock().leased += 1;
-        info!(lease = %rec.lease_id, container = %e.name, pool = %pool.cfg().name, "lease re-attached after restart");
+        info!(lease = %rec.lease_id, container = %e.name, pool = %pool.name(), "lease re-attached after restart");
         self.emit(
             "leased",
-            &pool.cfg().name,
+            &pool.name(),
             Some(&e.id),
             Some(&rec.lease_id),
             Some("re-attached after restart".into()),
         );
-        lock(&self.leases).insert(rec.lease_id, lease);
+        self.leases.insert(lease);
     }
 
-    fn adopt(&self, pool: &Arc<Pool>, e: &Existing, now: Instant, wall: SystemTime) {
-        let age = wall.duration_since(e.created).unwrap_or(Duration::ZERO);
-        let mut st = pool.lock();
-        st.counters.adopted_total += 1;
-        st.ready.push_back(ReadyContainer {
+    fn adopt(
+        &self,
+        pool: &Arc<Pool>,
+        e: &Existing,
+        now: Instant,
+        baseline: Option<Arc<Baseline>>,
+    ) -> bool {
+        let age = self.clock.since(e.created, now);
+        let c = ReadyContainer {
             created: created_of(e),
             ready_at: now,
             born: now.checked_sub(age).unwrap_or(now),
             uses: 0,
             lendable: false,
             generation: pool.generation(),
-        });
-        drop(st);
-        info!(container = %e.name, pool = %pool.cfg().name, "ready container re-adopted after restart");
+            baseline,
+        };
+        if !pool.lock().adopt(c, &self.cap) {
+            return false;
+        }
+        info!(container = %e.name, pool = %pool.name(), "ready container re-adopted after restart");
         self.emit(
             "ready",
-            &pool.cfg().name,
+            &pool.name(),
             Some(&e.id),
             None,
             Some("re-adopted after restart".into()),
         );
+        true
     }
 }
 

@@ -20,7 +20,7 @@ use crate::backend::Backend;
 use crate::config::PoolConfig;
 use crate::manager::Manager;
 use crate::policy::Policies;
-use crate::pool::{DeliveryError, Pool, ReadyContainer};
+use crate::pool::Pool;
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -111,21 +111,15 @@ impl<B: Backend> Manager<B> {
         report
     }
 
-    /// A removed pool: stop its loops, tell its queued acquires, destroy its ready containers.
-    /// Its leases stay with their clients; releasing or expiring one destroys the container.
+    /// A removed pool: stop its loops, tell its queued acquires, remove its ready containers.
+    /// Its leases stay with their clients; releasing or expiring one removes the container.
+    /// The pool is kept among the retired until its books are empty.
     fn drain_removed(self: &Arc<Self>, pool: &Arc<Pool>) {
         pool.cancel.cancel();
-        let doomed: Vec<ReadyContainer> = {
-            let mut st = pool.lock();
-            st.draining = true;
-            for w in st.waiters.drain(..) {
-                let _ = w.send(Err(DeliveryError::ShuttingDown));
-            }
-            st.removing += st.ready.len() as u32;
-            st.ready.drain(..).collect()
-        };
+        let (_, doomed) = pool.lock().drain(false, &self.cap);
         for c in doomed {
-            self.spawn_destroy(pool.clone(), c.created.id, false, "pool removed");
+            self.spawn_removal_of(pool, &c, "pool removed");
         }
+        crate::manager::lock(&self.retired).push(pool.clone());
     }
 }

@@ -1,7 +1,18 @@
-//! Opt-in reuse with a verified reset. A released container goes back to the pool only when the
-//! pool allows reuse, it is within `max_uses` and `max_lifetime`, it runs the pool's current
-//! image, every reset command exits 0 and then every verify command exits 0. Anything else
-//! destroys it: a container whose cleanliness is unproven is never handed to the next user.
+//! Opt-in reuse with a scrub the daemon does itself. A released container goes back to the pool
+//! only when the pool allows reuse, it is within `max_uses` and `max_lifetime`, it runs the
+//! pool's current image and spec, and it has a baseline (what it looked like before any client).
+//! Then, whatever the operator's commands say:
+//!
+//! 1. the daemon kills every process started after the baseline and empties the tmpfs mounts
+//!    (`/dev/shm`, `/dev/mqueue`, a read-only root's `/tmp`);
+//! 2. the pool's `reset` commands run;
+//! 3. the daemon compares the container with its baseline, through the engine (processes, and
+//!    filesystem changes as `docker diff` shows them), and checks the tmpfs mounts are empty:
+//!    anything left outside `reuse.allowed_changes` destroys the container;
+//! 4. the pool's `verify` commands run.
+//!
+//! Anything else destroys it: a container whose cleanliness is unproven never reaches the next
+//! user.
 
 use std::sync::Arc;
 
@@ -9,12 +20,13 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::backend::{Backend, ExecRequest};
+use crate::backend::{Backend, ExecRequest, Residue};
 use crate::config::ReuseConfig;
 use crate::error::LeaseError;
 use crate::lease::Lease;
-use crate::manager::{Manager, lock};
-use crate::pool::{Pool, ReadyContainer};
+use crate::lifecycle::{CALL_SLACK, CALL_TIMEOUT};
+use crate::manager::Manager;
+use crate::pool::{LeaseEnd, Pool, ReadyContainer};
 
 /// What became of a container released for reuse.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -26,11 +38,16 @@ pub struct ReuseOutcome {
     pub reason: Option<String>,
 }
 
+/// Residue items named in a refusal; the rest are counted.
+const RESIDUE_SHOWN: usize = 5;
+
 impl<B: Backend> Manager<B> {
-    /// End a lease, returning its container to the pool if a verified reset allows it.
-    /// The reset runs on a tracked task: a client that hangs up does not leave it half done.
+    /// End a lease, returning its container to the pool if the scrub and the verified reset
+    /// allow it. The reset runs on a tracked task: a client that hangs up does not leave it half
+    /// done.
     pub async fn release_for_reuse(self: &Arc<Self>, id: &str) -> Result<ReuseOutcome, LeaseError> {
-        let lease = lock(&self.leases)
+        let lease = self
+            .leases
             .remove(id)
             .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
         let refuse = |reason: String| ReuseOutcome {
@@ -39,21 +56,17 @@ impl<B: Backend> Manager<B> {
             reason: Some(reason),
         };
         let Some(reuse) = lease.pool.cfg().reuse.clone() else {
-            self.retire_lease(lease, "released");
+            self.retire_lease(lease, LeaseEnd::Released, "released");
             return Ok(refuse("reuse is not enabled for this pool".into()));
         };
         if let Some(reason) = self.why_not_reuse(&lease, &reuse) {
-            self.retire_lease(lease, "released");
+            self.retire_lease(lease, LeaseEnd::Released, "released");
             return Ok(refuse(reason));
         }
-        // The container stays in the lendable set, so a crash during the reset destroys it at
-        // restart instead of re-adopting a container with a user's files in it.
+        // The container stays in the lendable set and keeps its engine-side mark, so a crash
+        // during the reset removes it at restart instead of re-adopting a used container.
         self.lease_ended(&lease, "reuse");
-        {
-            let mut st = lease.pool.lock();
-            st.leased -= 1;
-            st.resetting += 1;
-        }
+        lease.pool.lock().reset_begin(lease.container.key());
         let this = self.clone();
         let (pool, container) = (lease.pool.clone(), lease.container.clone());
         let task = self
@@ -86,6 +99,13 @@ impl<B: Backend> Manager<B> {
         if lease.pool.stale_spec(c) {
             return Some("the pool's container spec changed in a config reload".into());
         }
+        if c.baseline.is_none() {
+            return Some(
+                "no baseline of this container was recorded (it was made before reuse was \
+                 enabled, or re-attached after a restart), so a scrub could not be checked"
+                    .into(),
+            );
+        }
         if c.uses >= reuse.max_uses {
             return Some(format!(
                 "max_uses reached ({} of {})",
@@ -93,7 +113,7 @@ impl<B: Backend> Manager<B> {
             ));
         }
         if let Some(life) = lease.pool.cfg().max_lifetime
-            && Instant::now().duration_since(c.born) >= life
+            && Instant::now().saturating_duration_since(c.born) >= life
         {
             return Some(format!("max_lifetime of {life:?} reached"));
         }
@@ -103,78 +123,166 @@ impl<B: Backend> Manager<B> {
         None
     }
 
-    /// Run reset then verify; back to ready on success, destroyed otherwise. Returns the reason
-    /// it was destroyed, if it was.
+    /// Scrub, reset, check, verify; back to ready on success, destroyed otherwise. Returns the
+    /// reason it was destroyed, if it was.
     async fn reset_and_return(
         self: &Arc<Self>,
         pool: Arc<Pool>,
         c: ReadyContainer,
         reuse: &ReuseConfig,
     ) -> Option<String> {
-        let id = c.created.id.clone();
-        let mut failure = None;
-        for (stage, cmd) in reuse
-            .reset
-            .iter()
-            .map(|c| ("reset", c))
-            .chain(reuse.verify.iter().map(|c| ("verify", c)))
+        let failure = self.scrub_and_verify(&pool, &c, reuse).await;
+        let failure = failure.or_else(|| {
+            (pool.cancel.is_cancelled() || pool.stale_spec(&c))
+                .then(|| "the pool was removed or its spec changed during the reset".to_string())
+        });
+        let name = pool.name();
+        match failure {
+            None => {
+                info!(pool = %name, container = %c.created.name, uses = c.uses, "container scrubbed, verified and back in the pool");
+                let cid = c.created.id.clone();
+                pool.lock().reset_passed(ReadyContainer {
+                    ready_at: Instant::now(),
+                    ..c
+                });
+                self.emit("reused", &name, Some(&cid), None, None);
+                pool.touch();
+                None
+            }
+            Some(reason) => {
+                pool.lock().reset_failed(c.key());
+                warn!(pool = %name, container = %c.created.name, %reason, "reuse refused; destroying the container");
+                self.emit(
+                    "unhealthy",
+                    &name,
+                    Some(&c.created.id),
+                    None,
+                    Some(reason.clone()),
+                );
+                self.spawn_removal_of(&pool, &c, "reset failed");
+                Some(reason)
+            }
+        }
+    }
+
+    async fn scrub_and_verify(
+        &self,
+        pool: &Arc<Pool>,
+        c: &ReadyContainer,
+        reuse: &ReuseConfig,
+    ) -> Option<String> {
+        let id = &c.created.id;
+        let baseline = c.baseline.as_deref()?;
+        let tmpfs = pool.cfg().spec.tmpfs_paths();
+        // 1. The daemon's own scrub, whatever the operator's commands say.
+        if let Err(e) = self
+            .call(CALL_TIMEOUT, self.backend.scrub(id, baseline, &tmpfs))
+            .await
         {
+            return Some(format!("scrub: {e}"));
+        }
+        // 2. The operator's reset.
+        if let Some(f) = self.run_all("reset", &reuse.reset, id, reuse).await {
+            return Some(f);
+        }
+        // 3. What is left, read through the engine.
+        let residue = match self
+            .call(CALL_TIMEOUT, self.backend.residue(id, baseline, &tmpfs))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Some(format!("checking the scrub: {e}")),
+        };
+        let left: Vec<Residue> = residue
+            .into_iter()
+            .filter(|r| !allowed(r, &reuse.allowed_changes))
+            .collect();
+        if !left.is_empty() {
+            let shown: Vec<String> = left
+                .iter()
+                .take(RESIDUE_SHOWN)
+                .map(ToString::to_string)
+                .collect();
+            let more = left.len().saturating_sub(RESIDUE_SHOWN);
+            return Some(format!(
+                "the last client left {}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        // 4. The operator's verify.
+        self.run_all("verify", &reuse.verify, id, reuse).await
+    }
+
+    async fn run_all(
+        &self,
+        stage: &str,
+        cmds: &[Vec<String>],
+        id: &str,
+        reuse: &ReuseConfig,
+    ) -> Option<String> {
+        for cmd in cmds {
             let req = ExecRequest {
                 cmd: cmd.clone(),
                 timeout: reuse.timeout,
                 output_limit: 4096,
                 ..Default::default()
             };
-            match self.backend.exec(&id, req).await {
+            match self
+                .call(reuse.timeout + CALL_SLACK, self.backend.exec(id, req))
+                .await
+            {
                 Ok(out) if out.exit_code == Some(0) => {}
-                Ok(out) if out.timed_out => failure = Some(format!("{stage} {cmd:?} timed out")),
+                Ok(out) if out.timed_out => return Some(format!("{stage} {cmd:?} timed out")),
                 Ok(out) => {
                     let code = out.exit_code.unwrap_or(-1);
-                    failure = Some(format!(
+                    return Some(format!(
                         "{stage} {cmd:?} exited {code}: {}",
-                        out.stderr.trim()
+                        String::from_utf8_lossy(&out.stderr).trim()
                     ));
                 }
-                Err(e) => failure = Some(format!("{stage} {cmd:?}: {e}")),
-            }
-            if failure.is_some() {
-                break;
+                Err(e) => return Some(format!("{stage} {cmd:?}: {e}")),
             }
         }
-        if failure.is_none() && (pool.cancel.is_cancelled() || pool.stale_spec(&c)) {
-            failure = Some("the pool was removed or its spec changed during the reset".into());
-        }
-        let mut st = pool.lock();
-        st.resetting -= 1;
-        match failure {
-            None => {
-                st.counters.reused_total += 1;
-                info!(pool = %pool.cfg().name, container = %c.created.name, uses = c.uses, "container reset, verified and back in the pool");
-                let cid = c.created.id.clone();
-                st.offer(ReadyContainer {
-                    ready_at: Instant::now(),
-                    ..c
-                });
-                drop(st);
-                self.emit("reused", &pool.cfg().name, Some(&cid), None, None);
-                pool.touch();
-                None
-            }
-            Some(reason) => {
-                st.counters.reset_failures += 1;
-                st.removing += 1;
-                drop(st);
-                warn!(pool = %pool.cfg().name, container = %c.created.name, %reason, "reuse refused; destroying the container");
-                self.emit(
-                    "unhealthy",
-                    &pool.cfg().name,
-                    Some(&id),
-                    None,
-                    Some(reason.clone()),
-                );
-                self.spawn_destroy(pool, id, false, "reset failed");
-                Some(reason)
-            }
-        }
+        None
+    }
+}
+
+/// Whether a residue item lies under one of the pool's `allowed_changes` paths.
+fn allowed(r: &Residue, allowed: &[String]) -> bool {
+    let path = match r {
+        Residue::Path(c) => &c.path,
+        Residue::Tmpfs { mount, .. } => mount,
+        Residue::Process(_) => return false,
+    };
+    allowed.iter().any(|a| {
+        let a = a.trim_end_matches('/');
+        path == a || path.starts_with(&format!("{a}/"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+    use crate::backend::{ChangeKind, FsChange, Residue};
+
+    #[test]
+    fn allowed_changes_are_path_prefixes() {
+        let at = |p: &str| {
+            Residue::Path(FsChange {
+                kind: ChangeKind::Added,
+                path: p.into(),
+            })
+        };
+        let ok = vec!["/root/.cache".to_string()];
+        assert!(allowed(&at("/root/.cache"), &ok));
+        assert!(allowed(&at("/root/.cache/pip/x"), &ok));
+        assert!(!allowed(&at("/root/.cache2"), &ok));
+        assert!(!allowed(&at("/root"), &ok));
+        assert!(!allowed(&Residue::Process("1 sh".into()), &ok));
     }
 }

@@ -1,4 +1,4 @@
-//! Shutdown: stop accepting work, fail queued acquires, destroy every container this daemon
+//! Shutdown: stop accepting work, fail queued acquires, remove every container this daemon
 //! made (in parallel), wait for every task up to the grace period, then sweep by label for
 //! anything a late create left behind.
 
@@ -9,15 +9,15 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{info, warn};
 
 use crate::backend::Backend;
-use crate::lease::Lease;
-use crate::manager::{Manager, lock};
-use crate::pool::{DeliveryError, ReadyContainer};
+use crate::manager::Manager;
+use crate::pool::LeaseEnd;
 
 /// What [`Manager::shutdown`] did.
 #[derive(Debug, Clone, Default)]
 pub struct ShutdownReport {
     pub destroyed: usize,
-    /// Containers found by the final label sweep (left by a create that finished late).
+    /// Containers found by the final label sweep (left by a create that finished late, or a
+    /// removal still retrying).
     pub swept: usize,
     /// Whether every task finished within the grace period.
     pub drained: bool,
@@ -26,13 +26,15 @@ pub struct ShutdownReport {
 }
 
 impl<B: Backend> Manager<B> {
-    /// Stop accepting work, fail queued acquires, destroy every container this daemon made (in
+    /// Stop accepting work, fail queued acquires, remove every container this daemon made (in
     /// parallel), wait for all tasks up to `grace`, then sweep by label for stragglers.
     ///
     /// With `keep_on_shutdown` (and a state store), leased containers and ready ones that were
     /// never lendable stay running instead, and the store is flushed, so the next start
     /// re-attaches the leases and re-adopts the containers: a restart for an upgrade loses no
-    /// session. Lendable but unleased containers are still destroyed, as at a crash.
+    /// session. Lendable but unleased containers are still removed, as at a crash; a container
+    /// whose removal is still failing stays in the store's lendable set (and keeps its "used"
+    /// mark), so the next start removes it rather than re-adopting it.
     pub async fn shutdown(self: &Arc<Self>, grace: Duration) -> ShutdownReport {
         let deadline = Instant::now() + grace;
         let keep = self.cfg.keep_on_shutdown && self.persist.is_some();
@@ -44,36 +46,21 @@ impl<B: Backend> Manager<B> {
         }
         let mut destroyed = 0;
         let mut kept = 0;
-        for pool in self.pools().values() {
-            let doomed: Vec<ReadyContainer> = {
-                let mut st = pool.lock();
-                st.draining = true;
-                for w in st.waiters.drain(..) {
-                    let _ = w.send(Err(DeliveryError::ShuttingDown));
-                }
-                // Kept: what no client could have had. Everything else goes.
-                let (stay, go): (Vec<_>, Vec<_>) =
-                    st.ready.drain(..).partition(|c| keep && !c.lendable);
-                kept += stay.len();
-                st.removing += go.len() as u32;
-                go
-            };
-            for c in doomed {
+        for pool in self.all_pools() {
+            let (stay, go) = pool.lock().drain(keep, &self.cap);
+            kept += stay.len();
+            for c in go {
                 destroyed += 1;
-                self.spawn_destroy(pool.clone(), c.created.id, false, "shutdown");
+                self.spawn_removal_of(&pool, &c, "shutdown");
             }
         }
         for (pool, c) in self.take_held() {
-            {
-                let mut st = pool.lock();
-                st.leased -= 1;
-                st.removing += 1;
-            }
+            pool.lock().lease_ended(c.key(), LeaseEnd::Other);
             destroyed += 1;
-            self.spawn_destroy(pool, c.created.id, false, "shutdown");
+            self.spawn_removal_of(&pool, &c, "shutdown");
         }
         if keep {
-            kept += lock(&self.leases).len();
+            kept += self.leases.len();
             self.tracker.close();
             let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();
             // Leases, renewals, releases and removals of the last moments reach the store.
@@ -92,10 +79,9 @@ impl<B: Backend> Manager<B> {
                 kept,
             };
         }
-        let leases: Vec<Lease> = lock(&self.leases).drain().map(|(_, l)| l).collect();
-        for l in leases {
+        for l in self.leases.drain() {
             destroyed += 1;
-            self.retire_lease(l, "shutdown");
+            self.retire_lease(l, LeaseEnd::Other, "shutdown");
         }
         self.tracker.close();
         let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();

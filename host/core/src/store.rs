@@ -13,10 +13,9 @@
 //!
 //! That gives the guarantee the README states: no container reaches two clients across a crash,
 //! and the price of a crash is recreating the few containers that were lendable but not leased.
-//! `warmpool-store` implements the trait on redb; [`MemoryStore`] serves the unit tests.
+//! `warmpool-store` implements the trait on redb; `warmpool-testkit` has an in-memory one.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -108,41 +107,10 @@ pub trait LeaseStore: Send + Sync + 'static {
     fn load(&self) -> Result<Persisted, StoreError>;
     /// Apply `changes` atomically and durably: when this returns `Ok`, they survive a crash.
     fn commit(&self, changes: &[Change]) -> Result<(), StoreError>;
-}
-
-/// An in-memory store for tests: "durable" for as long as the value lives, which is what a
-/// test of a restart needs (hand the same store to the next manager).
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    state: Mutex<Persisted>,
-    commits: Mutex<u64>,
-    /// When set, commits fail (to test that a failing store never lends).
-    pub fail: std::sync::atomic::AtomicBool,
-}
-
-impl MemoryStore {
-    pub fn snapshot(&self) -> Persisted {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    pub fn commits(&self) -> u64 {
-        *self.commits.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl LeaseStore for MemoryStore {
-    fn load(&self) -> Result<Persisted, StoreError> {
-        Ok(self.snapshot())
-    }
-    fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
-        if self.fail.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(StoreError::Commit("injected failure".into()));
-        }
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(changes);
-        *self.commits.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        Ok(())
+    /// Whether calls may block (fsync): the core then runs them on tokio's blocking pool. An
+    /// in-memory store says `false`, and is called inline (which keeps a simulation exact).
+    fn blocking(&self) -> bool {
+        true
     }
 }
 

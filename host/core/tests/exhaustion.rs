@@ -110,7 +110,7 @@ async fn cold_creates_on_demand_within_the_caps() {
     let err = m.acquire(req("p", None)).await.unwrap_err();
     assert!(matches!(err, AcquireError::Exhausted { .. }), "{err:?}");
     assert!(t1.elapsed() >= Duration::from_secs(5));
-    assert!(b.state().live.len() <= 2);
+    assert!(b.live().len() <= 2);
     // Once a lease ends, a queued cold acquire gets the room back.
     let m2 = m.clone();
     let waiter = tokio::spawn(async move { m2.acquire(req("p", None)).await });

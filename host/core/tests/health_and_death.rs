@@ -16,7 +16,7 @@ async fn a_killed_ready_container_is_replaced_and_never_leased() {
         vec![(pool("p", 2, 2, 4), policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let victim = b.state().live.iter().next().cloned().unwrap();
+    let victim = b.live().iter().next().cloned().unwrap();
     b.kill(&victim).await;
     tokio::task::yield_now().await;
     run_for(Duration::from_millis(10)).await;
@@ -42,10 +42,10 @@ async fn a_failing_probe_replaces_the_container() {
     })));
     let (m, b) = manager(ManagerConfig::default(), vec![(pool("p", 2, 2, 4), pols)]);
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let sick = b.state().live.iter().next().cloned().unwrap();
+    let sick = b.live().iter().next().cloned().unwrap();
     b.state().sick.insert(sick.clone());
     run_for(Duration::from_secs(15)).await;
-    assert!(!b.state().live.contains(&sick), "sick container kept");
+    assert!(!b.live().contains(&sick), "sick container kept");
     let s = m.pool_stats("p").unwrap();
     assert_eq!(s.counts.ready, 2);
     assert_eq!(s.counters.unhealthy_total, 1);

@@ -23,7 +23,7 @@ async fn ttl_expiry_destroys_the_container() {
         })
         .await
         .unwrap();
-    assert!(b.state().live.contains(&l.container_id));
+    assert!(b.live().contains(&l.container_id));
     run_for(Duration::from_secs(2)).await;
     assert!(m.lease(&l.lease_id).is_ok(), "lease ended early");
     run_for(Duration::from_secs(3)).await;
@@ -32,7 +32,7 @@ async fn ttl_expiry_destroys_the_container() {
         Err(LeaseError::UnknownLease(_))
     ));
     assert!(
-        !b.state().live.contains(&l.container_id),
+        !b.live().contains(&l.container_id),
         "expired container still live"
     );
     assert_eq!(m.pool_stats("p").unwrap().counters.expired_total, 1);
@@ -102,9 +102,9 @@ async fn containers_past_max_warm_age_are_recycled() {
         vec![(p, policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let first: Vec<String> = b.state().live.iter().cloned().collect();
+    let first: Vec<String> = b.live().iter().cloned().collect();
     run_for(Duration::from_secs(40)).await;
-    let now: Vec<String> = b.state().live.iter().cloned().collect();
+    let now: Vec<String> = b.live().iter().cloned().collect();
     assert!(
         first.iter().all(|id| !now.contains(id)),
         "old containers survive: {first:?} {now:?}"

@@ -79,7 +79,7 @@ async fn concurrent_acquires_respect_every_cap() {
             all += s.counts.total();
         }
         assert!(all <= 12, "global cap exceeded: {all}");
-        assert!(backend.state().live.len() <= 12);
+        assert!(backend.live().len() <= 12);
     }
     for c in clients {
         c.await.unwrap();

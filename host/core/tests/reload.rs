@@ -23,7 +23,7 @@ async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
         vec![(pool("a", 2, 2, 8), policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("a", Duration::from_secs(10)).await.unwrap();
-    let before = b.state().live.clone();
+    let before = b.live().clone();
 
     let report = m.reconfigure(vec![
         (pool("a", 4, 4, 8), None),
@@ -37,7 +37,7 @@ async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
     assert_eq!(a.min_ready, 4);
     m.warm_up("b", Duration::from_secs(10)).await.unwrap();
     assert!(
-        before.is_subset(&b.state().live),
+        before.is_subset(&b.live()),
         "a resize destroyed a container"
     );
     assert_eq!(b.state().destroyed_total, 0);
@@ -75,14 +75,14 @@ async fn a_removed_pool_drains_but_its_lease_lives_on() {
     ));
     assert_eq!(m.pool_names(), ["b"]);
     // Only b's container and the lease's remain: a's ready ones are gone, none recreated.
-    assert_eq!(b.state().live.len(), 2, "{:?}", b.state().live);
-    assert!(b.state().live.contains(&lease.container_id));
+    assert_eq!(b.live().len(), 2, "{:?}", b.live());
+    assert!(b.live().contains(&lease.container_id));
     assert!(m.exec(&lease.lease_id, Default::default()).await.is_ok());
 
     m.release(&lease.lease_id).unwrap();
     run_for(Duration::from_secs(1)).await;
-    assert!(!b.state().live.contains(&lease.container_id));
-    assert_eq!(b.state().live.len(), 1);
+    assert!(!b.live().contains(&lease.container_id));
+    assert_eq!(b.live().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -93,6 +93,7 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
         reset: vec![vec!["true".into()]],
         verify: vec![vec!["true".into()]],
         timeout: Duration::from_secs(5),
+        allowed_changes: vec![],
     });
     let (m, b) = manager(
         ManagerConfig::default(),
@@ -101,7 +102,7 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
     m.warm_up("a", Duration::from_secs(10)).await.unwrap();
     let lease = m.acquire(acquire("a")).await.unwrap();
     run_for(Duration::from_secs(2)).await;
-    let old = b.state().live.clone();
+    let old = b.live().clone();
 
     let mut changed = cfg.clone();
     changed.spec.env.insert("VERSION".into(), "2".into());
@@ -109,10 +110,10 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
     assert_eq!(report.respec, ["a"]);
     // Recycling is gradual: after one tick, at most one old ready container is gone.
     run_for(Duration::from_millis(1100)).await;
-    let gone_now = old.difference(&b.state().live).count();
+    let gone_now = old.difference(&b.live()).count();
     assert!(gone_now <= 1, "{gone_now} recycled in one tick");
     run_for(Duration::from_secs(10)).await;
-    let live = b.state().live.clone();
+    let live = b.live().clone();
     let kept: Vec<_> = old.intersection(&live).collect();
     assert_eq!(
         kept,

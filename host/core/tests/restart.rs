@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use warmpool_core::fake::FakeBackend;
-use warmpool_core::store::{LeaseStore, MemoryStore};
+use warmpool_core::store::LeaseStore;
 use warmpool_core::{AcquireRequest, BuiltinExhaustion, Manager, ManagerConfig, PoolConfig};
+use warmpool_testkit::FakeBackend;
+use warmpool_testkit::MemoryStore;
 
 fn start(
     backend: &Arc<FakeBackend>,
@@ -61,7 +62,7 @@ async fn committed_leases_come_back_and_unlent_containers_are_adopted() {
     let persisted = store.snapshot();
     assert_eq!(persisted.leases.len(), 2);
     let lendable: BTreeSet<String> = persisted.lendable.keys().cloned().collect();
-    let before: BTreeSet<String> = backend.state().live.clone();
+    let before: BTreeSet<String> = backend.live().clone();
     assert!(before.len() >= 8, "6 ready + 2 leased, got {before:?}");
     run_for(Duration::from_millis(100)).await;
     let creates_before = backend.state().created_total;
@@ -84,7 +85,7 @@ async fn committed_leases_come_back_and_unlent_containers_are_adopted() {
     );
     assert!(m2.exec(&l1.lease_id, Default::default()).await.is_ok());
 
-    let live = backend.state().live.clone();
+    let live = backend.live().clone();
     for id in &lendable {
         let leased = id == &l1.container_id || id == &l2.container_id;
         assert_eq!(
@@ -129,7 +130,7 @@ async fn a_lease_not_yet_committed_costs_its_container_never_a_second_client() {
     m2.warm_up("a", Duration::from_secs(10)).await.unwrap();
     assert!(m2.lease(&lost.lease_id).is_err());
     assert!(
-        !backend.state().live.contains(&lost.container_id),
+        !backend.live().contains(&lost.container_id),
         "the maybe-lent container must be destroyed"
     );
     // Every later acquire gets a different container.
@@ -148,7 +149,7 @@ async fn a_moved_image_or_changed_spec_is_not_adopted_but_leases_stay() {
     let l = m1.acquire(acquire("erin")).await.unwrap();
     run_for(Duration::from_secs(2)).await;
     crash(&m1).await;
-    let old: BTreeSet<String> = backend.state().live.clone();
+    let old: BTreeSet<String> = backend.live().clone();
 
     let mut changed = pool("a", 3, 3, 6);
     changed.spec.env.insert("NEW".into(), "1".into());
@@ -158,7 +159,7 @@ async fn a_moved_image_or_changed_spec_is_not_adopted_but_leases_stay() {
         m2.lease(&l.lease_id).is_ok(),
         "a lease outlives a spec change"
     );
-    let live = backend.state().live.clone();
+    let live = backend.live().clone();
     let kept: Vec<_> = old.intersection(&live).collect();
     assert_eq!(
         kept,
@@ -208,7 +209,7 @@ async fn a_clean_shutdown_clears_the_store() {
     assert!(!store.snapshot().leases.is_empty());
     m.shutdown(Duration::from_secs(5)).await;
     assert_eq!(store.snapshot(), Default::default());
-    assert!(backend.state().live.is_empty());
+    assert!(backend.live().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -273,7 +274,7 @@ async fn keep_on_shutdown_hands_leases_and_unlent_containers_to_the_next_start()
     m1.renew(&l.lease_id, Duration::from_secs(500)).unwrap();
     let report = m1.shutdown(Duration::from_secs(5)).await;
     assert!(report.kept >= 2, "{report:?}");
-    let live = backend.state().live.clone();
+    let live = backend.live().clone();
     assert!(
         live.contains(&l.container_id),
         "the leased container was removed"

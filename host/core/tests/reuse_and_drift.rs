@@ -14,6 +14,7 @@ fn reuse(verify: &str) -> ReuseConfig {
         reset: vec![vec!["rm".into(), "-rf".into(), "/work".into()]],
         verify: vec![vec![verify.into()]],
         timeout: Duration::from_secs(5),
+        allowed_changes: vec![],
     }
 }
 
@@ -46,7 +47,7 @@ async fn reuse_returns_the_container_until_max_uses() {
     assert_eq!(out.reason.as_deref(), Some("max_uses reached (2 of 2)"));
     run_for(Duration::from_secs(2)).await;
     assert!(
-        !b.state().live.contains(&first.container_id),
+        !b.live().contains(&first.container_id),
         "a worn-out container was kept"
     );
     let s = m.pool_stats("p").unwrap();
@@ -72,7 +73,7 @@ async fn a_failed_verification_destroys_the_container() {
             .starts_with("verify [\"false\"] exited 1")
     );
     run_for(Duration::from_secs(1)).await;
-    assert!(!b.state().live.contains(&l.container_id));
+    assert!(!b.live().contains(&l.container_id));
     assert_eq!(m.pool_stats("p").unwrap().counters.reset_failures, 1);
 }
 
@@ -90,7 +91,7 @@ async fn a_single_use_pool_destroys_on_reuse_requests() {
         Some("reuse is not enabled for this pool")
     );
     run_for(Duration::from_secs(1)).await;
-    assert!(!b.state().live.contains(&l.container_id));
+    assert!(!b.live().contains(&l.container_id));
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,10 +104,10 @@ async fn a_moved_image_drains_old_containers_without_touching_leases() {
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
     let leased = m.acquire(acquire()).await.unwrap();
-    let old: Vec<String> = b.state().live.iter().cloned().collect();
+    let old: Vec<String> = b.live().iter().cloned().collect();
     b.state().image_id = "sha256:two".into();
     run_for(Duration::from_secs(20)).await;
-    let live = b.state().live.clone();
+    let live = b.live().clone();
     assert!(
         live.contains(&leased.container_id),
         "a leased container was killed for drift"
@@ -137,8 +138,8 @@ async fn max_lifetime_recycles_ready_containers() {
         vec![(p, policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let first: Vec<String> = b.state().live.iter().cloned().collect();
+    let first: Vec<String> = b.live().iter().cloned().collect();
     run_for(Duration::from_secs(40)).await;
-    assert!(first.iter().all(|id| !b.state().live.contains(id)));
+    assert!(first.iter().all(|id| !b.live().contains(id)));
     assert_eq!(m.pool_stats("p").unwrap().counts.ready, 2);
 }

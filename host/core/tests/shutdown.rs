@@ -49,11 +49,7 @@ async fn shutdown_leaves_nothing_and_is_bounded() {
     let report = m.shutdown(Duration::from_secs(10)).await;
     assert!(t0.elapsed() <= Duration::from_secs(10));
     assert!(report.drained);
-    assert!(
-        b.state().live.is_empty(),
-        "left behind: {:?}",
-        b.state().live
-    );
+    assert!(b.live().is_empty(), "left behind: {:?}", b.live());
     assert!(matches!(
         queued.await.unwrap(),
         Err(AcquireError::ShuttingDown)
@@ -70,8 +66,8 @@ async fn shutdown_leaves_nothing_and_is_bounded() {
 
 #[tokio::test(start_paused = true)]
 async fn startup_sweeps_leftovers_before_creating() {
-    let backend = std::sync::Arc::new(warmpool_core::fake::FakeBackend::new(CREATE));
-    backend.state().live.insert("left-by-a-crash".into());
+    let backend = std::sync::Arc::new(warmpool_testkit::FakeBackend::new(CREATE));
+    backend.live().insert("left-by-a-crash".into());
     let m = warmpool_core::Manager::new(
         ManagerConfig::default(),
         vec![(pool("a", 1, 1, 2), policies(BuiltinExhaustion::Cold))],
@@ -79,7 +75,7 @@ async fn startup_sweeps_leftovers_before_creating() {
     );
     m.start();
     m.warm_up("a", Duration::from_secs(10)).await.unwrap();
-    let live = backend.state().live.clone();
+    let live = backend.live().clone();
     assert!(!live.contains("left-by-a-crash"));
     assert_eq!(live.len(), 1);
 }

@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tracing::{info, warn};
-use warmpool_core::{BackendError, ContainerSpec, Created, ExecRequest};
+use warmpool_core::{BackendError, ContainerSpec, Created, ExecRequest, USED_SUFFIX};
 
 use crate::labels::{HOST, MANAGED, POOL, SPEC};
 use crate::{DockerBackend, exec, is_transport, status_of, unavailable};
@@ -135,16 +135,17 @@ pub fn container_body(
     }
 }
 
+/// Create, start and set up container `name`. The core chose the name before asking, so a
+/// container this leaves behind on any failure is one the core removes by name.
 pub async fn create(
     b: &DockerBackend,
     pool: &str,
+    name: &str,
     spec: &ContainerSpec,
 ) -> Result<Created, BackendError> {
     let t0 = Instant::now();
     let image_id = ensure_image(&b.docker, &spec.image).await?;
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
-    let name = format!("warmpool-{pool}-{suffix}");
-    let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+    let opts = CreateContainerOptionsBuilder::default().name(name).build();
     let body = container_body(b, pool, spec, &image_id);
     let created = b
         .docker
@@ -170,7 +171,7 @@ pub async fn create(
     tracing::debug!(container = %name, ms = t0.elapsed().as_millis() as u64, "created");
     Ok(Created {
         id,
-        name,
+        name: name.to_string(),
         image: spec.image.clone(),
         image_id,
     })
@@ -206,10 +207,14 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
         match out.exit_code {
             Some(0) => {}
             Some(code) => {
-                let detail = if out.stderr.trim().is_empty() {
-                    out.stdout
+                let (stdout, stderr) = (
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                );
+                let detail = if stderr.trim().is_empty() {
+                    stdout
                 } else {
-                    out.stderr
+                    stderr
                 };
                 return Err(setup_err(format!("exited {code}: {}", detail.trim())));
             }
@@ -221,11 +226,69 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
             }
         }
     }
+    // A container whose command exited (at once, or during setup) is never handed out: the
+    // create fails, saying why, and the failure feeds the pool's breaker.
+    let state = b
+        .docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| crate::op_error("inspect", id, e))?
+        .state;
+    if !state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Err(BackendError::Create {
+            image: spec.image.clone(),
+            message: format!(
+                "the container stopped right after it started: {}",
+                exit_report(&b.docker, id).await
+            ),
+        });
+    }
     Ok(())
 }
 
-/// Remove a container at once: force (SIGKILL, no stop grace) and its anonymous volumes.
-/// A container already gone, or already being removed, counts as removed.
+/// Lines of a stopped container's log kept in its exit report.
+const LOG_TAIL: usize = 5;
+
+/// Why a container stopped: its exit code (and OOM, engine error) and its log's last lines.
+pub async fn exit_report(docker: &Docker, id: &str) -> String {
+    let mut out = match docker.inspect_container(id, None).await {
+        Ok(c) => {
+            let s = c.state.unwrap_or_default();
+            let mut r = format!("exit code {}", s.exit_code.unwrap_or(-1));
+            if s.oom_killed == Some(true) {
+                r.push_str(", killed for running out of memory");
+            }
+            if let Some(e) = s.error.filter(|e| !e.is_empty()) {
+                r.push_str(&format!(", engine error: {e}"));
+            }
+            r
+        }
+        Err(e) => return format!("(no report: {e})"),
+    };
+    let opts = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&LOG_TAIL.to_string())
+        .build();
+    let mut logs = docker.logs(id, Some(opts));
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        if text.len() > 2048 {
+            break;
+        }
+    }
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if !lines.is_empty() {
+        out.push_str("; last log lines: ");
+        out.push_str(&lines.join(" | "));
+    }
+    out
+}
+
+/// Remove a container (by ID or name) at once: force (SIGKILL, no stop grace) and its anonymous
+/// volumes. A container already gone counts as removed; one whose removal is still in progress
+/// does not, yet (the core retries until the engine says it is gone).
 pub async fn remove(docker: &Docker, id: &str) -> Result<(), BackendError> {
     let opts = RemoveContainerOptionsBuilder::default()
         .force(true)
@@ -234,10 +297,28 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), BackendError> {
     match docker.remove_container(id, Some(opts)).await {
         Ok(()) => Ok(()),
         Err(e) if matches!(status_of(&e), Some(404)) => Ok(()),
-        Err(e) if status_of(&e) == Some(409) && e.to_string().contains("already in progress") => {
-            Ok(())
-        }
         Err(e) => Err(crate::op_error("remove", id, e)),
+    }
+}
+
+/// Mark a leased container on the engine: rename it `<name>-leased`. Nothing inside the
+/// container can undo a rename, and the mark survives the loss of the state store.
+pub async fn mark_used(docker: &Docker, id: &str, name: &str) -> Result<(), BackendError> {
+    let target = format!("{name}{USED_SUFFIX}");
+    let opts = bollard::query_parameters::RenameContainerOptionsBuilder::default()
+        .name(&target)
+        .build();
+    match docker.rename_container(id, opts).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // A retry after a lost answer: the engine refuses to rename to the current name.
+            if let Ok(c) = docker.inspect_container(id, None).await
+                && c.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target.as_str())
+            {
+                return Ok(());
+            }
+            Err(crate::op_error("rename", id, e))
+        }
     }
 }
 

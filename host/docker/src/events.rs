@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use warmpool_core::{BackendError, BackendEvent, Existing};
+use warmpool_core::{BackendError, BackendEvent, Existing, USED_SUFFIX};
 
 use crate::labels::{self, HOST, MANAGED, POOL, SPEC};
 use crate::{DockerBackend, create, unavailable};
@@ -39,13 +39,19 @@ pub async fn list(b: &DockerBackend) -> Result<Vec<Existing>, BackendError> {
             {
                 return None;
             }
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            let (name, used) = match name.strip_suffix(USED_SUFFIX) {
+                Some(base) => (base.to_string(), true),
+                None => (name, false),
+            };
             Some(Existing {
                 id: c.id?,
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
+                name,
+                used,
                 pool: labels.get(POOL).cloned(),
                 fingerprint: labels.get(SPEC).cloned(),
                 image: c.image.unwrap_or_default(),

@@ -1,5 +1,6 @@
-//! Commands in a container: exec with stdin, env, workdir, a deadline and capped output; and the
-//! health probes (exec, HTTP GET, TCP connect) run on a health check's behalf.
+//! Commands in a container: exec with stdin, env, workdir, a deadline and capped output; the
+//! killing of a timed-out or abandoned exec's process tree; and the health probes (exec, HTTP
+//! GET, TCP connect) run on a health check's behalf.
 
 use std::time::{Duration, Instant};
 
@@ -31,23 +32,73 @@ impl Capped {
     }
 }
 
+/// The environment variable that marks every process an exec starts (children inherit it), so
+/// that a timed-out or abandoned exec's whole process tree can be found and killed.
+pub const EXEC_MARK: &str = "WARMPOOL_EXEC";
+
+/// Kills every process of an exec: those carrying its mark, and every process in their
+/// sessions (an exec is a session leader, and a background child stays in its session even
+/// after its parent exits). PID 1 and the killer itself are spared. It reads `/proc` with shell
+/// builtins; the `tr | grep` pair runs in the killer's own session.
+const KILL_EXEC: &str = r#"m="WARMPOOL_EXEC=$1"; me=$$; sids=" "
+for d in /proc/[0-9]*; do
+  tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qxF "$m" || continue
+  read -r s < "$d/stat" 2>/dev/null || continue
+  s=${s##*) }; set -- $s; sids="$sids$4 "
+done
+[ "$sids" = " " ] && exit 0
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}; [ "$p" = 1 ] && continue; [ "$p" = "$me" ] && continue
+  read -r s < "$d/stat" 2>/dev/null || continue
+  s=${s##*) }; set -- $s
+  case "$sids" in *" $4 "*) kill -9 "$p" 2>/dev/null;; esac
+done
+exit 0"#;
+
 /// Run `req` in container `id` and collect its output.
 ///
-/// On timeout the answer says `timed_out` and has no exit code. The process itself keeps
-/// running in the container until the lease ends: the Engine API has no call to kill an exec.
+/// On timeout the answer says `timed_out` and has no exit code, and the command's whole process
+/// tree is killed before it returns. If the future is dropped first (the client went away), the
+/// tree is killed in the background.
 pub async fn run(docker: &Docker, id: &str, req: &ExecRequest) -> Result<ExecOutput, BackendError> {
     if req.cmd.is_empty() || req.cmd[0].is_empty() {
         return Err(BackendError::Invalid("cmd must not be empty".into()));
     }
+    let mark = uuid::Uuid::new_v4().simple().to_string();
+    let mut guard = KillOnDrop {
+        docker: docker.clone(),
+        id: id.to_string(),
+        mark: mark.clone(),
+        armed: true,
+    };
+    let out = exec(docker, id, req, Some(&mark)).await;
+    guard.armed = false;
+    let out = out?;
+    if out.timed_out {
+        kill_exec(docker, id, &mark).await;
+    }
+    Ok(out)
+}
+
+/// Create, start and collect one exec; `mark` tags its processes (see [`EXEC_MARK`]).
+async fn exec(
+    docker: &Docker,
+    id: &str,
+    req: &ExecRequest,
+    mark: Option<&str>,
+) -> Result<ExecOutput, BackendError> {
     let started = Instant::now();
+    let mut env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(m) = mark {
+        env.push(format!("{EXEC_MARK}={m}"));
+    }
     let opts = CreateExecOptions {
         attach_stdin: Some(req.stdin.is_some()),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         tty: Some(false),
         cmd: Some(req.cmd.clone()),
-        env: (!req.env.is_empty())
-            .then(|| req.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: (!env.is_empty()).then_some(env),
         working_dir: req.workdir.clone(),
         ..Default::default()
     };
@@ -123,11 +174,69 @@ pub async fn run(docker: &Docker, id: &str, req: &ExecRequest) -> Result<ExecOut
     Ok(ExecOutput {
         exit_code,
         truncated: out.truncated || err.truncated,
-        stdout: String::from_utf8_lossy(&out.buf).into_owned(),
-        stderr: String::from_utf8_lossy(&err.buf).into_owned(),
+        stdout: out.buf,
+        stderr: err.buf,
         timed_out,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Run a shell script of the daemon's own (the killer, the scrub), unmarked, so it never
+/// triggers a killer itself. `args` become `$1…`.
+pub async fn script(
+    docker: &Docker,
+    id: &str,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<ExecOutput, BackendError> {
+    let mut cmd = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        script.into(),
+        "warmpool".into(),
+    ];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    let req = ExecRequest {
+        cmd,
+        timeout,
+        output_limit: 64 << 10,
+        ..Default::default()
+    };
+    exec(docker, id, &req, None).await
+}
+
+/// Kill every process of the exec marked `mark` (see [`KILL_EXEC`]). Best effort: an image
+/// without `/bin/sh` cannot run the killer, and the processes then live until the lease ends
+/// (when the container is removed or scrubbed).
+pub async fn kill_exec(docker: &Docker, id: &str, mark: &str) {
+    match script(docker, id, KILL_EXEC, &[mark], Duration::from_secs(10)).await {
+        Ok(o) if o.exit_code == Some(0) => {}
+        Ok(o) => {
+            tracing::debug!(container = %id, stderr = %String::from_utf8_lossy(&o.stderr), "killing an exec's processes did not finish")
+        }
+        Err(e) => tracing::debug!(container = %id, error = %e, "cannot kill an exec's processes"),
+    }
+}
+
+/// Kills an exec's process tree if the exec's future is dropped before it finished.
+struct KillOnDrop {
+    docker: Docker,
+    id: String,
+    mark: String,
+    armed: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (docker, id, mark) = (self.docker.clone(), self.id.clone(), self.mark.clone());
+            rt.spawn(async move { kill_exec(&docker, &id, &mark).await });
+        }
+    }
 }
 
 /// Run one health probe.
@@ -144,7 +253,7 @@ pub async fn probe(docker: &Docker, id: &str, probe: &Probe) -> ProbeResult {
                 Ok(o) if o.timed_out => ProbeResult::TimedOut,
                 Ok(o) => ProbeResult::Exec {
                     exit_code: o.exit_code.unwrap_or(-1),
-                    output: o.stdout + &o.stderr,
+                    output: String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).into_owned(),
                 },
                 Err(e) => ProbeResult::Error {
                     reason: e.to_string(),

@@ -1,17 +1,18 @@
-//! Files in and out of a container through the Engine API's tar archive endpoints.
+//! Files in and out of a container through the Engine API's tar archive endpoints, streamed
+//! both ways: an upload becomes a tar stream as its bytes arrive, a download is cut out of the
+//! engine's tar stream as it comes. The daemon never holds a whole file.
 
 use bollard::Docker;
 use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
-use futures_util::StreamExt;
-use warmpool_core::BackendError;
-use warmpool_core::backend::checked_path;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warmpool_core::{BackendError, ByteStream, FileBody, checked_path};
 
 use crate::op_error;
 
-/// Largest file [`get`] reads back.
-const MAX_DOWNLOAD: usize = 256 << 20;
+const BLOCK: usize = 512;
 
 /// Owner for an uploaded file: the container's user when it is numeric (`uid[:gid]`), so a
 /// sandbox running as an unprivileged user can change the files it was given.
@@ -27,88 +28,195 @@ async fn owner(docker: &Docker, id: &str) -> Result<(u64, u64), BackendError> {
     Ok((uid, gid))
 }
 
-/// Write `data` to `path`; the engine creates missing parent directories.
-pub async fn put(docker: &Docker, id: &str, path: &str, data: Vec<u8>) -> Result<(), BackendError> {
+/// Write `file` to `path`; the engine creates missing parent directories.
+pub async fn put(
+    docker: &Docker,
+    id: &str,
+    path: &str,
+    file: FileBody,
+) -> Result<(), BackendError> {
     let rel = checked_path(path)?;
     let (uid, gid) = owner(docker, id).await?;
     let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
+    header.set_size(file.len);
     header.set_mode(0o644);
     header.set_uid(uid);
     header.set_gid(gid);
+    header.set_entry_type(tar::EntryType::Regular);
     header.set_mtime(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     );
-    let mut archive = tar::Builder::new(Vec::with_capacity(data.len() + 1024));
-    archive
-        .append_data(&mut header, rel, data.as_slice())
+    // The header alone (with a GNU long-name entry before it for a long path): an empty reader
+    // writes no data and no padding, and the archive is not finished here.
+    let mut prefix = tar::Builder::new(Vec::with_capacity(2 * BLOCK));
+    prefix
+        .append_data(&mut header, rel, std::io::empty())
         .map_err(|e| BackendError::Invalid(format!("path {path:?}: {e}")))?;
-    let tar = archive
-        .into_inner()
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
+    let prefix = Bytes::from(prefix.get_ref().clone());
+    let len = file.len;
+    let pad = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
+    let head = futures_util::stream::once(std::future::ready(Ok(prefix)));
+    let mut seen = 0u64;
+    let body = file.body.map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen += chunk.len() as u64;
+        if seen > len {
+            return Err(std::io::Error::other("the body is longer than its length"));
+        }
+        Ok(chunk)
+    });
+    // The padding to a whole block, then the two zero blocks that end an archive.
+    let tail = futures_util::stream::once(std::future::ready(Ok(Bytes::from(vec![
+        0u8;
+        pad + 2 * BLOCK
+    ]))));
+    let tar = head.chain(body).chain(tail);
     let opts = UploadToContainerOptionsBuilder::default().path("/").build();
     docker
-        .upload_to_container(id, Some(opts), bollard::body_full(tar.into()))
+        .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
         .await
         .map_err(|e| file_error("upload", id, path, e))
 }
 
-/// Read the regular file at `path`.
-pub async fn get(docker: &Docker, id: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+/// Read the regular file at `path`, as a stream of its bytes.
+pub async fn get(docker: &Docker, id: &str, path: &str) -> Result<FileBody, BackendError> {
     checked_path(path)?;
     let opts = DownloadFromContainerOptionsBuilder::default()
         .path(path)
         .build();
-    let mut stream = docker.download_from_container(id, Some(opts));
-    let mut tar = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| file_error("download", id, path, e))?;
-        if tar.len() + chunk.len() > MAX_DOWNLOAD + 64 * 1024 {
-            return Err(BackendError::Invalid(format!(
-                "{path} is larger than {MAX_DOWNLOAD} bytes"
-            )));
+    let (id2, path2) = (id.to_string(), path.to_string());
+    let stream = docker
+        .download_from_container(id, Some(opts))
+        .map(move |r| r.map_err(|e| file_error("download", &id2, &path2, e)));
+    let mut reader = TarReader {
+        inner: Box::pin(stream),
+        buf: BytesMut::new(),
+    };
+    // Skip extended headers until the entry itself.
+    let (size, kind) = loop {
+        let Some(h) = reader.take(BLOCK).await? else {
+            return Err(BackendError::NotFound {
+                what: "file",
+                subject: path.into(),
+            });
+        };
+        let header = tar::Header::from_byte_slice(&h);
+        let size = header
+            .entry_size()
+            .map_err(|e| BackendError::Invalid(format!("{path}: bad archive: {e}")))?;
+        let kind = header.entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XHeader
+                | tar::EntryType::XGlobalHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
+            reader.skip(padded(size)).await?;
+            continue;
         }
-        tar.extend_from_slice(&chunk);
-    }
-    let mut archive = tar::Archive::new(tar.as_slice());
-    let mut entries = archive
-        .entries()
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
-    let mut entry = entries
-        .next()
-        .ok_or_else(|| BackendError::NotFound {
-            what: "file",
-            subject: path.into(),
-        })?
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
-    if !entry.header().entry_type().is_file() {
+        break (size, kind);
+    };
+    if !kind.is_file() {
         return Err(BackendError::Invalid(format!(
             "{path} is not a regular file"
         )));
     }
-    let mut data = Vec::with_capacity(entry.size() as usize);
-    std::io::Read::read_to_end(&mut entry, &mut data)
-        .map_err(|e| BackendError::Invalid(e.to_string()))?;
-    Ok(data)
+    let body = futures_util::stream::unfold((reader, size), |(mut reader, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        match reader.next_chunk(left).await {
+            Ok(Some(chunk)) => {
+                let n = chunk.len() as u64;
+                Some((Ok(chunk), (reader, left - n)))
+            }
+            Ok(None) => Some((
+                Err(BackendError::Invalid("the archive ended early".into())),
+                (reader, 0),
+            )),
+            Err(e) => Some((Err(e), (reader, 0))),
+        }
+    });
+    Ok(FileBody {
+        len: size,
+        body: Box::pin(body) as ByteStream,
+    })
 }
 
+fn padded(n: u64) -> u64 {
+    n.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+/// Reads a tar stream piece by piece.
+struct TarReader {
+    inner: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, BackendError>> + Send>>,
+    buf: BytesMut,
+}
+
+impl TarReader {
+    /// Exactly `n` bytes, or `None` at a clean end of the stream.
+    async fn take(&mut self, n: usize) -> Result<Option<Bytes>, BackendError> {
+        while self.buf.len() < n {
+            match self.inner.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None if self.buf.is_empty() => return Ok(None),
+                None => return Err(BackendError::Invalid("the archive ended early".into())),
+            }
+        }
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+
+    async fn skip(&mut self, mut n: u64) -> Result<(), BackendError> {
+        while n > 0 {
+            let step = n.min(64 << 10) as usize;
+            if self.take(step).await?.is_none() {
+                return Err(BackendError::Invalid("the archive ended early".into()));
+            }
+            n -= step as u64;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` bytes: what is buffered, or the next chunk.
+    async fn next_chunk(&mut self, max: u64) -> Result<Option<Bytes>, BackendError> {
+        if self.buf.is_empty() {
+            match self.inner.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => return Ok(None),
+            }
+        }
+        let n = (self.buf.len() as u64).min(max) as usize;
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+}
+
+/// An engine error on a file operation of a live container is about the path (missing, not
+/// writable, through a link the engine refuses): the client's input, so a 4xx with the engine's
+/// reason, not a gateway error. Only a failure to reach the engine stays one.
 fn file_error(
     stage: &'static str,
     id: &str,
     path: &str,
     e: bollard::errors::Error,
 ) -> BackendError {
+    if crate::is_transport(&e) {
+        return op_error(stage, id, e);
+    }
     match crate::status_of(&e) {
         // The archive endpoint answers 404 for a missing path as well as a missing container.
         Some(404) => BackendError::NotFound {
             what: "file",
             subject: path.into(),
         },
-        Some(400 | 403 | 500) if e.to_string().contains("read-only") => BackendError::Invalid(
-            format!("{path}: the container's file system is read-only there"),
-        ),
-        _ => op_error(stage, id, e),
+        _ => {
+            let msg = match e {
+                bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+                other => other.to_string(),
+            };
+            BackendError::Invalid(format!("{path}: {msg}"))
+        }
     }
 }

@@ -4,16 +4,19 @@
 //! The client negotiates the API version with the engine on first contact, so a Debian 20.10
 //! engine that speaks only API 1.41 works as well as a current one.
 //!
-//! Where things live: [`create`] (image pull, hardened create, start, setup), [`exec`] (exec with
-//! capped output, health probes), [`files`] (tar in and out), [`events`] (death notices and the
-//! label sweep). Every container carries the `warmpool.*` labels in [`labels`], and only
-//! containers whose `warmpool.host` is this daemon's are ever touched.
+//! Where things live: [`create`] (image pull, hardened create, start, setup, the running check,
+//! exit reports, removal and the "used" rename), [`exec`] (exec with capped output, killing an
+//! exec's process tree, health probes), [`files`] (tar streamed in and out), [`scrub`] (reuse's
+//! baseline, scrub and residue check), [`events`] (death notices, listing and the label sweep).
+//! Every container carries the `warmpool.*` labels in [`labels`], and only containers whose
+//! `warmpool.host` is this daemon's are ever touched.
 
 pub mod create;
 pub mod events;
 pub mod exec;
 pub mod files;
 pub mod labels;
+pub mod scrub;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,7 +27,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, ContainerSpec, Created, ExecOutput, ExecRequest, Existing,
+    Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, ExecOutput, ExecRequest,
+    Existing, FileBody, Residue,
 };
 
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
@@ -133,24 +137,33 @@ pub(crate) fn op_error(stage: &'static str, container: &str, e: DockerError) -> 
 }
 
 impl Backend for DockerBackend {
-    async fn create(&self, pool: &str, spec: &ContainerSpec) -> Result<Created, BackendError> {
+    async fn create(
+        &self,
+        pool: &str,
+        name: &str,
+        spec: &ContainerSpec,
+    ) -> Result<Created, BackendError> {
         self.negotiate().await?;
-        create::create(self, pool, spec).await
+        create::create(self, pool, name, spec).await
     }
 
-    async fn destroy(&self, id: &str) -> Result<(), BackendError> {
-        create::remove(&self.docker, id).await
+    async fn destroy(&self, id_or_name: &str) -> Result<(), BackendError> {
+        create::remove(&self.docker, id_or_name).await
+    }
+
+    async fn mark_used(&self, id: &str, name: &str) -> Result<(), BackendError> {
+        create::mark_used(&self.docker, id, name).await
     }
 
     async fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecOutput, BackendError> {
         exec::run(&self.docker, id, &req).await
     }
 
-    async fn put_file(&self, id: &str, path: &str, data: Vec<u8>) -> Result<(), BackendError> {
-        files::put(&self.docker, id, path, data).await
+    async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), BackendError> {
+        files::put(&self.docker, id, path, file).await
     }
 
-    async fn get_file(&self, id: &str, path: &str) -> Result<Vec<u8>, BackendError> {
+    async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, BackendError> {
         files::get(&self.docker, id, path).await
     }
 
@@ -187,5 +200,31 @@ impl Backend for DockerBackend {
 
     async fn watch(&self, tx: mpsc::Sender<BackendEvent>, cancel: CancellationToken) {
         events::watch(self, tx, cancel).await
+    }
+
+    async fn exit_report(&self, id: &str) -> String {
+        create::exit_report(&self.docker, id).await
+    }
+
+    async fn baseline(&self, id: &str) -> Result<Baseline, BackendError> {
+        scrub::baseline(&self.docker, id).await
+    }
+
+    async fn scrub(
+        &self,
+        id: &str,
+        baseline: &Baseline,
+        tmpfs: &[String],
+    ) -> Result<(), BackendError> {
+        scrub::scrub(&self.docker, id, baseline, tmpfs).await
+    }
+
+    async fn residue(
+        &self,
+        id: &str,
+        baseline: &Baseline,
+        tmpfs: &[String],
+    ) -> Result<Vec<Residue>, BackendError> {
+        scrub::residue(&self.docker, id, baseline, tmpfs).await
     }
 }

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use warmpool_core::plugins::PluginStatus;
+use warmpool_core::PluginStatus;
 
 pub use component::{PluginError, World};
 pub use engine::{Limits, PluginEngine};

@@ -11,7 +11,7 @@ use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tracing::{info, warn};
-use warmpool_core::plugins::PluginStatus;
+use warmpool_core::PluginStatus;
 use warmpool_core::policy_logic::{
     ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, Probe, ProbeResult,
     SizingDecision, Verdict,
@@ -230,7 +230,7 @@ impl PluginSlot {
             },
             sha256: cur.as_ref().map(|l| l.sha256.clone()),
             reloads: c.reloads,
-            last_reload_at: c.last_reload_at.map(warmpool_core::lease::rfc3339),
+            last_reload_at: c.last_reload_at.map(warmpool_core::rfc3339),
             last_error: c.last_error.clone(),
             calls: c.calls,
             failures: c.failures,

@@ -126,6 +126,17 @@ pub enum Probe {
     Tcp { port: u16, timeout_ms: u64 },
 }
 
+impl Probe {
+    /// The probe's own time limit.
+    pub fn timeout_ms(&self) -> u64 {
+        match self {
+            Probe::Exec { timeout_ms, .. }
+            | Probe::Http { timeout_ms, .. }
+            | Probe::Tcp { timeout_ms, .. } => *timeout_ms,
+        }
+    }
+}
+
 /// What the host observed running one [`Probe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeResult {

@@ -9,12 +9,16 @@
 //! old file) and `lendable` (container ID → pool name).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use warmpool_core::store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
 
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const LENDABLE: TableDefinition<&str, &str> = TableDefinition::new("lendable");
+
+/// How long [`RedbStore::open`] waits for the file's lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// The file name inside `state_dir`.
 pub const FILE_NAME: &str = "warmpool-state.redb";
@@ -27,13 +31,33 @@ pub struct RedbStore {
 impl RedbStore {
     /// Open (or create) the store in `state_dir`, creating the directory if needed.
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_within(state_dir, LOCK_WAIT)
+    }
+
+    /// Open, waiting up to `wait` for another process to let go of the file's lock: a restart
+    /// right after a `kill -9` can begin before the old process has fully exited.
+    pub fn open_within(state_dir: &Path, wait: Duration) -> Result<Self, StoreError> {
         let path = state_dir.join(FILE_NAME);
         let open_err = |message: String| StoreError::Open {
             path: path.display().to_string(),
             message,
         };
         std::fs::create_dir_all(state_dir).map_err(|e| open_err(e.to_string()))?;
-        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        let deadline = Instant::now() + wait;
+        let db = loop {
+            match Database::create(&path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(open_err(format!(
+                        "another process holds it (waited {wait:?}); is a daemon with the same state_dir running?"
+                    )));
+                }
+                Err(e) => return Err(open_err(e.to_string())),
+            }
+        };
         // Create both tables up front so a read of a fresh file finds them.
         let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
         txn.open_table(LEASES)
@@ -181,5 +205,24 @@ mod tests {
         let err = RedbStore::open(&file).err().expect("must fail");
         let msg = err.to_string();
         assert!(msg.contains("not-a-dir"), "{msg}");
+    }
+
+    #[test]
+    fn a_restart_waits_for_the_old_process_to_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = RedbStore::open(dir.path()).unwrap();
+        let err = RedbStore::open_within(dir.path(), Duration::from_millis(100))
+            .err()
+            .expect("the file is held");
+        assert!(
+            err.to_string().contains("another process holds it"),
+            "{err}"
+        );
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        RedbStore::open_within(dir.path(), Duration::from_secs(10)).expect("opens once released");
+        t.join().unwrap();
     }
 }

@@ -154,48 +154,76 @@ async fn apply_loop(
         if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
             warn!(dir = %dir.display(), error = %e, "cannot watch the config directory again; SIGHUP still reloads");
         }
-        let new = match warmpool_config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                error!(
-                    trigger = why,
-                    "config reload rejected; the old config keeps serving:\n{e}"
-                );
-                manager.publish("reload", "*", format!("config rejected: {e}"));
-                continue;
-            }
-        };
-        for what in restart_only(&current, &new) {
-            warn!(
-                setting = what,
-                "config reload: this setting changes only at a restart; the running value stays"
-            );
-        }
-        let updates = new
-            .pools
-            .iter()
-            .map(|plan| {
-                let old = current.pools.iter().find(|p| p.pool.name == plan.pool.name);
-                let same = old.is_some_and(|o| policy_key(o) == policy_key(plan));
-                if same {
-                    (plan.pool.clone(), None)
-                } else {
-                    // Rebuilt: forget the old plugin slots first, then load the new ones.
-                    host.drop_pool(&plan.pool.name);
-                    (plan.pool.clone(), Some(crate::serve::policies(plan, &host)))
-                }
-            })
-            .collect();
-        for old in &current.pools {
-            if !new.pools.iter().any(|p| p.pool.name == old.pool.name) {
-                host.drop_pool(&old.pool.name);
+        // One attempt can fail in any way, a panic included; the loop survives it and says so.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reload_once(&path, &current, &manager, &host, why)
+        }));
+        match attempt {
+            Ok(Some(new)) => current = new,
+            Ok(None) => {}
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                error!(trigger = why, panic = %msg, "config reload failed; the old config keeps serving, and the next change is tried again");
+                manager.publish("reload", "*", format!("config reload failed: {msg}"));
             }
         }
-        let report = manager.reconfigure(updates);
-        host.rewatch();
-        if report.is_empty() {
-            info!(trigger = why, "config reloaded: no pool changed");
-        }
-        current = new;
     }
+}
+
+/// One reload: load and validate the file, then apply it. Returns the config now in force, or
+/// `None` when the file was rejected (the old config keeps serving).
+fn reload_once(
+    path: &Path,
+    current: &Config,
+    manager: &Arc<Manager<DockerBackend>>,
+    host: &Arc<PluginHost>,
+    why: &str,
+) -> Option<Config> {
+    let new = match warmpool_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(
+                trigger = why,
+                "config reload rejected; the old config keeps serving:\n{e}"
+            );
+            manager.publish("reload", "*", format!("config rejected: {e}"));
+            return None;
+        }
+    };
+    for what in restart_only(current, &new) {
+        warn!(
+            setting = what,
+            "config reload: this setting changes only at a restart; the running value stays"
+        );
+    }
+    let updates = new
+        .pools
+        .iter()
+        .map(|plan| {
+            let old = current.pools.iter().find(|p| p.pool.name == plan.pool.name);
+            let same = old.is_some_and(|o| policy_key(o) == policy_key(plan));
+            if same {
+                (plan.pool.clone(), None)
+            } else {
+                // Rebuilt: forget the old plugin slots first, then load the new ones.
+                host.drop_pool(&plan.pool.name);
+                (plan.pool.clone(), Some(crate::serve::policies(plan, host)))
+            }
+        })
+        .collect();
+    for old in &current.pools {
+        if !new.pools.iter().any(|p| p.pool.name == old.pool.name) {
+            host.drop_pool(&old.pool.name);
+        }
+    }
+    let report = manager.reconfigure(updates);
+    host.rewatch();
+    if report.is_empty() {
+        info!(trigger = why, "config reloaded: no pool changed");
+    }
+    Some(new)
 }

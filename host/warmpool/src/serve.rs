@@ -79,7 +79,7 @@ pub fn validate(path: &Path) -> ExitCode {
 /// which the events of the shutdown itself are written too).
 async fn audit_log(
     file: tokio::fs::File,
-    mut rx: tokio::sync::broadcast::Receiver<warmpool_core::events::Event>,
+    mut rx: tokio::sync::broadcast::Receiver<warmpool_core::Event>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use tokio::io::AsyncWriteExt;

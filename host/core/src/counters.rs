@@ -1,0 +1,96 @@
+//! Plain counters of one pool: containers per state, monotonic event counts, and the window of
+//! acquire latencies. A leaf module: only the pool state ([`crate::pool`]) writes them; the
+//! stats view reads copies.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+/// Monotonic counters of one pool.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Counters {
+    pub acquires_total: u64,
+    pub acquires_pool: u64,
+    pub acquires_cold: u64,
+    pub acquires_rejected: u64,
+    pub creates_total: u64,
+    pub create_failures: u64,
+    pub destroyed_total: u64,
+    pub expired_total: u64,
+    pub recycled_total: u64,
+    pub unhealthy_total: u64,
+    pub reused_total: u64,
+    pub reset_failures: u64,
+    /// Ready containers of an earlier run taken back at startup instead of recreated.
+    pub adopted_total: u64,
+    /// Ready containers that died before they passed probation (each counts as a failed create).
+    pub died_young: u64,
+    /// Removal attempts the engine refused or did not answer; each is retried.
+    pub remove_retries: u64,
+}
+
+/// Containers of a pool per state. Their sum is every container the pool counts against its
+/// caps, whatever the engine says: a container leaves the count only once the engine confirmed
+/// it is gone.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct StateCounts {
+    pub creating: u32,
+    pub ready: u32,
+    pub leased: u32,
+    pub resetting: u32,
+    pub removing: u32,
+    pub unhealthy: u32,
+}
+
+impl StateCounts {
+    pub fn total(&self) -> u32 {
+        self.creating + self.ready + self.leased + self.resetting + self.removing + self.unhealthy
+    }
+}
+
+const WINDOW: usize = 1024;
+
+/// The last [`WINDOW`] acquire latencies, in microseconds, for p50/p99.
+#[derive(Debug, Default, Clone)]
+pub struct LatencyWindow {
+    samples: VecDeque<u32>,
+}
+
+impl LatencyWindow {
+    pub fn push(&mut self, micros: u32) {
+        if self.samples.len() == WINDOW {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(micros);
+    }
+
+    /// Quantiles `qs` (0..=1) in milliseconds; `None` when no acquire was measured yet.
+    pub fn quantiles_ms<const N: usize>(&self, qs: [f64; N]) -> Option<[f64; N]> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v: Vec<u32> = self.samples.iter().copied().collect();
+        v.sort_unstable();
+        Some(qs.map(|q| {
+            let idx = ((v.len() - 1) as f64 * q).round() as usize;
+            f64::from(v[idx]) / 1000.0
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_a_window() {
+        let mut w = LatencyWindow::default();
+        assert!(w.quantiles_ms([0.5]).is_none());
+        for us in 1..=100 {
+            w.push(us * 10);
+        }
+        let [p50, p99] = w.quantiles_ms([0.5, 0.99]).unwrap();
+        assert_eq!(p50, 0.51);
+        assert_eq!(p99, 0.99);
+    }
+}

@@ -1,0 +1,98 @@
+//! The engine's death notices. A dead ready container is taken out of the pool the moment the
+//! engine reports it, so it is never handed out; a leased one is marked gone (its client gets
+//! 410). A fresh container that dies within its pool's probation counts as a failed create: it
+//! feeds the breaker, so a pool whose containers cannot stay up backs off and reports
+//! `degraded` with the exit code and the last lines of the container's log, instead of
+//! replacing them in a loop.
+//!
+//! Deaths of a container whose create is still answering are remembered (see
+//! `Manager::note_death`); an event the engine never delivered is made up for by the running
+//! sweep ([`crate::sweep`]), which finds the container not running.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{error, warn};
+
+use crate::backend::{Backend, BackendEvent};
+use crate::lifecycle::CALL_TIMEOUT;
+use crate::manager::Manager;
+
+impl<B: Backend> Manager<B> {
+    pub(crate) async fn events_loop(self: Arc<Self>, mut rx: mpsc::Receiver<BackendEvent>) {
+        loop {
+            let ev = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                ev = rx.recv() => match ev { Some(ev) => ev, None => return },
+            };
+            match ev {
+                BackendEvent::Died { id, reason } => self.on_died(&id, &reason),
+            }
+        }
+    }
+
+    pub(crate) fn on_died(self: &Arc<Self>, id: &str, reason: &str) {
+        self.note_death(id);
+        let now = Instant::now();
+        for pool in self.all_pools() {
+            let cfg = pool.cfg();
+            let (hit, failures) = {
+                let mut st = pool.lock();
+                let hit = st.died(id, reason, now, &cfg, &self.cfg.breaker);
+                (hit, st.consecutive_failures())
+            };
+            let Some((c, young)) = hit else { continue };
+            warn!(pool = %cfg.name, container = %c.key(), reason, young, "ready container died; replacing it");
+            self.emit(
+                "unhealthy",
+                &cfg.name,
+                Some(id),
+                None,
+                Some(format!("died: {reason}")),
+            );
+            if young {
+                if failures == self.cfg.breaker.threshold {
+                    self.emit(
+                        "breaker",
+                        &cfg.name,
+                        None,
+                        None,
+                        Some(format!(
+                            "open after {failures} failures: containers die young ({reason})"
+                        )),
+                    );
+                    error!(pool = %cfg.name, "create breaker open: containers die within probation");
+                }
+                // Say why in the pool's last error: the exit code and the log's last lines.
+                let (this, pool2, id2) = (self.clone(), pool.clone(), id.to_string());
+                self.tracker.spawn(async move {
+                    let report = tokio::time::timeout(CALL_TIMEOUT, this.backend.exit_report(&id2))
+                        .await
+                        .unwrap_or_default();
+                    if !report.is_empty() {
+                        pool2.lock().detail_last_error("within probation", &report);
+                    }
+                });
+            }
+            self.spawn_removal_of(&pool, &c, "died");
+            pool.touch();
+            return;
+        }
+        let found = self.leases.with_container(id, |l| {
+            l.gone = Some(reason.to_string());
+            (l.id.clone(), l.pool.name())
+        });
+        if let Some((lease, pool)) = found {
+            warn!(%lease, container = %id, reason, "leased container died");
+            self.emit(
+                "unhealthy",
+                &pool,
+                Some(id),
+                Some(&lease),
+                Some(reason.to_string()),
+            );
+        }
+    }
+}

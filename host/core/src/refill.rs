@@ -1,0 +1,146 @@
+//! The daemon's background loops, every one spawned on the manager's [`TaskTracker`] and stopped
+//! by its one [`CancellationToken`]; this module starts them and holds two of them:
+//!
+//! - **monitor**: pings the engine each tick; the first success runs the startup sweep or, with a
+//!   state store, the reconcile ([`crate::reconcile`]).
+//! - **refill** (one per pool): asks the sizing policy for a target, approves creates under the
+//!   pool lock (bb8's approvals: counted as creating before any task is spawned, so concurrent
+//!   refills never overshoot a cap), spawns them ([`crate::lifecycle`]). Woken early by acquires,
+//!   creates and removals.
+//!
+//! The others: the reaper and image check ([`crate::reaper`]), the group commit
+//! ([`crate::persist`]), health probes ([`crate::health`]), death notices ([`crate::deaths`]) and
+//! the running sweep ([`crate::sweep`]).
+//!
+//! [`TaskTracker`]: tokio_util::task::TaskTracker
+//! [`CancellationToken`]: tokio_util::sync::CancellationToken
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep};
+use tracing::{debug, error, info};
+
+use crate::backend::Backend;
+use crate::lifecycle::CALL_TIMEOUT;
+use crate::manager::{Manager, lock};
+use crate::policy::bounds;
+use crate::pool::Pool;
+
+impl<B: Backend> Manager<B> {
+    /// Spawn every background task. Call once.
+    pub fn start(self: &Arc<Self>) {
+        let (tx, rx) = mpsc::channel(256);
+        let this = self.clone();
+        self.tracker
+            .spawn(async move { this.backend.watch(tx, this.cancel.clone()).await });
+        self.tracker.spawn(self.clone().events_loop(rx));
+        self.tracker.spawn(self.clone().monitor_loop());
+        self.tracker.spawn(self.clone().reaper_loop());
+        self.tracker.spawn(self.clone().commit_loop());
+        self.tracker.spawn(self.clone().sweep_loop());
+        for pool in self.pools().values() {
+            self.start_pool(pool);
+        }
+    }
+
+    /// Spawn one pool's own loops; they stop with the pool's token (a reload that removes the
+    /// pool) or the daemon's. The health loop always runs, since a reload may add a check.
+    pub(crate) fn start_pool(self: &Arc<Self>, pool: &Arc<Pool>) {
+        self.tracker.spawn(self.clone().refill_loop(pool.clone()));
+        self.tracker.spawn(self.clone().image_loop(pool.clone()));
+        self.tracker.spawn(self.clone().health_loop(pool.clone()));
+    }
+
+    pub(crate) fn set_engine(&self, up: bool, err: Option<String>) {
+        let was = self.engine.up.swap(up, Ordering::AcqRel);
+        if let Some(e) = &err {
+            *lock(&self.engine.last_error) = Some(e.clone());
+        }
+        match (was, up) {
+            (false, true) => {
+                info!("container engine reachable");
+                for p in self.pools().values() {
+                    p.touch();
+                }
+            }
+            (true, false) => error!(
+                error = err.as_deref().unwrap_or(""),
+                "container engine unreachable"
+            ),
+            _ => {}
+        }
+    }
+
+    async fn monitor_loop(self: Arc<Self>) {
+        loop {
+            match self.call(CALL_TIMEOUT, self.backend.ping()).await {
+                Ok(()) => {
+                    if !*self.swept.borrow() {
+                        self.startup_cleanup().await;
+                    }
+                    self.set_engine(*self.swept.borrow(), None);
+                }
+                Err(e) => self.set_engine(false, Some(e.to_string())),
+            }
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(self.cfg.tick) => {}
+            }
+        }
+    }
+
+    async fn refill_loop(self: Arc<Self>, pool: Arc<Pool>) {
+        let mut swept = self.swept.subscribe();
+        tokio::select! {
+            biased;
+            _ = pool.cancel.cancelled() => return,
+            _ = swept.wait_for(|s| *s) => {}
+        }
+        loop {
+            if self.engine_up() {
+                self.refill_once(&pool).await;
+            }
+            // Sleep until woken, the next tick, or the end of a back-off, whichever is first.
+            // A back-off already past is no reason to wake early (that would spin).
+            let now = Instant::now();
+            let retry_at = pool.lock().retry_at();
+            let wake = match retry_at {
+                Some(t) if t > now => (t - now).min(self.cfg.tick),
+                _ => self.cfg.tick,
+            };
+            tokio::select! {
+                biased;
+                _ = pool.cancel.cancelled() => return,
+                _ = pool.refill.notified() => {}
+                _ = sleep(wake) => {}
+            }
+        }
+    }
+
+    /// One refill decision: policy target, approvals under the lock, then spawns.
+    pub(crate) async fn refill_once(self: &Arc<Self>, pool: &Arc<Pool>) {
+        let snapshot = {
+            let st = pool.lock();
+            pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
+        };
+        let decision = pool.policies().sizing.decide(&snapshot).await;
+        let cfg = pool.cfg();
+        let decision = bounds::decision(decision, cfg.max_ready);
+        let approved = {
+            let mut st = pool.lock();
+            st.set_target(decision, &cfg);
+            st.approve_refill(&cfg, &self.cfg.breaker, &self.cap, Instant::now(), || {
+                self.ids.container_name(&cfg.name)
+            })
+        };
+        if !approved.is_empty() {
+            debug!(pool = %cfg.name, approved = approved.len(), "refill");
+        }
+        for name in approved {
+            self.spawn_create(pool.clone(), name, None);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The running sweep: every `sweep_interval`, the engine's containers of this host id are
+//! compared with the daemon's books.
+//!
+//! - A container the books do not hold (left by a crash the reconcile could not remove, or made
+//!   by something else under this host id) becomes an *orphan*: counted against the cap at once,
+//!   and removed with the same never-give-up removal as any other.
+//! - A container the books hold as ready or leased that the engine shows stopped, or no longer
+//!   has, is handled as dead: its death event was lost.
+//!
+//! The books are read after the engine's list, and every container is in the books (by the name
+//! the core gave it) before its create is even sent, so a create in flight is never mistaken
+//! for an unknown container.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::time::sleep;
+use tracing::warn;
+
+use crate::backend::Backend;
+use crate::lifecycle::{CALL_TIMEOUT, Holder};
+use crate::manager::Manager;
+
+/// What one sweep found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Containers the books did not hold, now counted and being removed.
+    pub unaccounted: usize,
+    /// Containers the books held that were found stopped or missing.
+    pub dead: usize,
+}
+
+impl<B: Backend> Manager<B> {
+    pub(crate) async fn sweep_loop(self: Arc<Self>) {
+        let mut swept = self.swept.subscribe();
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return,
+            _ = swept.wait_for(|s| *s) => {}
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                _ = sleep(self.cfg.sweep_interval) => {}
+            }
+            if self.engine_up() {
+                self.sweep_once().await;
+            }
+        }
+    }
+
+    /// Compare the engine with the books once (see the module doc).
+    pub async fn sweep_once(self: &Arc<Self>) -> SweepReport {
+        let mut report = SweepReport::default();
+        // Serving containers known before the list: each must be on it, or it is gone.
+        let mut before: Vec<String> = self.leases.container_ids().into_iter().collect();
+        for pool in self.all_pools() {
+            before.extend(pool.lock().ready().map(|c| c.created.id.clone()));
+        }
+        let listed = match self.call(CALL_TIMEOUT, self.backend.list()).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "sweep: cannot list the engine's containers; next time");
+                return report;
+            }
+        };
+        let accounted = self.accounted();
+        let names: HashSet<&str> = accounted.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: HashSet<&str> = accounted
+            .iter()
+            .filter_map(|(_, id)| id.as_deref())
+            .collect();
+        let listed_ids: HashSet<&str> = listed.iter().map(|e| e.id.as_str()).collect();
+        for e in &listed {
+            if !ids.contains(e.id.as_str()) && !names.contains(e.name.as_str()) {
+                if self.orphans.add(&e.name, &e.id, &self.cap) {
+                    warn!(container = %e.name, id = %e.id, "sweep: a container of this host id that the daemon does not account for; removing it");
+                    report.unaccounted += 1;
+                    self.spawn_removal(
+                        Holder::Orphan,
+                        e.name.clone(),
+                        e.id.clone(),
+                        Some(e.id.clone()),
+                        "unaccounted",
+                    );
+                }
+            } else if !e.running && before.contains(&e.id) {
+                report.dead += 1;
+                self.on_died(&e.id, "found stopped by the sweep");
+            }
+        }
+        for id in before.iter().filter(|id| !listed_ids.contains(id.as_str())) {
+            report.dead += 1;
+            self.on_died(id, "gone from the engine");
+        }
+        report
+    }
+}

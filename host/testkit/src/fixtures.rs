@@ -1,0 +1,85 @@
+//! Shared fixtures: one container spec, one pool config and one set of policies for the core,
+//! API and simulation tests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warmpool_core::policy_logic::sizing::AdaptiveConfig;
+use warmpool_core::{
+    BuiltinExhaustion, BuiltinSizing, ContainerSpec, Manager, ManagerConfig, Policies, PoolConfig,
+};
+
+use crate::fake::FakeBackend;
+
+/// The fake engine's create latency in the core tests.
+pub const CREATE: Duration = Duration::from_millis(400);
+
+/// A container spec for tests: the hardened defaults, `sleep infinity` as the command.
+pub fn test_spec(image: &str) -> ContainerSpec {
+    ContainerSpec {
+        image: image.into(),
+        cmd: vec!["sleep".into(), "infinity".into()],
+        env: BTreeMap::new(),
+        workdir: None,
+        user: None,
+        labels: BTreeMap::new(),
+        memory: None,
+        nano_cpus: None,
+        pids_limit: None,
+        network: "none".into(),
+        read_only: false,
+        init: true,
+        cap_drop: vec!["ALL".into()],
+        cap_add: vec![],
+        no_new_privileges: true,
+        setup: vec![],
+        setup_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A pool of `busybox` with these sizes and the defaults of a real config.
+pub fn pool(name: &str, min: u32, max: u32, total: u32) -> PoolConfig {
+    PoolConfig {
+        name: name.into(),
+        spec: test_spec("busybox"),
+        min_ready: min,
+        max_ready: max,
+        max_total: total,
+        default_ttl: Duration::from_secs(60),
+        max_ttl: Duration::from_secs(600),
+        max_warm_age: None,
+        idle_timeout: Duration::from_secs(60),
+        wait_timeout: Duration::from_secs(5),
+        health_interval: Duration::from_secs(10),
+        max_lifetime: None,
+        image_check_interval: Duration::from_secs(5),
+        reuse: None,
+        probation: Duration::from_secs(10),
+    }
+}
+
+/// Adaptive sizing, the given exhaustion strategy, no health check.
+pub fn policies(exhaustion: BuiltinExhaustion) -> Policies {
+    Policies {
+        sizing: Arc::new(BuiltinSizing::Adaptive(AdaptiveConfig::default())),
+        exhaustion: Arc::new(exhaustion),
+        health: None,
+    }
+}
+
+/// A started manager on a fresh fake engine.
+pub fn manager(
+    cfg: ManagerConfig,
+    pools: Vec<(PoolConfig, Policies)>,
+) -> (Arc<Manager<FakeBackend>>, Arc<FakeBackend>) {
+    let backend = Arc::new(FakeBackend::new(CREATE));
+    let m = Manager::new(cfg, pools, backend.clone());
+    m.start();
+    (m, backend)
+}
+
+/// Let the paused clock run for `d`, so loops and creates make progress.
+pub async fn run_for(d: Duration) {
+    tokio::time::sleep(d).await;
+}

@@ -1,0 +1,1 @@
+//! The simulation (placeholder while it is written).
