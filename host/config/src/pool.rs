@@ -172,6 +172,13 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
         Duration::ZERO,
         secs(600),
     );
+    let start_settle = p.duration_in(
+        &at("lifecycle.start_settle"),
+        &raw.lifecycle.start_settle,
+        Duration::from_millis(100),
+        Duration::ZERO,
+        secs(10),
+    );
     let reuse = if raw.reuse.enabled {
         let r = &raw.reuse;
         let max_uses = p.count_in(&at("reuse.max_uses"), r.max_uses, 10, 2, 1_000_000);
@@ -374,6 +381,7 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
             image_check_interval,
             reuse,
             probation,
+            start_settle,
         },
         sizing,
         exhaustion,

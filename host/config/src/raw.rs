@@ -122,6 +122,7 @@ pub struct RawLifecycle {
     pub max_lifetime: Option<String>,
     pub image_check_interval: Option<String>,
     pub probation: Option<String>,
+    pub start_settle: Option<String>,
 }
 
 /// `pools.<name>.reuse`: opt-in reuse with a verified reset.

@@ -369,6 +369,11 @@ pub trait Backend: Send + Sync + 'static {
     /// `last_error` when containers die young.
     fn exit_report(&self, id: &str) -> impl Future<Output = String> + Send;
 
+    /// `Ok` if the container is running now; otherwise an error saying why it stopped (its exit
+    /// code and last log lines). The core asks once a new container has had a moment to settle,
+    /// so a command that exits right after it starts is caught before any client sees it.
+    fn check_running(&self, id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+
     /// Record what container `id` looks like now, while no client has touched it.
     fn baseline(&self, id: &str) -> impl Future<Output = Result<Baseline, BackendError>> + Send;
 

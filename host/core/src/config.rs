@@ -34,6 +34,9 @@ pub struct PoolConfig {
     /// A fresh ready container that dies within this time counts as a failed create: it feeds
     /// the breaker, so a pool whose containers cannot stay up backs off instead of storming.
     pub probation: Duration,
+    /// How long a new container must have been running before it may serve (checked once): a
+    /// command that exits right after it starts is caught, and never handed out, cold included.
+    pub start_settle: Duration,
 }
 
 /// Reuse of a released container, only after a reset that a verification confirms.

@@ -90,6 +90,21 @@ impl<B: Backend> Manager<B> {
                 )
                 .await;
             drop(permit);
+            // Let the new container settle (without holding a create permit), then check it
+            // still runs: a command that exits right after it starts is never handed out.
+            let result = match result {
+                Ok(created) if !cfg.start_settle.is_zero() => {
+                    sleep(cfg.start_settle).await;
+                    match this
+                        .call(CALL_TIMEOUT, this.backend.check_running(&created.id))
+                        .await
+                    {
+                        Ok(()) => Ok(created),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            };
             let ms = t0.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
             let result = match result {
                 Ok(created) if this.died_recently(&created.id) => Err(BackendError::Create {

@@ -228,22 +228,25 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
     }
     // A container whose command exited (at once, or during setup) is never handed out: the
     // create fails, saying why, and the failure feeds the pool's breaker.
-    let state = b
-        .docker
+    check_running(&b.docker, id).await
+}
+
+/// `Ok` if the container runs; else a create error with its exit code and last log lines.
+pub async fn check_running(docker: &Docker, id: &str) -> Result<(), BackendError> {
+    let c = docker
         .inspect_container(id, None)
         .await
-        .map_err(|e| crate::op_error("inspect", id, e))?
-        .state;
-    if !state.as_ref().and_then(|s| s.running).unwrap_or(false) {
-        return Err(BackendError::Create {
-            image: spec.image.clone(),
-            message: format!(
-                "the container stopped right after it started: {}",
-                exit_report(&b.docker, id).await
-            ),
-        });
+        .map_err(|e| crate::op_error("inspect", id, e))?;
+    if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+        return Ok(());
     }
-    Ok(())
+    Err(BackendError::Create {
+        image: c.config.and_then(|c| c.image).unwrap_or_default(),
+        message: format!(
+            "the container stopped right after it started: {}",
+            exit_report(docker, id).await
+        ),
+    })
 }
 
 /// Lines of a stopped container's log kept in its exit report.

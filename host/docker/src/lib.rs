@@ -206,6 +206,10 @@ impl Backend for DockerBackend {
         create::exit_report(&self.docker, id).await
     }
 
+    async fn check_running(&self, id: &str) -> Result<(), BackendError> {
+        create::check_running(&self.docker, id).await
+    }
+
     async fn baseline(&self, id: &str) -> Result<Baseline, BackendError> {
         scrub::baseline(&self.docker, id).await
     }
