@@ -10,6 +10,16 @@ use serde_json::Value;
 
 use crate::{binary, engine_and_image, remove_containers_of};
 
+/// What a test may add to a daemon's config. `server` lines go under `server:` (indented) and
+/// may end with top-level sections (`docker:` …); `{STATE_DIR}` becomes a directory inside the
+/// daemon's temporary directory. `limits` replaces the default `limits:` lines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Setup<'a> {
+    pub server: &'a str,
+    pub limits: &'a str,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 /// A running daemon under test.
 pub struct Daemon {
     pub host_id: String,
@@ -39,6 +49,29 @@ impl Daemon {
     /// As [`start`](Self::start), with extra `server:` lines and environment. `{STATE_DIR}` in
     /// `server_extra` becomes a directory inside the daemon's temporary directory.
     pub async fn start_with(pools: &[String], server_extra: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_setup(
+            pools,
+            Setup {
+                server: server_extra,
+                env,
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
+    /// Start with everything a test may set: see [`Setup`].
+    pub async fn start_setup(pools: &[String], setup: Setup<'_>) -> Daemon {
+        let Setup {
+            server: server_extra,
+            limits,
+            env,
+        } = setup;
+        let limits = if limits.is_empty() {
+            "  max_containers: 20\n  max_concurrent_creates: 4\n"
+        } else {
+            limits
+        };
         engine_and_image();
         let host_id = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let port = free_port();
@@ -49,7 +82,7 @@ impl Daemon {
         );
         let mut yaml = format!(
             "server:\n  listen: 127.0.0.1:{port}\n  host_id: {host_id}\n  shutdown_grace: 15s\n{server_extra}\
-             limits:\n  max_containers: 20\n  max_concurrent_creates: 4\npools:\n"
+             limits:\n{limits}pools:\n"
         );
         let head = yaml.clone();
         for p in pools {
@@ -211,18 +244,50 @@ impl Daemon {
     /// Send `GET path` over a plain socket, byte for byte: HTTP clients normalise `..` away,
     /// and a hostile client would not. Returns the status code.
     pub async fn get_path_as_is(&self, path: &str) -> u16 {
+        self.request_as_is("GET", path.as_bytes(), &[], b"").await.0
+    }
+
+    /// Send a request over a plain socket exactly as given (the path may hold any bytes).
+    /// Returns the status code and the body.
+    pub async fn request_as_is(
+        &self,
+        method: &str,
+        path: &[u8],
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self.url.trim_start_matches("http://");
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
+        let mut req = Vec::new();
+        req.extend_from_slice(method.as_bytes());
+        req.push(b' ');
+        req.extend_from_slice(path);
+        req.extend_from_slice(
+            format!(
+                " HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        for (k, v) in headers {
+            req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        req.extend_from_slice(body);
+        s.write_all(&req).await.unwrap();
         let mut resp = Vec::new();
         s.read_to_end(&mut resp).await.unwrap();
-        let head = String::from_utf8_lossy(&resp);
-        head.split_whitespace()
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text
+            .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or(String::new(), |(_, b)| b.to_string());
+        (status, body)
     }
 
     /// Acquire from `pool`, asserting success.

@@ -13,7 +13,7 @@ mod daemon;
 mod events;
 mod proxy;
 
-pub use daemon::Daemon;
+pub use daemon::{Daemon, Setup};
 pub use events::collect_events;
 pub use proxy::EngineProxy;
 
@@ -129,4 +129,34 @@ pub fn pool_yaml(name: &str, body: &str) -> String {
         s.push('\n');
     }
     s
+}
+
+/// Poll `check` every 100 ms until it yields a value, or fail after `within` saying `what`.
+/// Each end-to-end test that waits for the daemon to get somewhere uses this one loop.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The peak resident memory of a process, in bytes (`VmHWM` in `/proc/<pid>/status`).
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

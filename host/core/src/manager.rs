@@ -288,6 +288,11 @@ impl<B: Backend> Manager<B> {
         self.engine_up() && *self.swept.borrow() && !self.cancel.is_cancelled()
     }
 
+    /// Whether startup dealt with what an earlier run left (the sweep or the reconcile ran).
+    pub fn reconciled(&self) -> bool {
+        *self.swept.borrow()
+    }
+
     pub fn engine_error(&self) -> String {
         lock(&self.engine.last_error)
             .clone()

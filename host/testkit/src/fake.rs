@@ -33,6 +33,11 @@ use warmpool_core::{
     ExecRequest, Existing, FileBody, FsChange, Residue,
 };
 
+/// The engine's wall clock at its start: a fixed time, so that replays see the same times.
+pub fn wall_origin() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
 /// Faults to inject; probabilities are per call, drawn from the engine's seeded generator.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -82,6 +87,11 @@ pub struct FakeContainer {
     pub tmpfs: BTreeMap<String, Vec<u8>>,
     pub procs: BTreeMap<u64, FakeProc>,
     pub tmpfs_mounts: Vec<String>,
+    /// When the create made it (tokio's clock).
+    pub created_at: Instant,
+    /// When it stopped, and whether the engine reported it.
+    pub died_at: Option<Instant>,
+    pub death_reported: bool,
     next_pid: u64,
 }
 
@@ -91,6 +101,14 @@ pub struct CreateAttempt {
     pub pool: String,
     pub at: Instant,
     pub ok: bool,
+}
+
+/// A container that could not stay up: a failed create, or a death the engine caused itself
+/// soon after a create (the storm checks count these).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub pool: String,
+    pub at: Instant,
 }
 
 /// The engine's whole state; tests may read and change it through [`FakeBackend::state`].
@@ -113,6 +131,7 @@ pub struct World {
     pub creating_now: u32,
     pub creating_peak: u32,
     pub create_log: Vec<CreateAttempt>,
+    pub failures: Vec<Failure>,
     rng: fastrand::Rng,
     next_id: u64,
     next_session: u64,
@@ -165,6 +184,7 @@ impl FakeEngine {
                 creating_now: 0,
                 creating_peak: 0,
                 create_log: Vec::new(),
+                failures: Vec::new(),
                 rng: fastrand::Rng::with_seed(seed),
                 next_id: 0,
                 next_session: 0,
@@ -368,17 +388,15 @@ impl Backend for FakeBackend {
         spec: &ContainerSpec,
     ) -> Result<Created, BackendError> {
         self.gate().await?;
-        {
+        // The engine decides at once whether the create is refused; otherwise it records the
+        // container (created, not running) before it starts it, as Docker does. A daemon killed
+        // meanwhile leaves that record behind.
+        let tick = self.engine.tick();
+        let wall = self.engine.wall();
+        let (refused, dies, id, image_id) = {
             let mut w = self.state();
             w.creating_now += 1;
             w.creating_peak = w.creating_peak.max(w.creating_now);
-        }
-        tokio::time::sleep(self.engine.create_latency).await;
-        let tick = self.engine.tick();
-        let wall = self.engine.wall();
-        let result = {
-            let mut w = self.state();
-            w.creating_now -= 1;
             let fail_create = w.faults.fail_create;
             let refused = if let Some(msg) = w.fail_always.clone() {
                 Some((msg, false))
@@ -399,67 +417,88 @@ impl Backend for FakeBackend {
                 at: Instant::now(),
                 ok: refused.is_none() && !dies,
             });
-            match refused {
-                Some((msg, false)) => Err(BackendError::Create {
+            if refused.is_some() || dies {
+                w.failures.push(Failure {
+                    pool: pool.into(),
+                    at: Instant::now(),
+                });
+            }
+            let image_id = w.image_id.clone();
+            let id = if matches!(refused, Some((_, false))) {
+                None
+            } else {
+                w.next_id += 1;
+                let id = format!("fake-{}", w.next_id);
+                w.containers.insert(
+                    id.clone(),
+                    FakeContainer {
+                        id: id.clone(),
+                        name: name.into(),
+                        used: false,
+                        pool: pool.into(),
+                        fingerprint: spec.fingerprint(&image_id),
+                        image: spec.image.clone(),
+                        image_id: image_id.clone(),
+                        running: false,
+                        created: wall,
+                        files: BTreeMap::new(),
+                        tmpfs: BTreeMap::new(),
+                        procs: BTreeMap::new(),
+                        tmpfs_mounts: spec.tmpfs_paths(),
+                        created_at: Instant::now(),
+                        died_at: None,
+                        death_reported: false,
+                        next_pid: 3,
+                    },
+                );
+                w.created_total += 1;
+                Some(id)
+            };
+            (refused, dies, id, image_id)
+        };
+        tokio::time::sleep(self.engine.create_latency).await;
+        let result = {
+            let mut w = self.state();
+            w.creating_now -= 1;
+            let start = !self.dead() && refused.is_none() && !dies;
+            if let Some(c) = id.as_ref().and_then(|id| w.containers.get_mut(id)) {
+                if start {
+                    c.running = true;
+                    c.procs.insert(
+                        1,
+                        FakeProc {
+                            cmd: "init".into(),
+                            started: tick,
+                            session: None,
+                        },
+                    );
+                    c.procs.insert(
+                        2,
+                        FakeProc {
+                            cmd: spec.cmd.join(" "),
+                            started: tick,
+                            session: None,
+                        },
+                    );
+                } else {
+                    c.died_at = Some(Instant::now());
+                }
+            }
+            match (refused, dies, id) {
+                (Some((msg, false)), _, _) => Err(BackendError::Create {
                     image: spec.image.clone(),
                     message: msg,
                 }),
-                refused => {
-                    w.next_id += 1;
-                    let id = format!("fake-{}", w.next_id);
-                    let image_id = w.image_id.clone();
-                    let running = refused.is_none() && !dies;
-                    let mut procs = BTreeMap::new();
-                    if running {
-                        procs.insert(
-                            1,
-                            FakeProc {
-                                cmd: "init".into(),
-                                started: tick,
-                                session: None,
-                            },
-                        );
-                        procs.insert(
-                            2,
-                            FakeProc {
-                                cmd: spec.cmd.join(" "),
-                                started: tick,
-                                session: None,
-                            },
-                        );
-                    }
-                    w.containers.insert(
-                        id.clone(),
-                        FakeContainer {
-                            id: id.clone(),
-                            name: name.into(),
-                            used: false,
-                            pool: pool.into(),
-                            fingerprint: spec.fingerprint(&image_id),
-                            image: spec.image.clone(),
-                            image_id: image_id.clone(),
-                            running,
-                            created: wall,
-                            files: BTreeMap::new(),
-                            tmpfs: BTreeMap::new(),
-                            procs,
-                            tmpfs_mounts: spec.tmpfs_paths(),
-                            next_pid: 3,
-                        },
-                    );
-                    w.created_total += 1;
-                    match (refused, dies) {
-                        (Some((msg, _)), _) => Err(BackendError::Create {
-                            image: spec.image.clone(),
-                            message: format!("start: {msg}"),
-                        }),
-                        (None, true) => Err(BackendError::Create {
-                            image: spec.image.clone(),
-                            message: format!("container {name} exited at once (exit code 3): boom"),
-                        }),
-                        (None, false) => Ok((id, image_id)),
-                    }
-                }
+                (Some((msg, true)), _, _) => Err(BackendError::Create {
+                    image: spec.image.clone(),
+                    message: format!("start: {msg}"),
+                }),
+                (None, true, _) => Err(BackendError::Create {
+                    image: spec.image.clone(),
+                    message: format!("container {name} exited at once (exit code 3): boom"),
+                }),
+                (None, false, Some(id)) => Ok((id, image_id)),
+                (None, false, None) => unreachable!("a container is recorded unless refused"),
             }
         };
         let (id, image_id) = self.answer(result).await?;
@@ -474,9 +513,21 @@ impl Backend for FakeBackend {
         if let Some(after) = soon {
             let engine = self.engine.clone();
             let id = id.clone();
+            let pool = pool.to_string();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                engine.kill(&id, "die (exit code 3)");
+                let alive = engine
+                    .state()
+                    .containers
+                    .get(&id)
+                    .is_some_and(|c| c.running);
+                if alive {
+                    engine.state().failures.push(Failure {
+                        pool,
+                        at: Instant::now(),
+                    });
+                    engine.kill(&id, "die (exit code 3)");
+                }
             });
         }
         Ok(Created {
@@ -740,6 +791,23 @@ impl Backend for FakeBackend {
             String::new()
         })
         .await
+    }
+
+    async fn check_running(&self, id: &str) -> Result<(), BackendError> {
+        self.gate().await?;
+        let r = match self.state().containers.get(id) {
+            Some(c) if c.running => Ok(()),
+            Some(_) => Err(BackendError::Create {
+                image: "fake".into(),
+                message: "the container stopped right after it started: exit code 3; log: boom"
+                    .into(),
+            }),
+            None => Err(BackendError::NotFound {
+                what: "container",
+                subject: id.into(),
+            }),
+        };
+        self.answer(r).await
     }
 
     async fn baseline(&self, id: &str) -> Result<Baseline, BackendError> {

@@ -1,0 +1,225 @@
+//! The daemon's promises, checked after every step of the simulation and at its end.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use warmpool_core::store::{Persisted, unix_ms};
+
+use super::Failure;
+use super::world::Sim;
+
+/// Healthy time (engine up, listing works, startup done) within which a container on the
+/// engine must be in the daemon's books: one sweep interval and some slack.
+const ACCOUNT_WITHIN: Duration = Duration::from_secs(45);
+/// Failures (failed creates, young deaths) one pool may cause in any window of this length.
+const STORM_WINDOW: Duration = Duration::from_secs(10);
+const STORM_MAX: usize = 30;
+
+#[derive(Debug, Default)]
+pub(crate) struct Checks {
+    /// Containers on the engine that the books do not hold, and for how long (healthy time).
+    unaccounted: BTreeMap<String, Duration>,
+    last: Option<Instant>,
+    /// What the store held when the daemon last crashed, until the next start reconciled.
+    committed: Option<Persisted>,
+}
+
+impl Checks {
+    pub(crate) fn crashed(&mut self, committed: Persisted) {
+        self.committed = Some(committed);
+    }
+}
+
+impl Sim {
+    pub(crate) fn check_step(&mut self) -> Result<(), Failure> {
+        self.check_panic()?;
+        if let Some(v) = self.model().violations.first().cloned() {
+            return Err(self.fail(v));
+        }
+        self.check_cap()?;
+        self.check_exclusive()?;
+        self.check_accounting()?;
+        self.check_storm()?;
+        self.check_committed()
+    }
+
+    /// The engine never holds more containers than `max_containers`.
+    fn check_cap(&self) -> Result<(), Failure> {
+        let n = self.engine.state().containers.len() as u32;
+        if n > self.mcfg.max_containers {
+            let ids = self.engine.state().ids();
+            return Err(self.fail(format!(
+                "the engine holds {n} containers, max_containers is {}: {ids:?}; the books: {:?}",
+                self.mcfg.max_containers,
+                self.manager.accounted()
+            )));
+        }
+        Ok(())
+    }
+
+    /// No container serves two live leases.
+    fn check_exclusive(&self) -> Result<(), Failure> {
+        let mut seen = BTreeSet::new();
+        for l in self.manager.leases() {
+            if !seen.insert(l.container_id.clone()) {
+                return Err(self.fail(format!(
+                    "container {} serves two leases at once",
+                    l.container_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every container on the engine is in the books within a bounded healthy time.
+    fn check_accounting(&mut self) -> Result<(), Failure> {
+        let now = Instant::now();
+        let dt = self
+            .checks
+            .last
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.checks.last = Some(now);
+        let healthy = {
+            let w = self.engine.state();
+            !w.down && w.faults.hang == 0.0 && w.faults.fail_inspect == 0.0
+        } && self.manager.reconciled();
+        let books = self.manager.accounted();
+        let names: HashSet<&str> = books.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: HashSet<&str> = books.iter().filter_map(|(_, i)| i.as_deref()).collect();
+        let on_engine: Vec<(String, String)> = self
+            .engine
+            .state()
+            .containers
+            .values()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        let mut still = BTreeMap::new();
+        for (id, name) in on_engine {
+            if ids.contains(id.as_str()) || names.contains(name.as_str()) {
+                continue;
+            }
+            let t = self
+                .checks
+                .unaccounted
+                .get(&id)
+                .copied()
+                .unwrap_or_default()
+                + if healthy { dt } else { Duration::ZERO };
+            if t > ACCOUNT_WITHIN {
+                return Err(self.fail(format!(
+                    "container {id} ({name}) has been on the engine unaccounted for {t:?} of healthy time"
+                )));
+            }
+            still.insert(id, t);
+        }
+        self.checks.unaccounted = still;
+        Ok(())
+    }
+
+    /// While creates fail or containers keep dying, a pool's failures stay within its back-off.
+    fn check_storm(&self) -> Result<(), Failure> {
+        let now = Instant::now();
+        let w = self.engine.state();
+        let mut per_pool: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in w.failures.iter().rev() {
+            if now.saturating_duration_since(f.at) > STORM_WINDOW {
+                break;
+            }
+            *per_pool.entry(f.pool.as_str()).or_default() += 1;
+        }
+        if let Some((pool, n)) = per_pool.into_iter().find(|(_, n)| *n > STORM_MAX) {
+            return Err(self.fail(format!(
+                "pool {pool}: {n} failed creates or young deaths within {STORM_WINDOW:?}: a storm"
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a crash, once the new daemon reconciled: every lease the store had committed, whose
+    /// container still runs and whose pool still exists, is back.
+    fn check_committed(&mut self) -> Result<(), Failure> {
+        if !self.manager.reconciled() {
+            return Ok(());
+        }
+        let Some(committed) = self.checks.committed.take() else {
+            return Ok(());
+        };
+        let now_ms = unix_ms(crate::fake::wall_origin() + self.t0.elapsed());
+        for rec in committed.leases.values() {
+            let running = self
+                .engine
+                .state()
+                .containers
+                .get(&rec.container_id)
+                .is_some_and(|c| c.running);
+            let pool_exists = self.pools.iter().any(|(p, _)| p.name == rec.pool);
+            if !running || !pool_exists || rec.expires_at_ms <= now_ms + 2_000 {
+                continue;
+            }
+            if self.manager.lease(&rec.lease_id).is_err() {
+                return Err(self.fail(format!(
+                    "committed lease {} on {} was lost by the restart",
+                    rec.lease_id, rec.container_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the faults stopped and everything settled: every pool is at its target, and the
+    /// books and the engine agree exactly.
+    pub(crate) async fn check_end(&mut self) -> Result<(), Failure> {
+        for (p, _) in self.pools.clone() {
+            if let Err(e) = self
+                .manager
+                .warm_up(&p.name, Duration::from_secs(600))
+                .await
+            {
+                return Err(self.fail(format!(
+                    "pool {} did not return to its target once faults stopped: {e}; stats {:?}",
+                    p.name,
+                    self.manager.pool_stats(&p.name)
+                )));
+            }
+        }
+        // Let creates and removals in flight land, so that books and engine can be compared.
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            self.check_step()?;
+            let busy = self.manager.all_pool_stats().iter().any(|s| {
+                s.counts.creating + s.counts.removing + s.counts.unhealthy + s.counts.resetting > 0
+            });
+            if !busy && self.engine.state().creating_now == 0 {
+                break;
+            }
+        }
+        // By name: a create in flight is in the books before the engine tells its ID.
+        let engine: BTreeSet<String> = self
+            .engine
+            .state()
+            .containers
+            .values()
+            .map(|c| c.name.clone())
+            .collect();
+        let books: BTreeSet<String> = self
+            .manager
+            .accounted()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        if engine != books {
+            return Err(self.fail(format!(
+                "at rest the books {books:?} differ from the engine {engine:?}"
+            )));
+        }
+        if self.manager.containers_counted() as usize != engine.len() {
+            return Err(self.fail(format!(
+                "at rest the cap counts {} containers, the engine holds {}",
+                self.manager.containers_counted(),
+                engine.len()
+            )));
+        }
+        Ok(())
+    }
+}

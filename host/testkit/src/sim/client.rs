@@ -1,0 +1,467 @@
+//! One step of the simulation: a client operation, a fault, a reload or a restart, picked by
+//! the seeded generator. Client operations that can wait run as tasks, so several overlap, as
+//! real clients do; each records what it saw in the shared model, and the acquire checks the
+//! container it was handed at the moment it got it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use warmpool_core::{AcquireError, AcquireRequest, ExecRequest, FileBody, LeaseError};
+
+use super::world::{End, Held, Model, Sim};
+use crate::fake::{FakeEngine, Faults};
+
+impl Sim {
+    pub(crate) async fn one_step(&mut self) {
+        // While a new incarnation has not reconciled yet, clients wait (their old leases may be
+        // re-attached any moment); faults and time still go on.
+        let ready = self.manager.reconciled();
+        match self.rng.u32(0..100) {
+            0..=21 if ready => self.spawn_acquire(),
+            22..=35 if ready => self.spawn_exec(),
+            36..=39 if ready => self.put_file().await,
+            40..=43 if ready => self.renew(),
+            44..=53 if ready => self.release(),
+            54..=61 if ready => self.spawn_reuse(),
+            62..=71 => self.fault(),
+            72..=73 => self.reload(),
+            74..=75 => self.kill_one(),
+            76 => self.crash(),
+            77 if self.rng.bool() => self.graceful_restart().await,
+            _ => {
+                let ms = self.rng.u64(1_000..30_000);
+                self.note(format!("wait {ms} ms"));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+    }
+
+    fn pick_pool(&mut self) -> String {
+        let i = self.rng.usize(0..self.pools.len());
+        self.pools[i].0.name.clone()
+    }
+
+    fn pick_lease(&mut self) -> Option<(String, Held)> {
+        let n = self.model().held.len();
+        if n == 0 {
+            return None;
+        }
+        let i = self.rng.usize(0..n);
+        let m = self.model();
+        let (id, h) = m.held.iter().nth(i)?;
+        Some((id.clone(), h.clone()))
+    }
+
+    fn spawn_acquire(&mut self) {
+        // Now and then a pool that does not exist (any more), as a client may ask.
+        let pool = if self.rng.f64() < 0.03 {
+            "gone".to_string()
+        } else {
+            self.pick_pool()
+        };
+        let req = AcquireRequest {
+            pool: pool.clone(),
+            ttl: Some(Duration::from_secs(self.rng.u64(2..900))),
+            wait: self
+                .rng
+                .bool()
+                .then(|| Duration::from_millis(self.rng.u64(0..6_000))),
+            owner: Some(format!("client-{}", self.step)),
+        };
+        self.note(format!("acquire {pool}"));
+        let (m, engine, model) = (
+            self.manager.clone(),
+            self.engine.clone(),
+            self.model.clone(),
+        );
+        tokio::spawn(async move {
+            let r = m.acquire(req).await;
+            let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
+            model.acquires += 1;
+            match r {
+                Ok(info) => {
+                    model.leases += 1;
+                    handed(&mut model, &engine, &info.lease_id, &info.container_id);
+                }
+                Err(
+                    AcquireError::Exhausted { .. }
+                    | AcquireError::Degraded { .. }
+                    | AcquireError::EngineUnavailable(_)
+                    | AcquireError::ShuttingDown
+                    | AcquireError::UnknownPool(_)
+                    | AcquireError::Create { .. },
+                ) => {}
+            }
+        });
+    }
+
+    fn spawn_exec(&mut self) {
+        let Some((id, h)) = self.pick_lease() else {
+            return;
+        };
+        let (cmd, timeout): (Vec<String>, u64) = match self.rng.u32(0..9) {
+            0 => (
+                vec!["write".into(), format!("/work/s-{id}"), secret(&id)],
+                5_000,
+            ),
+            1 => (
+                vec!["write".into(), format!("/tmp/s-{id}"), secret(&id)],
+                5_000,
+            ),
+            2 => (
+                vec!["write".into(), format!("/home/s-{id}"), secret(&id)],
+                5_000,
+            ),
+            3 => (
+                vec!["write".into(), format!("/dev/shm/s-{id}"), secret(&id)],
+                5_000,
+            ),
+            4 => (vec!["spawn".into(), format!("spy-{id}")], 5_000),
+            5 => (vec!["sleep".into(), "2000".into()], 300),
+            6 if self.rng.f64() < 0.2 => (vec!["die".into()], 5_000),
+            _ => (vec!["echo".into(), "hi".into()], 5_000),
+        };
+        self.note(format!("exec {} on {id} ({})", cmd.join(" "), h.container));
+        let m = self.manager.clone();
+        let abandon = self.rng.f64() < 0.1;
+        let req = ExecRequest {
+            cmd,
+            timeout: Duration::from_millis(timeout),
+            ..Default::default()
+        };
+        let model = self.model.clone();
+        let task = tokio::spawn(async move {
+            if let Err(LeaseError::UnknownLease(_)) = m.exec(&id, req).await {
+                forget(&model, &id);
+            }
+        });
+        if abandon {
+            // The client hangs up mid-exec.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                task.abort();
+            });
+        }
+    }
+
+    async fn put_file(&mut self) {
+        let Some((id, h)) = self.pick_lease() else {
+            return;
+        };
+        let path = if self.rng.bool() {
+            format!("/work/f-{id}")
+        } else {
+            format!("/root/f-{id}")
+        };
+        self.note(format!("put {path} on {id} ({})", h.container));
+        let r = self
+            .manager
+            .put_file(&id, &path, FileBody::from_bytes(secret(&id).into_bytes()))
+            .await;
+        if let Err(LeaseError::UnknownLease(_)) = r {
+            forget(&self.model, &id);
+        }
+    }
+
+    fn renew(&mut self) {
+        let Some((id, _)) = self.pick_lease() else {
+            return;
+        };
+        let ttl = Duration::from_secs(self.rng.u64(1..900));
+        self.note(format!("renew {id} {ttl:?}"));
+        if let Err(LeaseError::UnknownLease(_)) = self.manager.renew(&id, ttl) {
+            forget(&self.model, &id);
+        }
+    }
+
+    fn release(&mut self) {
+        let Some((id, h)) = self.pick_lease() else {
+            return;
+        };
+        self.note(format!("release {id} ({})", h.container));
+        let r = self.manager.release(&id);
+        let mut m = self.model();
+        m.held.remove(&id);
+        m.end(
+            &id,
+            &h.container,
+            if r.is_ok() { End::Released } else { End::Gone },
+        );
+    }
+
+    fn spawn_reuse(&mut self) {
+        let Some((id, h)) = self.pick_lease() else {
+            return;
+        };
+        self.note(format!("release for reuse {id} ({})", h.container));
+        {
+            let mut m = self.model();
+            m.held.remove(&id);
+            m.end(&id, &h.container, End::Resetting);
+        }
+        let (m, model) = (self.manager.clone(), self.model.clone());
+        tokio::spawn(async move {
+            let r = m.release_for_reuse(&id).await;
+            let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
+            let end = match r {
+                Ok(o) if o.reused => {
+                    model.reuses += 1;
+                    End::ReusedOk
+                }
+                _ => End::Gone,
+            };
+            // A container handed on before its reuse passed would be a broken promise.
+            let relent = model
+                .history
+                .get(&h.container)
+                .is_some_and(|v| v.last().is_some_and(|(l, _)| *l != id));
+            if relent && end != End::ReusedOk {
+                model.violations.push(format!(
+                    "container {} was lent again although its reuse failed",
+                    h.container
+                ));
+            }
+            model.end(&id, &h.container, end);
+        });
+    }
+
+    pub(crate) fn fault(&mut self) {
+        self.out.faults += 1;
+        let what = self.rng.u32(0..12);
+        let mut w = self.engine.state();
+        let p = |rng: &mut fastrand::Rng| [0.0, 0.05, 0.2, 0.5, 1.0][rng.usize(0..5)];
+        let note = match what {
+            0 => {
+                w.down = !w.down;
+                format!("engine {}", if w.down { "down" } else { "up" })
+            }
+            1 => {
+                w.faults.fail_create = p(&mut self.rng);
+                format!("creates fail {}", w.faults.fail_create)
+            }
+            2 => {
+                w.faults.fail_destroy = p(&mut self.rng);
+                format!("removals fail {}", w.faults.fail_destroy)
+            }
+            3 => {
+                w.faults.fail_exec = p(&mut self.rng);
+                format!("execs fail {}", w.faults.fail_exec)
+            }
+            4 => {
+                w.faults.fail_inspect = p(&mut self.rng) * 0.5;
+                format!("inspections fail {}", w.faults.fail_inspect)
+            }
+            5 => {
+                w.faults.hang = [0.0, 0.02, 0.1][self.rng.usize(0..3)];
+                w.faults.hang_for = Duration::from_secs(self.rng.u64(5..150));
+                format!("calls hang {} for {:?}", w.faults.hang, w.faults.hang_for)
+            }
+            6 => {
+                w.faults.die_at_start = p(&mut self.rng);
+                format!("containers die at start {}", w.faults.die_at_start)
+            }
+            7 => {
+                w.faults.die_soon = p(&mut self.rng);
+                w.faults.die_within = Duration::from_millis(self.rng.u64(100..9_000));
+                format!(
+                    "containers die within {:?}: {}",
+                    w.faults.die_within, w.faults.die_soon
+                )
+            }
+            8 => {
+                w.faults.lose_events = p(&mut self.rng);
+                format!("death events lost {}", w.faults.lose_events)
+            }
+            9 => {
+                w.fail_always = match w.fail_always {
+                    Some(_) => None,
+                    None => Some("registry unreachable".into()),
+                };
+                format!("every create fails: {}", w.fail_always.is_some())
+            }
+            10 if self.persist => {
+                let failing = !self.store.fail.load(std::sync::atomic::Ordering::Acquire);
+                self.store.set_failing(failing);
+                format!("store failing: {failing}")
+            }
+            _ => {
+                w.faults = Faults::default();
+                w.down = false;
+                w.fail_always = None;
+                self.store.set_failing(false);
+                "faults cleared".to_string()
+            }
+        };
+        drop(w);
+        self.note(note);
+    }
+
+    fn kill_one(&mut self) {
+        let ids: Vec<String> = self.engine.state().ids().into_iter().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let id = ids[self.rng.usize(0..ids.len())].clone();
+        self.note(format!("docker kill {id} behind the daemon's back"));
+        self.engine.kill(&id, "killed");
+    }
+
+    pub(crate) fn reload(&mut self) {
+        self.out.reloads += 1;
+        let i = self.rng.usize(0..self.pools.len());
+        match self.rng.u32(0..6) {
+            0 if self.pools.len() > 1 => {
+                let (p, _) = self.pools.remove(i);
+                self.note(format!("reload: remove pool {}", p.name));
+            }
+            1 if self.pools.len() < 3 => {
+                let (p, e) = self.new_pool();
+                let min_sum: u32 = self.pools.iter().map(|(p, _)| p.min_ready).sum();
+                if min_sum + p.min_ready > self.mcfg.max_containers {
+                    return;
+                }
+                self.note(format!("reload: add pool {}", p.name));
+                self.pools.push((p, e));
+            }
+            2 => {
+                let step = self.step;
+                let p = &mut self.pools[i].0;
+                p.spec.env.insert("GEN".into(), format!("{step}"));
+                let note = format!("reload: new spec for {}", p.name);
+                self.note(note);
+            }
+            _ => {
+                let min_others: u32 = self
+                    .pools
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, (p, _))| p.min_ready)
+                    .sum();
+                let room = self.mcfg.max_containers.saturating_sub(min_others);
+                let p = &mut self.pools[i].0;
+                p.min_ready = self.rng.u32(0..=3).min(room);
+                p.max_ready = p.min_ready.max(1) + self.rng.u32(0..=2);
+                p.max_total = p.max_ready + self.rng.u32(0..=3);
+                let note = format!(
+                    "reload: {} sizes {}/{}/{}",
+                    p.name, p.min_ready, p.max_ready, p.max_total
+                );
+                self.note(note);
+            }
+        }
+        let updates = self
+            .pools
+            .iter()
+            .map(|(p, e)| (p.clone(), Some(super::world::policies(*e))))
+            .collect();
+        self.manager.reconfigure(updates);
+    }
+
+    /// `kill -9`: the daemon stops at whatever await point it is, and a new one starts on the
+    /// same engine and store.
+    pub(crate) fn crash(&mut self) {
+        self.out.crashes += 1;
+        self.note(format!("CRASH (kill -9) incarnation {}", self.incarnation));
+        self.backend.crash();
+        self.manager.cancel_token().cancel();
+        let committed = self.store.snapshot();
+        self.checks.crashed(committed);
+        self.start_incarnation();
+    }
+
+    /// SIGTERM, then a new daemon on the same engine and store.
+    pub(crate) async fn graceful_restart(&mut self) {
+        self.out.restarts += 1;
+        self.note(format!(
+            "SIGTERM incarnation {} (keep_on_shutdown {})",
+            self.incarnation, self.mcfg.keep_on_shutdown
+        ));
+        let m = self.manager.clone();
+        let r = m.shutdown(Duration::from_secs(5)).await;
+        self.note(format!(
+            "shut down: destroyed {} kept {} swept {}",
+            r.destroyed, r.kept, r.swept
+        ));
+        self.backend.crash();
+        if self.mcfg.keep_on_shutdown {
+            let committed = self.store.snapshot();
+            self.checks.crashed(committed);
+        } else {
+            // Every lease ended with the daemon.
+            let mut model = self.model();
+            let held: Vec<(String, Held)> = std::mem::take(&mut model.held).into_iter().collect();
+            for (id, h) in held {
+                model.end(&id, &h.container, End::Gone);
+            }
+        }
+        self.start_incarnation();
+    }
+}
+
+fn secret(lease: &str) -> String {
+    format!("SECRET-{lease}")
+}
+
+fn forget(model: &Arc<std::sync::Mutex<Model>>, id: &str) {
+    let mut m = model.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = m.held.remove(id) {
+        m.end(id, &h.container, End::Gone);
+    }
+}
+
+/// A client was handed `container` for `lease`: check, at this instant, that it holds nothing
+/// of anyone else, is running (unless its death was never reported), and was not lent before
+/// without a passed reuse.
+fn handed(model: &mut Model, engine: &Arc<FakeEngine>, lease: &str, container: &str) {
+    {
+        let w = engine.state();
+        match w.containers.get(container) {
+            None => model.violations.push(format!(
+                "lease {lease} was handed container {container}, which does not exist"
+            )),
+            Some(c) => {
+                if !c.running && c.death_reported && c.died_at.is_some_and(|t| t < Instant::now()) {
+                    model.violations.push(format!(
+                        "lease {lease} was handed container {container}, whose death was reported before"
+                    ));
+                }
+                let mine = secret(lease);
+                for (path, data) in c.files.iter().chain(c.tmpfs.iter()) {
+                    let text = String::from_utf8_lossy(data);
+                    if text.starts_with("SECRET-") && text != mine {
+                        model.violations.push(format!(
+                            "lease {lease} was handed container {container} holding {path} = {text} of an earlier client"
+                        ));
+                    }
+                }
+                for (pid, p) in &c.procs {
+                    if p.cmd.starts_with("spy-") {
+                        model.violations.push(format!(
+                            "lease {lease} was handed container {container} still running process {pid} {} of an earlier client",
+                            p.cmd
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let history = model.history.entry(container.to_string()).or_default();
+    if let Some((prev, end)) = history.last()
+        && prev != lease
+        && !matches!(end, End::ReusedOk | End::Resetting)
+    {
+        let msg = format!(
+            "container {container} was lent to lease {lease} after lease {prev} ended {end:?} (no passed reuse)"
+        );
+        model.violations.push(msg);
+    }
+    history.push((lease.to_string(), End::Open));
+    model.held.insert(
+        lease.to_string(),
+        Held {
+            container: container.to_string(),
+        },
+    );
+}
