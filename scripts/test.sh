@@ -37,7 +37,11 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2/lib" ]; then
 fi
 
 tests/images/build-busybox.sh
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --exclude warmpool-testkit "$@"
+# The test kit, with the deterministic fault simulation: thousands of seeds, each a simulated
+# daemon under random traffic and faults. It prints its seed count and time; a failure prints
+# the seed and the command that replays it.
+cargo test --locked -p warmpool-testkit "$@" -- --nocapture
 
 left=$(leftovers | wc -l)
 if [ "$left" -ne 0 ]; then

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use warmpool_e2e::{Daemon, containers_of, pool_yaml};
+use warmpool_e2e::{Daemon, containers_of, eventually, peak_rss, pool_yaml};
 
 /// Poll the daemon's log until it contains `needle`.
 async fn wait_log(d: &Daemon, needle: &str, within: Duration) {
@@ -134,4 +134,30 @@ async fn reload_resizes_adds_removes_and_rejects_without_losing_anything() {
     // SIGHUP reloads as well (here: nothing changed).
     d.signal("HUP");
     wait_log(&d, "trigger=\"SIGHUP\"", Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn an_alias_bomb_saved_over_the_config_is_refused_without_eating_memory() {
+    let d = Daemon::start(&[pool_yaml("ab", "min_ready: 1")]).await;
+    d.warm_up("ab").await;
+    let mut bomb = String::from("x-a: &a [a, a, a, a, a, a, a, a, a, a]\n");
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for w in names.windows(2) {
+        let (prev, cur) = (w[0], w[1]);
+        bomb.push_str(&format!(
+            "x-{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    bomb.push_str(&format!("pools:\n{}", pool_yaml("ab", "min_ready: 1")));
+    d.write_config(&bomb);
+    eventually(Duration::from_secs(20), "the reload refused", || async {
+        d.log().contains("config reload rejected").then_some(())
+    })
+    .await;
+    assert!(d.log().contains("nodes"), "the refusal says why");
+    let (st, _, _) = d.call(Method::GET, "/healthz", None).await;
+    assert_eq!(st, StatusCode::OK);
+    d.warm_up("ab").await;
+    let peak = peak_rss(d.pid());
+    assert!(peak < 200 << 20, "the daemon reached {} MiB reading a 1 KB file", peak >> 20);
 }

@@ -48,6 +48,21 @@ async fn an_outage_is_reported_and_survived() {
     );
     let p = d.pool("eo").await;
     assert_eq!(p["status"], "engine_down", "{p}");
+    // Hundreds of refusals a second must not write a warning each: at most one a second.
+    let before = d.log().matches("request failed").count();
+    let t0 = Instant::now();
+    for _ in 0..300 {
+        let (st, _, _) = d
+            .call(Method::POST, "/v1/leases", Some(json!({"pool": "eo"})))
+            .await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let lines = d.log().matches("request failed").count() - before;
+    let secs = t0.elapsed().as_secs() as usize + 1;
+    assert!(
+        lines <= secs + 1,
+        "{lines} warnings for 300 refusals in {secs} s: repeated warnings are not rate-limited"
+    );
     // Stay down a while: the loops back off instead of spinning, and the breaker is not blamed.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = d.pool("eo").await;

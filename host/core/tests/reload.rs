@@ -127,3 +127,37 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
     assert!(!out.reused);
     assert!(out.reason.unwrap().contains("spec changed"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_warm_up_whose_pool_is_removed_meanwhile_answers_unknown_pool() {
+    let mut cfg = pool("gone", 0, 1, 2);
+    cfg.wait_timeout = Duration::from_secs(30);
+    let (m, _b) = manager(
+        ManagerConfig::default(),
+        vec![(cfg, policies(BuiltinExhaustion::Wait))],
+    );
+    run_for(Duration::from_millis(1500)).await;
+    // A queued acquire raises the target, so the warm-up waits for a container.
+    let waiter = {
+        let m = m.clone();
+        tokio::spawn(async move {
+            m.acquire(AcquireRequest {
+                pool: "gone".into(),
+                ..Default::default()
+            })
+            .await
+        })
+    };
+    let warm = {
+        let m = m.clone();
+        tokio::spawn(async move { m.warm_up("gone", Duration::from_secs(20)).await })
+    };
+    run_for(Duration::from_millis(10)).await;
+    m.reconfigure(vec![]);
+    let r = warm.await.expect("warm-up never panics");
+    assert!(
+        matches!(r, Err(warmpool_core::WarmUpError::UnknownPool(_))),
+        "{r:?}"
+    );
+    assert!(waiter.await.unwrap().is_err());
+}
