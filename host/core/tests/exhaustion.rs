@@ -43,8 +43,8 @@ async fn fail_answers_exhausted_with_a_retry_hint() {
     m.acquire(req("p", None)).await.unwrap();
     match m.acquire(req("p", None)).await {
         Err(AcquireError::Exhausted { retry_after, .. }) => {
-            // The fake's creates take 400 ms; the hint is the measured median.
-            assert_eq!(retry_after, CREATE);
+            // The fake's creates take 400 ms and settle 100 ms; the hint is the measured median.
+            assert_eq!(retry_after, CREATE + pool("p", 1, 1, 4).start_settle);
         }
         other => panic!("expected Exhausted, got {other:?}"),
     }
