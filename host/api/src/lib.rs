@@ -10,6 +10,7 @@
 //! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures);
 //! - events: `GET /v1/events`, Server-Sent Events of the pool lifecycle ([`events`]);
+//! - admin: `POST /v1/admin/reload`, a config reload answered with its outcome;
 //! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]).
 
 pub mod auth;
@@ -34,8 +35,19 @@ use warmpool_core::{Backend, Manager};
 pub use error::ApiError;
 use metrics::Metrics;
 
+/// Why the daemon is not ready, if it is not (beyond the manager's own view).
+pub type ReadyCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Asks the daemon to reload its config and waits for the outcome: the summary, or the
+/// problems that kept the old config serving.
+pub type AdminReload = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>
+        + Send
+        + Sync,
+>;
+
 /// Settings of the HTTP layer.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ApiConfig {
     /// Bearer token required on `/v1`; `None` leaves the API open (loopback only).
     pub token: Option<String>,
@@ -43,6 +55,10 @@ pub struct ApiConfig {
     pub max_upload_bytes: usize,
     /// Where `GET /v1/plugins` and the plugin metrics read from; `None`: no plugin host.
     pub plugins: Option<PluginStatusSource>,
+    /// Checked by `/readyz` (the control supervisor must be alive).
+    pub ready_check: Option<ReadyCheck>,
+    /// Serves `POST /v1/admin/reload`; `None`: the route answers 501.
+    pub admin_reload: Option<AdminReload>,
 }
 
 pub struct AppState<B: Backend> {
@@ -51,6 +67,8 @@ pub struct AppState<B: Backend> {
     pub token: Option<String>,
     pub plugins: Option<PluginStatusSource>,
     pub max_upload_bytes: usize,
+    pub ready_check: Option<ReadyCheck>,
+    pub admin_reload: Option<AdminReload>,
 }
 
 pub type Shared<B> = Arc<AppState<B>>;
@@ -63,6 +81,8 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         token: cfg.token,
         plugins: cfg.plugins,
         max_upload_bytes: cfg.max_upload_bytes,
+        ready_check: cfg.ready_check,
+        admin_reload: cfg.admin_reload,
     });
     // File bodies are streamed and bounded by the handler itself (server.max_upload_bytes).
     let files = Router::new().route(
@@ -85,6 +105,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
         .route("/v1/plugins", get(plugins::<B>))
         .route("/v1/events", get(events::stream::<B>))
+        .route("/v1/admin/reload", post(admin_reload::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .merge(files)
         .route_layer(middleware::from_fn_with_state(
@@ -112,6 +133,9 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
 }
 
 async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
+    if let Some(why) = s.ready_check.as_ref().and_then(|c| c()) {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response();
+    }
     if s.manager.is_ready() {
         Json(json!({ "status": "ready" })).into_response()
     } else if !s.manager.engine_up() {
@@ -128,6 +152,28 @@ async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
             "starting up or shutting down",
         )
         .into_response()
+    }
+}
+
+/// `POST /v1/admin/reload`: reload the config now, as SIGHUP does, and answer with what
+/// changed (200), or with every problem that kept the old config serving (422).
+async fn admin_reload<B: Backend>(State(s): State<Shared<B>>) -> Response {
+    let Some(reload) = &s.admin_reload else {
+        return ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "this daemon has no config to reload",
+        )
+        .into_response();
+    };
+    match reload().await {
+        Ok(summary) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
+        Err(problems) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "config_rejected",
+            format!("the old config keeps serving: {problems}"),
+        )
+        .into_response(),
     }
 }
 

@@ -44,6 +44,7 @@ async fn app(token: Option<&str>) -> axum::Router {
             max_request_bytes: 4096,
             max_upload_bytes: 1 << 20,
             plugins: None,
+            ..ApiConfig::default()
         },
     )
 }

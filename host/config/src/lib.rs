@@ -25,7 +25,7 @@ use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ManagerConfig, PoolConfig};
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
     pub docker: DockerConfig,
@@ -35,7 +35,7 @@ pub struct Config {
 }
 
 /// Limits and cache shared by all plugins.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginSettings {
     /// Where compiled components are cached (created 0700).
     pub cache_dir: std::path::PathBuf,
@@ -54,14 +54,14 @@ pub struct PluginRef {
     pub config: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolPlugins {
     pub sizing: Option<PluginRef>,
     pub exhaustion: Option<PluginRef>,
     pub health: Option<PluginRef>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the bearer token, if auth is on.
@@ -82,14 +82,14 @@ pub struct ServerConfig {
     pub keep_on_shutdown: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DockerConfig {
     /// `unix:///…`, `tcp://…` or `http://…`; `None`: `DOCKER_HOST` or the local socket.
     pub endpoint: Option<String>,
 }
 
 /// One pool: its settings and which built-in policies serve it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolPlan {
     pub pool: PoolConfig,
     pub sizing: BuiltinSizing,
@@ -98,7 +98,7 @@ pub struct PoolPlan {
     pub plugins: PoolPlugins,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HealthPlan {
     Exec(ExecProbe),
     Http(HttpProbe),

@@ -56,7 +56,7 @@ pub struct ReuseConfig {
 }
 
 /// Settings shared by all pools.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ManagerConfig {
     /// Every container of every pool, in any state.
     pub max_containers: u32,
@@ -100,7 +100,7 @@ impl Default for ManagerConfig {
 }
 
 /// Back-off and circuit breaker for failing creates.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker (pool reported `degraded`).
     pub threshold: u32,

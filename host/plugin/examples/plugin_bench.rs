@@ -13,7 +13,8 @@ use warmpool_core::{BuiltinSizing, SizingPolicy};
 use warmpool_plugin_host::check::samples;
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::testing::component;
-use warmpool_plugin_host::{Limits, PluginEngine, PluginHost, WasmSizing, World};
+use warmpool_plugin_host::convert::Cut;
+use warmpool_plugin_host::{Limits, PluginEngine, PluginHost, PluginWatcher, WasmSizing, World};
 
 fn pct(v: &mut [u64], q: f64) -> u64 {
     v.sort_unstable();
@@ -42,40 +43,58 @@ fn main() {
         .find(|(n, _)| *n == "burst")
         .unwrap()
         .1;
-
-    let engine = PluginEngine::new(Limits::default()).unwrap();
-    let wasm = Loaded::load(
-        &engine,
-        None,
-        World::Sizing,
-        &component("sizing_adaptive"),
-        &[],
-    )
-    .unwrap();
-    let cfg = AdaptiveConfig::default();
-    assert_eq!(
-        wasm.decide(&snap).unwrap(),
-        sizing::adaptive(&snap, &cfg),
-        "twins disagree"
-    );
-    let mut w = time_calls(n, || {
-        black_box(wasm.decide(black_box(&snap)).unwrap());
-    });
-    let mut nat = time_calls(n, || {
-        black_box(sizing::adaptive(black_box(&snap), &cfg));
-    });
-
-    // The daemon's path: the policy trait, a blocking-pool hop, the slot's bookkeeping.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+
+    // The guest itself: one loaded instance, called in a loop on the plugin runtime.
+    let engine = PluginEngine::new(Limits::default()).unwrap();
+    let cut = Arc::new(Cut::default());
+    let wasm = Arc::new(
+        rt.block_on(Loaded::load(
+            &engine,
+            None,
+            World::Sizing,
+            &component("sizing_adaptive"),
+            &[],
+        ))
+        .unwrap(),
+    );
+    let cfg = AdaptiveConfig::default();
+    let mut w = {
+        let (wasm, snap, cut) = (wasm.clone(), snap.clone(), cut.clone());
+        rt.block_on(engine.run(Duration::from_secs(600), async move {
+            assert_eq!(
+                wasm.decide(&snap, &cut).await.unwrap(),
+                sizing::adaptive(&snap, &AdaptiveConfig::default()),
+                "twins disagree"
+            );
+            for _ in 0..n / 10 {
+                black_box(wasm.decide(black_box(&snap), &cut).await.unwrap());
+            }
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                black_box(wasm.decide(black_box(&snap), &cut).await.unwrap());
+                v.push(t.elapsed().as_nanos() as u64);
+            }
+            v
+        }))
+        .unwrap()
+    };
+    let mut nat = time_calls(n, || {
+        black_box(sizing::adaptive(black_box(&snap), &cfg));
+    });
+
+    // The daemon's path: the policy trait, the hop to the plugin runtime, the slot's bookkeeping.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("sizing.wasm");
     std::fs::copy(component("sizing_fixed"), &file).unwrap();
     let host = PluginHost::new(Limits::default(), Some(&dir.path().join("cache"))).unwrap();
     let slot = host.slot("bench", World::Sizing, &file, vec![]);
+    rt.block_on(host.settled());
     let policy = Arc::new(WasmSizing {
         slot: slot.clone(),
         fallback: Arc::new(BuiltinSizing::Fixed),
@@ -94,10 +113,28 @@ fn main() {
         })
     };
 
-    // Rename → first decision by the new plugin, alternating fixed (target 2) and adaptive (10).
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let tracker = tokio_util::task::TaskTracker::new();
-    rt.block_on(async { host.watch(cancel.clone(), &tracker).unwrap() });
+    // Rename → first decision by the new plugin, alternating fixed (target 2) and adaptive (10),
+    // through the daemon's watcher and its 60 ms debounce.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<std::path::PathBuf>>();
+    let mut watcher = PluginWatcher::new(move |paths| {
+        let _ = tx.send(paths);
+    })
+    .unwrap();
+    watcher.watch(host.dirs(), false);
+    {
+        let host = host.clone();
+        rt.spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut all: std::collections::BTreeSet<_> = first.into_iter().collect();
+                while let Ok(Some(more)) =
+                    tokio::time::timeout(Duration::from_millis(60), rx.recv()).await
+                {
+                    all.extend(more);
+                }
+                host.files_changed(&all);
+            }
+        });
+    }
     let mut swap_ms = Vec::new();
     let failures_before = slot.status().failures;
     let mut calls = 0u64;
@@ -125,14 +162,13 @@ fn main() {
         });
         swap_ms.push(t0.elapsed().as_micros() as u64);
     }
-    cancel.cancel();
     let errors = slot.status().failures - failures_before;
 
     let us = |ns: u64| ns as f64 / 1000.0;
     println!("| measure | n | median | p99 |");
     println!("|---|---|---|---|");
     println!(
-        "| `decide` wasm (adaptive, reused instance, epoch deadline on) | {n} | {:.2} µs | {:.2} µs |",
+        "| `decide` wasm (adaptive, reused instance, async call with deadline) | {n} | {:.2} µs | {:.2} µs |",
         us(pct(&mut w, 0.5)),
         us(pct(&mut w, 0.99))
     );
@@ -142,7 +178,7 @@ fn main() {
         us(pct(&mut nat, 0.99))
     );
     println!(
-        "| `decide` through the daemon's policy trait (blocking-pool hop + fallback bookkeeping) | {} | {:.2} µs | {:.2} µs |",
+        "| `decide` through the daemon's policy trait (hop to the plugin runtime + bookkeeping) | {} | {:.2} µs | {:.2} µs |",
         n / 10,
         us(pct(&mut via_trait, 0.5)),
         us(pct(&mut via_trait, 0.99))
@@ -153,9 +189,15 @@ fn main() {
         pct(&mut s, 0.5) as f64 / 1000.0,
         *s.iter().max().unwrap() as f64 / 1000.0
     );
+    let st = slot.status();
     println!();
     println!(
-        "wasm/native median ratio: {:.1}×; calls during swaps: {calls}; failed plugin calls during swaps: {errors}",
-        pct(&mut w, 0.5) as f64 / pct(&mut nat, 0.5).max(1) as f64
+        "wasm/native median ratio: {:.1}×; calls during swaps: {calls}; failed plugin calls during swaps: {errors}; \
+         the Rust plugin's memory: {} KiB linear, {} KiB code",
+        pct(&mut w, 0.5) as f64 / pct(&mut nat, 0.5).max(1) as f64,
+        st.memory_bytes >> 10,
+        st.code_bytes >> 10
     );
+    drop(watcher);
+    rt.shutdown_background();
 }

@@ -1,12 +1,18 @@
-//! Loading a component (through the `.cwasm` cache), checking it implements the expected world,
-//! and calling it. Each loaded plugin keeps one store and instance across calls; any error
-//! drops them (a trap poisons an instance for good) and the next call instantiates afresh from
-//! the `InstancePre`, which costs microseconds.
+//! Loading a component (through the `.cwasm` cache, shared between slots), checking it implements
+//! the expected world, and calling it. Each loaded plugin keeps one store and instance across
+//! calls; any error, and any call that overruns its deadline, drops them (a trap poisons an
+//! instance for good, and an abandoned call leaves it mid-way), and the next call instantiates
+//! afresh from the `InstancePre`.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use warmpool_core::policy_logic as p;
@@ -14,8 +20,8 @@ use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{exhaustion, health, sizing};
-use crate::convert;
-use crate::engine::{PluginEngine, State};
+use crate::convert::{self, Cut};
+use crate::engine::{LogGate, PluginEngine, State};
 
 /// The three plugin worlds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -75,8 +81,8 @@ pub enum PluginError {
     },
     #[error("init: {0}")]
     Init(String),
-    #[error("call exceeded its deadline of {0} ticks (~10 ms each)")]
-    Deadline(u64),
+    #[error("call exceeded its deadline of {0:?}")]
+    Deadline(Duration),
     #[error("call hit the memory cap of {0} bytes")]
     Memory(usize),
     #[error("guest trapped: {0}")]
@@ -97,16 +103,14 @@ enum Bound {
     Health(health::HealthCheck),
 }
 
-/// A compiled, world-checked plugin with its live instance.
-pub struct Loaded {
-    pub world: World,
-    pub path: PathBuf,
+/// A compiled, world-checked component: shared by every slot that loads the same content for
+/// the same world (see `PluginEngine::shared`).
+pub struct Compiled {
     pub sha256: String,
-    name: Arc<str>,
-    config: Vec<(String, String)>,
-    engine: Arc<PluginEngine>,
+    pub world: World,
+    /// Bytes of machine code the compile produced.
+    pub code_bytes: usize,
     pre: Pre,
-    live: Mutex<Option<(Store<State>, Bound)>>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -121,7 +125,63 @@ fn compat_key(engine: &wasmtime::Engine) -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Compile `bytes`, or load the `.cwasm` this daemon wrote for the same content and engine.
+impl Compiled {
+    /// Compile `bytes` (or load the `.cwasm` this daemon wrote for the same content and engine)
+    /// and check it against `world`. Blocking and CPU-heavy: run it off the async workers.
+    pub fn new(
+        engine: &PluginEngine,
+        cache: Option<&Path>,
+        world: World,
+        path: &Path,
+        bytes: &[u8],
+        sha: &str,
+    ) -> Result<Arc<Compiled>, PluginError> {
+        let gate = engine.gate(sha, world);
+        let _one = gate.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = engine.shared(sha, world) {
+            return Ok(c);
+        }
+        let component = compile(engine, cache, path, bytes, sha)?;
+        let werr = |e: wasmtime::Error| PluginError::World {
+            path: path.display().to_string(),
+            world: world.wit_name(),
+            message: format!("{e:#}"),
+        };
+        let pre = match world {
+            World::Sizing => Pre::Sizing(
+                sizing::SizingPolicyPre::new(
+                    engine.sizing.instantiate_pre(&component).map_err(werr)?,
+                )
+                .map_err(werr)?,
+            ),
+            World::Exhaustion => Pre::Exhaustion(
+                exhaustion::ExhaustionStrategyPre::new(
+                    engine
+                        .exhaustion
+                        .instantiate_pre(&component)
+                        .map_err(werr)?,
+                )
+                .map_err(werr)?,
+            ),
+            World::Health => Pre::Health(
+                health::HealthCheckPre::new(
+                    engine.health.instantiate_pre(&component).map_err(werr)?,
+                )
+                .map_err(werr)?,
+            ),
+        };
+        let range = component.image_range();
+        let c = Arc::new(Compiled {
+            sha256: sha.to_string(),
+            world,
+            code_bytes: (range.end as usize).saturating_sub(range.start as usize),
+            pre,
+        });
+        engine.share(&c);
+        Ok(c)
+    }
+}
+
 fn compile(
     engine: &PluginEngine,
     cache: Option<&Path>,
@@ -165,179 +225,321 @@ fn compile(
     Ok(component)
 }
 
+/// A future borrowing a store and an instance's bindings.
+type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// Guest log lines kept for `plugin check`.
+const CAPTURED: usize = 64;
+
+/// A compiled plugin with its live instance and its settings.
+pub struct Loaded {
+    pub world: World,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub compiled: Arc<Compiled>,
+    name: Arc<str>,
+    config: Vec<(String, String)>,
+    engine: Arc<PluginEngine>,
+    log: Arc<LogGate>,
+    live: tokio::sync::Mutex<Option<(Store<State>, Bound)>>,
+    /// Linear memory of the live instance, in bytes.
+    memory: AtomicUsize,
+    /// Keep the guest's log lines (for `plugin check`).
+    capture: bool,
+    captured: std::sync::Mutex<VecDeque<String>>,
+}
+
 impl Loaded {
-    /// Read, compile (or load from cache), and check `path` against `world`. Initialises one
-    /// instance with `config`, so a plugin that rejects its settings fails here.
-    pub fn load(
+    fn new(
+        engine: &Arc<PluginEngine>,
+        compiled: Arc<Compiled>,
+        path: &Path,
+        config: &[(String, String)],
+        log: Arc<LogGate>,
+        capture: bool,
+    ) -> Self {
+        let name: Arc<str> = path
+            .file_name()
+            .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into());
+        Loaded {
+            world: compiled.world,
+            path: path.to_path_buf(),
+            sha256: compiled.sha256.clone(),
+            compiled,
+            name,
+            config: config.to_vec(),
+            engine: engine.clone(),
+            log,
+            live: tokio::sync::Mutex::new(None),
+            memory: AtomicUsize::new(0),
+            capture,
+            captured: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Read, compile and check `path` against `world` (on the plugin runtime's blocking pool),
+    /// then instantiate it and run `init` within the load deadline: a plugin that rejects its
+    /// settings, or never finishes `init`, fails here.
+    pub async fn load(
         engine: &Arc<PluginEngine>,
         cache: Option<&Path>,
         world: World,
         path: &Path,
         config: &[(String, String)],
     ) -> Result<Loaded, PluginError> {
-        let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let sha = sha256_hex(&bytes);
-        let component = compile(engine, cache, path, &bytes, &sha)?;
-        let werr = |e: wasmtime::Error| PluginError::World {
-            path: path.display().to_string(),
-            world: world.wit_name(),
-            message: format!("{e:#}"),
-        };
-        let pre = match world {
-            World::Sizing => Pre::Sizing(
-                sizing::SizingPolicyPre::new(
-                    engine.sizing.instantiate_pre(&component).map_err(werr)?,
-                )
-                .map_err(werr)?,
-            ),
-            World::Exhaustion => Pre::Exhaustion(
-                exhaustion::ExhaustionStrategyPre::new(
-                    engine
-                        .exhaustion
-                        .instantiate_pre(&component)
-                        .map_err(werr)?,
-                )
-                .map_err(werr)?,
-            ),
-            World::Health => Pre::Health(
-                health::HealthCheckPre::new(
-                    engine.health.instantiate_pre(&component).map_err(werr)?,
-                )
-                .map_err(werr)?,
-            ),
-        };
-        let name: Arc<str> = path
-            .file_name()
-            .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into());
-        let loaded = Loaded {
-            world,
-            path: path.to_path_buf(),
-            sha256: sha,
-            name,
-            config: config.to_vec(),
-            engine: engine.clone(),
-            pre,
-            live: Mutex::new(None),
-        };
-        loaded.with_instance(|_, _| Ok(()))?;
+        let (sha, bytes) = read(engine, path).await?;
+        let loaded =
+            Self::compile(engine, cache, world, path, bytes, sha, config, Arc::default(), false)
+                .await?;
+        loaded.warm().await?;
         Ok(loaded)
     }
 
-    fn instantiate(&self) -> Result<(Store<State>, Bound), PluginError> {
-        let mut store = self.engine.store(self.name.clone());
-        store.set_epoch_deadline(self.engine.limits.deadline_ticks);
-        let classify = |store: &mut Store<State>, e: wasmtime::Error| self.classify(store, e);
-        let bound = match &self.pre {
-            Pre::Sizing(p) => Bound::Sizing(
-                p.instantiate(&mut store)
-                    .map_err(|e| classify(&mut store, e))?,
-            ),
-            Pre::Exhaustion(p) => Bound::Exhaustion(
-                p.instantiate(&mut store)
-                    .map_err(|e| classify(&mut store, e))?,
-            ),
-            Pre::Health(p) => Bound::Health(
-                p.instantiate(&mut store)
-                    .map_err(|e| classify(&mut store, e))?,
-            ),
+    /// Compile (on the plugin runtime's blocking pool), without instantiating.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn compile(
+        engine: &Arc<PluginEngine>,
+        cache: Option<&Path>,
+        world: World,
+        path: &Path,
+        bytes: Vec<u8>,
+        sha: String,
+        config: &[(String, String)],
+        log: Arc<LogGate>,
+        capture: bool,
+    ) -> Result<Loaded, PluginError> {
+        let (e, c, p) = (engine.clone(), cache.map(Path::to_path_buf), path.to_path_buf());
+        let compiled = engine
+            .blocking(move || Compiled::new(&e, c.as_deref(), world, &p, &bytes, &sha))
+            .await
+            .unwrap_or_else(|| Err(PluginError::Init("the compile task failed".into())))?;
+        Ok(Loaded::new(engine, compiled, path, config, log, capture))
+    }
+
+    /// Instantiate and run `init`, within the load deadline.
+    pub(crate) async fn warm(&self) -> Result<(), PluginError> {
+        self.call_within(self.engine.limits.load_deadline, |_, _| {
+            Box::pin(async { Ok(()) })
+        })
+        .await
+    }
+
+    /// Linear memory of the live instance and the (shared) machine code, in bytes.
+    pub fn memory_bytes(&self) -> (usize, usize) {
+        (
+            self.memory.load(Ordering::Relaxed),
+            self.compiled.code_bytes,
+        )
+    }
+
+    /// The guest's log lines kept so far (only when loaded for `plugin check`).
+    pub fn captured_log(&self) -> Vec<String> {
+        self.captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    async fn instantiate(&self) -> Result<(Store<State>, Bound), PluginError> {
+        let mut store = self
+            .engine
+            .store(self.name.clone(), self.log.clone(), &self.sha256);
+        if self.capture {
+            store.data_mut().captured = Some(VecDeque::new());
+        }
+        store.set_epoch_deadline(1);
+        let bound = match &self.compiled.pre {
+            Pre::Sizing(p) => p.instantiate_async(&mut store).await.map(Bound::Sizing),
+            Pre::Exhaustion(p) => p.instantiate_async(&mut store).await.map(Bound::Exhaustion),
+            Pre::Health(p) => p.instantiate_async(&mut store).await.map(Bound::Health),
+        };
+        let bound = match bound {
+            Ok(b) => b,
+            Err(e) => return Err(self.classify(&mut store, e)),
         };
         let init = match &bound {
-            Bound::Sizing(b) => b.call_init(&mut store, &self.config),
-            Bound::Exhaustion(b) => b.call_init(&mut store, &self.config),
-            Bound::Health(b) => b.call_init(&mut store, &self.config),
+            Bound::Sizing(b) => b.call_init(&mut store, &self.config).await,
+            Bound::Exhaustion(b) => b.call_init(&mut store, &self.config).await,
+            Bound::Health(b) => b.call_init(&mut store, &self.config).await,
         };
+        self.keep_log(&mut store);
         match init {
             Ok(Ok(())) => Ok((store, bound)),
-            Ok(Err(msg)) => Err(PluginError::Init(msg)),
-            Err(e) => Err(classify(&mut store, e)),
+            Ok(Err(msg)) => Err(PluginError::Init(convert::clip(&msg, 1024))),
+            Err(e) => Err(self.classify(&mut store, e)),
+        }
+    }
+
+    fn keep_log(&self, store: &mut Store<State>) {
+        if let Some(lines) = store.data_mut().captured.as_mut() {
+            let mut c = self.captured.lock().unwrap_or_else(|p| p.into_inner());
+            c.extend(lines.drain(..));
+            while c.len() > CAPTURED {
+                c.pop_front();
+            }
         }
     }
 
     fn classify(&self, store: &mut Store<State>, e: wasmtime::Error) -> PluginError {
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PluginError::Deadline(self.engine.limits.deadline_ticks),
-            _ if format!("{e:#}").contains("memory") && format!("{e:#}").contains("grow") => {
-                PluginError::Memory(self.engine.limits.max_memory)
-            }
-            _ => {
-                let said = store.data_mut().last_error_log.take();
-                PluginError::Trap(match said {
-                    Some(msg) => format!("{msg} ({})", root_cause(&e)),
-                    None => format!("{e:#}"),
-                })
-            }
+        let text = format!("{e:#}");
+        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return PluginError::Deadline(self.engine.limits.deadline);
         }
+        if text.contains("memory") && (text.contains("grow") || text.contains("cap")) {
+            return PluginError::Memory(self.engine.limits.max_memory);
+        }
+        let said = store.data_mut().last_error_log.take();
+        PluginError::Trap(convert::clip(
+            &match said {
+                Some(msg) => format!("{msg} ({})", root_cause(&e)),
+                None => text,
+            },
+            1024,
+        ))
     }
 
-    /// Run `f` on the live instance (instantiating it first if needed) under a fresh deadline.
-    /// On any error the instance is dropped: the next call starts from a clean one.
-    fn with_instance<R>(
+    /// Run `f` on the live instance (instantiating it first if needed) within the call
+    /// deadline. On any error, and at the deadline, the instance is dropped: the next call
+    /// starts from a clean one.
+    async fn call<R: Send>(
         &self,
-        f: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+        f: impl for<'a> FnOnce(&'a mut Store<State>, &'a Bound) -> CallFuture<'a, R> + Send,
     ) -> Result<R, PluginError> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if live.is_none() {
-            *live = Some(self.instantiate()?);
-        }
-        let (store, bound) = live.as_mut().expect("set above");
-        store.set_epoch_deadline(self.engine.limits.deadline_ticks);
-        match f(store, bound) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                let err = self.classify(store, e);
+        self.call_within(self.engine.limits.deadline, f).await
+    }
+
+    async fn call_within<R: Send>(
+        &self,
+        within: Duration,
+        f: impl for<'a> FnOnce(&'a mut Store<State>, &'a Bound) -> CallFuture<'a, R> + Send,
+    ) -> Result<R, PluginError> {
+        let _active = self.engine.active();
+        let mut live = self.live.lock().await;
+        let run = async {
+            if live.is_none() {
+                *live = Some(self.instantiate().await?);
+            }
+            let (store, bound) = live.as_mut().expect("set above");
+            store.data_mut().call_lines = 0;
+            store.set_epoch_deadline(1);
+            let r = f(store, bound).await;
+            self.keep_log(store);
+            self.memory
+                .store(store.data().limiter.memory, Ordering::Relaxed);
+            r.map_err(|e| self.classify(store, e))
+        };
+        let outcome = tokio::time::timeout(within, run).await;
+        match outcome {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
                 *live = None;
-                Err(err)
+                self.memory.store(0, Ordering::Relaxed);
+                Err(e)
+            }
+            Err(_) => {
+                *live = None;
+                self.memory.store(0, Ordering::Relaxed);
+                Err(PluginError::Deadline(within))
             }
         }
     }
 
-    pub fn decide(&self, s: &p::PoolSnapshot) -> Result<p::SizingDecision, PluginError> {
+    pub async fn decide(
+        &self,
+        s: &p::PoolSnapshot,
+        cut: &Cut,
+    ) -> Result<p::SizingDecision, PluginError> {
         let snap = convert::snapshot(s);
-        let d = self.with_instance(|store, b| match b {
-            Bound::Sizing(b) => b.call_decide(store, &snap),
-            _ => unreachable!("world checked at load"),
-        })?;
-        Ok(convert::decision(d))
+        let d = self
+            .call(|store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bound::Sizing(b) => b.call_decide(store, &snap).await,
+                        _ => unreachable!("world checked at load"),
+                    }
+                })
+            })
+            .await?;
+        Ok(convert::decision(d, cut))
     }
 
-    pub fn on_exhausted(
+    pub async fn on_exhausted(
         &self,
         r: &p::ExhaustionRequest,
         s: &p::PoolSnapshot,
+        cut: &Cut,
     ) -> Result<p::ExhaustionAction, PluginError> {
         let (req, snap) = (convert::request(r), convert::snapshot(s));
-        let a = self.with_instance(|store, b| match b {
-            Bound::Exhaustion(b) => b.call_on_exhausted(store, req, &snap),
-            _ => unreachable!("world checked at load"),
-        })?;
-        Ok(convert::action(a))
+        let a = self
+            .call(|store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bound::Exhaustion(b) => b.call_on_exhausted(store, req, &snap).await,
+                        _ => unreachable!("world checked at load"),
+                    }
+                })
+            })
+            .await?;
+        Ok(convert::action(a, cut))
     }
 
-    pub fn plan(&self, c: &p::ContainerInfo) -> Result<Vec<p::Probe>, PluginError> {
+    pub async fn plan(
+        &self,
+        c: &p::ContainerInfo,
+        cut: &Cut,
+    ) -> Result<Vec<p::Probe>, PluginError> {
         let info = convert::container(c);
-        let probes = self.with_instance(|store, b| match b {
-            Bound::Health(b) => b.call_plan(store, &info),
-            _ => unreachable!("world checked at load"),
-        })?;
-        Ok(probes.into_iter().map(convert::probe).collect())
+        let probes = self
+            .call(|store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bound::Health(b) => b.call_plan(store, &info).await,
+                        _ => unreachable!("world checked at load"),
+                    }
+                })
+            })
+            .await?;
+        Ok(convert::probes(probes, cut))
     }
 
-    pub fn judge(
+    pub async fn judge(
         &self,
         c: &p::ContainerInfo,
         results: &[p::ProbeResult],
+        cut: &Cut,
     ) -> Result<p::Verdict, PluginError> {
         let info = convert::container(c);
         let rs: Vec<_> = results.iter().map(convert::probe_result).collect();
-        let v = self.with_instance(|store, b| match b {
-            Bound::Health(b) => b.call_judge(store, &info, &rs),
-            _ => unreachable!("world checked at load"),
-        })?;
-        Ok(convert::verdict(v))
+        let v = self
+            .call(|store, b| {
+                Box::pin(async move {
+                    match b {
+                        Bound::Health(b) => b.call_judge(store, &info, &rs).await,
+                        _ => unreachable!("world checked at load"),
+                    }
+                })
+            })
+            .await?;
+        Ok(convert::verdict(v, cut))
     }
+}
+
+/// Read a plugin file and hash it, off the runtime's workers (it may be tens of megabytes).
+pub(crate) async fn read(
+    engine: &PluginEngine,
+    path: &Path,
+) -> Result<(String, Vec<u8>), PluginError> {
+    let p = path.to_path_buf();
+    engine
+        .blocking(move || std::fs::read(&p).map(|b| (sha256_hex(&b), b)))
+        .await
+        .unwrap_or_else(|| Err(std::io::Error::other("read task failed")))
+        .map_err(|err| PluginError::Read {
+            path: path.display().to_string(),
+            message: err.to_string(),
+        })
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {

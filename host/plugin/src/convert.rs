@@ -1,8 +1,52 @@
-//! `warmpool_policy` types ↔ the generated WIT types (field by field, both ways).
+//! `warmpool_policy` types ↔ the generated WIT types (field by field, both ways), with every
+//! string and list a guest returns cut to bounds on the way in. Each cut is counted ([`Cut`]),
+//! so `/v1/plugins` can say a plugin answers more than it may.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use warmpool_core::bounds;
 use warmpool_core::policy_logic as p;
 
 use crate::bindings::types as w;
+
+/// Counts what was cut from a plugin's answers.
+#[derive(Debug, Default)]
+pub struct Cut(AtomicU64);
+
+impl Cut {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn str(&self, s: String, max: usize) -> String {
+        if s.len() <= max {
+            return s;
+        }
+        self.0.fetch_add(1, Ordering::Relaxed);
+        clip(&s, max)
+    }
+
+    fn list<T>(&self, mut v: Vec<T>, max: usize) -> Vec<T> {
+        if v.len() > max {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            v.truncate(max);
+        }
+        v
+    }
+
+    fn num(&self, n: u64, max: u64) -> u64 {
+        if n > max {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            return max;
+        }
+        n
+    }
+}
+
+/// `s`, cut to at most `max` bytes on a character boundary, marked when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    warmpool_core::bounds::clip(s, max)
+}
 
 pub fn snapshot(s: &p::PoolSnapshot) -> w::PoolSnapshot {
     w::PoolSnapshot {
@@ -35,10 +79,10 @@ pub fn snapshot(s: &p::PoolSnapshot) -> w::PoolSnapshot {
     }
 }
 
-pub fn decision(d: w::SizingDecision) -> p::SizingDecision {
+pub fn decision(d: w::SizingDecision, cut: &Cut) -> p::SizingDecision {
     p::SizingDecision {
         target: d.target,
-        reason: d.reason,
+        reason: cut.str(d.reason, bounds::MAX_REASON),
     }
 }
 
@@ -49,12 +93,12 @@ pub fn request(r: &p::ExhaustionRequest) -> w::ExhaustionRequest {
     }
 }
 
-pub fn action(a: w::ExhaustionAction) -> p::ExhaustionAction {
+pub fn action(a: w::ExhaustionAction, cut: &Cut) -> p::ExhaustionAction {
     match a {
         w::ExhaustionAction::Wait(max_ms) => p::ExhaustionAction::Wait { max_ms },
         w::ExhaustionAction::Fail(f) => p::ExhaustionAction::Fail {
-            retry_after_ms: f.retry_after_ms,
-            reason: f.reason,
+            retry_after_ms: cut.num(f.retry_after_ms, bounds::MAX_RETRY_AFTER_MS),
+            reason: cut.str(f.reason, bounds::MAX_REASON),
         },
         w::ExhaustionAction::ColdCreate => p::ExhaustionAction::ColdCreate,
     }
@@ -69,22 +113,30 @@ pub fn container(c: &p::ContainerInfo) -> w::ContainerInfo {
     }
 }
 
-pub fn probe(pr: w::Probe) -> p::Probe {
-    match pr {
-        w::Probe::Exec(e) => p::Probe::Exec {
-            argv: e.argv,
-            timeout_ms: e.timeout_ms,
-        },
-        w::Probe::Http(h) => p::Probe::Http {
-            port: h.port,
-            path: h.path,
-            timeout_ms: h.timeout_ms,
-        },
-        w::Probe::Tcp(t) => p::Probe::Tcp {
-            port: t.port,
-            timeout_ms: t.timeout_ms,
-        },
-    }
+pub fn probes(v: Vec<w::Probe>, cut: &Cut) -> Vec<p::Probe> {
+    let t = |ms: u64| cut.num(ms, bounds::MAX_PROBE_TIMEOUT_MS).max(1);
+    cut.list(v, bounds::MAX_PROBES)
+        .into_iter()
+        .map(|pr| match pr {
+            w::Probe::Exec(e) => p::Probe::Exec {
+                argv: cut
+                    .list(e.argv, bounds::MAX_ARGS)
+                    .into_iter()
+                    .map(|a| cut.str(a, bounds::MAX_ARG))
+                    .collect(),
+                timeout_ms: t(e.timeout_ms),
+            },
+            w::Probe::Http(h) => p::Probe::Http {
+                port: h.port,
+                path: cut.str(h.path, bounds::MAX_ARG),
+                timeout_ms: t(h.timeout_ms),
+            },
+            w::Probe::Tcp(tc) => p::Probe::Tcp {
+                port: tc.port,
+                timeout_ms: t(tc.timeout_ms),
+            },
+        })
+        .collect()
 }
 
 pub fn probe_result(r: &p::ProbeResult) -> w::ProbeResult {
@@ -100,10 +152,14 @@ pub fn probe_result(r: &p::ProbeResult) -> w::ProbeResult {
     }
 }
 
-pub fn verdict(v: w::Verdict) -> p::Verdict {
+pub fn verdict(v: w::Verdict, cut: &Cut) -> p::Verdict {
     match v {
         w::Verdict::Healthy => p::Verdict::Healthy,
-        w::Verdict::Unhealthy(reason) => p::Verdict::Unhealthy { reason },
-        w::Verdict::Recycle(reason) => p::Verdict::Recycle { reason },
+        w::Verdict::Unhealthy(reason) => p::Verdict::Unhealthy {
+            reason: cut.str(reason, bounds::MAX_REASON),
+        },
+        w::Verdict::Recycle(reason) => p::Verdict::Recycle {
+            reason: cut.str(reason, bounds::MAX_REASON),
+        },
     }
 }

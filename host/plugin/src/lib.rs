@@ -2,18 +2,26 @@
 //!
 //! Operators change how a pool scales, what it does when dry and how it judges health by
 //! dropping a new `.wasm` file in place: no rebuild, no restart. A plugin implements one world of
-//! `wit/warmpool-plugin@0.1.0` and is a pure function of what the host passes in.
+//! `wit/warmpool-plugin@0.1.0` and is a pure function of what the host passes in (and of its own
+//! earlier calls, while its instance lives).
+//!
+//! A broken or hostile plugin never takes the daemon down, on any path (startup, config reload,
+//! hot reload, `plugin check`): every call, instantiation and `init` included, runs on a runtime
+//! of its own under a wall-clock deadline and a memory cap; loading never blocks a caller (the
+//! built-in serves until a first version passes its trial); every string, list and number a
+//! guest returns is bounded; its log is rate-limited.
 //!
 //! Where things live:
 //! - [`bindings`]: every generated binding, one module per world.
-//! - [`engine`]: one wasmtime engine (epoch deadlines, pooling allocator, memory caps) and
-//!   linkers that grant nothing but `log`.
-//! - [`component`]: compile (through a `.cwasm` cache the daemon writes itself), world check,
-//!   store reuse, and typed calls.
+//! - [`engine`]: one wasmtime engine (async, epoch yields, pooling allocator, memory caps), the
+//!   plugin runtime, linkers that deny by default, and the `log` import.
+//! - [`component`]: compile (through a `.cwasm` cache, shared between slots), world check,
+//!   instances, and calls under their deadline.
+//! - [`convert`]: WIT types ↔ policy types, with every answer cut to bounds.
 //! - [`slot`]: the plugin serving one pool for one decision, swapped atomically, with the
 //!   built-in policy as fallback and benching after repeated failures; it implements the core's
 //!   policy traits.
-//! - [`watch`]: debounced hot reload.
+//! - [`watch`]: the file watcher that reports changed plugin files.
 //! - [`check`]: `warmpool plugin check`.
 
 pub mod bindings;
@@ -26,25 +34,22 @@ pub mod slot;
 pub mod testing;
 pub mod watch;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use warmpool_core::PluginStatus;
 
 pub use component::{PluginError, World};
 pub use engine::{Limits, PluginEngine};
 pub use slot::{PluginSlot, WasmExhaustion, WasmHealth, WasmSizing};
+pub use watch::PluginWatcher;
 
 /// All plugin slots of a daemon, on one engine.
 pub struct PluginHost {
     pub engine: Arc<PluginEngine>,
     cache: Option<PathBuf>,
-    slots: Arc<Mutex<Vec<Arc<PluginSlot>>>>,
-    /// Tells the watcher that the set of slots changed (a config reload), so it watches the
-    /// directories of the new set.
-    rewatch: Arc<tokio::sync::Notify>,
+    slots: Mutex<Vec<Arc<PluginSlot>>>,
     listener: Arc<std::sync::OnceLock<slot::ReloadListener>>,
 }
 
@@ -67,14 +72,18 @@ impl PluginHost {
         Ok(Arc::new(Self {
             engine,
             cache,
-            slots: Arc::default(),
-            rewatch: Arc::new(tokio::sync::Notify::new()),
+            slots: Mutex::default(),
             listener: Arc::default(),
         }))
     }
 
-    /// Create the slot for `pool`'s `world` plugin and load it. A file that fails to load leaves
-    /// the slot empty (the built-in serves) and reports why; hot reload may fix it later.
+    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<Arc<PluginSlot>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Create the slot for `pool`'s `world` plugin and start loading it in the background. Until
+    /// a version passes its trial the slot says `compiling` and the built-in serves; a file that
+    /// fails to load leaves it on the built-in and says why (a later change may fix it).
     pub fn slot(
         &self,
         pool: &str,
@@ -92,11 +101,8 @@ impl PluginHost {
             self.cache.clone(),
             self.listener.clone(),
         );
-        let _ = slot.reload();
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(slot.clone());
+        slot.request_reload();
+        self.slots().push(slot.clone());
         slot
     }
 
@@ -106,31 +112,48 @@ impl PluginHost {
     }
 
     pub fn statuses(&self) -> Vec<PluginStatus> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|s| s.status())
-            .collect()
-    }
-
-    /// Start hot reload for every slot, present and future.
-    pub fn watch(&self, cancel: CancellationToken, tracker: &TaskTracker) -> notify::Result<()> {
-        watch::spawn(self.slots.clone(), self.rewatch.clone(), cancel, tracker)
+        self.slots().iter().map(|s| s.status()).collect()
     }
 
     /// Forget `pool`'s slots: a config reload removed the pool or rebuilds its plugins.
     pub fn drop_pool(&self, pool: &str) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|s| s.pool != pool);
-        self.rewatch.notify_one();
+        self.slots().retain(|s| s.pool != pool);
     }
 
-    /// After slots were added by a config reload: watch their directories too.
-    pub fn rewatch(&self) {
-        self.rewatch.notify_one();
+    /// The directories holding plugin files, for the watcher.
+    pub fn dirs(&self) -> BTreeSet<PathBuf> {
+        self.slots()
+            .iter()
+            .filter_map(|s| s.path.parent().map(PathBuf::from))
+            .collect()
+    }
+
+    /// These paths changed: reload (in the background) every slot whose file is among them.
+    /// Returns how many slots were asked.
+    pub fn files_changed(&self, paths: &BTreeSet<PathBuf>) -> usize {
+        let hit: Vec<Arc<PluginSlot>> = self
+            .slots()
+            .iter()
+            .filter(|s| {
+                paths.iter().any(|p| {
+                    p == &s.path
+                        || (p.file_name() == s.path.file_name() && p.parent() == s.path.parent())
+                })
+            })
+            .cloned()
+            .collect();
+        for s in &hit {
+            s.request_reload();
+        }
+        hit.len()
+    }
+
+    /// Wait until no slot is loading (tests; a daemon never needs to).
+    pub async fn settled(&self) {
+        let slots: Vec<Arc<PluginSlot>> = self.slots().clone();
+        for s in slots {
+            s.settled().await;
+        }
     }
 }
 

@@ -2,10 +2,15 @@
 //! version behind an [`ArcSwapOption`], so a reload swaps it atomically while calls in flight
 //! finish on the old one. Every failed call is answered by the pool's built-in policy and
 //! counted; after `bench_after` failures in a row the plugin is benched until its file changes.
+//!
+//! Loading never blocks anyone: a reload runs on the plugin runtime (the compile on its blocking
+//! pool), at most one at a time per slot, with one more queued if the file changes meanwhile;
+//! until a first version passes its trial, the slot says `compiling` and the built-in serves.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
@@ -18,11 +23,12 @@ use warmpool_core::policy_logic::{
 };
 use warmpool_core::{ExhaustionStrategy, HealthCheck, SizingPolicy};
 
-use crate::component::{Loaded, PluginError, World, sha256_hex};
-use crate::engine::PluginEngine;
+use crate::component::{Loaded, PluginError, World};
+use crate::convert::Cut;
+use crate::engine::{LogGate, PluginEngine};
 
-/// Probes one plan may ask for; more is a malformed answer.
-const MAX_PROBES: usize = 16;
+/// Added to a call's deadline for the caller's own bound on waiting for the plugin runtime.
+const BACKSTOP: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -46,6 +52,12 @@ pub struct PluginSlot {
     cache: Option<PathBuf>,
     current: ArcSwapOption<Loaded>,
     counters: Mutex<Counters>,
+    log: Arc<LogGate>,
+    cut: Cut,
+    /// A reload is queued and has not started yet.
+    queued: AtomicBool,
+    /// Held for the whole of a reload.
+    reloading: tokio::sync::Mutex<()>,
     listener: Arc<std::sync::OnceLock<ReloadListener>>,
 }
 
@@ -71,6 +83,10 @@ impl PluginSlot {
             cache,
             current: ArcSwapOption::empty(),
             counters: Mutex::default(),
+            log: Arc::default(),
+            cut: Cut::default(),
+            queued: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
             listener,
         })
     }
@@ -83,65 +99,96 @@ impl PluginSlot {
         self.current.load_full()
     }
 
-    /// Load the file if its content changed: compile, check the world, trial call, then swap.
+    /// Reload in the background, on the plugin runtime. A request while a reload runs queues
+    /// one more (a file that changed during a compile is read again after it).
+    pub fn request_reload(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        self.engine.spawn(async move {
+            let _ = this.reload().await;
+        });
+    }
+
+    /// Reload now and wait: read the file, and if its content changed compile it (off the
+    /// async workers), check its world, `init` it and give it a trial call, then swap it in.
     /// Any failure keeps the serving version. Returns whether a new version was swapped in.
-    /// Blocking (compiles): call it off the async workers.
-    pub fn reload(&self) -> Result<bool, PluginError> {
-        let bytes = std::fs::read(&self.path).map_err(|e| PluginError::Read {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        });
-        let sha = bytes.as_deref().map(sha256_hex).ok();
-        let same = |cur: &Option<Arc<Loaded>>| {
-            cur.as_ref()
-                .is_some_and(|c| Some(&c.sha256) == sha.as_ref())
+    pub async fn reload(&self) -> Result<bool, PluginError> {
+        let _one = self.reloading.lock().await;
+        self.queued.store(false, Ordering::Release);
+        let (sha, bytes) = match crate::component::read(&self.engine, &self.path).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.rejected(e)),
         };
-        if same(&self.current.load_full()) && self.counters().benched_sha.is_none() {
-            return Ok(false); // a touch, or an editor writing the same bytes: nothing to do
+        let benched = self.counters().benched_sha.clone();
+        let same = self.current().is_some_and(|c| c.sha256 == sha);
+        if (same && benched.is_none()) || benched.as_deref() == Some(sha.as_str()) {
+            return Ok(false); // a touch, an editor writing the same bytes, or still benched
         }
-        if sha.is_some() && self.counters().benched_sha == sha {
-            return Ok(false); // still the benched content
-        }
-        let result = bytes.and_then(|_| {
-            Loaded::load(
-                &self.engine,
-                self.cache.as_deref(),
-                self.world,
-                &self.path,
-                &self.config,
-            )
-        });
-        let result = result.and_then(|l| self.trial(&l).map(|()| l));
-        let mut c = self.counters();
+        let loaded = match Loaded::compile(
+            &self.engine,
+            self.cache.as_deref(),
+            self.world,
+            &self.path,
+            bytes,
+            sha,
+            &self.config,
+            self.log.clone(),
+            false,
+        )
+        .await
+        {
+            Ok(l) => l.warm().await.map(|()| l),
+            Err(e) => Err(e),
+        };
+        let result = match loaded {
+            Ok(l) => self.trial(&l).await.map(|()| l),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(loaded) => {
-                info!(pool = %self.pool, kind = %self.world, path = %self.path.display(), sha256 = %&loaded.sha256[..12], "plugin loaded");
+                let short = loaded.sha256[..12].to_string();
+                info!(pool = %self.pool, kind = %self.world, path = %self.path.display(), sha256 = %short, "plugin loaded");
                 self.current.store(Some(Arc::new(loaded)));
-                c.reloads += 1;
-                c.last_reload_at = Some(SystemTime::now());
-                c.last_error = None;
-                c.consecutive = 0;
-                c.benched_sha = None;
-                drop(c);
+                {
+                    let mut c = self.counters();
+                    c.reloads += 1;
+                    c.last_reload_at = Some(SystemTime::now());
+                    c.last_error = None;
+                    c.consecutive = 0;
+                    c.benched_sha = None;
+                }
                 self.tell(format!(
-                    "{} plugin {} swapped in (sha256 {})",
-                    self.world,
-                    self.path.display(),
-                    self.current.load().as_ref().map_or("", |l| &l.sha256[..12])
-                ));
-                Ok(true)
-            }
-            Err(e) => {
-                warn!(pool = %self.pool, kind = %self.world, path = %self.path.display(), error = %e, "plugin rejected; the previous version keeps serving");
-                c.last_error = Some(e.to_string());
-                drop(c);
-                self.tell(format!(
-                    "{} plugin {} rejected, previous version kept: {e}",
+                    "{} plugin {} swapped in (sha256 {short})",
                     self.world,
                     self.path.display()
                 ));
-                Err(e)
+                Ok(true)
             }
+            Err(e) => Err(self.rejected(e)),
+        }
+    }
+
+    fn rejected(&self, e: PluginError) -> PluginError {
+        warn!(pool = %self.pool, kind = %self.world, path = %self.path.display(), error = %e, "plugin rejected; the previous version keeps serving");
+        self.counters().last_error = Some(e.to_string());
+        self.tell(format!(
+            "{} plugin {} rejected, previous version kept: {e}",
+            self.world,
+            self.path.display()
+        ));
+        e
+    }
+
+    /// Wait until no reload is queued or running.
+    pub async fn settled(&self) {
+        loop {
+            drop(self.reloading.lock().await);
+            if !self.queued.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -152,7 +199,7 @@ impl PluginSlot {
     }
 
     /// One call on sample input before a new version may serve.
-    fn trial(&self, l: &Loaded) -> Result<(), PluginError> {
+    async fn trial(&self, l: &Loaded) -> Result<(), PluginError> {
         let s = PoolSnapshot {
             min_ready: 1,
             max_ready: 4,
@@ -161,7 +208,7 @@ impl PluginSlot {
             ..Default::default()
         };
         match self.world {
-            World::Sizing => check_sizing(&s, l.decide(&s)?).map(drop),
+            World::Sizing => check_sizing(&s, l.decide(&s, &self.cut).await?).map(drop),
             World::Exhaustion => l
                 .on_exhausted(
                     &ExhaustionRequest {
@@ -169,7 +216,9 @@ impl PluginSlot {
                         wait_timeout_ms: 1_000,
                     },
                     &s,
+                    &self.cut,
                 )
+                .await
                 .map(drop),
             World::Health => {
                 let c = ContainerInfo {
@@ -178,13 +227,17 @@ impl PluginSlot {
                     age_ms: 0,
                     uses: 0,
                 };
-                check_plan(l.plan(&c)?).map(drop)
+                l.plan(&c, &self.cut).await.map(drop)
             }
         }
     }
 
-    /// Run `f` on the current plugin, recording the outcome; `None` means use the built-in.
-    fn call<R>(&self, f: impl FnOnce(&Loaded) -> Result<R, PluginError>) -> Option<R> {
+    /// Run `f` on the current plugin, on the plugin runtime, recording the outcome; `None`
+    /// means use the built-in.
+    async fn serve<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(Arc<Loaded>, Arc<Self>) -> BoxFuture<'static, Result<R, PluginError>>,
+    ) -> Option<R> {
         let Some(loaded) = self.current.load_full() else {
             self.counters().fallbacks += 1;
             return None;
@@ -193,7 +246,12 @@ impl PluginSlot {
             self.counters().fallbacks += 1;
             return None;
         }
-        let out = f(&loaded);
+        let deadline = self.engine.limits.deadline;
+        let out = self
+            .engine
+            .run(deadline + BACKSTOP, f(loaded.clone(), self.clone()))
+            .await
+            .unwrap_or(Err(PluginError::Deadline(deadline)));
         let mut c = self.counters();
         c.calls += 1;
         match out {
@@ -219,15 +277,19 @@ impl PluginSlot {
     pub fn status(&self) -> PluginStatus {
         let c = self.counters();
         let cur = self.current.load_full();
+        let loading = self.queued.load(Ordering::Acquire) || self.reloading.try_lock().is_err();
+        let (memory, code) = cur.as_ref().map_or((0, 0), |l| l.memory_bytes());
         PluginStatus {
             pool: self.pool.clone(),
             kind: self.world.to_string(),
             path: self.path.display().to_string(),
-            state: match (&cur, &c.benched_sha) {
-                (_, Some(_)) => "benched",
-                (Some(_), None) => "active",
-                (None, None) => "fallback",
+            state: match (&cur, &c.benched_sha, loading) {
+                (_, Some(_), _) => "benched",
+                (Some(_), None, _) => "active",
+                (None, None, true) => "compiling",
+                (None, None, false) => "fallback",
             },
+            loading,
             sha256: cur.as_ref().map(|l| l.sha256.clone()),
             reloads: c.reloads,
             last_reload_at: c.last_reload_at.map(warmpool_core::rfc3339),
@@ -236,6 +298,10 @@ impl PluginSlot {
             failures: c.failures,
             consecutive_failures: c.consecutive,
             fallbacks: c.fallbacks,
+            truncated: self.cut.count(),
+            log_dropped: self.log.dropped.load(Ordering::Relaxed),
+            memory_bytes: memory as u64,
+            code_bytes: code as u64,
         }
     }
 
@@ -261,21 +327,6 @@ fn check_sizing(s: &PoolSnapshot, d: SizingDecision) -> Result<SizingDecision, P
     Ok(d)
 }
 
-fn check_plan(p: Vec<Probe>) -> Result<Vec<Probe>, PluginError> {
-    if p.len() > MAX_PROBES {
-        return Err(PluginError::Malformed(format!(
-            "{} probes planned (at most {MAX_PROBES})",
-            p.len()
-        )));
-    }
-    Ok(p)
-}
-
-/// Run a blocking plugin call on tokio's blocking pool: a guest never holds up an async worker.
-async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Option<R> + Send + 'static) -> Option<R> {
-    tokio::task::spawn_blocking(f).await.ok().flatten()
-}
-
 /// A pool's sizing policy served by a plugin, with the built-in as fallback.
 pub struct WasmSizing {
     pub slot: Arc<PluginSlot>,
@@ -285,9 +336,13 @@ pub struct WasmSizing {
 impl SizingPolicy for WasmSizing {
     fn decide<'a>(&'a self, s: &'a PoolSnapshot) -> BoxFuture<'a, SizingDecision> {
         async move {
-            let (slot, snap) = (self.slot.clone(), s.clone());
-            let answer =
-                blocking(move || slot.call(|l| check_sizing(&snap, l.decide(&snap)?))).await;
+            let snap = s.clone();
+            let answer = self
+                .slot
+                .serve(move |l, slot| {
+                    async move { check_sizing(&snap, l.decide(&snap, &slot.cut).await?) }.boxed()
+                })
+                .await;
             match answer {
                 Some(d) => d,
                 None => self.fallback.decide(s).await,
@@ -312,8 +367,14 @@ impl ExhaustionStrategy for WasmExhaustion {
         s: &'a PoolSnapshot,
     ) -> BoxFuture<'a, ExhaustionAction> {
         async move {
-            let (slot, req, snap) = (self.slot.clone(), r.clone(), s.clone());
-            match blocking(move || slot.call(|l| l.on_exhausted(&req, &snap))).await {
+            let (req, snap) = (r.clone(), s.clone());
+            let answer = self
+                .slot
+                .serve(move |l, slot| {
+                    async move { l.on_exhausted(&req, &snap, &slot.cut).await }.boxed()
+                })
+                .await;
+            match answer {
                 Some(a) => a,
                 None => self.fallback.on_exhausted(r, s).await,
             }
@@ -333,8 +394,12 @@ pub struct WasmHealth {
 impl HealthCheck for WasmHealth {
     fn plan<'a>(&'a self, c: &'a ContainerInfo) -> BoxFuture<'a, Vec<Probe>> {
         async move {
-            let (slot, info) = (self.slot.clone(), c.clone());
-            match blocking(move || slot.call(|l| check_plan(l.plan(&info)?))).await {
+            let info = c.clone();
+            let answer = self
+                .slot
+                .serve(move |l, slot| async move { l.plan(&info, &slot.cut).await }.boxed())
+                .await;
+            match answer {
                 Some(p) => p,
                 None => self.fallback.plan(c).await,
             }
@@ -343,8 +408,14 @@ impl HealthCheck for WasmHealth {
     }
     fn judge<'a>(&'a self, c: &'a ContainerInfo, r: &'a [ProbeResult]) -> BoxFuture<'a, Verdict> {
         async move {
-            let (slot, info, results) = (self.slot.clone(), c.clone(), r.to_vec());
-            match blocking(move || slot.call(|l| l.judge(&info, &results))).await {
+            let (info, results) = (c.clone(), r.to_vec());
+            let answer = self
+                .slot
+                .serve(move |l, slot| {
+                    async move { l.judge(&info, &results, &slot.cut).await }.boxed()
+                })
+                .await;
+            match answer {
                 Some(v) => v,
                 None => self.fallback.judge(c, r).await,
             }

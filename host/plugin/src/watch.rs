@@ -1,104 +1,82 @@
-//! Hot reload. A notify watcher on the *directories* that hold plugin files (an editor's
-//! write-to-temp-then-rename replaces the file's inode, and a watch on the file would die with
-//! it) only forwards paths; one task debounces them, then reloads the slots whose file changed.
-//! Content hashing in [`PluginSlot::reload`](crate::slot::PluginSlot::reload) makes a touch a
-//! no-op, and a failed reload keeps the old plugin serving.
+//! Watching plugin files. A notify watcher on the *directories* that hold plugin files (an
+//! editor's write-to-temp-then-rename replaces the file's inode, and a watch on the file would
+//! die with it) forwards the paths of real changes to a sink: the daemon's control inbox, whose
+//! supervisor debounces them and asks the slots to reload.
+//!
+//! Only events that can change content pass: a create, a write, a rename, a removal, a close
+//! after writing. Opening, reading and closing a file (what a reload itself does) and metadata
+//! changes do not, so a reload never triggers another one, and an idle daemon reads nothing.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use crate::slot::PluginSlot;
-
-/// Quiet time after the last event before reloading: long enough to coalesce an editor's
-/// write, rename and chmod, short enough that a swap lands within ~100 ms.
-pub const DEBOUNCE: Duration = Duration::from_millis(60);
-
-/// The slots the watcher serves; a config reload changes them and notifies `rewatch`.
-pub type Slots = Arc<Mutex<Vec<Arc<PluginSlot>>>>;
-
-fn dirs_of(slots: &Slots) -> BTreeSet<PathBuf> {
-    slots
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter_map(|s| s.path.parent().map(PathBuf::from))
-        .collect()
+/// Whether an event can mean new content.
+pub fn relevant(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
 }
 
-/// Watch every slot's directory and reload on change, until `cancel`.
-pub fn spawn(
-    slots: Slots,
-    rewatch: Arc<Notify>,
-    cancel: CancellationToken,
-    tracker: &TaskTracker,
-) -> notify::Result<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher: RecommendedWatcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(ev) => {
-                for p in ev.paths {
-                    let _ = tx.send(p);
-                }
-            }
-            Err(e) => warn!(error = %e, "plugin watcher error"),
-        })?;
-    let mut dirs = dirs_of(&slots);
-    for d in &dirs {
-        watcher.watch(d, RecursiveMode::NonRecursive)?;
+/// Watches a set of directories; see the module doc.
+pub struct PluginWatcher {
+    watcher: RecommendedWatcher,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl PluginWatcher {
+    /// `sink` receives the paths of each relevant event, from notify's thread: it must not block.
+    pub fn new(sink: impl Fn(Vec<PathBuf>) + Send + 'static) -> notify::Result<Self> {
+        let watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(ev) if relevant(&ev.kind) => sink(ev.paths),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "plugin watcher error"),
+            })?;
+        Ok(Self {
+            watcher,
+            dirs: BTreeSet::new(),
+        })
     }
-    tracker.spawn(async move {
-        loop {
-            let first = tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = rewatch.notified() => {
-                    // The slot set changed: watch the new directories, drop the unused ones.
-                    let now = dirs_of(&slots);
-                    for d in dirs.difference(&now) {
-                        let _ = watcher.unwatch(d);
-                    }
-                    for d in now.difference(&dirs) {
-                        if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
-                            warn!(dir = %d.display(), error = %e, "cannot watch a plugin directory; its plugin will not hot-reload");
-                        }
-                    }
-                    dirs = now;
-                    continue;
+
+    /// Watch exactly `dirs`: new ones are added, unused ones dropped, and (when `renew`) the
+    /// kept ones re-added, since a directory that was renamed or recreated loses its watch.
+    pub fn watch(&mut self, dirs: BTreeSet<PathBuf>, renew: bool) {
+        for d in self.dirs.difference(&dirs) {
+            let _ = self.watcher.unwatch(d);
+        }
+        for d in &dirs {
+            if renew || !self.dirs.contains(d) {
+                if let Err(e) = self.watcher.watch(d, RecursiveMode::NonRecursive) {
+                    warn!(dir = %d.display(), error = %e, "cannot watch a plugin directory; its plugin will not hot-reload");
                 }
-                p = rx.recv() => match p { Some(p) => p, None => return },
-            };
-            let mut changed = BTreeSet::from([first]);
-            while let Ok(Some(p)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                changed.insert(p);
-            }
-            // A directory that was renamed or recreated loses its watch: add them all again.
-            for d in &dirs {
-                if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
-                    debug!(dir = %d.display(), error = %e, "re-adding plugin directory watch");
-                }
-            }
-            let current = slots.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let hit: Vec<Arc<PluginSlot>> = current
-                .iter()
-                .filter(|s| {
-                    changed.iter().any(|p| {
-                        p == &s.path
-                            || p.file_name() == s.path.file_name() && p.parent() == s.path.parent()
-                    })
-                })
-                .cloned()
-                .collect();
-            for slot in hit {
-                let _ = tokio::task::spawn_blocking(move || slot.reload()).await;
             }
         }
-    });
-    Ok(())
+        self.dirs = dirs;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, RenameMode};
+
+    #[test]
+    fn reads_and_metadata_are_not_changes() {
+        assert!(relevant(&EventKind::Create(CreateKind::File)));
+        assert!(relevant(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(relevant(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(relevant(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Read)));
+        assert!(!relevant(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any))));
+    }
 }

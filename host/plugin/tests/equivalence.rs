@@ -6,6 +6,7 @@ use std::sync::Arc;
 use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::{AdaptiveConfig, PredictiveConfig};
 use warmpool_core::policy_logic::*;
+use warmpool_plugin_host::convert::Cut;
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{Limits, PluginEngine, World};
@@ -70,13 +71,14 @@ fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn sizing_plugins_match_their_native_twins() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sizing_plugins_match_their_native_twins() {
+    let cut = Cut::default();
     let e = engine();
-    let fixed = Loaded::load(&e, None, World::Sizing, &component("sizing_fixed"), &[]).unwrap();
+    let fixed = Loaded::load(&e, None, World::Sizing, &component("sizing_fixed"), &[]).await.unwrap();
     let cfg = pairs(&[("burst_window_ms", "5000"), ("cooldown_ms", "20000")]);
     let adaptive =
-        Loaded::load(&e, None, World::Sizing, &component("sizing_adaptive"), &cfg).unwrap();
+        Loaded::load(&e, None, World::Sizing, &component("sizing_adaptive"), &cfg).await.unwrap();
     let acfg = AdaptiveConfig::from_pairs(&cfg).unwrap();
     let pcfg_pairs = pairs(&[("alpha", "0.5"), ("headroom", "2")]);
     let predictive = Loaded::load(
@@ -85,28 +87,29 @@ fn sizing_plugins_match_their_native_twins() {
         World::Sizing,
         &component("sizing_predictive"),
         &pcfg_pairs,
-    )
+    ).await
     .unwrap();
     let pcfg = PredictiveConfig::from_pairs(&pcfg_pairs).unwrap();
     let rows = table();
     assert!(rows.len() >= 10);
     for s in &rows {
-        assert_eq!(fixed.decide(s).unwrap(), sizing::fixed(s), "fixed on {s:?}");
+        assert_eq!(fixed.decide(s, &cut).await.unwrap(), sizing::fixed(s), "fixed on {s:?}");
         assert_eq!(
-            adaptive.decide(s).unwrap(),
+            adaptive.decide(s, &cut).await.unwrap(),
             sizing::adaptive(s, &acfg),
             "adaptive on {s:?}"
         );
         assert_eq!(
-            predictive.decide(s).unwrap(),
+            predictive.decide(s, &cut).await.unwrap(),
             sizing::predictive(s, &pcfg),
             "predictive on {s:?}"
         );
     }
 }
 
-#[test]
-fn exhaustion_plugins_match_their_native_twins() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhaustion_plugins_match_their_native_twins() {
+    let cut = Cut::default();
     let e = engine();
     let wait = Loaded::load(
         &e,
@@ -114,7 +117,7 @@ fn exhaustion_plugins_match_their_native_twins() {
         World::Exhaustion,
         &component("exhaustion_wait"),
         &[],
-    )
+    ).await
     .unwrap();
     let fail = Loaded::load(
         &e,
@@ -122,7 +125,7 @@ fn exhaustion_plugins_match_their_native_twins() {
         World::Exhaustion,
         &component("exhaustion_fail_fast"),
         &[],
-    )
+    ).await
     .unwrap();
     let cold = Loaded::load(
         &e,
@@ -130,7 +133,7 @@ fn exhaustion_plugins_match_their_native_twins() {
         World::Exhaustion,
         &component("exhaustion_cold"),
         &[],
-    )
+    ).await
     .unwrap();
     for s in &table() {
         for r in [
@@ -147,18 +150,19 @@ fn exhaustion_plugins_match_their_native_twins() {
                 wait_timeout_ms: 5_000,
             },
         ] {
-            assert_eq!(wait.on_exhausted(&r, s).unwrap(), exhaustion::wait(&r, s));
+            assert_eq!(wait.on_exhausted(&r, s, &cut).await.unwrap(), exhaustion::wait(&r, s));
             assert_eq!(
-                fail.on_exhausted(&r, s).unwrap(),
+                fail.on_exhausted(&r, s, &cut).await.unwrap(),
                 exhaustion::fail_fast(&r, s)
             );
-            assert_eq!(cold.on_exhausted(&r, s).unwrap(), exhaustion::cold(&r, s));
+            assert_eq!(cold.on_exhausted(&r, s, &cut).await.unwrap(), exhaustion::cold(&r, s));
         }
     }
 }
 
-#[test]
-fn health_plugins_match_their_native_twins() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_plugins_match_their_native_twins() {
+    let cut = Cut::default();
     let e = engine();
     let exec_cfg = pairs(&[
         ("cmd", r#"["sh","-c","test -e /ready"]"#),
@@ -170,7 +174,7 @@ fn health_plugins_match_their_native_twins() {
         World::Health,
         &component("health_exec_probe"),
         &exec_cfg,
-    )
+    ).await
     .unwrap();
     let exec_native = ExecProbe::from_pairs(&exec_cfg).unwrap();
     let http_cfg = pairs(&[("port", "8080"), ("path", "/healthz")]);
@@ -180,7 +184,7 @@ fn health_plugins_match_their_native_twins() {
         World::Health,
         &component("health_http_probe"),
         &http_cfg,
-    )
+    ).await
     .unwrap();
     let http_native = HttpProbe::from_pairs(&http_cfg).unwrap();
     let c = ContainerInfo {
@@ -189,8 +193,8 @@ fn health_plugins_match_their_native_twins() {
         age_ms: 5,
         uses: 1,
     };
-    assert_eq!(exec.plan(&c).unwrap(), exec_native.plan(&c));
-    assert_eq!(http.plan(&c).unwrap(), http_native.plan(&c));
+    assert_eq!(exec.plan(&c, &cut).await.unwrap(), exec_native.plan(&c));
+    assert_eq!(http.plan(&c, &cut).await.unwrap(), http_native.plan(&c));
     let results = [
         vec![ProbeResult::Exec {
             exit_code: 0,
@@ -210,20 +214,20 @@ fn health_plugins_match_their_native_twins() {
     ];
     for r in &results {
         assert_eq!(
-            exec.judge(&c, r).unwrap(),
+            exec.judge(&c, r, &cut).await.unwrap(),
             exec_native.judge(&c, r),
             "{r:?}"
         );
         assert_eq!(
-            http.judge(&c, r).unwrap(),
+            http.judge(&c, r, &cut).await.unwrap(),
             http_native.judge(&c, r),
             "{r:?}"
         );
     }
 }
 
-#[test]
-fn a_plugin_rejecting_its_config_fails_to_load() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_rejecting_its_config_fails_to_load() {
     let e = engine();
     let err = Loaded::load(
         &e,
@@ -232,6 +236,7 @@ fn a_plugin_rejecting_its_config_fails_to_load() {
         &component("sizing_adaptive"),
         &pairs(&[("speed", "11")]),
     )
+    .await
     .err()
     .expect("bad config accepted");
     assert!(

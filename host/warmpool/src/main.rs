@@ -1,18 +1,11 @@
-//! # warmpool: the daemon and its CLI
-//!
-//! - `warmpool serve -c FILE` runs the daemon ([`serve`]).
-//! - `warmpool validate -c FILE` checks a config and prints its pools.
-//! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
-//!   ([`client`]); `plugin check` loads a component locally.
-
-mod client;
-mod reload;
-mod serve;
+//! The `warmpool` command: parses the command line and hands over to the library (see
+//! `lib.rs` for where things live).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use warmpool::{client, serve, validate};
 
 #[derive(Parser)]
 #[command(
@@ -108,7 +101,7 @@ fn main() -> ExitCode {
     rt.block_on(async move {
         match cli.command {
             Command::Serve { config } => serve::run(&config).await,
-            Command::Validate { config } => serve::validate(&config),
+            Command::Validate { config } => validate::run(&config),
             Command::Status(conn) => client::status(&conn).await,
             Command::Acquire {
                 conn,
@@ -127,7 +120,7 @@ fn main() -> ExitCode {
                 file,
                 world,
                 config,
-            }) => match warmpool_plugin_host::check::check(&file, world, &config) {
+            }) => match warmpool_plugin_host::check::check(&file, world, &config).await {
                 Ok(report) => {
                     print!("{report}");
                     ExitCode::SUCCESS

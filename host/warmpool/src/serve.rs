@@ -1,129 +1,29 @@
-//! `serve` and `validate`: from a config file to a running daemon, and back down to nothing.
+//! `serve`: from a config file to a running daemon, and back down to nothing.
+//!
+//! The listener is bound before anything else starts (a port in use fails before any container
+//! exists) and serves at once: plugins compile in the background while their pools' built-ins
+//! serve. Then one supervisor applies every control request (see [`crate::control`]) until a
+//! signal asks for a shutdown.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use warmpool_core::store::LeaseStore;
-use warmpool_store::RedbStore;
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{SignalKind, signal};
+use futures_util::FutureExt;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
-use warmpool_config::{Config, HealthPlan};
-use warmpool_core::{
-    BuiltinHealth, ExhaustionStrategy, HealthCheck, Manager, Policies, SizingPolicy,
-};
+use warmpool_config::Config;
+use warmpool_core::Manager;
+use warmpool_core::store::LeaseStore;
 use warmpool_docker::DockerBackend;
-use warmpool_plugin_host::engine::TICK;
-use warmpool_plugin_host::{Limits, PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World};
+use warmpool_plugin_host::{Limits, PluginHost};
+use warmpool_store::RedbStore;
 
-pub fn validate(path: &Path) -> ExitCode {
-    match warmpool_config::load(path) {
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-        Ok(cfg) => {
-            println!(
-                "{}: ok, {} pool(s), host_id {}, listen {}",
-                path.display(),
-                cfg.pools.len(),
-                cfg.server.host_id,
-                cfg.server.listen
-            );
-            match &cfg.server.state_dir {
-                Some(dir) => println!(
-                    "leases persisted in {} (group commit every {:?})",
-                    dir.display(),
-                    cfg.manager.commit_interval
-                ),
-                None => println!(
-                    "leases not persisted (no server.state_dir): a restart removes every container"
-                ),
-            }
-            println!(
-                "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} {}",
-                "POOL", "IMAGE", "MIN", "MAX", "TOTAL", "EXHAUSTION", "TTL", "HEALTH"
-            );
-            for p in &cfg.pools {
-                let c = &p.pool;
-                let health = match &p.health {
-                    Some(HealthPlan::Exec(e)) => {
-                        format!("exec {:?} every {:?}", e.argv, c.health_interval)
-                    }
-                    Some(HealthPlan::Http(h)) => {
-                        format!("http :{}{} every {:?}", h.port, h.path, c.health_interval)
-                    }
-                    None => "events only".into(),
-                };
-                println!(
-                    "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} {}",
-                    c.name,
-                    c.spec.image,
-                    c.min_ready,
-                    c.max_ready,
-                    c.max_total,
-                    format!("{:?}", p.exhaustion).to_lowercase(),
-                    humantime::format_duration(c.default_ttl).to_string(),
-                    health
-                );
-            }
-            ExitCode::SUCCESS
-        }
-    }
-}
-
-/// Append events as JSON lines, flushing whenever the queue runs dry, until shutdown (after
-/// which the events of the shutdown itself are written too).
-async fn audit_log(
-    file: tokio::fs::File,
-    mut rx: tokio::sync::broadcast::Receiver<warmpool_core::Event>,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    use tokio::io::AsyncWriteExt;
-    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-    let mut out = tokio::io::BufWriter::new(file);
-    let mut draining = false;
-    loop {
-        let next = if draining {
-            match rx.try_recv() {
-                Ok(ev) => Ok(ev),
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(_) => break,
-            }
-        } else {
-            tokio::select! {
-                _ = cancel.cancelled() => {
-                    // Let the shutdown's own removals land first.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    draining = true;
-                    continue;
-                }
-                r = rx.recv() => r,
-            }
-        };
-        let line = match next {
-            Ok(ev) => serde_json::to_string(&ev).unwrap_or_default(),
-            Err(RecvError::Lagged(n)) => format!("{{\"kind\":\"lagged\",\"missed\":{n}}}"),
-            Err(RecvError::Closed) => break,
-        };
-        if out
-            .write_all(line.as_bytes())
-            .await
-            .and(out.write_all(b"\n").await)
-            .is_err()
-        {
-            warn!("audit log: write failed; stopping it");
-            return;
-        }
-        if rx.is_empty() {
-            let _ = out.flush().await;
-        }
-    }
-    let _ = out.flush().await;
-}
+use crate::control::supervisor::{Supervisor, Watchers};
+use crate::control::{Control, Inbox, Source, signals};
 
 pub async fn run(path: &Path) -> ExitCode {
     tracing_subscriber::fmt()
@@ -144,68 +44,31 @@ pub async fn run(path: &Path) -> ExitCode {
     }
 }
 
-/// A pool's policies: the built-ins from its YAML, each wrapped by its wasm plugin when one is
-/// configured (the built-in then stays as the fallback).
-pub(crate) fn policies(plan: &warmpool_config::PoolPlan, host: &PluginHost) -> Policies {
-    let name = &plan.pool.name;
-    let mut sizing: Arc<dyn SizingPolicy> = Arc::new(plan.sizing.clone());
-    let mut exhaustion: Arc<dyn ExhaustionStrategy> = Arc::new(plan.exhaustion);
-    let mut health: Option<Arc<dyn HealthCheck>> =
-        plan.health.as_ref().map(|h| -> Arc<dyn HealthCheck> {
-            match h {
-                HealthPlan::Exec(e) => Arc::new(BuiltinHealth::Exec(e.clone())),
-                HealthPlan::Http(p) => Arc::new(BuiltinHealth::Http(p.clone())),
-            }
-        });
-    if let Some(r) = &plan.plugins.sizing {
-        let slot = host.slot(name, World::Sizing, &r.path, r.config.clone());
-        sizing = Arc::new(WasmSizing {
-            slot,
-            fallback: sizing,
-        });
-    }
-    if let Some(r) = &plan.plugins.exhaustion {
-        let slot = host.slot(name, World::Exhaustion, &r.path, r.config.clone());
-        exhaustion = Arc::new(WasmExhaustion {
-            slot,
-            fallback: exhaustion,
-        });
-    }
-    if let Some(r) = &plan.plugins.health {
-        let slot = host.slot(name, World::Health, &r.path, r.config.clone());
-        let fallback = health.unwrap_or_else(|| Arc::new(BuiltinHealth::Pass));
-        health = Some(Arc::new(WasmHealth { slot, fallback }));
-    }
-    Policies {
-        sizing,
-        exhaustion,
-        health,
+/// The plugin limits a config asks for.
+pub fn plugin_limits(cfg: &Config) -> Limits {
+    let ps = &cfg.plugins;
+    Limits {
+        deadline: ps.deadline,
+        max_memory: ps.max_memory,
+        bench_after: ps.bench_after,
+        ..Limits::default()
     }
 }
 
 async fn serve(path: &Path) -> Result<()> {
-    let cfg: Config = warmpool_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = std::path::absolute(path)?;
+    let cfg: Config = warmpool_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = cfg.auth_token().map_err(anyhow::Error::msg)?;
     let backend = Arc::new(
         DockerBackend::connect(cfg.docker.endpoint.as_deref(), &cfg.server.host_id)
             .context("docker")?,
     );
-    let ps = &cfg.plugins;
-    let limits = Limits {
-        deadline_ticks: ps.deadline.as_millis().div_ceil(TICK.as_millis()).max(1) as u64,
-        max_memory: ps.max_memory,
-        bench_after: ps.bench_after,
-    };
-    let plugin_host = PluginHost::new(limits, Some(&ps.cache_dir))?;
-    let pools = cfg
-        .pools
-        .iter()
-        .map(|p| (p.pool.clone(), policies(p, &plugin_host)))
-        .collect();
+    let plugin_host = PluginHost::new(plugin_limits(&cfg), Some(&cfg.plugins.cache_dir))?;
     // Persisted leases: a crash (even kill -9) keeps every lease older than one commit interval.
     let store: Option<Arc<dyn LeaseStore>> = match &cfg.server.state_dir {
         Some(dir) => {
-            let s = RedbStore::open(dir).with_context(|| "server.state_dir".to_string())?;
+            let s = tokio::task::block_in_place(|| RedbStore::open(dir))
+                .with_context(|| "server.state_dir".to_string())?;
             info!(path = %s.path().display(), commit_interval = ?cfg.manager.commit_interval, "leases persisted");
             Some(Arc::new(s))
         }
@@ -216,12 +79,17 @@ async fn serve(path: &Path) -> Result<()> {
             None
         }
     };
-    let manager = Manager::with_store(cfg.manager.clone(), pools, backend, store);
-
-    // Bind before starting the loops: a port in use should fail before any container exists.
+    // Bind before starting anything: a port in use should fail before any container exists.
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("server.listen: cannot bind {}", cfg.server.listen))?;
+    // Plugin slots start loading in the background; the built-ins serve meanwhile.
+    let pools = cfg
+        .pools
+        .iter()
+        .map(|p| (p.pool.clone(), crate::policies::policies(p, &plugin_host)))
+        .collect();
+    let manager = Manager::with_store(cfg.manager.clone(), pools, backend, store);
     manager.start();
     {
         let m = manager.clone();
@@ -229,22 +97,40 @@ async fn serve(path: &Path) -> Result<()> {
             m.publish("reload", pool, what)
         }));
     }
-    plugin_host
-        .watch(manager.cancel_token(), manager.tracker())
-        .context("watching plugin files for hot reload")?;
-    crate::reload::spawn(path, cfg.clone(), manager.clone(), plugin_host.clone())
-        .context("watching the config file for reload")?;
-    if let Some(path) = &cfg.server.audit_log {
-        let file = tokio::fs::OpenOptions::new()
+    if let Some(file) = &cfg.server.audit_log {
+        let f = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
+            .open(file)
             .await
-            .with_context(|| format!("server.audit_log: cannot open {}", path.display()))?;
-        manager
-            .tracker()
-            .spawn(audit_log(file, manager.subscribe(), manager.cancel_token()));
+            .with_context(|| format!("server.audit_log: cannot open {}", file.display()))?;
+        manager.tracker().spawn(crate::audit::audit_log(
+            f,
+            manager.subscribe(),
+            manager.cancel_token(),
+        ));
     }
+
+    let (inbox, mut rx) = Inbox::new();
+    signals::spawn(inbox.clone(), manager.cancel_token(), manager.tracker())
+        .context("signal handlers")?;
+    let watchers = match Watchers::new(&path, &inbox) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "cannot watch the config and plugin files; SIGHUP and POST /v1/admin/reload still reload");
+            None
+        }
+    };
+    let mut supervisor = Supervisor::new(
+        &path,
+        cfg.clone(),
+        manager.clone(),
+        plugin_host.clone(),
+        Box::new(|p: &Path| warmpool_config::load(p)),
+        watchers,
+    );
+    let alive = supervisor.alive();
+
     info!(
         listen = %cfg.server.listen,
         host_id = %cfg.server.host_id,
@@ -252,6 +138,7 @@ async fn serve(path: &Path) -> Result<()> {
         auth = token.is_some(),
         "warmpool serving"
     );
+    let admin_inbox = inbox.clone();
     let app = warmpool_api::router(
         manager.clone(),
         warmpool_api::ApiConfig {
@@ -262,6 +149,34 @@ async fn serve(path: &Path) -> Result<()> {
                 let h = plugin_host.clone();
                 Arc::new(move || h.statuses())
             }),
+            ready_check: Some({
+                let alive = alive.clone();
+                Arc::new(move || {
+                    (!alive.load(Ordering::Acquire))
+                        .then(|| "the control supervisor stopped".to_string())
+                })
+            }),
+            admin_reload: Some(Arc::new(move || {
+                let inbox = admin_inbox.clone();
+                async move {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let sent = inbox
+                        .send(Control::Reload {
+                            source: Source::Admin,
+                            reply: Some(tx),
+                        })
+                        .await;
+                    if !sent {
+                        return Err("the control supervisor is not running".to_string());
+                    }
+                    match tokio::time::timeout(Duration::from_secs(60), rx).await {
+                        Ok(Ok(Ok(summary))) => Ok(serde_json::to_value(summary).unwrap_or_default()),
+                        Ok(Ok(Err(problems))) => Err(problems),
+                        _ => Err("the reload did not answer in time".to_string()),
+                    }
+                }
+                .boxed()
+            })),
         },
     );
     let cancel = manager.cancel_token();
@@ -271,11 +186,24 @@ async fn serve(path: &Path) -> Result<()> {
             .into_future(),
     );
 
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    // The supervisor applies every request until one asks it to stop. A supervisor that dies
+    // (which its own guards should prevent) is reported through /readyz, and a stop signal then
+    // cancels the daemon directly.
+    let mut supervised = true;
     let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+        biased;
+        why = std::panic::AssertUnwindSafe(supervisor.run(&mut rx)).catch_unwind() => match why {
+            Ok(why) => why,
+            Err(_) => {
+                error!("the control supervisor panicked; /readyz now fails, and a stop signal stops the daemon");
+                // Senders now fail, so a stop signal cancels the daemon directly.
+                rx.close();
+                supervised = false;
+                cancel.cancelled().await;
+                "a stop signal (after the supervisor failed)"
+            }
+        },
+        _ = cancel.cancelled() => "cancelled",
     };
     let grace = cfg.server.shutdown_grace;
     if cfg.manager.keep_on_shutdown {
@@ -292,10 +220,22 @@ async fn serve(path: &Path) -> Result<()> {
         );
     }
     // A second signal while draining means "now": skip the wait, not the clean-up of what is known.
+    let second = async {
+        if !supervised {
+            return std::future::pending().await;
+        }
+        loop {
+            match rx.recv().await {
+                Some(Control::Shutdown(_)) => return,
+                Some(_) => {}
+                None => return std::future::pending().await,
+            }
+        }
+    };
     let report = tokio::select! {
+        biased;
         r = manager.shutdown(grace) => r,
-        _ = term.recv() => { warn!("second signal: exiting without waiting"); return Ok(()); }
-        _ = int.recv() => { warn!("second signal: exiting without waiting"); return Ok(()); }
+        _ = second => { warn!("second signal: exiting without waiting"); return Ok(()); }
     };
     // Requests still in flight had their containers removed; give them a moment to answer.
     match tokio::time::timeout(Duration::from_secs(2), server).await {

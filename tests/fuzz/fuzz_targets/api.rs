@@ -54,6 +54,7 @@ fn world() -> &'static World {
                     max_request_bytes: 64 << 10,
                     max_upload_bytes: 64 << 10,
                     plugins: None,
+                    ..ApiConfig::default()
                 },
             );
             (app, lease)

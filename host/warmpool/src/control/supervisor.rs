@@ -1,0 +1,301 @@
+//! The one task that applies control requests, in order (see [`crate::control`]).
+//!
+//! A reload validates the whole file first (an invalid one logs every problem and keeps the old
+//! config serving), then applies it pool by pool through `Manager::reconfigure`; plugin slots
+//! it creates load in the background, so a reload never waits for a compile. Each attempt runs
+//! under `catch_unwind`: whatever goes wrong, a panic included, is logged, published as a
+//! `reload` event, answered to whoever asked, and the loop goes on. Generic over the backend,
+//! so it is tested without Docker.
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use warmpool_config::{Config, ConfigError};
+use warmpool_core::{Backend, Manager};
+use warmpool_plugin_host::{PluginHost, PluginWatcher};
+
+use super::diff::diff;
+use super::{Control, Inbox, ReloadReply, ReloadSummary, Source};
+
+/// Quiet time after the last reload request: an editor's save is several events.
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Quiet time after the last plugin file event: a write, rename and chmod coalesce.
+pub const PLUGIN_DEBOUNCE: Duration = Duration::from_millis(60);
+
+/// Reads and validates the config file (`warmpool_config::load` in the daemon).
+pub type Loader = Box<dyn Fn(&Path) -> Result<Config, ConfigError> + Send>;
+
+/// The file watchers the supervisor re-arms: the config file's directory and the plugins'.
+pub struct Watchers {
+    config: RecommendedWatcher,
+    config_dir: PathBuf,
+    plugins: PluginWatcher,
+}
+
+impl Watchers {
+    /// Watch the config file's directory (saving by rename replaces the file's inode) and the
+    /// plugin files' directories, reporting into `inbox`.
+    pub fn new(config_path: &Path, inbox: &Inbox) -> notify::Result<Self> {
+        let file_name = config_path.file_name().map(|n| n.to_os_string());
+        let config_dir = config_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let tx = inbox.clone();
+        let mut config =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(ev)
+                    if warmpool_plugin_host::watch::relevant(&ev.kind)
+                        && ev.paths.iter().any(|p| p.file_name() == file_name.as_deref()) =>
+                {
+                    tx.offer(Control::Reload {
+                        source: Source::File,
+                        reply: None,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "config file watcher error; SIGHUP still reloads"),
+            })?;
+        config.watch(&config_dir, RecursiveMode::NonRecursive)?;
+        let tx = inbox.clone();
+        let plugins = PluginWatcher::new(move |paths| {
+            tx.offer(Control::PluginChanged(paths));
+        })?;
+        Ok(Self {
+            config,
+            config_dir,
+            plugins,
+        })
+    }
+
+    /// Watch the plugin directories of the current slots; re-add every watch when `renew`
+    /// (a directory renamed or recreated loses its watch).
+    fn rearm(&mut self, host: &PluginHost, renew: bool) {
+        if renew
+            && let Err(e) = self
+                .config
+                .watch(&self.config_dir, RecursiveMode::NonRecursive)
+        {
+            warn!(dir = %self.config_dir.display(), error = %e, "cannot watch the config directory again; SIGHUP still reloads");
+        }
+        self.plugins.watch(host.dirs(), renew);
+    }
+}
+
+pub struct Supervisor<B: Backend> {
+    path: PathBuf,
+    current: Config,
+    manager: Arc<Manager<B>>,
+    host: Arc<PluginHost>,
+    load: Loader,
+    watchers: Option<Watchers>,
+    /// False once the supervisor stopped: `/readyz` reads it.
+    alive: Arc<AtomicBool>,
+}
+
+impl<B: Backend> Supervisor<B> {
+    pub fn new(
+        path: &Path,
+        current: Config,
+        manager: Arc<Manager<B>>,
+        host: Arc<PluginHost>,
+        load: Loader,
+        watchers: Option<Watchers>,
+    ) -> Self {
+        let mut s = Self {
+            path: path.to_path_buf(),
+            current,
+            manager,
+            host,
+            load,
+            watchers,
+            alive: Arc::new(AtomicBool::new(true)),
+        };
+        if let Some(w) = &mut s.watchers {
+            w.rearm(&s.host, false);
+        }
+        s
+    }
+
+    /// Whether the supervisor still runs.
+    pub fn alive(&self) -> Arc<AtomicBool> {
+        self.alive.clone()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.current
+    }
+
+    /// Apply requests until a shutdown is asked for (returns the signal's name) or every sender
+    /// is gone.
+    pub async fn run(&mut self, rx: &mut mpsc::Receiver<Control>) -> &'static str {
+        struct Alive(Arc<AtomicBool>);
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _alive = Alive(self.alive.clone());
+        loop {
+            let Some(first) = rx.recv().await else {
+                return "inbox closed";
+            };
+            match first {
+                Control::Shutdown(why) => return why,
+                Control::Reload { source, reply } => {
+                    // Coalesce: an editor's save is several events; answer every asker.
+                    let mut replies: Vec<ReloadReply> = reply.into_iter().collect();
+                    let mut stop = None;
+                    let mut plugins = Vec::new();
+                    while let Ok(Some(c)) = tokio::time::timeout(RELOAD_DEBOUNCE, rx.recv()).await {
+                        match c {
+                            Control::Reload { reply, .. } => replies.extend(reply),
+                            Control::PluginChanged(p) => plugins.extend(p),
+                            Control::Shutdown(why) => {
+                                stop = Some(why);
+                                break;
+                            }
+                        }
+                    }
+                    let outcome = self.reload(source);
+                    for r in replies {
+                        let _ = r.send(outcome.clone());
+                    }
+                    if !plugins.is_empty() {
+                        self.plugins_changed(plugins);
+                    }
+                    if let Some(why) = stop {
+                        return why;
+                    }
+                }
+                Control::PluginChanged(paths) => {
+                    let mut all = paths;
+                    let mut stop = None;
+                    let mut reload = None;
+                    while let Ok(Some(c)) = tokio::time::timeout(PLUGIN_DEBOUNCE, rx.recv()).await {
+                        match c {
+                            Control::PluginChanged(p) => all.extend(p),
+                            Control::Reload { source, reply } => {
+                                reload = Some((source, reply));
+                                break;
+                            }
+                            Control::Shutdown(why) => {
+                                stop = Some(why);
+                                break;
+                            }
+                        }
+                    }
+                    self.plugins_changed(all);
+                    if let Some((source, reply)) = reload {
+                        let outcome = self.reload(source);
+                        if let Some(r) = reply {
+                            let _ = r.send(outcome);
+                        }
+                    }
+                    if let Some(why) = stop {
+                        return why;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Changed plugin files: the slots holding them reload in the background.
+    fn plugins_changed(&mut self, paths: Vec<PathBuf>) {
+        let set: BTreeSet<PathBuf> = paths.into_iter().collect();
+        let guarded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let n = self.host.files_changed(&set);
+            if let Some(w) = &mut self.watchers {
+                w.rearm(&self.host, true);
+            }
+            n
+        }));
+        if let Err(p) = guarded {
+            let msg = panic_message(&p);
+            error!(panic = %msg, "handling changed plugin files failed; the next change is tried again");
+            self.manager
+                .publish("reload", "*", format!("plugin reload failed: {msg}"));
+        }
+    }
+
+    /// One reload, whatever happens in it: the summary, or why the old config keeps serving.
+    pub fn reload(&mut self, source: Source) -> Result<ReloadSummary, String> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.reload_once(source))) {
+            Ok(r) => r,
+            Err(p) => {
+                let msg = panic_message(&p);
+                error!(?source, panic = %msg, "config reload failed; the old config keeps serving, and the next request is tried again");
+                self.manager
+                    .publish("reload", "*", format!("config reload failed: {msg}"));
+                Err(format!("reload failed: {msg}"))
+            }
+        }
+    }
+
+    fn reload_once(&mut self, source: Source) -> Result<ReloadSummary, String> {
+        let new = match (self.load)(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(
+                    ?source,
+                    "config reload rejected; the old config keeps serving:\n{e}"
+                );
+                self.manager
+                    .publish("reload", "*", format!("config rejected: {e}"));
+                return Err(e.to_string());
+            }
+        };
+        let d = diff(&self.current, &new);
+        for what in &d.restart_only {
+            warn!(
+                setting = what,
+                "config reload: this setting changes only at a restart; the running value stays"
+            );
+        }
+        let mut updates = Vec::with_capacity(d.pools.len());
+        for &(i, rebuild) in &d.pools {
+            let plan = &new.pools[i];
+            if rebuild {
+                // Rebuilt: forget the old plugin slots first; the new ones load in the background.
+                self.host.drop_pool(&plan.pool.name);
+                updates.push((
+                    plan.pool.clone(),
+                    Some(crate::policies::policies(plan, &self.host)),
+                ));
+            } else {
+                updates.push((plan.pool.clone(), None));
+            }
+        }
+        for name in &d.removed {
+            self.host.drop_pool(name);
+        }
+        let report = self.manager.reconfigure(updates);
+        if let Some(w) = &mut self.watchers {
+            w.rearm(&self.host, true);
+        }
+        if report.is_empty() {
+            info!(?source, "config reloaded: no pool changed");
+        }
+        self.current = new;
+        Ok(ReloadSummary {
+            added: report.added,
+            removed: report.removed,
+            changed: report.changed,
+            respec: report.respec,
+            restart_only: d.restart_only.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

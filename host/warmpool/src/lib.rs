@@ -1,0 +1,16 @@
+//! # warmpool: the daemon and its CLI
+//!
+//! - `warmpool serve -c FILE` runs the daemon ([`serve`]): one supervisor applies every control
+//!   request — reloads from SIGHUP, the file watchers or the admin route, plugin file changes,
+//!   shutdown signals — in order ([`control`]); a pool's policies are built in [`policies`];
+//!   [`audit`] writes the audit log.
+//! - `warmpool validate -c FILE` checks a config ([`validate`]).
+//! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
+//!   ([`client`]); `plugin check` loads a component locally.
+
+pub mod audit;
+pub mod client;
+pub mod control;
+pub mod policies;
+pub mod serve;
+pub mod validate;
