@@ -17,7 +17,10 @@ pub struct ConfigDiff {
 
 /// Whether two plans are served by the same policies.
 fn same_policies(a: &PoolPlan, b: &PoolPlan) -> bool {
-    a.sizing == b.sizing && a.exhaustion == b.exhaustion && a.health == b.health && a.plugins == b.plugins
+    a.sizing == b.sizing
+        && a.exhaustion == b.exhaustion
+        && a.health == b.health
+        && a.plugins == b.plugins
 }
 
 pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
@@ -42,7 +45,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         d.restart_only.push("server.auth_token_env");
     }
     if a.max_request_bytes != b.max_request_bytes || a.max_upload_bytes != b.max_upload_bytes {
-        d.restart_only.push("server.max_request_bytes/max_upload_bytes");
+        d.restart_only
+            .push("server.max_request_bytes/max_upload_bytes");
     }
     if a.audit_log != b.audit_log {
         d.restart_only.push("server.audit_log");
@@ -108,7 +112,9 @@ mod tests {
         assert_eq!(d.removed, vec!["b".to_string()]);
         assert_eq!(d.pools, vec![(0, true), (1, true)]);
         // A size change alone keeps the policies.
-        let sized = cfg("server: {host_id: h}\npools:\n  a: {image: x, min_ready: 3, max_ready: 3}\n  b: {image: y}\n");
+        let sized = cfg(
+            "server: {host_id: h}\npools:\n  a: {image: x, min_ready: 3, max_ready: 3}\n  b: {image: y}\n",
+        );
         assert_eq!(diff(&cfg(BASE), &sized).pools, vec![(0, false), (1, false)]);
     }
 

@@ -26,6 +26,17 @@ pub enum Source {
     Admin,
 }
 
+impl Source {
+    /// How logs name the trigger: the signal's own name, or where the request came from.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Signal => "SIGHUP",
+            Source::File => "file",
+            Source::Admin => "admin",
+        }
+    }
+}
+
 /// What a reload did: the pools it touched and the settings that need a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadSummary {

@@ -10,7 +10,11 @@ use tracing::warn;
 use super::{Control, Inbox, Source};
 
 /// Listen for signals until the process exits.
-pub fn spawn(inbox: Inbox, cancel: CancellationToken, tracker: &TaskTracker) -> std::io::Result<()> {
+pub fn spawn(
+    inbox: Inbox,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

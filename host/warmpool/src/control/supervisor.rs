@@ -52,7 +52,10 @@ impl Watchers {
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                 Ok(ev)
                     if warmpool_plugin_host::watch::relevant(&ev.kind)
-                        && ev.paths.iter().any(|p| p.file_name() == file_name.as_deref()) =>
+                        && ev
+                            .paths
+                            .iter()
+                            .any(|p| p.file_name() == file_name.as_deref()) =>
                 {
                     tx.offer(Control::Reload {
                         source: Source::File,
@@ -230,7 +233,7 @@ impl<B: Backend> Supervisor<B> {
             Ok(r) => r,
             Err(p) => {
                 let msg = panic_message(&p);
-                error!(?source, panic = %msg, "config reload failed; the old config keeps serving, and the next request is tried again");
+                error!(trigger = ?source.name(), panic = %msg, "config reload failed; the old config keeps serving, and the next request is tried again");
                 self.manager
                     .publish("reload", "*", format!("config reload failed: {msg}"));
                 Err(format!("reload failed: {msg}"))
@@ -243,7 +246,7 @@ impl<B: Backend> Supervisor<B> {
             Ok(c) => c,
             Err(e) => {
                 error!(
-                    ?source,
+                    trigger = ?source.name(),
                     "config reload rejected; the old config keeps serving:\n{e}"
                 );
                 self.manager
@@ -280,7 +283,7 @@ impl<B: Backend> Supervisor<B> {
             w.rearm(&self.host, true);
         }
         if report.is_empty() {
-            info!(?source, "config reloaded: no pool changed");
+            info!(trigger = ?source.name(), "config reloaded: no pool changed");
         }
         self.current = new;
         Ok(ReloadSummary {
