@@ -159,5 +159,9 @@ async fn an_alias_bomb_saved_over_the_config_is_refused_without_eating_memory() 
     assert_eq!(st, StatusCode::OK);
     d.warm_up("ab").await;
     let peak = peak_rss(d.pid());
-    assert!(peak < 200 << 20, "the daemon reached {} MiB reading a 1 KB file", peak >> 20);
+    assert!(
+        peak < 200 << 20,
+        "the daemon reached {} MiB reading a 1 KB file",
+        peak >> 20
+    );
 }

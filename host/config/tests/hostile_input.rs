@@ -17,7 +17,10 @@ fn has(lines: &[String], prefix: &str) -> bool {
 #[test]
 fn huge_counts_are_refused_not_overflowed() {
     let p = problems("pools:\n  a:\n    image: x\n    max_ready: 4294967295\n");
-    assert!(has(&p, "pools.a.max_ready: 4294967295 is out of range"), "{p:#?}");
+    assert!(
+        has(&p, "pools.a.max_ready: 4294967295 is out of range"),
+        "{p:#?}"
+    );
     let p = problems(
         "pools:\n  a: {image: x, min_ready: 3000000000, max_ready: 3000000000, max_total: 3000000000}\n  b: {image: x, min_ready: 3000000000, max_ready: 3000000000, max_total: 3000000000}\n",
     );
@@ -27,7 +30,10 @@ fn huge_counts_are_refused_not_overflowed() {
     let p = problems(
         "limits: {max_containers: 100000}\npools:\n  a: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  b: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  c: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  d: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  e: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  f: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  g: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  h: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  i: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  j: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n  k: {image: x, min_ready: 10000, max_ready: 10000, max_total: 100000}\n",
     );
-    assert!(has(&p, "limits.max_containers: must be ≥ the sum"), "{p:#?}");
+    assert!(
+        has(&p, "limits.max_containers: must be ≥ the sum"),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -65,7 +71,9 @@ fn byte_limits_of_zero_are_refused() {
 
 #[test]
 fn two_type_errors_in_one_section_are_both_reported() {
-    let p = problems("pools:\n  a:\n    image: x\n    min_ready: lots\n    read_only: maybe\n    cpus: [1]\n");
+    let p = problems(
+        "pools:\n  a:\n    image: x\n    min_ready: lots\n    read_only: maybe\n    cpus: [1]\n",
+    );
     assert!(has(&p, "pools.a.min_ready"), "{p:#?}");
     assert!(has(&p, "pools.a.read_only"), "{p:#?}");
     assert!(has(&p, "pools.a.cpus"), "{p:#?}");

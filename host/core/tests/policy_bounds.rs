@@ -94,7 +94,11 @@ async fn every_policy_answer_is_cut_to_bounds() {
     run_for(Duration::from_secs(5)).await;
     let s = m.pool_stats("g").unwrap();
     assert_eq!(s.target, 3, "the target is clamped to max_ready");
-    assert!(s.target_reason.len() <= bounds::MAX_REASON, "{}", s.target_reason.len());
+    assert!(
+        s.target_reason.len() <= bounds::MAX_REASON,
+        "{}",
+        s.target_reason.len()
+    );
     assert_eq!(s.counts.ready, 3);
     // Drain the pool, then the refusal's Retry-After and reason are bounded too.
     for _ in 0..3 {

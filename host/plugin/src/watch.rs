@@ -71,12 +71,24 @@ mod tests {
     #[test]
     fn reads_and_metadata_are_not_changes() {
         assert!(relevant(&EventKind::Create(CreateKind::File)));
-        assert!(relevant(&EventKind::Modify(ModifyKind::Data(DataChange::Any))));
-        assert!(relevant(&EventKind::Modify(ModifyKind::Name(RenameMode::To))));
-        assert!(relevant(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
-        assert!(!relevant(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(!relevant(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(relevant(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(relevant(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(relevant(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!relevant(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
         assert!(!relevant(&EventKind::Access(AccessKind::Read)));
-        assert!(!relevant(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any))));
+        assert!(!relevant(&EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::Any
+        ))));
     }
 }

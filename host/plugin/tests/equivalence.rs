@@ -6,8 +6,8 @@ use std::sync::Arc;
 use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::{AdaptiveConfig, PredictiveConfig};
 use warmpool_core::policy_logic::*;
-use warmpool_plugin_host::convert::Cut;
 use warmpool_plugin_host::component::Loaded;
+use warmpool_plugin_host::convert::Cut;
 use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{Limits, PluginEngine, World};
 
@@ -75,10 +75,13 @@ fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn sizing_plugins_match_their_native_twins() {
     let cut = Cut::default();
     let e = engine();
-    let fixed = Loaded::load(&e, None, World::Sizing, &component("sizing_fixed"), &[]).await.unwrap();
+    let fixed = Loaded::load(&e, None, World::Sizing, &component("sizing_fixed"), &[])
+        .await
+        .unwrap();
     let cfg = pairs(&[("burst_window_ms", "5000"), ("cooldown_ms", "20000")]);
-    let adaptive =
-        Loaded::load(&e, None, World::Sizing, &component("sizing_adaptive"), &cfg).await.unwrap();
+    let adaptive = Loaded::load(&e, None, World::Sizing, &component("sizing_adaptive"), &cfg)
+        .await
+        .unwrap();
     let acfg = AdaptiveConfig::from_pairs(&cfg).unwrap();
     let pcfg_pairs = pairs(&[("alpha", "0.5"), ("headroom", "2")]);
     let predictive = Loaded::load(
@@ -87,13 +90,18 @@ async fn sizing_plugins_match_their_native_twins() {
         World::Sizing,
         &component("sizing_predictive"),
         &pcfg_pairs,
-    ).await
+    )
+    .await
     .unwrap();
     let pcfg = PredictiveConfig::from_pairs(&pcfg_pairs).unwrap();
     let rows = table();
     assert!(rows.len() >= 10);
     for s in &rows {
-        assert_eq!(fixed.decide(s, &cut).await.unwrap(), sizing::fixed(s), "fixed on {s:?}");
+        assert_eq!(
+            fixed.decide(s, &cut).await.unwrap(),
+            sizing::fixed(s),
+            "fixed on {s:?}"
+        );
         assert_eq!(
             adaptive.decide(s, &cut).await.unwrap(),
             sizing::adaptive(s, &acfg),
@@ -117,7 +125,8 @@ async fn exhaustion_plugins_match_their_native_twins() {
         World::Exhaustion,
         &component("exhaustion_wait"),
         &[],
-    ).await
+    )
+    .await
     .unwrap();
     let fail = Loaded::load(
         &e,
@@ -125,7 +134,8 @@ async fn exhaustion_plugins_match_their_native_twins() {
         World::Exhaustion,
         &component("exhaustion_fail_fast"),
         &[],
-    ).await
+    )
+    .await
     .unwrap();
     let cold = Loaded::load(
         &e,
@@ -133,7 +143,8 @@ async fn exhaustion_plugins_match_their_native_twins() {
         World::Exhaustion,
         &component("exhaustion_cold"),
         &[],
-    ).await
+    )
+    .await
     .unwrap();
     for s in &table() {
         for r in [
@@ -150,12 +161,18 @@ async fn exhaustion_plugins_match_their_native_twins() {
                 wait_timeout_ms: 5_000,
             },
         ] {
-            assert_eq!(wait.on_exhausted(&r, s, &cut).await.unwrap(), exhaustion::wait(&r, s));
+            assert_eq!(
+                wait.on_exhausted(&r, s, &cut).await.unwrap(),
+                exhaustion::wait(&r, s)
+            );
             assert_eq!(
                 fail.on_exhausted(&r, s, &cut).await.unwrap(),
                 exhaustion::fail_fast(&r, s)
             );
-            assert_eq!(cold.on_exhausted(&r, s, &cut).await.unwrap(), exhaustion::cold(&r, s));
+            assert_eq!(
+                cold.on_exhausted(&r, s, &cut).await.unwrap(),
+                exhaustion::cold(&r, s)
+            );
         }
     }
 }
@@ -174,7 +191,8 @@ async fn health_plugins_match_their_native_twins() {
         World::Health,
         &component("health_exec_probe"),
         &exec_cfg,
-    ).await
+    )
+    .await
     .unwrap();
     let exec_native = ExecProbe::from_pairs(&exec_cfg).unwrap();
     let http_cfg = pairs(&[("port", "8080"), ("path", "/healthz")]);
@@ -184,7 +202,8 @@ async fn health_plugins_match_their_native_twins() {
         World::Health,
         &component("health_http_probe"),
         &http_cfg,
-    ).await
+    )
+    .await
     .unwrap();
     let http_native = HttpProbe::from_pairs(&http_cfg).unwrap();
     let c = ContainerInfo {

@@ -11,8 +11,8 @@ use warmpool_core::policy_logic::{
     ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, SizingDecision,
 };
 use warmpool_core::{
-    BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck,
-    SizingPolicy, bounds,
+    BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, SizingPolicy,
+    bounds,
 };
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::convert::Cut;
@@ -62,9 +62,12 @@ async fn an_infinite_loop_hits_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_parked_in_a_sleep_is_abandoned_at_its_deadline() {
-    let l = load("test_guest_hostile_sizing", &cfg(&[("mode", "sleep-decide")]))
-        .await
-        .unwrap();
+    let l = load(
+        "test_guest_hostile_sizing",
+        &cfg(&[("mode", "sleep-decide")]),
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     let err = l.decide(&snap(), &Cut::default()).await.unwrap_err();
     assert!(matches!(err, PluginError::Deadline(_)), "{err}");
@@ -83,7 +86,11 @@ async fn a_guest_sleeping_in_init_fails_its_load_within_the_load_deadline() {
         .err()
         .expect("a load whose init never ends must fail");
     assert!(matches!(err, PluginError::Deadline(_)), "{err}");
-    assert!(t0.elapsed() < NO_HANG, "init held the load for {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < NO_HANG,
+        "init held the load for {:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +202,12 @@ async fn a_log_flood_is_cut_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flood.wasm");
     std::fs::copy(component("test_guest_hostile_sizing"), &file).unwrap();
-    let slot = host.slot("p", World::Sizing, &file, cfg(&[("mode", "flood-log"), ("n", "5000")]));
+    let slot = host.slot(
+        "p",
+        World::Sizing,
+        &file,
+        cfg(&[("mode", "flood-log"), ("n", "5000")]),
+    );
     host.settled().await;
     let policy = WasmSizing {
         slot: slot.clone(),

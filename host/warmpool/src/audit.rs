@@ -53,4 +53,3 @@ pub async fn audit_log(
     }
     let _ = out.flush().await;
 }
-

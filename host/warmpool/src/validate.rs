@@ -60,4 +60,3 @@ pub fn run(path: &Path) -> ExitCode {
         }
     }
 }
-

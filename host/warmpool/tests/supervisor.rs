@@ -16,8 +16,7 @@ use warmpool_plugin_host::{Limits, PluginHost};
 use warmpool_testkit::FakeBackend;
 
 const ONE_POOL: &str = "server: {host_id: sup}\npools:\n  a: {image: busybox, min_ready: 1}\n";
-const TWO_POOLS: &str =
-    "server: {host_id: sup}\npools:\n  a: {image: busybox, min_ready: 2, max_ready: 2}\n  b: {image: busybox}\n";
+const TWO_POOLS: &str = "server: {host_id: sup}\npools:\n  a: {image: busybox, min_ready: 2, max_ready: 2}\n  b: {image: busybox}\n";
 
 struct Rig {
     dir: tempfile::TempDir,
@@ -87,7 +86,11 @@ async fn reloads_answer_their_asker_and_a_bad_file_keeps_the_old_config() {
     std::fs::write(path(&r), "pools: {a: {image: busybox, min_ready: lots}}\n").unwrap();
     let err = ask(&inbox).await.unwrap_err();
     assert!(err.contains("pools.a.min_ready"), "{err}");
-    assert_eq!(r.manager.pool_names(), vec!["a", "b"], "the old config serves");
+    assert_eq!(
+        r.manager.pool_names(),
+        vec!["a", "b"],
+        "the old config serves"
+    );
 
     assert!(inbox.send(Control::Shutdown("SIGTERM")).await);
     let (why, pools) = task.await.unwrap();
@@ -141,7 +144,10 @@ async fn a_reload_that_panics_is_reported_and_the_next_one_works() {
 
     drop(inbox);
     assert_eq!(task.await.unwrap(), "inbox closed");
-    assert!(!alive.load(Ordering::Acquire), "a stopped supervisor says so");
+    assert!(
+        !alive.load(Ordering::Acquire),
+        "a stopped supervisor says so"
+    );
 }
 
 #[tokio::test]
@@ -169,7 +175,11 @@ async fn requests_in_a_burst_are_applied_once() {
         }));
     }
     let _ = ask(&inbox).await.unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "an editor's burst of events is one reload");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "an editor's burst of events is one reload"
+    );
     assert!(inbox.send(Control::Shutdown("SIGINT")).await);
     assert_eq!(task.await.unwrap(), "SIGINT");
 }
