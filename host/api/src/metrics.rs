@@ -281,6 +281,35 @@ impl Collector for PluginCollector {
             "Decisions the built-in policy made instead",
             &rows(&|p| p.fallbacks),
         )?;
+        counter(
+            &mut enc,
+            "warmpool_plugin_truncated",
+            "Plugin answers cut to bounds (a long reason, too many probes, a huge Retry-After)",
+            &rows(&|p| p.truncated),
+        )?;
+        counter(
+            &mut enc,
+            "warmpool_plugin_log_dropped",
+            "Plugin log lines dropped past the per-call and per-second budgets",
+            &rows(&|p| p.log_dropped),
+        )?;
+        let bytes = |f: &dyn Fn(&warmpool_core::PluginStatus) -> u64| {
+            list.iter()
+                .map(|p| (labels(p), i64::try_from(f(p)).unwrap_or(i64::MAX)))
+                .collect::<Vec<_>>()
+        };
+        gauge(
+            &mut enc,
+            "warmpool_plugin_memory_bytes",
+            "Linear memory of the plugin's live instance",
+            &bytes(&|p| p.memory_bytes),
+        )?;
+        gauge(
+            &mut enc,
+            "warmpool_plugin_code_bytes",
+            "Machine code of the plugin's compiled component (shared by every pool loading the same file)",
+            &bytes(&|p| p.code_bytes),
+        )?;
         let state: Vec<_> = list
             .iter()
             .map(|p| {
@@ -292,7 +321,7 @@ impl Collector for PluginCollector {
         gauge(
             &mut enc,
             "warmpool_plugin_state",
-            "1 for the plugin's current state (active, benched, fallback)",
+            "1 for the plugin's current state (active, compiling, benched, fallback)",
             &state,
         )?;
         let since: Vec<_> = list

@@ -39,8 +39,12 @@ pub struct Config {
 pub struct PluginSettings {
     /// Where compiled components are cached (created 0700).
     pub cache_dir: std::path::PathBuf,
-    /// Longest one plugin call may run (rounded up to 10 ms epoch ticks).
+    /// Longest one plugin call may run, in wall-clock time (instantiation included when a
+    /// call needs a fresh instance).
     pub deadline: Duration,
+    /// Longest loading a new version may take: instantiation and `init` (the trial call then
+    /// has `deadline`).
+    pub load_deadline: Duration,
     pub max_memory: usize,
     /// Consecutive failures that bench a plugin until its file changes.
     pub bench_after: u32,

@@ -28,6 +28,13 @@ pub(crate) fn validate_plugin_settings(
         Duration::from_millis(10),
         Duration::from_secs(10),
     );
+    let load_deadline = p.duration_in(
+        "plugins.load_deadline",
+        &raw.load_deadline,
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+    );
     let max_memory = p.size_in(
         "plugins.max_memory",
         &raw.max_memory,
@@ -43,6 +50,7 @@ pub(crate) fn validate_plugin_settings(
     crate::PluginSettings {
         cache_dir,
         deadline,
+        load_deadline,
         max_memory: max_memory as usize,
         bench_after,
     }

@@ -103,6 +103,7 @@ pub struct RawPluginRef {
 pub struct RawPluginSettings {
     pub cache_dir: Option<String>,
     pub deadline: Option<String>,
+    pub load_deadline: Option<String>,
     pub max_memory: Option<Size>,
     pub bench_after: Option<u32>,
 }

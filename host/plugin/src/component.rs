@@ -1,27 +1,24 @@
-//! Loading a component (through the `.cwasm` cache, shared between slots), checking it implements
-//! the expected world, and calling it. Each loaded plugin keeps one store and instance across
+//! A loaded plugin and calls into it (compiling is in [`crate::compile`]). Each loaded plugin keeps one store and instance across
 //! calls; any error, and any call that overruns its deadline, drops them (a trap poisons an
 //! instance for good, and an abandoned call leaves it mid-way), and the next call instantiates
 //! afresh from the `InstancePre`.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use warmpool_core::policy_logic as p;
-use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{exhaustion, health, sizing};
+use crate::compile::Pre;
+pub use crate::compile::{Compiled, sha256_hex};
 use crate::convert::{self, Cut};
-use crate::engine::{LogGate, PluginEngine, State};
+use crate::engine::{Captured, LogGate, PluginEngine, State};
 
 /// The three plugin worlds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -91,145 +88,14 @@ pub enum PluginError {
     Malformed(String),
 }
 
-enum Pre {
-    Sizing(sizing::SizingPolicyPre<State>),
-    Exhaustion(exhaustion::ExhaustionStrategyPre<State>),
-    Health(health::HealthCheckPre<State>),
-}
-
 enum Bound {
     Sizing(sizing::SizingPolicy),
     Exhaustion(exhaustion::ExhaustionStrategy),
     Health(health::HealthCheck),
 }
 
-/// A compiled, world-checked component: shared by every slot that loads the same content for
-/// the same world (see `PluginEngine::shared`).
-pub struct Compiled {
-    pub sha256: String,
-    pub world: World,
-    /// Bytes of machine code the compile produced.
-    pub code_bytes: usize,
-    pre: Pre,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// The engine's compatibility hash: a `.cwasm` from another wasmtime build or config is never
-/// deserialised, because its key differs.
-fn compat_key(engine: &wasmtime::Engine) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    format!("{:016x}", h.finish())
-}
-
-impl Compiled {
-    /// Compile `bytes` (or load the `.cwasm` this daemon wrote for the same content and engine)
-    /// and check it against `world`. Blocking and CPU-heavy: run it off the async workers.
-    pub fn new(
-        engine: &PluginEngine,
-        cache: Option<&Path>,
-        world: World,
-        path: &Path,
-        bytes: &[u8],
-        sha: &str,
-    ) -> Result<Arc<Compiled>, PluginError> {
-        let gate = engine.gate(sha, world);
-        let _one = gate.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = engine.shared(sha, world) {
-            return Ok(c);
-        }
-        let component = compile(engine, cache, path, bytes, sha)?;
-        let werr = |e: wasmtime::Error| PluginError::World {
-            path: path.display().to_string(),
-            world: world.wit_name(),
-            message: format!("{e:#}"),
-        };
-        let pre = match world {
-            World::Sizing => Pre::Sizing(
-                sizing::SizingPolicyPre::new(
-                    engine.sizing.instantiate_pre(&component).map_err(werr)?,
-                )
-                .map_err(werr)?,
-            ),
-            World::Exhaustion => Pre::Exhaustion(
-                exhaustion::ExhaustionStrategyPre::new(
-                    engine
-                        .exhaustion
-                        .instantiate_pre(&component)
-                        .map_err(werr)?,
-                )
-                .map_err(werr)?,
-            ),
-            World::Health => Pre::Health(
-                health::HealthCheckPre::new(
-                    engine.health.instantiate_pre(&component).map_err(werr)?,
-                )
-                .map_err(werr)?,
-            ),
-        };
-        let range = component.image_range();
-        let c = Arc::new(Compiled {
-            sha256: sha.to_string(),
-            world,
-            code_bytes: (range.end as usize).saturating_sub(range.start as usize),
-            pre,
-        });
-        engine.share(&c);
-        Ok(c)
-    }
-}
-
-fn compile(
-    engine: &PluginEngine,
-    cache: Option<&Path>,
-    path: &Path,
-    bytes: &[u8],
-    sha: &str,
-) -> Result<Component, PluginError> {
-    let err = |message: String| PluginError::Compile {
-        path: path.display().to_string(),
-        message,
-    };
-    let cached = cache.map(|dir| dir.join(format!("{sha}-{}.cwasm", compat_key(&engine.engine))));
-    if let Some(file) = &cached
-        && file.exists()
-    {
-        // SAFETY: only files this daemon wrote are read: the cache directory is created by the
-        // daemon with mode 0700 (see `PluginHost::new`), and the name binds content and engine.
-        match unsafe { Component::deserialize_file(&engine.engine, file) } {
-            Ok(c) => return Ok(c),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "ignoring unreadable cache entry")
-            }
-        }
-    }
-    let component = Component::new(&engine.engine, bytes).map_err(|e| err(format!("{e:#}")))?;
-    if let Some(file) = cached {
-        match component.serialize() {
-            Ok(art) => {
-                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, art)
-                    .and_then(|()| std::fs::rename(&tmp, &file))
-                    .is_err()
-                {
-                    let _ = std::fs::remove_file(&tmp);
-                    tracing::warn!(file = %file.display(), "could not write compile cache entry");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not serialise a compiled component"),
-        }
-    }
-    Ok(component)
-}
-
 /// A future borrowing a store and an instance's bindings.
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
-
-/// Guest log lines kept for `plugin check`.
-const CAPTURED: usize = 64;
 
 /// A compiled plugin with its live instance and its settings.
 pub struct Loaded {
@@ -246,7 +112,7 @@ pub struct Loaded {
     memory: AtomicUsize,
     /// Keep the guest's log lines (for `plugin check`).
     capture: bool,
-    captured: std::sync::Mutex<VecDeque<String>>,
+    captured: Captured,
 }
 
 impl Loaded {
@@ -273,7 +139,7 @@ impl Loaded {
             live: tokio::sync::Mutex::new(None),
             memory: AtomicUsize::new(0),
             capture,
-            captured: std::sync::Mutex::default(),
+            captured: Captured::default(),
         }
     }
 
@@ -288,9 +154,18 @@ impl Loaded {
         config: &[(String, String)],
     ) -> Result<Loaded, PluginError> {
         let (sha, bytes) = read(engine, path).await?;
-        let loaded =
-            Self::compile(engine, cache, world, path, bytes, sha, config, Arc::default(), false)
-                .await?;
+        let loaded = Self::compile(
+            engine,
+            cache,
+            world,
+            path,
+            bytes,
+            sha,
+            config,
+            Arc::default(),
+            false,
+        )
+        .await?;
         loaded.warm().await?;
         Ok(loaded)
     }
@@ -308,9 +183,19 @@ impl Loaded {
         log: Arc<LogGate>,
         capture: bool,
     ) -> Result<Loaded, PluginError> {
-        let (e, c, p) = (engine.clone(), cache.map(Path::to_path_buf), path.to_path_buf());
+        let (e, c, p) = (
+            engine.clone(),
+            cache.map(Path::to_path_buf),
+            path.to_path_buf(),
+        );
         let compiled = engine
-            .blocking(move || Compiled::new(&e, c.as_deref(), world, &p, &bytes, &sha))
+            .blocking(move || {
+                let compiled = Compiled::new(&e, c.as_deref(), world, &p, &bytes, &sha);
+                drop(bytes);
+                // A compile allocates hundreds of MB that the allocator would otherwise keep.
+                crate::background::release_memory();
+                compiled
+            })
             .await
             .unwrap_or_else(|| Err(PluginError::Init("the compile task failed".into())))?;
         Ok(Loaded::new(engine, compiled, path, config, log, capture))
@@ -347,7 +232,7 @@ impl Loaded {
             .engine
             .store(self.name.clone(), self.log.clone(), &self.sha256);
         if self.capture {
-            store.data_mut().captured = Some(VecDeque::new());
+            store.data_mut().captured = Some(self.captured.clone());
         }
         store.set_epoch_deadline(1);
         let bound = match &self.compiled.pre {
@@ -364,21 +249,10 @@ impl Loaded {
             Bound::Exhaustion(b) => b.call_init(&mut store, &self.config).await,
             Bound::Health(b) => b.call_init(&mut store, &self.config).await,
         };
-        self.keep_log(&mut store);
         match init {
             Ok(Ok(())) => Ok((store, bound)),
             Ok(Err(msg)) => Err(PluginError::Init(convert::clip(&msg, 1024))),
             Err(e) => Err(self.classify(&mut store, e)),
-        }
-    }
-
-    fn keep_log(&self, store: &mut Store<State>) {
-        if let Some(lines) = store.data_mut().captured.as_mut() {
-            let mut c = self.captured.lock().unwrap_or_else(|p| p.into_inner());
-            c.extend(lines.drain(..));
-            while c.len() > CAPTURED {
-                c.pop_front();
-            }
         }
     }
 
@@ -390,10 +264,17 @@ impl Loaded {
         if text.contains("memory") && (text.contains("grow") || text.contains("cap")) {
             return PluginError::Memory(self.engine.limits.max_memory);
         }
+        // What the guest said before it failed beats wasmtime's backtrace: its panic message
+        // (logged by the SDK's hook), else the end of what it wrote to stderr (a Python
+        // traceback ends with the exception).
         let said = store.data_mut().last_error_log.take();
+        let output = store.data().output.text();
         PluginError::Trap(convert::clip(
             &match said {
                 Some(msg) => format!("{msg} ({})", root_cause(&e)),
+                None if !output.is_empty() => {
+                    format!("{} ({})", last_lines(&output, 6, 768), root_cause(&e))
+                }
                 None => text,
             },
             1024,
@@ -423,9 +304,9 @@ impl Loaded {
             }
             let (store, bound) = live.as_mut().expect("set above");
             store.data_mut().call_lines = 0;
+            store.data().output.clear();
             store.set_epoch_deadline(1);
             let r = f(store, bound).await;
-            self.keep_log(store);
             self.memory
                 .store(store.data().limiter.memory, Ordering::Relaxed);
             r.map_err(|e| self.classify(store, e))
@@ -540,6 +421,19 @@ pub(crate) async fn read(
             path: path.display().to_string(),
             message: err.to_string(),
         })
+}
+
+/// At most the last `lines` lines of `text`, and at most its last `bytes` bytes.
+fn last_lines(text: &str, lines: usize, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &text[start..];
+    match tail.rmatch_indices('\n').nth(lines.saturating_sub(1)) {
+        Some((i, _)) => &tail[i + 1..],
+        None => tail,
+    }
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {

@@ -20,11 +20,14 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Result, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Result, Store,
+};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Level, exhaustion, health, sizing};
 use crate::component::{Compiled, World};
+use crate::stdio::Tail;
 
 /// How often the epoch advances while a call runs; a guest computing yields this often.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -71,7 +74,9 @@ impl LogGate {
     fn admit(&self, per_second: u32) -> bool {
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if w.0.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+        if w.0
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
             *w = (Some(now), 0);
         }
         if w.1 >= per_second {
@@ -84,6 +89,10 @@ impl LogGate {
 
 /// Lines of guest log kept for `plugin check` to show.
 const CAPTURE: usize = 64;
+
+/// A guest's last log lines, shared with the loader, so they survive a call abandoned at its
+/// deadline (`plugin check` shows what a guest said before it hung).
+pub(crate) type Captured = Arc<Mutex<VecDeque<String>>>;
 
 /// What a plugin's store holds.
 pub struct State {
@@ -99,7 +108,9 @@ pub struct State {
     /// Lines logged in the current call.
     pub(crate) call_lines: u32,
     /// When set, the guest's log lines are kept here too (`plugin check` shows them).
-    pub(crate) captured: Option<VecDeque<String>>,
+    pub(crate) captured: Option<Captured>,
+    /// The tail of what the guest wrote to stdout and stderr (a Python traceback).
+    pub(crate) output: Tail,
 }
 
 impl WasiView for State {
@@ -127,14 +138,14 @@ impl sizing::warmpool::plugin::log::Host for State {
         if level == Level::Error {
             self.last_error_log = Some(m.clone());
         }
-        if let Some(c) = &mut self.captured {
+        if let Some(c) = &self.captured {
+            let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
             if c.len() == CAPTURE {
                 c.pop_front();
             }
-            c.push_back(format!("{level:?}: {m}").to_lowercase());
+            c.push_back(format!("{}: {m}", level_name(level)));
         }
-        if self.call_lines > self.limits.log_per_call
-            || !self.log.admit(self.limits.log_per_second)
+        if self.call_lines > self.limits.log_per_call || !self.log.admit(self.limits.log_per_second)
         {
             self.log.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -149,6 +160,15 @@ impl sizing::warmpool::plugin::log::Host for State {
     }
 }
 
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
 /// The `types` interface has no functions; bindgen still asks for its (empty) host trait.
 impl sizing::warmpool::plugin::types::Host for State {}
 
@@ -159,7 +179,12 @@ pub struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
         let total = self.memory - current.min(self.memory) + desired;
         if total > self.max_memory {
             return Err(wasmtime::Error::msg(format!(
@@ -171,7 +196,12 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> Result<bool> {
         Ok(desired <= 100_000)
     }
 
@@ -226,6 +256,10 @@ impl Drop for Active<'_> {
 
 pub struct PluginEngine {
     pub engine: Engine,
+    /// The same settings without the instance pool: each compile runs on an engine of its
+    /// own made from these, because an engine keeps its compiler's working buffers (tens of
+    /// MB after a Python plugin) for as long as it lives.
+    pub(crate) compile_config: Config,
     pub limits: Limits,
     pub(crate) sizing: Linker<State>,
     pub(crate) exhaustion: Linker<State>,
@@ -242,9 +276,13 @@ pub struct PluginEngine {
 
 impl PluginEngine {
     pub fn new(limits: Limits) -> Result<Arc<Self>> {
+        crate::background::init_compile_threads();
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        // Each slot reserves no more address space than the cap needs.
+        config.memory_reservation((limits.max_memory as u64).max(1 << 20));
+        let compile_config = config.clone();
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256);
         pool.total_memories(256);
@@ -253,8 +291,6 @@ impl PluginEngine {
         pool.total_core_instances(1024);
         pool.max_memory_size(limits.max_memory.max(1 << 20));
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        // Each slot reserves no more address space than the cap needs.
-        config.memory_reservation((limits.max_memory as u64).max(1 << 20));
         let engine = Engine::new(&config)?;
 
         let linker = |add: fn(&mut Linker<State>) -> Result<()>| -> Result<Linker<State>> {
@@ -304,6 +340,7 @@ impl PluginEngine {
         let handle = runtime.handle().clone();
         Ok(Arc::new(Self {
             engine,
+            compile_config,
             limits,
             sizing,
             exhaustion,
@@ -338,12 +375,18 @@ impl PluginEngine {
         }
     }
 
-    /// Run blocking work (a compile) on the plugin runtime's blocking pool.
+    /// Run blocking work (a compile) on the plugin runtime's blocking pool, at low priority.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        self.handle.spawn_blocking(f).await.ok()
+        self.handle
+            .spawn_blocking(|| {
+                crate::background::lower_priority();
+                f()
+            })
+            .await
+            .ok()
     }
 
     /// Spawn work on the plugin runtime without waiting for it (a background reload).
@@ -388,7 +431,10 @@ impl PluginEngine {
         for (i, b) in bytes.iter().take(16).enumerate() {
             s16[i] = *b;
         }
+        let output = Tail::default();
         let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
             .wall_clock(Frozen)
             .monotonic_clock(Frozen)
             .secure_random(wasmtime_wasi::Deterministic::new(bytes.clone()))
@@ -414,6 +460,7 @@ impl PluginEngine {
                 limits: self.limits,
                 call_lines: 0,
                 captured: None,
+                output,
             },
         );
         store.limiter(|s| &mut s.limiter);

@@ -15,21 +15,27 @@
 //! - [`bindings`]: every generated binding, one module per world.
 //! - [`engine`]: one wasmtime engine (async, epoch yields, pooling allocator, memory caps), the
 //!   plugin runtime, linkers that deny by default, and the `log` import.
-//! - [`component`]: compile (through a `.cwasm` cache, shared between slots), world check,
-//!   instances, and calls under their deadline.
+//! - `background`: compile threads at a lower CPU priority than serving.
+//! - [`compile`]: compile on a throw-away engine, through a `.cwasm` cache served as mapped
+//!   pages, shared between slots, and checked against the world.
+//! - [`component`]: a loaded plugin's instances, and calls under their deadline.
 //! - [`convert`]: WIT types ↔ policy types, with every answer cut to bounds.
 //! - [`slot`]: the plugin serving one pool for one decision, swapped atomically, with the
 //!   built-in policy as fallback and benching after repeated failures; it implements the core's
 //!   policy traits.
+//! - [`stdio`]: a guest's stdout and stderr, kept as a short tail for error reports.
 //! - [`watch`]: the file watcher that reports changed plugin files.
 //! - [`check`]: `warmpool plugin check`.
 
+mod background;
 pub mod bindings;
 pub mod check;
+pub mod compile;
 pub mod component;
 pub mod convert;
 pub mod engine;
 pub mod slot;
+pub mod stdio;
 #[doc(hidden)]
 pub mod testing;
 pub mod watch;

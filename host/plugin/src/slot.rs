@@ -150,7 +150,7 @@ impl PluginSlot {
             Ok(loaded) => {
                 let short = loaded.sha256[..12].to_string();
                 info!(pool = %self.pool, kind = %self.world, path = %self.path.display(), sha256 = %short, "plugin loaded");
-                self.current.store(Some(Arc::new(loaded)));
+                let previous = self.current.swap(Some(Arc::new(loaded)));
                 {
                     let mut c = self.counters();
                     c.reloads += 1;
@@ -164,6 +164,14 @@ impl PluginSlot {
                     self.world,
                     self.path.display()
                 ));
+                if previous.is_some() {
+                    // The replaced version's memory goes back to the system (once calls in
+                    // flight let go of it).
+                    drop(previous);
+                    self.engine
+                        .blocking(crate::background::release_memory)
+                        .await;
+                }
                 Ok(true)
             }
             Err(e) => Err(self.rejected(e)),

@@ -1,9 +1,11 @@
 //! For tests: build the components under `plugins/` once per test run, so every test uses real
-//! guests compiled from the same source in the same run.
+//! guests compiled from the same source in the same run: the Rust workspace with cargo, the
+//! Python guests with componentize-py (installed by `scripts/componentize-py.sh` when missing).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// `plugins/target/wasm32-wasip2/release`, after building the plugin workspace once.
 pub fn plugins_dir() -> PathBuf {
@@ -32,4 +34,33 @@ pub fn component(name: &str) -> PathBuf {
     let p = plugins_dir().join(format!("{name}.wasm"));
     assert!(p.exists(), "{} was not built", p.display());
     p
+}
+
+/// The Python guest `plugins/test-guests/python/<module>.py`, built for `world`
+/// (`sizing-policy`, `exhaustion-strategy`, `health-check`) once per test process.
+pub fn python_component(module: &str, world: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let key = (module.to_string(), world.to_string());
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = root.join(format!("plugins/target/python/{module}.wasm"));
+    let run = Command::new(root.join("scripts/componentize-py.sh"))
+        .args([world, module])
+        .arg(root.join("plugins/test-guests/python"))
+        .arg(&out)
+        .output()
+        .expect("run scripts/componentize-py.sh");
+    assert!(
+        run.status.success(),
+        "building the Python guest {module} failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    built.insert(key, out.clone());
+    out
 }

@@ -49,6 +49,7 @@ pub fn plugin_limits(cfg: &Config) -> Limits {
     let ps = &cfg.plugins;
     Limits {
         deadline: ps.deadline,
+        load_deadline: ps.load_deadline,
         max_memory: ps.max_memory,
         bench_after: ps.bench_after,
         ..Limits::default()
@@ -170,7 +171,9 @@ async fn serve(path: &Path) -> Result<()> {
                         return Err("the control supervisor is not running".to_string());
                     }
                     match tokio::time::timeout(Duration::from_secs(60), rx).await {
-                        Ok(Ok(Ok(summary))) => Ok(serde_json::to_value(summary).unwrap_or_default()),
+                        Ok(Ok(Ok(summary))) => {
+                            Ok(serde_json::to_value(summary).unwrap_or_default())
+                        }
                         Ok(Ok(Err(problems))) => Err(problems),
                         _ => Err("the reload did not answer in time".to_string()),
                     }
