@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds a Python plugin into a wasm component with componentize-py, installing it first (PyPI,
+# pinned, into a venv under target/) when it is missing. Usage:
+#   scripts/componentize-py.sh <world> <module> <source dir> <out.wasm>
+# e.g. scripts/componentize-py.sh sizing-policy cold_aware examples/python-plugin cold_aware.wasm
+# <world> is one of the worlds of wit/warmpool-plugin@0.1.0: sizing-policy, exhaustion-strategy,
+# health-check. The output is written to a temporary name and renamed, so a daemon watching
+# <out.wasm> never sees half a file.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+VERSION=${COMPONENTIZE_PY_VERSION:-0.25.1}
+VENV=${COMPONENTIZE_PY_VENV:-$root/target/componentize-venv}
+if [ $# -ne 4 ]; then
+  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+fi
+world=$1 module=$2 src=$3 out=$4
+
+if ! [ -x "$VENV/bin/componentize-py" ] \
+  || [ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $VERSION" ]; then
+  # Two builds may start at once (test processes): one installs, the other waits for it.
+  mkdir -p "$(dirname "$VENV")"
+  exec 9>"$VENV.lock"
+  flock 9
+  if ! [ -x "$VENV/bin/componentize-py" ] \
+    || [ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $VERSION" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "componentize-py==$VERSION"
+    echo "componentize-py.sh: installed componentize-py $VERSION in $VENV" >&2
+  fi
+  exec 9>&-
+fi
+
+mkdir -p "$(dirname "$out")"
+tmp="$out.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+"$VENV/bin/componentize-py" -d "$root/wit/warmpool-plugin@0.1.0" -w "$world" \
+  componentize "$module" -p "$src" -o "$tmp" >/dev/null
+mv "$tmp" "$out"
