@@ -119,6 +119,9 @@ impl Daemon {
             .args(["serve", "-c"])
             .arg(self.config_path())
             .env("RUST_LOG", "info,warmpool=debug")
+            // Whatever the daemon keeps in the temporary directory (the plugin compile cache by
+            // default) goes in this test's directory, removed with it.
+            .env("TMPDIR", self.dir.path())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -11,10 +11,12 @@ use std::sync::OnceLock;
 
 mod daemon;
 mod events;
+mod plugins;
 mod proxy;
 
 pub use daemon::{Daemon, Setup};
 pub use events::collect_events;
+pub use plugins::{Guest, plugin_yaml, replace_by_rename};
 pub use proxy::EngineProxy;
 
 pub const IMAGE: &str = "warmpool-test/busybox:latest";

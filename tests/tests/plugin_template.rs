@@ -1,11 +1,11 @@
-//! The plugin template in examples/ builds with stock cargo and passes `warmpool plugin check`,
-//! so the README's "Write a plugin" guide works as written.
+//! The plugin templates in examples/ — Rust, built with stock cargo, and Python, built with
+//! componentize-py — build and pass `warmpool plugin check`, so the guides work as written.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn the_template_builds_and_checks() {
+/// Build the Rust template with stock cargo; its component.
+fn rust_template() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/plugin-template");
     // Share the plugin workspace's build directory: the SDK and wit-bindgen are built once.
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/target");
@@ -21,7 +21,12 @@ fn the_template_builds_and_checks() {
         "template build failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let wasm = target.join("wasm32-wasip2/release/cold_aware.wasm");
+    target.join("wasm32-wasip2/release/cold_aware.wasm")
+}
+
+#[test]
+fn the_template_builds_and_checks() {
+    let wasm = rust_template();
     let out = Command::new(warmpool_e2e::binary())
         .args([
             "plugin",
@@ -57,4 +62,60 @@ fn the_template_builds_and_checks() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting \"speed\""));
+}
+
+/// The Python template builds with its script (componentize-py, installed on first use),
+/// passes `plugin check`, and answers every sample exactly as the Rust template does.
+#[test]
+fn the_python_template_builds_checks_and_agrees_with_the_rust_one() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = root.join("plugins/target/python/cold_aware.wasm");
+    let out = Command::new(root.join("examples/python-plugin/build.sh"))
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python template build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers = |wasm: &std::path::Path| {
+        let out = Command::new(warmpool_e2e::binary())
+            .args([
+                "plugin",
+                "check",
+                "--world",
+                "sizing",
+                "--config",
+                "per_cold=3",
+            ])
+            .arg(wasm)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .filter(|l| l.contains("→"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let py = answers(&wasm);
+    assert!(!py.is_empty());
+    let rust = answers(&rust_template());
+    assert_eq!(py, rust, "the two templates disagree");
+
+    let out = Command::new(warmpool_e2e::binary())
+        .args([
+            "plugin", "check", "--world", "sizing", "--config", "speed=3",
+        ])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting 'speed'"));
 }

@@ -8,28 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use warmpool_e2e::{Daemon, pool_yaml};
+use serde_json::json;
+use warmpool_e2e::{Daemon, pool_yaml, replace_by_rename};
 use warmpool_plugin_host::testing::component;
-
-/// Replace `to` the way editors and deploy tools do: write a temp file, rename it over.
-fn replace_by_rename(from: &std::path::Path, to: &std::path::Path) {
-    let tmp = to.with_extension("wasm.tmp");
-    std::fs::copy(from, &tmp).unwrap();
-    std::fs::rename(&tmp, to).unwrap();
-}
-
-async fn plugin(d: &Daemon, pool: &str, kind: &str) -> Value {
-    let (st, _, v) = d.call(Method::GET, "/v1/plugins", None).await;
-    assert_eq!(st, StatusCode::OK);
-    v["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pool"] == pool && p["kind"] == kind)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures() {
@@ -47,7 +28,7 @@ async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures
         .await,
     );
     d.warm_up("hs").await;
-    let first = plugin(&d, "hs", "sizing").await;
+    let first = d.plugin("hs", "sizing").await;
     assert_eq!(first["state"], "active", "{first}");
     assert_eq!(d.pool("hs").await["policies"]["sizing"], "wasm:sizing.wasm");
 
@@ -103,7 +84,7 @@ async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures
     let t0 = Instant::now();
     replace_by_rename(&component("sizing_adaptive"), &file);
     loop {
-        let p = plugin(&d, "hs", "sizing").await;
+        let p = d.plugin("hs", "sizing").await;
         if p["sha256"] != first["sha256"] {
             assert_eq!(p["reloads"], 2);
             break;
@@ -141,11 +122,11 @@ async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures
     let cut = pdir.path().join("cut.wasm");
     let bytes = std::fs::read(component("sizing_fixed")).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
-    let serving = plugin(&d, "hs", "sizing").await["sha256"].clone();
+    let serving = d.plugin("hs", "sizing").await["sha256"].clone();
     replace_by_rename(&cut, &file);
     let deadline = Instant::now() + Duration::from_secs(5);
     let p = loop {
-        let p = plugin(&d, "hs", "sizing").await;
+        let p = d.plugin("hs", "sizing").await;
         if p["last_error"].is_string() {
             break p;
         }
@@ -210,13 +191,18 @@ async fn a_hostile_plugin_leaves_the_daemon_serving_on_its_builtin() {
     .await;
     // The built-in (adaptive, min_ready 2) keeps the pool warm.
     d.warm_up("hz").await;
-    let p = plugin(&d, "hz", "sizing").await;
+    let p = warmpool_e2e::eventually(Duration::from_secs(60), "the plugins load", || async {
+        let p = d.plugin("hz", "sizing").await;
+        let h = d.plugin("hz", "health").await;
+        (p["state"] != "compiling" && h["state"] != "compiling").then_some(p)
+    })
+    .await;
     assert_eq!(p["state"], "fallback", "{p}");
     assert!(
         p["last_error"].as_str().unwrap().contains("deadline"),
         "{p}"
     );
-    let h = plugin(&d, "hz", "health").await;
+    let h = d.plugin("hz", "health").await;
     assert!(
         h["last_error"]
             .as_str()
