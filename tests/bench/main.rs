@@ -1,18 +1,22 @@
 //! Benchmarks taken side by side in one run on one engine, reported as ratios: the raw Engine
 //! API ([`raw`]: create+start latency and parallel throughput), warm acquire over warmpool's
 //! HTTP API at several concurrencies with and without persistence ([`warm`]), sandbox use in a
-//! Python image ([`python`]), refill, shutdown, the daemon's footprint, and the peer
-//! llm-sandbox on the same engine and image ([`peer`]).
+//! Python image ([`python`]), refill, shutdown, plugins in the daemon ([`plugins`]: memory, and
+//! hostile guests against the other pools), the daemon's footprint, and the peer llm-sandbox on
+//! the same engine and image ([`peer`]).
 //!
 //!     tests/images/build-python.sh && tests/bench/peer/setup-llm-sandbox.sh
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
+//!
+//! `--plugins-only` runs section 6b alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
 //! be measured (a missing image or peer) instead of only saying so.
 
 mod peer;
+mod plugins;
 mod python;
 mod raw;
 mod warm;
@@ -60,16 +64,22 @@ pub struct Stats {
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
+    pub max: f64,
 }
 
 pub fn stats(mut v: Vec<f64>) -> Stats {
+    let n = v.len();
+    if v.is_empty() {
+        v.push(f64::NAN);
+    }
     v.sort_by(f64::total_cmp);
     let q = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     Stats {
-        n: v.len(),
+        n,
         p50: q(0.5),
         p90: q(0.9),
         p99: q(0.99),
+        max: v.last().copied().unwrap_or(0.0),
     }
 }
 
@@ -101,6 +111,12 @@ async fn main() {
         .await
         .unwrap();
     let mut r = Report::default();
+    if std::env::args().any(|a| a == "--plugins-only") {
+        // Section 6b alone, for working on the plugin host.
+        plugins::plugins(quick, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
     r.line(&format!(
         "Run of `bench{}` on {} (engine {}).",
         if quick { " --quick" } else { "" },
@@ -224,6 +240,9 @@ async fn main() {
         r.record(&format!("refill_{n}_s_p50"), fill.p50);
         r.record(&format!("shutdown_{n}_s_p50"), stop.p50);
     }
+
+    // 6b. Plugins in the daemon: memory and containment.
+    plugins::plugins(quick, &mut r).await;
 
     // 7. Footprint.
     let idle = Daemon::start(&[pool_yaml("i", "min_ready: 0\nmax_ready: 1")]).await;
