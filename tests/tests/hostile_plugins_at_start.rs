@@ -42,8 +42,11 @@ async fn hostile_plugins_at_startup_leave_the_daemon_serving() {
             &one(plugin_yaml("exhaustion", &px, &[("mode", "huge")])),
         ),
     ];
-    // Started on the daemon's own, empty compile cache: the Python guests compile now.
-    let mut d = Daemon::start(&pools).await;
+    // Started on the daemon's own, empty compile cache: the Python guests compile now. The
+    // deadline is 1 s, not the default 50 ms: building and lifting a 50 MiB reason in a debug
+    // build, on 2 cores busy compiling Python, can take longer than 50 ms, and that pool must
+    // get as far as answering for its answer to be cut. The sleepers are abandoned all the same.
+    let mut d = Daemon::start_with(&pools, "plugins:\n  deadline: 1s\n", &[]).await;
     let ready_by = SystemTime::now();
 
     // The API was up before the Python plugin finished compiling: its load time is later than
