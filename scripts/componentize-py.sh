@@ -32,6 +32,9 @@ if ! [ -x "$VENV/bin/componentize-py" ] \
 fi
 
 mkdir -p "$(dirname "$out")"
+# No __pycache__ beside the sources: the checkout stays clean, and a build script watching the
+# source directory is not woken by its own build.
+export PYTHONDONTWRITEBYTECODE=1
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 "$VENV/bin/componentize-py" -d "$root/wit/warmpool-plugin@0.1.0" -w "$world" \
