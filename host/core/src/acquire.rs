@@ -15,7 +15,7 @@ use crate::error::AcquireError;
 use crate::lease::{Lease, LeaseInfo};
 use crate::manager::{AcquireRequest, Manager};
 use crate::policy::bounds;
-use crate::pool::{Delivery, DeliveryError, Pool, ReadyContainer};
+use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
 use crate::store::Change;
 
 impl<B: Backend> Manager<B> {
@@ -182,6 +182,25 @@ impl<B: Backend> Manager<B> {
         };
         ticket.rx = None;
         match delivery {
+            // Sent to this waiter, then reported dead before it became a lease (on its way it
+            // is in no list a death notice reaches): removed, and the acquire told why.
+            Some(Ok(c)) if self.died_recently(&c.created.id) => {
+                let mut st = pool.lock();
+                st.lease_ended(c.key(), LeaseEnd::Other);
+                st.reject();
+                drop(st);
+                self.spawn_removal_of(pool, &c, "died before it was handed out");
+                Err(AcquireError::Create {
+                    pool: pool.name(),
+                    source: BackendError::Create {
+                        image: pool.cfg().spec.image.clone(),
+                        message: format!(
+                            "container {} died before it was handed out",
+                            c.created.name
+                        ),
+                    },
+                })
+            }
             Some(Ok(c)) => Ok(self.open_lease(pool, c, source, started, ttl, req, true)),
             Some(Err(DeliveryError::ShuttingDown)) => Err(AcquireError::ShuttingDown),
             Some(Err(DeliveryError::Create(e))) => {

@@ -20,7 +20,7 @@
 //! - `reload`: config reload; `shutdown`: the bounded drain; `stats`: the read-only view.
 //! - `policy`: the policy seams, their built-ins, and the bounds on every policy's answer.
 //! - `clock`: the wall clock, saturating instants, IDs; `counters`, `caps`, `config`, `error`,
-//!   `events`: plain types.
+//!   `events`, `plugin_status` (what the API shows of plugins): plain types.
 
 mod acquire;
 mod backend;
@@ -36,7 +36,7 @@ mod lease;
 mod lifecycle;
 mod manager;
 mod persist;
-mod plugins;
+mod plugin_status;
 mod policy;
 mod pool;
 mod reaper;
@@ -61,7 +61,7 @@ pub use events::Event;
 pub use lease::LeaseInfo;
 pub use manager::{AcquireRequest, Manager, ManagerBuilder};
 pub use persist::PersistStats;
-pub use plugins::{PluginStatus, PluginStatusSource};
+pub use plugin_status::{PluginStatus, PluginStatusSource};
 pub use policy::{
     BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,
     SizingPolicy, bounds,

@@ -107,10 +107,6 @@ impl<B: Backend> Manager<B> {
             };
             let ms = t0.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
             let result = match result {
-                Ok(created) if this.died_recently(&created.id) => Err(BackendError::Create {
-                    image: cfg.spec.image.clone(),
-                    message: format!("container {name} died while it was starting"),
-                }),
                 // Shutdown, or a reload removed the pool, while this create ran: not wanted.
                 Ok(_) if pool.cancel.is_cancelled() => Err(BackendError::Unavailable(
                     "the pool stopped while the container was created".into(),
@@ -156,6 +152,16 @@ impl<B: Backend> Manager<B> {
         ms: u32,
     ) {
         let pool_name = pool.name();
+        // The engine may have reported the container's death during any await of the create
+        // (start, settle, baseline): while it was in no list a death notice can reach. It
+        // must not enter the pool; this is the last point before it does.
+        let result = match result {
+            Ok(c) if self.died_recently(&c.created.id) => Err(BackendError::Create {
+                image: pool.cfg().spec.image.clone(),
+                message: format!("container {name} died while it was starting"),
+            }),
+            other => other,
+        };
         match result {
             Ok(c) => {
                 let id = c.created.id.clone();

@@ -23,9 +23,9 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::{Instant, sleep};
 use tracing::{error, warn};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::manager::{Manager, lock};
-use crate::pool::{Delivery, Pool, ReadyContainer};
+use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
 use crate::store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
 
 /// Lendable ready containers kept per pool at least, beyond what the acquire rate asks for.
@@ -208,9 +208,13 @@ impl Persister {
 /// Persistence figures for the stats and metrics.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PersistStats {
+    /// Commits that succeeded since startup.
     pub commits: u64,
+    /// Commits that failed since startup.
     pub commit_failures: u64,
+    /// How long the last commit attempt took, in milliseconds (fractional).
     pub last_commit_ms: f64,
+    /// The group-commit period, in milliseconds.
     pub commit_interval_ms: u64,
     /// Changes waiting for the next commit (coalesced: at most one per lease and container).
     pub pending: usize,
@@ -222,6 +226,7 @@ impl<B: Backend> Manager<B> {
         self.persist.is_some()
     }
 
+    /// Persistence figures; `None` when nothing is persisted.
     pub fn persist_stats(&self) -> Option<PersistStats> {
         self.persist.as_ref().map(|p| PersistStats {
             commits: p.commits.load(Ordering::Relaxed),
@@ -295,7 +300,7 @@ impl<B: Backend> Manager<B> {
     }
 
     /// One group commit. Returns `false` when the store failed.
-    pub(crate) async fn commit_round(&self) -> bool {
+    pub(crate) async fn commit_round(self: &Arc<Self>) -> bool {
         let Some(p) = &self.persist else { return true };
         let _round = p.round.lock().await;
         if self.cancel.is_cancelled() {
@@ -357,6 +362,21 @@ impl<B: Backend> Manager<B> {
                 for h in held {
                     let mut c = h.container;
                     c.lendable = true;
+                    if self.died_recently(&c.created.id) {
+                        // It died while it waited for this commit, in no list a death notice
+                        // reaches: removed, and its acquire told so.
+                        h.pool.lock().lease_ended(c.key(), LeaseEnd::Other);
+                        self.spawn_removal_of(&h.pool, &c, "died before it was handed out");
+                        let _ = h.tx.send(Err(DeliveryError::Create(BackendError::Create {
+                            image: h.pool.cfg().spec.image.clone(),
+                            message: format!(
+                                "container {} died before it was handed out",
+                                c.created.name
+                            ),
+                        })));
+                        h.pool.touch();
+                        continue;
+                    }
                     if let Err(Ok(c)) = h.tx.send(Ok(c)) {
                         // The acquire gave up meanwhile; the pool keeps the container.
                         h.pool.lock().give_back(c);

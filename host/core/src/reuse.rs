@@ -31,7 +31,9 @@ use crate::pool::{LeaseEnd, Pool, ReadyContainer};
 /// What became of a container released for reuse.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReuseOutcome {
+    /// The released lease's ID.
     pub lease_id: String,
+    /// Whether the container is back in the pool; `false`: it is being removed.
     pub reused: bool,
     /// Why it was destroyed instead, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,10 +134,17 @@ impl<B: Backend> Manager<B> {
         reuse: &ReuseConfig,
     ) -> Option<String> {
         let failure = self.scrub_and_verify(&pool, &c, reuse).await;
-        let failure = failure.or_else(|| {
-            (pool.cancel.is_cancelled() || pool.stale_spec(&c))
-                .then(|| "the pool was removed or its spec changed during the reset".to_string())
-        });
+        let failure = failure
+            .or_else(|| {
+                (pool.cancel.is_cancelled() || pool.stale_spec(&c)).then(|| {
+                    "the pool was removed or its spec changed during the reset".to_string()
+                })
+            })
+            // Its death notice came while it was resetting, in no list the notice reaches.
+            .or_else(|| {
+                self.died_recently(&c.created.id)
+                    .then(|| "the container died during the reset".to_string())
+            });
         let name = pool.name();
         match failure {
             None => {

@@ -43,17 +43,22 @@ pub fn wall_origin() -> SystemTime {
 pub struct Faults {
     /// A create fails (before or after the container exists, at random).
     pub fail_create: f64,
+    /// A destroy fails.
     pub fail_destroy: f64,
+    /// An exec or a scrub fails.
     pub fail_exec: f64,
     /// `list`, `baseline`, `residue`, `mark_used` and `image_id` fail.
     pub fail_inspect: f64,
     /// A call hangs for `hang_for`, then fails as a client timeout would.
     pub hang: f64,
+    /// How long a `hang` fault waits before failing.
     pub hang_for: Duration,
     /// A new container's main process exits right after start (the create sees it stopped),
     /// or within `die_within` after the create answered.
     pub die_at_start: f64,
+    /// A started container's main process exits within `die_within` after the create answered.
     pub die_soon: f64,
+    /// Upper bound on how long after the create answered a `die_soon` death comes.
     pub die_within: Duration,
     /// A death event is never delivered.
     pub lose_events: f64,
@@ -62,6 +67,7 @@ pub struct Faults {
 /// One process in a fake container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeProc {
+    /// Its command line (or the tag given to `spawn`).
     pub cmd: String,
     /// Milliseconds since the engine started, when it started.
     pub started: u64,
@@ -69,28 +75,40 @@ pub struct FakeProc {
     pub session: Option<u64>,
 }
 
+/// A container on the fake engine, with its files, tmpfs contents and processes.
 #[derive(Debug, Clone)]
 pub struct FakeContainer {
+    /// Its engine ID (`fake-N`).
     pub id: String,
     /// The name the core chose (without the used mark).
     pub name: String,
+    /// Whether the core marked it used (`mark_used`).
     pub used: bool,
+    /// The pool it was created for.
     pub pool: String,
+    /// The spec's fingerprint with the image ID it was created from.
     pub fingerprint: String,
+    /// The image reference from the spec.
     pub image: String,
+    /// The image ID it was created from.
     pub image_id: String,
+    /// Whether its main process is running.
     pub running: bool,
+    /// When it was created, on the engine's wall clock.
     pub created: SystemTime,
     /// The writable layer: files written since create.
     pub files: BTreeMap<String, Vec<u8>>,
     /// Files in the container's tmpfs mounts (`/dev/shm`, …), invisible to the layer diff.
     pub tmpfs: BTreeMap<String, Vec<u8>>,
+    /// Its processes by PID: 1 is `init`, 2 the main command, later ones from execs.
     pub procs: BTreeMap<u64, FakeProc>,
+    /// Paths of its tmpfs mounts, from the spec.
     pub tmpfs_mounts: Vec<String>,
     /// When the create made it (tokio's clock).
     pub created_at: Instant,
-    /// When it stopped, and whether the engine reported it.
+    /// When it stopped (its start failed, or it was killed), by tokio's clock.
     pub died_at: Option<Instant>,
+    /// Whether its death was reported to watchers (read by the simulation's lease checks).
     pub death_reported: bool,
     next_pid: u64,
 }
@@ -98,8 +116,11 @@ pub struct FakeContainer {
 /// A create as the engine saw it (for the storm checks of the simulation).
 #[derive(Debug, Clone)]
 pub struct CreateAttempt {
+    /// The pool the create was for.
     pub pool: String,
+    /// When the engine received it (tokio's clock).
     pub at: Instant,
+    /// Whether the create was neither refused nor given a death at start.
     pub ok: bool,
 }
 
@@ -107,14 +128,18 @@ pub struct CreateAttempt {
 /// soon after a create (the storm checks count these).
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// The pool the container was created for.
     pub pool: String,
+    /// When it failed or died (tokio's clock).
     pub at: Instant,
 }
 
 /// The engine's whole state; tests may read and change it through [`FakeBackend::state`].
 #[derive(Debug)]
 pub struct World {
+    /// The containers on the engine, by ID, in any state.
     pub containers: BTreeMap<String, FakeContainer>,
+    /// The faults injected now.
     pub faults: Faults,
     /// The engine is unreachable while set.
     pub down: bool,
@@ -126,11 +151,17 @@ pub struct World {
     pub sick: BTreeSet<String>,
     /// What the pools' image resolves to; new containers get it.
     pub image_id: String,
+    /// Containers recorded by creates so far (including failed starts that left one behind).
     pub created_total: u64,
+    /// Containers removed so far, by `destroy` or `sweep`.
     pub destroyed_total: u64,
+    /// Creates in flight now.
     pub creating_now: u32,
+    /// The most creates ever in flight at once.
     pub creating_peak: u32,
+    /// Every create attempt, in order.
     pub create_log: Vec<CreateAttempt>,
+    /// Failed creates and early deaths, in order.
     pub failures: Vec<Failure>,
     rng: fastrand::Rng,
     next_id: u64,
@@ -160,6 +191,7 @@ impl World {
 
 /// The simulated engine, shared by every connection to it.
 pub struct FakeEngine {
+    /// How long a create takes between its record and its start (tokio's clock).
     pub create_latency: Duration,
     started: Instant,
     world: Mutex<World>,
@@ -167,6 +199,7 @@ pub struct FakeEngine {
 }
 
 impl FakeEngine {
+    /// An empty, healthy engine whose creates take `create_latency`; `seed` drives its faults.
     pub fn new(create_latency: Duration, seed: u64) -> Arc<Self> {
         Arc::new(Self {
             create_latency,
@@ -193,6 +226,7 @@ impl FakeEngine {
         })
     }
 
+    /// Lock the engine's state (a poisoned lock is taken over), to read or change it.
     pub fn state(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -221,6 +255,7 @@ impl FakeEngine {
             }
             c.running = false;
             c.procs.clear();
+            c.died_at = Some(Instant::now());
             let lose = w.faults.lose_events;
             !w.roll(lose)
         };
@@ -234,8 +269,12 @@ impl FakeEngine {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
+            let mut delivered = false;
             for tx in watchers {
-                let _ = tx.try_send(ev.clone());
+                delivered |= tx.try_send(ev.clone()).is_ok();
+            }
+            if delivered && let Some(c) = self.state().containers.get_mut(id) {
+                c.death_reported = true;
             }
         }
     }
@@ -261,10 +300,12 @@ impl FakeBackend {
         }
     }
 
+    /// The engine this connection talks to.
     pub fn engine(&self) -> &Arc<FakeEngine> {
         &self.engine
     }
 
+    /// Lock the engine's state, to read or change it.
     pub fn state(&self) -> MutexGuard<'_, World> {
         self.engine.state()
     }
