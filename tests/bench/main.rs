@@ -257,7 +257,7 @@ async fn main() {
         ("health", "health_exec_probe"),
     ] {
         let f = pdir.path().join(format!("{name}.wasm"));
-        std::fs::copy(warmpool_plugin_host::testing::component(name), &f).unwrap();
+        std::fs::copy(warmpool_test_components::component(name), &f).unwrap();
         plug.push_str(&format!("{kind}: {{ path: \"{}\" }}, ", f.display()));
     }
     let full = Daemon::start_with(

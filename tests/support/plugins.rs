@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use warmpool_plugin_host::testing::{component, python_component};
+use warmpool_test_components::{component, python_component};
 
 use crate::Daemon;
 

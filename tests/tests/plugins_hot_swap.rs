@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use warmpool_e2e::{Daemon, pool_yaml, replace_by_rename};
-use warmpool_plugin_host::testing::component;
+use warmpool_test_components::component;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures() {

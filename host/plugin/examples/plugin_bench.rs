@@ -13,8 +13,8 @@ use warmpool_core::{BuiltinSizing, SizingPolicy};
 use warmpool_plugin_host::check::samples;
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::convert::Cut;
-use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{Limits, PluginEngine, PluginHost, PluginWatcher, WasmSizing, World};
+use warmpool_test_components::component;
 
 fn pct(v: &mut [u64], q: f64) -> u64 {
     v.sort_unstable();

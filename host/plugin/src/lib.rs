@@ -36,8 +36,6 @@ pub mod convert;
 pub mod engine;
 pub mod slot;
 pub mod stdio;
-#[doc(hidden)]
-pub mod testing;
 pub mod watch;
 
 use std::collections::BTreeSet;
@@ -53,6 +51,7 @@ pub use watch::PluginWatcher;
 
 /// All plugin slots of a daemon, on one engine.
 pub struct PluginHost {
+    /// The one wasmtime engine, plugin runtime and compile cache every slot shares.
     pub engine: Arc<PluginEngine>,
     cache: Option<PathBuf>,
     slots: Mutex<Vec<Arc<PluginSlot>>>,
@@ -117,6 +116,7 @@ impl PluginHost {
         let _ = self.listener.set(listener);
     }
 
+    /// Every slot's status, for `/v1/plugins` and `/metrics`.
     pub fn statuses(&self) -> Vec<PluginStatus> {
         self.slots().iter().map(|s| s.status()).collect()
     }
@@ -171,6 +171,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)?;
     let meta = std::fs::metadata(dir)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
         return Err(std::io::Error::other(

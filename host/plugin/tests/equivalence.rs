@@ -8,8 +8,8 @@ use warmpool_core::policy_logic::sizing::{AdaptiveConfig, PredictiveConfig};
 use warmpool_core::policy_logic::*;
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::convert::Cut;
-use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{Limits, PluginEngine, World};
+use warmpool_test_components::component;
 
 fn engine() -> Arc<PluginEngine> {
     PluginEngine::new(Limits::default()).unwrap()

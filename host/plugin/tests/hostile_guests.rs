@@ -16,10 +16,10 @@ use warmpool_core::{
 };
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::convert::Cut;
-use warmpool_plugin_host::testing::component;
 use warmpool_plugin_host::{
     Limits, PluginEngine, PluginError, PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World,
 };
+use warmpool_test_components::component;
 
 /// A bound no contained call comes near (the deadline is 50 ms): it only catches a hang.
 const NO_HANG: Duration = Duration::from_secs(10);

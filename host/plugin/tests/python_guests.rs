@@ -12,10 +12,10 @@ use warmpool_core::policy_logic::{ExhaustionAction, ExhaustionRequest, PoolSnaps
 use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ExhaustionStrategy, SizingPolicy, bounds};
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::convert::Cut;
-use warmpool_plugin_host::testing::python_component;
 use warmpool_plugin_host::{
     Limits, PluginEngine, PluginError, PluginHost, WasmExhaustion, WasmSizing, World,
 };
+use warmpool_test_components::python_component;
 
 /// A bound no contained call comes near: it only catches a hang (the guest sleeps 90 s).
 const NO_HANG: Duration = Duration::from_secs(20);
