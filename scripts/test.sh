@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests of the pool logic (in-memory backend, paused time), config
-# and API tests, and the end-to-end tests of the real binary against the real Docker engine.
+# The whole test suite: `cargo fmt --check` and clippy with warnings denied, then unit tests
+# of the pool logic (in-memory backend, paused time), config and API tests, and the end-to-end
+# tests of the real binary against the real Docker engine.
 # Fails loudly when the engine is unreachable: the engine tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,13 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2/lib" ]; then
     rustup target add wasm32-wasip2
   fi
 fi
+
+# Style drift fails the run before any test does.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 tests/images/build-busybox.sh
 cargo test --workspace --locked --exclude warmpool-testkit "$@"

@@ -1,4 +1,4 @@
-//! 8. The peer, llm-sandbox's Docker container pool, on the same engine and the same Python
+//! Section 8, the peer, llm-sandbox's Docker container pool, on the same engine and the same Python
 //! image, each figure beside warmpool's equivalent from section 3. The peer runs in a venv that
 //! `tests/bench/peer/setup-llm-sandbox.sh` installs from PyPI; its driver is
 //! `tests/bench/peer/llm_sandbox_bench.py`.

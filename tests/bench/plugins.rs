@@ -302,7 +302,7 @@ async fn containment(quick: bool, r: &mut Report) {
     let base = Some(base);
 
     // While a Python plugin compiles: a config reload adds a pool with one (cold cache).
-    let d = Arc::new(Daemon::start(&[good.clone()]).await);
+    let d = Arc::new(Daemon::start(std::slice::from_ref(&good)).await);
     d.warm_up("good").await;
     let py2 = PY.copy_to(dir.path(), "fresh.wasm");
     d.write_pools(&[good.clone(), pool_yaml("bad", &sized(&py2, "fine"))]);

@@ -1,4 +1,4 @@
-//! 3. End-to-end sandbox use in the Python image: acquire, exec `python3 -c 'print(1)'`,
+//! Section 3, end-to-end sandbox use in the Python image: acquire, exec `python3 -c 'print(1)'`,
 //! release over warmpool's HTTP API, beside a raw Engine API exec of the same command in an
 //! already-running container. The same daemon lifecycle also gives warmpool's side of the peer
 //! comparison: warm-up of 4, and SIGTERM with 4 ready.

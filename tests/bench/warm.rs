@@ -1,4 +1,4 @@
-//! 2. Warm acquire over warmpool's HTTP API with 1, 8, 32 and 64 concurrent clients, while
+//! Section 2, warm acquire over warmpool's HTTP API with 1, 8, 32 and 64 concurrent clients, while
 //! refill runs, as a ratio to one cold create+start measured in the same run. Run twice: without
 //! a state store, and with leases persisted by group commit (`server.state_dir`), so the cost of
 //! persistence on the acquire path is measured, not assumed.

@@ -193,10 +193,10 @@ impl Daemon {
                     self.log()
                 );
             }
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -69,7 +69,7 @@ async fn reload_resizes_adds_removes_and_rejects_without_losing_anything() {
     assert_eq!(l2["pool"], "b");
 
     // Remove a: its ready containers go, its open lease keeps working until released.
-    d.write_pools(&[b.clone()]);
+    d.write_pools(std::slice::from_ref(&b));
     let t0 = Instant::now();
     loop {
         let (st, _, _) = d.call(Method::GET, "/v1/pools/a", None).await;

@@ -41,7 +41,7 @@ async fn an_expired_lease_destroys_its_container() {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while containers_of(&d.host_id).iter().any(|c| *c == cid) {
+    while containers_of(&d.host_id).contains(&cid) {
         assert!(
             std::time::Instant::now() < deadline,
             "expired container {cid} still exists"

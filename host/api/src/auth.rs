@@ -10,6 +10,8 @@ use warmpool_core::Backend;
 
 use crate::{ApiError, Shared};
 
+/// Middleware on `/v1`: when a token is configured, answer 401 unless the request
+/// carries `Authorization: Bearer <token>`.
 pub async fn require_token<B: Backend>(
     State(s): State<Shared<B>>,
     req: Request,

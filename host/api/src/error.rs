@@ -14,15 +14,21 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use warmpool_core::{AcquireError, BackendError, LeaseError, WarmUpError};
 
+/// An API error, answered as `{"error":{"code","message"}}`; 5xx answers are also logged.
 #[derive(Debug)]
 pub struct ApiError {
+    /// HTTP status of the answer.
     pub status: StatusCode,
+    /// Machine-readable error code, e.g. `pool_exhausted`.
     pub code: &'static str,
+    /// Human-readable explanation.
     pub message: String,
+    /// Sent as `Retry-After`, in whole seconds rounded up; `None` sends no header.
     pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
+    /// An error with this status, code and message, and no `Retry-After`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -32,6 +38,7 @@ impl ApiError {
         }
     }
 
+    /// A 400 with code `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }

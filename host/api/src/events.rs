@@ -13,12 +13,15 @@ use warmpool_core::Backend;
 
 use crate::Shared;
 
+/// Query of `GET /v1/events`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    /// Only stream events of this pool; all pools when absent.
     pub pool: Option<String>,
 }
 
+/// `GET /v1/events`: the lifecycle events as SSE, until the daemon shuts down.
 pub async fn stream<B: Backend>(
     State(s): State<Shared<B>>,
     Query(q): Query<EventsQuery>,

@@ -36,16 +36,24 @@ pub fn body<T: DeserializeOwned>(b: Result<Json<T>, JsonRejection>) -> Result<T,
     }
 }
 
+/// Body of `POST /v1/leases`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
+    /// Name of the pool to lease from.
     pub pool: String,
+    /// Lease time to live in seconds (≥ 1); the pool's `default_ttl` when absent,
+    /// capped at its `max_ttl`.
     pub ttl_s: Option<u64>,
+    /// How long to wait for a container when the pool is dry, in milliseconds; never
+    /// beyond the pool's `wait_timeout`, which applies when absent.
     pub wait_ms: Option<u64>,
     /// Who takes the lease (user, session, job); shown in the lease and persisted with it.
     pub owner: Option<String>,
 }
 
+/// `POST /v1/leases`: lease a container from a pool; 201 with the lease. Records the
+/// acquire latency metric.
 pub async fn acquire<B: Backend>(
     State(s): State<Shared<B>>,
     b: Result<Json<AcquireBody>, JsonRejection>,
@@ -77,10 +85,12 @@ pub async fn acquire<B: Backend>(
     Ok((StatusCode::CREATED, Json(lease)).into_response())
 }
 
+/// `GET /v1/leases`: every current lease, as `{"leases": [...]}`.
 pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
     Json(serde_json::json!({ "leases": s.manager.leases() })).into_response()
 }
 
+/// `GET /v1/leases/{id}`: one lease, or 404 `unknown_lease`.
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
@@ -88,6 +98,7 @@ pub async fn show<B: Backend>(
     Ok(Json(s.manager.lease(&id)?).into_response())
 }
 
+/// Query of `DELETE /v1/leases/{id}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseQuery {
@@ -111,12 +122,15 @@ pub async fn release<B: Backend>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Body of `POST /v1/leases/{id}/renew`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenewBody {
+    /// New time to live in seconds from now; ≥ 1, capped at the pool's `max_ttl`.
     pub ttl_s: u64,
 }
 
+/// `POST /v1/leases/{id}/renew`: make the lease expire `ttl_s` from now; answers the lease.
 pub async fn renew<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
@@ -133,22 +147,29 @@ pub async fn renew<B: Backend>(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
+    /// UTF-8 text, invalid bytes replaced with U+FFFD; the default.
     #[default]
     Text,
+    /// Standard base64, exact for binary output.
     Base64,
 }
 
+/// Body of `POST /v1/leases/{id}/exec`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecBody {
+    /// Program and arguments, run without a shell; must be non-empty and free of NUL.
     pub cmd: Vec<String>,
     /// Text for the command's stdin.
     pub stdin: Option<String>,
     /// Bytes for the command's stdin, base64-encoded (instead of `stdin`).
     pub stdin_b64: Option<String>,
+    /// Extra environment variables; keys non-empty, without `=` or NUL.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Working directory for the command; the image's default when absent.
     pub workdir: Option<String>,
+    /// Time limit in milliseconds: 60 s when absent, at most 3600 s.
     pub timeout_ms: Option<u64>,
     /// How to return stdout and stderr; `base64` keeps binary output exact.
     #[serde(default)]
@@ -160,12 +181,17 @@ pub struct ExecBody {
 pub struct ExecResponse {
     /// `null` when the command timed out.
     pub exit_code: Option<i64>,
+    /// The command's stdout, encoded per `encoding`.
     pub stdout: String,
+    /// The command's stderr, encoded per `encoding`.
     pub stderr: String,
     /// How `stdout` and `stderr` are encoded.
     pub encoding: Encoding,
+    /// The command hit its time limit and was killed; `exit_code` is then `null`.
     pub timed_out: bool,
+    /// stdout or stderr went past the server's output limit and was cut.
     pub truncated: bool,
+    /// Wall time of the exec, in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -188,6 +214,8 @@ impl ExecResponse {
     }
 }
 
+/// `POST /v1/leases/{id}/exec`: run a command in the lease's container and answer
+/// with its exit code and output.
 pub async fn exec<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,

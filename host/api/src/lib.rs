@@ -51,7 +51,9 @@ pub type AdminReload = Arc<
 pub struct ApiConfig {
     /// Bearer token required on `/v1`; `None` leaves the API open (loopback only).
     pub token: Option<String>,
+    /// Body limit in bytes for `/v1` requests other than file uploads.
     pub max_request_bytes: usize,
+    /// Largest file upload in bytes (`server.max_upload_bytes`); larger ones get 413.
     pub max_upload_bytes: usize,
     /// Where `GET /v1/plugins` and the plugin metrics read from; `None`: no plugin host.
     pub plugins: Option<PluginStatusSource>,
@@ -61,16 +63,25 @@ pub struct ApiConfig {
     pub admin_reload: Option<AdminReload>,
 }
 
+/// State shared by every handler, built by [`router`] from an [`ApiConfig`].
 pub struct AppState<B: Backend> {
+    /// The pool manager the handlers drive.
     pub manager: Arc<Manager<B>>,
+    /// Prometheus metrics served at `GET /metrics`.
     pub metrics: Metrics,
+    /// Bearer token required on `/v1`; `None` leaves the API open.
     pub token: Option<String>,
+    /// Source of `GET /v1/plugins` and the plugin metrics; `None`: no plugin host.
     pub plugins: Option<PluginStatusSource>,
+    /// Largest file upload in bytes; larger ones get 413.
     pub max_upload_bytes: usize,
+    /// Extra readiness check of `/readyz`; returns why the daemon is not ready.
     pub ready_check: Option<ReadyCheck>,
+    /// Serves `POST /v1/admin/reload`; `None`: the route answers 501.
     pub admin_reload: Option<AdminReload>,
 }
 
+/// The router's state as handlers receive it.
 pub type Shared<B> = Arc<AppState<B>>;
 
 /// Build the router.

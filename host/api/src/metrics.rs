@@ -15,18 +15,24 @@ use prometheus_client::registry::Registry;
 use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
+/// Labels of the acquire latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AcquireLabels {
+    /// Pool name.
     pub pool: String,
+    /// `pool` (warm) or `cold` (created for the acquire).
     pub source: String,
 }
 
+/// The metrics registry rendered at `GET /metrics`.
 pub struct Metrics {
     registry: Registry,
+    /// Acquire latency in seconds, `warmpool_acquire_duration_seconds`; observed per acquire.
     pub acquire_seconds: Family<AcquireLabels, Histogram>,
 }
 
 impl Metrics {
+    /// Register the acquire histogram and the pool (and plugin, if any) collectors.
     pub fn new<B: Backend>(manager: Arc<Manager<B>>, plugins: Option<PluginStatusSource>) -> Self {
         let mut registry = Registry::default();
         // 20 µs … ~10 s: warm acquires sit at the bottom, cold ones near the top.
@@ -48,6 +54,7 @@ impl Metrics {
         }
     }
 
+    /// The registry in the OpenMetrics text format, as served at `GET /metrics`.
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

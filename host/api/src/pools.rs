@@ -15,10 +15,12 @@ use crate::{ApiError, Shared};
 
 const MAX_WARM_UP: Duration = Duration::from_secs(600);
 
+/// `GET /v1/pools`: the stats of every pool, as `{"pools": [...]}`.
 pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
     Json(serde_json::json!({ "pools": s.manager.all_pool_stats() })).into_response()
 }
 
+/// `GET /v1/pools/{name}`: one pool's stats, or 404 `unknown_pool`.
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
     Path(name): Path<String>,
@@ -33,9 +35,11 @@ pub async fn show<B: Backend>(
     Ok(Json(stats).into_response())
 }
 
+/// Body of `POST /v1/pools/{name}/warm-up`; an empty body takes the defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WarmUpBody {
+    /// How long to wait, in milliseconds: 60 s when absent, capped at 600 s.
     pub timeout_ms: Option<u64>,
 }
 

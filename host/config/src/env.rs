@@ -10,6 +10,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::Problem;
 
+/// Prefix of every override variable; the rest is the path, split at `__`.
 pub const PREFIX: &str = "WARMPOOL_";
 
 /// Apply overrides from `vars` to `root`, returning a problem per variable that cannot apply.

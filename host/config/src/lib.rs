@@ -27,10 +27,15 @@ use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ManagerConfig, PoolConfig}
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// From `server:`: listener, auth, request bounds and persistence.
     pub server: ServerConfig,
+    /// From `docker:`: how to reach the engine.
     pub docker: DockerConfig,
+    /// From `limits:`, plus `server.exec_output_bytes`, `commit_interval` and `keep_on_shutdown`.
     pub manager: ManagerConfig,
+    /// From `pools:`: one plan per pool, in the order written.
     pub pools: Vec<PoolPlan>,
+    /// From top-level `plugins:`: limits and cache for every plugin.
     pub plugins: PluginSettings,
 }
 
@@ -45,6 +50,7 @@ pub struct PluginSettings {
     /// Longest loading a new version may take: instantiation and `init` (the trial call then
     /// has `deadline`).
     pub load_deadline: Duration,
+    /// Memory cap per plugin instance, in bytes.
     pub max_memory: usize,
     /// Consecutive failures that bench a plugin until its file changes.
     pub bench_after: u32,
@@ -53,27 +59,37 @@ pub struct PluginSettings {
 /// A pool's plugin for one decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRef {
+    /// The `.wasm` file; [`load`] resolves a relative path against the config file's directory.
     pub path: std::path::PathBuf,
     /// Scalars as text; nested values as JSON text.
     pub config: Vec<(String, String)>,
 }
 
+/// A pool's plugins, one per decision; `None` leaves the decision to the built-in policy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolPlugins {
+    /// Sets the ready target (`plugins.sizing`).
     pub sizing: Option<PluginRef>,
+    /// Answers an acquire when nothing is ready (`plugins.exhaustion`).
     pub exhaustion: Option<PluginRef>,
+    /// Plans health probes and judges their results (`plugins.health`).
     pub health: Option<PluginRef>,
 }
 
+/// The validated `server:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
+    /// Address and port the API listens on (default `127.0.0.1:7070`).
     pub listen: SocketAddr,
     /// Name of the environment variable holding the bearer token, if auth is on.
     pub auth_token_env: Option<String>,
     /// Identifies this daemon's containers (`warmpool.host` label); defaults to the hostname.
     pub host_id: String,
+    /// Largest JSON request body, in bytes.
     pub max_request_bytes: usize,
+    /// Largest file upload, in bytes.
     pub max_upload_bytes: usize,
+    /// Bound on graceful shutdown.
     pub shutdown_grace: Duration,
     /// Append every lifecycle event to this file as a JSON line.
     pub audit_log: Option<std::path::PathBuf>,
@@ -86,6 +102,7 @@ pub struct ServerConfig {
     pub keep_on_shutdown: bool,
 }
 
+/// The validated `docker:` section.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DockerConfig {
     /// `unix:///…`, `tcp://…` or `http://…`; `None`: `DOCKER_HOST` or the local socket.
@@ -95,27 +112,38 @@ pub struct DockerConfig {
 /// One pool: its settings and which built-in policies serve it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolPlan {
+    /// The pool's name, container spec, sizes and timings.
     pub pool: PoolConfig,
+    /// Built-in sizing policy; also the fallback for a sizing plugin.
     pub sizing: BuiltinSizing,
+    /// Built-in exhaustion strategy; also the fallback for an exhaustion plugin.
     pub exhaustion: BuiltinExhaustion,
+    /// Built-in health probe; `None` when the pool has no `health:`.
     pub health: Option<HealthPlan>,
+    /// Wasm plugins configured for this pool.
     pub plugins: PoolPlugins,
 }
 
+/// A pool's built-in health probe.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HealthPlan {
+    /// Run a command in the container (`health.cmd`).
     Exec(ExecProbe),
+    /// GET a path on a container port (`health.http`).
     Http(HttpProbe),
 }
 
 /// One problem in a config, at a YAML path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Where: a YAML path such as `pools.python.min_ready`, or `(yaml)`, `(file)`, `env NAME`.
     pub path: String,
+    /// What is wrong, e.g. `must be ≤ max_ready (5 > 3)`.
     pub message: String,
 }
 
 impl Problem {
+    /// A problem at `path` saying `message`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             path: path.into(),
@@ -133,7 +161,9 @@ impl fmt::Display for Problem {
 /// Everything wrong with a config file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct ConfigError {
+    /// Names the config in messages: the path given to [`load`], or the name given to [`parse`].
     pub source_name: String,
+    /// Every problem found, in the order found.
     pub problems: Vec<Problem>,
 }
 

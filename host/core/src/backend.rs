@@ -25,24 +25,35 @@ use warmpool_policy::{Probe, ProbeResult};
 /// to hash the `warmpool.spec` label.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContainerSpec {
+    /// Image reference to run (`repo[:tag]` or a digest); pulled when missing.
     pub image: String,
+    /// Command the container runs, as argv (the config's default is `sleep infinity`).
     pub cmd: Vec<String>,
+    /// Environment variables of the container.
     pub env: BTreeMap<String, String>,
+    /// Working directory of the container; `None`: the image's.
     pub workdir: Option<String>,
+    /// User the container runs as (`user[:group]`, by name or ID); `None`: the image's.
     pub user: Option<String>,
+    /// Extra labels on each container; the `warmpool.*` keys are reserved for the daemon.
     pub labels: BTreeMap<String, String>,
     /// Memory limit in bytes.
     pub memory: Option<i64>,
     /// CPU limit in billionths of a CPU (Docker's NanoCpus).
     pub nano_cpus: Option<i64>,
+    /// Most processes the container may run at once; `None`: the engine's default.
     pub pids_limit: Option<i64>,
     /// Docker network mode; `none` by default so a sandbox cannot reach anything.
     pub network: String,
+    /// Mount the root filesystem read-only; the container then gets a private `/tmp` tmpfs.
     pub read_only: bool,
     /// Hardening, loosened per pool only on purpose.
     pub init: bool,
+    /// Linux capabilities dropped (the config's default is `ALL`).
     pub cap_drop: Vec<String>,
+    /// Linux capabilities added back after `cap_drop`.
     pub cap_add: Vec<String>,
+    /// Set `no-new-privileges`, so setuid binaries cannot gain privileges.
     pub no_new_privileges: bool,
     /// Commands that must each exit 0 before the container counts as ready.
     pub setup: Vec<Vec<String>>,
@@ -82,6 +93,7 @@ pub const USED_SUFFIX: &str = "-leased";
 /// A container of this daemon's host id that the engine already has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Existing {
+    /// The engine's container ID.
     pub id: String,
     /// The name as the core chose it, without the engine-side "used" mark.
     pub name: String,
@@ -89,31 +101,44 @@ pub struct Existing {
     pub pool: Option<String>,
     /// The `warmpool.spec` label, if any.
     pub fingerprint: Option<String>,
+    /// The image reference the container was created from.
     pub image: String,
+    /// The ID of the image the container runs.
     pub image_id: String,
+    /// Whether the container is running now.
     pub running: bool,
     /// The engine-side mark [`Backend::mark_used`] leaves: this container was leased once.
     pub used: bool,
+    /// When the engine created the container (whole seconds).
     pub created: SystemTime,
 }
 
 /// A container the backend made; the pool core tracks it by `name` (which it chose) and `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
+    /// The engine's container ID.
     pub id: String,
+    /// The name the core chose and asked for.
     pub name: String,
     /// The image reference and the image ID it resolved to at create time.
     pub image: String,
+    /// The ID `image` resolved to when the container was created.
     pub image_id: String,
 }
 
 /// A command to run in a leased container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecRequest {
+    /// The command, as argv; must not be empty.
     pub cmd: Vec<String>,
+    /// Bytes written to the command's stdin, which is then closed; `None`: no stdin.
     pub stdin: Option<Vec<u8>>,
+    /// Extra environment variables for the command.
     pub env: BTreeMap<String, String>,
+    /// Working directory of the command; `None`: the container's.
     pub workdir: Option<String>,
+    /// Longest the command may run before its process tree is killed; zero: the
+    /// backend's default.
     pub timeout: Duration,
     /// Bytes kept of each of stdout and stderr; the rest is dropped and flagged.
     pub output_limit: usize,
@@ -124,10 +149,15 @@ pub struct ExecRequest {
 pub struct ExecOutput {
     /// `None` when the command timed out before it exited.
     pub exit_code: Option<i64>,
+    /// The command's stdout, at most `output_limit` bytes.
     pub stdout: Vec<u8>,
+    /// The command's stderr, at most `output_limit` bytes.
     pub stderr: Vec<u8>,
+    /// The command outlived its timeout and was killed.
     pub timed_out: bool,
+    /// Stdout or stderr went past `output_limit`; the excess was dropped.
     pub truncated: bool,
+    /// How long the exec took, in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -136,7 +166,9 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BackendError>> + S
 
 /// A file to write or a file read: its length and its bytes.
 pub struct FileBody {
+    /// The body's length, in bytes.
     pub len: u64,
+    /// The bytes, as a stream of chunks.
     pub body: ByteStream,
 }
 
@@ -173,8 +205,11 @@ impl fmt::Debug for FileBody {
 /// How a path differs from the image, as the engine's `docker diff` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChangeKind {
+    /// The path was changed (`C`).
     Modified,
+    /// The path was added (`A`).
     Added,
+    /// The path was deleted (`D`).
     Deleted,
 }
 
@@ -191,7 +226,9 @@ impl fmt::Display for ChangeKind {
 /// One filesystem change against the image.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FsChange {
+    /// How the path differs from the image.
     pub kind: ChangeKind,
+    /// Absolute path inside the container.
     pub path: String,
 }
 
@@ -216,7 +253,12 @@ pub enum Residue {
     /// A file or directory added, removed or changed since the baseline.
     Path(FsChange),
     /// A tmpfs mount that is not empty.
-    Tmpfs { mount: String, entries: Vec<String> },
+    Tmpfs {
+        /// The mount point, e.g. `/dev/shm`.
+        mount: String,
+        /// Names of the entries directly under it.
+        entries: Vec<String>,
+    },
 }
 
 impl fmt::Display for Residue {
@@ -233,32 +275,65 @@ impl fmt::Display for Residue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendEvent {
     /// The container stopped running (died, was killed, OOM, removed behind our back).
-    Died { id: String, reason: String },
+    Died {
+        /// The engine's container ID.
+        id: String,
+        /// What the engine reported: the event (`die`, `oom`) and the exit code, if any.
+        reason: String,
+    },
 }
 
 /// Errors a backend reports. Each names the stage and its subject.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
+    /// The engine could not be reached; holds the transport error.
     #[error("container engine unavailable: {0}")]
     Unavailable(String),
+    /// An image could not be pulled or inspected.
     #[error("image {image}: {message}")]
-    Image { image: String, message: String },
-    #[error("create container for image {image}: {message}")]
-    Create { image: String, message: String },
-    #[error("setup command {cmd:?} in {container} failed: {message}")]
-    Setup {
-        container: String,
-        cmd: Vec<String>,
+    Image {
+        /// The image reference.
+        image: String,
+        /// What went wrong.
         message: String,
     },
+    /// A container could not be created or started, or stopped right after it started.
+    #[error("create container for image {image}: {message}")]
+    Create {
+        /// The image the container was to run.
+        image: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A setup command could not run, or did not exit 0.
+    #[error("setup command {cmd:?} in {container} failed: {message}")]
+    Setup {
+        /// ID of the container being set up.
+        container: String,
+        /// The failing command, as argv.
+        cmd: Vec<String>,
+        /// Why it failed: the exec's error, or the exit code and output.
+        message: String,
+    },
+    /// The thing asked about does not exist.
     #[error("{what} not found: {subject}")]
-    NotFound { what: &'static str, subject: String },
+    NotFound {
+        /// What kind of thing: `container` or `file`.
+        what: &'static str,
+        /// Which one: a container ID or name, or a path.
+        subject: String,
+    },
+    /// A request the backend refuses (a bad path, an empty command, a bad archive); holds why.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Any other engine call failed.
     #[error("{stage} on {container}: {message}")]
     Operation {
+        /// The call that failed, e.g. `exec start`.
         stage: &'static str,
+        /// The container (ID or name) the call was about.
         container: String,
+        /// The engine's error.
         message: String,
     },
 }

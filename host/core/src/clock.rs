@@ -59,6 +59,7 @@ impl Clock {
         }
     }
 
+    /// The wall-clock time now.
     pub fn now(&self) -> SystemTime {
         self.wall(Instant::now())
     }

@@ -8,13 +8,20 @@ use crate::backend::ContainerSpec;
 /// One pool: what to run and how to keep it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
+    /// The pool's name: its key in the API and its `warmpool.pool` label, and part of every
+    /// container name.
     pub name: String,
+    /// What each container of the pool runs.
     pub spec: ContainerSpec,
+    /// Ready containers kept at least: the `fixed` policy's target, the `adaptive` floor.
     pub min_ready: u32,
+    /// Ready containers kept at most: every sizing target is capped here. ≤ `max_total`.
     pub max_ready: u32,
     /// Every container of the pool in any state (ready, leased, creating, removing).
     pub max_total: u32,
+    /// Lease lifetime when the acquire asks for none. ≤ `max_ttl`.
     pub default_ttl: Duration,
+    /// Longest lease lifetime; longer asks of an acquire or a renew are cut to it.
     pub max_ttl: Duration,
     /// Ready containers older than this are replaced. `None`: never.
     pub max_warm_age: Option<Duration>,
@@ -66,6 +73,7 @@ pub struct ManagerConfig {
     pub max_concurrent_removes: usize,
     /// Period of the refill, reaper and engine-monitor loops.
     pub tick: Duration,
+    /// Back-off and breaker for failing creates, the same for every pool.
     pub breaker: BreakerConfig,
     /// Bytes kept of each of an exec's stdout and stderr.
     pub exec_output_limit: usize,
@@ -106,6 +114,7 @@ pub struct BreakerConfig {
     pub threshold: u32,
     /// Delay after the first failure; doubles with each further one.
     pub base_backoff: Duration,
+    /// Ceiling on the doubling back-off.
     pub max_backoff: Duration,
 }
 

@@ -9,17 +9,29 @@ use serde::Serialize;
 /// Monotonic counters of one pool.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Counters {
+    /// Acquires served, warm or cold.
     pub acquires_total: u64,
+    /// Acquires served by the pool's own containers (not a cold create).
     pub acquires_pool: u64,
+    /// Acquires served by a container created for them (exhaustion `cold`).
     pub acquires_cold: u64,
+    /// Acquires refused: exhausted, degraded, or their cold create failed.
     pub acquires_rejected: u64,
+    /// Creates that ended with a running container.
     pub creates_total: u64,
+    /// Failed creates, and ready containers that died within probation.
     pub create_failures: u64,
+    /// Containers whose removal the engine confirmed.
     pub destroyed_total: u64,
+    /// Leases that ended because their TTL ran out.
     pub expired_total: u64,
+    /// Ready containers replaced as worn (age, lifetime, stale image or spec).
     pub recycled_total: u64,
+    /// Ready containers taken out of service: a failed health check, or a death.
     pub unhealthy_total: u64,
+    /// Released containers that passed the scrub, reset and checks and went back to the pool.
     pub reused_total: u64,
+    /// Reuse resets that failed or left residue; each such container was removed.
     pub reset_failures: u64,
     /// Ready containers of an earlier run taken back at startup instead of recreated.
     pub adopted_total: u64,
@@ -34,15 +46,22 @@ pub struct Counters {
 /// it is gone.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct StateCounts {
+    /// Creates in flight (refill and cold).
     pub creating: u32,
+    /// Ready in the pool, lendable or not.
     pub ready: u32,
+    /// Held by a lease, or on their way to one.
     pub leased: u32,
+    /// Released containers being scrubbed and reset for reuse.
     pub resetting: u32,
+    /// Being removed (failed creates included), until the engine confirms they are gone.
     pub removing: u32,
+    /// Taken out as unhealthy or dead, being removed.
     pub unhealthy: u32,
 }
 
 impl StateCounts {
+    /// Every container counted, in any state: what the pool counts against its caps.
     pub fn total(&self) -> u32 {
         self.creating + self.ready + self.leased + self.resetting + self.removing + self.unhealthy
     }

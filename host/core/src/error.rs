@@ -5,51 +5,90 @@ use std::time::Duration;
 
 use crate::backend::BackendError;
 
+/// Why an acquire got no lease.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AcquireError {
+    /// No pool has this name.
     #[error("unknown pool {0:?}")]
     UnknownPool(String),
+    /// No container became available: the exhaustion strategy refused, or the wait timed out.
     #[error("pool {pool:?} exhausted: {reason}")]
     Exhausted {
+        /// The pool the acquire asked for.
         pool: String,
+        /// Why, from the exhaustion strategy or the wait.
         reason: String,
+        /// When the client should try again (sent as `Retry-After`).
         retry_after: Duration,
     },
+    /// The pool's create breaker is open: creates keep failing.
     #[error("pool {pool:?} is degraded, creates keep failing: {last_error}")]
     Degraded {
+        /// The pool the acquire asked for.
         pool: String,
+        /// The pool's last create failure.
         last_error: String,
+        /// Time left on the create back-off.
         retry_after: Duration,
     },
+    /// The container engine cannot be reached; holds the last error.
     #[error("container engine unavailable: {0}")]
     EngineUnavailable(String),
+    /// The daemon is shutting down and opens no new leases.
     #[error("daemon is shutting down")]
     ShuttingDown,
+    /// The cold create made for this acquire failed.
     #[error("cold create for pool {pool:?} failed: {source}")]
-    Create { pool: String, source: BackendError },
+    Create {
+        /// The pool the acquire asked for.
+        pool: String,
+        /// The backend's error.
+        source: BackendError,
+    },
 }
 
+/// Why an operation on a lease failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LeaseError {
+    /// No live lease has this ID (it never existed, was released, or expired).
     #[error("unknown lease {0:?}")]
     UnknownLease(String),
+    /// The lease's container died while leased.
     #[error("the container of lease {lease:?} is gone: {reason}")]
-    ContainerGone { lease: String, reason: String },
+    ContainerGone {
+        /// The lease ID.
+        lease: String,
+        /// Why it stopped, as the engine reported it.
+        reason: String,
+    },
+    /// The backend failed the operation on the lease's container.
     #[error("lease {lease:?}: {source}")]
-    Backend { lease: String, source: BackendError },
+    Backend {
+        /// The lease ID.
+        lease: String,
+        /// The backend's error.
+        source: BackendError,
+    },
 }
 
+/// Why a warm-up did not finish.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WarmUpError {
+    /// No pool has this name.
     #[error("unknown pool {0:?}")]
     UnknownPool(String),
+    /// The pool did not reach its target of ready containers in time.
     #[error(
         "pool {pool:?} did not reach its target of {target} ready within {waited:?} ({ready} ready)"
     )]
     Timeout {
+        /// The pool warmed up.
         pool: String,
+        /// Ready containers it aimed for.
         target: u32,
+        /// Ready containers it had at the deadline.
         ready: u32,
+        /// How long the warm-up waited.
         waited: Duration,
     },
 }

@@ -12,11 +12,15 @@ pub struct Event {
     /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`,
     /// `breaker`, or `reload` (a plugin file was swapped in or rejected).
     pub kind: &'static str,
+    /// Name of the pool concerned.
     pub pool: String,
+    /// Engine ID of the container concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// ID of the lease concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
+    /// Why it happened (a failure, the cause of a removal), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -35,25 +35,33 @@ pub struct Lease {
 /// A lease as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaseInfo {
+    /// The lease's ID (a UUID).
     pub lease_id: String,
+    /// Name of the pool the container came from.
     pub pool: String,
+    /// Who holds the lease, as the acquire said (free text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The engine's ID of the leased container.
     pub container_id: String,
     /// The engine's name for the container while leased: the daemon marks a leased container
     /// by renaming it `<name>-leased` (see README "Guarantees"); address it by `container_id`.
     pub container_name: String,
+    /// The image reference the container runs.
     pub image: String,
     /// `pool` (warm) or `cold` (created for this acquire).
     pub source: &'static str,
     /// Time the acquire took inside the daemon, in milliseconds (fractional).
     pub acquire_ms: f64,
+    /// RFC 3339 time the lease was opened.
     pub acquired_at: String,
+    /// RFC 3339 time the lease expires unless renewed.
     pub expires_at: String,
     /// Seconds left before the lease expires.
     pub ttl_remaining_s: u64,
     /// `active`, or `gone` when the container died under the lease.
     pub state: &'static str,
+    /// Why the container died, when `state` is `gone`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gone_reason: Option<String>,
 }
@@ -193,10 +201,12 @@ impl LeaseTable {
 }
 
 impl<B: Backend> Manager<B> {
+    /// Every live lease as the API shows it, oldest first.
     pub fn leases(&self) -> Vec<LeaseInfo> {
         self.leases.infos(Instant::now(), &self.clock)
     }
 
+    /// Lease `id` as the API shows it.
     pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
         self.leases
             .with(id, |l| l.info(Instant::now(), &self.clock))
@@ -244,6 +254,8 @@ impl<B: Backend> Manager<B> {
         self.spawn_removal_of(&lease.pool, &lease.container, why);
     }
 
+    /// Run `req` in lease `id`'s container. A zero `output_limit` means the manager's
+    /// `exec_output_limit`.
     pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
         let cid = self.leases.container(id)?;
         if req.output_limit == 0 {
@@ -258,6 +270,7 @@ impl<B: Backend> Manager<B> {
             })
     }
 
+    /// Write `file` at absolute `path` inside lease `id`'s container.
     pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
         let cid = self.leases.container(id)?;
         self.backend
@@ -269,6 +282,7 @@ impl<B: Backend> Manager<B> {
             })
     }
 
+    /// Read the file at absolute `path` in lease `id`'s container, as a stream.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
         let cid = self.leases.container(id)?;
         self.backend

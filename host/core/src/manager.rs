@@ -30,7 +30,9 @@ use crate::store::LeaseStore;
 /// An acquire as the API receives it.
 #[derive(Debug, Clone, Default)]
 pub struct AcquireRequest {
+    /// Name of the pool to lease from.
     pub pool: String,
+    /// Lease lifetime; `None`: the pool's `default_ttl`. Capped at the pool's `max_ttl`.
     pub ttl: Option<Duration>,
     /// The client's bound on waiting when the pool is dry.
     pub wait: Option<Duration>,
@@ -85,6 +87,8 @@ impl Orphans {
 /// put in the pool.
 const RECENT_DEATHS: usize = 1024;
 
+/// All pools, the lease table, the global cap and every background task: what the API layer
+/// talks to. Make one with [`Manager::builder`], then call [`Manager::start`].
 pub struct Manager<B: Backend> {
     pub(crate) backend: Arc<B>,
     pub(crate) cfg: ManagerConfig,
@@ -124,6 +128,7 @@ pub struct ManagerBuilder<B: Backend> {
 }
 
 impl<B: Backend> ManagerBuilder<B> {
+    /// The pools to serve, each with its policies (default: none).
     pub fn pools(mut self, pools: Vec<(PoolConfig, Policies)>) -> Self {
         self.pools = pools;
         self
@@ -148,6 +153,7 @@ impl<B: Backend> ManagerBuilder<B> {
         self
     }
 
+    /// Make the manager. No task runs until [`Manager::start`].
     pub fn build(self) -> Arc<Manager<B>> {
         let cfg = self.cfg;
         let persist = self.store.map(|s| Persister::new(s, cfg.commit_interval));
@@ -182,6 +188,8 @@ impl<B: Backend> ManagerBuilder<B> {
 }
 
 impl<B: Backend> Manager<B> {
+    /// A builder for a manager of `cfg` on `backend`: no pools, no store, the system clock
+    /// and random IDs until set.
     pub fn builder(cfg: ManagerConfig, backend: Arc<B>) -> ManagerBuilder<B> {
         ManagerBuilder {
             cfg,
@@ -193,6 +201,7 @@ impl<B: Backend> Manager<B> {
         }
     }
 
+    /// A manager of `pools` on `backend`, without a state store.
     pub fn new(
         cfg: ManagerConfig,
         pools: Vec<(PoolConfig, Policies)>,
@@ -257,10 +266,12 @@ impl<B: Backend> Manager<B> {
         &self.tracker
     }
 
+    /// The backend containers are made with.
     pub fn backend(&self) -> &Arc<B> {
         &self.backend
     }
 
+    /// Names of the serving pools, sorted (removed pools still draining are not listed).
     pub fn pool_names(&self) -> Vec<String> {
         self.pools.load().keys().cloned().collect()
     }
@@ -279,6 +290,7 @@ impl<B: Backend> Manager<B> {
         v
     }
 
+    /// Whether the engine answered the monitor's last ping (and startup cleanup is done).
     pub fn engine_up(&self) -> bool {
         self.engine.up.load(Ordering::Acquire)
     }
@@ -293,6 +305,8 @@ impl<B: Backend> Manager<B> {
         *self.swept.borrow()
     }
 
+    /// The last engine error the monitor saw (kept after the engine recovers), or
+    /// `not reached yet`.
     pub fn engine_error(&self) -> String {
         lock(&self.engine.last_error)
             .clone()

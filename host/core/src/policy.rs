@@ -18,6 +18,7 @@ use warmpool_policy::{
 
 /// Decides how many containers a pool keeps ready.
 pub trait SizingPolicy: Send + Sync {
+    /// How many containers the pool should keep ready now, and why.
     fn decide<'a>(&'a self, snapshot: &'a PoolSnapshot) -> BoxFuture<'a, SizingDecision>;
     /// A short name for stats and logs.
     fn name(&self) -> String;
@@ -25,29 +26,36 @@ pub trait SizingPolicy: Send + Sync {
 
 /// Decides what an acquire does when no container is ready.
 pub trait ExhaustionStrategy: Send + Sync {
+    /// What an acquire that found no ready container does: wait, fail, or create cold.
     fn on_exhausted<'a>(
         &'a self,
         request: &'a ExhaustionRequest,
         snapshot: &'a PoolSnapshot,
     ) -> BoxFuture<'a, ExhaustionAction>;
+    /// A short name for stats and logs.
     fn name(&self) -> String;
 }
 
 /// Decides whether a ready container is fit to hand out.
 pub trait HealthCheck: Send + Sync {
+    /// The probes to run against a ready container.
     fn plan<'a>(&'a self, info: &'a ContainerInfo) -> BoxFuture<'a, Vec<Probe>>;
+    /// The verdict on a container, given the results of its planned probes, in plan order.
     fn judge<'a>(
         &'a self,
         info: &'a ContainerInfo,
         results: &'a [ProbeResult],
     ) -> BoxFuture<'a, Verdict>;
+    /// A short name for stats and logs.
     fn name(&self) -> String;
 }
 
 /// The three policies of one pool.
 #[derive(Clone)]
 pub struct Policies {
+    /// How many containers the pool keeps ready.
     pub sizing: Arc<dyn SizingPolicy>,
+    /// What an acquire does when no container is ready.
     pub exhaustion: Arc<dyn ExhaustionStrategy>,
     /// `None`: no periodic probing (dead containers are still caught by engine events).
     pub health: Option<Arc<dyn HealthCheck>>,
@@ -56,7 +64,9 @@ pub struct Policies {
 /// Built-in sizing policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuiltinSizing {
+    /// Always keep `min_ready` ready (`builtin:fixed`).
     Fixed,
+    /// Follow demand between `min_ready` and `max_ready` (`builtin:adaptive`).
     Adaptive(sizing::AdaptiveConfig),
 }
 
@@ -79,8 +89,11 @@ impl SizingPolicy for BuiltinSizing {
 /// Built-in exhaustion strategies (`exhaustion.strategy` in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltinExhaustion {
+    /// Queue for the next ready container (`builtin:wait`).
     Wait,
+    /// Refuse at once, with a retry hint (`builtin:fail-fast`).
     Fail,
+    /// Create a container for the acquire (`builtin:cold`).
     Cold,
 }
 
@@ -109,7 +122,10 @@ impl ExhaustionStrategy for BuiltinExhaustion {
 /// Built-in health checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuiltinHealth {
+    /// Healthy when a command run in the container exits 0 (`builtin:exec-probe`).
     Exec(health::ExecProbe),
+    /// Healthy when an HTTP GET on a port of the container answers 2xx or 3xx
+    /// (`builtin:http-probe`).
     Http(health::HttpProbe),
     /// No probes, always healthy: the fallback of a health plugin on a pool without `health:`.
     Pass,
@@ -158,8 +174,10 @@ pub mod bounds {
     pub const MAX_RETRY_AFTER_MS: u64 = 300_000;
     /// Arguments of an exec probe, and bytes per argument or HTTP path.
     pub const MAX_ARGS: usize = 64;
+    /// Bytes kept of each exec-probe argument and of an HTTP probe's path.
     pub const MAX_ARG: usize = 4096;
 
+    /// Cap a sizing target at `max_ready` and clip its reason.
     pub fn decision(d: SizingDecision, max_ready: u32) -> SizingDecision {
         SizingDecision {
             target: d.target.min(max_ready),
@@ -167,6 +185,7 @@ pub mod bounds {
         }
     }
 
+    /// Cap a refusal's retry hint at [`MAX_RETRY_AFTER_MS`] and clip its reason.
     pub fn action(a: ExhaustionAction) -> ExhaustionAction {
         match a {
             ExhaustionAction::Fail {
@@ -180,6 +199,8 @@ pub mod bounds {
         }
     }
 
+    /// Keep at most [`MAX_PROBES`] probes, clamp each timeout to 1..=[`MAX_PROBE_TIMEOUT_MS`] ms,
+    /// and clip arguments and paths.
     pub fn probes(mut v: Vec<Probe>) -> Vec<Probe> {
         v.truncate(MAX_PROBES);
         let t = |ms: u64| ms.clamp(1, MAX_PROBE_TIMEOUT_MS);
@@ -212,6 +233,7 @@ pub mod bounds {
             .collect()
     }
 
+    /// Clip a verdict's reason to [`MAX_REASON`] bytes.
     pub fn verdict(v: Verdict) -> Verdict {
         match v {
             Verdict::Healthy => Verdict::Healthy,

@@ -37,7 +37,9 @@ use warmpool_policy::AcquireSource;
 /// What reconcile did, for the log and the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
+    /// Persisted leases re-attached to their running containers.
     pub reattached: usize,
+    /// Ready containers of the earlier run re-adopted into their pools.
     pub adopted: usize,
     /// Containers counted as removing (their removal runs in the background).
     pub destroyed: usize,
@@ -46,7 +48,8 @@ pub struct ReconcileReport {
 }
 
 enum Fate {
-    Reattach(Arc<Pool>, LeaseRecord),
+    // Boxed: a lease record is large, and most fates are adoptions or removals.
+    Reattach(Arc<Pool>, Box<LeaseRecord>),
     Adopt(Arc<Pool>),
     Doom,
 }
@@ -154,7 +157,7 @@ impl<B: Backend> Manager<B> {
             let pool = e.pool.as_deref().and_then(|p| self.pool(p));
             let fate = if let Some(rec) = leases_by_container.remove(&e.id) {
                 match pool {
-                    Some(pool) if e.running => Fate::Reattach(pool, rec),
+                    Some(pool) if e.running => Fate::Reattach(pool, Box::new(rec)),
                     _ => {
                         warn!(lease = %rec.lease_id, container = %e.id, "persisted lease dropped: its container stopped or its pool is gone");
                         self.record(|| Change::DropLease(rec.lease_id));
@@ -201,7 +204,7 @@ impl<B: Backend> Manager<B> {
         for (e, fate) in fates {
             match fate {
                 Fate::Reattach(pool, rec) => {
-                    self.reattach(&pool, &e, rec, now);
+                    self.reattach(&pool, &e, *rec, now);
                     report.reattached += 1;
                 }
                 Fate::Adopt(pool) => {

@@ -25,7 +25,9 @@ use crate::pool::Pool;
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReloadReport {
+    /// Names of the pools the reload added.
     pub added: Vec<String>,
+    /// Names of the pools the reload removed (they drain).
     pub removed: Vec<String>,
     /// Pools whose settings changed (spec changes included).
     pub changed: Vec<String>,
@@ -34,6 +36,7 @@ pub struct ReloadReport {
 }
 
 impl ReloadReport {
+    /// Whether the reload added, removed and changed nothing.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }

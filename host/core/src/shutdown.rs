@@ -15,6 +15,7 @@ use crate::pool::LeaseEnd;
 /// What [`Manager::shutdown`] did.
 #[derive(Debug, Clone, Default)]
 pub struct ShutdownReport {
+    /// Containers whose removal shutdown started (ready ones, and leased ones unless kept).
     pub destroyed: usize,
     /// Containers found by the final label sweep (left by a create that finished late, or a
     /// removal still retrying).

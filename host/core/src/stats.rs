@@ -14,58 +14,91 @@ use crate::manager::Manager;
 /// A pool as `GET /v1/pools/{name}` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolStats {
+    /// The pool's name.
     pub name: String,
+    /// The image reference the pool runs.
     pub image: String,
     /// `ok`, `degraded` (create breaker open), `engine_down` or `draining`.
     pub status: &'static str,
+    /// Ready containers the refill aims for: the sizing policy's target, raised to the number
+    /// of queued acquires and capped at `max_ready`.
     pub target: u32,
+    /// The sizing policy's reason for its last target.
     pub target_reason: String,
+    /// Ready containers kept at least, as configured.
     pub min_ready: u32,
+    /// Ready containers kept at most, as configured.
     pub max_ready: u32,
+    /// Containers of the pool in any state at most, as configured.
     pub max_total: u32,
+    /// Containers of the pool per state now.
     pub counts: StateCounts,
+    /// Acquires queued for a container now.
     pub waiters: u32,
     /// Of `counts.ready`, those a commit made lendable (all of them when nothing is persisted).
     pub lendable: u32,
     /// Of `counts.creating`, the creates made for one specific acquire (exhaustion `cold`).
     pub creating_cold: u32,
+    /// Acquire counts, hit rate and latency.
     pub acquires: AcquireStats,
+    /// Create counts, timing and failures.
     pub creates: CreateStats,
+    /// Names of the pool's policies.
     pub policies: PolicyNames,
+    /// Every monotonic counter of the pool.
     pub counters: Counters,
 }
 
+/// Acquires of one pool, as [`PoolStats`] shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct AcquireStats {
+    /// Acquires served, warm or cold.
     pub total: u64,
+    /// Acquires served by the pool's own containers (not a cold create).
     pub pool: u64,
+    /// Acquires served by a container created for them.
     pub cold: u64,
+    /// Acquires refused (exhausted, degraded, or a failed cold create).
     pub rejected: u64,
     /// Share of acquires served warm from the pool; `null` before the first acquire.
     pub hit_rate: Option<f64>,
+    /// Median acquire latency inside the daemon over the last 1024 acquires, in ms; `null`
+    /// before the first.
     pub latency_ms_p50: Option<f64>,
+    /// 99th percentile of the same window, in ms; `null` before the first acquire.
     pub latency_ms_p99: Option<f64>,
 }
 
+/// Creates of one pool, as [`PoolStats`] shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct CreateStats {
+    /// Creates that ended with a running container.
     pub total: u64,
+    /// Failed creates, and ready containers that died within probation.
     pub failures: u64,
+    /// Failures since creates last worked; the breaker opens at its threshold.
     pub consecutive_failures: u32,
+    /// Median duration of the last 32 successful creates, in ms; `null` before the first.
     pub median_ms: Option<u32>,
+    /// The last create failure (or death within probation), kept after creates recover.
     pub last_error: Option<String>,
     /// Milliseconds until the next create is allowed after a failure.
     pub backoff_ms: Option<u64>,
 }
 
+/// Names of a pool's policies, as each policy's `name()` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyNames {
+    /// The sizing policy, e.g. `builtin:adaptive`.
     pub sizing: String,
+    /// The exhaustion strategy, e.g. `builtin:cold`.
     pub exhaustion: String,
+    /// The health check; `null` when the pool has none.
     pub health: Option<String>,
 }
 
 impl<B: Backend> Manager<B> {
+    /// Stats of pool `name`; `None` if no pool serves under that name.
     pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
         let pool = self.pool(name)?;
         let cfg = pool.cfg();
@@ -131,6 +164,7 @@ impl<B: Backend> Manager<B> {
         })
     }
 
+    /// Stats of every serving pool, by name.
     pub fn all_pool_stats(&self) -> Vec<PoolStats> {
         self.pools()
             .keys()

@@ -24,17 +24,26 @@ use serde::{Deserialize, Serialize};
 /// monotonic clock does not survive a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRecord {
+    /// The lease's ID.
     pub lease_id: String,
+    /// Name of the lease's pool.
     pub pool: String,
+    /// Who holds the lease, as the acquire said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The engine's ID of the leased container.
     pub container_id: String,
+    /// The container's name as the core chose it, without the `-leased` mark.
     pub container_name: String,
+    /// The image reference the container was created from.
     pub image: String,
+    /// The image ID it resolved to at create time.
     pub image_id: String,
     /// `pool` or `cold`.
     pub source: String,
+    /// When the lease was opened.
     pub acquired_at_ms: u64,
+    /// When the lease expires unless renewed.
     pub expires_at_ms: u64,
     /// When the container first became ready; `max_lifetime` counts from here.
     pub born_at_ms: u64,
@@ -50,7 +59,12 @@ pub enum Change {
     /// A lease ended.
     DropLease(String),
     /// `container` of `pool` may be handed out from now on.
-    Lendable { container: String, pool: String },
+    Lendable {
+        /// Engine ID of the container.
+        container: String,
+        /// Name of its pool.
+        pool: String,
+    },
     /// `container` is destroyed; forget it.
     Forget(String),
     /// A clean shutdown left nothing behind: forget everything.
@@ -60,6 +74,7 @@ pub enum Change {
 /// Everything persisted, as loaded at startup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Persisted {
+    /// Persisted leases, by lease ID.
     pub leases: BTreeMap<String, LeaseRecord>,
     /// Container ID → pool name.
     pub lendable: BTreeMap<String, String>,
@@ -91,12 +106,21 @@ impl Persisted {
     }
 }
 
+/// Errors of a [`LeaseStore`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store could not be opened.
     #[error("open state store {path}: {message}")]
-    Open { path: String, message: String },
+    Open {
+        /// Path of the store's file.
+        path: String,
+        /// Why it could not be opened.
+        message: String,
+    },
+    /// Loading the persisted state failed; holds why.
     #[error("load state store: {0}")]
     Load(String),
+    /// A commit failed; holds why.
     #[error("commit to state store: {0}")]
     Commit(String),
 }
@@ -104,6 +128,7 @@ pub enum StoreError {
 /// Durable storage of [`Persisted`]. Calls block (they may fsync); the core runs them on
 /// tokio's blocking pool, one at a time.
 pub trait LeaseStore: Send + Sync + 'static {
+    /// Read everything the store holds (at startup, before any commit).
     fn load(&self) -> Result<Persisted, StoreError>;
     /// Apply `changes` atomically and durably: when this returns `Ok`, they survive a crash.
     fn commit(&self, changes: &[Change]) -> Result<(), StoreError>;
@@ -120,6 +145,7 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64)
 }
 
+/// The time `ms` milliseconds after the Unix epoch; the inverse of [`unix_ms`].
 pub fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }

@@ -2,8 +2,11 @@
 //! sweep and the event filter select by `warmpool.host`, so a daemon never touches a container
 //! of another host id.
 
+/// `true` on every container warmpool creates.
 pub const MANAGED: &str = "warmpool.managed";
+/// The daemon's host id: a daemon acts only on containers of its own.
 pub const HOST: &str = "warmpool.host";
+/// The pool the container belongs to.
 pub const POOL: &str = "warmpool.pool";
 /// Hash of the pool's container spec and the image ID it ran.
 pub const SPEC: &str = "warmpool.spec";

@@ -34,6 +34,8 @@ use warmpool_core::{
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The [`Backend`](warmpool_core::Backend) on one Docker engine, through bollard, acting only
+/// on containers labelled with its host id.
 pub struct DockerBackend {
     pub(crate) docker: Docker,
     pub(crate) host_id: String,
@@ -62,10 +64,12 @@ impl DockerBackend {
         })
     }
 
+    /// The host id its containers are labelled with (`warmpool.host`).
     pub fn host_id(&self) -> &str {
         &self.host_id
     }
 
+    /// The bollard client, for callers that talk to the engine directly (tests, benches).
     pub fn client(&self) -> &Docker {
         &self.docker
     }

@@ -59,6 +59,8 @@ const UPTIME: &str = r#"read -r u _ < /proc/uptime; echo "$u""#;
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a fresh container looks like (its processes, filesystem changes and start time), for
+/// a later [`scrub`] to return it to.
 pub async fn baseline(docker: &Docker, id: &str) -> Result<Baseline, BackendError> {
     let processes = top(docker, id).await?;
     let changes = changes(docker, id).await?;
@@ -76,6 +78,8 @@ pub async fn baseline(docker: &Docker, id: &str) -> Result<Baseline, BackendErro
     })
 }
 
+/// Return a released container to its baseline: kill what the lease started and remove what
+/// it wrote, before the container may be lent again.
 pub async fn scrub(
     docker: &Docker,
     id: &str,
@@ -100,6 +104,8 @@ pub async fn scrub(
     Ok(())
 }
 
+/// What differs from the baseline after a scrub (processes, files, tmpfs content): empty means
+/// the container may be lent again.
 pub async fn residue(
     docker: &Docker,
     id: &str,

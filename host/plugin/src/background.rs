@@ -14,6 +14,7 @@ const NICE: libc::c_int = 10;
 
 /// Lower the calling thread's priority (Linux: per thread). Best effort: a host that refuses
 /// leaves it as it was.
+#[allow(unsafe_code)] // setpriority and gettid through libc
 pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
@@ -26,6 +27,7 @@ pub(crate) fn lower_priority() {
 /// Hand freed heap back to the system. A compile's working memory (several hundred MB for a
 /// Python plugin, spread over the allocator's per-thread arenas) would otherwise stay in the
 /// process after the compile, and after a replaced plugin is dropped.
+#[allow(unsafe_code)] // malloc_trim through libc
 pub(crate) fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of glibc's own arenas to the kernel.

@@ -70,7 +70,9 @@ pub fn samples() -> Vec<(&'static str, PoolSnapshot)> {
 /// Why a check failed, with whatever the guest logged before it did.
 #[derive(Debug)]
 pub struct CheckError {
+    /// The failure itself.
     pub error: PluginError,
+    /// Lines the guest logged before the failure, oldest first.
     pub log: Vec<String>,
 }
 

@@ -23,13 +23,16 @@ pub(crate) enum Pre {
 /// A compiled, world-checked component: shared by every slot that loads the same content for
 /// the same world (see `PluginEngine::shared`).
 pub struct Compiled {
+    /// Lowercase hex SHA-256 of the component's bytes (its content address).
     pub sha256: String,
+    /// The world the component was checked against and pre-instantiated for.
     pub world: World,
     /// Bytes of machine code the compile produced.
     pub code_bytes: usize,
     pub(crate) pre: Pre,
 }
 
+/// Lowercase hex SHA-256 of `bytes`: the content address of a plugin file.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -99,6 +102,9 @@ impl Compiled {
     }
 }
 
+// wasmtime's deserialize is unsafe: it trusts the bytes to be its own compiled code. Each call
+// below says why that holds.
+#[allow(unsafe_code)]
 fn compile(
     engine: &PluginEngine,
     cache: Option<&Path>,

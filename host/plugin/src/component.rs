@@ -24,12 +24,16 @@ use crate::engine::{Captured, LogGate, PluginEngine, State};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
+    /// `sizing-policy`: how many containers to keep ready.
     Sizing,
+    /// `exhaustion-strategy`: what to do with an acquire when no container is ready.
     Exhaustion,
+    /// `health-check`: which probes to run on a container, and judging their results.
     Health,
 }
 
 impl World {
+    /// The world's name in the WIT package, e.g. `sizing-policy`.
     pub fn wit_name(self) -> &'static str {
         match self {
             World::Sizing => "sizing-policy",
@@ -66,24 +70,45 @@ impl std::str::FromStr for World {
 /// Why a plugin could not be loaded or a call failed. Each names the stage.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
+    /// The plugin file could not be read.
     #[error("read {path}: {message}")]
-    Read { path: String, message: String },
-    #[error("compile {path}: not a valid wasm component: {message}")]
-    Compile { path: String, message: String },
-    #[error("link {path}: not a {world} component: {message}")]
-    World {
+    Read {
+        /// The plugin file.
         path: String,
-        world: &'static str,
+        /// The I/O error.
         message: String,
     },
+    /// The file is not a valid wasm component.
+    #[error("compile {path}: not a valid wasm component: {message}")]
+    Compile {
+        /// The plugin file.
+        path: String,
+        /// The compiler's error.
+        message: String,
+    },
+    /// The component does not fit the world it was loaded for.
+    #[error("link {path}: not a {world} component: {message}")]
+    World {
+        /// The plugin file.
+        path: String,
+        /// The expected world's WIT name, e.g. `sizing-policy`.
+        world: &'static str,
+        /// The linker's error.
+        message: String,
+    },
+    /// `init` returned an error (the guest's message, clipped), or the compile task failed.
     #[error("init: {0}")]
     Init(String),
+    /// A call, or a load, overran its wall-clock deadline.
     #[error("call exceeded its deadline of {0:?}")]
     Deadline(Duration),
+    /// The instance tried to grow its linear memory past the cap, in bytes.
     #[error("call hit the memory cap of {0} bytes")]
     Memory(usize),
+    /// The guest trapped: its last error log or output, else wasmtime's error (clipped).
     #[error("guest trapped: {0}")]
     Trap(String),
+    /// The guest's answer broke the interface's rules (e.g. a target above `max_ready`).
     #[error("malformed answer: {0}")]
     Malformed(String),
 }
@@ -99,9 +124,13 @@ type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send
 
 /// A compiled plugin with its live instance and its settings.
 pub struct Loaded {
+    /// The world the plugin was loaded for.
     pub world: World,
+    /// The plugin file it was loaded from.
     pub path: PathBuf,
+    /// Lowercase hex SHA-256 of the file's contents.
     pub sha256: String,
+    /// The compiled component, shared with other slots loading the same content and world.
     pub compiled: Arc<Compiled>,
     name: Arc<str>,
     config: Vec<(String, String)>,
@@ -327,6 +356,8 @@ impl Loaded {
         }
     }
 
+    /// Call the sizing plugin's `decide` on snapshot `s`; the decision is cut to the host's
+    /// bounds by `cut`.
     pub async fn decide(
         &self,
         s: &p::PoolSnapshot,
@@ -346,6 +377,8 @@ impl Loaded {
         Ok(convert::decision(d, cut))
     }
 
+    /// Call the exhaustion plugin's `on-exhausted` for request `r` against snapshot `s`; the
+    /// action is cut to the host's bounds by `cut`.
     pub async fn on_exhausted(
         &self,
         r: &p::ExhaustionRequest,
@@ -366,6 +399,7 @@ impl Loaded {
         Ok(convert::action(a, cut))
     }
 
+    /// Call the health plugin's `plan`: the probes to run on `c`, cut to the host's bounds.
     pub async fn plan(
         &self,
         c: &p::ContainerInfo,
@@ -385,6 +419,8 @@ impl Loaded {
         Ok(convert::probes(probes, cut))
     }
 
+    /// Call the health plugin's `judge` on `c`'s probe `results`; its verdict is cut to the
+    /// host's bounds by `cut`.
     pub async fn judge(
         &self,
         c: &p::ContainerInfo,

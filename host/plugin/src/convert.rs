@@ -14,6 +14,7 @@ use crate::bindings::types as w;
 pub struct Cut(AtomicU64);
 
 impl Cut {
+    /// How many strings, lists and numbers have been cut so far.
     pub fn count(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -48,6 +49,7 @@ pub fn clip(s: &str, max: usize) -> String {
     warmpool_core::bounds::clip(s, max)
 }
 
+/// A pool snapshot, for the guest, field by field.
 pub fn snapshot(s: &p::PoolSnapshot) -> w::PoolSnapshot {
     w::PoolSnapshot {
         now_ms: s.now_ms,
@@ -79,6 +81,7 @@ pub fn snapshot(s: &p::PoolSnapshot) -> w::PoolSnapshot {
     }
 }
 
+/// A guest's sizing decision, its reason cut to `bounds::MAX_REASON` bytes.
 pub fn decision(d: w::SizingDecision, cut: &Cut) -> p::SizingDecision {
     p::SizingDecision {
         target: d.target,
@@ -86,6 +89,7 @@ pub fn decision(d: w::SizingDecision, cut: &Cut) -> p::SizingDecision {
     }
 }
 
+/// An acquire that found no ready container, for the guest's `on-exhausted`.
 pub fn request(r: &p::ExhaustionRequest) -> w::ExhaustionRequest {
     w::ExhaustionRequest {
         wait_ms: r.wait_ms,
@@ -93,6 +97,7 @@ pub fn request(r: &p::ExhaustionRequest) -> w::ExhaustionRequest {
     }
 }
 
+/// A guest's exhaustion action, its retry-after (ms) and reason cut to the host's bounds.
 pub fn action(a: w::ExhaustionAction, cut: &Cut) -> p::ExhaustionAction {
     match a {
         w::ExhaustionAction::Wait(max_ms) => p::ExhaustionAction::Wait { max_ms },
@@ -104,6 +109,7 @@ pub fn action(a: w::ExhaustionAction, cut: &Cut) -> p::ExhaustionAction {
     }
 }
 
+/// A container's description, for the guest's `plan` and `judge`.
 pub fn container(c: &p::ContainerInfo) -> w::ContainerInfo {
     w::ContainerInfo {
         id: c.id.clone(),
@@ -113,6 +119,8 @@ pub fn container(c: &p::ContainerInfo) -> w::ContainerInfo {
     }
 }
 
+/// A guest's probe list, cut to the host's bounds: count, argv, strings, and timeouts
+/// (in ms, at least 1).
 pub fn probes(v: Vec<w::Probe>, cut: &Cut) -> Vec<p::Probe> {
     let t = |ms: u64| cut.num(ms, bounds::MAX_PROBE_TIMEOUT_MS).max(1);
     cut.list(v, bounds::MAX_PROBES)
@@ -139,6 +147,7 @@ pub fn probes(v: Vec<w::Probe>, cut: &Cut) -> Vec<p::Probe> {
         .collect()
 }
 
+/// A probe's result, for the guest's `judge`.
 pub fn probe_result(r: &p::ProbeResult) -> w::ProbeResult {
     match r {
         p::ProbeResult::Exec { exit_code, output } => w::ProbeResult::Exec(w::ExecResult {
@@ -152,6 +161,7 @@ pub fn probe_result(r: &p::ProbeResult) -> w::ProbeResult {
     }
 }
 
+/// A guest's health verdict, its reason cut to `bounds::MAX_REASON` bytes.
 pub fn verdict(v: w::Verdict, cut: &Cut) -> p::Verdict {
     match v {
         w::Verdict::Healthy => p::Verdict::Healthy,

@@ -254,12 +254,19 @@ impl Drop for Active<'_> {
     }
 }
 
+/// A compiled component's identity: the file's sha256 and the world it was loaded for.
+type Key = (String, World);
+
+/// The shared wasmtime engine (pooling allocator, epoch interruption), one linker per world,
+/// the plugin runtime, and the cache of compiled components.
 pub struct PluginEngine {
+    /// The wasmtime engine every plugin store and instance runs on.
     pub engine: Engine,
     /// The same settings without the instance pool: each compile runs on an engine of its
     /// own made from these, because an engine keeps its compiler's working buffers (tens of
     /// MB after a Python plugin) for as long as it lives.
     pub(crate) compile_config: Config,
+    /// Limits applied to every plugin run on this engine.
     pub limits: Limits,
     pub(crate) sizing: Linker<State>,
     pub(crate) exhaustion: Linker<State>,
@@ -268,13 +275,15 @@ pub struct PluginEngine {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     /// Compiled components by content and world, shared while any slot uses them.
-    compiled: Mutex<HashMap<(String, World), Weak<Compiled>>>,
+    compiled: Mutex<HashMap<Key, Weak<Compiled>>>,
     /// One compile at a time per content and world: two slots loading one file wait for one
     /// compile instead of doing it twice.
-    gates: Mutex<HashMap<(String, World), Weak<Mutex<()>>>>,
+    gates: Mutex<HashMap<Key, Weak<Mutex<()>>>>,
 }
 
 impl PluginEngine {
+    /// Build the engine and linkers for `limits`, start the epoch-ticker thread and the
+    /// plugin runtime (two worker threads).
     pub fn new(limits: Limits) -> Result<Arc<Self>> {
         crate::background::init_compile_threads();
         let mut config = Config::new();

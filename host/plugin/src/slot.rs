@@ -43,9 +43,13 @@ struct Counters {
     benched_sha: Option<String>,
 }
 
+/// The plugin serving one pool for one world, reloaded when its file changes.
 pub struct PluginSlot {
+    /// The pool this slot serves.
     pub pool: String,
+    /// The kind of decision the plugin makes.
     pub world: World,
+    /// The plugin file, read again on every reload.
     pub path: PathBuf,
     config: Vec<(String, String)>,
     engine: Arc<PluginEngine>,
@@ -95,6 +99,7 @@ impl PluginSlot {
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The version serving now, if one has loaded.
     pub fn current(&self) -> Option<Arc<Loaded>> {
         self.current.load_full()
     }
@@ -282,6 +287,8 @@ impl PluginSlot {
         }
     }
 
+    /// A snapshot of the slot for `/v1/plugins`: state (`active`, `compiling`, `benched` or
+    /// `fallback`), counters, and memory and code size in bytes.
     pub fn status(&self) -> PluginStatus {
         let c = self.counters();
         let cur = self.current.load_full();
@@ -337,7 +344,9 @@ fn check_sizing(s: &PoolSnapshot, d: SizingDecision) -> Result<SizingDecision, P
 
 /// A pool's sizing policy served by a plugin, with the built-in as fallback.
 pub struct WasmSizing {
+    /// The slot holding the pool's sizing plugin.
     pub slot: Arc<PluginSlot>,
+    /// The built-in policy, used when the plugin is missing, benched or its call fails.
     pub fallback: Arc<dyn SizingPolicy>,
 }
 
@@ -363,8 +372,11 @@ impl SizingPolicy for WasmSizing {
     }
 }
 
+/// A pool's exhaustion strategy served by a plugin, with the built-in as fallback.
 pub struct WasmExhaustion {
+    /// The slot holding the pool's exhaustion plugin.
     pub slot: Arc<PluginSlot>,
+    /// The built-in strategy, used when the plugin is missing, benched or its call fails.
     pub fallback: Arc<dyn ExhaustionStrategy>,
 }
 
@@ -394,8 +406,11 @@ impl ExhaustionStrategy for WasmExhaustion {
     }
 }
 
+/// A pool's health check served by a plugin, with the built-in as fallback.
 pub struct WasmHealth {
+    /// The slot holding the pool's health plugin.
     pub slot: Arc<PluginSlot>,
+    /// The built-in check, used when the plugin is missing, benched or its call fails.
     pub fallback: Arc<dyn HealthCheck>,
 }
 

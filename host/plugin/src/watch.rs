@@ -53,10 +53,10 @@ impl PluginWatcher {
             let _ = self.watcher.unwatch(d);
         }
         for d in &dirs {
-            if renew || !self.dirs.contains(d) {
-                if let Err(e) = self.watcher.watch(d, RecursiveMode::NonRecursive) {
-                    warn!(dir = %d.display(), error = %e, "cannot watch a plugin directory; its plugin will not hot-reload");
-                }
+            if (renew || !self.dirs.contains(d))
+                && let Err(e) = self.watcher.watch(d, RecursiveMode::NonRecursive)
+            {
+                warn!(dir = %d.display(), error = %e, "cannot watch a plugin directory; its plugin will not hot-reload");
             }
         }
         self.dirs = dirs;

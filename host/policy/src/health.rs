@@ -6,7 +6,9 @@ use crate::types::{ContainerInfo, Probe, ProbeResult, Verdict};
 /// `exec-probe`: run a command inside the container; healthy when it exits 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecProbe {
+    /// Program and arguments, run without a shell; `["true"]` by default.
     pub argv: Vec<String>,
+    /// Time limit of the command, in milliseconds; 5000 by default.
     pub timeout_ms: u64,
 }
 
@@ -31,6 +33,7 @@ impl ExecProbe {
         Ok(p)
     }
 
+    /// One exec probe running `argv` within `timeout_ms`.
     pub fn plan(&self, _c: &ContainerInfo) -> Vec<Probe> {
         vec![Probe::Exec {
             argv: self.argv.clone(),
@@ -38,6 +41,7 @@ impl ExecProbe {
         }]
     }
 
+    /// Healthy when the probe exited 0; see [`judge_all`].
     pub fn judge(&self, _c: &ContainerInfo, results: &[ProbeResult]) -> Verdict {
         judge_all(results)
     }
@@ -46,8 +50,11 @@ impl ExecProbe {
 /// `http-probe`: GET a path on a port of the container; healthy on a 2xx or 3xx answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpProbe {
+    /// Container port to GET; required, never 0.
     pub port: u16,
+    /// Path to GET; `/` by default.
     pub path: String,
+    /// Time limit of the request, in milliseconds; 5000 by default.
     pub timeout_ms: u64,
 }
 
@@ -77,6 +84,7 @@ impl HttpProbe {
         Ok(p)
     }
 
+    /// One HTTP probe of `path` on `port` within `timeout_ms`.
     pub fn plan(&self, _c: &ContainerInfo) -> Vec<Probe> {
         vec![Probe::Http {
             port: self.port,
@@ -85,6 +93,7 @@ impl HttpProbe {
         }]
     }
 
+    /// Healthy on a 2xx or 3xx status; see [`judge_all`].
     pub fn judge(&self, _c: &ContainerInfo, results: &[ProbeResult]) -> Verdict {
         judge_all(results)
     }
@@ -125,7 +134,7 @@ mod tests {
             exit_code: 3,
             output: "boom\n".into(),
         };
-        assert_eq!(judge_all(&[ok.clone()]), Verdict::Healthy);
+        assert_eq!(judge_all(std::slice::from_ref(&ok)), Verdict::Healthy);
         assert_eq!(
             judge_all(&[ok, bad, ProbeResult::TimedOut]),
             Verdict::Unhealthy {

@@ -113,6 +113,8 @@ impl Default for PredictiveConfig {
 }
 
 impl PredictiveConfig {
+    /// Read the settings from a plugin's config pairs; rejects unknown keys, an `alpha`
+    /// outside (0, 1], and a `bucket_ms` of 0 or above `window_ms`.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, String> {
         let mut c = Self::default();
         for (k, v) in pairs {

@@ -15,6 +15,7 @@ pub enum AcquireSource {
 pub struct AcquireSample {
     /// Time of the acquire, in the same clock as [`PoolSnapshot::now_ms`].
     pub at_ms: u64,
+    /// Whether the acquire was served from the pool or created cold.
     pub source: AcquireSource,
 }
 
@@ -23,15 +24,23 @@ pub struct AcquireSample {
 pub struct PoolSnapshot {
     /// Milliseconds on the host's monotonic clock; policies get no clock of their own.
     pub now_ms: u64,
+    /// Containers ready to be leased.
     pub ready: u32,
+    /// Containers being created, started and set up.
     pub creating: u32,
+    /// Containers leased to clients.
     pub leased: u32,
+    /// Containers being removed.
     pub removing: u32,
+    /// Containers found unhealthy and not yet removed.
     pub unhealthy: u32,
     /// Acquires queued for a container right now.
     pub waiters: u32,
+    /// Configured floor of ready containers.
     pub min_ready: u32,
+    /// Configured upper bound on ready containers.
     pub max_ready: u32,
+    /// Configured cap on the pool's containers in any state.
     pub max_total: u32,
     /// Containers the global cap still allows, over all pools.
     pub global_free: u32,
@@ -76,7 +85,9 @@ impl PoolSnapshot {
 /// A sizing policy's answer: how many containers to keep ready, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SizingDecision {
+    /// Containers to keep ready; the core clamps it to `[0, max_ready]`.
     pub target: u32,
+    /// Human-readable explanation, reported with the pool's stats.
     pub reason: String,
 }
 
@@ -93,9 +104,17 @@ pub struct ExhaustionRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExhaustionAction {
     /// Queue (FIFO) for the next ready container, for at most `max_ms`.
-    Wait { max_ms: u64 },
+    Wait {
+        /// Longest wait in milliseconds; the host also bounds it by the client's wait.
+        max_ms: u64,
+    },
     /// Refuse now; the client may retry after `retry_after_ms`.
-    Fail { retry_after_ms: u64, reason: String },
+    Fail {
+        /// Client back-off in milliseconds, sent as Retry-After; the host caps it.
+        retry_after_ms: u64,
+        /// Why the acquire was refused; the host clips its length.
+        reason: String,
+    },
     /// Create a container for this request now, counted against the caps.
     ColdCreate,
 }
@@ -103,7 +122,9 @@ pub enum ExhaustionAction {
 /// What a health check knows about the container it judges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
+    /// The container's engine (Docker) id.
     pub id: String,
+    /// Name of the pool that holds the container.
     pub pool: String,
     /// Milliseconds since the container became ready.
     pub age_ms: u64,
@@ -115,15 +136,28 @@ pub struct ContainerInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// Run `argv` inside the container; success is exit code 0.
-    Exec { argv: Vec<String>, timeout_ms: u64 },
+    Exec {
+        /// Program and its arguments, run directly, not through a shell.
+        argv: Vec<String>,
+        /// Time limit in milliseconds; past it the result is `TimedOut`.
+        timeout_ms: u64,
+    },
     /// HTTP GET `path` on the container's `port`.
     Http {
+        /// Container port to send the request to.
         port: u16,
+        /// Path to GET, as sent in the request line.
         path: String,
+        /// Time limit for connect, request and response, in milliseconds.
         timeout_ms: u64,
     },
     /// Open a TCP connection to the container's `port`.
-    Tcp { port: u16, timeout_ms: u64 },
+    Tcp {
+        /// Container port to connect to.
+        port: u16,
+        /// Connect time limit, in milliseconds.
+        timeout_ms: u64,
+    },
 }
 
 impl Probe {
@@ -140,17 +174,25 @@ impl Probe {
 /// What the host observed running one [`Probe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeResult {
+    /// The command ran to completion.
     Exec {
+        /// The command's exit code; 0 means success.
         exit_code: i64,
+        /// The command's stdout followed by its stderr, capped by the host.
         output: String,
     },
+    /// The HTTP GET got a response.
     Http {
+        /// Status code of the HTTP response.
         status: u16,
     },
+    /// The TCP connection was established.
     TcpConnected,
+    /// The probe did not finish within its `timeout_ms`.
     TimedOut,
     /// The probe could not run at all (no address, engine error, …).
     Error {
+        /// Why the probe could not run.
         reason: String,
     },
 }
@@ -158,14 +200,17 @@ pub enum ProbeResult {
 /// A health check's judgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// The container is fine and stays in the pool.
     Healthy,
     /// Remove the container now and replace it.
     Unhealthy {
+        /// What failed; logged when the container is retired.
         reason: String,
     },
     /// The container works but should be replaced (e.g. it is worn); handled like unhealthy
     /// but reported apart.
     Recycle {
+        /// Why the container should be replaced.
         reason: String,
     },
 }

@@ -23,6 +23,8 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// The file name inside `state_dir`.
 pub const FILE_NAME: &str = "warmpool-state.redb";
 
+/// The [`LeaseStore`] of a daemon with `state_dir`: leases and the lendable set in one redb
+/// file, locked against a second daemon.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
@@ -68,6 +70,7 @@ impl RedbStore {
         Ok(Self { db, path })
     }
 
+    /// The redb file this store writes.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use warmpool_core::store::{Change, LeaseStore, Persisted, StoreError};
 
+/// A [`LeaseStore`] held in memory, with switches to make loads or commits fail.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<Persisted>,
@@ -18,14 +19,17 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// A copy of everything committed so far.
     pub fn snapshot(&self) -> Persisted {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Commits that succeeded so far.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Acquire)
     }
 
+    /// Make every later commit fail (`true`) or succeed again (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.fail.store(failing, Ordering::Release);
     }

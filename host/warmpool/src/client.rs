@@ -6,6 +6,7 @@ use clap::Args;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
+/// Where the client commands find the daemon, and the token they send.
 #[derive(Args, Clone)]
 pub struct Conn {
     /// Base URL of the daemon.
@@ -56,6 +57,7 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// `warmpool status`: every pool's counts, target and policies.
 pub async fn status(c: &Conn) -> ExitCode {
     let (_, v) = match c.send(c.req(Method::GET, "/v1/pools")).await {
         Ok(r) => r,
@@ -100,6 +102,7 @@ pub async fn status(c: &Conn) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `warmpool acquire`: take a lease and print it as JSON.
 pub async fn acquire(c: &Conn, pool: &str, ttl: Option<u64>, wait_ms: Option<u64>) -> ExitCode {
     let body = json!({ "pool": pool, "ttl_s": ttl, "wait_ms": wait_ms });
     match c.send(c.req(Method::POST, "/v1/leases").json(&body)).await {
@@ -111,6 +114,7 @@ pub async fn acquire(c: &Conn, pool: &str, ttl: Option<u64>, wait_ms: Option<u64
     }
 }
 
+/// `warmpool exec`: run a command in a leased container; exits with its exit code.
 pub async fn exec(c: &Conn, lease: &str, cmd: Vec<String>, timeout_ms: Option<u64>) -> ExitCode {
     let body = json!({ "cmd": cmd, "timeout_ms": timeout_ms });
     match c
@@ -133,6 +137,7 @@ pub async fn exec(c: &Conn, lease: &str, cmd: Vec<String>, timeout_ms: Option<u6
     }
 }
 
+/// `warmpool release`: end a lease (its container is removed).
 pub async fn release(c: &Conn, lease: &str) -> ExitCode {
     match c
         .send(c.req(Method::DELETE, &format!("/v1/leases/{lease}")))
@@ -146,6 +151,7 @@ pub async fn release(c: &Conn, lease: &str) -> ExitCode {
     }
 }
 
+/// `warmpool plugin list`: each pool's plugins and their state.
 pub async fn plugins(c: &Conn) -> ExitCode {
     let (_, v) = match c.send(c.req(Method::GET, "/v1/plugins")).await {
         Ok(r) => r,

@@ -7,6 +7,8 @@ use warmpool_config::{HealthPlan, PoolPlan};
 use warmpool_core::{BuiltinHealth, ExhaustionStrategy, HealthCheck, Policies, SizingPolicy};
 use warmpool_plugin_host::{PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World};
 
+/// The policies a pool runs: each plugin named in its config behind a slot with the built-in
+/// as fallback, and the built-ins for the rest.
 pub fn policies(plan: &PoolPlan, host: &PluginHost) -> Policies {
     let name = &plan.pool.name;
     let mut sizing: Arc<dyn SizingPolicy> = Arc::new(plan.sizing.clone());

@@ -25,6 +25,7 @@ use warmpool_store::RedbStore;
 use crate::control::supervisor::{Supervisor, Watchers};
 use crate::control::{Control, Inbox, Source, signals};
 
+/// `warmpool serve`: run the daemon on this config until SIGTERM or SIGINT.
 pub async fn run(path: &Path) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use warmpool_config::HealthPlan;
 
+/// `warmpool validate`: load and check a config, print every problem with its YAML path, or a
+/// summary of the pools.
 pub fn run(path: &Path) -> ExitCode {
     match warmpool_config::load(path) {
         Err(e) => {
@@ -30,8 +32,8 @@ pub fn run(path: &Path) -> ExitCode {
                 ),
             }
             println!(
-                "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} {}",
-                "POOL", "IMAGE", "MIN", "MAX", "TOTAL", "EXHAUSTION", "TTL", "HEALTH"
+                "{:<16} {:<36} {:>5} {:>5} {:>5}  {:<10} {:<9} HEALTH",
+                "POOL", "IMAGE", "MIN", "MAX", "TOTAL", "EXHAUSTION", "TTL"
             );
             for p in &cfg.pools {
                 let c = &p.pool;

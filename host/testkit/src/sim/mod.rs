@@ -35,15 +35,25 @@ pub const STEPS: usize = 250;
 /// What one seed did.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// The seed that was run.
     pub seed: u64,
+    /// Steps run.
     pub steps: usize,
+    /// Acquires the clients made, answered or not.
     pub acquires: u64,
+    /// Acquires that got a lease.
     pub leases: u64,
+    /// Releases for reuse whose container was reused.
     pub reuses: u64,
+    /// Daemons killed without warning (`kill -9`).
     pub crashes: u64,
+    /// Graceful restarts (SIGTERM, then a new daemon).
     pub restarts: u64,
+    /// Config reloads.
     pub reloads: u64,
+    /// Fault changes made (a fault switched on or off, or all cleared).
     pub faults: u64,
+    /// Time on the paused tokio clock from start to the end of the settle.
     pub virtual_time: Duration,
     /// A digest of every step as traced (operations, IDs, times): equal digests mean the
     /// same run.
@@ -53,9 +63,13 @@ pub struct Outcome {
 /// A broken promise: the seed, the step, what broke, and the last steps that led there.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// The seed that failed.
     pub seed: u64,
+    /// The step at which a promise broke (0 for a panic); replay runs this many steps.
     pub step: usize,
+    /// What broke.
     pub message: String,
+    /// The last traced steps (at most 80 lines), oldest first.
     pub trace: Vec<String>,
 }
 

@@ -56,6 +56,7 @@ impl Model {
     }
 }
 
+/// One seed's simulation: the engine, the store, the current daemon and the client's model.
 pub struct Sim {
     pub(crate) seed: u64,
     pub(crate) rng: fastrand::Rng,
@@ -81,6 +82,8 @@ pub struct Sim {
 const TRACE: usize = 80;
 
 impl Sim {
+    /// A world drawn from `seed` (engine, pools, limits) with its first daemon started;
+    /// `trace_all` prints every step to stderr.
     pub fn new(seed: u64, trace_all: bool) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let engine = FakeEngine::new(Duration::from_millis(rng.u64(50..800)), seed ^ 0x9e37);
@@ -218,6 +221,8 @@ impl Sim {
         random_pool(&mut self.rng, &name)
     }
 
+    /// Run up to `steps` steps, checking the promises after each, then settle and check the
+    /// end state; the first broken promise is returned as a [`Failure`].
     pub async fn run(&mut self, steps: usize) -> Result<Outcome, Failure> {
         while self.step < steps {
             self.step += 1;

@@ -23,6 +23,8 @@ fn same_policies(a: &PoolPlan, b: &PoolPlan) -> bool {
         && a.plugins == b.plugins
 }
 
+/// What changed from `old` to `new`: pools added, removed, changed or respecified, and the
+/// settings that only a restart applies. A pure function, compared by value.
 pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     let mut d = ConfigDiff::default();
     let (a, b) = (&old.server, &new.server);

@@ -40,8 +40,11 @@ impl Source {
 /// What a reload did: the pools it touched and the settings that need a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadSummary {
+    /// Pools the new config adds.
     pub added: Vec<String>,
+    /// Pools it removes (they drain; open leases keep working).
     pub removed: Vec<String>,
+    /// Pools whose settings changed.
     pub changed: Vec<String>,
     /// Of `changed`, the pools whose container spec changed (their ready containers drain).
     pub respec: Vec<String>,
@@ -55,8 +58,11 @@ pub type ReloadReply = oneshot::Sender<Result<ReloadSummary, String>>;
 /// A request to the supervisor.
 #[derive(Debug)]
 pub enum Control {
+    /// Read the config file again and apply what changed.
     Reload {
+        /// Who asked.
         source: Source,
+        /// Where to send the outcome, when the asker waits for it (the admin route).
         reply: Option<ReloadReply>,
     },
     /// Plugin files changed (paths as the watcher reported them).
@@ -73,6 +79,7 @@ pub const CAPACITY: usize = 64;
 pub struct Inbox(mpsc::Sender<Control>);
 
 impl Inbox {
+    /// A new inbox of [`CAPACITY`], and the receiving end the supervisor reads.
     pub fn new() -> (Self, mpsc::Receiver<Control>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
         (Self(tx), rx)

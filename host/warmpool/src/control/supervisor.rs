@@ -91,6 +91,7 @@ impl Watchers {
     }
 }
 
+/// The one task that applies control requests in order: reloads, plugin changes, shutdown.
 pub struct Supervisor<B: Backend> {
     path: PathBuf,
     current: Config,
@@ -103,6 +104,7 @@ pub struct Supervisor<B: Backend> {
 }
 
 impl<B: Backend> Supervisor<B> {
+    /// A supervisor for the daemon that loaded `current` from `path`.
     pub fn new(
         path: &Path,
         current: Config,
@@ -131,6 +133,7 @@ impl<B: Backend> Supervisor<B> {
         self.alive.clone()
     }
 
+    /// The config now applied (the last one that loaded and validated).
     pub fn config(&self) -> &Config {
         &self.current
     }
