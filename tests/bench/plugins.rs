@@ -162,6 +162,24 @@ async fn memory(r: &mut Report) {
     );
 }
 
+/// One acquire on `good`; its latency in ms joins `warm` when it was served from the pool.
+async fn timed_acquire(http: &reqwest::Client, d: &Daemon, warm: &mut Vec<f64>) -> Value {
+    let t = Instant::now();
+    let v: Value = http
+        .post(format!("{}/v1/leases", d.url))
+        .json(&json!({"pool": "good"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    if v["source"] == "pool" {
+        warm.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    v
+}
+
 /// Warm acquires on `good` (rounds of 8, each after a warm-up) and sequential `/healthz`.
 async fn serve_latency(d: &Daemon, rounds: usize, healthz: usize) -> (Stats, Stats) {
     let http = reqwest::Client::new();
@@ -170,20 +188,7 @@ async fn serve_latency(d: &Daemon, rounds: usize, healthz: usize) -> (Stats, Sta
         d.warm_up("good").await;
         let mut ids = Vec::new();
         for _ in 0..8 {
-            let t = Instant::now();
-            let v: Value = http
-                .post(format!("{}/v1/leases", d.url))
-                .json(&json!({"pool": "good"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            if v["source"] == "pool" {
-                acq.push(ms);
-            }
+            let v = timed_acquire(&http, d, &mut acq).await;
             ids.push(v["lease_id"].as_str().unwrap_or_default().to_string());
         }
         for id in ids {
@@ -317,20 +322,7 @@ async fn containment(quick: bool, r: &mut Report) {
         let _ = http.get(format!("{}/healthz", d.url)).send().await.unwrap();
         hzs.push(t.elapsed().as_secs_f64() * 1000.0);
         if hzs.len() % 20 == 0 {
-            let t = Instant::now();
-            let v: Value = http
-                .post(format!("{}/v1/leases", d.url))
-                .json(&json!({"pool": "good"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            if v["source"] == "pool" {
-                acq.push(ms);
-            }
+            let v = timed_acquire(&http, &d, &mut acq).await;
             if let Some(id) = v["lease_id"].as_str() {
                 let _ = http
                     .delete(format!("{}/v1/leases/{id}", d.url))

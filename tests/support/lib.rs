@@ -16,7 +16,7 @@ mod proxy;
 
 pub use daemon::{Daemon, Setup};
 pub use events::collect_events;
-pub use plugins::{Guest, plugin_yaml, replace_by_rename};
+pub use plugins::{Guest, plugin_check, plugin_yaml, replace_by_rename};
 pub use proxy::EngineProxy;
 
 pub const IMAGE: &str = "warmpool-test/busybox:latest";

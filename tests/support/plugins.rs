@@ -36,6 +36,16 @@ impl Guest {
     }
 }
 
+/// Run `warmpool plugin check --world <world> [--config k=v]… <wasm>` and return its output.
+pub fn plugin_check(world: &str, config: &[&str], wasm: &Path) -> std::process::Output {
+    let mut cmd = std::process::Command::new(crate::binary());
+    cmd.args(["plugin", "check", "--world", world]);
+    for kv in config {
+        cmd.args(["--config", kv]);
+    }
+    cmd.arg(wasm).output().expect("run warmpool plugin check")
+}
+
 /// Replace `to` the way editors and deploy tools do: write a temp file, rename it over.
 pub fn replace_by_rename(from: &Path, to: &Path) {
     let tmp = to.with_extension("wasm.tmp");

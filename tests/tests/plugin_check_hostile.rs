@@ -1,10 +1,9 @@
 //! `warmpool plugin check` on hostile guests, Rust and Python: it never panics (exit 101) and
 //! never hangs; it exits 1 naming what went wrong, with the guest's own log lines.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use warmpool_e2e::Guest;
+use warmpool_e2e::{Guest, plugin_check};
 
 /// Well past the 2 s load deadline and the 50 ms call deadline; the guests sleep 90 s.
 const NO_HANG: Duration = Duration::from_secs(60);
@@ -21,13 +20,11 @@ fn check(guest: Guest, world: &str, mode: &str) -> Checked {
 
 fn check_with(guest: Guest, world: &str, mode: &str, extra: &[&str]) -> Checked {
     let t0 = Instant::now();
-    let mut cmd = Command::new(warmpool_e2e::binary());
-    cmd.args(["plugin", "check", "--world", world, "--config"])
-        .arg(format!("mode={mode}"));
-    for kv in extra {
-        cmd.args(["--config", kv]);
-    }
-    let out = cmd.arg(guest.built()).output().unwrap();
+    let mode = format!("mode={mode}");
+    let config: Vec<&str> = std::iter::once(mode.as_str())
+        .chain(extra.iter().copied())
+        .collect();
+    let out = plugin_check(world, &config, &guest.built());
     assert!(
         t0.elapsed() < NO_HANG,
         "{guest:?} {mode}: check took {:?}",

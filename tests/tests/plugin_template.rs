@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use warmpool_e2e::plugin_check;
+
 /// Build the Rust template with stock cargo; its component.
 fn rust_template() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/plugin-template");
@@ -27,18 +29,7 @@ fn rust_template() -> PathBuf {
 #[test]
 fn the_template_builds_and_checks() {
     let wasm = rust_template();
-    let out = Command::new(warmpool_e2e::binary())
-        .args([
-            "plugin",
-            "check",
-            "--world",
-            "sizing",
-            "--config",
-            "per_cold=3",
-        ])
-        .arg(&wasm)
-        .output()
-        .unwrap();
+    let out = plugin_check("sizing", &["per_cold=3"], &wasm);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -53,13 +44,7 @@ fn the_template_builds_and_checks() {
         stdout.contains("cold-aware: 0 cold acquires in 60000 ms"),
         "{stdout}"
     );
-    let out = Command::new(warmpool_e2e::binary())
-        .args([
-            "plugin", "check", "--world", "sizing", "--config", "speed=3",
-        ])
-        .arg(&wasm)
-        .output()
-        .unwrap();
+    let out = plugin_check("sizing", &["speed=3"], &wasm);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting \"speed\""));
 }
@@ -80,18 +65,7 @@ fn the_python_template_builds_checks_and_agrees_with_the_rust_one() {
         String::from_utf8_lossy(&out.stderr)
     );
     let answers = |wasm: &std::path::Path| {
-        let out = Command::new(warmpool_e2e::binary())
-            .args([
-                "plugin",
-                "check",
-                "--world",
-                "sizing",
-                "--config",
-                "per_cold=3",
-            ])
-            .arg(wasm)
-            .output()
-            .unwrap();
+        let out = plugin_check("sizing", &["per_cold=3"], wasm);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
@@ -109,13 +83,7 @@ fn the_python_template_builds_checks_and_agrees_with_the_rust_one() {
     let rust = answers(&rust_template());
     assert_eq!(py, rust, "the two templates disagree");
 
-    let out = Command::new(warmpool_e2e::binary())
-        .args([
-            "plugin", "check", "--world", "sizing", "--config", "speed=3",
-        ])
-        .arg(&wasm)
-        .output()
-        .unwrap();
+    let out = plugin_check("sizing", &["speed=3"], &wasm);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting 'speed'"));
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use warmpool_e2e::{Daemon, pool_yaml, replace_by_rename};
+use warmpool_e2e::{Daemon, plugin_check, pool_yaml, replace_by_rename};
 use warmpool_test_components::component;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -240,18 +240,7 @@ async fn a_hostile_plugin_leaves_the_daemon_serving_on_its_builtin() {
 
 #[test]
 fn plugin_check_reports_good_and_bad_components() {
-    let out = std::process::Command::new(warmpool_e2e::binary())
-        .args([
-            "plugin",
-            "check",
-            "--world",
-            "sizing",
-            "--config",
-            "headroom=2",
-        ])
-        .arg(component("sizing_predictive"))
-        .output()
-        .unwrap();
+    let out = plugin_check("sizing", &["headroom=2"], &component("sizing_predictive"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -264,11 +253,7 @@ fn plugin_check_reports_good_and_bad_components() {
     );
     assert!(stdout.contains("burst  → target"), "{stdout}");
 
-    let out = std::process::Command::new(warmpool_e2e::binary())
-        .args(["plugin", "check", "--world", "sizing"])
-        .arg(component("test_guest_panics"))
-        .output()
-        .unwrap();
+    let out = plugin_check("sizing", &[], &component("test_guest_panics"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

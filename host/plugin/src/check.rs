@@ -124,19 +124,7 @@ async fn run_check(
     world: World,
     config: &[(String, String)],
 ) -> Result<String, CheckError> {
-    let (sha, bytes) = crate::component::read(engine, path).await?;
-    let l = Loaded::compile(
-        engine,
-        None,
-        world,
-        path,
-        bytes,
-        sha,
-        config,
-        Arc::default(),
-        true,
-    )
-    .await?;
+    let l = Loaded::read_and_compile(engine, None, world, path, config, true).await?;
     let fail = |error: PluginError| CheckError {
         error,
         log: l.captured_log(),

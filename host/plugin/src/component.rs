@@ -182,8 +182,23 @@ impl Loaded {
         path: &Path,
         config: &[(String, String)],
     ) -> Result<Loaded, PluginError> {
+        let loaded = Self::read_and_compile(engine, cache, world, path, config, false).await?;
+        loaded.warm().await?;
+        Ok(loaded)
+    }
+
+    /// Read `path` and compile it for `world`, without instantiating. `capture`: keep the
+    /// guest's log lines for the caller (`plugin check`) instead of only tracing them.
+    pub(crate) async fn read_and_compile(
+        engine: &Arc<PluginEngine>,
+        cache: Option<&Path>,
+        world: World,
+        path: &Path,
+        config: &[(String, String)],
+        capture: bool,
+    ) -> Result<Loaded, PluginError> {
         let (sha, bytes) = read(engine, path).await?;
-        let loaded = Self::compile(
+        Self::compile(
             engine,
             cache,
             world,
@@ -192,11 +207,9 @@ impl Loaded {
             sha,
             config,
             Arc::default(),
-            false,
+            capture,
         )
-        .await?;
-        loaded.warm().await?;
-        Ok(loaded)
+        .await
     }
 
     /// Compile (on the plugin runtime's blocking pool), without instantiating.

@@ -4,9 +4,12 @@
 //! `init` included, bind a socket, flood the log, answer megabytes) holds a caller past its
 //! deadline or reaches the daemon unbounded.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{cfg, snap};
 use warmpool_core::policy_logic::{
     ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, SizingDecision,
 };
@@ -23,23 +26,6 @@ use warmpool_test_components::component;
 
 /// A bound no contained call comes near (the deadline is 50 ms): it only catches a hang.
 const NO_HANG: Duration = Duration::from_secs(10);
-
-fn snap() -> PoolSnapshot {
-    PoolSnapshot {
-        ready: 1,
-        min_ready: 2,
-        max_ready: 4,
-        max_total: 8,
-        idle_timeout_ms: 1000,
-        ..Default::default()
-    }
-}
-
-fn cfg(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-    kv.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 async fn load(name: &str, config: &[(String, String)]) -> Result<Loaded, PluginError> {
     let e = PluginEngine::new(Limits::default()).unwrap();

@@ -4,11 +4,14 @@
 //! bomb hits the cap; answers out of bounds are cut and counted; and two pools loading the
 //! same Python file share one compile.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use warmpool_core::policy_logic::{ExhaustionAction, ExhaustionRequest, PoolSnapshot};
+use common::{cfg, snap};
+use warmpool_core::policy_logic::{ExhaustionAction, ExhaustionRequest};
 use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ExhaustionStrategy, SizingPolicy, bounds};
 use warmpool_plugin_host::component::Loaded;
 use warmpool_plugin_host::convert::Cut;
@@ -33,23 +36,6 @@ fn engine() -> &'static (Arc<PluginEngine>, PathBuf) {
 
 fn sizing_guest() -> PathBuf {
     python_component("hostile_sizing", "sizing-policy")
-}
-
-fn snap() -> PoolSnapshot {
-    PoolSnapshot {
-        ready: 1,
-        min_ready: 2,
-        max_ready: 4,
-        max_total: 8,
-        idle_timeout_ms: 1000,
-        ..Default::default()
-    }
-}
-
-fn cfg(kv: &[(&str, &str)]) -> Vec<(String, String)> {
-    kv.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 async fn load(
