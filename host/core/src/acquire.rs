@@ -13,10 +13,10 @@ use crate::backend::{Backend, BackendError};
 use crate::clock::later;
 use crate::error::AcquireError;
 use crate::lease::{Lease, LeaseInfo};
+use crate::lease_store::Change;
 use crate::manager::{AcquireRequest, Manager};
 use crate::policy::bounds;
 use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
-use crate::store::Change;
 
 impl<B: Backend> Manager<B> {
     /// Take a container for a client. The warm path is one short critical section.

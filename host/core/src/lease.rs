@@ -1,21 +1,21 @@
 //! Leases: a container handed to a client until it is released or its TTL runs out. The lease
-//! type, the lease table, and the manager's operations on leases (list, renew, release, exec,
-//! files).
+//! type, how the API and the store see it, and the lease table. Plain data: the manager's
+//! operations on leases (list, renew, release, exec, files) are in `leasing.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use tokio::time::Instant;
 use warmpool_policy::AcquireSource;
 
-use crate::backend::{Backend, ExecOutput, ExecRequest, FileBody, USED_SUFFIX};
-use crate::clock::{Clock, later, rfc3339};
+use crate::backend::USED_SUFFIX;
+use crate::clock::{Clock, rfc3339};
 use crate::error::LeaseError;
-use crate::manager::{Manager, lock};
-use crate::pool::{LeaseEnd, Pool, ReadyContainer};
-use crate::store::{Change, LeaseRecord, unix_ms};
+use crate::lease_store::{LeaseRecord, unix_ms};
+use crate::pool::{Pool, ReadyContainer};
+use crate::sync::lock;
 
 /// A live lease, as the manager keeps it.
 pub struct Lease {
@@ -197,100 +197,5 @@ impl LeaseTable {
             .filter(|l| l.gone.is_none())
             .map(|l| l.container.created.id.clone())
             .collect()
-    }
-}
-
-impl<B: Backend> Manager<B> {
-    /// Every live lease as the API shows it, oldest first.
-    pub fn leases(&self) -> Vec<LeaseInfo> {
-        self.leases.infos(Instant::now(), &self.clock)
-    }
-
-    /// Lease `id` as the API shows it.
-    pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
-        self.leases
-            .with(id, |l| l.info(Instant::now(), &self.clock))
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))
-    }
-
-    /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
-    pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
-        let now = Instant::now();
-        self.leases
-            .with(id, |l| {
-                l.expires = later(now, ttl.min(l.pool.cfg().max_ttl));
-                self.record(|| Change::PutLease(l.record(&self.clock)));
-                l.info(now, &self.clock)
-            })
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))
-    }
-
-    /// End a lease and destroy its container; the pool refills in the background.
-    pub fn release(self: &Arc<Self>, id: &str) -> Result<(), LeaseError> {
-        let lease = self
-            .leases
-            .remove(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
-        self.retire_lease(lease, LeaseEnd::Released, "released");
-        Ok(())
-    }
-
-    /// A lease ends: forget it in the store, and tell the event stream why.
-    pub(crate) fn lease_ended(&self, lease: &Lease, why: &str) {
-        self.record(|| Change::DropLease(lease.id.clone()));
-        self.emit(
-            "released",
-            &lease.pool.name(),
-            Some(&lease.container.created.id),
-            Some(&lease.id),
-            Some(why.to_string()),
-        );
-    }
-
-    /// A lease ends and its container is removed (never given to anyone else).
-    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, end: LeaseEnd, why: &'static str) {
-        self.lease_ended(&lease, why);
-        lease.pool.lock().lease_ended(lease.container.key(), end);
-        self.spawn_removal_of(&lease.pool, &lease.container, why);
-    }
-
-    /// Run `req` in lease `id`'s container. A zero `output_limit` means the manager's
-    /// `exec_output_limit`.
-    pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
-        let cid = self.leases.container(id)?;
-        if req.output_limit == 0 {
-            req.output_limit = self.cfg.exec_output_limit;
-        }
-        let deadline = req.timeout + crate::lifecycle::CALL_SLACK;
-        self.call(deadline, self.backend.exec(&cid, req))
-            .await
-            .map_err(|source| LeaseError::Backend {
-                lease: id.into(),
-                source,
-            })
-    }
-
-    /// Write `file` at absolute `path` inside lease `id`'s container.
-    pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
-        let cid = self.leases.container(id)?;
-        self.backend
-            .put_file(&cid, path, file)
-            .await
-            .map_err(|source| LeaseError::Backend {
-                lease: id.into(),
-                source,
-            })
-    }
-
-    /// Read the file at absolute `path` in lease `id`'s container, as a stream.
-    pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
-        let cid = self.leases.container(id)?;
-        self.backend
-            .get_file(&cid, path)
-            .await
-            .map_err(|source| LeaseError::Backend {
-                lease: id.into(),
-                source,
-            })
     }
 }

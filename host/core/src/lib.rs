@@ -15,8 +15,9 @@
 //! - `lifecycle`: creates, the engine-side "used" mark, the removal that never gives up.
 //! - `refill`: the monitor and refill loops; `reaper`: expiry, recycling, scale-down, the image
 //!   check; `health`: probes; `deaths`: death notices and probation; `sweep`: the running sweep.
-//! - `store`: what survives a crash and the [`LeaseStore`] seam; `persist`: the group commit;
-//!   `reconcile`: startup.
+//! - `lease_store`: what survives a crash, and the [`LeaseStore`](lease_store::LeaseStore) seam the `warmpool-store` crate
+//!   implements; `group_commit`: when it is written (batched, off the acquire path);
+//!   `commit_loop`: the manager's side of it; `reconcile`: startup.
 //! - `reload`: config reload; `shutdown`: the bounded drain; `stats`: the read-only view.
 //! - `policy`: the policy seams, their built-ins, and the bounds on every policy's answer.
 //! - `clock`: the wall clock, saturating instants, IDs; `counters`, `caps`, `config`, `error`,
@@ -26,16 +27,19 @@ mod acquire;
 mod backend;
 mod caps;
 mod clock;
+mod commit_loop;
 mod config;
 mod counters;
 mod deaths;
 mod error;
 mod events;
+mod group_commit;
 mod health;
 mod lease;
+pub mod lease_store;
+mod leasing;
 mod lifecycle;
 mod manager;
-mod persist;
 mod plugin_status;
 mod policy;
 mod pool;
@@ -46,8 +50,8 @@ mod reload;
 mod reuse;
 mod shutdown;
 mod stats;
-pub mod store;
 mod sweep;
+mod sync;
 
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
@@ -58,9 +62,9 @@ pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
 pub use counters::{Counters, StateCounts};
 pub use error::{AcquireError, LeaseError, WarmUpError};
 pub use events::Event;
+pub use group_commit::PersistStats;
 pub use lease::LeaseInfo;
 pub use manager::{AcquireRequest, Manager, ManagerBuilder};
-pub use persist::PersistStats;
 pub use plugin_status::{PluginStatus, PluginStatusSource};
 pub use policy::{
     BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,

@@ -15,9 +15,9 @@ use tokio::time::{Instant, sleep};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, BackendError};
+use crate::lease_store::Change;
 use crate::manager::Manager;
 use crate::pool::{Delivery, DeliveryError, Placed, Pool, ReadyContainer};
-use crate::store::Change;
 
 /// Bound on an engine call that is neither a create nor an exec. The Docker client's own request
 /// timeout (120 s) normally fires first, with a better message.

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,11 +21,13 @@ use crate::caps::GlobalCap;
 use crate::clock::{Clock, Ids};
 use crate::config::{ManagerConfig, PoolConfig};
 use crate::events::Event;
+use crate::group_commit::GroupCommit;
 use crate::lease::LeaseTable;
-use crate::persist::Persister;
+use crate::lease_store::LeaseStore;
 use crate::policy::Policies;
 use crate::pool::Pool;
-use crate::store::LeaseStore;
+use crate::stats::PoolStats;
+use crate::sync::lock;
 
 /// An acquire as the API receives it.
 #[derive(Debug, Clone, Default)]
@@ -113,7 +115,7 @@ pub struct Manager<B: Backend> {
     pub(crate) swept: watch::Sender<bool>,
     pub(crate) events: tokio::sync::broadcast::Sender<Event>,
     /// Group commit of leases and the lendable set; `None`: nothing is persisted.
-    pub(crate) persist: Option<Persister>,
+    pub(crate) group_commit: Option<GroupCommit>,
     pub(crate) deaths: Mutex<VecDeque<String>>,
 }
 
@@ -134,7 +136,7 @@ impl<B: Backend> ManagerBuilder<B> {
         self
     }
 
-    /// Persist leases and the lendable set in `store` (see [`crate::store`]); startup then
+    /// Persist leases and the lendable set in `store` (see [`crate::lease_store`]); startup then
     /// reconciles with what the store and the engine hold instead of sweeping.
     pub fn store(mut self, store: Option<Arc<dyn LeaseStore>>) -> Self {
         self.store = store;
@@ -156,7 +158,7 @@ impl<B: Backend> ManagerBuilder<B> {
     /// Make the manager. No task runs until [`Manager::start`].
     pub fn build(self) -> Arc<Manager<B>> {
         let cfg = self.cfg;
-        let persist = self.store.map(|s| Persister::new(s, cfg.commit_interval));
+        let group_commit = self.store.map(|s| GroupCommit::new(s, cfg.commit_interval));
         let cancel = CancellationToken::new();
         let pools: BTreeMap<String, Arc<Pool>> = self
             .pools
@@ -181,7 +183,7 @@ impl<B: Backend> ManagerBuilder<B> {
             engine: EngineState::default(),
             swept: watch::Sender::new(false),
             events: tokio::sync::broadcast::Sender::new(crate::events::CAPACITY),
-            persist,
+            group_commit,
             deaths: Mutex::default(),
         })
     }
@@ -210,7 +212,7 @@ impl<B: Backend> Manager<B> {
         Self::builder(cfg, backend).pools(pools).build()
     }
 
-    /// A manager that persists leases and the lendable set in `store` (see [`crate::store`]).
+    /// A manager that persists leases and the lendable set in `store` (see [`crate::lease_store`]).
     pub fn with_store(
         cfg: ManagerConfig,
         pools: Vec<(PoolConfig, Policies)>,
@@ -317,6 +319,20 @@ impl<B: Backend> Manager<B> {
         self.pools.load().get(name).cloned()
     }
 
+    /// Stats of pool `name`; `None` if no pool serves under that name.
+    pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
+        let pool = self.pool(name)?;
+        Some(PoolStats::read(&pool, self.engine_up(), &self.cfg.breaker))
+    }
+
+    /// Stats of every serving pool, by name.
+    pub fn all_pool_stats(&self) -> Vec<PoolStats> {
+        self.pools()
+            .values()
+            .map(|p| PoolStats::read(p, self.engine_up(), &self.cfg.breaker))
+            .collect()
+    }
+
     /// Containers the global cap counts now, over all pools and orphans.
     pub fn containers_counted(&self) -> u32 {
         self.cap.used()
@@ -354,9 +370,4 @@ impl<B: Backend> Manager<B> {
     pub(crate) fn died_recently(&self, id: &str) -> bool {
         lock(&self.deaths).iter().any(|d| d == id)
     }
-}
-
-/// Lock a std mutex, entering it even if a panicking thread poisoned it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

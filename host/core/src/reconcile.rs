@@ -28,10 +28,11 @@ use tracing::{info, warn};
 
 use crate::backend::{Backend, BackendError, Baseline, Created, Existing};
 use crate::lease::Lease;
+use crate::lease_store::{Change, LeaseRecord, Persisted, from_unix_ms};
 use crate::lifecycle::{CALL_TIMEOUT, Holder};
-use crate::manager::{Manager, lock};
+use crate::manager::Manager;
 use crate::pool::{Pool, ReadyContainer};
-use crate::store::{Change, LeaseRecord, Persisted, from_unix_ms};
+use crate::sync::lock;
 use warmpool_policy::AcquireSource;
 
 /// What reconcile did, for the log and the tests.
@@ -57,7 +58,7 @@ enum Fate {
 impl<B: Backend> Manager<B> {
     /// The startup step the refill waits for: reconcile with a store, remove everything without.
     pub(crate) async fn startup_cleanup(self: &Arc<Self>) {
-        let result = if self.persist.is_none() {
+        let result = if self.group_commit.is_none() {
             self.remove_leftovers().await
         } else {
             self.reconcile().await
@@ -112,7 +113,10 @@ impl<B: Backend> Manager<B> {
     }
 
     async fn load_persisted(&self) -> Result<Persisted, String> {
-        let p = self.persist.as_ref().expect("reconcile runs with a store");
+        let p = self
+            .group_commit
+            .as_ref()
+            .expect("reconcile runs with a store");
         if let Some(done) = lock(&p.loaded).clone() {
             return Ok(done);
         }

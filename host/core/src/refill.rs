@@ -8,8 +8,10 @@
 //!   refills never overshoot a cap), spawns them ([`crate::lifecycle`]). Woken early by acquires,
 //!   creates and removals.
 //!
+//! Warm-up, which waits for refill to bring a pool to its target, is here too.
+//!
 //! The others: the reaper and image check ([`crate::reaper`]), the group commit
-//! ([`crate::persist`]), health probes ([`crate::health`]), death notices ([`crate::deaths`]) and
+//! ([`crate::group_commit`]), health probes ([`crate::health`]), death notices ([`crate::deaths`]) and
 //! the running sweep ([`crate::sweep`]).
 //!
 //! [`TaskTracker`]: tokio_util::task::TaskTracker
@@ -17,16 +19,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info};
 
 use crate::backend::Backend;
+use crate::error::WarmUpError;
 use crate::lifecycle::CALL_TIMEOUT;
-use crate::manager::{Manager, lock};
+use crate::manager::Manager;
 use crate::policy::bounds;
 use crate::pool::Pool;
+use crate::stats::PoolStats;
+use crate::sync::lock;
 
 impl<B: Backend> Manager<B> {
     /// Spawn every background task. Call once.
@@ -141,6 +147,35 @@ impl<B: Backend> Manager<B> {
         }
         for name in approved {
             self.spawn_create(pool.clone(), name, None);
+        }
+    }
+}
+
+impl<B: Backend> Manager<B> {
+    /// Wait until the pool has as many ready containers as its target.
+    pub async fn warm_up(&self, name: &str, within: Duration) -> Result<PoolStats, WarmUpError> {
+        let unknown = || WarmUpError::UnknownPool(name.into());
+        let pool = self.pool(name).ok_or_else(unknown)?;
+        let mut changed = pool.changed.subscribe();
+        let deadline = Instant::now() + within;
+        pool.touch();
+        loop {
+            let (ready, target) = {
+                let mut st = pool.lock();
+                (st.counts().ready, st.effective_target(&pool.cfg()))
+            };
+            if self.is_ready() && ready >= target {
+                // A reload may have removed the pool while we waited.
+                return self.pool_stats(name).ok_or_else(unknown);
+            }
+            if !matches!(timeout_at(deadline, changed.changed()).await, Ok(Ok(()))) {
+                return Err(WarmUpError::Timeout {
+                    pool: name.into(),
+                    target,
+                    ready,
+                    waited: within,
+                });
+            }
         }
     }
 }

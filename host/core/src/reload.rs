@@ -123,6 +123,6 @@ impl<B: Backend> Manager<B> {
         for c in doomed {
             self.spawn_removal_of(pool, &c, "pool removed");
         }
-        crate::manager::lock(&self.retired).push(pool.clone());
+        crate::sync::lock(&self.retired).push(pool.clone());
     }
 }

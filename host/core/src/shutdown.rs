@@ -38,7 +38,7 @@ impl<B: Backend> Manager<B> {
     /// mark), so the next start removes it rather than re-adopting it.
     pub async fn shutdown(self: &Arc<Self>, grace: Duration) -> ShutdownReport {
         let deadline = Instant::now() + grace;
-        let keep = self.cfg.keep_on_shutdown && self.persist.is_some();
+        let keep = self.cfg.keep_on_shutdown && self.group_commit.is_some();
         self.cancel.cancel();
         if keep {
             // Which ready containers are kept depends on the lendable flags: let a commit round

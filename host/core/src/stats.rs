@@ -1,15 +1,13 @@
-//! The stats view the API serves (a read-only copy of each pool's state), and warm-up, which
-//! waits on it.
-
-use std::time::Duration;
+//! The stats view the API serves: a read-only copy of one pool's state, read under its lock
+//! once. The counters it copies live in `counters.rs`; the manager's `pool_stats` picks the
+//! pool.
 
 use serde::Serialize;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
-use crate::backend::Backend;
+use crate::config::BreakerConfig;
 use crate::counters::{Counters, StateCounts};
-use crate::error::WarmUpError;
-use crate::manager::Manager;
+use crate::pool::Pool;
 
 /// A pool as `GET /v1/pools/{name}` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -97,18 +95,18 @@ pub struct PolicyNames {
     pub health: Option<String>,
 }
 
-impl<B: Backend> Manager<B> {
-    /// Stats of pool `name`; `None` if no pool serves under that name.
-    pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
-        let pool = self.pool(name)?;
+impl PoolStats {
+    /// Read `pool`'s stats, under its lock once. `engine_up` is the monitor's last view of the
+    /// engine; `breaker` tells whether the pool counts as degraded.
+    pub(crate) fn read(pool: &Pool, engine_up: bool, breaker: &BreakerConfig) -> Self {
         let cfg = pool.cfg();
         let mut st = pool.lock();
         let now = Instant::now();
         let status = if st.draining() {
             "draining"
-        } else if !self.engine_up() {
+        } else if !engine_up {
             "engine_down"
-        } else if st.degraded(&self.cfg.breaker) {
+        } else if st.degraded(breaker) {
             "degraded"
         } else {
             "ok"
@@ -121,7 +119,7 @@ impl<B: Backend> Manager<B> {
         let target = st.effective_target(&cfg);
         let mut creates: Vec<u32> = st.recent_creates_ms().collect();
         creates.sort_unstable();
-        Some(PoolStats {
+        PoolStats {
             name: cfg.name.clone(),
             image: cfg.spec.image.clone(),
             status,
@@ -161,41 +159,6 @@ impl<B: Backend> Manager<B> {
                 health: pool.policies().health.as_ref().map(|h| h.name()),
             },
             counters: c,
-        })
-    }
-
-    /// Stats of every serving pool, by name.
-    pub fn all_pool_stats(&self) -> Vec<PoolStats> {
-        self.pools()
-            .keys()
-            .filter_map(|n| self.pool_stats(n))
-            .collect()
-    }
-
-    /// Wait until the pool has as many ready containers as its target.
-    pub async fn warm_up(&self, name: &str, within: Duration) -> Result<PoolStats, WarmUpError> {
-        let unknown = || WarmUpError::UnknownPool(name.into());
-        let pool = self.pool(name).ok_or_else(unknown)?;
-        let mut changed = pool.changed.subscribe();
-        let deadline = Instant::now() + within;
-        pool.touch();
-        loop {
-            let (ready, target) = {
-                let mut st = pool.lock();
-                (st.counts().ready, st.effective_target(&pool.cfg()))
-            };
-            if self.is_ready() && ready >= target {
-                // A reload may have removed the pool while we waited.
-                return self.pool_stats(name).ok_or_else(unknown);
-            }
-            if !matches!(timeout_at(deadline, changed.changed()).await, Ok(Ok(()))) {
-                return Err(WarmUpError::Timeout {
-                    pool: name.into(),
-                    target,
-                    ready,
-                    waited: within,
-                });
-            }
         }
     }
 }

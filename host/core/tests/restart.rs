@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use warmpool_core::store::LeaseStore;
+use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{AcquireRequest, BuiltinExhaustion, Manager, ManagerConfig, PoolConfig};
 use warmpool_testkit::FakeBackend;
 use warmpool_testkit::MemoryStore;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use warmpool_core::store::LeaseStore;
+use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{AcquireRequest, BuiltinExhaustion, Manager, ManagerConfig, ReuseConfig};
 use warmpool_testkit::{FakeBackend, MemoryStore};
 

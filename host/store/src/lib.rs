@@ -1,7 +1,7 @@
 //! # warmpool-store: leases and the lendable set in one redb file
 //!
 //! The pool core decides *what* to persist and *when* (group commit, see
-//! `warmpool_core::persist`); this crate only keeps it, in a single redb database file under the
+//! `warmpool_core::group_commit`); this crate only keeps it, in a single redb database file under the
 //! configured `state_dir`. Each commit is one redb write transaction with immediate durability, so
 //! when [`LeaseStore::commit`] returns `Ok` the batch survives `kill -9` and power loss.
 //!
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use warmpool_core::store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
+use warmpool_core::lease_store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
 
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const LENDABLE: TableDefinition<&str, &str> = TableDefinition::new("lendable");

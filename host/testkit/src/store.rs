@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use warmpool_core::store::{Change, LeaseStore, Persisted, StoreError};
+use warmpool_core::lease_store::{Change, LeaseStore, Persisted, StoreError};
 
 /// A [`LeaseStore`] held in memory, with switches to make loads or commits fail.
 #[derive(Debug, Default)]

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use warmpool_config::Config;
 use warmpool_core::Manager;
-use warmpool_core::store::LeaseStore;
+use warmpool_core::lease_store::LeaseStore;
 use warmpool_docker::DockerBackend;
 use warmpool_plugin_host::{Limits, PluginHost};
 use warmpool_store::RedbStore;

@@ -45,7 +45,7 @@ pub struct ReadyContainer {
     /// The pool's spec generation it was made for (see `Pool::stale_spec`).
     pub generation: u64,
     /// May be handed to a client: a commit recorded it in the lendable set (see
-    /// [`crate::store`]), or the daemon persists nothing. Set once, never cleared.
+    /// [`crate::lease_store`]), or the daemon persists nothing. Set once, never cleared.
     pub lendable: bool,
     /// What it looked like before any client touched it; a reuse is refused without one.
     pub baseline: Option<Arc<Baseline>>,
@@ -123,7 +123,7 @@ pub struct PoolState {
     latency: LatencyWindow,
     /// Set at shutdown or when a reload removed the pool: nothing new is created or handed out.
     draining: bool,
-    /// The decaying peak of acquires per commit window; sizes the lendable set (persist.rs).
+    /// The decaying peak of acquires per commit window; sizes the lendable set (group_commit.rs).
     lend_peak: f64,
 }
 

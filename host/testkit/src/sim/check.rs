@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use warmpool_core::store::{Persisted, unix_ms};
+use warmpool_core::lease_store::{Persisted, unix_ms};
 
 use super::Failure;
 use super::world::Sim;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
-use warmpool_core::store::LeaseStore;
+use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{
     BuiltinExhaustion, Clock, Manager, ManagerConfig, Policies, PoolConfig, ReuseConfig,
 };

@@ -6,7 +6,7 @@
 //! acquires expected before the next commit), writes everything in one transaction on tokio's
 //! blocking pool, and only then marks the promoted containers lendable. An acquire that finds
 //! ready containers but none lendable queues and wakes the committer at once, so it waits one
-//! fsync, not a create. See [`crate::store`] for why this keeps a container from reaching two
+//! fsync, not a create. See [`crate::lease_store`] for why this keeps a container from reaching two
 //! clients across a crash.
 //!
 //! While the store fails, nothing new is lent, and pending changes are *coalesced*: one entry
@@ -20,22 +20,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use crate::backend::{Backend, BackendError};
-use crate::manager::{Manager, lock};
-use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
-use crate::store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
+use crate::lease_store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
+use crate::pool::{Delivery, Pool, ReadyContainer};
+use crate::sync::lock;
 
 /// Lendable ready containers kept per pool at least, beyond what the acquire rate asks for.
 const LEND_FLOOR: usize = 2;
 
 /// A cold-created container waiting for the commit that makes it lendable, and its acquire.
-struct HeldDelivery {
-    pool: Arc<Pool>,
-    container: ReadyContainer,
-    tx: oneshot::Sender<Delivery>,
+pub(crate) struct HeldDelivery {
+    pub pool: Arc<Pool>,
+    pub container: ReadyContainer,
+    pub tx: oneshot::Sender<Delivery>,
 }
 
 /// Changes not yet committed, one per key (see the module doc).
@@ -148,8 +148,8 @@ impl Pending {
     }
 }
 
-/// The manager's persistence state; `None` in the manager when no `state_dir` is configured.
-pub(crate) struct Persister {
+/// The group commit of one manager; the manager holds `None` when no `state_dir` is configured.
+pub(crate) struct GroupCommit {
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) interval: Duration,
     pending: std::sync::Mutex<Pending>,
@@ -166,7 +166,7 @@ pub(crate) struct Persister {
     pub(crate) round: tokio::sync::Mutex<()>,
 }
 
-impl Persister {
+impl GroupCommit {
     pub(crate) fn new(store: Arc<dyn LeaseStore>, interval: Duration) -> Self {
         Self {
             store,
@@ -205,6 +205,15 @@ impl Persister {
     }
 }
 
+/// How a commit round ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// The store has the batch (or there was nothing to write).
+    Committed,
+    /// The store failed; the batch waits for the next round.
+    Failed,
+}
+
 /// Persistence figures for the stats and metrics.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PersistStats {
@@ -220,101 +229,76 @@ pub struct PersistStats {
     pub pending: usize,
 }
 
-impl<B: Backend> Manager<B> {
-    /// Whether leases are persisted (a `state_dir` is configured).
-    pub fn persists(&self) -> bool {
-        self.persist.is_some()
-    }
-
-    /// Persistence figures; `None` when nothing is persisted.
-    pub fn persist_stats(&self) -> Option<PersistStats> {
-        self.persist.as_ref().map(|p| PersistStats {
-            commits: p.commits.load(Ordering::Relaxed),
-            commit_failures: p.commit_failures.load(Ordering::Relaxed),
-            last_commit_ms: p.last_commit_us.load(Ordering::Relaxed) as f64 / 1000.0,
-            commit_interval_ms: p.interval.as_millis() as u64,
-            pending: lock(&p.pending).len(),
-        })
-    }
-
-    /// Queue a change for the next commit. Without a store this is a no-op, and the change
-    /// (which clones a lease's strings on the acquire path) is never even built.
-    pub(crate) fn record(&self, change: impl FnOnce() -> Change) {
-        if let Some(p) = &self.persist {
-            let change = change();
-            lock(&p.pending).push(change);
+impl GroupCommit {
+    /// Persistence figures now.
+    pub(crate) fn stats(&self) -> PersistStats {
+        PersistStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            commit_failures: self.commit_failures.load(Ordering::Relaxed),
+            last_commit_ms: self.last_commit_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            commit_interval_ms: self.interval.as_millis() as u64,
+            pending: lock(&self.pending).len(),
         }
+    }
+
+    /// Queue a change for the next commit.
+    pub(crate) fn record(&self, change: Change) {
+        lock(&self.pending).push(change);
     }
 
     /// Ask for a commit now rather than at the next interval.
-    pub(crate) fn urge_commit(&self) {
-        if let Some(p) = &self.persist {
-            p.urgent.notify_one();
-        }
+    pub(crate) fn urge(&self) {
+        self.urgent.notify_one();
     }
 
-    /// New containers are lendable at once only when nothing is persisted.
-    pub(crate) fn born_lendable(&self) -> bool {
-        self.persist.is_none()
+    /// Resolves when a commit is urged.
+    pub(crate) async fn urged(&self) {
+        self.urgent.notified().await;
     }
 
-    /// Hold a cold-created container until a commit made it lendable, then deliver it.
-    /// The caller has counted it as leased.
-    pub(crate) fn deliver_after_commit(
+    /// Hold a cold-created container until a commit made it lendable; the round then hands it
+    /// to the caller's delivery. The caller has counted it as leased.
+    pub(crate) fn hold(
         &self,
         pool: &Arc<Pool>,
         container: ReadyContainer,
         tx: oneshot::Sender<Delivery>,
     ) {
-        let p = self.persist.as_ref().expect("only called when persisting");
-        self.record(|| Change::Lendable {
+        self.record(Change::Lendable {
             container: container.created.id.clone(),
             pool: pool.name(),
         });
-        lock(&p.held).push(HeldDelivery {
+        lock(&self.held).push(HeldDelivery {
             pool: pool.clone(),
             container,
             tx,
         });
-        p.urgent.notify_one();
+        self.urgent.notify_one();
     }
 
-    pub(crate) async fn commit_loop(self: Arc<Self>) {
-        let Some(p) = &self.persist else { return };
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return,
-                _ = p.urgent.notified() => {}
-                _ = sleep(p.interval) => {}
-            }
-            if !self.commit_round().await {
-                // A failing store: back off, and lend nothing new meanwhile.
-                tokio::select! {
-                    biased;
-                    _ = self.cancel.cancelled() => return,
-                    _ = sleep(p.interval * 10) => {}
-                }
-            }
-        }
-    }
-
-    /// One group commit. Returns `false` when the store failed.
-    pub(crate) async fn commit_round(self: &Arc<Self>) -> bool {
-        let Some(p) = &self.persist else { return true };
-        let _round = p.round.lock().await;
-        if self.cancel.is_cancelled() {
-            return true; // shutdown flushes what is pending itself
+    /// One group commit: the pending changes, plus promotions to the lendable set in each of
+    /// `pools`, in one store transaction. Once it is in, the promoted containers become
+    /// lendable and each held delivery goes to `deliver`, all before the round ends (shutdown
+    /// waits for a round in flight, see [`GroupCommit::settle`]).
+    pub(crate) async fn round(
+        &self,
+        pools: impl IntoIterator<Item = Arc<Pool>>,
+        cancel: &CancellationToken,
+        mut deliver: impl FnMut(HeldDelivery),
+    ) -> Round {
+        let _round = self.round.lock().await;
+        if cancel.is_cancelled() {
+            return Round::Committed; // shutdown flushes what is pending itself
         }
         let now = Instant::now();
-        let window = (p.interval * 4).max(Duration::from_millis(100));
-        let decay = 0.5f64.powf(p.interval.as_secs_f64() / 30.0);
+        let window = (self.interval * 4).max(Duration::from_millis(100));
+        let decay = 0.5f64.powf(self.interval.as_secs_f64() / 30.0);
         let mut promotions: Vec<(Arc<Pool>, Vec<String>)> = Vec::new();
         // Held deliveries first, then the changes: a delivery's `Lendable` change is queued
         // before the delivery, so taking in this order never delivers ahead of its commit.
-        let held: Vec<HeldDelivery> = std::mem::take(&mut *lock(&p.held));
-        let mut changes = lock(&p.pending).take();
-        for pool in self.pools().values() {
+        let held: Vec<HeldDelivery> = std::mem::take(&mut *lock(&self.held));
+        let mut changes = lock(&self.pending).take();
+        for pool in pools {
             let mut st = pool.lock();
             let lendable = st.lendable();
             let want = st.lend_ahead(window, decay, LEND_FLOOR, now);
@@ -333,60 +317,40 @@ impl<B: Backend> Manager<B> {
                     container: id.clone(),
                     pool: pool.name(),
                 }));
-                promotions.push((pool.clone(), ids));
+                promotions.push((pool, ids));
             }
         }
         if changes.is_empty() && held.is_empty() {
-            return true;
+            return Round::Committed;
         }
         {
             // Promotions may be in the store from now on, as far as later forgets are concerned.
-            let mut pend = lock(&p.pending);
+            let mut pend = lock(&self.pending);
             for (_, ids) in &promotions {
                 pend.stored_lendable.extend(ids.iter().cloned());
             }
         }
         let t0 = std::time::Instant::now();
         let batch = changes.clone();
-        let result = p.run(move |s| s.commit(&batch)).await;
-        p.last_commit_us
+        let result = self.run(move |s| s.commit(&batch)).await;
+        self.last_commit_us
             .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(()) => {
-                p.commits.fetch_add(1, Ordering::Relaxed);
-                lock(&p.pending).committed(&changes);
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                lock(&self.pending).committed(&changes);
                 for (pool, ids) in promotions {
                     pool.lock().promote(&ids);
                     pool.touch();
                 }
-                for h in held {
-                    let mut c = h.container;
-                    c.lendable = true;
-                    if self.died_recently(&c.created.id) {
-                        // It died while it waited for this commit, in no list a death notice
-                        // reaches: removed, and its acquire told so.
-                        h.pool.lock().lease_ended(c.key(), LeaseEnd::Other);
-                        self.spawn_removal_of(&h.pool, &c, "died before it was handed out");
-                        let _ = h.tx.send(Err(DeliveryError::Create(BackendError::Create {
-                            image: h.pool.cfg().spec.image.clone(),
-                            message: format!(
-                                "container {} died before it was handed out",
-                                c.created.name
-                            ),
-                        })));
-                        h.pool.touch();
-                        continue;
-                    }
-                    if let Err(Ok(c)) = h.tx.send(Ok(c)) {
-                        // The acquire gave up meanwhile; the pool keeps the container.
-                        h.pool.lock().give_back(c);
-                        h.pool.touch();
-                    }
+                for mut h in held {
+                    h.container.lendable = true;
+                    deliver(h);
                 }
-                true
+                Round::Committed
             }
             Err(e) => {
-                let n = p.commit_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let n = self.commit_failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     error!(error = %e, failures = n, "state store commit failed; nothing new is lent until a commit succeeds");
                 }
@@ -395,27 +359,22 @@ impl<B: Backend> Manager<B> {
                     .into_iter()
                     .filter(|c| !matches!(c, Change::Lendable { container, .. } if promotions.iter().any(|(_, ids)| ids.contains(container))))
                     .collect();
-                lock(&p.pending).failed(keep);
-                lock(&p.held).extend(held);
-                false
+                lock(&self.pending).failed(keep);
+                lock(&self.held).extend(held);
+                Round::Failed
             }
         }
     }
 
-    /// At shutdown, after the token is cancelled: wait for a commit round in flight, so that
-    /// the lendable flags in the pools match the store. No round starts after this.
-    pub async fn settle_commits(&self) {
-        if let Some(p) = &self.persist {
-            drop(p.round.lock().await);
-        }
+    /// At shutdown, after the token is cancelled: wait for a round in flight, so that the
+    /// lendable flags in the pools match the store. No round starts after this.
+    pub(crate) async fn settle(&self) {
+        drop(self.round.lock().await);
     }
 
-    /// At shutdown: give back held cold containers so they are removed with the rest.
+    /// At shutdown: the held cold containers, to be removed with the rest.
     pub(crate) fn take_held(&self) -> Vec<(Arc<Pool>, ReadyContainer)> {
-        let Some(p) = &self.persist else {
-            return Vec::new();
-        };
-        std::mem::take(&mut *lock(&p.held))
+        std::mem::take(&mut *lock(&self.held))
             .into_iter()
             .map(|h| (h.pool, h.container))
             .collect()
@@ -423,13 +382,12 @@ impl<B: Backend> Manager<B> {
 
     /// Commit whatever is pending, once (at a shutdown that keeps containers). `true` when the
     /// store has everything.
-    pub(crate) async fn flush_store(&self) -> bool {
-        let Some(p) = &self.persist else { return true };
-        let changes = lock(&p.pending).take();
+    pub(crate) async fn flush(&self) -> bool {
+        let changes = lock(&self.pending).take();
         if changes.is_empty() {
             return true;
         }
-        match p.run(move |s| s.commit(&changes)).await {
+        match self.run(move |s| s.commit(&changes)).await {
             Ok(()) => true,
             Err(e) => {
                 error!(error = %e, "shutdown: the last commit failed; the next start reconciles with what the store has");
@@ -439,10 +397,9 @@ impl<B: Backend> Manager<B> {
     }
 
     /// At the end of a clean shutdown that left nothing on the engine: forget everything.
-    pub(crate) async fn clear_store(&self) {
-        let Some(p) = &self.persist else { return };
-        lock(&p.pending).push(Change::Clear);
-        if let Err(e) = p.run(|s| s.commit(&[Change::Clear])).await {
+    pub(crate) async fn clear(&self) {
+        lock(&self.pending).push(Change::Clear);
+        if let Err(e) = self.run(|s| s.commit(&[Change::Clear])).await {
             warn!(error = %e, "shutdown: clearing the state store failed; the next start reconciles");
         }
     }

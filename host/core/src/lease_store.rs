@@ -1,7 +1,7 @@
 //! The persistence seam: what survives a crash, and the [`LeaseStore`] trait that keeps it.
 //!
 //! Two things are persisted, both in batches (group commit) by the committer in
-//! [`crate::persist`], never on the acquire path:
+//! [`crate::group_commit`], never on the acquire path:
 //!
 //! - **Leases**: owner, container, pool, expiry, uses. A lease older than one commit interval
 //!   survives `kill -9`; at restart it is re-attached to its container.
