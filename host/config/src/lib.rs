@@ -9,6 +9,7 @@
 //! See `README.md#configuration` for every key and its default.
 
 pub mod env;
+mod plugins;
 mod pool;
 mod problems;
 pub mod raw;

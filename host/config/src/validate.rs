@@ -100,7 +100,7 @@ pub fn validate(
             format!("{ep:?} must start with unix://, tcp://, http:// or https://"),
         );
     }
-    let plugins = crate::pool::validate_plugin_settings(
+    let plugins = crate::plugins::validate_plugin_settings(
         &mut p,
         &raw_plugins,
         server.as_ref().map_or("default", |s| s.host_id.as_str()),
