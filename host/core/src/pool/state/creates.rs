@@ -1,0 +1,169 @@
+//! Creates: the refill's approvals under the caps, a create's outcome (into the pool, to a
+//! queued acquire, or counted as failed), the breaker's back-off, and the policy's target.
+
+use super::*;
+
+impl PoolState {
+    /// Set the policy's target (already clamped by the caller's sanitising) and its reason.
+    pub fn set_target(&mut self, d: SizingDecision, cfg: &PoolConfig) {
+        self.target = d.target.min(cfg.max_ready);
+        self.target_reason = d.reason;
+    }
+
+    /// A reload changed the bounds: keep the target inside them until the policy decides again.
+    pub fn clamp_target(&mut self, cfg: &PoolConfig) {
+        self.target = self
+            .target
+            .clamp(cfg.min_ready, cfg.max_ready.max(cfg.min_ready));
+    }
+
+    /// Approve up to the deficit of creates, clamped to every cap, and count them as creating
+    /// under the names `name()` gives. A pool whose breaker is open gets one trial create at a
+    /// time, and none while its last fresh container is still in probation.
+    pub fn approve_refill(
+        &mut self,
+        cfg: &PoolConfig,
+        breaker: &BreakerConfig,
+        cap: &GlobalCap,
+        now: Instant,
+        mut name: impl FnMut() -> String,
+    ) -> Vec<String> {
+        if self.draining || self.retry_at.is_some_and(|t| now < t) {
+            return Vec::new();
+        }
+        let target = self.effective_target(cfg);
+        let have = self.ready.len() as u32 + (self.counts.creating - self.creating_cold);
+        let mut wanted = target.saturating_sub(have);
+        wanted = wanted.min(cfg.max_total.saturating_sub(self.total()));
+        if self.degraded(breaker) {
+            let trials = self.counts.creating + self.young(now, cfg.probation);
+            wanted = wanted.min(1u32.saturating_sub(trials));
+        }
+        let granted = cap.reserve(wanted);
+        let names: Vec<String> = (0..granted).map(|_| name()).collect();
+        for n in &names {
+            self.insert(n.clone(), None, Slot::Creating { cold: false });
+        }
+        self.check();
+        names
+    }
+
+    /// Approve one create for a specific acquire, if the caps allow it.
+    pub fn approve_cold(&mut self, cfg: &PoolConfig, cap: &GlobalCap, name: String) -> bool {
+        if self.draining || self.total() >= cfg.max_total || cap.reserve(1) == 0 {
+            return false;
+        }
+        self.insert(name, None, Slot::Creating { cold: true });
+        self.check();
+        true
+    }
+
+    /// A create that never reached the engine (shutdown came first): no container exists, so
+    /// the entry leaves the books at once.
+    pub fn abandon(&mut self, key: &str, cap: &GlobalCap) {
+        match self.books.get(key).map(|e| e.slot) {
+            Some(slot @ Slot::Creating { .. }) => {
+                self.books.remove(key);
+                Self::count(&mut self.counts, &mut self.creating_cold, slot, -1);
+                cap.release(1);
+            }
+            other => debug_assert!(false, "abandoned {key} while {other:?}"),
+        }
+        self.check();
+    }
+
+    /// A create answered with a running container. A refill's goes to the first live waiter if
+    /// it is lendable, else into the ready queue (returns `true` when a waiter took it). A cold
+    /// create's is counted as leased: the caller delivers it, or gives it back.
+    pub fn created(&mut self, c: ReadyContainer, ms: u32) -> Placed {
+        let key = c.key().to_string();
+        let cold = matches!(
+            self.books.get(&key).map(|e| e.slot),
+            Some(Slot::Creating { cold: true })
+        );
+        if let Some(e) = self.books.get_mut(&key) {
+            e.id = Some(c.created.id.clone());
+        }
+        self.counters.creates_total += 1;
+        self.retry_at = None;
+        if self.recent_creates_ms.len() == RECENT_CREATES {
+            self.recent_creates_ms.pop_front();
+        }
+        self.recent_creates_ms.push_back(ms);
+        let placed = if cold {
+            self.moved(
+                &key,
+                |s| matches!(s, Slot::Creating { cold: true }),
+                Slot::Leased,
+            );
+            Placed::Cold(c)
+        } else {
+            self.moved(
+                &key,
+                |s| matches!(s, Slot::Creating { cold: false }),
+                Slot::Ready,
+            );
+            self.ready_push(c);
+            self.serve_waiters();
+            Placed::Pooled
+        };
+        self.check();
+        placed
+    }
+
+    /// A create failed or its answer never came: the engine may still hold a container by that
+    /// name, so it stays counted, as removing, until a removal of the name succeeds. `blame`
+    /// says whether the failure is the pool's (it feeds the breaker) or the engine's outage.
+    pub fn create_failed(
+        &mut self,
+        key: &str,
+        err: &BackendError,
+        blame: bool,
+        breaker: &BreakerConfig,
+        now: Instant,
+    ) {
+        self.moved(
+            key,
+            |s| matches!(s, Slot::Creating { .. }),
+            Slot::Removing { unhealthy: false },
+        );
+        if blame {
+            self.record_failure(&err.to_string(), breaker, now);
+        } else {
+            // An outage is not the pool's fault: back off without tripping the breaker.
+            self.retry_at = Some(now + breaker.base_backoff);
+        }
+        self.check();
+    }
+
+    /// Count a failed create (or a container that died young): back off, and open the breaker
+    /// after `threshold` in a row.
+    pub fn record_failure(&mut self, reason: &str, breaker: &BreakerConfig, now: Instant) {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.counters.create_failures += 1;
+        self.retry_at = Some(now + breaker.backoff(self.consecutive_failures));
+        self.last_error = Some(clip(reason, MAX_ERROR));
+    }
+
+    /// Add detail (an exit report) to the last error, when it is still about `about`.
+    pub fn detail_last_error(&mut self, about: &str, detail: &str) {
+        if let Some(e) = &mut self.last_error
+            && e.contains(about)
+        {
+            *e = clip(&format!("{e}: {detail}"), MAX_ERROR);
+        }
+    }
+
+    /// A fresh container survived probation while ready, or a client took one: creates work
+    /// again, so the failure streak ends.
+    pub fn probation_tick(&mut self, now: Instant, probation: Duration) {
+        if self.consecutive_failures > 0
+            && self
+                .ready
+                .iter()
+                .any(|c| c.uses == 0 && now.saturating_duration_since(c.ready_at) >= probation)
+        {
+            self.consecutive_failures = 0;
+        }
+    }
+}
