@@ -1,0 +1,257 @@
+//! The in-memory engine itself: containers, their files and processes, the faults to inject,
+//! and what it recorded (creates, removals, deaths reported).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use warmpool_core::BackendEvent;
+
+/// The engine's wall clock at its start: a fixed time, so that replays see the same times.
+pub fn wall_origin() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+/// Faults to inject; probabilities are per call, drawn from the engine's seeded generator.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// A create fails (before or after the container exists, at random).
+    pub fail_create: f64,
+    /// A destroy fails.
+    pub fail_destroy: f64,
+    /// An exec or a scrub fails.
+    pub fail_exec: f64,
+    /// `list`, `baseline`, `residue`, `mark_used` and `image_id` fail.
+    pub fail_inspect: f64,
+    /// A call hangs for `hang_for`, then fails as a client timeout would.
+    pub hang: f64,
+    /// How long a `hang` fault waits before failing.
+    pub hang_for: Duration,
+    /// A new container's main process exits right after start (the create sees it stopped),
+    /// or within `die_within` after the create answered.
+    pub die_at_start: f64,
+    /// A started container's main process exits within `die_within` after the create answered.
+    pub die_soon: f64,
+    /// Upper bound on how long after the create answered a `die_soon` death comes.
+    pub die_within: Duration,
+    /// A death event is never delivered.
+    pub lose_events: f64,
+}
+
+/// One process in a fake container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeProc {
+    /// Its command line (or the tag given to `spawn`).
+    pub cmd: String,
+    /// Milliseconds since the engine started, when it started.
+    pub started: u64,
+    /// The exec that started it, if any.
+    pub session: Option<u64>,
+}
+
+/// A container on the fake engine, with its files, tmpfs contents and processes.
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    /// Its engine ID (`fake-N`).
+    pub id: String,
+    /// The name the core chose (without the used mark).
+    pub name: String,
+    /// Whether the core marked it used (`mark_used`).
+    pub used: bool,
+    /// The pool it was created for.
+    pub pool: String,
+    /// The spec's fingerprint with the image ID it was created from.
+    pub fingerprint: String,
+    /// The image reference from the spec.
+    pub image: String,
+    /// The image ID it was created from.
+    pub image_id: String,
+    /// Whether its main process is running.
+    pub running: bool,
+    /// When it was created, on the engine's wall clock.
+    pub created: SystemTime,
+    /// The writable layer: files written since create.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Files in the container's tmpfs mounts (`/dev/shm`, …), invisible to the layer diff.
+    pub tmpfs: BTreeMap<String, Vec<u8>>,
+    /// Its processes by PID: 1 is `init`, 2 the main command, later ones from execs.
+    pub procs: BTreeMap<u64, FakeProc>,
+    /// Paths of its tmpfs mounts, from the spec.
+    pub tmpfs_mounts: Vec<String>,
+    /// When the create made it (tokio's clock).
+    pub created_at: Instant,
+    /// When it stopped (its start failed, or it was killed), by tokio's clock.
+    pub died_at: Option<Instant>,
+    /// Whether its death was reported to watchers (read by the simulation's lease checks).
+    pub death_reported: bool,
+    pub(super) next_pid: u64,
+}
+
+/// A create as the engine saw it (for the storm checks of the simulation).
+#[derive(Debug, Clone)]
+pub struct CreateAttempt {
+    /// The pool the create was for.
+    pub pool: String,
+    /// When the engine received it (tokio's clock).
+    pub at: Instant,
+    /// Whether the create was neither refused nor given a death at start.
+    pub ok: bool,
+}
+
+/// A container that could not stay up: a failed create, or a death the engine caused itself
+/// soon after a create (the storm checks count these).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The pool the container was created for.
+    pub pool: String,
+    /// When it failed or died (tokio's clock).
+    pub at: Instant,
+}
+
+/// The engine's whole state; tests may read and change it through [`FakeBackend::state`].
+#[derive(Debug)]
+pub struct World {
+    /// The containers on the engine, by ID, in any state.
+    pub containers: BTreeMap<String, FakeContainer>,
+    /// The faults injected now.
+    pub faults: Faults,
+    /// The engine is unreachable while set.
+    pub down: bool,
+    /// Fail this many creates from now on.
+    pub fail_next: u32,
+    /// Fail every create with this message while set.
+    pub fail_always: Option<String>,
+    /// Containers whose health probe fails.
+    pub sick: BTreeSet<String>,
+    /// What the pools' image resolves to; new containers get it.
+    pub image_id: String,
+    /// Containers recorded by creates so far (including failed starts that left one behind).
+    pub created_total: u64,
+    /// Containers removed so far, by `destroy` or `sweep`.
+    pub destroyed_total: u64,
+    /// Creates in flight now.
+    pub creating_now: u32,
+    /// The most creates ever in flight at once.
+    pub creating_peak: u32,
+    /// Every create attempt, in order.
+    pub create_log: Vec<CreateAttempt>,
+    /// Failed creates and early deaths, in order.
+    pub failures: Vec<Failure>,
+    pub(super) rng: fastrand::Rng,
+    pub(super) next_id: u64,
+    pub(super) next_session: u64,
+}
+
+impl World {
+    pub(super) fn roll(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.f64() < p
+    }
+
+    /// IDs of the containers on the engine, in any state.
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.containers.keys().cloned().collect()
+    }
+
+    pub(super) fn find(&self, id_or_name: &str) -> Option<String> {
+        if self.containers.contains_key(id_or_name) {
+            return Some(id_or_name.to_string());
+        }
+        self.containers
+            .values()
+            .find(|c| c.name == id_or_name)
+            .map(|c| c.id.clone())
+    }
+}
+
+/// The simulated engine, shared by every connection to it.
+pub struct FakeEngine {
+    /// How long a create takes between its record and its start (tokio's clock).
+    pub create_latency: Duration,
+    started: Instant,
+    world: Mutex<World>,
+    pub(super) watchers: Mutex<Vec<mpsc::Sender<BackendEvent>>>,
+}
+
+impl FakeEngine {
+    /// An empty, healthy engine whose creates take `create_latency`; `seed` drives its faults.
+    pub fn new(create_latency: Duration, seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            create_latency,
+            started: Instant::now(),
+            world: Mutex::new(World {
+                containers: BTreeMap::new(),
+                faults: Faults::default(),
+                down: false,
+                fail_next: 0,
+                fail_always: None,
+                sick: BTreeSet::new(),
+                image_id: "sha256:one".into(),
+                created_total: 0,
+                destroyed_total: 0,
+                creating_now: 0,
+                creating_peak: 0,
+                create_log: Vec::new(),
+                failures: Vec::new(),
+                rng: fastrand::Rng::with_seed(seed),
+                next_id: 0,
+                next_session: 0,
+            }),
+            watchers: Mutex::default(),
+        })
+    }
+
+    /// Lock the engine's state (a poisoned lock is taken over), to read or change it.
+    pub fn state(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Milliseconds since the engine started: the clock of its processes.
+    pub fn tick(&self) -> u64 {
+        Instant::now().duration_since(self.started).as_millis() as u64
+    }
+
+    pub(super) fn wall(&self) -> SystemTime {
+        UNIX_EPOCH
+            + Duration::from_secs(1_700_000_000)
+            + Instant::now().duration_since(self.started)
+    }
+
+    /// The container's main process exits (or it is killed); the engine reports the death,
+    /// unless the fault says the event is lost.
+    pub fn kill(&self, id: &str, reason: &str) {
+        let report = {
+            let mut w = self.state();
+            let Some(c) = w.containers.get_mut(id) else {
+                return;
+            };
+            if !c.running {
+                return;
+            }
+            c.running = false;
+            c.procs.clear();
+            c.died_at = Some(Instant::now());
+            let lose = w.faults.lose_events;
+            !w.roll(lose)
+        };
+        if report {
+            let ev = BackendEvent::Died {
+                id: id.into(),
+                reason: reason.into(),
+            };
+            let watchers = self
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let mut delivered = false;
+            for tx in watchers {
+                delivered |= tx.try_send(ev.clone()).is_ok();
+            }
+            if delivered && let Some(c) = self.state().containers.get_mut(id) {
+                c.death_reported = true;
+            }
+        }
+    }
+}
