@@ -6,22 +6,32 @@
 //! Docker backend lives in `warmpool-docker`, the HTTP API in `warmpool-api`, the YAML config in
 //! `warmpool-config`, the in-memory backend and the fault simulation in `warmpool-testkit`.
 //!
-//! Where things live:
-//! - `backend`: the [`Backend`] trait and the data crossing it.
-//! - `pool`: one pool; `pool/state.rs` is the only code that changes a container's state or a
-//!   counter (the books, with their invariant checks).
-//! - `manager`: all pools, the lease table, the cap, the orphans; `acquire`: the warm path,
-//!   waiting, cold creates; `lease`: leases and their operations; `reuse`: release with a scrub.
+//! Where things live (the README's layout table says the same, file by file):
+//! - `backend`: the [`Backend`] trait, its events and errors; `backend/{spec,exec,residue}.rs`:
+//!   the data crossing it.
+//! - `pool`: one pool; `pool/state.rs` and its children `pool/state/{creates,acquire,leaving,
+//!   restart}.rs` are the only code that changes a container's state or a counter (the books,
+//!   with their invariant checks).
+//! - `manager`: all pools, the cap, the orphans; `acquire`: the warm path, waiting, cold
+//!   creates; `lease`: the lease types and the `LeaseTable`; `leasing`: the manager's operations
+//!   on leases; `reuse`: release with a scrub.
 //! - `lifecycle`: creates, the engine-side "used" mark, the removal that never gives up.
-//! - `refill`: the monitor and refill loops; `reaper`: expiry, recycling, scale-down, the image
-//!   check; `health`: probes; `deaths`: death notices and probation; `sweep`: the running sweep.
-//! - `lease_store`: what survives a crash, and the [`LeaseStore`](lease_store::LeaseStore) seam the `warmpool-store` crate
-//!   implements; `group_commit`: when it is written (batched, off the acquire path);
-//!   `commit_loop`: the manager's side of it; `reconcile`: startup.
+//! - `refill`: the monitor and refill loops, warm-up; `reaper`: expiry, recycling, scale-down,
+//!   the image check; `health`: probes; `deaths`: death notices and probation; `sweep`: the
+//!   running sweep.
+//! - `lease_store`: what survives a crash, and the [`LeaseStore`](lease_store::LeaseStore) seam
+//!   the `warmpool-store` crate implements; `group_commit` (with `group_commit/pending.rs`): when
+//!   it is written, batched off the acquire path; `commit_loop`: the manager's side of it;
+//!   `reconcile`: startup.
 //! - `reload`: config reload; `shutdown`: the bounded drain; `stats`: the read-only view.
 //! - `policy`: the policy seams, their built-ins, and the bounds on every policy's answer.
-//! - `clock`: the wall clock, saturating instants, IDs; `counters`, `caps`, `config`, `error`,
-//!   `events`, `plugin_status` (what the API shows of plugins): plain types.
+//! - `clock`: the wall clock, saturating instants, IDs; `sync`: the lock helper; `counters`,
+//!   `caps`, `config`, `error`, `events`, `plugin_status` (what the API shows of plugins): plain
+//!   types.
+//!
+//! Only `manager` and the files that add to `impl Manager` (acquire, leasing, lifecycle, refill,
+//! reaper, health, deaths, sweep, reuse, commit_loop, reconcile, reload, shutdown) know the
+//! manager; the pool, its state, leases, stats, the group commit and the store seam do not.
 
 mod acquire;
 mod backend;
