@@ -92,13 +92,9 @@ async fn serve(path: &Path) -> Result<()> {
         .map(|p| (p.pool.clone(), crate::policies::policies(p, &plugin_host)))
         .collect();
     let manager = Manager::with_store(cfg.manager.clone(), pools, backend, store);
-    manager.start();
-    {
-        let m = manager.clone();
-        plugin_host.on_reload(Arc::new(move |pool: &str, what: String| {
-            m.publish("reload", pool, what)
-        }));
-    }
+    // The audit log subscribes before any task starts, so it holds every event from the first
+    // (the startup sweep's removals, the first creates); and a file that cannot be opened stops
+    // the start before any container exists.
     if let Some(file) = &cfg.server.audit_log {
         let f = tokio::fs::OpenOptions::new()
             .create(true)
@@ -111,6 +107,13 @@ async fn serve(path: &Path) -> Result<()> {
             manager.subscribe(),
             manager.cancel_token(),
         ));
+    }
+    manager.start();
+    {
+        let m = manager.clone();
+        plugin_host.on_reload(Arc::new(move |pool: &str, what: String| {
+            m.publish("reload", pool, what)
+        }));
     }
 
     let (inbox, mut rx) = Inbox::new();
