@@ -1,15 +1,16 @@
 //! Benchmarks taken side by side in one run on one engine, reported as ratios: the raw Engine
 //! API ([`raw`]: create+start latency and parallel throughput), warm acquire over warmpool's
 //! HTTP API at several concurrencies with and without persistence ([`warm`]), sandbox use in a
-//! Python image ([`python`]), refill, shutdown, plugins in the daemon ([`plugins`]: memory, and
-//! hostile guests against the other pools), the daemon's footprint, and the peer llm-sandbox on
-//! the same engine and image ([`peer`]).
+//! Python image ([`python`]), refill beside the raw engine's batch and shutdown ([`refill`]),
+//! plugins in the daemon ([`plugins`]: memory, and hostile guests against the other pools), the
+//! daemon's footprint, the peer llm-sandbox on the same engine and image ([`peer`]), and how the
+//! costs grow from 10 to 1,000 warm containers ([`scale`]).
 //!
 //!     tests/images/build-python.sh && tests/bench/peer/setup-llm-sandbox.sh
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! `--plugins-only` runs section 6b alone.
+//! `--plugins-only`, `--refill-only` and `--scale-only` run section 6b, 4 or 9 alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
@@ -19,6 +20,8 @@ mod peer;
 mod plugins;
 mod python;
 mod raw;
+mod refill;
+mod scale;
 mod warm;
 
 use std::sync::Arc;
@@ -99,6 +102,27 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Raw create+starts per second with `workers` in parallel, `per_worker` each; removes them.
+async fn raw_rate(docker: &Docker, workers: usize, per_worker: usize) -> f64 {
+    let d = Arc::new(docker.clone());
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_worker {
+                raw_create_start(&d, IMAGE).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = (workers * per_worker) as f64 / t.elapsed().as_secs_f64();
+    raw_remove_all(docker).await;
+    rate
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -114,6 +138,19 @@ async fn main() {
     if std::env::args().any(|a| a == "--plugins-only") {
         // Section 6b alone, for working on the plugin host.
         plugins::plugins(quick, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
+    if std::env::args().any(|a| a == "--refill-only") {
+        // Section 4 alone, for working on the create path; the steady rate it compares with is
+        // measured first, as in a full run.
+        let rate = raw_rate(&docker, 4, if quick { 4 } else { 12 }).await;
+        refill::refill_and_shutdown(&docker, if quick { 1 } else { 5 }, rate, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
+    if std::env::args().any(|a| a == "--scale-only") {
+        scale::scale(quick, &mut r).await;
         println!("{}", r.lines.join("\n"));
         return;
     }
@@ -149,22 +186,7 @@ async fn main() {
     let per_worker = if quick { 4 } else { 12 };
     let mut rates = Vec::new();
     for workers in [1usize, 2, 4, 8] {
-        let d = Arc::new(docker.clone());
-        let t = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..workers {
-            let d = d.clone();
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..per_worker {
-                    raw_create_start(&d, IMAGE).await;
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let rate = (workers * per_worker) as f64 / t.elapsed().as_secs_f64();
-        raw_remove_all(&docker).await;
+        let rate = raw_rate(&docker, workers, per_worker).await;
         r.line(&format!("| parallel create+start, {workers} worker(s) | {} | {rate:.2} containers/s | | | throughput |", workers * per_worker));
         rates.push((workers, rate));
         r.record(&format!("raw_rate_{workers}w"), rate);
@@ -195,51 +217,10 @@ async fn main() {
         );
     }
 
-    // 4. Refill: empty pool to N ready, against the raw parallel rate at the same concurrency;
-    // 5. SIGTERM with those N ready. Each repeated `reps` times on a fresh daemon.
-    let reps = if quick { 1 } else { 5 };
-    r.section("4. Refill and 5. Shutdown");
-    r.line("| measure | n | median | p90 | p99 | vs raw |\n|---|---|---|---|---|---|");
+    // 4. Refill: empty pool to N ready, beside the raw engine's batch of N; 5. SIGTERM with
+    // those N ready. Each repeated `reps` times on a fresh daemon.
     let raw4 = rates.iter().find(|(w, _)| *w == 4).unwrap().1;
-    for n in [8u32, 16] {
-        let (mut fill, mut stop, mut left) = (Vec::new(), Vec::new(), 0);
-        for _ in 0..reps {
-            let mut d = Daemon::start(&[pool_yaml(
-                "r",
-                &format!("min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}"),
-            )])
-            .await;
-            // The daemon starts refilling the moment it is ready; time from there to N ready.
-            let t = Instant::now();
-            d.wait_pool("r", Duration::from_secs(120), |p| p["counts"]["ready"] == n)
-                .await;
-            fill.push(t.elapsed().as_secs_f64());
-            let (status, took) = d.terminate(Duration::from_secs(60));
-            assert!(status.success());
-            left += containers_of(&d.host_id).len();
-            stop.push(took.as_secs_f64());
-        }
-        let fill = stats(fill);
-        let rate = f64::from(n) / fill.p50;
-        r.line(&row(
-            &format!("refill empty → {n} ready"),
-            &fill,
-            "s",
-            &format!(
-                "{rate:.2} containers/s at the median, {:.0}% of the raw 4-worker rate",
-                rate / raw4 * 100.0
-            ),
-        ));
-        let stop = stats(stop);
-        r.line(&row(
-            &format!("SIGTERM with {n} ready → exit"),
-            &stop,
-            "s",
-            &format!("{left} containers left in all runs"),
-        ));
-        r.record(&format!("refill_{n}_s_p50"), fill.p50);
-        r.record(&format!("shutdown_{n}_s_p50"), stop.p50);
-    }
+    refill::refill_and_shutdown(&docker, if quick { 1 } else { 5 }, raw4, &mut r).await;
 
     // 6b. Plugins in the daemon: memory and containment.
     plugins::plugins(quick, &mut r).await;
@@ -293,6 +274,9 @@ async fn main() {
     ));
     r.record("rss_idle_kib", rss_idle as f64);
     r.record("rss_3_plugins_20_warm_kib", rss_full as f64);
+
+    // 9. How cost grows with the number of warm containers.
+    scale::scale(quick, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));
