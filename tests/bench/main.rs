@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use serde_json::{Value, json};
-use warmpool_e2e::{Daemon, IMAGE, containers_of, engine_and_image, pool_yaml};
+use warmpool_e2e::{Daemon, IMAGE, engine_and_image, pool_yaml};
 
 use raw::{raw_create_start, raw_remove_all};
 

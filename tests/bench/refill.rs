@@ -85,9 +85,7 @@ fn read_audit(path: &std::path::Path) -> Vec<Value> {
 /// containers per second.
 pub async fn refill_and_shutdown(docker: &Docker, reps: usize, raw4: f64, r: &mut Report) {
     r.section("4. Refill and 5. Shutdown");
-    r.line(
-        "| measure | n | median | p90 | p99 | vs raw |\n|---|---|---|---|---|---|",
-    );
+    r.line("| measure | n | median | p90 | p99 | vs raw |\n|---|---|---|---|---|---|");
     for (n, settle_off) in [(8u32, false), (16, false), (16, true)] {
         let (label, extra, key) = if settle_off {
             (
@@ -106,9 +104,7 @@ pub async fn refill_and_shutdown(docker: &Docker, reps: usize, raw4: f64, r: &mu
             let mut d = Daemon::start_with(
                 &[pool_yaml(
                     "r",
-                    &format!(
-                        "min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}{extra}"
-                    ),
+                    &format!("min_ready: {n}\nmax_ready: {n}\nsizing: {{ policy: fixed }}{extra}"),
                 )],
                 &format!("  audit_log: {}\n", audit.display()),
                 &[],

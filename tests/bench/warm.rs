@@ -130,7 +130,10 @@ pub async fn warm_acquire(
         r.record(&format!("{key}warm_acquire_{clients}c_ms_p50"), s.p50);
         r.record(&format!("{key}warm_acquire_{clients}c_ms_p99"), s.p99);
         r.record(&format!("{key}null_route_{clients}c_ms_p50"), null.p50);
-        r.record(&format!("{key}warm_acquire_{clients}c_vs_null"), s.p50 / null.p50);
+        r.record(
+            &format!("{key}warm_acquire_{clients}c_vs_null"),
+            s.p50 / null.p50,
+        );
     }
     crate::rss_kib(d.pid())
 }
