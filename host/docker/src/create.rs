@@ -144,7 +144,7 @@ pub async fn create(
     spec: &ContainerSpec,
 ) -> Result<Created, BackendError> {
     let t0 = Instant::now();
-    let image_id = ensure_image(&b.docker, &spec.image).await?;
+    let image_id = b.image_for_create(&spec.image).await?;
     let opts = CreateContainerOptionsBuilder::default().name(name).build();
     let body = container_body(b, pool, spec, &image_id);
     let created = b
@@ -226,8 +226,13 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
             }
         }
     }
-    // A container whose command exited (at once, or during setup) is never handed out: the
-    // create fails, saying why, and the failure feeds the pool's breaker.
+    // A container whose command exited during setup is never handed out: the create fails,
+    // saying why, and the failure feeds the pool's breaker. Without setup commands there is
+    // nothing to check yet (the process was spawned a moment ago); the core's ready check after
+    // `lifecycle.start_settle` is what catches a command that exits at once.
+    if spec.setup.is_empty() {
+        return Ok(());
+    }
     check_running(&b.docker, id).await
 }
 

@@ -18,8 +18,10 @@ pub mod files;
 pub mod labels;
 pub mod scrub;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
@@ -34,12 +36,20 @@ use warmpool_core::{
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a create reuses an image reference's resolved ID instead of asking the engine
+/// again. A refill burst then resolves its image once, not once per container. A tag that moves
+/// within this window gives a container the new image under the old ID; the image check then
+/// sees it as stale and replaces it, exactly as it replaces every container of the old image.
+const IMAGE_ID_TTL: Duration = Duration::from_secs(2);
+
 /// The [`Backend`](warmpool_core::Backend) on one Docker engine, through bollard, acting only
 /// on containers labelled with its host id.
 pub struct DockerBackend {
     pub(crate) docker: Docker,
     pub(crate) host_id: String,
     negotiated: AtomicBool,
+    /// Image reference → (its ID, when it was resolved); see [`IMAGE_ID_TTL`].
+    image_ids: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl DockerBackend {
@@ -61,7 +71,28 @@ impl DockerBackend {
             docker,
             host_id: host_id.to_string(),
             negotiated: AtomicBool::new(false),
+            image_ids: Mutex::default(),
         })
+    }
+
+    /// `image`'s ID for a create: resolved within the last [`IMAGE_ID_TTL`], or now (pulling the
+    /// image if the engine lacks it).
+    pub(crate) async fn image_for_create(&self, image: &str) -> Result<String, BackendError> {
+        let cached = {
+            let ids = self.image_ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.get(image)
+                .filter(|(_, at)| at.elapsed() < IMAGE_ID_TTL)
+                .map(|(id, _)| id.clone())
+        };
+        if let Some(id) = cached {
+            return Ok(id);
+        }
+        let id = create::ensure_image(&self.docker, image).await?;
+        let mut ids = self.image_ids.lock().unwrap_or_else(|p| p.into_inner());
+        // Pools use a handful of images; forget the expired ones whenever one is added.
+        ids.retain(|_, (_, at)| at.elapsed() < IMAGE_ID_TTL);
+        ids.insert(image.to_string(), (id.clone(), Instant::now()));
+        Ok(id)
     }
 
     /// The host id its containers are labelled with (`warmpool.host`).
