@@ -100,6 +100,9 @@ impl From<AcquireError> for ApiError {
             AcquireError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
             }
+            AcquireError::NoSuchEngine { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "no_such_engine", msg)
+            }
             AcquireError::Create { .. } => Self::new(StatusCode::BAD_GATEWAY, "create_failed", msg),
         }
     }
@@ -111,6 +114,10 @@ impl From<LeaseError> for ApiError {
         match e {
             LeaseError::UnknownLease(_) => Self::new(StatusCode::NOT_FOUND, "unknown_lease", msg),
             LeaseError::ContainerGone { .. } => Self::new(StatusCode::GONE, "container_gone", msg),
+            LeaseError::EngineUnavailable { .. } => Self {
+                retry_after: Some(Duration::from_secs(2)),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
+            },
             LeaseError::Backend { source, .. } => match source {
                 BackendError::NotFound { what: "file", .. } => {
                     Self::new(StatusCode::NOT_FOUND, "file_not_found", msg)

@@ -50,6 +50,10 @@ pub struct AcquireBody {
     pub wait_ms: Option<u64>,
     /// Who takes the lease (user, session, job); shown in the lease and persisted with it.
     pub owner: Option<String>,
+    /// Only engines carrying every one of these labels may serve the lease, e.g.
+    /// `{"zone": "a"}`; 422 `no_such_engine` when no engine has them.
+    #[serde(default)]
+    pub engine: BTreeMap<String, String>,
 }
 
 /// `POST /v1/leases`: lease a container from a pool; 201 with the lease. Records the
@@ -68,11 +72,21 @@ pub async fn acquire<B: Backend>(
     {
         return Err(ApiError::bad_request("owner must be 1-200 bytes"));
     }
+    if b.engine.len() > 32
+        || b.engine
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256)
+    {
+        return Err(ApiError::bad_request(
+            "engine: at most 32 labels, keys of 1-128 bytes, values of at most 256",
+        ));
+    }
     let req = AcquireRequest {
         pool: b.pool.clone(),
         ttl: b.ttl_s.map(Duration::from_secs),
         wait: b.wait_ms.map(Duration::from_millis),
         owner: b.owner.clone(),
+        engine_labels: b.engine.clone(),
     };
     let lease = s.manager.acquire(req).await?;
     s.metrics

@@ -29,17 +29,15 @@ impl<B: Backend> Manager<B> {
         if self.cancel.is_cancelled() {
             return Err(AcquireError::ShuttingDown);
         }
-        if !self.engine_up() {
-            return Err(AcquireError::EngineUnavailable(self.engine_error()));
-        }
+        let mask = self.acquire_mask(&req)?;
         let cfg = pool.cfg();
         let ttl = req.ttl.unwrap_or(cfg.default_ttl).min(cfg.max_ttl);
 
         // Bind first: a guard in an `if let` scrutinee would live through the branch.
         let taken = {
             let mut st = pool.lock();
-            st.take_ready(started, Instant::now())
-                .ok_or(st.counts().ready)
+            st.take_ready(mask, started, Instant::now())
+                .ok_or_else(|| st.ready_in(mask))
         };
         match taken {
             Ok(c) => Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, &req, false)),
@@ -47,7 +45,7 @@ impl<B: Backend> Manager<B> {
             // and ask for that commit now (one fsync, not a create).
             Err(ready) if ready > 0 => {
                 let wait = client_wait(&req, cfg.wait_timeout);
-                match self.enqueue(pool, started, ttl, &req) {
+                match self.enqueue(pool, mask, started, ttl, &req) {
                     Ok(lease) => Ok(lease),
                     Err(rx) => {
                         self.urge_commit();
@@ -56,14 +54,44 @@ impl<B: Backend> Manager<B> {
                     }
                 }
             }
-            Err(_) => self.acquire_exhausted(pool, &req, started, ttl).await,
+            Err(_) => self.acquire_exhausted(pool, &req, mask, started, ttl).await,
         }
+    }
+
+    /// The engines an acquire may take from: those carrying its labels, of which at least one
+    /// must be up.
+    fn acquire_mask(&self, req: &AcquireRequest) -> Result<u64, AcquireError> {
+        let mask = if req.engine_labels.is_empty() {
+            u64::MAX
+        } else {
+            self.matching(&req.engine_labels)
+        };
+        if mask == 0 {
+            return Err(AcquireError::NoSuchEngine {
+                labels: req.engine_labels.clone(),
+            });
+        }
+        if mask & self.up_mask() == 0 {
+            return Err(AcquireError::EngineUnavailable(
+                if req.engine_labels.is_empty() {
+                    self.engine_error()
+                } else {
+                    format!(
+                        "no engine with labels {:?} is up ({})",
+                        req.engine_labels,
+                        self.engine_error()
+                    )
+                },
+            ));
+        }
+        Ok(mask)
     }
 
     async fn acquire_exhausted(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
         req: &AcquireRequest,
+        mask: u64,
         started: Instant,
         ttl: Duration,
     ) -> Result<LeaseInfo, AcquireError> {
@@ -97,7 +125,7 @@ impl<B: Backend> Manager<B> {
             // A plugin's wait is bounded by the pool's own limit, never longer.
             ExhaustionAction::Wait { max_ms } => {
                 let max = Duration::from_millis(max_ms).min(client_wait);
-                match self.enqueue(pool, started, ttl, req) {
+                match self.enqueue(pool, mask, started, ttl, req) {
                     Ok(lease) => return Ok(lease),
                     Err(rx) => (rx, AcquireSource::Pool, max),
                 }
@@ -116,15 +144,16 @@ impl<B: Backend> Manager<B> {
                 }
                 let cfg = pool.cfg();
                 let name = self.ids.container_name(&cfg.name);
-                if st.approve_cold(&cfg, &self.cap, name.clone()) {
+                let views = self.engine_views(mask);
+                if let Some(engine) = st.approve_cold(&cfg, &self.cap, &views, name.clone()) {
                     drop(st);
                     let (tx, rx) = oneshot::channel();
-                    self.spawn_create(pool.clone(), name, Some(tx));
+                    self.spawn_create(pool.clone(), name, engine, Some(tx));
                     (rx, AcquireSource::Cold, wait_timeout)
                 } else {
                     // No room for a cold create: queue for the next free container.
                     drop(st);
-                    match self.enqueue(pool, started, ttl, req) {
+                    match self.enqueue(pool, mask, started, ttl, req) {
                         Ok(lease) => return Ok(lease),
                         Err(rx) => (rx, AcquireSource::Pool, client_wait),
                     }
@@ -139,17 +168,18 @@ impl<B: Backend> Manager<B> {
     fn enqueue(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
+        mask: u64,
         started: Instant,
         ttl: Duration,
         req: &AcquireRequest,
     ) -> Result<LeaseInfo, oneshot::Receiver<Delivery>> {
         let mut st = pool.lock();
-        if let Some(c) = st.take_ready(started, Instant::now()) {
+        if let Some(c) = st.take_ready(mask, started, Instant::now()) {
             drop(st);
             return Ok(self.open_lease(pool, c, AcquireSource::Pool, started, ttl, req, false));
         }
         let (tx, rx) = oneshot::channel();
-        st.enqueue(tx);
+        st.enqueue(mask, tx);
         drop(st);
         pool.touch(); // the refill raises its target to serve this waiter
         Err(rx)
@@ -258,6 +288,7 @@ impl<B: Backend> Manager<B> {
         if c.uses == 1 {
             self.spawn_mark(pool, &c);
         }
+        let engine = c.engine;
         let lease = Lease {
             id: self.ids.lease_id(),
             pool: pool.clone(),
@@ -268,13 +299,14 @@ impl<B: Backend> Manager<B> {
             expires: later(now, ttl),
             gone: None,
             owner: req.owner.clone(),
+            engine: self.engine_name(engine).to_string(),
         };
         self.record(|| Change::PutLease(lease.record(&self.clock)));
         let info = lease.info(now, &self.clock);
         self.emit(
             "leased",
             &info.pool,
-            Some(&info.container_id),
+            Some((&info.container_id, engine)),
             Some(&info.lease_id),
             Some(info.source.to_string()),
         );

@@ -48,7 +48,7 @@ impl<B: Backend> Manager<B> {
             self.emit(
                 "unhealthy",
                 &cfg.name,
-                Some(id),
+                Some((id, c.engine)),
                 None,
                 Some(format!("died: {reason}")),
             );
@@ -66,11 +66,12 @@ impl<B: Backend> Manager<B> {
                     error!(pool = %cfg.name, "create breaker open: containers die within probation");
                 }
                 // Say why in the pool's last error: the exit code and the log's last lines.
-                let (this, pool2, id2) = (self.clone(), pool.clone(), id.to_string());
+                let (this, pool2, id2, e) = (self.clone(), pool.clone(), id.to_string(), c.engine);
                 self.tracker.spawn(async move {
-                    let report = tokio::time::timeout(CALL_TIMEOUT, this.backend.exit_report(&id2))
-                        .await
-                        .unwrap_or_default();
+                    let report =
+                        tokio::time::timeout(CALL_TIMEOUT, this.backend_of(e).exit_report(&id2))
+                            .await
+                            .unwrap_or_default();
                     if !report.is_empty() {
                         pool2.lock().detail_last_error("within probation", &report);
                     }
@@ -82,14 +83,14 @@ impl<B: Backend> Manager<B> {
         }
         let found = self.leases.with_container(id, |l| {
             l.gone = Some(reason.to_string());
-            (l.id.clone(), l.pool.name())
+            (l.id.clone(), l.pool.name(), l.container.engine)
         });
-        if let Some((lease, pool)) = found {
+        if let Some((lease, pool, engine)) = found {
             warn!(%lease, container = %id, reason, "leased container died");
             self.emit(
                 "unhealthy",
                 &pool,
-                Some(id),
+                Some((id, engine)),
                 Some(&lease),
                 Some(reason.to_string()),
             );

@@ -34,6 +34,12 @@ pub enum AcquireError {
     /// The container engine cannot be reached; holds the last error.
     #[error("container engine unavailable: {0}")]
     EngineUnavailable(String),
+    /// No engine carries the labels the acquire asked for.
+    #[error("no engine has the labels {labels:?}")]
+    NoSuchEngine {
+        /// The labels asked for.
+        labels: std::collections::BTreeMap<String, String>,
+    },
     /// The daemon is shutting down and opens no new leases.
     #[error("daemon is shutting down")]
     ShuttingDown,
@@ -59,6 +65,17 @@ pub enum LeaseError {
         /// The lease ID.
         lease: String,
         /// Why it stopped, as the engine reported it.
+        reason: String,
+    },
+    /// The engine that holds the lease's container is down; the lease is kept and works again
+    /// when the engine returns.
+    #[error("lease {lease:?}: engine {engine:?} is unavailable: {reason}")]
+    EngineUnavailable {
+        /// The lease ID.
+        lease: String,
+        /// The engine's name.
+        engine: String,
+        /// The engine's last error.
         reason: String,
     },
     /// The backend failed the operation on the lease's container.

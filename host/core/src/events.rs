@@ -10,10 +10,14 @@ pub struct Event {
     /// RFC 3339 time the event happened.
     pub at: String,
     /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`,
-    /// `breaker`, or `reload` (a plugin file was swapped in or rejected).
+    /// `breaker`, `reload` (a plugin file was swapped in or rejected), or `engine_up` and
+    /// `engine_down` (pool `*`).
     pub kind: &'static str,
-    /// Name of the pool concerned.
+    /// Name of the pool concerned (`*` for none).
     pub pool: String,
+    /// Name of the engine concerned: the container's, or the one that went up or down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Engine ID of the container concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,

@@ -9,6 +9,8 @@ use tracing::warn;
 use warmpool_policy::{ContainerInfo, ProbeResult, Verdict};
 
 use crate::backend::Backend;
+use crate::caps::EngineIx;
+use crate::engines::has;
 use crate::lifecycle::CALL_SLACK;
 use crate::manager::Manager;
 use crate::policy::bounds;
@@ -42,41 +44,51 @@ impl<B: Backend> Manager<B> {
         };
         let now = Instant::now();
         let name = pool.name();
-        let batch: Vec<ContainerInfo> = pool
+        let up = self.up_mask();
+        let batch: Vec<(ContainerInfo, EngineIx)> = pool
             .lock()
             .ready()
-            .map(|c| ContainerInfo {
-                id: c.created.id.clone(),
-                pool: name.clone(),
-                age_ms: now.saturating_duration_since(c.ready_at).as_millis() as u64,
-                uses: c.uses,
+            .filter(|c| has(up, c.engine))
+            .map(|c| {
+                let info = ContainerInfo {
+                    id: c.created.id.clone(),
+                    pool: name.clone(),
+                    age_ms: now.saturating_duration_since(c.ready_at).as_millis() as u64,
+                    uses: c.uses,
+                };
+                (info, c.engine)
             })
             .collect();
-        let verdicts: Vec<(String, Verdict)> = futures_util::stream::iter(batch)
-            .map(|info| {
+        let verdicts: Vec<(String, EngineIx, Verdict)> = futures_util::stream::iter(batch)
+            .map(|(info, engine)| {
                 let check = check.clone();
                 async move {
                     let probes = bounds::probes(check.plan(&info).await);
                     let mut results = Vec::with_capacity(probes.len());
                     for p in &probes {
                         let within = std::time::Duration::from_millis(p.timeout_ms()) + CALL_SLACK;
-                        let r = tokio::time::timeout(within, self.backend.probe(&info.id, p))
-                            .await
-                            .unwrap_or(ProbeResult::TimedOut);
+                        let r = tokio::time::timeout(
+                            within,
+                            self.backend_of(engine).probe(&info.id, p),
+                        )
+                        .await
+                        .unwrap_or(ProbeResult::TimedOut);
                         results.push(r);
                     }
                     let verdict = bounds::verdict(check.judge(&info, &results).await);
-                    (info.id, verdict)
+                    (info.id, engine, verdict)
                 }
             })
             .buffer_unordered(PROBE_CONCURRENCY)
             .collect()
             .await;
-        // Probes fail wholesale when the engine drops mid-pass; judging then would empty the pool.
-        if !self.engine_up() {
-            return;
-        }
-        for (id, verdict) in verdicts {
+        // Probes fail wholesale when an engine drops mid-pass; judging its containers then
+        // would empty the pool there.
+        let up = self.up_mask();
+        for (id, engine, verdict) in verdicts {
+            if !has(up, engine) {
+                continue;
+            }
             let reason = match verdict {
                 Verdict::Healthy => continue,
                 Verdict::Unhealthy { reason } | Verdict::Recycle { reason } => reason,
@@ -98,7 +110,13 @@ impl<B: Backend> Manager<B> {
         let Some(c) = pool.lock().pull_ready(id, true) else {
             return false;
         };
-        self.emit("unhealthy", &pool.name(), Some(id), None, Some(reason));
+        self.emit(
+            "unhealthy",
+            &pool.name(),
+            Some((id, c.engine)),
+            None,
+            Some(reason),
+        );
         self.spawn_removal_of(pool, &c, why);
         true
     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use warmpool_policy::AcquireSource;
 
 use crate::backend::USED_SUFFIX;
+use crate::caps::EngineIx;
 use crate::clock::{Clock, rfc3339};
 use crate::error::LeaseError;
 use crate::lease_store::{LeaseRecord, unix_ms};
@@ -30,6 +31,8 @@ pub struct Lease {
     pub gone: Option<String>,
     /// Who holds it, as the acquire said.
     pub owner: Option<String>,
+    /// Name of the engine that holds the container (`container.engine` is its index).
+    pub engine: String,
 }
 
 /// A lease as the API shows it.
@@ -44,6 +47,8 @@ pub struct LeaseInfo {
     pub owner: Option<String>,
     /// The engine's ID of the leased container.
     pub container_id: String,
+    /// Name of the engine that holds the container.
+    pub engine: String,
     /// The engine's name for the container while leased: the daemon marks a leased container
     /// by renaming it `<name>-leased` (see README "Guarantees"); address it by `container_id`.
     pub container_name: String,
@@ -75,6 +80,7 @@ impl Lease {
             pool: self.pool.name(),
             owner: self.owner.clone(),
             container_id: c.id.clone(),
+            engine: self.engine.clone(),
             container_name: format!("{}{USED_SUFFIX}", c.name),
             image: c.image.clone(),
             source: source_name(self.source),
@@ -99,6 +105,7 @@ impl Lease {
             pool: self.pool.name(),
             owner: self.owner.clone(),
             container_id: c.created.id.clone(),
+            engine: Some(self.engine.clone()),
             container_name: c.created.name.clone(),
             image: c.created.image.clone(),
             image_id: c.created.image_id.clone(),
@@ -176,7 +183,8 @@ impl LeaseTable {
     }
 
     /// The live container of lease `id`, or why there is none.
-    pub fn container(&self, id: &str) -> Result<String, LeaseError> {
+    /// The container of lease `id` and the engine that holds it.
+    pub fn container(&self, id: &str) -> Result<(String, EngineIx), LeaseError> {
         let t = lock(&self.inner);
         let l = t
             .get(id)
@@ -186,15 +194,15 @@ impl LeaseTable {
                 lease: id.into(),
                 reason: reason.clone(),
             }),
-            None => Ok(l.container.created.id.clone()),
+            None => Ok((l.container.created.id.clone(), l.container.engine)),
         }
     }
 
-    /// The containers of leases whose container is not known to be gone.
-    pub fn container_ids(&self) -> std::collections::HashSet<String> {
+    /// The containers on engine `e` of leases whose container is not known to be gone.
+    pub fn container_ids_on(&self, e: EngineIx) -> Vec<String> {
         lock(&self.inner)
             .values()
-            .filter(|l| l.gone.is_none())
+            .filter(|l| l.gone.is_none() && l.container.engine == e)
             .map(|l| l.container.created.id.clone())
             .collect()
     }

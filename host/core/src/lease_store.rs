@@ -33,6 +33,10 @@ pub struct LeaseRecord {
     pub owner: Option<String>,
     /// The engine's ID of the leased container.
     pub container_id: String,
+    /// Name of the engine that holds it; absent in records of a single-engine daemon before
+    /// engines had names (read as the first engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// The container's name as the core chose it, without the `-leased` mark.
     pub container_name: String,
     /// The image reference the container was created from.

@@ -7,12 +7,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, ExecOutput, ExecRequest, FileBody};
+use crate::caps::EngineIx;
 use crate::clock::later;
 use crate::error::LeaseError;
 use crate::lease::{Lease, LeaseInfo};
 use crate::lease_store::Change;
 use crate::manager::Manager;
 use crate::pool::LeaseEnd;
+use crate::sync::lock;
 
 impl<B: Backend> Manager<B> {
     /// Every live lease as the API shows it, oldest first.
@@ -55,7 +57,7 @@ impl<B: Backend> Manager<B> {
         self.emit(
             "released",
             &lease.pool.name(),
-            Some(&lease.container.created.id),
+            Some((&lease.container.created.id, lease.container.engine)),
             Some(&lease.id),
             Some(why.to_string()),
         );
@@ -68,15 +70,32 @@ impl<B: Backend> Manager<B> {
         self.spawn_removal_of(&lease.pool, &lease.container, why);
     }
 
+    /// Lease `id`'s container and its engine, which must be up: a lease on an engine that is
+    /// down answers `EngineUnavailable` (it is kept, and works again when the engine returns).
+    fn lease_container(&self, id: &str) -> Result<(String, EngineIx), LeaseError> {
+        let (cid, e) = self.leases.container(id)?;
+        let engine = self.engine(e);
+        if !engine.is_up() {
+            return Err(LeaseError::EngineUnavailable {
+                lease: id.into(),
+                engine: engine.spec.name.clone(),
+                reason: lock(&engine.last_error)
+                    .clone()
+                    .unwrap_or_else(|| "not reached yet".into()),
+            });
+        }
+        Ok((cid, e))
+    }
+
     /// Run `req` in lease `id`'s container. A zero `output_limit` means the manager's
     /// `exec_output_limit`.
     pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
-        let cid = self.leases.container(id)?;
+        let (cid, e) = self.lease_container(id)?;
         if req.output_limit == 0 {
             req.output_limit = self.cfg.exec_output_limit;
         }
         let deadline = req.timeout + crate::lifecycle::CALL_SLACK;
-        self.call(deadline, self.backend.exec(&cid, req))
+        self.call(deadline, self.backend_of(e).exec(&cid, req))
             .await
             .map_err(|source| LeaseError::Backend {
                 lease: id.into(),
@@ -86,8 +105,8 @@ impl<B: Backend> Manager<B> {
 
     /// Write `file` at absolute `path` inside lease `id`'s container.
     pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
-        let cid = self.leases.container(id)?;
-        self.backend
+        let (cid, e) = self.lease_container(id)?;
+        self.backend_of(e)
             .put_file(&cid, path, file)
             .await
             .map_err(|source| LeaseError::Backend {
@@ -98,8 +117,8 @@ impl<B: Backend> Manager<B> {
 
     /// Read the file at absolute `path` in lease `id`'s container, as a stream.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
-        let cid = self.leases.container(id)?;
-        self.backend
+        let (cid, e) = self.lease_container(id)?;
+        self.backend_of(e)
             .get_file(&cid, path)
             .await
             .map_err(|source| LeaseError::Backend {

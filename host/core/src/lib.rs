@@ -41,6 +41,7 @@ mod commit_loop;
 mod config;
 mod counters;
 mod deaths;
+mod engines;
 mod error;
 mod events;
 mod group_commit;
@@ -67,9 +68,11 @@ pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
     ExecOutput, ExecRequest, Existing, FileBody, FsChange, Residue, USED_SUFFIX, checked_path,
 };
+pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};
 pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
 pub use counters::{Counters, StateCounts};
+pub use engines::{EngineSpec, EngineStats, MAX_ENGINES};
 pub use error::{AcquireError, LeaseError, WarmUpError};
 pub use events::Event;
 pub use group_commit::PersistStats;

@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, BackendError};
+use crate::caps::EngineIx;
 use crate::lease_store::Change;
 use crate::manager::Manager;
 use crate::pool::{Delivery, DeliveryError, Placed, Pool, ReadyContainer};
@@ -54,12 +55,14 @@ impl<B: Backend> Manager<B> {
         }
     }
 
-    /// Create container `name`, whose slot was already approved (counted as creating). With
-    /// `deliver`, it goes to that acquire (a cold create); otherwise into the pool.
+    /// Create container `name` on engine `engine`, whose slot was already approved (counted as
+    /// creating there). With `deliver`, it goes to that acquire (a cold create); otherwise into
+    /// the pool.
     pub(crate) fn spawn_create(
         self: &Arc<Self>,
         pool: Arc<Pool>,
         name: String,
+        engine: EngineIx,
         deliver: Option<oneshot::Sender<Delivery>>,
     ) {
         let this = self.clone();
@@ -86,7 +89,7 @@ impl<B: Backend> Manager<B> {
             let result = this
                 .call(
                     create_deadline(&cfg),
-                    this.backend.create(&cfg.name, &name, &cfg.spec),
+                    this.backend_of(engine).create(&cfg.name, &name, &cfg.spec),
                 )
                 .await;
             drop(permit);
@@ -96,7 +99,10 @@ impl<B: Backend> Manager<B> {
                 Ok(created) if !cfg.start_settle.is_zero() => {
                     sleep(cfg.start_settle).await;
                     match this
-                        .call(CALL_TIMEOUT, this.backend.check_running(&created.id))
+                        .call(
+                            CALL_TIMEOUT,
+                            this.backend_of(engine).check_running(&created.id),
+                        )
                         .await
                     {
                         Ok(()) => Ok(created),
@@ -115,7 +121,7 @@ impl<B: Backend> Manager<B> {
                     // A reuse compares the container with what it was before any client.
                     let baseline = match &cfg.reuse {
                         Some(_) => match this
-                            .call(CALL_TIMEOUT, this.backend.baseline(&created.id))
+                            .call(CALL_TIMEOUT, this.backend_of(engine).baseline(&created.id))
                             .await
                         {
                             Ok(b) => Some(Arc::new(b)),
@@ -129,6 +135,7 @@ impl<B: Backend> Manager<B> {
                     let now = Instant::now();
                     Ok(ReadyContainer {
                         created,
+                        engine,
                         ready_at: now,
                         born: now,
                         uses: 0,
@@ -139,7 +146,7 @@ impl<B: Backend> Manager<B> {
                 }
                 Err(e) => Err(e),
             };
-            this.finish_create(&pool, name, result, deliver, ms);
+            this.finish_create(&pool, name, engine, result, deliver, ms);
         });
     }
 
@@ -147,6 +154,7 @@ impl<B: Backend> Manager<B> {
         self: &Arc<Self>,
         pool: &Arc<Pool>,
         name: String,
+        engine: EngineIx,
         result: Result<ReadyContainer, BackendError>,
         deliver: Option<oneshot::Sender<Delivery>>,
         ms: u32,
@@ -166,15 +174,17 @@ impl<B: Backend> Manager<B> {
             Ok(c) => {
                 let id = c.created.id.clone();
                 let placed = pool.lock().created(c, ms);
-                info!(pool = %pool_name, container = %name, ms, "container ready");
+                self.engine(engine).record_create(ms);
+                let engine_name = self.engine_name(engine);
+                info!(pool = %pool_name, container = %name, engine = %engine_name, ms, "container ready");
                 self.emit(
                     "created",
                     &pool_name,
-                    Some(&id),
+                    Some((&id, engine)),
                     None,
                     Some(format!("{ms} ms")),
                 );
-                self.emit("ready", &pool_name, Some(&id), None, None);
+                self.emit("ready", &pool_name, Some((&id, engine)), None, None);
                 match placed {
                     Placed::Pooled => {
                         if pool.lock().waiters() > 0 {
@@ -214,7 +224,7 @@ impl<B: Backend> Manager<B> {
                         error!(pool = %pool_name, "create breaker open: pool degraded");
                     }
                 } else if !self.cancel.is_cancelled() && !pool.cancel.is_cancelled() {
-                    self.set_engine(false, Some(e.to_string()));
+                    self.set_engine(engine, false, Some(e.to_string()));
                 }
                 if let Some(tx) = deliver {
                     let _ = tx.send(Err(DeliveryError::Create(e)));
@@ -224,6 +234,7 @@ impl<B: Backend> Manager<B> {
                     Holder::Pool(pool.clone()),
                     name.clone(),
                     name,
+                    engine,
                     None,
                     "create failed",
                 );
@@ -243,19 +254,22 @@ impl<B: Backend> Manager<B> {
             Holder::Pool(pool.clone()),
             c.key().to_string(),
             c.created.id.clone(),
+            c.engine,
             Some(c.created.id.clone()),
             why,
         );
     }
 
-    /// Remove `target` (an engine ID, or the name of a create whose answer never came) and
-    /// only then let `holder` forget `key` and free its slot. Retries with back-off for as
-    /// long as it takes: through an outage, and through shutdown until the process exits.
+    /// Remove `target` (an engine ID, or the name of a create whose answer never came) from
+    /// engine `engine`, and only then let `holder` forget `key` and free its slot. Retries with
+    /// back-off for as long as it takes: through an outage, and through shutdown until the
+    /// process exits.
     pub(crate) fn spawn_removal(
         self: &Arc<Self>,
         holder: Holder,
         key: String,
         target: String,
+        engine: EngineIx,
         id: Option<String>,
         why: &'static str,
     ) {
@@ -265,7 +279,8 @@ impl<B: Backend> Manager<B> {
             loop {
                 let result = {
                     let _permit = this.remove_permits.acquire().await;
-                    this.call(CALL_TIMEOUT, this.backend.destroy(&target)).await
+                    this.call(CALL_TIMEOUT, this.backend_of(engine).destroy(&target))
+                        .await
                 };
                 let Err(e) = result else { break };
                 attempt = attempt.saturating_add(1);
@@ -302,7 +317,13 @@ impl<B: Backend> Manager<B> {
                 this.record(|| Change::Forget(id.clone()));
             }
             debug!(pool = %pool_name, container = %key, why, attempt, "removed");
-            this.emit("removed", &pool_name, id.as_deref(), None, Some(why.to_string()));
+            this.emit(
+                "removed",
+                &pool_name,
+                id.as_deref().map(|id| (id, engine)),
+                None,
+                Some(why.to_string()),
+            );
         });
     }
 
@@ -311,12 +332,12 @@ impl<B: Backend> Manager<B> {
     /// retried until it lands or the container leaves the books.
     pub(crate) fn spawn_mark(self: &Arc<Self>, pool: &Arc<Pool>, c: &ReadyContainer) {
         let (this, pool) = (self.clone(), pool.clone());
-        let (id, key) = (c.created.id.clone(), c.key().to_string());
+        let (id, key, engine) = (c.created.id.clone(), c.key().to_string(), c.engine);
         self.tracker.spawn(async move {
             let mut attempt = 0u32;
             loop {
                 match this
-                    .call(CALL_TIMEOUT, this.backend.mark_used(&id, &key))
+                    .call(CALL_TIMEOUT, this.backend_of(engine).mark_used(&id, &key))
                     .await
                 {
                     Ok(()) | Err(BackendError::NotFound { .. }) => return,

@@ -6,7 +6,6 @@
 //! and the orphans (containers found on the engine that no pool accounts for, being removed).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +16,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::Backend;
-use crate::caps::GlobalCap;
+use crate::caps::{Caps, EngineIx};
 use crate::clock::{Clock, Ids};
 use crate::config::{ManagerConfig, PoolConfig};
+use crate::counters::StateCounts;
+use crate::engines::{Engine, EngineSpec, EngineStats, EngineView, bit};
 use crate::events::Event;
 use crate::group_commit::GroupCommit;
 use crate::lease::LeaseTable;
@@ -40,46 +41,41 @@ pub struct AcquireRequest {
     pub wait: Option<Duration>,
     /// Who holds the lease (a user, session or job id), free text; shown and persisted.
     pub owner: Option<String>,
-}
-
-/// Whether the engine answers, as the monitor loop last saw it.
-#[derive(Debug, Default)]
-pub(crate) struct EngineState {
-    pub up: AtomicBool,
-    pub last_error: Mutex<Option<String>>,
+    /// Only engines carrying all of these labels may serve it; empty: any engine.
+    pub engine_labels: BTreeMap<String, String>,
 }
 
 /// Containers on the engine that no pool accounts for (left by a crash, of a pool that is gone,
 /// or found by the running sweep), counted against the cap until their removal succeeds.
 #[derive(Debug, Default)]
 pub(crate) struct Orphans {
-    books: Mutex<BTreeMap<String, String>>,
+    /// Name → (engine ID, engine).
+    books: Mutex<BTreeMap<String, (String, EngineIx)>>,
 }
 
 impl Orphans {
-    /// Count `key` (engine ID `id`); `false` if it is counted already.
-    pub fn add(&self, key: &str, id: &str, cap: &GlobalCap) -> bool {
+    /// Count `key` (engine ID `id` on engine `e`); `false` if it is counted already.
+    pub fn add(&self, key: &str, id: &str, e: EngineIx, caps: &Caps) -> bool {
         let mut b = lock(&self.books);
         if b.contains_key(key) {
             return false;
         }
-        if cap.reserve(1) == 0 {
-            cap.force(1);
-        }
-        b.insert(key.into(), id.into());
+        caps.count_found(e);
+        b.insert(key.into(), (id.into(), e));
         true
     }
 
-    pub fn removed(&self, key: &str, cap: &GlobalCap) {
-        if lock(&self.books).remove(key).is_some() {
-            cap.release(1);
+    pub fn removed(&self, key: &str, caps: &Caps) {
+        if let Some((_, e)) = lock(&self.books).remove(key) {
+            caps.release_on(e);
         }
     }
 
-    pub fn known(&self) -> Vec<(String, String)> {
+    /// Every orphan: (name, engine ID, engine).
+    pub fn known(&self) -> Vec<(String, String, EngineIx)> {
         lock(&self.books)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (id, e))| (k.clone(), id.clone(), *e))
             .collect()
     }
 }
@@ -92,7 +88,8 @@ const RECENT_DEATHS: usize = 1024;
 /// All pools, the lease table, the global cap and every background task: what the API layer
 /// talks to. Make one with [`Manager::builder`], then call [`Manager::start`].
 pub struct Manager<B: Backend> {
-    pub(crate) backend: Arc<B>,
+    /// Every engine, fixed for the life of the process; an index names one everywhere.
+    pub(crate) engines: Vec<Engine<B>>,
     pub(crate) cfg: ManagerConfig,
     /// Swapped whole by a config reload; readers take a snapshot.
     pub(crate) pools: ArcSwap<BTreeMap<String, Arc<Pool>>>,
@@ -101,7 +98,7 @@ pub struct Manager<B: Backend> {
     pub(crate) retired: Mutex<Vec<Arc<Pool>>>,
     pub(crate) orphans: Orphans,
     pub(crate) leases: LeaseTable,
-    pub(crate) cap: GlobalCap,
+    pub(crate) cap: Caps,
     pub(crate) create_permits: Arc<Semaphore>,
     pub(crate) remove_permits: Arc<Semaphore>,
     pub(crate) cancel: CancellationToken,
@@ -110,7 +107,6 @@ pub struct Manager<B: Backend> {
     pub(crate) epoch: Instant,
     pub(crate) clock: Clock,
     pub(crate) ids: Ids,
-    pub(crate) engine: EngineState,
     /// True once the startup sweep removed what an earlier run left; refill waits for it.
     pub(crate) swept: watch::Sender<bool>,
     pub(crate) events: tokio::sync::broadcast::Sender<Event>,
@@ -122,7 +118,7 @@ pub struct Manager<B: Backend> {
 /// Builds a [`Manager`]; the daemon uses the defaults, the simulation seeds the IDs and clock.
 pub struct ManagerBuilder<B: Backend> {
     cfg: ManagerConfig,
-    backend: Arc<B>,
+    engines: Vec<(EngineSpec, Arc<B>)>,
     pools: Vec<(PoolConfig, Policies)>,
     store: Option<Arc<dyn LeaseStore>>,
     clock: Option<Clock>,
@@ -149,6 +145,18 @@ impl<B: Backend> ManagerBuilder<B> {
         self
     }
 
+    /// Drive these engines instead of the one given to [`Manager::builder`] (1 to
+    /// [`crate::engines::MAX_ENGINES`]; names are unique, as the config checks).
+    pub fn engines(mut self, engines: Vec<(EngineSpec, Arc<B>)>) -> Self {
+        assert!(
+            !engines.is_empty() && engines.len() <= crate::engines::MAX_ENGINES,
+            "1 to {} engines",
+            crate::engines::MAX_ENGINES
+        );
+        self.engines = engines;
+        self
+    }
+
     /// Draw lease IDs and container names from a seeded generator (replayable simulations).
     pub fn seed(mut self, seed: u64) -> Self {
         self.ids = Ids::seeded(seed);
@@ -165,9 +173,15 @@ impl<B: Backend> ManagerBuilder<B> {
             .into_iter()
             .map(|(pc, pol)| (pc.name.clone(), Pool::new(pc, pol, cancel.child_token())))
             .collect();
+        let engine_caps: Vec<Option<u32>> =
+            self.engines.iter().map(|(s, _)| s.max_containers).collect();
         Arc::new(Manager {
-            backend: self.backend,
-            cap: GlobalCap::new(cfg.max_containers),
+            engines: self
+                .engines
+                .into_iter()
+                .map(|(spec, b)| Engine::new(spec, b))
+                .collect(),
+            cap: Caps::new(cfg.max_containers, &engine_caps),
             create_permits: Arc::new(Semaphore::new(cfg.max_concurrent_creates.max(1))),
             remove_permits: Arc::new(Semaphore::new(cfg.max_concurrent_removes.max(1))),
             cfg,
@@ -180,7 +194,6 @@ impl<B: Backend> ManagerBuilder<B> {
             epoch: Instant::now(),
             clock: self.clock.unwrap_or_else(Clock::system),
             ids: self.ids,
-            engine: EngineState::default(),
             swept: watch::Sender::new(false),
             events: tokio::sync::broadcast::Sender::new(crate::events::CAPACITY),
             group_commit,
@@ -190,12 +203,13 @@ impl<B: Backend> ManagerBuilder<B> {
 }
 
 impl<B: Backend> Manager<B> {
-    /// A builder for a manager of `cfg` on `backend`: no pools, no store, the system clock
-    /// and random IDs until set.
+    /// A builder for a manager of `cfg` on `backend` (one engine, named `default`, until
+    /// [`ManagerBuilder::engines`]): no pools, no store, the system clock and random IDs until
+    /// set.
     pub fn builder(cfg: ManagerConfig, backend: Arc<B>) -> ManagerBuilder<B> {
         ManagerBuilder {
             cfg,
-            backend,
+            engines: vec![(EngineSpec::single(), backend)],
             pools: Vec::new(),
             store: None,
             clock: None,
@@ -230,12 +244,13 @@ impl<B: Backend> Manager<B> {
         self.events.subscribe()
     }
 
-    /// Publish a lifecycle event (a no-op without subscribers).
+    /// Publish a lifecycle event (a no-op without subscribers). `container` is the engine ID
+    /// and the engine that holds it.
     pub(crate) fn emit(
         &self,
         kind: &'static str,
         pool: &str,
-        container: Option<&str>,
+        container: Option<(&str, EngineIx)>,
         lease: Option<&str>,
         reason: Option<String>,
     ) {
@@ -246,8 +261,25 @@ impl<B: Backend> Manager<B> {
             at: crate::clock::rfc3339(self.clock.now()),
             kind,
             pool: pool.to_string(),
-            container: container.map(str::to_string),
+            engine: container.map(|(_, e)| self.engine_name(e).to_string()),
+            container: container.map(|(id, _)| id.to_string()),
             lease: lease.map(str::to_string),
+            reason,
+        });
+    }
+
+    /// Publish that an engine went up or down.
+    pub(crate) fn emit_engine(&self, kind: &'static str, engine: &str, reason: Option<String>) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.events.send(Event {
+            at: crate::clock::rfc3339(self.clock.now()),
+            kind,
+            pool: "*".into(),
+            engine: Some(engine.into()),
+            container: None,
+            lease: None,
             reason,
         });
     }
@@ -268,9 +300,16 @@ impl<B: Backend> Manager<B> {
         &self.tracker
     }
 
-    /// The backend containers are made with.
+    /// The first engine's backend (the only one of a single-engine daemon).
     pub fn backend(&self) -> &Arc<B> {
-        &self.backend
+        &self.engines[0].backend
+    }
+
+    /// Every engine's backend, in config order.
+    pub fn backends(&self) -> impl Iterator<Item = (&str, &Arc<B>)> {
+        self.engines
+            .iter()
+            .map(|e| (e.spec.name.as_str(), &e.backend))
     }
 
     /// Names of the serving pools, sorted (removed pools still draining are not listed).
@@ -292,27 +331,129 @@ impl<B: Backend> Manager<B> {
         v
     }
 
-    /// Whether the engine answered the monitor's last ping (and startup cleanup is done).
+    /// Whether at least one engine answered its monitor's last ping (after its startup cleanup).
     pub fn engine_up(&self) -> bool {
-        self.engine.up.load(Ordering::Acquire)
+        self.engines.iter().any(Engine::is_up)
     }
 
-    /// Ready to serve: the engine answers and leftovers of an earlier run are dealt with.
+    /// Engines that are up now, as a mask.
+    pub(crate) fn up_mask(&self) -> u64 {
+        self.engines
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_up())
+            .fold(0, |m, (i, _)| m | bit(i))
+    }
+
+    /// Engines carrying every label of `want`, as a mask (all engines for no labels).
+    pub(crate) fn matching(&self, want: &BTreeMap<String, String>) -> u64 {
+        self.engines
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.matches(want))
+            .fold(0, |m, (i, _)| m | bit(i))
+    }
+
+    /// What the placer sees of each engine for a create allowed on `mask`.
+    pub(crate) fn engine_views(&self, mask: u64) -> Vec<EngineView> {
+        self.engines
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EngineView {
+                eligible: e.is_up() && mask & bit(i) != 0,
+                image_present: None,
+                create_p50_ms: e.create_p50(),
+            })
+            .collect()
+    }
+
+    /// The engine at `e`. Indexes come from the books, which only hold valid ones.
+    pub(crate) fn engine(&self, e: EngineIx) -> &Engine<B> {
+        &self.engines[e.min(self.engines.len() - 1)]
+    }
+
+    /// The backend of engine `e`.
+    pub(crate) fn backend_of(&self, e: EngineIx) -> &B {
+        &self.engine(e).backend
+    }
+
+    /// The engine named `name`.
+    pub(crate) fn engine_named(&self, name: &str) -> Option<EngineIx> {
+        self.engines.iter().position(|e| e.spec.name == name)
+    }
+
+    /// Every engine's name, in index order.
+    pub fn engine_names(&self) -> Vec<&str> {
+        self.engines.iter().map(|e| e.spec.name.as_str()).collect()
+    }
+
+    /// What the core knows of each engine, in config order.
+    pub fn engine_stats(&self) -> Vec<EngineStats> {
+        let mut counts = vec![StateCounts::default(); self.engines.len()];
+        for pool in self.all_pools() {
+            let st = pool.lock();
+            for (e, c) in counts.iter_mut().enumerate() {
+                let n = st.counts_on(e);
+                c.creating += n.creating;
+                c.ready += n.ready;
+                c.leased += n.leased;
+                c.resetting += n.resetting;
+                c.removing += n.removing;
+                c.unhealthy += n.unhealthy;
+            }
+        }
+        for (_, _, e) in self.orphans.known() {
+            if let Some(c) = counts.get_mut(e) {
+                c.removing += 1;
+            }
+        }
+        self.engines
+            .iter()
+            .zip(counts)
+            .enumerate()
+            .map(|(i, (e, containers))| EngineStats {
+                name: e.spec.name.clone(),
+                labels: e.spec.labels.clone(),
+                up: e.is_up(),
+                last_error: lock(&e.last_error).clone(),
+                max_containers: e.spec.max_containers,
+                counted: self.cap.used_on(i),
+                containers,
+                create_p50_ms: e.create_p50(),
+            })
+            .collect()
+    }
+
+    /// The name of engine `e`.
+    pub fn engine_name(&self, e: EngineIx) -> &str {
+        &self.engine(e).spec.name
+    }
+
+    /// Ready to serve: an engine answers and leftovers of an earlier run are dealt with.
     pub fn is_ready(&self) -> bool {
         self.engine_up() && *self.swept.borrow() && !self.cancel.is_cancelled()
     }
 
-    /// Whether startup dealt with what an earlier run left (the sweep or the reconcile ran).
+    /// Whether startup dealt with what an earlier run left (the sweep or the reconcile ran on
+    /// at least one engine).
     pub fn reconciled(&self) -> bool {
         *self.swept.borrow()
     }
 
-    /// The last engine error the monitor saw (kept after the engine recovers), or
-    /// `not reached yet`.
+    /// The last engine error a monitor saw (kept after the engine recovers): a down engine's
+    /// first, else the latest of any, else `not reached yet`.
     pub fn engine_error(&self) -> String {
-        lock(&self.engine.last_error)
-            .clone()
-            .unwrap_or_else(|| "not reached yet".into())
+        let down = self.engines.iter().find(|e| !e.is_up());
+        for e in down.into_iter().chain(self.engines.iter()) {
+            if let Some(err) = lock(&e.last_error).clone() {
+                return if self.engines.len() == 1 {
+                    err
+                } else {
+                    format!("engine {}: {err}", e.spec.name)
+                };
+            }
+        }
+        "not reached yet".into()
     }
 
     pub(crate) fn pool(&self, name: &str) -> Option<Arc<Pool>> {
@@ -322,14 +463,20 @@ impl<B: Backend> Manager<B> {
     /// Stats of pool `name`; `None` if no pool serves under that name.
     pub fn pool_stats(&self, name: &str) -> Option<PoolStats> {
         let pool = self.pool(name)?;
-        Some(PoolStats::read(&pool, self.engine_up(), &self.cfg.breaker))
+        Some(PoolStats::read(
+            &pool,
+            self.engine_up(),
+            &self.cfg.breaker,
+            &self.engine_names(),
+        ))
     }
 
     /// Stats of every serving pool, by name.
     pub fn all_pool_stats(&self) -> Vec<PoolStats> {
+        let names = self.engine_names();
         self.pools()
             .values()
-            .map(|p| PoolStats::read(p, self.engine_up(), &self.cfg.breaker))
+            .map(|p| PoolStats::read(p, self.engine_up(), &self.cfg.breaker, &names))
             .collect()
     }
 
@@ -341,19 +488,27 @@ impl<B: Backend> Manager<B> {
     /// Every container this daemon accounts for now: (name, engine ID once known). For the
     /// running sweep, and for tests that compare the books with the engine.
     pub fn accounted(&self) -> Vec<(String, Option<String>)> {
+        self.accounted_engines()
+            .into_iter()
+            .map(|(k, id, _)| (k, id))
+            .collect()
+    }
+
+    /// [`Manager::accounted`], with each container's engine.
+    pub(crate) fn accounted_engines(&self) -> Vec<(String, Option<String>, EngineIx)> {
         let mut v = Vec::new();
         for pool in self.all_pools() {
             let st = pool.lock();
             v.extend(
                 st.known()
-                    .map(|(k, id)| (k.to_string(), id.map(str::to_string))),
+                    .map(|(k, id, e)| (k.to_string(), id.map(str::to_string), e)),
             );
         }
         v.extend(
             self.orphans
                 .known()
                 .into_iter()
-                .map(|(k, id)| (k, Some(id))),
+                .map(|(k, id, e)| (k, Some(id), e)),
         );
         v
     }

@@ -41,14 +41,17 @@ impl<B: Backend> Manager<B> {
                 let mut st = pool.lock();
                 st.probation_tick(now, cfg.probation);
                 // One container per tick: recycling a whole pool at once would empty it.
+                // Only on engines that are up: a removal on a down engine waits for it anyway.
                 let worn = |c: &ReadyContainer, st: &crate::pool::PoolState| {
-                    cfg.max_warm_age
-                        .is_some_and(|age| now.saturating_duration_since(c.ready_at) >= age)
-                        || cfg
-                            .max_lifetime
-                            .is_some_and(|life| now.saturating_duration_since(c.born) >= life)
-                        || st.stale_image(c)
-                        || pool.stale_spec(c)
+                    crate::engines::has(st.up_mask(), c.engine)
+                        && (cfg
+                            .max_warm_age
+                            .is_some_and(|age| now.saturating_duration_since(c.ready_at) >= age)
+                            || cfg
+                                .max_lifetime
+                                .is_some_and(|life| now.saturating_duration_since(c.born) >= life)
+                            || st.stale_image(c)
+                            || pool.stale_spec(c))
                 };
                 if let Some(c) = st.recycle_one(worn) {
                     doomed.push((c, "recycled: age, lifetime, image or spec"));
@@ -62,7 +65,7 @@ impl<B: Backend> Manager<B> {
                 self.emit(
                     "recycled",
                     &cfg.name,
-                    Some(&c.created.id),
+                    Some((&c.created.id, c.engine)),
                     None,
                     Some(why.to_string()),
                 );
@@ -76,16 +79,27 @@ impl<B: Backend> Manager<B> {
     /// not reused, so the pool drains to the new image without killing anything in use.
     pub(crate) async fn image_loop(self: Arc<Self>, pool: Arc<Pool>) {
         loop {
-            if self.engine_up() {
+            // Each engine resolves the reference on its own: a tag moves on one engine at a
+            // time, and only that engine's containers drain.
+            for e in 0..self.engines.len() {
+                if !self.engine(e).is_up() {
+                    continue;
+                }
                 let image = pool.cfg().spec.image.clone();
-                match self.call(CALL_TIMEOUT, self.backend.image_id(&image)).await {
-                    Ok(Some(id)) => {
-                        if pool.lock().set_image_id(id.clone()) {
-                            info!(pool = %pool.name(), %image, new_id = %id, "image moved; draining containers of the old one");
+                let engine = self.engine_name(e);
+                match self
+                    .call(CALL_TIMEOUT, self.backend_of(e).image_id(&image))
+                    .await
+                {
+                    Ok(id) => {
+                        // `None`: not present there; the next create there pulls or copies it.
+                        if pool.lock().set_image_id(e, id.clone()) {
+                            info!(pool = %pool.name(), %engine, %image, new_id = ?id, "image moved; draining containers of the old one");
                         }
                     }
-                    Ok(None) => {} // not present locally; the next create pulls it
-                    Err(e) => debug!(pool = %pool.name(), error = %e, "image check failed"),
+                    Err(err) => {
+                        debug!(pool = %pool.name(), %engine, error = %err, "image check failed")
+                    }
                 }
             }
             tokio::select! {

@@ -22,11 +22,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::backend::{Backend, BackendError, Baseline, Created, Existing};
+use crate::caps::EngineIx;
 use crate::lease::Lease;
 use crate::lease_store::{Change, LeaseRecord, Persisted, from_unix_ms};
 use crate::lifecycle::{CALL_TIMEOUT, Holder};
@@ -56,49 +58,59 @@ enum Fate {
 }
 
 impl<B: Backend> Manager<B> {
-    /// The startup step the refill waits for: reconcile with a store, remove everything without.
-    pub(crate) async fn startup_cleanup(self: &Arc<Self>) {
+    /// The startup step of engine `engine`: reconcile with a store, remove everything without.
+    /// The refill waits until one engine has done it; an engine serves only once it has.
+    pub(crate) async fn startup_cleanup(self: &Arc<Self>, engine: EngineIx) {
         let result = if self.group_commit.is_none() {
-            self.remove_leftovers().await
+            self.remove_leftovers(engine).await
         } else {
-            self.reconcile().await
+            self.reconcile_engine(engine).await
         };
+        let name = self.engine_name(engine).to_string();
         match result {
             Ok(r) => {
                 info!(
+                    engine = %name,
                     reattached = r.reattached,
                     adopted = r.adopted,
                     removing = r.destroyed,
                     lost_leases = r.lost_leases,
                     "startup: what an earlier run left is accounted for"
                 );
+                self.engine(engine).cleaned.store(true, Ordering::Release);
                 self.swept.send_replace(true);
             }
-            Err(e) => warn!(error = %e, "startup reconcile failed; will retry"),
+            Err(e) => warn!(engine = %name, error = %e, "startup reconcile failed; will retry"),
         }
     }
 
     /// Without a store: every container of this host id is an orphan, counted and removed.
-    async fn remove_leftovers(self: &Arc<Self>) -> Result<ReconcileReport, BackendError> {
-        let existing = self.call(CALL_TIMEOUT, self.backend.list()).await?;
+    async fn remove_leftovers(
+        self: &Arc<Self>,
+        engine: EngineIx,
+    ) -> Result<ReconcileReport, BackendError> {
+        let existing = self
+            .call(CALL_TIMEOUT, self.backend_of(engine).list())
+            .await?;
         let mut report = ReconcileReport::default();
         for e in existing {
-            self.doom(None, &e);
+            self.doom(None, &e, engine);
             report.destroyed += 1;
         }
         Ok(report)
     }
 
-    /// Count `e` as removing (in its pool's books, or as an orphan) and remove it.
-    fn doom(self: &Arc<Self>, pool: Option<&Arc<Pool>>, e: &Existing) {
+    /// Count `e` (on engine `engine`) as removing (in its pool's books, or as an orphan) and
+    /// remove it.
+    fn doom(self: &Arc<Self>, pool: Option<&Arc<Pool>>, e: &Existing, engine: EngineIx) {
         let counted = match pool {
-            Some(p) if p.lock().doom_found(&e.name, &e.id, &self.cap) => {
+            Some(p) if p.lock().doom_found(&e.name, &e.id, engine, &self.cap) => {
                 Some(Holder::Pool(p.clone()))
             }
             Some(_) => None,
             None => self
                 .orphans
-                .add(&e.name, &e.id, &self.cap)
+                .add(&e.name, &e.id, engine, &self.cap)
                 .then_some(Holder::Orphan),
         };
         if let Some(holder) = counted {
@@ -106,6 +118,7 @@ impl<B: Backend> Manager<B> {
                 holder,
                 e.name.clone(),
                 e.id.clone(),
+                engine,
                 Some(e.id.clone()),
                 "left by an earlier run",
             );
@@ -134,17 +147,23 @@ impl<B: Backend> Manager<B> {
         Ok(loaded)
     }
 
-    /// Re-attach leases, re-adopt what can be kept, remove the rest (see the module doc).
-    pub async fn reconcile(self: &Arc<Self>) -> Result<ReconcileReport, BackendError> {
+    /// Re-attach leases, re-adopt what can be kept, remove the rest (see the module doc), on
+    /// engine `engine`: its own containers, and the persisted leases recorded on it (a record
+    /// without an engine, or of an engine no longer configured, belongs to the first).
+    pub(crate) async fn reconcile_engine(
+        self: &Arc<Self>,
+        engine: EngineIx,
+    ) -> Result<ReconcileReport, BackendError> {
         let persisted = self
             .load_persisted()
             .await
             .map_err(|e| BackendError::Unavailable(format!("state store: {e}")))?;
-        let existing = self.call(CALL_TIMEOUT, self.backend.list()).await?;
+        let backend = self.backend_of(engine);
+        let existing = self.call(CALL_TIMEOUT, backend.list()).await?;
         let mut image_ids: HashMap<String, Option<String>> = HashMap::new();
         for pool in self.pools().values() {
             let id = self
-                .call(CALL_TIMEOUT, self.backend.image_id(&pool.cfg().spec.image))
+                .call(CALL_TIMEOUT, backend.image_id(&pool.cfg().spec.image))
                 .await?;
             image_ids.insert(pool.name(), id);
         }
@@ -153,9 +172,21 @@ impl<B: Backend> Manager<B> {
         let mut leases_by_container: BTreeMap<String, LeaseRecord> = persisted
             .leases
             .values()
+            .filter(|r| {
+                r.engine
+                    .as_deref()
+                    .and_then(|n| self.engine_named(n))
+                    .unwrap_or(0)
+                    == engine
+            })
             .map(|r| (r.container_id.clone(), r.clone()))
             .collect();
-        let mut adopted_per_pool: HashMap<String, u32> = HashMap::new();
+        // Re-adoption fills a pool up to `max_ready`, counting what other engines gave it.
+        let mut adopted_per_pool: HashMap<String, u32> = self
+            .pools()
+            .values()
+            .map(|p| (p.name(), p.lock().counts().ready))
+            .collect();
         let mut fates = Vec::with_capacity(existing.len());
         for e in existing {
             let pool = e.pool.as_deref().and_then(|p| self.pool(p));
@@ -196,7 +227,7 @@ impl<B: Backend> Manager<B> {
         for (e, fate) in &fates {
             if let Fate::Adopt(pool) = fate
                 && pool.cfg().reuse.is_some()
-                && let Ok(b) = self.call(CALL_TIMEOUT, self.backend.baseline(&e.id)).await
+                && let Ok(b) = self.call(CALL_TIMEOUT, backend.baseline(&e.id)).await
             {
                 baselines.insert(e.id.clone(), Arc::new(b));
             }
@@ -208,21 +239,21 @@ impl<B: Backend> Manager<B> {
         for (e, fate) in fates {
             match fate {
                 Fate::Reattach(pool, rec) => {
-                    self.reattach(&pool, &e, *rec, now);
+                    self.reattach(&pool, &e, engine, *rec, now);
                     report.reattached += 1;
                 }
                 Fate::Adopt(pool) => {
                     let baseline = baselines.remove(&e.id);
-                    if self.adopt(&pool, &e, now, baseline) {
+                    if self.adopt(&pool, &e, engine, now, baseline) {
                         report.adopted += 1;
                     } else {
-                        self.doom(Some(&pool), &e);
+                        self.doom(Some(&pool), &e, engine);
                         report.destroyed += 1;
                     }
                 }
                 Fate::Doom => {
                     let pool = e.pool.as_deref().and_then(|p| self.pool(p));
-                    self.doom(pool.as_ref(), &e);
+                    self.doom(pool.as_ref(), &e, engine);
                     report.destroyed += 1;
                 }
             }
@@ -233,30 +264,46 @@ impl<B: Backend> Manager<B> {
             report.lost_leases += 1;
         }
         // Lendable entries whose container no longer exists; the others are forgotten when
-        // their removal succeeds.
-        let present: std::collections::HashSet<String> = self
-            .accounted()
-            .into_iter()
-            .filter_map(|(_, id)| id)
-            .collect();
-        for id in persisted.lendable.keys() {
-            if !present.contains(id) {
-                self.record(|| Change::Forget(id.clone()));
+        // their removal succeeds. Only once every engine was reconciled: an entry of an engine
+        // not seen yet must keep its container from being re-adopted there.
+        let all_seen = self
+            .engines
+            .iter()
+            .enumerate()
+            .all(|(i, x)| i == engine || x.cleaned.load(Ordering::Acquire));
+        if all_seen {
+            let present: std::collections::HashSet<String> = self
+                .accounted()
+                .into_iter()
+                .filter_map(|(_, id)| id)
+                .collect();
+            for id in persisted.lendable.keys() {
+                if !present.contains(id) {
+                    self.record(|| Change::Forget(id.clone()));
+                }
             }
         }
         for pool in self.pools().values() {
-            if let Some(Some(id)) = image_ids.get(&pool.name()) {
-                pool.lock().set_image_id(id.clone());
+            if let Some(id) = image_ids.get(&pool.name()) {
+                pool.lock().set_image_id(engine, id.clone());
             }
             pool.touch();
         }
         Ok(report)
     }
 
-    fn reattach(self: &Arc<Self>, pool: &Arc<Pool>, e: &Existing, rec: LeaseRecord, now: Instant) {
+    fn reattach(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        e: &Existing,
+        engine: EngineIx,
+        rec: LeaseRecord,
+        now: Instant,
+    ) {
         let age = self.clock.since(from_unix_ms(rec.born_at_ms), now);
         let c = ReadyContainer {
             created: created_of(e),
+            engine,
             ready_at: now,
             born: now.checked_sub(age).unwrap_or(now),
             uses: rec.uses,
@@ -287,12 +334,13 @@ impl<B: Backend> Manager<B> {
             ),
             gone: None,
             owner: rec.owner.clone(),
+            engine: self.engine_name(engine).to_string(),
         };
         info!(lease = %rec.lease_id, container = %e.name, pool = %pool.name(), "lease re-attached after restart");
         self.emit(
             "leased",
             &pool.name(),
-            Some(&e.id),
+            Some((&e.id, engine)),
             Some(&rec.lease_id),
             Some("re-attached after restart".into()),
         );
@@ -303,12 +351,14 @@ impl<B: Backend> Manager<B> {
         &self,
         pool: &Arc<Pool>,
         e: &Existing,
+        engine: EngineIx,
         now: Instant,
         baseline: Option<Arc<Baseline>>,
     ) -> bool {
         let age = self.clock.since(e.created, now);
         let c = ReadyContainer {
             created: created_of(e),
+            engine,
             ready_at: now,
             born: now.checked_sub(age).unwrap_or(now),
             uses: 0,
@@ -323,7 +373,7 @@ impl<B: Backend> Manager<B> {
         self.emit(
             "ready",
             &pool.name(),
-            Some(&e.id),
+            Some((&e.id, engine)),
             None,
             Some("re-adopted after restart".into()),
         );

@@ -37,12 +37,18 @@ use crate::sync::lock;
 impl<B: Backend> Manager<B> {
     /// Spawn every background task. Call once.
     pub fn start(self: &Arc<Self>) {
+        // One event stream and one monitor per engine; the death notices of all engines meet in
+        // one loop (engine IDs are unique across engines).
         let (tx, rx) = mpsc::channel(256);
-        let this = self.clone();
-        self.tracker
-            .spawn(async move { this.backend.watch(tx, this.cancel.clone()).await });
+        for e in 0..self.engines.len() {
+            let (this, tx) = (self.clone(), tx.clone());
+            self.tracker.spawn(async move {
+                this.backend_of(e).watch(tx, this.cancel.clone()).await;
+            });
+            self.tracker.spawn(self.clone().monitor_loop(e));
+        }
+        drop(tx);
         self.tracker.spawn(self.clone().events_loop(rx));
-        self.tracker.spawn(self.clone().monitor_loop());
         self.tracker.spawn(self.clone().reaper_loop());
         self.tracker.spawn(self.clone().commit_loop());
         self.tracker.spawn(self.clone().sweep_loop());
@@ -54,41 +60,58 @@ impl<B: Backend> Manager<B> {
     /// Spawn one pool's own loops; they stop with the pool's token (a reload that removes the
     /// pool) or the daemon's. The health loop always runs, since a reload may add a check.
     pub(crate) fn start_pool(self: &Arc<Self>, pool: &Arc<Pool>) {
+        pool.lock().set_up_mask(self.up_mask());
         self.tracker.spawn(self.clone().refill_loop(pool.clone()));
         self.tracker.spawn(self.clone().image_loop(pool.clone()));
         self.tracker.spawn(self.clone().health_loop(pool.clone()));
     }
 
-    pub(crate) fn set_engine(&self, up: bool, err: Option<String>) {
-        let was = self.engine.up.swap(up, Ordering::AcqRel);
-        if let Some(e) = &err {
-            *lock(&self.engine.last_error) = Some(e.clone());
+    /// Engine `e` was found up or down. A change reaches every pool's books at once (only
+    /// containers on engines that are up are handed out), and an engine that comes back is
+    /// compared with the books right away (the running sweep): what died while it was away is
+    /// handled, and what the daemon does not account for is removed.
+    pub(crate) fn set_engine(self: &Arc<Self>, e: usize, up: bool, err: Option<String>) {
+        let engine = self.engine(e);
+        let was = engine.up.swap(up, Ordering::AcqRel);
+        if let Some(msg) = &err {
+            *lock(&engine.last_error) = Some(msg.clone());
         }
-        match (was, up) {
-            (false, true) => {
-                info!("container engine reachable");
-                for p in self.pools().values() {
-                    p.touch();
-                }
+        if was == up {
+            return;
+        }
+        let mask = self.up_mask();
+        for p in self.all_pools() {
+            p.lock().set_up_mask(mask);
+            p.touch();
+        }
+        let name = engine.spec.name.clone();
+        if up {
+            info!(engine = %name, "container engine reachable");
+            self.emit_engine("engine_up", &name, None);
+            if *self.swept.borrow() {
+                let this = self.clone();
+                self.tracker.spawn(async move {
+                    this.sweep_engine(e).await;
+                });
             }
-            (true, false) => error!(
-                error = err.as_deref().unwrap_or(""),
-                "container engine unreachable"
-            ),
-            _ => {}
+        } else {
+            error!(engine = %name, error = err.as_deref().unwrap_or(""), "container engine unreachable");
+            self.emit_engine("engine_down", &name, err);
         }
     }
 
-    async fn monitor_loop(self: Arc<Self>) {
+    async fn monitor_loop(self: Arc<Self>, e: usize) {
         loop {
-            match self.call(CALL_TIMEOUT, self.backend.ping()).await {
+            match self.call(CALL_TIMEOUT, self.backend_of(e).ping()).await {
                 Ok(()) => {
-                    if !*self.swept.borrow() {
-                        self.startup_cleanup().await;
+                    let engine = self.engine(e);
+                    if !engine.cleaned.load(Ordering::Acquire) {
+                        self.startup_cleanup(e).await;
                     }
-                    self.set_engine(*self.swept.borrow(), None);
+                    let cleaned = engine.cleaned.load(Ordering::Acquire);
+                    self.set_engine(e, cleaned, None);
                 }
-                Err(e) => self.set_engine(false, Some(e.to_string())),
+                Err(err) => self.set_engine(e, false, Some(err.to_string())),
             }
             tokio::select! {
                 biased;
@@ -135,18 +158,24 @@ impl<B: Backend> Manager<B> {
         let decision = pool.policies().sizing.decide(&snapshot).await;
         let cfg = pool.cfg();
         let decision = bounds::decision(decision, cfg.max_ready);
+        let views = self.engine_views(u64::MAX);
         let approved = {
             let mut st = pool.lock();
             st.set_target(decision, &cfg);
-            st.approve_refill(&cfg, &self.cfg.breaker, &self.cap, Instant::now(), || {
-                self.ids.container_name(&cfg.name)
-            })
+            st.approve_refill(
+                &cfg,
+                &self.cfg.breaker,
+                &self.cap,
+                &views,
+                Instant::now(),
+                || self.ids.container_name(&cfg.name),
+            )
         };
         if !approved.is_empty() {
             debug!(pool = %cfg.name, approved = approved.len(), "refill");
         }
-        for name in approved {
-            self.spawn_create(pool.clone(), name, None);
+        for (name, engine) in approved {
+            self.spawn_create(pool.clone(), name, engine, None);
         }
     }
 }
@@ -162,7 +191,7 @@ impl<B: Backend> Manager<B> {
         loop {
             let (ready, target) = {
                 let mut st = pool.lock();
-                (st.counts().ready, st.effective_target(&pool.cfg()))
+                (st.ready_up(), st.effective_target(&pool.cfg()))
             };
             if self.is_ready() && ready >= target {
                 // A reload may have removed the pool while we waited.

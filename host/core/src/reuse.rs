@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::backend::{Backend, ExecRequest, Residue};
+use crate::caps::EngineIx;
 use crate::config::ReuseConfig;
 use crate::error::LeaseError;
 use crate::lease::Lease;
@@ -149,12 +150,12 @@ impl<B: Backend> Manager<B> {
         match failure {
             None => {
                 info!(pool = %name, container = %c.created.name, uses = c.uses, "container scrubbed, verified and back in the pool");
-                let cid = c.created.id.clone();
+                let (cid, c_engine) = (c.created.id.clone(), c.engine);
                 pool.lock().reset_passed(ReadyContainer {
                     ready_at: Instant::now(),
                     ..c
                 });
-                self.emit("reused", &name, Some(&cid), None, None);
+                self.emit("reused", &name, Some((&cid, c_engine)), None, None);
                 pool.touch();
                 None
             }
@@ -164,7 +165,7 @@ impl<B: Backend> Manager<B> {
                 self.emit(
                     "unhealthy",
                     &name,
-                    Some(&c.created.id),
+                    Some((&c.created.id, c.engine)),
                     None,
                     Some(reason.clone()),
                 );
@@ -180,23 +181,24 @@ impl<B: Backend> Manager<B> {
         c: &ReadyContainer,
         reuse: &ReuseConfig,
     ) -> Option<String> {
-        let id = &c.created.id;
+        let (id, engine) = (&c.created.id, c.engine);
+        let backend = self.backend_of(engine);
         let baseline = c.baseline.as_deref()?;
         let tmpfs = pool.cfg().spec.tmpfs_paths();
         // 1. The daemon's own scrub, whatever the operator's commands say.
         if let Err(e) = self
-            .call(CALL_TIMEOUT, self.backend.scrub(id, baseline, &tmpfs))
+            .call(CALL_TIMEOUT, backend.scrub(id, baseline, &tmpfs))
             .await
         {
             return Some(format!("scrub: {e}"));
         }
         // 2. The operator's reset.
-        if let Some(f) = self.run_all("reset", &reuse.reset, id, reuse).await {
+        if let Some(f) = self.run_all("reset", &reuse.reset, id, engine, reuse).await {
             return Some(f);
         }
         // 3. What is left, read through the engine.
         let residue = match self
-            .call(CALL_TIMEOUT, self.backend.residue(id, baseline, &tmpfs))
+            .call(CALL_TIMEOUT, backend.residue(id, baseline, &tmpfs))
             .await
         {
             Ok(r) => r,
@@ -224,7 +226,8 @@ impl<B: Backend> Manager<B> {
             ));
         }
         // 4. The operator's verify.
-        self.run_all("verify", &reuse.verify, id, reuse).await
+        self.run_all("verify", &reuse.verify, id, engine, reuse)
+            .await
     }
 
     async fn run_all(
@@ -232,6 +235,7 @@ impl<B: Backend> Manager<B> {
         stage: &str,
         cmds: &[Vec<String>],
         id: &str,
+        engine: EngineIx,
         reuse: &ReuseConfig,
     ) -> Option<String> {
         for cmd in cmds {
@@ -242,7 +246,10 @@ impl<B: Backend> Manager<B> {
                 ..Default::default()
             };
             match self
-                .call(reuse.timeout + CALL_SLACK, self.backend.exec(id, req))
+                .call(
+                    reuse.timeout + CALL_SLACK,
+                    self.backend_of(engine).exec(id, req),
+                )
                 .await
             {
                 Ok(out) if out.exit_code == Some(0) => {}

@@ -93,17 +93,23 @@ impl<B: Backend> Manager<B> {
         let sweep_budget = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
-        let (swept, sweep_ok) = match timeout(sweep_budget, self.backend.sweep()).await {
-            Ok(Ok(n)) => (n, true),
-            Ok(Err(e)) => {
-                warn!(error = %e, "shutdown: final sweep failed");
-                (0, false)
+        // Every engine at once, each within the same budget.
+        let sweeps = futures_util::future::join_all(self.engines.iter().map(|e| async move {
+            match timeout(sweep_budget, e.backend.sweep()).await {
+                Ok(Ok(n)) => (n, true),
+                Ok(Err(err)) => {
+                    warn!(engine = %e.spec.name, error = %err, "shutdown: final sweep failed");
+                    (0, false)
+                }
+                Err(_) => {
+                    warn!(engine = %e.spec.name, "shutdown: final sweep timed out");
+                    (0, false)
+                }
             }
-            Err(_) => {
-                warn!("shutdown: final sweep timed out");
-                (0, false)
-            }
-        };
+        }))
+        .await;
+        let swept = sweeps.iter().map(|(n, _)| n).sum::<usize>();
+        let sweep_ok = sweeps.iter().all(|(_, ok)| *ok);
         // Every container is gone, so nothing persisted is true any more.
         if sweep_ok {
             self.clear_store().await;

@@ -2,6 +2,8 @@
 //! once. The counters it copies live in `counters.rs`; the manager's `pool_stats` picks the
 //! pool.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -31,6 +33,8 @@ pub struct PoolStats {
     pub max_total: u32,
     /// Containers of the pool per state now.
     pub counts: StateCounts,
+    /// The same, per engine (by name; every engine is listed).
+    pub engines: BTreeMap<String, StateCounts>,
     /// Acquires queued for a container now.
     pub waiters: u32,
     /// Of `counts.ready`, those a commit made lendable (all of them when nothing is persisted).
@@ -98,7 +102,13 @@ pub struct PolicyNames {
 impl PoolStats {
     /// Read `pool`'s stats, under its lock once. `engine_up` is the monitor's last view of the
     /// engine; `breaker` tells whether the pool counts as degraded.
-    pub(crate) fn read(pool: &Pool, engine_up: bool, breaker: &BreakerConfig) -> Self {
+    /// `engines` are the engines' names, in index order.
+    pub(crate) fn read(
+        pool: &Pool,
+        engine_up: bool,
+        breaker: &BreakerConfig,
+        engines: &[&str],
+    ) -> Self {
         let cfg = pool.cfg();
         let mut st = pool.lock();
         let now = Instant::now();
@@ -129,6 +139,11 @@ impl PoolStats {
             max_ready: cfg.max_ready,
             max_total: cfg.max_total,
             counts: st.counts(),
+            engines: engines
+                .iter()
+                .enumerate()
+                .map(|(e, name)| (name.to_string(), st.counts_on(e)))
+                .collect(),
             waiters: st.waiters(),
             lendable: st.lendable() as u32,
             creating_cold: st.creating_cold(),

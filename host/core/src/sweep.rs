@@ -18,6 +18,7 @@ use tokio::time::sleep;
 use tracing::warn;
 
 use crate::backend::Backend;
+use crate::caps::EngineIx;
 use crate::lifecycle::{CALL_TIMEOUT, Holder};
 use crate::manager::Manager;
 
@@ -44,27 +45,50 @@ impl<B: Backend> Manager<B> {
                 _ = self.cancel.cancelled() => return,
                 _ = sleep(self.cfg.sweep_interval) => {}
             }
-            if self.engine_up() {
-                self.sweep_once().await;
-            }
+            self.sweep_once().await;
         }
     }
 
-    /// Compare the engine with the books once (see the module doc).
+    /// Compare every engine that is up with the books once (see the module doc).
     pub async fn sweep_once(self: &Arc<Self>) -> SweepReport {
         let mut report = SweepReport::default();
-        // Serving containers known before the list: each must be on it, or it is gone.
-        let mut before: Vec<String> = self.leases.container_ids().into_iter().collect();
-        for pool in self.all_pools() {
-            before.extend(pool.lock().ready().map(|c| c.created.id.clone()));
+        for e in 0..self.engines.len() {
+            if self.engine(e).is_up() {
+                let r = self.sweep_engine(e).await;
+                report.unaccounted += r.unaccounted;
+                report.dead += r.dead;
+            }
         }
-        let listed = match self.call(CALL_TIMEOUT, self.backend.list()).await {
+        report
+    }
+
+    /// Compare engine `engine` with the books once: also what runs when an engine comes back
+    /// after an outage, so whatever died or appeared while it was away is dealt with.
+    pub(crate) async fn sweep_engine(self: &Arc<Self>, engine: EngineIx) -> SweepReport {
+        let mut report = SweepReport::default();
+        // Serving containers of this engine known before the list: each must be on it, or it
+        // is gone.
+        let mut before: Vec<String> = self.leases.container_ids_on(engine);
+        for pool in self.all_pools() {
+            before.extend(
+                pool.lock()
+                    .ready()
+                    .filter(|c| c.engine == engine)
+                    .map(|c| c.created.id.clone()),
+            );
+        }
+        let listed = match self
+            .call(CALL_TIMEOUT, self.backend_of(engine).list())
+            .await
+        {
             Ok(l) => l,
             Err(e) => {
-                warn!(error = %e, "sweep: cannot list the engine's containers; next time");
+                warn!(engine = %self.engine_name(engine), error = %e, "sweep: cannot list the engine's containers; next time");
                 return report;
             }
         };
+        // Names and IDs are compared over every engine's books: a name is unique across them,
+        // and a create in flight is in the books under its name before it is sent.
         let accounted = self.accounted();
         let names: HashSet<&str> = accounted.iter().map(|(k, _)| k.as_str()).collect();
         let ids: HashSet<&str> = accounted
@@ -74,13 +98,14 @@ impl<B: Backend> Manager<B> {
         let listed_ids: HashSet<&str> = listed.iter().map(|e| e.id.as_str()).collect();
         for e in &listed {
             if !ids.contains(e.id.as_str()) && !names.contains(e.name.as_str()) {
-                if self.orphans.add(&e.name, &e.id, &self.cap) {
+                if self.orphans.add(&e.name, &e.id, engine, &self.cap) {
                     warn!(container = %e.name, id = %e.id, "sweep: a container of this host id that the daemon does not account for; removing it");
                     report.unaccounted += 1;
                     self.spawn_removal(
                         Holder::Orphan,
                         e.name.clone(),
                         e.id.clone(),
+                        engine,
                         Some(e.id.clone()),
                         "unaccounted",
                     );

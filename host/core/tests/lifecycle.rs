@@ -20,6 +20,7 @@ async fn ttl_expiry_destroys_the_container() {
             ttl: Some(Duration::from_secs(3)),
             wait: None,
             owner: None,
+            engine_labels: Default::default(),
         })
         .await
         .unwrap();

@@ -151,6 +151,7 @@ mod tests {
 
     fn record(id: &str, container: &str) -> LeaseRecord {
         LeaseRecord {
+            engine: None,
             lease_id: id.into(),
             pool: "py".into(),
             owner: Some("agent-7".into()),

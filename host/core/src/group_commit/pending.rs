@@ -122,6 +122,7 @@ mod tests {
 
     fn rec(id: &str) -> LeaseRecord {
         LeaseRecord {
+            engine: None,
             lease_id: id.into(),
             pool: "p".into(),
             owner: None,

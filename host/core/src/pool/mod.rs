@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warmpool_policy::{AcquireSample, PoolSnapshot};
 
-use crate::caps::GlobalCap;
+use crate::caps::Caps;
 use crate::config::PoolConfig;
 use crate::policy::Policies;
 
@@ -107,7 +107,7 @@ impl Pool {
         st: &PoolState,
         now: Instant,
         epoch: Instant,
-        cap: &GlobalCap,
+        cap: &Caps,
     ) -> PoolSnapshot {
         let ms = |t: Instant| t.saturating_duration_since(epoch).as_millis() as u64;
         let cfg = self.cfg();

@@ -29,9 +29,10 @@ use tokio::time::Instant;
 use warmpool_policy::{AcquireSource, SizingDecision};
 
 use crate::backend::{BackendError, Baseline, Created};
-use crate::caps::GlobalCap;
+use crate::caps::{Caps, EngineIx};
 use crate::config::{BreakerConfig, PoolConfig};
 use crate::counters::{Counters, LatencyWindow, StateCounts};
+use crate::engines::{EngineView, has};
 
 // The transitions, by stage; each file adds methods to `PoolState` and, as a child of this
 // module, is the only other code that sees its fields.
@@ -44,6 +45,8 @@ mod restart;
 #[derive(Debug, Clone)]
 pub struct ReadyContainer {
     pub created: Created,
+    /// The engine that holds it.
+    pub engine: EngineIx,
     /// When it (last) became ready: after create, or after a verified reset.
     pub ready_at: Instant,
     /// When it first became ready; `max_lifetime` counts from here.
@@ -91,6 +94,8 @@ struct Entry {
     /// The engine's ID, once a create answered with it.
     id: Option<String>,
     slot: Slot,
+    /// The engine that holds it (or that its create was sent to): its cap counts it.
+    engine: EngineIx,
 }
 
 /// Why a lease's container leaves: only counted differently.
@@ -115,10 +120,17 @@ pub struct PoolState {
     counts: StateCounts,
     /// Of `counts.creating`, those made for one specific acquire (exhaustion `cold`).
     creating_cold: u32,
-    waiters: VecDeque<oneshot::Sender<Delivery>>,
+    /// Queued acquires, oldest first, each with the engines it accepts (a mask).
+    waiters: VecDeque<(u64, oneshot::Sender<Delivery>)>,
+    /// Engines whose containers may be handed out now (up); the manager keeps it current.
+    up_mask: u64,
     target: u32,
     target_reason: String,
-    current_image_id: Option<String>,
+    /// What the pool's image reference resolves to, per engine (an image moves on one engine
+    /// at a time).
+    current_image_id: BTreeMap<EngineIx, String>,
+    /// Engines whose image check answered (present or not).
+    image_checked: std::collections::BTreeSet<EngineIx>,
     last_acquire: Option<Instant>,
     recent_acquires: VecDeque<(Instant, AcquireSource)>,
     recent_creates_ms: VecDeque<u32>,
@@ -139,6 +151,7 @@ impl PoolState {
         Self {
             target,
             target_reason: reason.into(),
+            up_mask: u64::MAX,
             ..Default::default()
         }
     }
@@ -215,11 +228,61 @@ impl PoolState {
         self.recent_creates_ms.iter().copied()
     }
 
-    /// Every container in the books: its name and, once known, its engine ID.
-    pub fn known(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+    /// Every container in the books: its name, its engine ID once known, and its engine.
+    pub fn known(&self) -> impl Iterator<Item = (&str, Option<&str>, EngineIx)> {
         self.books
             .iter()
-            .map(|(k, e)| (k.as_str(), e.id.as_deref()))
+            .map(|(k, e)| (k.as_str(), e.id.as_deref(), e.engine))
+    }
+
+    /// How many of this pool's containers each of `n` engines holds, in any state.
+    pub fn per_engine(&self, n: usize) -> Vec<u32> {
+        let mut v = vec![0u32; n];
+        for e in self.books.values() {
+            if let Some(c) = v.get_mut(e.engine) {
+                *c += 1;
+            }
+        }
+        v
+    }
+
+    /// The pool's containers on engine `e`, by state.
+    pub fn counts_on(&self, e: EngineIx) -> StateCounts {
+        let mut n = StateCounts::default();
+        let mut cold = 0;
+        for entry in self.books.values().filter(|x| x.engine == e) {
+            Self::count(&mut n, &mut cold, entry.slot, 1);
+        }
+        n
+    }
+
+    /// Whether the pool's image is known present on engine `e` (`None`: not checked yet).
+    pub fn image_on(&self, e: EngineIx) -> Option<bool> {
+        if self.image_checked.contains(&e) {
+            Some(self.current_image_id.contains_key(&e))
+        } else {
+            None
+        }
+    }
+
+    /// Ready containers on engines that are up: the ones that serve. Those on a down engine
+    /// stay in the books but do not count toward the target, so the pool refills elsewhere.
+    pub fn ready_up(&self) -> u32 {
+        self.ready
+            .iter()
+            .filter(|c| has(self.up_mask, c.engine))
+            .count() as u32
+    }
+
+    /// Ready containers (lendable or not yet) on engines of `mask` that are up.
+    pub fn ready_in(&self, mask: u64) -> u32 {
+        let mask = mask & self.up_mask;
+        self.ready.iter().filter(|c| has(mask, c.engine)).count() as u32
+    }
+
+    /// Engines whose containers may be handed out.
+    pub fn up_mask(&self) -> u64 {
+        self.up_mask
     }
 
     /// Whether the books hold the container named `key`.
@@ -232,17 +295,18 @@ impl PoolState {
         self.consecutive_failures >= breaker.threshold
     }
 
-    /// Whether `c` runs an image other than the one the pool's reference resolves to now.
+    /// Whether `c` runs an image other than the one the pool's reference resolves to now on
+    /// its engine.
     pub fn stale_image(&self, c: &ReadyContainer) -> bool {
         self.current_image_id
-            .as_ref()
+            .get(&c.engine)
             .is_some_and(|id| *id != c.created.image_id)
     }
 
     /// The target refill works toward: the policy's, raised to serve every queued acquire,
     /// and never above `max_ready`.
     pub fn effective_target(&mut self, cfg: &PoolConfig) -> u32 {
-        self.waiters.retain(|w| !w.is_closed());
+        self.waiters.retain(|(_, w)| !w.is_closed());
         self.target
             .max(self.waiters.len() as u32)
             .min(cfg.max_ready)
@@ -292,7 +356,9 @@ impl PoolState {
         for c in &self.ready {
             let e = self.books.get(c.key());
             assert!(
-                e.is_some_and(|e| e.slot == Slot::Ready && e.id.as_deref() == Some(&c.created.id)),
+                e.is_some_and(|e| e.slot == Slot::Ready
+                    && e.id.as_deref() == Some(&c.created.id)
+                    && e.engine == c.engine),
                 "ready container {} is not ready in the books",
                 c.key()
             );
@@ -337,13 +403,13 @@ impl PoolState {
         }
     }
 
-    fn insert(&mut self, key: String, id: Option<String>, slot: Slot) {
+    fn insert(&mut self, key: String, id: Option<String>, slot: Slot, engine: EngineIx) {
         debug_assert!(
             !self.books.contains_key(&key),
             "container {key} is already in the books"
         );
         Self::count(&mut self.counts, &mut self.creating_cold, slot, 1);
-        if let Some(old) = self.books.insert(key, Entry { id, slot }) {
+        if let Some(old) = self.books.insert(key, Entry { id, slot, engine }) {
             Self::count(&mut self.counts, &mut self.creating_cold, old.slot, -1);
         }
     }

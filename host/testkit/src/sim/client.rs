@@ -68,6 +68,7 @@ impl Sim {
                 .bool()
                 .then(|| Duration::from_millis(self.rng.u64(0..6_000))),
             owner: Some(format!("client-{}", self.step)),
+            engine_labels: Default::default(),
         };
         self.note(format!("acquire {pool}"));
         let (m, engine, model) = (
@@ -90,6 +91,7 @@ impl Sim {
                     | AcquireError::EngineUnavailable(_)
                     | AcquireError::ShuttingDown
                     | AcquireError::UnknownPool(_)
+                    | AcquireError::NoSuchEngine { .. }
                     | AcquireError::Create { .. },
                 ) => {}
             }

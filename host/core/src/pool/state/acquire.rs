@@ -8,42 +8,56 @@ impl PoolState {
         self.ready.push_back(c);
     }
 
-    /// Hand lendable ready containers to live waiters, oldest first. Returns how many went.
+    /// Hand lendable ready containers on engines that are up to live waiters, oldest waiter
+    /// first, each the oldest container its engines allow. Returns how many went.
     pub(super) fn serve_waiters(&mut self) -> u32 {
         let mut served = 0;
-        while !self.waiters.is_empty() {
-            let Some(pos) = self.ready.iter().position(|c| c.lendable) else {
-                break;
+        let mut i = 0;
+        while i < self.waiters.len() {
+            if self.waiters[i].1.is_closed() {
+                self.waiters.remove(i);
+                continue;
+            }
+            let mask = self.waiters[i].0 & self.up_mask;
+            let Some(pos) = self
+                .ready
+                .iter()
+                .position(|c| c.lendable && has(mask, c.engine))
+            else {
+                i += 1;
+                continue;
             };
             let c = self.ready.remove(pos).expect("position is valid");
             let key = c.key().to_string();
             self.moved(&key, |s| s == Slot::Ready, Slot::Leased);
-            let mut c = Some(c);
-            while let Some(w) = self.waiters.pop_front() {
-                match w.send(Ok(c.take().expect("still ours"))) {
-                    Ok(()) => break,
-                    Err(Ok(back)) => c = Some(back),
-                    Err(Err(_)) => unreachable!("we sent Ok"),
-                }
-            }
-            match c {
-                None => served += 1,
-                Some(back) => {
-                    // Every waiter had gone: the container stays ready.
+            let (_, w) = self.waiters.remove(i).expect("index is valid");
+            match w.send(Ok(c)) {
+                Ok(()) => served += 1,
+                Err(Ok(back)) => {
+                    // The waiter had gone: the container stays ready, in its place.
                     self.moved(&key, |s| s == Slot::Leased, Slot::Ready);
-                    self.ready.push_front(back);
-                    break;
+                    self.ready.insert(pos, back);
                 }
+                Err(Err(_)) => unreachable!("we sent Ok"),
             }
         }
         served
     }
 
-    /// The warm path: take the oldest lendable ready container (counted as leased) and record
-    /// the acquire, in one critical section. Promotion keeps the lendable ones at the front, so
-    /// this is a `pop_front` in practice.
-    pub fn take_ready(&mut self, started: Instant, now: Instant) -> Option<ReadyContainer> {
-        let pos = self.ready.iter().position(|c| c.lendable)?;
+    /// The warm path: take the oldest lendable ready container on an engine of `mask` that is
+    /// up (counted as leased) and record the acquire, in one critical section. Promotion keeps
+    /// the lendable ones at the front, so this is a `pop_front` in practice.
+    pub fn take_ready(
+        &mut self,
+        mask: u64,
+        started: Instant,
+        now: Instant,
+    ) -> Option<ReadyContainer> {
+        let mask = mask & self.up_mask;
+        let pos = self
+            .ready
+            .iter()
+            .position(|c| c.lendable && has(mask, c.engine))?;
         let c = self.ready.remove(pos)?;
         self.moved(c.key(), |s| s == Slot::Ready, Slot::Leased);
         self.record_acquire(started, now, AcquireSource::Pool);
@@ -78,9 +92,9 @@ impl PoolState {
         self.counters.acquires_rejected += 1;
     }
 
-    /// Queue an acquire for the next lendable container.
-    pub fn enqueue(&mut self, tx: oneshot::Sender<Delivery>) {
-        self.waiters.push_back(tx);
+    /// Queue an acquire for the next lendable container on an engine of `mask`.
+    pub fn enqueue(&mut self, mask: u64, tx: oneshot::Sender<Delivery>) {
+        self.waiters.push_back((mask, tx));
     }
 
     /// A leased container nobody took after all (a delivery bounced, a waiter gave up after it

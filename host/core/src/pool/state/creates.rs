@@ -18,54 +18,97 @@ impl PoolState {
     }
 
     /// Approve up to the deficit of creates, clamped to every cap, and count them as creating
-    /// under the names `name()` gives. A pool whose breaker is open gets one trial create at a
-    /// time, and none while its last fresh container is still in probation.
+    /// under the names `name()` gives, each on the engine the placer chose (see
+    /// [`crate::engines::place`]; `views` has one entry per engine). A pool whose breaker is
+    /// open gets one trial create at a time, and none while its last fresh container is still
+    /// in probation.
     pub fn approve_refill(
         &mut self,
         cfg: &PoolConfig,
         breaker: &BreakerConfig,
-        cap: &GlobalCap,
+        caps: &Caps,
+        views: &[EngineView],
         now: Instant,
         mut name: impl FnMut() -> String,
-    ) -> Vec<String> {
+    ) -> Vec<(String, EngineIx)> {
         if self.draining || self.retry_at.is_some_and(|t| now < t) {
             return Vec::new();
         }
         let target = self.effective_target(cfg);
-        let have = self.ready.len() as u32 + (self.counts.creating - self.creating_cold);
+        let have = self.ready_up() + (self.counts.creating - self.creating_cold);
         let mut wanted = target.saturating_sub(have);
         wanted = wanted.min(cfg.max_total.saturating_sub(self.total()));
         if self.degraded(breaker) {
             let trials = self.counts.creating + self.young(now, cfg.probation);
             wanted = wanted.min(1u32.saturating_sub(trials));
         }
-        let granted = cap.reserve(wanted);
-        let names: Vec<String> = (0..granted).map(|_| name()).collect();
-        for n in &names {
-            self.insert(n.clone(), None, Slot::Creating { cold: false });
+        let mut on_engine = self.per_engine(views.len());
+        let views = self.with_images(views);
+        // Queued acquires that asked for certain engines get the first creates, placed on
+        // engines they accept; the rest go anywhere.
+        let waiting: Vec<u64> = self.waiters.iter().map(|(m, _)| *m).collect();
+        let mut approved = Vec::new();
+        for i in 0..wanted as usize {
+            let allow = waiting.get(i).copied().unwrap_or(u64::MAX);
+            let allowed: Vec<EngineView> = views
+                .iter()
+                .enumerate()
+                .map(|(e, v)| EngineView {
+                    eligible: v.eligible && has(allow, e),
+                    ..*v
+                })
+                .collect();
+            let Some(e) = crate::engines::place(&allowed, &on_engine, caps) else {
+                continue;
+            };
+            on_engine[e] += 1;
+            let n = name();
+            self.insert(n.clone(), None, Slot::Creating { cold: false }, e);
+            approved.push((n, e));
         }
         self.check();
-        names
+        approved
     }
 
-    /// Approve one create for a specific acquire, if the caps allow it.
-    pub fn approve_cold(&mut self, cfg: &PoolConfig, cap: &GlobalCap, name: String) -> bool {
-        if self.draining || self.total() >= cfg.max_total || cap.reserve(1) == 0 {
-            return false;
+    /// `views` with what this pool knows of its image on each engine.
+    fn with_images(&self, views: &[EngineView]) -> Vec<EngineView> {
+        views
+            .iter()
+            .enumerate()
+            .map(|(e, v)| EngineView {
+                image_present: self.image_on(e),
+                ..*v
+            })
+            .collect()
+    }
+
+    /// Approve one create for a specific acquire, placed among the engines `views` allows, if
+    /// the caps allow it. Returns the engine.
+    pub fn approve_cold(
+        &mut self,
+        cfg: &PoolConfig,
+        caps: &Caps,
+        views: &[EngineView],
+        name: String,
+    ) -> Option<EngineIx> {
+        if self.draining || self.total() >= cfg.max_total {
+            return None;
         }
-        self.insert(name, None, Slot::Creating { cold: true });
+        let on_engine = self.per_engine(views.len());
+        let e = crate::engines::place(&self.with_images(views), &on_engine, caps)?;
+        self.insert(name, None, Slot::Creating { cold: true }, e);
         self.check();
-        true
+        Some(e)
     }
 
     /// A create that never reached the engine (shutdown came first): no container exists, so
     /// the entry leaves the books at once.
-    pub fn abandon(&mut self, key: &str, cap: &GlobalCap) {
-        match self.books.get(key).map(|e| e.slot) {
-            Some(slot @ Slot::Creating { .. }) => {
+    pub fn abandon(&mut self, key: &str, caps: &Caps) {
+        match self.books.get(key).map(|e| (e.slot, e.engine)) {
+            Some((slot @ Slot::Creating { .. }, engine)) => {
                 self.books.remove(key);
                 Self::count(&mut self.counts, &mut self.creating_cold, slot, -1);
-                cap.release(1);
+                caps.release_on(engine);
             }
             other => debug_assert!(false, "abandoned {key} while {other:?}"),
         }

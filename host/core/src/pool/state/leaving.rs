@@ -99,13 +99,19 @@ impl PoolState {
         Some(c)
     }
 
-    /// Above the target: remove the oldest ready container, one at a time.
+    /// Above the target: remove the oldest ready container, one at a time. Only containers on
+    /// engines that are up count, and only they are removed: those on a down engine cannot
+    /// serve now, and removing a serving one for them would only make the refill replace it.
     pub fn scale_down_one(&mut self, cfg: &PoolConfig) -> Option<ReadyContainer> {
-        let target = self.effective_target(cfg) as usize;
-        if self.ready.len() <= target {
+        let target = self.effective_target(cfg);
+        if self.ready_up() <= target {
             return None;
         }
-        let c = self.ready.pop_front()?;
+        let pos = self
+            .ready
+            .iter()
+            .position(|c| has(self.up_mask, c.engine))?;
+        let c = self.ready.remove(pos)?;
         self.moved(
             c.key(),
             |s| s == Slot::Ready,
@@ -122,10 +128,10 @@ impl PoolState {
     pub fn drain(
         &mut self,
         keep_unlendable: bool,
-        cap: &GlobalCap,
+        caps: &Caps,
     ) -> (Vec<ReadyContainer>, Vec<ReadyContainer>) {
         self.draining = true;
-        for w in self.waiters.drain(..) {
+        for (_, w) in self.waiters.drain(..) {
             let _ = w.send(Err(DeliveryError::ShuttingDown));
         }
         let (kept, doomed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready)
@@ -134,7 +140,7 @@ impl PoolState {
         for c in &kept {
             if let Some(e) = self.books.remove(c.key()) {
                 Self::count(&mut self.counts, &mut self.creating_cold, e.slot, -1);
-                cap.release(1);
+                caps.release_on(e.engine);
             }
         }
         for c in &doomed {
@@ -149,13 +155,13 @@ impl PoolState {
     }
 
     /// The engine confirmed the container is gone: it leaves the books and frees its slot.
-    pub fn removed(&mut self, key: &str, cap: &GlobalCap) {
-        match self.books.get(key).map(|e| e.slot) {
-            Some(slot @ Slot::Removing { .. }) => {
+    pub fn removed(&mut self, key: &str, caps: &Caps) {
+        match self.books.get(key).map(|e| (e.slot, e.engine)) {
+            Some((slot @ Slot::Removing { .. }, engine)) => {
                 self.books.remove(key);
                 Self::count(&mut self.counts, &mut self.creating_cold, slot, -1);
                 self.counters.destroyed_total += 1;
-                cap.release(1);
+                caps.release_on(engine);
             }
             other => {
                 debug_assert!(false, "removed {key} while {other:?}");

@@ -6,11 +6,16 @@ use super::*;
 impl PoolState {
     /// Reconcile: a ready container of an earlier run, re-adopted (it was never lent). Returns
     /// `false`, changing nothing, when the cap has no room for it.
-    pub fn adopt(&mut self, c: ReadyContainer, cap: &GlobalCap) -> bool {
-        if cap.reserve(1) == 0 {
+    pub fn adopt(&mut self, c: ReadyContainer, caps: &Caps) -> bool {
+        if !caps.reserve_on(c.engine) {
             return false;
         }
-        self.insert(c.key().to_string(), Some(c.created.id.clone()), Slot::Ready);
+        self.insert(
+            c.key().to_string(),
+            Some(c.created.id.clone()),
+            Slot::Ready,
+            c.engine,
+        );
         self.counters.adopted_total += 1;
         self.ready_push(c);
         self.check();
@@ -19,14 +24,13 @@ impl PoolState {
 
     /// Reconcile: a persisted lease's container, counted as leased even past the cap (it
     /// exists already, and a cap cannot undo that).
-    pub fn reattach(&mut self, c: &ReadyContainer, cap: &GlobalCap) {
-        if cap.reserve(1) == 0 {
-            cap.force(1);
-        }
+    pub fn reattach(&mut self, c: &ReadyContainer, caps: &Caps) {
+        caps.count_found(c.engine);
         self.insert(
             c.key().to_string(),
             Some(c.created.id.clone()),
             Slot::Leased,
+            c.engine,
         );
         self.check();
     }
@@ -34,26 +38,43 @@ impl PoolState {
     /// Reconcile or the running sweep: a container of this pool found on the engine that must
     /// go. It is counted (past the cap if need be: it exists) until its removal succeeds.
     /// Returns `false` if the books already hold it.
-    pub fn doom_found(&mut self, key: &str, id: &str, cap: &GlobalCap) -> bool {
+    pub fn doom_found(&mut self, key: &str, id: &str, engine: EngineIx, caps: &Caps) -> bool {
         if self.books.contains_key(key) {
             return false;
         }
-        if cap.reserve(1) == 0 {
-            cap.force(1);
-        }
+        caps.count_found(engine);
         self.insert(
             key.into(),
             Some(id.into()),
             Slot::Removing { unhealthy: false },
+            engine,
         );
         self.check();
         true
     }
 
-    /// The image reference resolved to `id`; returns whether it moved from a known other ID.
-    pub fn set_image_id(&mut self, id: String) -> bool {
-        let moved = self.current_image_id.as_ref().is_some_and(|old| *old != id);
-        self.current_image_id = Some(id);
-        moved
+    /// The image reference resolved to `id` on engine `e` (`None`: the engine lacks it);
+    /// returns whether it moved there from a known other ID.
+    pub fn set_image_id(&mut self, e: EngineIx, id: Option<String>) -> bool {
+        self.image_checked.insert(e);
+        match id {
+            Some(id) => {
+                let moved = self.current_image_id.get(&e).is_some_and(|old| *old != id);
+                self.current_image_id.insert(e, id);
+                moved
+            }
+            None => {
+                self.current_image_id.remove(&e);
+                false
+            }
+        }
+    }
+
+    /// Engines went up or down: only containers on `mask` are handed out, and queued acquires
+    /// get what became lendable.
+    pub fn set_up_mask(&mut self, mask: u64) {
+        self.up_mask = mask;
+        self.serve_waiters();
+        self.check();
     }
 }
