@@ -8,12 +8,15 @@
 //! - leases: `POST/GET /v1/leases`, `GET/DELETE /v1/leases/{id}`, `POST /v1/leases/{id}/exec`,
 //!   `PUT/GET /v1/leases/{id}/files/{*path}`, `POST /v1/leases/{id}/renew` ([`leases`]);
 //! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
+//! - engines: `GET /v1/engines`, each engine's state, containers, version and images
+//!   ([`engines`]);
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures);
 //! - events: `GET /v1/events`, Server-Sent Events of the pool lifecycle ([`events`]);
 //! - admin: `POST /v1/admin/reload`, a config reload answered with its outcome;
 //! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]).
 
 pub mod auth;
+pub mod engines;
 pub mod error;
 pub mod events;
 pub mod leases;
@@ -61,6 +64,8 @@ pub struct ApiConfig {
     pub ready_check: Option<ReadyCheck>,
     /// Serves `POST /v1/admin/reload`; `None`: the route answers 501.
     pub admin_reload: Option<AdminReload>,
+    /// Each engine's endpoint with credentials redacted, in engine order, for `/v1/engines`.
+    pub engine_endpoints: Vec<String>,
 }
 
 /// State shared by every handler, built by [`router`] from an [`ApiConfig`].
@@ -79,6 +84,8 @@ pub struct AppState<B: Backend> {
     pub ready_check: Option<ReadyCheck>,
     /// Serves `POST /v1/admin/reload`; `None`: the route answers 501.
     pub admin_reload: Option<AdminReload>,
+    /// Each engine's endpoint, credentials redacted, in engine order.
+    pub engine_endpoints: Vec<String>,
 }
 
 /// The router's state as handlers receive it.
@@ -94,6 +101,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         max_upload_bytes: cfg.max_upload_bytes,
         ready_check: cfg.ready_check,
         admin_reload: cfg.admin_reload,
+        engine_endpoints: cfg.engine_endpoints,
     });
     // File bodies are streamed and bounded by the handler itself (server.max_upload_bytes).
     let files = Router::new().route(
@@ -115,6 +123,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/pools/{name}", get(pools::show::<B>))
         .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
         .route("/v1/plugins", get(plugins::<B>))
+        .route("/v1/engines", get(engines::list::<B>))
         .route("/v1/events", get(events::stream::<B>))
         .route("/v1/admin/reload", post(admin_reload::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))

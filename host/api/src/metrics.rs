@@ -233,13 +233,26 @@ impl<B: Backend> Collector for PoolCollector<B> {
                 &[(vec![], (p.last_commit_ms * 1000.0) as i64)],
             )?;
         }
-        let up: Vec<(Vec<(&str, String)>, i64)> =
-            vec![(vec![], i64::from(self.manager.engine_up()))];
+        let engines = self.manager.engine_stats();
+        let up: Vec<(Vec<(&str, String)>, i64)> = engines
+            .iter()
+            .map(|e| (vec![("engine", e.name.clone())], i64::from(e.up)))
+            .collect();
         gauge(
             &mut enc,
             "warmpool_engine_up",
             "1 while the container engine answers",
             &up,
+        )?;
+        let counted: Vec<(Vec<(&str, String)>, i64)> = engines
+            .iter()
+            .map(|e| (vec![("engine", e.name.clone())], i64::from(e.counted)))
+            .collect();
+        gauge(
+            &mut enc,
+            "warmpool_engine_containers",
+            "Containers the daemon counts on the engine, in any state",
+            &counted,
         )?;
         Ok(())
     }

@@ -219,5 +219,43 @@ async fn v1_needs_the_token_and_service_routes_do_not() {
         text.contains("warmpool_containers{pool=\"p\",state=\"ready\"} 1"),
         "{text}"
     );
-    assert!(text.contains("warmpool_engine_up 1"), "{text}");
+    assert!(
+        text.contains("warmpool_engine_up{engine=\"default\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn engines_are_listed_and_acquires_may_ask_for_engine_labels() {
+    let app = app(None).await;
+    let (st, _, v) = call(&app, "GET", "/v1/engines", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let e = &v["engines"][0];
+    assert_eq!(e["name"], "default");
+    assert_eq!(e["state"], "up");
+    assert_eq!(e["containers"]["ready"], 1, "{v}");
+    assert_eq!(e["counted"], 1);
+    // No engine carries this label: 422 with a JSON reason, nothing taken.
+    let (st, _, err) = call(
+        &app,
+        "POST",
+        "/v1/leases",
+        Some(json!({"pool": "p", "engine": {"zone": "a"}})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["code"], "no_such_engine");
+    let (st, _, err) = call(
+        &app,
+        "POST",
+        "/v1/leases",
+        Some(json!({"pool": "p", "engine": {"zone": 1}})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{err}");
+    let (st, _, lease) = call(&app, "POST", "/v1/leases", Some(json!({"pool": "p"})), None).await;
+    assert_eq!(st, StatusCode::CREATED, "{lease}");
+    assert_eq!(lease["engine"], "default");
 }

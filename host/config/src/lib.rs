@@ -8,6 +8,7 @@
 //!
 //! See `README.md#configuration` for every key and its default.
 
+mod docker;
 pub mod env;
 mod plugins;
 mod pool;
@@ -15,6 +16,7 @@ mod problems;
 pub mod raw;
 pub mod validate;
 
+pub use docker::{DockerConfig, EngineConfig, MAX_ENGINES, TlsFiles};
 pub use problems::parse_size;
 
 use std::fmt;
@@ -101,13 +103,6 @@ pub struct ServerConfig {
     pub commit_interval: Duration,
     /// Leave leases and never-lent ready containers running at shutdown (needs `state_dir`).
     pub keep_on_shutdown: bool,
-}
-
-/// The validated `docker:` section.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DockerConfig {
-    /// `unix:///…`, `tcp://…` or `http://…`; `None`: `DOCKER_HOST` or the local socket.
-    pub endpoint: Option<String>,
 }
 
 /// One pool: its settings and which built-in policies serve it.

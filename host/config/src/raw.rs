@@ -36,13 +36,43 @@ pub struct RawServer {
     pub keep_on_shutdown: Option<bool>,
 }
 
-/// Top-level `docker:`: how to reach the Docker engine.
+/// Top-level `docker:`: how to reach the Docker engine, or engines.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDocker {
     /// `docker.endpoint`: `unix://`, `tcp://`, `http://` or `https://` URL of the engine.
-    /// Default: `DOCKER_HOST`, else the local socket.
+    /// Default: `DOCKER_HOST`, else the local socket. The same as `engines` with one entry.
     pub endpoint: Option<String>,
+    /// `docker.engines`: several engines, each with its own name, endpoint and cap.
+    pub engines: Option<Vec<RawEngine>>,
+}
+
+/// One entry of `docker.engines`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    /// `name`: unique, shown on every lease, event and stat of its containers.
+    pub name: Option<String>,
+    /// `endpoint`: `unix://`, `tcp://`, `http://`, `https://` or `ssh://`.
+    pub endpoint: Option<String>,
+    /// `tls`: client certificate files for a `tcp://` or `https://` engine.
+    pub tls: Option<RawTls>,
+    /// `max_containers`: this engine's own cap, under `limits.max_containers`.
+    pub max_containers: Option<u32>,
+    /// `labels`: free-form labels an acquire can ask for (`zone: a`).
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `tls:` of an engine: PEM files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// `ca`: the CA that signed the engine's certificate.
+    pub ca: Option<String>,
+    /// `cert`: this client's certificate.
+    pub cert: Option<String>,
+    /// `key`: this client's private key.
+    pub key: Option<String>,
 }
 
 /// Top-level `limits:`: caps shared by all pools.

@@ -10,7 +10,7 @@ use warmpool_core::{BreakerConfig, ManagerConfig};
 
 use crate::problems::{Problems, bounded, key_name};
 use crate::raw::*;
-use crate::{Config, DockerConfig, PoolPlan, Problem, ServerConfig};
+use crate::{Config, PoolPlan, Problem, ServerConfig};
 
 const TOP_KEYS: [&str; 5] = ["server", "docker", "limits", "pools", "plugins"];
 
@@ -90,14 +90,17 @@ pub fn validate(
         manager.commit_interval = s.commit_interval;
         manager.keep_on_shutdown = s.keep_on_shutdown;
     }
-    if let Some(ep) = &docker.endpoint
-        && !["unix://", "tcp://", "http://", "https://"]
-            .iter()
-            .any(|s| ep.starts_with(s))
-    {
+    let docker = crate::docker::validate_docker(&mut p, docker);
+    let engine_caps: u32 = docker
+        .engines
+        .iter()
+        .map(|e| e.max_containers.unwrap_or(u32::MAX))
+        .fold(0u32, u32::saturating_add);
+    let min_ready: u32 = pools.iter().map(|pp| pp.pool.min_ready).sum();
+    if engine_caps < min_ready {
         p.push(
-            "docker.endpoint",
-            format!("{ep:?} must start with unix://, tcp://, http:// or https://"),
+            "docker.engines",
+            format!("the engines' max_containers add up to {engine_caps}, below the pools' min_ready sum of {min_ready}"),
         );
     }
     let plugins = crate::plugins::validate_plugin_settings(
@@ -108,9 +111,7 @@ pub fn validate(
     match (p.0.is_empty(), server) {
         (true, Some(server)) => Ok(Config {
             server,
-            docker: DockerConfig {
-                endpoint: docker.endpoint,
-            },
+            docker,
             manager,
             pools,
             plugins,

@@ -26,6 +26,17 @@ pub use exec::{ByteStream, ExecOutput, ExecRequest, FileBody, checked_path};
 pub use residue::{Baseline, ChangeKind, FsChange, Residue};
 pub use spec::{ContainerSpec, Created, Existing, USED_SUFFIX};
 
+/// What an engine says of itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineDescription {
+    /// The engine's version, e.g. `20.10.24`.
+    pub version: Option<String>,
+    /// The API version the client speaks with it (negotiated).
+    pub api_version: Option<String>,
+    /// Tagged images it holds (`repo:tag`), sorted.
+    pub images: Vec<String>,
+}
+
 /// Something the backend noticed on its own (not in answer to a call).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendEvent {
@@ -153,6 +164,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Is the engine reachable?
     fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// What the engine says of itself (version, images), for `GET /v1/engines`. Best effort;
+    /// a backend with nothing to say keeps the default.
+    fn describe(&self) -> impl Future<Output = Result<EngineDescription, BackendError>> + Send {
+        async { Ok(EngineDescription::default()) }
+    }
 
     /// Every container this daemon instance's labels mark as its own, running or not.
     fn list(&self) -> impl Future<Output = Result<Vec<Existing>, BackendError>> + Send;

@@ -29,8 +29,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, ExecOutput, ExecRequest,
-    Existing, FileBody, Residue,
+    Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, EngineDescription,
+    ExecOutput, ExecRequest, Existing, FileBody, Residue,
 };
 
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
@@ -41,6 +41,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// within this window gives a container the new image under the old ID; the image check then
 /// sees it as stale and replaces it, exactly as it replaces every container of the old image.
 const IMAGE_ID_TTL: Duration = Duration::from_secs(2);
+
+/// PEM files of a TLS client certificate, for [`DockerBackend::connect_with`].
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    /// The CA that signed the engine's certificate.
+    pub ca: std::path::PathBuf,
+    /// This client's certificate.
+    pub cert: std::path::PathBuf,
+    /// This client's private key.
+    pub key: std::path::PathBuf,
+}
 
 /// The [`Backend`](warmpool_core::Backend) on one Docker engine, through bollard, acting only
 /// on containers labelled with its host id.
@@ -56,9 +67,32 @@ impl DockerBackend {
     /// Connect to `endpoint` (`unix://…`, `tcp://…`, `http://…`), or to `DOCKER_HOST` / the
     /// local socket when `None`. No request is made yet: the engine may still be starting.
     pub fn connect(endpoint: Option<&str>, host_id: &str) -> Result<Self, BackendError> {
-        let docker = match endpoint {
-            Some(ep) => Docker::connect_with_host(ep),
-            None => Docker::connect_with_defaults(),
+        Self::connect_with(endpoint, None, host_id)
+    }
+
+    /// Connect to `endpoint` through bollard's own transports: a unix socket, plain HTTP, TLS
+    /// with the client certificate `tls` (`tcp://` or `https://`), or `ssh://` (the system's
+    /// ssh client and its keys). `None`: `DOCKER_HOST`, else the local socket.
+    pub fn connect_with(
+        endpoint: Option<&str>,
+        tls: Option<&TlsPaths>,
+        host_id: &str,
+    ) -> Result<Self, BackendError> {
+        let secs = REQUEST_TIMEOUT.as_secs();
+        let docker = match (endpoint, tls) {
+            (Some(ep), Some(t)) => Docker::connect_with_ssl(
+                ep,
+                &t.key,
+                &t.cert,
+                &t.ca,
+                secs,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            (Some(ep), None) if ep.starts_with("ssh://") => {
+                Docker::connect_with_ssh(ep, secs, bollard::API_DEFAULT_VERSION, None)
+            }
+            (Some(ep), None) => Docker::connect_with_host(ep),
+            (None, _) => Docker::connect_with_defaults(),
         }
         .map_err(|e| {
             BackendError::Unavailable(format!(
@@ -221,6 +255,29 @@ impl Backend for DockerBackend {
     async fn ping(&self) -> Result<(), BackendError> {
         self.docker.ping().await.map_err(unavailable)?;
         self.negotiate().await
+    }
+
+    async fn describe(&self) -> Result<EngineDescription, BackendError> {
+        self.negotiate().await?;
+        let v = self.docker.version().await.map_err(unavailable)?;
+        let images = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(unavailable)?;
+        let mut tags: Vec<String> = images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
+            .collect();
+        tags.sort();
+        tags.dedup();
+        let cv = self.docker.client_version();
+        Ok(EngineDescription {
+            version: v.version,
+            api_version: Some(format!("{}.{}", cv.major_version, cv.minor_version)),
+            images: tags,
+        })
     }
 
     async fn list(&self) -> Result<Vec<Existing>, BackendError> {

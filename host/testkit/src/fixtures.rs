@@ -80,6 +80,32 @@ pub fn manager(
     (m, backend)
 }
 
+/// A started manager on one in-memory engine per spec, each with its own backend (container
+/// IDs start with `fake-<name>`).
+pub fn engines_manager(
+    cfg: ManagerConfig,
+    pools: Vec<(PoolConfig, Policies)>,
+    engines: Vec<warmpool_core::EngineSpec>,
+) -> (Arc<Manager<FakeBackend>>, Vec<Arc<FakeBackend>>) {
+    let backends: Vec<Arc<FakeBackend>> = engines
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Arc::new(FakeBackend::attach(crate::fake::FakeEngine::with_prefix(
+                CREATE,
+                i as u64 + 1,
+                &format!("fake-{}", s.name),
+            )))
+        })
+        .collect();
+    let m = Manager::builder(cfg, backends[0].clone())
+        .engines(engines.into_iter().zip(backends.iter().cloned()).collect())
+        .pools(pools)
+        .build();
+    m.start();
+    (m, backends)
+}
+
 /// Let the paused clock run for `d`, so loops and creates make progress.
 pub async fn run_for(d: Duration) {
     tokio::time::sleep(d).await;

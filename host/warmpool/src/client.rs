@@ -102,6 +102,47 @@ pub async fn status(c: &Conn) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `warmpool engines`: each engine's state, containers, create p50 and version.
+pub async fn engines(c: &Conn) -> ExitCode {
+    let (_, v) = match c.send(c.req(Method::GET, "/v1/engines")).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "{:<16} {:<5} {:>6} {:>6} {:>8} {:>7} {:>8} {:>9} {:<10} ENDPOINT",
+        "ENGINE", "STATE", "READY", "LEASED", "CREATING", "COUNTED", "MAX", "P50 ms", "VERSION"
+    );
+    for e in v["engines"].as_array().into_iter().flatten() {
+        let t = |x: &Value| x.as_str().map_or("-".to_string(), str::to_string);
+        let n = |x: &Value| {
+            if x.is_null() {
+                "-".to_string()
+            } else {
+                x.to_string()
+            }
+        };
+        println!(
+            "{:<16} {:<5} {:>6} {:>6} {:>8} {:>7} {:>8} {:>9} {:<10} {}",
+            t(&e["name"]),
+            t(&e["state"]),
+            n(&e["containers"]["ready"]),
+            n(&e["containers"]["leased"]),
+            n(&e["containers"]["creating"]),
+            n(&e["counted"]),
+            n(&e["max_containers"]),
+            n(&e["create_p50_ms"]),
+            t(&e["version"]),
+            t(&e["endpoint"]),
+        );
+        if let Some(err) = e["last_error"].as_str()
+            && e["state"] == "down"
+        {
+            println!("{:<16} last error: {err}", "");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 /// `warmpool acquire`: take a lease and print it as JSON.
 pub async fn acquire(c: &Conn, pool: &str, ttl: Option<u64>, wait_ms: Option<u64>) -> ExitCode {
     let body = json!({ "pool": pool, "ttl_s": ttl, "wait_ms": wait_ms });

@@ -32,6 +32,8 @@ enum Command {
     },
     /// Show the pools of a running daemon.
     Status(client::Conn),
+    /// Show the engines of a running daemon: state, containers, version, images.
+    Engines(client::Conn),
     /// Lease a container from a pool; prints the lease as JSON.
     Acquire {
         #[command(flatten)]
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve::run(&config).await,
             Command::Validate { config } => validate::run(&config),
             Command::Status(conn) => client::status(&conn).await,
+            Command::Engines(conn) => client::engines(&conn).await,
             Command::Acquire {
                 conn,
                 pool,

@@ -16,9 +16,9 @@ use futures_util::FutureExt;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use warmpool_config::Config;
-use warmpool_core::Manager;
 use warmpool_core::lease_store::LeaseStore;
-use warmpool_docker::DockerBackend;
+use warmpool_core::{EngineSpec, Manager};
+use warmpool_docker::{DockerBackend, TlsPaths};
 use warmpool_plugin_host::{Limits, PluginHost};
 use warmpool_store::RedbStore;
 
@@ -57,14 +57,39 @@ pub fn plugin_limits(cfg: &Config) -> Limits {
     }
 }
 
+/// One Docker client per configured engine, with the core's view of it.
+pub fn connect_engines(cfg: &Config) -> Result<Vec<(EngineSpec, Arc<DockerBackend>)>> {
+    cfg.docker
+        .engines
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let tls = e.tls.as_ref().map(|t| TlsPaths {
+                ca: t.ca.clone(),
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            });
+            let backend = DockerBackend::connect_with(
+                e.endpoint.as_deref(),
+                tls.as_ref(),
+                &cfg.server.host_id,
+            )
+            .with_context(|| format!("docker.engines[{i}] ({})", e.name))?;
+            let spec = EngineSpec {
+                name: e.name.clone(),
+                labels: e.labels.clone(),
+                max_containers: e.max_containers,
+            };
+            Ok((spec, Arc::new(backend)))
+        })
+        .collect()
+}
+
 async fn serve(path: &Path) -> Result<()> {
     let path = std::path::absolute(path)?;
     let cfg: Config = warmpool_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = cfg.auth_token().map_err(anyhow::Error::msg)?;
-    let backend = Arc::new(
-        DockerBackend::connect(cfg.docker.endpoint.as_deref(), &cfg.server.host_id)
-            .context("docker")?,
-    );
+    let engines = connect_engines(&cfg)?;
     let plugin_host = PluginHost::new(plugin_limits(&cfg), Some(&cfg.plugins.cache_dir))?;
     // Persisted leases: a crash (even kill -9) keeps every lease older than one commit interval.
     let store: Option<Arc<dyn LeaseStore>> = match &cfg.server.state_dir {
@@ -91,7 +116,11 @@ async fn serve(path: &Path) -> Result<()> {
         .iter()
         .map(|p| (p.pool.clone(), crate::policies::policies(p, &plugin_host)))
         .collect();
-    let manager = Manager::with_store(cfg.manager.clone(), pools, backend, store);
+    let manager = Manager::builder(cfg.manager.clone(), engines[0].1.clone())
+        .engines(engines)
+        .pools(pools)
+        .store(store)
+        .build();
     // The audit log subscribes before any task starts, so it holds every event from the first
     // (the startup sweep's removals, the first creates); and a file that cannot be opened stops
     // the start before any container exists.
@@ -150,6 +179,12 @@ async fn serve(path: &Path) -> Result<()> {
             token,
             max_request_bytes: cfg.server.max_request_bytes,
             max_upload_bytes: cfg.server.max_upload_bytes,
+            engine_endpoints: cfg
+                .docker
+                .engines
+                .iter()
+                .map(|e| e.redacted_endpoint())
+                .collect(),
             plugins: Some({
                 let h = plugin_host.clone();
                 Arc::new(move || h.statuses())

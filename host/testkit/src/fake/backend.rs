@@ -180,7 +180,7 @@ impl Backend for FakeBackend {
                 None
             } else {
                 w.next_id += 1;
-                let id = format!("fake-{}", w.next_id);
+                let id = format!("{}-{}", w.id_prefix, w.next_id);
                 w.containers.insert(
                     id.clone(),
                     FakeContainer {

@@ -142,6 +142,8 @@ pub struct World {
     pub(super) rng: fastrand::Rng,
     pub(super) next_id: u64,
     pub(super) next_session: u64,
+    /// What container IDs start with.
+    pub(super) id_prefix: String,
 }
 
 impl World {
@@ -177,6 +179,18 @@ pub struct FakeEngine {
 impl FakeEngine {
     /// An empty, healthy engine whose creates take `create_latency`; `seed` drives its faults.
     pub fn new(create_latency: Duration, seed: u64) -> Arc<Self> {
+        Self::with_prefix(create_latency, seed, "fake")
+    }
+
+    /// [`FakeEngine::new`] whose container IDs start with `prefix`, so IDs stay unique across
+    /// several engines (as real engine IDs are).
+    pub fn with_prefix(create_latency: Duration, seed: u64, prefix: &str) -> Arc<Self> {
+        let e = Self::build(create_latency, seed);
+        e.state().id_prefix = prefix.into();
+        e
+    }
+
+    fn build(create_latency: Duration, seed: u64) -> Arc<Self> {
         Arc::new(Self {
             create_latency,
             started: Instant::now(),
@@ -197,6 +211,7 @@ impl FakeEngine {
                 rng: fastrand::Rng::with_seed(seed),
                 next_id: 0,
                 next_session: 0,
+                id_prefix: "fake".into(),
             }),
             watchers: Mutex::default(),
         })

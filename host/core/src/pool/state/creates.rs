@@ -36,7 +36,10 @@ impl PoolState {
         }
         let target = self.effective_target(cfg);
         let have = self.ready_up() + (self.counts.creating - self.creating_cold);
-        let mut wanted = target.saturating_sub(have);
+        // Queued acquires that asked for certain engines, with nothing ready or coming there:
+        // each gets a create placed on an engine it accepts, first, whatever the target.
+        let needy = self.needy_waiters();
+        let mut wanted = target.saturating_sub(have) + needy.len() as u32;
         wanted = wanted.min(cfg.max_total.saturating_sub(self.total()));
         if self.degraded(breaker) {
             let trials = self.counts.creating + self.young(now, cfg.probation);
@@ -44,12 +47,9 @@ impl PoolState {
         }
         let mut on_engine = self.per_engine(views.len());
         let views = self.with_images(views);
-        // Queued acquires that asked for certain engines get the first creates, placed on
-        // engines they accept; the rest go anywhere.
-        let waiting: Vec<u64> = self.waiters.iter().map(|(m, _)| *m).collect();
         let mut approved = Vec::new();
         for i in 0..wanted as usize {
-            let allow = waiting.get(i).copied().unwrap_or(u64::MAX);
+            let allow = needy.get(i).copied().unwrap_or(u64::MAX);
             let allowed: Vec<EngineView> = views
                 .iter()
                 .enumerate()
@@ -68,6 +68,24 @@ impl PoolState {
         }
         self.check();
         approved
+    }
+
+    /// The engine masks of queued acquires limited to some engines, where no container is
+    /// ready or being created: the target alone would not make one there.
+    fn needy_waiters(&self) -> Vec<u64> {
+        self.waiters
+            .iter()
+            .filter(|(m, w)| *m != u64::MAX && !w.is_closed())
+            .map(|(m, _)| *m)
+            .filter(|&m| {
+                let ready = self.ready.iter().any(|c| has(m & self.up_mask, c.engine));
+                let coming = self
+                    .books
+                    .values()
+                    .any(|e| matches!(e.slot, Slot::Creating { .. }) && has(m, e.engine));
+                !ready && !coming
+            })
+            .collect()
     }
 
     /// `views` with what this pool knows of its image on each engine.
