@@ -18,6 +18,9 @@ leftovers() {
     | awk '$2 ~ /^e2e-/ {print $1}'
 }
 cleanup() {
+  # Extra engines of tests whose process is gone (tests/engines/engines.sh): engines,
+  # namespaces, links and their containers.
+  bash tests/engines/engines.sh gc >/dev/null 2>&1 || true
   local ids
   ids=$(leftovers)
   if [ -n "$ids" ]; then
@@ -54,6 +57,11 @@ cargo test --locked -p warmpool-testkit "$@" -- --nocapture
 left=$(leftovers | wc -l)
 if [ "$left" -ne 0 ]; then
   echo "test.sh: FAIL: the tests left $left warmpool container(s) on the engine" >&2
+  exit 1
+fi
+netns=$( (ip netns list 2>/dev/null || true) | grep -c '^wpe' || true)
+if [ "$netns" -ne 0 ]; then
+  echo "test.sh: FAIL: the tests left $netns extra-engine network namespace(s) (wpe*)" >&2
   exit 1
 fi
 echo "test.sh: no test containers left on the engine"

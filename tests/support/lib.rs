@@ -10,11 +10,13 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 mod daemon;
+mod engines;
 mod events;
 mod plugins;
 mod proxy;
 
 pub use daemon::{Daemon, Setup};
+pub use engines::{ExtraEngine, ExtraEngines};
 pub use events::collect_events;
 pub use plugins::{Guest, plugin_check, plugin_yaml, replace_by_rename};
 pub use proxy::EngineProxy;

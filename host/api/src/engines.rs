@@ -49,6 +49,7 @@ pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
                 "version": d.version,
                 "api_version": d.api_version,
                 "images": d.images,
+                "image_copy": d.image_copy,
             })
         })
         .collect();

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::AdaptiveConfig;
-use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ContainerSpec, PoolConfig, ReuseConfig};
+use warmpool_core::{
+    BuiltinExhaustion, BuiltinSizing, ContainerSpec, ImageSource, PoolConfig, ReuseConfig,
+};
 
 use crate::plugins::plugin_ref;
 use crate::problems::Problems;
@@ -346,6 +348,18 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
             p.push(format!("{path}.setup[{i}]"), "must not be empty");
         }
     }
+    let image_source = match raw.image_source.as_deref() {
+        None | Some("pull") => ImageSource::Pull,
+        Some("copy") => ImageSource::Copy,
+        Some("none") => ImageSource::None,
+        Some(other) => {
+            p.push(
+                at("image_source"),
+                format!("{other:?} is not one of pull, copy, none"),
+            );
+            ImageSource::Pull
+        }
+    };
     let setup_timeout = p.duration_in(
         &at("setup_timeout"),
         &raw.setup_timeout,
@@ -371,5 +385,6 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
         no_new_privileges: raw.no_new_privileges.unwrap_or(true),
         setup,
         setup_timeout,
+        image_source,
     }
 }

@@ -97,6 +97,10 @@ pub struct RawLimits {
 pub struct RawPool {
     /// `pools.<name>.image`: image to run (required, non-empty; pulled if missing).
     pub image: String,
+    /// `pools.<name>.image_source`: how an engine that lacks the image gets it: `pull`
+    /// (default; from another engine when the pull fails), `copy` (from another engine
+    /// first, pulled when none has it) or `none` (never: creates there fail).
+    pub image_source: Option<String>,
     /// `pools.<name>.min_ready`: containers kept ready (default 1, at most 10000).
     pub min_ready: Option<u32>,
     /// `pools.<name>.max_ready`: most containers kept ready (default `min_ready`, at least 1).

@@ -24,7 +24,7 @@ mod spec;
 
 pub use exec::{ByteStream, ExecOutput, ExecRequest, FileBody, checked_path};
 pub use residue::{Baseline, ChangeKind, FsChange, Residue};
-pub use spec::{ContainerSpec, Created, Existing, USED_SUFFIX};
+pub use spec::{ContainerSpec, Created, Existing, ImageSource, USED_SUFFIX};
 
 /// What an engine says of itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +35,8 @@ pub struct EngineDescription {
     pub api_version: Option<String>,
     /// Tagged images it holds (`repo:tag`), sorted.
     pub images: Vec<String>,
+    /// The image copy into this engine under way, or the last one, with its progress.
+    pub image_copy: Option<String>,
 }
 
 /// Something the backend noticed on its own (not in answer to a call).

@@ -66,8 +66,8 @@ mod sync;
 
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
-    EngineDescription, ExecOutput, ExecRequest, Existing, FileBody, FsChange, Residue, USED_SUFFIX,
-    checked_path,
+    EngineDescription, ExecOutput, ExecRequest, Existing, FileBody, FsChange, ImageSource, Residue,
+    USED_SUFFIX, checked_path,
 };
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};

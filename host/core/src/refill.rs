@@ -34,6 +34,10 @@ use crate::pool::Pool;
 use crate::stats::PoolStats;
 use crate::sync::lock;
 
+/// Bound on one ping: an engine cut off the network (packets dropped, not refused) is shown
+/// down within this, not after the client's two-minute request timeout.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl<B: Backend> Manager<B> {
     /// Spawn every background task. Call once.
     pub fn start(self: &Arc<Self>) {
@@ -102,7 +106,7 @@ impl<B: Backend> Manager<B> {
 
     async fn monitor_loop(self: Arc<Self>, e: usize) {
         loop {
-            match self.call(CALL_TIMEOUT, self.backend_of(e).ping()).await {
+            match self.call(PING_TIMEOUT, self.backend_of(e).ping()).await {
                 Ok(()) => {
                     let engine = self.engine(e);
                     if !engine.cleaned.load(Ordering::Acquire) {

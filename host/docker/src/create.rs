@@ -16,27 +16,23 @@ use warmpool_core::{BackendError, ContainerSpec, Created, ExecRequest, USED_SUFF
 use crate::labels::{HOST, MANAGED, POOL, SPEC};
 use crate::{DockerBackend, exec, is_transport, status_of, unavailable};
 
-/// Resolve `image` to its ID, pulling it first if the engine does not have it.
-pub async fn ensure_image(docker: &Docker, image: &str) -> Result<String, BackendError> {
+/// `image`'s ID on the engine of `docker`, or `None` when that engine does not have it.
+pub(crate) async fn inspect_id(
+    docker: &Docker,
+    image: &str,
+) -> Result<Option<String>, BackendError> {
     match docker.inspect_image(image).await {
         Ok(i) => {
-            return i
-                .id
-                .ok_or_else(|| image_err(image, "engine returned no image ID"));
+            i.id.map(Some)
+                .ok_or_else(|| image_err(image, "engine returned no image ID"))
         }
-        Err(e) if status_of(&e) == Some(404) => {}
-        Err(e) if is_transport(&e) => return Err(unavailable(e)),
-        Err(e) => return Err(image_err(image, e.to_string())),
+        Err(e) if status_of(&e) == Some(404) => Ok(None),
+        Err(e) if is_transport(&e) => Err(unavailable(e)),
+        Err(e) => Err(image_err(image, e.to_string())),
     }
-    pull(docker, image).await?;
-    let i = docker
-        .inspect_image(image)
-        .await
-        .map_err(|e| image_err(image, e.to_string()))?;
-    i.id.ok_or_else(|| image_err(image, "engine returned no image ID"))
 }
 
-fn image_err(image: &str, message: impl Into<String>) -> BackendError {
+pub(crate) fn image_err(image: &str, message: impl Into<String>) -> BackendError {
     BackendError::Image {
         image: image.to_string(),
         message: message.into(),
@@ -44,7 +40,7 @@ fn image_err(image: &str, message: impl Into<String>) -> BackendError {
 }
 
 /// Pull `image`, logging progress once per layer state change rather than per byte.
-async fn pull(docker: &Docker, image: &str) -> Result<(), BackendError> {
+pub(crate) async fn pull(docker: &Docker, image: &str) -> Result<(), BackendError> {
     let (repo, tag) = split_tag(image);
     info!(image, "image missing locally; pulling");
     let opts = CreateImageOptionsBuilder::default()
@@ -144,7 +140,7 @@ pub async fn create(
     spec: &ContainerSpec,
 ) -> Result<Created, BackendError> {
     let t0 = Instant::now();
-    let image_id = b.image_for_create(&spec.image).await?;
+    let image_id = b.image_for_create(&spec.image, spec.image_source).await?;
     let opts = CreateContainerOptionsBuilder::default().name(name).build();
     let body = container_body(b, pool, spec, &image_id);
     let created = b

@@ -15,6 +15,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod files;
+mod images;
 pub mod labels;
 pub mod scrub;
 
@@ -30,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, EngineDescription,
-    ExecOutput, ExecRequest, Existing, FileBody, Residue,
+    ExecOutput, ExecRequest, Existing, FileBody, ImageSource, Residue,
 };
 
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
@@ -61,6 +62,12 @@ pub struct DockerBackend {
     negotiated: AtomicBool,
     /// Image reference → (its ID, when it was resolved); see [`IMAGE_ID_TTL`].
     image_ids: Mutex<HashMap<String, (String, Instant)>>,
+    /// The daemon's other engines, by name: where a missing image can be copied from.
+    pub(crate) peers: std::sync::OnceLock<Vec<(String, Docker)>>,
+    /// Held while an image is fetched (pulled or copied), one fetch at a time.
+    pub(crate) fetching: tokio::sync::Mutex<()>,
+    /// The last image copy into this engine, or the one under way, as text.
+    pub(crate) image_copy: std::sync::Arc<Mutex<Option<String>>>,
 }
 
 impl DockerBackend {
@@ -106,12 +113,19 @@ impl DockerBackend {
             host_id: host_id.to_string(),
             negotiated: AtomicBool::new(false),
             image_ids: Mutex::default(),
+            peers: std::sync::OnceLock::new(),
+            fetching: tokio::sync::Mutex::new(()),
+            image_copy: std::sync::Arc::default(),
         })
     }
 
     /// `image`'s ID for a create: resolved within the last [`IMAGE_ID_TTL`], or now (pulling the
     /// image if the engine lacks it).
-    pub(crate) async fn image_for_create(&self, image: &str) -> Result<String, BackendError> {
+    pub(crate) async fn image_for_create(
+        &self,
+        image: &str,
+        source: ImageSource,
+    ) -> Result<String, BackendError> {
         let cached = {
             let ids = self.image_ids.lock().unwrap_or_else(|p| p.into_inner());
             ids.get(image)
@@ -121,7 +135,7 @@ impl DockerBackend {
         if let Some(id) = cached {
             return Ok(id);
         }
-        let id = create::ensure_image(&self.docker, image).await?;
+        let id = self.ensure_image(image, source).await?;
         let mut ids = self.image_ids.lock().unwrap_or_else(|p| p.into_inner());
         // Pools use a handful of images; forget the expired ones whenever one is added.
         ids.retain(|_, (_, at)| at.elapsed() < IMAGE_ID_TTL);
@@ -277,6 +291,7 @@ impl Backend for DockerBackend {
             version: v.version,
             api_version: Some(format!("{}.{}", cv.major_version, cv.minor_version)),
             images: tags,
+            image_copy: self.last_copy(),
         })
     }
 

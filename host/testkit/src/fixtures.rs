@@ -35,6 +35,7 @@ pub fn test_spec(image: &str) -> ContainerSpec {
         no_new_privileges: true,
         setup: vec![],
         setup_timeout: Duration::from_secs(10),
+        image_source: Default::default(),
     }
 }
 

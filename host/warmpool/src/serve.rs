@@ -59,7 +59,8 @@ pub fn plugin_limits(cfg: &Config) -> Limits {
 
 /// One Docker client per configured engine, with the core's view of it.
 pub fn connect_engines(cfg: &Config) -> Result<Vec<(EngineSpec, Arc<DockerBackend>)>> {
-    cfg.docker
+    let engines: Vec<(EngineSpec, Arc<DockerBackend>)> = cfg
+        .docker
         .engines
         .iter()
         .enumerate()
@@ -82,7 +83,17 @@ pub fn connect_engines(cfg: &Config) -> Result<Vec<(EngineSpec, Arc<DockerBacken
             };
             Ok((spec, Arc::new(backend)))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // Each engine may copy a missing image from any other.
+    for (spec, b) in &engines {
+        let peers = engines
+            .iter()
+            .filter(|(s, _)| s.name != spec.name)
+            .map(|(s, p)| (s.name.clone(), p.client()))
+            .collect();
+        b.set_peers(peers);
+    }
+    Ok(engines)
 }
 
 async fn serve(path: &Path) -> Result<()> {

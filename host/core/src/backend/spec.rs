@@ -45,6 +45,23 @@ pub struct ContainerSpec {
     /// Bound on each setup command.
     #[serde(skip)]
     pub setup_timeout: Duration,
+    /// How an engine that lacks the image gets it. Not part of the fingerprint: it changes
+    /// nothing about the container.
+    #[serde(skip)]
+    pub image_source: ImageSource,
+}
+
+/// How an engine that lacks a pool's image gets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ImageSource {
+    /// Pull it from its registry; when the pull fails, copy it from another engine that has it.
+    #[default]
+    Pull,
+    /// Copy it from another engine that has it (export streamed into load); pull it when none
+    /// has it.
+    Copy,
+    /// Never: a create on an engine without the image fails.
+    None,
 }
 
 impl ContainerSpec {

@@ -44,16 +44,28 @@ impl Sim {
         self.check_committed()
     }
 
-    /// The engine never holds more containers than `max_containers`.
+    /// The engines together never hold more containers than `max_containers`, nor any engine
+    /// more than its own cap.
     fn check_cap(&self) -> Result<(), Failure> {
-        let n = self.engine.state().containers.len() as u32;
+        let all = self.on_engines();
+        let n = all.len() as u32;
         if n > self.mcfg.max_containers {
-            let ids = self.engine.state().ids();
             return Err(self.fail(format!(
-                "the engine holds {n} containers, max_containers is {}: {ids:?}; the books: {:?}",
+                "the engines hold {n} containers, max_containers is {}: {all:?}; the books: {:?}",
                 self.mcfg.max_containers,
                 self.manager.accounted()
             )));
+        }
+        for (i, spec) in self.engine_specs.iter().enumerate() {
+            let on = all.iter().filter(|(e, _, _)| *e == i).count() as u32;
+            if let Some(max) = spec.max_containers
+                && on > max
+            {
+                return Err(self.fail(format!(
+                    "engine {} holds {on} containers, its max_containers is {max}",
+                    spec.name
+                )));
+            }
         }
         Ok(())
     }
@@ -80,19 +92,17 @@ impl Sim {
             .last
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.checks.last = Some(now);
-        let healthy = {
-            let w = self.engine.state();
+        let healthy = self.engines.iter().all(|e| {
+            let w = e.state();
             !w.down && w.faults.hang == 0.0 && w.faults.fail_inspect == 0.0
-        } && self.manager.reconciled();
+        }) && self.manager.reconciled();
         let books = self.manager.accounted();
         let names: HashSet<&str> = books.iter().map(|(k, _)| k.as_str()).collect();
         let ids: HashSet<&str> = books.iter().filter_map(|(_, i)| i.as_deref()).collect();
         let on_engine: Vec<(String, String)> = self
-            .engine
-            .state()
-            .containers
-            .values()
-            .map(|c| (c.id.clone(), c.name.clone()))
+            .on_engines()
+            .into_iter()
+            .map(|(_, id, name)| (id, name))
             .collect();
         let mut still = BTreeMap::new();
         for (id, name) in on_engine {
@@ -120,13 +130,16 @@ impl Sim {
     /// While creates fail or containers keep dying, a pool's failures stay within its back-off.
     fn check_storm(&self) -> Result<(), Failure> {
         let now = Instant::now();
-        let w = self.engine.state();
-        let mut per_pool: BTreeMap<&str, usize> = BTreeMap::new();
-        for f in w.failures.iter().rev() {
-            if now.saturating_duration_since(f.at) > STORM_WINDOW {
-                break;
+        // Over every engine: the breaker is the pool's, whichever engine its creates go to.
+        let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &self.engines {
+            let w = e.state();
+            for f in w.failures.iter().rev() {
+                if now.saturating_duration_since(f.at) > STORM_WINDOW {
+                    break;
+                }
+                *per_pool.entry(f.pool.clone()).or_default() += 1;
             }
-            *per_pool.entry(f.pool.as_str()).or_default() += 1;
         }
         if let Some((pool, n)) = per_pool.into_iter().find(|(_, n)| *n > STORM_MAX) {
             return Err(self.fail(format!(
@@ -147,12 +160,12 @@ impl Sim {
         };
         let now_ms = unix_ms(crate::fake::wall_origin() + self.t0.elapsed());
         for rec in committed.leases.values() {
-            let running = self
-                .engine
-                .state()
-                .containers
-                .get(&rec.container_id)
-                .is_some_and(|c| c.running);
+            let running = self.engines.iter().any(|e| {
+                e.state()
+                    .containers
+                    .get(&rec.container_id)
+                    .is_some_and(|c| c.running)
+            });
             let pool_exists = self.pools.iter().any(|(p, _)| p.name == rec.pool);
             if !running || !pool_exists || rec.expires_at_ms <= now_ms + 2_000 {
                 continue;
@@ -190,17 +203,15 @@ impl Sim {
             let busy = self.manager.all_pool_stats().iter().any(|s| {
                 s.counts.creating + s.counts.removing + s.counts.unhealthy + s.counts.resetting > 0
             });
-            if !busy && self.engine.state().creating_now == 0 {
+            if !busy && self.engines.iter().all(|e| e.state().creating_now == 0) {
                 break;
             }
         }
         // By name: a create in flight is in the books before the engine tells its ID.
         let engine: BTreeSet<String> = self
-            .engine
-            .state()
-            .containers
-            .values()
-            .map(|c| c.name.clone())
+            .on_engines()
+            .into_iter()
+            .map(|(_, _, name)| name)
             .collect();
         let books: BTreeSet<String> = self
             .manager

@@ -71,9 +71,9 @@ impl Sim {
             engine_labels: Default::default(),
         };
         self.note(format!("acquire {pool}"));
-        let (m, engine, model) = (
+        let (m, engines, model) = (
             self.manager.clone(),
-            self.engine.clone(),
+            self.engines.clone(),
             self.model.clone(),
         );
         tokio::spawn(async move {
@@ -83,7 +83,7 @@ impl Sim {
             match r {
                 Ok(info) => {
                     model.leases += 1;
-                    handed(&mut model, &engine, &info.lease_id, &info.container_id);
+                    handed(&mut model, &engines, &info.lease_id, &info.container_id);
                 }
                 Err(
                     AcquireError::Exhausted { .. }
@@ -231,12 +231,19 @@ impl Sim {
     pub(crate) fn fault(&mut self) {
         self.out.faults += 1;
         let what = self.rng.u32(0..12);
-        let mut w = self.engine.state();
+        // One engine at a time: the others keep serving.
+        let which = if self.engines.len() > 1 {
+            self.rng.usize(0..self.engines.len())
+        } else {
+            0
+        };
+        let engine = self.engines[which].clone();
+        let mut w = engine.state();
         let p = |rng: &mut fastrand::Rng| [0.0, 0.05, 0.2, 0.5, 1.0][rng.usize(0..5)];
         let note = match what {
             0 => {
                 w.down = !w.down;
-                format!("engine {}", if w.down { "down" } else { "up" })
+                format!("engine {which} {}", if w.down { "down" } else { "up" })
             }
             1 => {
                 w.faults.fail_create = p(&mut self.rng);
@@ -296,17 +303,26 @@ impl Sim {
             }
         };
         drop(w);
-        self.note(note);
+        self.note(if which > 0 {
+            format!("{note} (engine {which})")
+        } else {
+            note
+        });
     }
 
     fn kill_one(&mut self) {
-        let ids: Vec<String> = self.engine.state().ids().into_iter().collect();
+        let ids: Vec<(usize, String)> = self
+            .engines
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| e.state().ids().into_iter().map(move |id| (i, id)))
+            .collect();
         if ids.is_empty() {
             return;
         }
-        let id = ids[self.rng.usize(0..ids.len())].clone();
+        let (e, id) = ids[self.rng.usize(0..ids.len())].clone();
         self.note(format!("docker kill {id} behind the daemon's back"));
-        self.engine.kill(&id, "killed");
+        self.engines[e].kill(&id, "killed");
     }
 
     pub(crate) fn reload(&mut self) {
@@ -366,7 +382,9 @@ impl Sim {
     pub(crate) fn crash(&mut self) {
         self.out.crashes += 1;
         self.note(format!("CRASH (kill -9) incarnation {}", self.incarnation));
-        self.backend.crash();
+        for b in &self.backends {
+            b.crash();
+        }
         self.manager.cancel_token().cancel();
         let committed = self.store.snapshot();
         self.checks.crashed(committed);
@@ -386,7 +404,9 @@ impl Sim {
             "shut down: destroyed {} kept {} swept {}",
             r.destroyed, r.kept, r.swept
         ));
-        self.backend.crash();
+        for b in &self.backends {
+            b.crash();
+        }
         if self.mcfg.keep_on_shutdown {
             let committed = self.store.snapshot();
             self.checks.crashed(committed);
@@ -416,8 +436,13 @@ fn forget(model: &Arc<std::sync::Mutex<Model>>, id: &str) {
 /// A client was handed `container` for `lease`: check, at this instant, that it holds nothing
 /// of anyone else, is running (unless its death was never reported), and was not lent before
 /// without a passed reuse.
-fn handed(model: &mut Model, engine: &Arc<FakeEngine>, lease: &str, container: &str) {
+fn handed(model: &mut Model, engines: &[Arc<FakeEngine>], lease: &str, container: &str) {
     {
+        // Container IDs are unique across engines (each engine has its own prefix).
+        let engine = engines
+            .iter()
+            .find(|e| e.state().containers.contains_key(container))
+            .unwrap_or(&engines[0]);
         let w = engine.state();
         match w.containers.get(container) {
             None => model.violations.push(format!(

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{
-    BuiltinExhaustion, Clock, Manager, ManagerConfig, Policies, PoolConfig, ReuseConfig,
+    BuiltinExhaustion, Clock, EngineSpec, Manager, ManagerConfig, Policies, PoolConfig, ReuseConfig,
 };
 
 use super::check::Checks;
@@ -60,12 +60,16 @@ impl Model {
 pub struct Sim {
     pub(crate) seed: u64,
     pub(crate) rng: fastrand::Rng,
-    pub(crate) engine: Arc<FakeEngine>,
+    /// The engines the daemon drives: one in most seeds, two or three in the rest.
+    pub(crate) engines: Vec<Arc<FakeEngine>>,
+    /// Their names, labels and caps, as the daemon is configured.
+    pub(crate) engine_specs: Vec<EngineSpec>,
     pub(crate) store: Arc<MemoryStore>,
     pub(crate) persist: bool,
     pub(crate) mcfg: ManagerConfig,
     pub(crate) pools: Vec<(PoolConfig, BuiltinExhaustion)>,
-    pub(crate) backend: Arc<FakeBackend>,
+    /// The current incarnation's connection to each engine.
+    pub(crate) backends: Vec<Arc<FakeBackend>>,
     pub(crate) manager: Arc<Manager<FakeBackend>>,
     pub(crate) incarnation: u64,
     pub(crate) model: Arc<Mutex<Model>>,
@@ -87,6 +91,27 @@ impl Sim {
     pub fn new(seed: u64, trace_all: bool) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let engine = FakeEngine::new(Duration::from_millis(rng.u64(50..800)), seed ^ 0x9e37);
+        // Most seeds drive one engine; the rest two or three, some with a cap of their own.
+        let n_engines = match rng.u32(0..10) {
+            0..=5 => 1,
+            6..=8 => 2,
+            _ => 3,
+        };
+        let mut engines = vec![engine];
+        let mut engine_specs = vec![EngineSpec::single()];
+        for i in 1..n_engines {
+            let name = format!("e{i}");
+            engines.push(FakeEngine::with_prefix(
+                Duration::from_millis(rng.u64(50..800)),
+                seed ^ (0x9e37 + i as u64),
+                &format!("fake-{name}"),
+            ));
+            engine_specs.push(EngineSpec {
+                name,
+                labels: Default::default(),
+                max_containers: rng.bool().then(|| rng.u32(1..6)),
+            });
+        }
         let store = Arc::new(MemoryStore::default());
         let persist = rng.f64() < 0.7;
         let mut pools = Vec::new();
@@ -101,12 +126,16 @@ impl Sim {
             keep_on_shutdown: persist && rng.bool(),
             ..ManagerConfig::default()
         };
-        let backend = Arc::new(FakeBackend::attach(engine.clone()));
+        let backends: Vec<Arc<FakeBackend>> = engines
+            .iter()
+            .map(|e| Arc::new(FakeBackend::attach(e.clone())))
+            .collect();
         let t0 = Instant::now();
         let manager = build(
             &mcfg,
             &pools,
-            &backend,
+            &engine_specs,
+            &backends,
             persist.then(|| store.clone()),
             seed,
             0,
@@ -115,12 +144,13 @@ impl Sim {
         let mut sim = Self {
             seed,
             rng,
-            engine,
+            engines,
+            engine_specs,
             store,
             persist,
             mcfg,
             pools,
-            backend,
+            backends,
             manager,
             incarnation: 0,
             model: Arc::default(),
@@ -137,12 +167,17 @@ impl Sim {
             next_pool: 2,
         };
         sim.note(format!(
-            "start: persist {} keep {} max_containers {} creates {} pools {}",
+            "start: persist {} keep {} max_containers {} creates {} pools {} engines {}",
             sim.persist,
             sim.mcfg.keep_on_shutdown,
             sim.mcfg.max_containers,
             sim.mcfg.max_concurrent_creates,
-            sim.describe_pools()
+            sim.describe_pools(),
+            sim.engine_specs
+                .iter()
+                .map(|e| format!("{}[{:?}]", e.name, e.max_containers))
+                .collect::<Vec<_>>()
+                .join(" ")
         ));
         sim.manager.start();
         sim
@@ -201,11 +236,16 @@ impl Sim {
     /// Start a new incarnation of the daemon on the same engine and store.
     pub(crate) fn start_incarnation(&mut self) {
         self.incarnation += 1;
-        self.backend = Arc::new(FakeBackend::attach(self.engine.clone()));
+        self.backends = self
+            .engines
+            .iter()
+            .map(|e| Arc::new(FakeBackend::attach(e.clone())))
+            .collect();
         self.manager = build(
             &self.mcfg,
             &self.pools,
-            &self.backend,
+            &self.engine_specs,
+            &self.backends,
             self.persist.then(|| self.store.clone()),
             self.seed,
             self.incarnation,
@@ -255,8 +295,8 @@ impl Sim {
     /// Stop every fault, let the daemon recover, release everything, and check the end state.
     async fn settle(&mut self) -> Result<(), Failure> {
         self.note("settle: faults off".into());
-        {
-            let mut w = self.engine.state();
+        for e in &self.engines {
+            let mut w = e.state();
             w.faults = Faults::default();
             w.down = false;
             w.fail_always = None;
@@ -305,14 +345,22 @@ fn sim_clock(t0: Instant) -> Clock {
 fn build(
     mcfg: &ManagerConfig,
     pools: &[(PoolConfig, BuiltinExhaustion)],
-    backend: &Arc<FakeBackend>,
+    engines: &[EngineSpec],
+    backends: &[Arc<FakeBackend>],
     store: Option<Arc<MemoryStore>>,
     seed: u64,
     incarnation: u64,
     t0: Instant,
 ) -> Arc<Manager<FakeBackend>> {
     let store: Option<Arc<dyn LeaseStore>> = store.map(|s| s as Arc<dyn LeaseStore>);
-    Manager::builder(mcfg.clone(), backend.clone())
+    Manager::builder(mcfg.clone(), backends[0].clone())
+        .engines(
+            engines
+                .iter()
+                .cloned()
+                .zip(backends.iter().cloned())
+                .collect(),
+        )
         .pools(
             pools
                 .iter()
@@ -323,6 +371,22 @@ fn build(
         .clock(sim_clock(t0))
         .seed(seed.wrapping_mul(31).wrapping_add(incarnation))
         .build()
+}
+
+impl Sim {
+    /// Every container on every engine: (engine index, ID, name).
+    pub(crate) fn on_engines(&self) -> Vec<(usize, String, String)> {
+        let mut v = Vec::new();
+        for (i, e) in self.engines.iter().enumerate() {
+            v.extend(
+                e.state()
+                    .containers
+                    .values()
+                    .map(|c| (i, c.id.clone(), c.name.clone())),
+            );
+        }
+        v
+    }
 }
 
 pub(crate) fn policies(e: BuiltinExhaustion) -> Policies {
