@@ -60,22 +60,53 @@ impl GlobalCap {
 pub type EngineIx = usize;
 
 /// The global cap and each engine's own. Every slot is taken on both or on neither.
+///
+/// What an engine holds is unknown until its startup reconcile has listed it (it may be
+/// unreachable when the daemon starts, holding what an earlier run left). Until then the
+/// global cap counts it as full: its own `max_containers`, or the whole global cap when it has
+/// none. So the other engines never create past the global cap on the strength of an engine
+/// nobody has seen; [`Caps::seen`] swaps the guess for the containers actually found.
 #[derive(Debug)]
 pub struct Caps {
     global: GlobalCap,
     engines: Vec<GlobalCap>,
+    /// Per engine: the slots held for it until it is seen (0 once seen).
+    unseen: Vec<AtomicU32>,
 }
 
 impl Caps {
     /// `global` over all engines, and each engine's own cap (`None`: only the global one).
     pub fn new(global: u32, engines: &[Option<u32>]) -> Self {
+        let g = GlobalCap::new(global);
+        let unseen = engines
+            .iter()
+            .map(|m| {
+                let guess = m.unwrap_or(global).min(global);
+                g.force(guess);
+                AtomicU32::new(guess)
+            })
+            .collect();
         Self {
-            global: GlobalCap::new(global),
+            global: g,
             engines: engines
                 .iter()
                 .map(|m| GlobalCap::new(m.unwrap_or(u32::MAX)))
                 .collect(),
+            unseen,
         }
+    }
+
+    /// Engine `e` was listed and what it holds is counted: give back the slots held for it.
+    pub fn seen(&self, e: EngineIx) {
+        if let Some(u) = self.unseen.get(e) {
+            let n = u.swap(0, Ordering::AcqRel);
+            self.global.release(n);
+        }
+    }
+
+    /// Slots held for engines not seen yet.
+    fn held_unseen(&self) -> u32 {
+        self.unseen.iter().map(|u| u.load(Ordering::Acquire)).sum()
     }
 
     /// Reserve one slot on engine `e` and globally; `false` (nothing taken) if either is full.
@@ -94,9 +125,10 @@ impl Caps {
     }
 
     /// Count a container that exists already (found at restart or by the sweep) on engine `e`,
-    /// past the caps if need be: a cap cannot undo it.
+    /// past the caps if need be: a cap cannot undo it. A slot held for `e` while it was unseen
+    /// is used first.
     pub fn count_found(&self, e: EngineIx) {
-        if self.global.reserve(1) == 0 {
+        if !self.take_unseen(e) && self.global.reserve(1) == 0 {
             self.global.force(1);
         }
         if let Some(engine) = self.engines.get(e)
@@ -104,6 +136,31 @@ impl Caps {
         {
             engine.force(1);
         }
+    }
+
+    /// Count a container found on engine `e` that is kept only if the caps have room for it
+    /// (a re-adoption); a slot held for `e` while it was unseen is used first. `false`: no
+    /// room, nothing taken.
+    pub fn reserve_found(&self, e: EngineIx) -> bool {
+        let Some(engine) = self.engines.get(e) else {
+            return false;
+        };
+        if engine.reserve(1) == 0 {
+            return false;
+        }
+        if self.take_unseen(e) || self.global.reserve(1) == 1 {
+            return true;
+        }
+        engine.release(1);
+        false
+    }
+
+    /// Move one slot held for unseen engine `e` to a counted container; `false` if none is left.
+    fn take_unseen(&self, e: EngineIx) -> bool {
+        self.unseen.get(e).is_some_and(|u| {
+            u.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+        })
     }
 
     /// The container on engine `e` is gone: free its slots.
@@ -119,9 +176,9 @@ impl Caps {
         self.global.free()
     }
 
-    /// Slots used under the global cap.
+    /// Containers counted under the global cap (the slots held for unseen engines excluded).
     pub fn used(&self) -> u32 {
-        self.global.used()
+        self.global.used().saturating_sub(self.held_unseen())
     }
 
     /// Slots used on engine `e`.
@@ -150,8 +207,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unseen_engine_counts_as_full_until_it_is_seen() {
+        let caps = Caps::new(10, &[None, Some(4)]);
+        assert_eq!(
+            caps.free(),
+            0,
+            "engine 0 has no cap of its own: it may hold anything"
+        );
+        caps.seen(0);
+        assert_eq!(caps.free(), 6, "engine 1 may hold its own cap of 4");
+        assert_eq!(caps.used(), 0);
+        caps.count_found(1);
+        caps.seen(1);
+        caps.seen(1);
+        assert_eq!((caps.free(), caps.used()), (9, 1));
+    }
+
+    #[test]
     fn a_slot_is_taken_on_both_caps_or_on_neither() {
         let caps = Caps::new(3, &[Some(1), None]);
+        caps.seen(0);
+        caps.seen(1);
         assert!(caps.reserve_on(0));
         assert!(!caps.reserve_on(0), "engine 0 is full");
         assert_eq!(

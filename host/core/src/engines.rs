@@ -176,6 +176,13 @@ pub fn place(views: &[EngineView], on_engine: &[u32], caps: &Caps) -> Option<Eng
 mod tests {
     use super::*;
 
+    fn seen(caps: Caps) -> Caps {
+        for e in 0..3 {
+            caps.seen(e);
+        }
+        caps
+    }
+
     fn view(eligible: bool) -> EngineView {
         EngineView {
             eligible,
@@ -186,7 +193,7 @@ mod tests {
 
     #[test]
     fn spreads_a_pool_and_respects_every_cap() {
-        let caps = Caps::new(5, &[None, Some(1), None]);
+        let caps = seen(Caps::new(5, &[None, Some(1), None]));
         let views = [view(true), view(true), view(true)];
         let mut on = [0u32; 3];
         let mut got = Vec::new();
@@ -204,7 +211,7 @@ mod tests {
 
     #[test]
     fn skips_ineligible_engines_and_prefers_the_image() {
-        let caps = Caps::new(10, &[None, None, None]);
+        let caps = seen(Caps::new(10, &[None, None, None]));
         let mut views = [view(false), view(true), view(true)];
         views[1].image_present = Some(false);
         assert_eq!(place(&views, &[0, 0, 0], &caps), Some(2));

@@ -440,6 +440,13 @@ impl<B: Backend> Manager<B> {
         *self.swept.borrow()
     }
 
+    /// Whether startup dealt with what an earlier run left on every engine.
+    pub fn all_reconciled(&self) -> bool {
+        self.engines
+            .iter()
+            .all(|e| e.cleaned.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// The last engine error a monitor saw (kept after the engine recovers): a down engine's
     /// first, else the latest of any, else `not reached yet`.
     pub fn engine_error(&self) -> String {

@@ -77,6 +77,8 @@ impl<B: Backend> Manager<B> {
                     lost_leases = r.lost_leases,
                     "startup: what an earlier run left is accounted for"
                 );
+                // What it holds is counted now: the slots held for it while unseen go back.
+                self.cap.seen(engine);
                 self.engine(engine).cleaned.store(true, Ordering::Release);
                 self.swept.send_replace(true);
             }

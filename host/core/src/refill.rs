@@ -27,7 +27,6 @@ use tracing::{debug, error, info};
 
 use crate::backend::Backend;
 use crate::error::WarmUpError;
-use crate::lifecycle::CALL_TIMEOUT;
 use crate::manager::Manager;
 use crate::policy::bounds;
 use crate::pool::Pool;

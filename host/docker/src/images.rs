@@ -177,9 +177,4 @@ impl DockerBackend {
     pub fn set_peers(&self, peers: Vec<(String, Docker)>) {
         let _ = self.peers.set(peers);
     }
-
-    /// This engine's client, for its peers.
-    pub fn client(&self) -> Docker {
-        self.docker.clone()
-    }
 }

@@ -89,7 +89,7 @@ pub fn connect_engines(cfg: &Config) -> Result<Vec<(EngineSpec, Arc<DockerBacken
         let peers = engines
             .iter()
             .filter(|(s, _)| s.name != spec.name)
-            .map(|(s, p)| (s.name.clone(), p.client()))
+            .map(|(s, p)| (s.name.clone(), p.client().clone()))
             .collect();
         b.set_peers(peers);
     }

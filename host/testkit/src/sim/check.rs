@@ -152,7 +152,9 @@ impl Sim {
     /// After a crash, once the new daemon reconciled: every lease the store had committed, whose
     /// container still runs and whose pool still exists, is back.
     fn check_committed(&mut self) -> Result<(), Failure> {
-        if !self.manager.reconciled() {
+        // Each engine re-attaches its own leases when it is reconciled; an engine still down
+        // cannot have yet.
+        if !self.manager.all_reconciled() {
             return Ok(());
         }
         let Some(committed) = self.checks.committed.take() else {

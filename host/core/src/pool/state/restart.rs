@@ -7,7 +7,7 @@ impl PoolState {
     /// Reconcile: a ready container of an earlier run, re-adopted (it was never lent). Returns
     /// `false`, changing nothing, when the cap has no room for it.
     pub fn adopt(&mut self, c: ReadyContainer, caps: &Caps) -> bool {
-        if !caps.reserve_on(c.engine) {
+        if !caps.reserve_found(c.engine) {
             return false;
         }
         self.insert(
