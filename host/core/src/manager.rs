@@ -440,6 +440,14 @@ impl<B: Backend> Manager<B> {
         *self.swept.borrow()
     }
 
+    /// Whether startup dealt with what an earlier run left on engine `name` (an unknown name
+    /// means the first engine, as for lease records).
+    pub fn engine_reconciled(&self, name: &str) -> bool {
+        self.engine(self.engine_named(name).unwrap_or(0))
+            .cleaned
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether startup dealt with what an earlier run left on every engine.
     pub fn all_reconciled(&self) -> bool {
         self.engines

@@ -95,7 +95,7 @@ impl Sim {
         let healthy = self.engines.iter().all(|e| {
             let w = e.state();
             !w.down && w.faults.hang == 0.0 && w.faults.fail_inspect == 0.0
-        }) && self.manager.reconciled();
+        }) && self.manager.all_reconciled();
         let books = self.manager.accounted();
         let names: HashSet<&str> = books.iter().map(|(k, _)| k.as_str()).collect();
         let ids: HashSet<&str> = books.iter().filter_map(|(_, i)| i.as_deref()).collect();
@@ -152,16 +152,25 @@ impl Sim {
     /// After a crash, once the new daemon reconciled: every lease the store had committed, whose
     /// container still runs and whose pool still exists, is back.
     fn check_committed(&mut self) -> Result<(), Failure> {
-        // Each engine re-attaches its own leases when it is reconciled; an engine still down
-        // cannot have yet.
-        if !self.manager.all_reconciled() {
-            return Ok(());
-        }
-        let Some(committed) = self.checks.committed.take() else {
+        let Some(mut committed) = self.checks.committed.take() else {
             return Ok(());
         };
+        // Each engine re-attaches its own leases when it is reconciled, so a lease is checked
+        // at the first check after its engine was (before the client could end it); the leases
+        // of an engine still down wait.
+        let (ready, waiting): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut committed.leases)
+                .into_iter()
+                .partition(|(_, r)| {
+                    self.manager
+                        .engine_reconciled(r.engine.as_deref().unwrap_or("default"))
+                });
+        if !waiting.is_empty() {
+            committed.leases = waiting;
+            self.checks.committed = Some(committed);
+        }
         let now_ms = unix_ms(crate::fake::wall_origin() + self.t0.elapsed());
-        for rec in committed.leases.values() {
+        for rec in ready.values() {
             let running = self.engines.iter().any(|e| {
                 e.state()
                     .containers
