@@ -55,6 +55,19 @@ async fn engines_of(d: &Daemon) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Wait until the daemon's count on each engine equals the containers the engine holds.
+async fn books_match_engines(d: &Daemon, engines: &ExtraEngines, what: &str) {
+    eventually(Duration::from_secs(30), what, || async {
+        let by = engines_of(d).await;
+        let ok = ["e1", "e2", "e3"].iter().all(|e| {
+            by[*e]["counted"].as_u64().unwrap() as usize
+                == engines.containers_of(e, &d.host_id).len()
+        });
+        ok.then_some(())
+    })
+    .await;
+}
+
 async fn exec_status(d: &Daemon, lease: &str) -> (StatusCode, Value) {
     let (st, _, v) = d
         .call(
@@ -204,19 +217,7 @@ async fn losing_an_engine_under_load_leaves_the_others_serving() {
         .await;
     assert_eq!(l["engine"], "e1");
     // The books and every engine agree.
-    eventually(
-        Duration::from_secs(30),
-        "books agree with the engines",
-        || async {
-            let by = engines_of(&d).await;
-            let ok = ["e1", "e2", "e3"].iter().all(|e| {
-                by[*e]["counted"].as_u64().unwrap() as usize
-                    == engines.containers_of(e, &d.host_id).len()
-            });
-            ok.then_some(())
-        },
-    )
-    .await;
+    books_match_engines(&d, &engines, "books agree with the engines").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,19 +250,7 @@ async fn kill_9_with_leases_on_three_engines_keeps_every_lease_on_its_engine() {
         let (st, out) = exec_status(&d, id).await;
         assert_eq!(st, StatusCode::OK, "{out}");
     }
-    eventually(
-        Duration::from_secs(30),
-        "nothing unaccounted on any engine",
-        || async {
-            let by = engines_of(&d).await;
-            let ok = ["e1", "e2", "e3"].iter().all(|e| {
-                by[*e]["counted"].as_u64().unwrap() as usize
-                    == engines.containers_of(e, &d.host_id).len()
-            });
-            ok.then_some(())
-        },
-    )
-    .await;
+    books_match_engines(&d, &engines, "nothing unaccounted on any engine").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,25 +234,23 @@ impl<B: Backend> Collector for PoolCollector<B> {
             )?;
         }
         let engines = self.manager.engine_stats();
-        let up: Vec<(Vec<(&str, String)>, i64)> = engines
-            .iter()
-            .map(|e| (vec![("engine", e.name.clone())], i64::from(e.up)))
-            .collect();
+        let per_engine = |v: fn(&warmpool_core::EngineStats) -> i64| {
+            engines
+                .iter()
+                .map(|e| (vec![("engine", e.name.clone())], v(e)))
+                .collect::<Vec<(Vec<(&str, String)>, i64)>>()
+        };
         gauge(
             &mut enc,
             "warmpool_engine_up",
             "1 while the container engine answers",
-            &up,
+            &per_engine(|e| i64::from(e.up)),
         )?;
-        let counted: Vec<(Vec<(&str, String)>, i64)> = engines
-            .iter()
-            .map(|e| (vec![("engine", e.name.clone())], i64::from(e.counted)))
-            .collect();
         gauge(
             &mut enc,
             "warmpool_engine_containers",
             "Containers the daemon counts on the engine, in any state",
-            &counted,
+            &per_engine(|e| i64::from(e.counted)),
         )?;
         Ok(())
     }
