@@ -29,6 +29,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+t0=$SECONDS
+took() { echo "test.sh: $1 done at $((SECONDS - t0)) s"; }
 
 # Plugins build for wasm32-wasip2. rustup may not reach its server here; the workplace keeps a
 # copy of the target beside the checkout (../shared/toolchain), which its script installs.
@@ -46,13 +48,16 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+took "fmt and clippy"
 
 tests/images/build-busybox.sh
 cargo test --workspace --locked --exclude warmpool-testkit "$@"
+took "workspace tests"
 # The test kit, with the deterministic fault simulation: thousands of seeds, each a simulated
 # daemon under random traffic and faults. It prints its seed count and time; a failure prints
 # the seed and the command that replays it.
 cargo test --locked -p warmpool-testkit "$@" -- --nocapture
+took "fault simulation"
 
 left=$(leftovers | wc -l)
 if [ "$left" -ne 0 ]; then

@@ -137,15 +137,19 @@ impl<B: Backend> Manager<B> {
                     return Err(AcquireError::Degraded {
                         pool: pool.name(),
                         last_error: st.last_error().unwrap_or_default().to_string(),
-                        retry_after: st.retry_at().map_or(Duration::from_secs(1), |t| {
-                            t.saturating_duration_since(Instant::now())
-                        }),
+                        retry_after: st
+                            .next_retry(Instant::now())
+                            .map_or(Duration::from_secs(1), |t| {
+                                t.saturating_duration_since(Instant::now())
+                            }),
                     });
                 }
                 let cfg = pool.cfg();
                 let name = self.ids.container_name(&cfg.name);
                 let views = self.engine_views(mask);
-                if let Some(engine) = st.approve_cold(&cfg, &self.cap, &views, name.clone()) {
+                if let Some(engine) =
+                    st.approve_cold(&cfg, &self.cfg.breaker, &self.cap, &views, name.clone())
+                {
                     drop(st);
                     let (tx, rx) = oneshot::channel();
                     self.spawn_create(pool.clone(), name, engine, Some(tx));

@@ -41,7 +41,8 @@ impl<B: Backend> Manager<B> {
             let (hit, failures) = {
                 let mut st = pool.lock();
                 let hit = st.died(id, reason, now, &cfg, &self.cfg.breaker);
-                (hit, st.consecutive_failures())
+                let failures = hit.as_ref().map_or(0, |(c, _)| st.failures_on(c.engine));
+                (hit, failures)
             };
             let Some((c, young)) = hit else { continue };
             warn!(pool = %cfg.name, container = %c.key(), reason, young, "ready container died; replacing it");
@@ -54,16 +55,12 @@ impl<B: Backend> Manager<B> {
             );
             if young {
                 if failures == self.cfg.breaker.threshold {
-                    self.emit(
-                        "breaker",
+                    self.emit_breaker(
                         &cfg.name,
-                        None,
-                        None,
-                        Some(format!(
-                            "open after {failures} failures: containers die young ({reason})"
-                        )),
+                        c.engine,
+                        format!("open after {failures} failures: containers die young ({reason})"),
                     );
-                    error!(pool = %cfg.name, "create breaker open: containers die within probation");
+                    error!(pool = %cfg.name, engine = self.engine_name(c.engine), "create breaker open: containers die within probation");
                 }
                 // Say why in the pool's last error: the exit code and the log's last lines.
                 let (this, pool2, id2, e) = (self.clone(), pool.clone(), id.to_string(), c.engine);

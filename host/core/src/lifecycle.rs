@@ -206,22 +206,22 @@ impl<B: Backend> Manager<B> {
             }
             Err(e) => {
                 let blame = !matches!(e, BackendError::Unavailable(_));
-                let (failures, threshold) = {
+                let (failures, degraded) = {
                     let mut st = pool.lock();
-                    st.create_failed(&name, &e, blame, &self.cfg.breaker, Instant::now());
-                    (st.consecutive_failures(), self.cfg.breaker.threshold)
+                    let (_, failures) =
+                        st.create_failed(&name, &e, blame, &self.cfg.breaker, Instant::now());
+                    (failures, st.degraded(&self.cfg.breaker))
                 };
                 if blame {
-                    warn!(pool = %pool_name, failures, error = %e, "create failed");
-                    if failures == threshold {
-                        self.emit(
-                            "breaker",
+                    let on = self.engine_name(engine);
+                    warn!(pool = %pool_name, engine = on, failures, error = %e, "create failed");
+                    if failures == self.cfg.breaker.threshold {
+                        self.emit_breaker(
                             &pool_name,
-                            None,
-                            None,
-                            Some(format!("open after {failures} failures: {e}")),
+                            engine,
+                            format!("open after {failures} failures: {e}"),
                         );
-                        error!(pool = %pool_name, "create breaker open: pool degraded");
+                        error!(pool = %pool_name, engine = on, degraded, "create breaker open");
                     }
                 } else if !self.cancel.is_cancelled() && !pool.cancel.is_cancelled() {
                     self.set_engine(engine, false, Some(e.to_string()));

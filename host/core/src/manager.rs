@@ -244,13 +244,42 @@ impl<B: Backend> Manager<B> {
         self.events.subscribe()
     }
 
-    /// Publish a lifecycle event (a no-op without subscribers). `container` is the engine ID
-    /// and the engine that holds it.
+    /// Publish a lifecycle event of a pool, about one of its containers if `container` names it.
     pub(crate) fn emit(
         &self,
         kind: &'static str,
         pool: &str,
         container: Option<(&str, EngineIx)>,
+        lease: Option<&str>,
+        reason: Option<String>,
+    ) {
+        let engine = container.map(|(_, e)| e);
+        self.send_event(
+            kind,
+            pool,
+            engine,
+            container.map(|(id, _)| id),
+            lease,
+            reason,
+        );
+    }
+
+    /// Publish that an engine went up or down (`pool` is `*`).
+    pub(crate) fn emit_engine(&self, kind: &'static str, engine: EngineIx, reason: Option<String>) {
+        self.send_event(kind, "*", Some(engine), None, None, reason);
+    }
+
+    /// Publish that a pool's create breaker opened on an engine.
+    pub(crate) fn emit_breaker(&self, pool: &str, engine: EngineIx, reason: String) {
+        self.send_event("breaker", pool, Some(engine), None, None, Some(reason));
+    }
+
+    fn send_event(
+        &self,
+        kind: &'static str,
+        pool: &str,
+        engine: Option<EngineIx>,
+        container: Option<&str>,
         lease: Option<&str>,
         reason: Option<String>,
     ) {
@@ -261,25 +290,9 @@ impl<B: Backend> Manager<B> {
             at: crate::clock::rfc3339(self.clock.now()),
             kind,
             pool: pool.to_string(),
-            engine: container.map(|(_, e)| self.engine_name(e).to_string()),
-            container: container.map(|(id, _)| id.to_string()),
+            engine: engine.map(|e| self.engine_name(e).to_string()),
+            container: container.map(str::to_string),
             lease: lease.map(str::to_string),
-            reason,
-        });
-    }
-
-    /// Publish that an engine went up or down.
-    pub(crate) fn emit_engine(&self, kind: &'static str, engine: &str, reason: Option<String>) {
-        if self.events.receiver_count() == 0 {
-            return;
-        }
-        let _ = self.events.send(Event {
-            at: crate::clock::rfc3339(self.clock.now()),
-            kind,
-            pool: "*".into(),
-            engine: Some(engine.into()),
-            container: None,
-            lease: None,
             reason,
         });
     }

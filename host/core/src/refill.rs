@@ -90,7 +90,7 @@ impl<B: Backend> Manager<B> {
         let name = engine.spec.name.clone();
         if up {
             info!(engine = %name, "container engine reachable");
-            self.emit_engine("engine_up", &name, None);
+            self.emit_engine("engine_up", e, None);
             if *self.swept.borrow() {
                 let this = self.clone();
                 self.tracker.spawn(async move {
@@ -99,7 +99,7 @@ impl<B: Backend> Manager<B> {
             }
         } else {
             error!(engine = %name, error = err.as_deref().unwrap_or(""), "container engine unreachable");
-            self.emit_engine("engine_down", &name, err);
+            self.emit_engine("engine_down", e, err);
         }
     }
 
@@ -138,11 +138,8 @@ impl<B: Backend> Manager<B> {
             // Sleep until woken, the next tick, or the end of a back-off, whichever is first.
             // A back-off already past is no reason to wake early (that would spin).
             let now = Instant::now();
-            let retry_at = pool.lock().retry_at();
-            let wake = match retry_at {
-                Some(t) if t > now => (t - now).min(self.cfg.tick),
-                _ => self.cfg.tick,
-            };
+            let retry_at = pool.lock().next_retry(now);
+            let wake = retry_at.map_or(self.cfg.tick, |t| (t - now).min(self.cfg.tick));
             tokio::select! {
                 biased;
                 _ = pool.cancel.cancelled() => return,

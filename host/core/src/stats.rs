@@ -78,13 +78,28 @@ pub struct CreateStats {
     pub total: u64,
     /// Failed creates, and ready containers that died within probation.
     pub failures: u64,
-    /// Failures since creates last worked; the breaker opens at its threshold.
+    /// Failures in a row on the engine where creates fail most (see `breakers`); a breaker
+    /// opens at its threshold.
     pub consecutive_failures: u32,
     /// Median duration of the last 32 successful creates, in ms; `null` before the first.
     pub median_ms: Option<u32>,
     /// The last create failure (or death within probation), kept after creates recover.
     pub last_error: Option<String>,
-    /// Milliseconds until the next create is allowed after a failure.
+    /// Milliseconds until the earliest engine's create back-off ends.
+    pub backoff_ms: Option<u64>,
+    /// The pool's create breaker on each engine where a create failed since creates last
+    /// worked there, by engine name. The pool is `degraded` once every engine's is open.
+    pub breakers: BTreeMap<String, BreakerStats>,
+}
+
+/// One engine's create breaker for one pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerStats {
+    /// Failures in a row on this engine.
+    pub consecutive_failures: u32,
+    /// Open: this engine gets one trial create at a time.
+    pub open: bool,
+    /// Milliseconds until this engine's back-off ends.
     pub backoff_ms: Option<u64>,
 }
 
@@ -164,9 +179,24 @@ impl PoolStats {
                 median_ms: creates.get(creates.len() / 2).copied(),
                 last_error: st.last_error().map(str::to_string),
                 backoff_ms: st
-                    .retry_at()
-                    .filter(|t| *t > now)
+                    .next_retry(now)
                     .map(|t| t.duration_since(now).as_millis() as u64),
+                breakers: st
+                    .breakers()
+                    .iter()
+                    .map(|(e, b)| {
+                        let name = engines.get(e).map_or("?", |n| n);
+                        let stats = BreakerStats {
+                            consecutive_failures: b.failures,
+                            open: b.failures >= breaker.threshold,
+                            backoff_ms: st
+                                .breakers()
+                                .backoff_left(e, now)
+                                .map(|d| d.as_millis() as u64),
+                        };
+                        (name.to_string(), stats)
+                    })
+                    .collect(),
             },
             policies: PolicyNames {
                 sizing: pool.policies().sizing.name(),

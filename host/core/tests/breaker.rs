@@ -67,3 +67,87 @@ async fn engine_outage_is_not_a_pool_failure() {
     assert!(m.is_ready());
     assert_eq!(m.pool_stats("p").unwrap().creates.consecutive_failures, 0);
 }
+
+/// Each engine has its own breaker for the pool: an engine whose creates fail opens its own,
+/// gets one trial create at a time after a growing back-off, and the pool keeps serving from the
+/// other engine without being `degraded`. Once the engine heals, a trial works, its breaker
+/// closes and the pool spreads over both again.
+#[tokio::test(start_paused = true)]
+async fn a_failing_engine_opens_its_own_breaker_and_the_pool_fills_elsewhere() {
+    let engine = |name: &str| warmpool_core::EngineSpec {
+        name: name.into(),
+        labels: Default::default(),
+        max_containers: None,
+    };
+    let (m, backends) = warmpool_testkit::fixtures::engines_manager(
+        ManagerConfig::default(),
+        vec![(pool("p", 4, 4, 8), policies(BuiltinExhaustion::Cold))],
+        vec![engine("good"), engine("bad")],
+    );
+    backends[1].state().fail_always = Some("no space left on device".into());
+    m.warm_up("p", Duration::from_secs(10))
+        .await
+        .expect("the good engine fills the pool");
+    // Steady demand for a minute: every lease taken makes the refill place a create, and the
+    // spread prefers the bad engine whenever its breaker lets it try.
+    let served = churn(&m, 30).await;
+    assert!(served.iter().all(|e| e == "good"), "{served:?}");
+    let s = m.pool_stats("p").unwrap();
+    assert_eq!(s.status, "ok", "one engine still makes containers: {s:?}");
+    assert_eq!(s.engines["good"].ready, 4, "{:?}", s.engines);
+    let bad = &s.creates.breakers["bad"];
+    assert!(bad.open && bad.consecutive_failures >= 5, "{bad:?}");
+    assert!(!s.creates.breakers.contains_key("good"), "{s:?}");
+    // Back-off 0.5, 1, 2, 4 … s: a handful of attempts in a minute, one at a time.
+    let attempts = backends[1].state().create_log.len();
+    assert!(
+        (5..=9).contains(&attempts),
+        "attempts on the bad engine: {attempts}"
+    );
+    // Open: one trial at a time from now on, however many creates the pool wants.
+    backends[1].state().creating_peak = 0;
+    for _ in 0..3 {
+        for _ in 0..3 {
+            let _ = m.acquire(any()).await.expect("an acquire");
+        }
+        run_for(Duration::from_secs(40)).await;
+        for l in m.leases() {
+            m.release(&l.lease_id).unwrap();
+        }
+    }
+    assert_eq!(backends[1].state().creating_peak, 1, "one trial at a time");
+    assert_eq!(m.pool_stats("p").unwrap().status, "ok");
+
+    backends[1].state().fail_always = None;
+    churn(&m, 60).await;
+    let s = m.pool_stats("p").unwrap();
+    assert!(s.creates.breakers.is_empty(), "{:?}", s.creates.breakers);
+    assert!(
+        s.engines["bad"].ready >= 1,
+        "the healed engine gets its share again: {:?}",
+        s.engines
+    );
+}
+
+/// `n` rounds of: take a lease from pool `p`, hold it 2 s, release it. Returns the engines
+/// that served them.
+async fn churn(
+    m: &std::sync::Arc<warmpool_core::Manager<warmpool_testkit::FakeBackend>>,
+    n: usize,
+) -> Vec<String> {
+    let mut engines = Vec::new();
+    for _ in 0..n {
+        let l = m.acquire(any()).await.expect("an acquire");
+        run_for(Duration::from_secs(2)).await;
+        m.release(&l.lease_id).expect("a release");
+        engines.push(l.engine);
+    }
+    engines
+}
+
+fn any() -> AcquireRequest {
+    AcquireRequest {
+        pool: "p".into(),
+        ..Default::default()
+    }
+}

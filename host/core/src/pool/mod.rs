@@ -1,6 +1,7 @@
 //! One pool: its settings and policies (swapped whole by a config reload), and its state behind
 //! a mutex. [`state`] is the only code that changes a container's state or a counter.
 
+mod breakers;
 mod state;
 
 use std::sync::Arc;

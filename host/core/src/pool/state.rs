@@ -34,6 +34,8 @@ use crate::config::{BreakerConfig, PoolConfig};
 use crate::counters::{Counters, LatencyWindow, StateCounts};
 use crate::engines::{EngineView, has};
 
+use super::breakers::Breakers;
+
 // The transitions, by stage; each file adds methods to `PoolState` and, as a child of this
 // module, is the only other code that sees its fields.
 mod acquire;
@@ -134,9 +136,8 @@ pub struct PoolState {
     last_acquire: Option<Instant>,
     recent_acquires: VecDeque<(Instant, AcquireSource)>,
     recent_creates_ms: VecDeque<u32>,
-    consecutive_failures: u32,
-    /// No refill create before this instant (back-off after a failure).
-    retry_at: Option<Instant>,
+    /// The create breakers, one per engine that failed (see [`super::breakers`]).
+    breakers: Breakers,
     last_error: Option<String>,
     counters: Counters,
     latency: LatencyWindow,
@@ -204,12 +205,23 @@ impl PoolState {
         self.draining
     }
 
+    /// The most creates in a row that failed on any one engine.
     pub fn consecutive_failures(&self) -> u32 {
-        self.consecutive_failures
+        self.breakers.worst()
     }
 
-    pub fn retry_at(&self) -> Option<Instant> {
-        self.retry_at
+    /// Creates in a row that failed on engine `e`.
+    pub fn failures_on(&self, e: EngineIx) -> u32 {
+        self.breakers.failures_on(e)
+    }
+
+    /// The end of the earliest create back-off still running, on any engine.
+    pub fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.breakers.next_retry(now)
+    }
+
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 
     pub fn last_error(&self) -> Option<&str> {
@@ -290,9 +302,10 @@ impl PoolState {
         self.books.contains_key(key)
     }
 
-    /// The breaker is open once creates have failed `threshold` times in a row.
+    /// Degraded: the breaker of every engine that is up is open (creates failed `threshold`
+    /// times in a row there), so no engine makes this pool's containers.
     pub fn degraded(&self, breaker: &BreakerConfig) -> bool {
-        self.consecutive_failures >= breaker.threshold
+        self.breakers.degraded(self.up_mask, breaker)
     }
 
     /// Whether `c` runs an image other than the one the pool's reference resolves to now on
@@ -312,12 +325,26 @@ impl PoolState {
             .min(cfg.max_ready)
     }
 
-    /// Fresh ready containers still in probation: if one dies now, it counts as a failed create.
-    fn young(&self, now: Instant, probation: Duration) -> u32 {
-        self.ready
+    /// Per engine, the pool's creates under way and fresh ready containers still in probation
+    /// (if one dies now, it counts as a failed create): an open breaker's trials.
+    fn trials(&self, n: usize, now: Instant, probation: Duration) -> Vec<u32> {
+        let mut v = vec![0u32; n];
+        let young = self
+            .ready
             .iter()
             .filter(|c| c.uses == 0 && now.saturating_duration_since(c.ready_at) < probation)
-            .count() as u32
+            .map(|c| c.engine);
+        let creating = self
+            .books
+            .values()
+            .filter(|e| matches!(e.slot, Slot::Creating { .. }))
+            .map(|e| e.engine);
+        for e in young.chain(creating) {
+            if let Some(t) = v.get_mut(e) {
+                *t += 1;
+            }
+        }
+        v
     }
 
     // ---- invariants --------------------------------------------------------------------------

@@ -127,12 +127,12 @@ impl Sim {
         Ok(())
     }
 
-    /// While creates fail or containers keep dying, a pool's failures stay within its back-off.
+    /// While creates fail or containers keep dying, a pool's failures on each engine stay
+    /// within that engine's breaker and back-off (each engine has its own, per pool).
     fn check_storm(&self) -> Result<(), Failure> {
         let now = Instant::now();
-        // Over every engine: the breaker is the pool's, whichever engine its creates go to.
-        let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
-        for e in &self.engines {
+        for (i, e) in self.engines.iter().enumerate() {
+            let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
             let w = e.state();
             for f in w.failures.iter().rev() {
                 if now.saturating_duration_since(f.at) > STORM_WINDOW {
@@ -140,11 +140,12 @@ impl Sim {
                 }
                 *per_pool.entry(f.pool.clone()).or_default() += 1;
             }
-        }
-        if let Some((pool, n)) = per_pool.into_iter().find(|(_, n)| *n > STORM_MAX) {
-            return Err(self.fail(format!(
-                "pool {pool}: {n} failed creates or young deaths within {STORM_WINDOW:?}: a storm"
-            )));
+            drop(w);
+            if let Some((pool, n)) = per_pool.into_iter().find(|(_, n)| *n > STORM_MAX) {
+                return Err(self.fail(format!(
+                    "pool {pool}: {n} failed creates or young deaths on engine {i} within {STORM_WINDOW:?}: a storm"
+                )));
+            }
         }
         Ok(())
     }

@@ -14,7 +14,8 @@
 //! - every container on the engine is in the daemon's books within a bounded (healthy) time;
 //! - the engine never holds more containers than `max_containers`;
 //! - no committed lease is lost by a crash;
-//! - while creates fail or containers keep dying, failures stay within the breaker's back-off;
+//! - while creates fail or containers keep dying, a pool's failures on each engine stay within
+//!   that engine's breaker and back-off;
 //! - once faults stop, every pool returns to its target and the books match the engine.
 //!
 //! Everything that decides runs on one thread with seeded generators and the paused clock, so a

@@ -21,7 +21,8 @@ impl PoolState {
     /// under the names `name()` gives, each on the engine the placer chose (see
     /// [`crate::engines::place`]; `views` has one entry per engine). A pool whose breaker is
     /// open gets one trial create at a time, and none while its last fresh container is still
-    /// in probation.
+    /// in probation, on each engine (see [`super::super::breakers`]); an engine backing off after
+    /// a failure gets none until the back-off ends.
     pub fn approve_refill(
         &mut self,
         cfg: &PoolConfig,
@@ -31,7 +32,7 @@ impl PoolState {
         now: Instant,
         mut name: impl FnMut() -> String,
     ) -> Vec<(String, EngineIx)> {
-        if self.draining || self.retry_at.is_some_and(|t| now < t) {
+        if self.draining {
             return Vec::new();
         }
         let target = self.effective_target(cfg);
@@ -41,10 +42,7 @@ impl PoolState {
         let needy = self.needy_waiters();
         let mut wanted = target.saturating_sub(have) + needy.len() as u32;
         wanted = wanted.min(cfg.max_total.saturating_sub(self.total()));
-        if self.degraded(breaker) {
-            let trials = self.counts.creating + self.young(now, cfg.probation);
-            wanted = wanted.min(1u32.saturating_sub(trials));
-        }
+        let mut trials = self.trials(views.len(), now, cfg.probation);
         let mut on_engine = self.per_engine(views.len());
         let views = self.with_images(views);
         let mut approved = Vec::new();
@@ -54,7 +52,9 @@ impl PoolState {
                 .iter()
                 .enumerate()
                 .map(|(e, v)| EngineView {
-                    eligible: v.eligible && has(allow, e),
+                    eligible: v.eligible
+                        && has(allow, e)
+                        && self.breakers.admits(e, trials[e], breaker, now),
                     ..*v
                 })
                 .collect();
@@ -62,6 +62,7 @@ impl PoolState {
                 continue;
             };
             on_engine[e] += 1;
+            trials[e] += 1;
             let n = name();
             self.insert(n.clone(), None, Slot::Creating { cold: false }, e);
             approved.push((n, e));
@@ -100,11 +101,12 @@ impl PoolState {
             .collect()
     }
 
-    /// Approve one create for a specific acquire, placed among the engines `views` allows, if
-    /// the caps allow it. Returns the engine.
+    /// Approve one create for a specific acquire, placed among the engines `views` allows whose
+    /// breaker for this pool is closed, if the caps allow it. Returns the engine.
     pub fn approve_cold(
         &mut self,
         cfg: &PoolConfig,
+        breaker: &BreakerConfig,
         caps: &Caps,
         views: &[EngineView],
         name: String,
@@ -113,7 +115,16 @@ impl PoolState {
             return None;
         }
         let on_engine = self.per_engine(views.len());
-        let e = crate::engines::place(&self.with_images(views), &on_engine, caps)?;
+        let views: Vec<EngineView> = self
+            .with_images(views)
+            .into_iter()
+            .enumerate()
+            .map(|(e, v)| EngineView {
+                eligible: v.eligible && !self.breakers.is_open(e, breaker),
+                ..v
+            })
+            .collect();
+        let e = crate::engines::place(&views, &on_engine, caps)?;
         self.insert(name, None, Slot::Creating { cold: true }, e);
         self.check();
         Some(e)
@@ -146,7 +157,7 @@ impl PoolState {
             e.id = Some(c.created.id.clone());
         }
         self.counters.creates_total += 1;
-        self.retry_at = None;
+        self.breakers.created(c.engine);
         if self.recent_creates_ms.len() == RECENT_CREATES {
             self.recent_creates_ms.pop_front();
         }
@@ -174,7 +185,8 @@ impl PoolState {
 
     /// A create failed or its answer never came: the engine may still hold a container by that
     /// name, so it stays counted, as removing, until a removal of the name succeeds. `blame`
-    /// says whether the failure is the pool's (it feeds the breaker) or the engine's outage.
+    /// says whether the failure counts against the engine's breaker for this pool, or is an
+    /// outage (the engine's monitor reports it). Returns that engine and its failures in a row.
     pub fn create_failed(
         &mut self,
         key: &str,
@@ -182,27 +194,34 @@ impl PoolState {
         blame: bool,
         breaker: &BreakerConfig,
         now: Instant,
-    ) {
+    ) -> (EngineIx, u32) {
+        let engine = self.books.get(key).map_or(0, |e| e.engine);
         self.moved(
             key,
             |s| matches!(s, Slot::Creating { .. }),
             Slot::Removing { unhealthy: false },
         );
         if blame {
-            self.record_failure(&err.to_string(), breaker, now);
+            self.record_failure(engine, &err.to_string(), breaker, now);
         } else {
-            // An outage is not the pool's fault: back off without tripping the breaker.
-            self.retry_at = Some(now + breaker.base_backoff);
+            // An outage is not a failure of the create: back off without tripping the breaker.
+            self.breakers.unreachable(engine, breaker, now);
         }
         self.check();
+        (engine, self.breakers.failures_on(engine))
     }
 
-    /// Count a failed create (or a container that died young): back off, and open the breaker
-    /// after `threshold` in a row.
-    pub fn record_failure(&mut self, reason: &str, breaker: &BreakerConfig, now: Instant) {
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+    /// Count a failed create on engine `e` (or a container that died young there): back off
+    /// there, and open that engine's breaker after `threshold` in a row.
+    pub fn record_failure(
+        &mut self,
+        e: EngineIx,
+        reason: &str,
+        breaker: &BreakerConfig,
+        now: Instant,
+    ) {
+        self.breakers.failed(e, breaker, now);
         self.counters.create_failures += 1;
-        self.retry_at = Some(now + breaker.backoff(self.consecutive_failures));
         self.last_error = Some(clip(reason, MAX_ERROR));
     }
 
@@ -215,16 +234,16 @@ impl PoolState {
         }
     }
 
-    /// A fresh container survived probation while ready, or a client took one: creates work
-    /// again, so the failure streak ends.
+    /// A fresh container survived probation while ready (or a client took one): creates work
+    /// again on its engine, so that engine's failure streak ends.
     pub fn probation_tick(&mut self, now: Instant, probation: Duration) {
-        if self.consecutive_failures > 0
-            && self
-                .ready
-                .iter()
-                .any(|c| c.uses == 0 && now.saturating_duration_since(c.ready_at) >= probation)
-        {
-            self.consecutive_failures = 0;
+        let Self {
+            ready, breakers, ..
+        } = self;
+        for c in ready.iter() {
+            if c.uses == 0 && now.saturating_duration_since(c.ready_at) >= probation {
+                breakers.closed(c.engine);
+            }
         }
     }
 }

@@ -73,7 +73,9 @@ impl PoolState {
         let c = self.pull_ready(id, true)?;
         if young {
             self.counters.died_young += 1;
+            let engine = c.engine;
             self.record_failure(
+                engine,
                 &format!("container died {reason} within probation"),
                 breaker,
                 now,
