@@ -3,10 +3,39 @@
 //! torn down when dropped, even when the test panics. The host's engine is only read from (the
 //! test image is saved from it into an engine by [`ExtraEngines::load`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use crate::repo_root;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{Daemon, eventually, repo_root};
+
+/// `GET /v1/engines`, by engine name.
+pub async fn engines_of(d: &Daemon) -> BTreeMap<String, Value> {
+    let (st, _, v) = d.call(Method::GET, "/v1/engines", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
+        .collect()
+}
+
+/// Run `echo hi` in lease `lease`; the status and body, whatever they are.
+pub async fn exec_status(d: &Daemon, lease: &str) -> (StatusCode, Value) {
+    let (st, _, v) = d
+        .call(
+            Method::POST,
+            &format!("/v1/leases/{lease}/exec"),
+            Some(json!({"cmd": ["echo", "hi"], "timeout_ms": 10_000})),
+        )
+        .await;
+    (st, v)
+}
 
 /// One extra engine, as `engines.env` lists it.
 #[derive(Debug, Clone)]
@@ -191,6 +220,19 @@ impl ExtraEngines {
             }
         }
         y
+    }
+
+    /// Wait until the daemon's count on each engine equals the containers the engine holds.
+    pub async fn books_match(&self, d: &Daemon, what: &str) {
+        eventually(Duration::from_secs(30), what, || async {
+            let by = engines_of(d).await;
+            let ok = self.engines.iter().all(|e| {
+                by[&e.name]["counted"].as_u64().unwrap() as usize
+                    == self.containers_of(&e.name, &d.host_id).len()
+            });
+            ok.then_some(())
+        })
+        .await;
     }
 
     fn dir_str(&self) -> String {

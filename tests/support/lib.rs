@@ -16,7 +16,7 @@ mod plugins;
 mod proxy;
 
 pub use daemon::{Daemon, Setup};
-pub use engines::{ExtraEngine, ExtraEngines};
+pub use engines::{ExtraEngine, ExtraEngines, engines_of, exec_status};
 pub use events::collect_events;
 pub use plugins::{Guest, plugin_check, plugin_yaml, replace_by_rename};
 pub use proxy::EngineProxy;

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use warmpool_e2e::{Daemon, ExtraEngines, IMAGE, Setup, eventually, pool_yaml};
+use warmpool_e2e::{
+    Daemon, ExtraEngines, IMAGE, Setup, engines_of, eventually, exec_status, pool_yaml,
+};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -42,41 +44,6 @@ async fn three_engines(pool: &str, server: &str, max: Option<u32>) -> (ExtraEngi
     )
     .await;
     (engines, d)
-}
-
-async fn engines_of(d: &Daemon) -> BTreeMap<String, Value> {
-    let (st, _, v) = d.call(Method::GET, "/v1/engines", None).await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
-        .collect()
-}
-
-/// Wait until the daemon's count on each engine equals the containers the engine holds.
-async fn books_match_engines(d: &Daemon, engines: &ExtraEngines, what: &str) {
-    eventually(Duration::from_secs(30), what, || async {
-        let by = engines_of(d).await;
-        let ok = ["e1", "e2", "e3"].iter().all(|e| {
-            by[*e]["counted"].as_u64().unwrap() as usize
-                == engines.containers_of(e, &d.host_id).len()
-        });
-        ok.then_some(())
-    })
-    .await;
-}
-
-async fn exec_status(d: &Daemon, lease: &str) -> (StatusCode, Value) {
-    let (st, _, v) = d
-        .call(
-            Method::POST,
-            &format!("/v1/leases/{lease}/exec"),
-            Some(json!({"cmd": ["echo", "hi"], "timeout_ms": 10_000})),
-        )
-        .await;
-    (st, v)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +184,9 @@ async fn losing_an_engine_under_load_leaves_the_others_serving() {
         .await;
     assert_eq!(l["engine"], "e1");
     // The books and every engine agree.
-    books_match_engines(&d, &engines, "books agree with the engines").await;
+    engines
+        .books_match(&d, "books agree with the engines")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +219,9 @@ async fn kill_9_with_leases_on_three_engines_keeps_every_lease_on_its_engine() {
         let (st, out) = exec_status(&d, id).await;
         assert_eq!(st, StatusCode::OK, "{out}");
     }
-    books_match_engines(&d, &engines, "nothing unaccounted on any engine").await;
+    engines
+        .books_match(&d, "nothing unaccounted on any engine")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
