@@ -4,18 +4,21 @@
 //! Python image ([`python`]), refill beside the raw engine's batch and shutdown ([`refill`]),
 //! plugins in the daemon ([`plugins`]: memory, and hostile guests against the other pools), the
 //! daemon's footprint, the peer llm-sandbox on the same engine and image ([`peer`]), and how the
-//! costs grow from 10 to 1,000 warm containers ([`scale`]).
+//! costs grow from 10 to 1,000 warm containers ([`scale`]), and three engines: refill spread
+//! over them and the image copy between two ([`engines`]).
 //!
 //!     tests/images/build-python.sh && tests/bench/peer/setup-llm-sandbox.sh
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! `--plugins-only`, `--refill-only` and `--scale-only` run section 6b, 4 or 9 alone.
+//! `--plugins-only`, `--refill-only`, `--scale-only` and `--engines-only` run section 6b, 4, 9
+//! or 10 alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
 //! be measured (a missing image or peer) instead of only saying so.
 
+mod engines;
 mod peer;
 mod plugins;
 mod python;
@@ -149,6 +152,12 @@ async fn main() {
         println!("{}", r.lines.join("\n"));
         return;
     }
+    if std::env::args().any(|a| a == "--engines-only") {
+        let py = python::image_present().then_some(python::PY_IMAGE);
+        engines::engines(quick, py, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
     if std::env::args().any(|a| a == "--scale-only") {
         scale::scale(quick, &mut r).await;
         println!("{}", r.lines.join("\n"));
@@ -277,6 +286,10 @@ async fn main() {
 
     // 9. How cost grows with the number of warm containers.
     scale::scale(quick, &mut r).await;
+
+    // 10. Several engines: refill spread over three, and the image copy between two.
+    let py = python::image_present().then_some(python::PY_IMAGE);
+    engines::engines(quick, py, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));

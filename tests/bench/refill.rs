@@ -50,7 +50,7 @@ async fn raw_batch(docker: &Docker, n: usize) -> f64 {
 
 /// From the audit log: seconds from the first create's start to the `n`-th `ready`, once the
 /// log holds `n` of each.
-fn fill_from_audit(lines: &[Value], n: usize) -> Option<f64> {
+pub(crate) fn fill_from_audit(lines: &[Value], n: usize) -> Option<f64> {
     let at = |e: &Value| humantime::parse_rfc3339(e["at"].as_str()?).ok();
     let mut starts = Vec::new();
     let mut readies = Vec::new();
@@ -72,7 +72,7 @@ fn fill_from_audit(lines: &[Value], n: usize) -> Option<f64> {
     Some(readies[n - 1].duration_since(first).ok()?.as_secs_f64())
 }
 
-fn read_audit(path: &std::path::Path) -> Vec<Value> {
+pub(crate) fn read_audit(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use bollard::Docker;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -17,7 +17,11 @@ use crate::create::{image_err, inspect_id, pull};
 use crate::{DockerBackend, is_transport, unavailable};
 
 /// Chunks of an export in flight between the two engines.
-const COPY_BUFFER: usize = 16;
+const COPY_BUFFER: usize = 8;
+/// The export arrives in whatever pieces the network gave (often a few KiB); they are gathered
+/// into chunks of this size before the load sends them, so the load's request is written in
+/// large pieces rather than as thousands of tiny HTTP chunks.
+const COPY_CHUNK: usize = 256 << 10;
 /// A copy's progress is logged and shown every this many bytes.
 const PROGRESS_EVERY: u64 = 8 << 20;
 
@@ -99,8 +103,24 @@ impl DockerBackend {
         let exporter = tokio::spawn(async move {
             let mut export = std::pin::pin!(from.export_image(&name));
             let mut sent: u64 = 0;
-            while let Some(chunk) = export.next().await {
-                let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let mut gathered = BytesMut::new();
+            let mut ended = false;
+            while !ended {
+                let chunk = match export.next().await {
+                    Some(Ok(b)) => {
+                        gathered.extend_from_slice(&b);
+                        if gathered.len() < COPY_CHUNK {
+                            continue;
+                        }
+                        Ok(gathered.split().freeze())
+                    }
+                    Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
+                    None if gathered.is_empty() => break,
+                    None => {
+                        ended = true;
+                        Ok(gathered.split().freeze())
+                    }
+                };
                 let failed = chunk.is_err();
                 if let Ok(c) = &chunk {
                     let before = sent / PROGRESS_EVERY;
