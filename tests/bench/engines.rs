@@ -158,11 +158,16 @@ pub async fn engines(quick: bool, python_image: Option<&str>, r: &mut Report) {
     for _ in 0..reps {
         let _ = engines.docker("e2", &["rmi", "-f", image]);
         // Over the same TCP endpoints the daemon uses.
-        let (h1, h2) = (&engines.engine("e1").endpoint, &engines.engine("e2").endpoint);
+        let (h1, h2) = (
+            &engines.engine("e1").endpoint,
+            &engines.engine("e2").endpoint,
+        );
         let t = Instant::now();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("docker -H {h1} save {image} | docker -H {h2} load -q"))
+            .arg(format!(
+                "docker -H {h1} save {image} | docker -H {h2} load -q"
+            ))
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -210,7 +215,10 @@ async fn copy_by_warmpool(engines: &ExtraEngines, image: &str) -> (f64, u64) {
     .await;
     let copy: String = eventually(Duration::from_secs(300), "e2 got the image", || async {
         let by = engines_of(&d).await;
-        let s = by["e2"]["image_copy"].as_str().unwrap_or_default().to_string();
+        let s = by["e2"]["image_copy"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         s.starts_with("copied").then_some(s)
     })
     .await;
