@@ -6,11 +6,10 @@
 //! unaccounted anywhere. The tests run one at a time: three engines each is what two cores
 //! carry.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use warmpool_e2e::{
     Daemon, ExtraEngines, IMAGE, Setup, engines_of, eventually, exec_status, pool_yaml,
 };
