@@ -72,6 +72,28 @@ impl<B: Backend> Manager<B> {
                 self.spawn_removal_of(pool, &c, why);
             }
         }
+        self.drain_retired_again();
+    }
+
+    /// A removed pool drained its ready containers when it was removed, but a container can
+    /// still come ready there afterwards: a create or a reset that was under way, a cold
+    /// container its acquire gave back. Every path that makes a container ready is covered
+    /// here at once: each tick drains the removed pools again, so nothing stays ready in a pool
+    /// that no longer serves (it would hold its cap slots for ever).
+    fn drain_retired_again(self: &Arc<Self>) {
+        let retired: Vec<Arc<crate::pool::Pool>> = crate::sync::lock(&self.retired).clone();
+        for pool in retired {
+            let doomed = {
+                let mut st = pool.lock();
+                if st.ready().next().is_none() {
+                    continue;
+                }
+                st.drain(false, &self.cap).1
+            };
+            for c in doomed {
+                self.spawn_removal_of(&pool, &c, "pool removed");
+            }
+        }
     }
 
     /// Resolve the pool's image reference now and then; when the tag moved to a new image ID,

@@ -57,11 +57,29 @@ impl Breakers {
         if let Some(b) = self.0.get_mut(&e) {
             b.retry_at = None;
         }
+        self.forget_idle(e);
     }
 
-    /// A fresh container from `e` was lent: that engine's creates work for this pool.
+    /// A fresh container from `e` was lent, or passed probation: that engine's creates work
+    /// for this pool, and the count starts over. A back-off still running stays: the container
+    /// that proved the engine was made before the failure that set it, and ending it here
+    /// would let every lend (and every reaper tick) send the next create at once, a storm.
     pub fn closed(&mut self, e: EngineIx) {
-        self.0.remove(&e);
+        if let Some(b) = self.0.get_mut(&e) {
+            b.failures = 0;
+        }
+        self.forget_idle(e);
+    }
+
+    /// Drop `e`'s breaker once it counts nothing and holds no back-off.
+    fn forget_idle(&mut self, e: EngineIx) {
+        if self
+            .0
+            .get(&e)
+            .is_some_and(|b| b.failures == 0 && b.retry_at.is_none())
+        {
+            self.0.remove(&e);
+        }
     }
 
     pub fn failures_on(&self, e: EngineIx) -> u32 {
@@ -107,9 +125,12 @@ impl Breakers {
             .min()
     }
 
-    /// Every engine with a breaker: failures and the back-off left.
+    /// Every engine where creates failed since they last worked: failures and back-off.
     pub fn iter(&self) -> impl Iterator<Item = (EngineIx, Breaker)> + '_ {
-        self.0.iter().map(|(e, b)| (*e, *b))
+        self.0
+            .iter()
+            .filter(|(_, b)| b.failures > 0)
+            .map(|(e, b)| (*e, *b))
     }
 
     /// Time left of `e`'s back-off.
@@ -177,5 +198,10 @@ mod tests {
         assert_eq!(b.next_retry(now), Some(now + Duration::from_millis(100)));
         b.created(1);
         assert_eq!(b.backoff_left(1, now), None);
+        // Closing ends the count, not a back-off still running.
+        b.closed(0);
+        assert_eq!(b.failures_on(0), 0);
+        assert!(!b.admits(0, 0, &c, now), "the back-off still runs");
+        assert_eq!(b.iter().count(), 0, "nothing counts failures any more");
     }
 }

@@ -202,9 +202,13 @@ impl Sim {
                 .await
             {
                 return Err(self.fail(format!(
-                    "pool {} did not return to its target once faults stopped: {e}; stats {:?}",
+                    "pool {} did not return to its target once faults stopped: {e}; stats {:?}; engines {:?}; ready {}; counted {} of {}",
                     p.name,
-                    self.manager.pool_stats(&p.name)
+                    self.manager.all_pool_stats().iter().map(|s| (s.name.clone(), s.status, s.target, s.engines.clone(), s.creates.breakers.clone())).collect::<Vec<_>>(),
+                    self.manager.engine_stats(),
+                    self.manager.is_ready(),
+                    self.manager.containers_counted(),
+                    self.mcfg.max_containers
                 )));
             }
         }
