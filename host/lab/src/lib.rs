@@ -1,0 +1,15 @@
+//! The policy lab (issue #13): what a sizing policy would have done with a day of traffic.
+//!
+//! - [`trace`]: an acquire trace, one acquire a line (`t_ms,pool,hold_ms`), read from and
+//!   written to CSV;
+//! - [`shapes`]: synthetic traces of the shapes operators meet (steady Poisson, a working-day
+//!   cycle, agent fan-outs, a ramp that stops at once, long idle gaps), each repeatable from
+//!   its seed;
+//! - [`audit`]: a daemon's own audit log (`server.audit_log`, JSON lines of lifecycle events)
+//!   turned into the trace of the traffic it served.
+
+pub mod audit;
+pub mod shapes;
+pub mod trace;
+
+pub use trace::{Acquire, Trace, TraceError};

@@ -1,0 +1,157 @@
+//! An acquire trace: when each acquire came, to which pool, and how long its lease was held.
+//!
+//! The CSV form has a header line `t_ms,pool,hold_ms` and one acquire a line, in time order:
+//!
+//! ```text
+//! t_ms,pool,hold_ms
+//! 0,python,12000
+//! 850,python,3000
+//! ```
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One acquire of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acquire {
+    /// When it came, in milliseconds from the trace's start.
+    pub t_ms: u64,
+    /// The pool it asked.
+    pub pool: String,
+    /// How long the client held the lease, in milliseconds.
+    pub hold_ms: u64,
+}
+
+/// Acquires in time order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub acquires: Vec<Acquire>,
+}
+
+/// A trace that could not be read: the line and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("the trace is empty")]
+    Empty,
+}
+
+/// The longest trace accepted: 30 days.
+pub const MAX_SPAN_MS: u64 = 30 * 24 * 3600 * 1000;
+
+impl Trace {
+    /// Read a CSV trace. Lines must be in time order; the first problem is reported with its
+    /// line number (the header is line 1).
+    pub fn from_csv(r: impl Read) -> Result<Self, TraceError> {
+        let mut rd = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(r);
+        let mut acquires: Vec<Acquire> = Vec::new();
+        for (i, row) in rd.deserialize::<Acquire>().enumerate() {
+            let line = i as u64 + 2;
+            let a = row.map_err(|e| TraceError::Line {
+                line,
+                message: e.to_string(),
+            })?;
+            let bad = |message: String| TraceError::Line { line, message };
+            if a.pool.is_empty() {
+                return Err(bad("empty pool name".into()));
+            }
+            if a.t_ms > MAX_SPAN_MS || a.hold_ms > MAX_SPAN_MS {
+                return Err(bad(format!("times past {MAX_SPAN_MS} ms (30 days)")));
+            }
+            if let Some(prev) = acquires.last()
+                && a.t_ms < prev.t_ms
+            {
+                return Err(bad(format!(
+                    "t_ms {} comes before the line above's {}: a trace is in time order",
+                    a.t_ms, prev.t_ms
+                )));
+            }
+            acquires.push(a);
+        }
+        if acquires.is_empty() {
+            return Err(TraceError::Empty);
+        }
+        Ok(Self { acquires })
+    }
+
+    pub fn from_path(path: &Path) -> Result<Self, TraceError> {
+        let f = std::fs::File::open(path).map_err(|source| TraceError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_csv(std::io::BufReader::new(f))
+    }
+
+    /// Write the CSV form, header first.
+    pub fn to_csv(&self, w: impl Write) -> std::io::Result<()> {
+        let mut wr = csv::Writer::from_writer(w);
+        for a in &self.acquires {
+            wr.serialize(a).map_err(std::io::Error::other)?;
+        }
+        if self.acquires.is_empty() {
+            wr.write_record(["t_ms", "pool", "hold_ms"])
+                .map_err(std::io::Error::other)?;
+        }
+        wr.flush()
+    }
+
+    /// Milliseconds from the first acquire to the last lease's end.
+    pub fn span_ms(&self) -> u64 {
+        self.acquires
+            .iter()
+            .map(|a| a.t_ms + a.hold_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The most leases held at once (demand's peak), over all pools.
+    pub fn peak_concurrency(&self) -> u32 {
+        let mut edges: Vec<(u64, i32)> = Vec::with_capacity(self.acquires.len() * 2);
+        for a in &self.acquires {
+            edges.push((a.t_ms, 1));
+            edges.push((a.t_ms + a.hold_ms, -1));
+        }
+        // Ends before starts at the same instant: a lease released as another comes is reused.
+        edges.sort_unstable();
+        let (mut now, mut peak) = (0i32, 0i32);
+        for (_, d) in edges {
+            now += d;
+            peak = peak.max(now);
+        }
+        peak as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reports_bad_lines_by_number() {
+        let t = Trace::from_csv("t_ms,pool,hold_ms\n0,p,100\n50, p ,10\n".as_bytes()).unwrap();
+        assert_eq!(t.acquires.len(), 2);
+        assert_eq!(t.acquires[1].pool, "p");
+        assert_eq!(t.peak_concurrency(), 2);
+        assert_eq!(t.span_ms(), 100);
+        let mut out = Vec::new();
+        t.to_csv(&mut out).unwrap();
+        assert_eq!(Trace::from_csv(out.as_slice()).unwrap(), t);
+
+        let err = Trace::from_csv("t_ms,pool,hold_ms\n10,p,1\n5,p,1\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("line 3: t_ms 5"), "{err}");
+        let err = Trace::from_csv("t_ms,pool,hold_ms\n-1,p,1\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("line 2:"), "{err}");
+        assert!(matches!(
+            Trace::from_csv("t_ms,pool,hold_ms\n".as_bytes()),
+            Err(TraceError::Empty)
+        ));
+    }
+}

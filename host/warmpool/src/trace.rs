@@ -1,0 +1,70 @@
+//! `warmpool trace`: make acquire traces for the policy lab ([`warmpool_lab`]): synthetic ones
+//! of a named shape, or the real traffic of a daemon from its audit log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use warmpool_lab::Trace;
+use warmpool_lab::audit::trace_from_audit;
+use warmpool_lab::shapes::{Shape, generate};
+
+/// Write `t` as CSV to `out`, or to stdout.
+fn write(t: &Trace, out: Option<&Path>) -> std::io::Result<()> {
+    match out {
+        Some(p) => t.to_csv(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            t.to_csv(&mut lock)?;
+            lock.flush()
+        }
+    }
+}
+
+fn summary(t: &Trace) -> String {
+    format!(
+        "{} acquires over {:.1} h, at most {} leases at once",
+        t.acquires.len(),
+        t.span_ms() as f64 / 3_600_000.0,
+        t.peak_concurrency()
+    )
+}
+
+/// `warmpool trace generate --shape S --seed N [--pool P] [-o FILE]`.
+pub fn generate_cmd(shape: Shape, seed: u64, pool: &str, out: Option<PathBuf>) -> ExitCode {
+    let t = generate(shape, seed, pool);
+    if let Err(e) = write(&t, out.as_deref()) {
+        eprintln!("error: writing the trace: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("trace: {} (shape {}, seed {seed})", summary(&t), shape.name());
+    ExitCode::SUCCESS
+}
+
+/// `warmpool trace from-audit EVENTS.jsonl [--pool P] [-o FILE]`.
+pub fn from_audit_cmd(log: &Path, pool: Option<&str>, out: Option<PathBuf>) -> ExitCode {
+    let read = std::fs::File::open(log)
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            trace_from_audit(std::io::BufReader::new(f), pool).map_err(|e| e.to_string())
+        });
+    let (t, s) = match read {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {}: {e}", log.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = write(&t, out.as_deref()) {
+        eprintln!("error: writing the trace: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "trace: {}; {} line(s) skipped, {} lease(s) still open at the log's end (held to its last event)",
+        summary(&t),
+        s.skipped,
+        s.open_at_end
+    );
+    ExitCode::SUCCESS
+}
