@@ -88,7 +88,10 @@ async fn from_audit_gives_the_leases_a_daemon_served() {
     assert_eq!(t.acquires[0].t_ms, 0);
     for a in &t.acquires {
         assert_eq!(a.pool, "tr");
-        assert!((400..5_000).contains(&a.hold_ms), "held about 400 ms: {a:?}");
+        assert!(
+            (400..5_000).contains(&a.hold_ms),
+            "held about 400 ms: {a:?}"
+        );
     }
     assert!(t.acquires[2].t_ms >= 800, "{t:?}");
 

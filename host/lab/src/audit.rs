@@ -110,8 +110,17 @@ not json
             .iter()
             .map(|a| (a.t_ms, a.pool.as_str(), a.hold_ms))
             .collect();
-        assert_eq!(got, vec![(0, "p", 2250), (500, "q", 3500), (3000, "p", 1000)]);
-        assert_eq!(s, AuditSummary { skipped: 1, open_at_end: 2 });
+        assert_eq!(
+            got,
+            vec![(0, "p", 2250), (500, "q", 3500), (3000, "p", 1000)]
+        );
+        assert_eq!(
+            s,
+            AuditSummary {
+                skipped: 1,
+                open_at_end: 2
+            }
+        );
         let (only_p, _) = trace_from_audit(log.as_bytes(), Some("p")).unwrap();
         assert_eq!(only_p.acquires.len(), 2);
         assert!(trace_from_audit("".as_bytes(), None).is_err());

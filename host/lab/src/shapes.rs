@@ -17,14 +17,20 @@ use crate::trace::{Acquire, Trace};
 /// A shape of traffic (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
+    /// Steady arrivals.
     Poisson,
+    /// A working day's cycle.
     Diurnal,
+    /// Agent fan-outs over a quiet background.
     Fanout,
+    /// Rising demand, then a cliff.
     Ramp,
+    /// Busy spells between long idle gaps.
     Idle,
 }
 
 impl Shape {
+    /// Every shape, in the order the docs list them.
     pub const ALL: [Shape; 5] = [
         Shape::Poisson,
         Shape::Diurnal,
@@ -33,6 +39,7 @@ impl Shape {
         Shape::Idle,
     ];
 
+    /// The name `--shape` takes.
     pub fn name(self) -> &'static str {
         match self {
             Shape::Poisson => "poisson",
@@ -169,7 +176,11 @@ mod tests {
             assert_eq!(a, generate(s, 7, "p"), "{s:?}: same seed, same trace");
             assert_ne!(a, generate(s, 8, "p"), "{s:?}: another seed, another trace");
             assert!(a.acquires.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
-            assert!((1000..15_000).contains(&a.acquires.len()), "{s:?}: {}", a.acquires.len());
+            assert!(
+                (1000..15_000).contains(&a.acquires.len()),
+                "{s:?}: {}",
+                a.acquires.len()
+            );
         }
         // The ramp stops at once: nothing after 90 minutes.
         let ramp = generate(Shape::Ramp, 1, "p");
@@ -178,8 +189,16 @@ mod tests {
         assert!(generate(Shape::Fanout, 1, "p").peak_concurrency() >= 10);
         // The night is quiet: few acquires between midnight and 08:00.
         let day = generate(Shape::Diurnal, 1, "p");
-        let night = day.acquires.iter().filter(|a| a.t_ms < 8 * 3_600_000).count();
-        assert!(night * 10 < day.acquires.len(), "{night} of {}", day.acquires.len());
+        let night = day
+            .acquires
+            .iter()
+            .filter(|a| a.t_ms < 8 * 3_600_000)
+            .count();
+        assert!(
+            night * 10 < day.acquires.len(),
+            "{night} of {}",
+            day.acquires.len()
+        );
         assert!("nope".parse::<Shape>().unwrap_err().contains("poisson"));
     }
 }

@@ -27,19 +27,30 @@ pub struct Acquire {
 /// Acquires in time order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trace {
+    /// The acquires, by `t_ms`.
     pub acquires: Vec<Acquire>,
 }
 
 /// A trace that could not be read: the line and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// What was being read.
         path: String,
+        /// Why it failed.
         source: std::io::Error,
     },
+    /// A line is not an acquire, or is out of order or bounds.
     #[error("line {line}: {message}")]
-    Line { line: u64, message: String },
+    Line {
+        /// Its number, the header being line 1.
+        line: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No acquire at all.
     #[error("the trace is empty")]
     Empty,
 }
@@ -51,7 +62,9 @@ impl Trace {
     /// Read a CSV trace. Lines must be in time order; the first problem is reported with its
     /// line number (the header is line 1).
     pub fn from_csv(r: impl Read) -> Result<Self, TraceError> {
-        let mut rd = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(r);
+        let mut rd = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(r);
         let mut acquires: Vec<Acquire> = Vec::new();
         for (i, row) in rd.deserialize::<Acquire>().enumerate() {
             let line = i as u64 + 2;
@@ -82,6 +95,7 @@ impl Trace {
         Ok(Self { acquires })
     }
 
+    /// Read the CSV trace at `path`.
     pub fn from_path(path: &Path) -> Result<Self, TraceError> {
         let f = std::fs::File::open(path).map_err(|source| TraceError::Io {
             path: path.display().to_string(),

@@ -38,7 +38,11 @@ pub fn generate_cmd(shape: Shape, seed: u64, pool: &str, out: Option<PathBuf>) -
         eprintln!("error: writing the trace: {e}");
         return ExitCode::FAILURE;
     }
-    eprintln!("trace: {} (shape {}, seed {seed})", summary(&t), shape.name());
+    eprintln!(
+        "trace: {} (shape {}, seed {seed})",
+        summary(&t),
+        shape.name()
+    );
     ExitCode::SUCCESS
 }
 
