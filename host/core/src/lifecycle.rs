@@ -208,8 +208,14 @@ impl<B: Backend> Manager<B> {
                 let blame = !matches!(e, BackendError::Unavailable(_));
                 let (failures, degraded) = {
                     let mut st = pool.lock();
-                    let (_, failures) =
-                        st.create_failed(&name, &e, blame, &self.cfg.breaker, Instant::now());
+                    let failures = st.create_failed(
+                        &name,
+                        engine,
+                        &e,
+                        blame,
+                        &self.cfg.breaker,
+                        Instant::now(),
+                    );
                     (failures, st.degraded(&self.cfg.breaker))
                 };
                 if blame {

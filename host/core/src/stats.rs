@@ -88,7 +88,9 @@ pub struct CreateStats {
     /// Milliseconds until the earliest engine's create back-off ends.
     pub backoff_ms: Option<u64>,
     /// The pool's create breaker on each engine where a create failed since creates last
-    /// worked there, by engine name. The pool is `degraded` once every engine's is open.
+    /// worked there, by engine name. The pool is `degraded` once the breaker of every engine
+    /// that is up is open. (`backoff_ms` above also counts back-offs after an outage, which
+    /// are not failures and are not listed here.)
     pub breakers: BTreeMap<String, BreakerStats>,
 }
 

@@ -29,6 +29,9 @@ pub struct Breaker {
     pub failures: u32,
     /// No refill create on this engine before this instant.
     pub retry_at: Option<Instant>,
+    /// When the first failure of the current streak happened: only a container made after it
+    /// proves the engine works again.
+    pub since: Option<Instant>,
 }
 
 /// A pool's breakers; engines that never failed have none.
@@ -40,6 +43,9 @@ impl Breakers {
     /// Returns the engine's consecutive failures.
     pub fn failed(&mut self, e: EngineIx, cfg: &BreakerConfig, now: Instant) -> u32 {
         let b = self.0.entry(e).or_default();
+        if b.failures == 0 {
+            b.since = Some(now);
+        }
         b.failures = b.failures.saturating_add(1);
         b.retry_at = Some(now + cfg.backoff(b.failures));
         b.failures
@@ -48,7 +54,9 @@ impl Breakers {
     /// The engine was unreachable: back off there without counting it against the breaker
     /// (the engine's monitor reports the outage).
     pub fn unreachable(&mut self, e: EngineIx, cfg: &BreakerConfig, now: Instant) {
-        self.0.entry(e).or_default().retry_at = Some(now + cfg.base_backoff);
+        let b = self.0.entry(e).or_default();
+        // Never shorter than a failure's back-off already running there.
+        b.retry_at = b.retry_at.max(Some(now + cfg.base_backoff));
     }
 
     /// A create on `e` answered: no back-off there (the count stays until a fresh container
@@ -60,13 +68,18 @@ impl Breakers {
         self.forget_idle(e);
     }
 
-    /// A fresh container from `e` was lent, or passed probation: that engine's creates work
-    /// for this pool, and the count starts over. A back-off still running stays: the container
-    /// that proved the engine was made before the failure that set it, and ending it here
-    /// would let every lend (and every reaper tick) send the next create at once, a storm.
-    pub fn closed(&mut self, e: EngineIx) {
-        if let Some(b) = self.0.get_mut(&e) {
+    /// A fresh container from `e`, ready since `made`, was lent or passed probation: if it was
+    /// made after the current failure streak began, that engine's creates work for this pool
+    /// again and the count starts over. One made before proves nothing (an old container
+    /// sitting ready would otherwise reset the count every tick, and the breaker would never
+    /// open). A back-off still running stays either way: ending it here would let every lend
+    /// (and every reaper tick) send the next create at once, a storm.
+    pub fn closed(&mut self, e: EngineIx, made: Instant) {
+        if let Some(b) = self.0.get_mut(&e)
+            && b.since.is_none_or(|s| made >= s)
+        {
             b.failures = 0;
+            b.since = None;
         }
         self.forget_idle(e);
     }
@@ -176,7 +189,9 @@ mod tests {
             b.failed(0, &c, now);
         }
         assert!(b.degraded(0b11, &c));
-        b.closed(0);
+        b.closed(0, now - Duration::from_secs(1));
+        assert!(b.degraded(0b11, &c), "a container older than the streak proves nothing");
+        b.closed(0, now);
         assert!(!b.degraded(0b11, &c));
         assert_eq!(b.worst(), 3);
     }
@@ -195,11 +210,13 @@ mod tests {
         assert!(b.admits(0, 0, &c, later) && !b.admits(0, 1, &c, later));
         b.unreachable(1, &c, now);
         assert_eq!(b.failures_on(1), 0, "an outage is not a failure");
+        b.unreachable(0, &c, now);
+        assert!(b.backoff_left(0, now) > Some(Duration::from_millis(100)), "not shortened");
         assert_eq!(b.next_retry(now), Some(now + Duration::from_millis(100)));
         b.created(1);
         assert_eq!(b.backoff_left(1, now), None);
         // Closing ends the count, not a back-off still running.
-        b.closed(0);
+        b.closed(0, now);
         assert_eq!(b.failures_on(0), 0);
         assert!(!b.admits(0, 0, &c, now), "the back-off still runs");
         assert_eq!(b.iter().count(), 0, "nothing counts failures any more");

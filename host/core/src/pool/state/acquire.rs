@@ -62,7 +62,7 @@ impl PoolState {
         self.moved(c.key(), |s| s == Slot::Ready, Slot::Leased);
         self.record_acquire(started, now, AcquireSource::Pool);
         if c.uses == 0 {
-            self.breakers.closed(c.engine);
+            self.breakers.closed(c.engine, c.ready_at);
         }
         self.check();
         Some(c)

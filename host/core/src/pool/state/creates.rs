@@ -186,16 +186,17 @@ impl PoolState {
     /// A create failed or its answer never came: the engine may still hold a container by that
     /// name, so it stays counted, as removing, until a removal of the name succeeds. `blame`
     /// says whether the failure counts against the engine's breaker for this pool, or is an
-    /// outage (the engine's monitor reports it). Returns that engine and its failures in a row.
+    /// outage (the engine's monitor reports it). `engine` is where the create was sent.
+    /// Returns that engine's failures in a row.
     pub fn create_failed(
         &mut self,
         key: &str,
+        engine: EngineIx,
         err: &BackendError,
         blame: bool,
         breaker: &BreakerConfig,
         now: Instant,
-    ) -> (EngineIx, u32) {
-        let engine = self.books.get(key).map_or(0, |e| e.engine);
+    ) -> u32 {
         self.moved(
             key,
             |s| matches!(s, Slot::Creating { .. }),
@@ -208,7 +209,7 @@ impl PoolState {
             self.breakers.unreachable(engine, breaker, now);
         }
         self.check();
-        (engine, self.breakers.failures_on(engine))
+        self.breakers.failures_on(engine)
     }
 
     /// Count a failed create on engine `e` (or a container that died young there): back off
@@ -242,7 +243,7 @@ impl PoolState {
         } = self;
         for c in ready.iter() {
             if c.uses == 0 && now.saturating_duration_since(c.ready_at) >= probation {
-                breakers.closed(c.engine);
+                breakers.closed(c.engine, c.ready_at);
             }
         }
     }
