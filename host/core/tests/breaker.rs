@@ -151,3 +151,23 @@ fn any() -> AcquireRequest {
         ..Default::default()
     }
 }
+
+/// A ready container made before the creates started failing proves nothing about them: it
+/// sitting out its probation, or being lent, must not reset the count, or a pool that keeps
+/// old containers would never open its breaker while every new create fails.
+#[tokio::test(start_paused = true)]
+async fn old_ready_containers_do_not_keep_a_failing_breaker_closed() {
+    let (m, b) = manager(
+        ManagerConfig::default(),
+        vec![(pool("p", 3, 3, 6), policies(BuiltinExhaustion::Wait))],
+    );
+    m.warm_up("p", Duration::from_secs(10)).await.unwrap();
+    run_for(Duration::from_secs(30)).await; // every ready container is past probation
+    b.state().fail_always = Some("no space left on device".into());
+    let _held = m.acquire(any()).await.expect("a warm acquire");
+    run_for(Duration::from_secs(60)).await;
+    let s = m.pool_stats("p").unwrap();
+    assert_eq!(s.status, "degraded", "{s:?}");
+    assert!(s.creates.breakers["default"].open, "{s:?}");
+    assert_eq!(s.counts.ready, 2, "the old containers still serve");
+}
