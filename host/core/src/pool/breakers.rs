@@ -190,7 +190,10 @@ mod tests {
         }
         assert!(b.degraded(0b11, &c));
         b.closed(0, now - Duration::from_secs(1));
-        assert!(b.degraded(0b11, &c), "a container older than the streak proves nothing");
+        assert!(
+            b.degraded(0b11, &c),
+            "a container older than the streak proves nothing"
+        );
         b.closed(0, now);
         assert!(!b.degraded(0b11, &c));
         assert_eq!(b.worst(), 3);
@@ -211,7 +214,10 @@ mod tests {
         b.unreachable(1, &c, now);
         assert_eq!(b.failures_on(1), 0, "an outage is not a failure");
         b.unreachable(0, &c, now);
-        assert!(b.backoff_left(0, now) > Some(Duration::from_millis(100)), "not shortened");
+        assert!(
+            b.backoff_left(0, now) > Some(Duration::from_millis(100)),
+            "not shortened"
+        );
         assert_eq!(b.next_retry(now), Some(now + Duration::from_millis(100)));
         b.created(1);
         assert_eq!(b.backoff_left(1, now), None);
