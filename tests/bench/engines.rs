@@ -19,7 +19,7 @@ use bollard::Docker;
 use warmpool_e2e::{Daemon, ExtraEngines, IMAGE, Setup, engines_of, eventually, pool_yaml};
 
 use crate::raw::{raw_create_start, raw_remove_all};
-use crate::refill::{fill_from_audit, read_audit};
+use crate::refill::fill_seconds;
 use crate::{Report, row, stats};
 
 const WORKERS: usize = 4;
@@ -89,16 +89,7 @@ async fn fill(engines: &ExtraEngines, names: &[&str], n: usize) -> f64 {
         },
     )
     .await;
-    d.warm_up("r").await;
-    let took = eventually(
-        Duration::from_secs(10),
-        "the audit log holds every create and ready of the fill",
-        || {
-            let lines = read_audit(&audit);
-            async move { fill_from_audit(&lines, n) }
-        },
-    )
-    .await;
+    let took = fill_seconds(&d, &audit, n).await;
     let (status, _) = d.terminate(Duration::from_secs(60));
     assert!(status.success());
     took

@@ -50,7 +50,7 @@ async fn raw_batch(docker: &Docker, n: usize) -> f64 {
 
 /// From the audit log: seconds from the first create's start to the `n`-th `ready`, once the
 /// log holds `n` of each.
-pub(crate) fn fill_from_audit(lines: &[Value], n: usize) -> Option<f64> {
+fn fill_from_audit(lines: &[Value], n: usize) -> Option<f64> {
     let at = |e: &Value| humantime::parse_rfc3339(e["at"].as_str()?).ok();
     let mut starts = Vec::new();
     let mut readies = Vec::new();
@@ -72,12 +72,27 @@ pub(crate) fn fill_from_audit(lines: &[Value], n: usize) -> Option<f64> {
     Some(readies[n - 1].duration_since(first).ok()?.as_secs_f64())
 }
 
-pub(crate) fn read_audit(path: &std::path::Path) -> Vec<Value> {
+fn read_audit(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// Wait until daemon `d` has filled pool `r` to `n` ready, and return the fill's time in
+/// seconds from its audit log at `audit` (see the module doc).
+pub(crate) async fn fill_seconds(d: &Daemon, audit: &std::path::Path, n: usize) -> f64 {
+    d.warm_up("r").await;
+    eventually(
+        Duration::from_secs(10),
+        "the audit log holds every create and ready of the fill",
+        || {
+            let lines = read_audit(audit);
+            async move { fill_from_audit(&lines, n) }
+        },
+    )
+    .await
 }
 
 /// Sections 4 and 5, `reps` repetitions each for N = 8 and 16, and for 16 once more with the
@@ -110,17 +125,7 @@ pub async fn refill_and_shutdown(docker: &Docker, reps: usize, raw4: f64, r: &mu
                 &[],
             )
             .await;
-            d.warm_up("r").await;
-            let took = eventually(
-                Duration::from_secs(10),
-                "the audit log holds every create and ready of the fill",
-                || {
-                    let lines = read_audit(&audit);
-                    async move { fill_from_audit(&lines, n as usize) }
-                },
-            )
-            .await;
-            fill.push(took);
+            fill.push(fill_seconds(&d, &audit, n as usize).await);
             let (status, took) = d.terminate(Duration::from_secs(60));
             assert!(status.success());
             left += containers_of(&d.host_id).len();

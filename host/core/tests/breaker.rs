@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use warmpool_core::{AcquireError, AcquireRequest, BuiltinExhaustion, ManagerConfig};
+use warmpool_core::{AcquireError, BuiltinExhaustion, ManagerConfig};
 
 #[tokio::test(start_paused = true)]
 async fn failing_creates_open_the_breaker_then_recover() {
@@ -26,13 +26,7 @@ async fn failing_creates_open_the_breaker_then_recover() {
     let attempts = s.creates.failures;
     assert!((5..=15).contains(&attempts), "attempts in 20 s: {attempts}");
     // A cold acquire on a degraded pool is refused at once rather than adding load.
-    let err = m
-        .acquire(AcquireRequest {
-            pool: "p".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = m.acquire(request("p")).await.unwrap_err();
     assert!(matches!(err, AcquireError::Degraded { .. }), "{err:?}");
 
     b.state().fail_always = None;
@@ -54,13 +48,7 @@ async fn engine_outage_is_not_a_pool_failure() {
     b.state().down = true;
     run_for(Duration::from_secs(3)).await;
     assert!(!m.is_ready());
-    let err = m
-        .acquire(AcquireRequest {
-            pool: "p".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = m.acquire(request("p")).await.unwrap_err();
     assert!(matches!(err, AcquireError::EngineUnavailable(_)), "{err:?}");
     b.state().down = false;
     run_for(Duration::from_secs(3)).await;
@@ -108,7 +96,7 @@ async fn a_failing_engine_opens_its_own_breaker_and_the_pool_fills_elsewhere() {
     backends[1].state().creating_peak = 0;
     for _ in 0..3 {
         for _ in 0..3 {
-            let _ = m.acquire(any()).await.expect("an acquire");
+            let _ = m.acquire(request("p")).await.expect("an acquire");
         }
         run_for(Duration::from_secs(40)).await;
         for l in m.leases() {
@@ -137,19 +125,12 @@ async fn churn(
 ) -> Vec<String> {
     let mut engines = Vec::new();
     for _ in 0..n {
-        let l = m.acquire(any()).await.expect("an acquire");
+        let l = m.acquire(request("p")).await.expect("an acquire");
         run_for(Duration::from_secs(2)).await;
         m.release(&l.lease_id).expect("a release");
         engines.push(l.engine);
     }
     engines
-}
-
-fn any() -> AcquireRequest {
-    AcquireRequest {
-        pool: "p".into(),
-        ..Default::default()
-    }
 }
 
 /// A ready container made before the creates started failing proves nothing about them: it
@@ -164,7 +145,7 @@ async fn old_ready_containers_do_not_keep_a_failing_breaker_closed() {
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
     run_for(Duration::from_secs(30)).await; // every ready container is past probation
     b.state().fail_always = Some("no space left on device".into());
-    let _held = m.acquire(any()).await.expect("a warm acquire");
+    let _held = m.acquire(request("p")).await.expect("a warm acquire");
     run_for(Duration::from_secs(60)).await;
     let s = m.pool_stats("p").unwrap();
     assert_eq!(s.status, "degraded", "{s:?}");

@@ -9,13 +9,6 @@ use std::time::Duration;
 use common::*;
 use warmpool_core::{AcquireError, AcquireRequest, BuiltinExhaustion, ManagerConfig};
 
-fn acquire(pool: &str) -> AcquireRequest {
-    AcquireRequest {
-        pool: pool.into(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
     let (m, b) = manager(
@@ -63,14 +56,14 @@ async fn a_removed_pool_drains_but_its_lease_lives_on() {
     );
     m.warm_up("a", Duration::from_secs(10)).await.unwrap();
     m.warm_up("b", Duration::from_secs(10)).await.unwrap();
-    let lease = m.acquire(acquire("a")).await.unwrap();
+    let lease = m.acquire(request("a")).await.unwrap();
     run_for(Duration::from_secs(2)).await;
 
     let report = m.reconfigure(vec![(pool("b", 1, 1, 2), None)]);
     assert_eq!(report.removed, ["a"]);
     run_for(Duration::from_secs(2)).await;
     assert!(matches!(
-        m.acquire(acquire("a")).await,
+        m.acquire(request("a")).await,
         Err(AcquireError::UnknownPool(_))
     ));
     assert_eq!(m.pool_names(), ["b"]);
@@ -100,7 +93,7 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
         vec![(cfg.clone(), policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("a", Duration::from_secs(10)).await.unwrap();
-    let lease = m.acquire(acquire("a")).await.unwrap();
+    let lease = m.acquire(request("a")).await.unwrap();
     run_for(Duration::from_secs(2)).await;
     let old = b.live().clone();
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use warmpool_core::{AcquireRequest, BuiltinExhaustion, ManagerConfig, ReuseConfig};
+use warmpool_core::{BuiltinExhaustion, ManagerConfig, ReuseConfig};
 
 fn reuse(verify: &str) -> ReuseConfig {
     ReuseConfig {
@@ -15,13 +15,6 @@ fn reuse(verify: &str) -> ReuseConfig {
         verify: vec![vec![verify.into()]],
         timeout: Duration::from_secs(5),
         allowed_changes: vec![],
-    }
-}
-
-fn acquire() -> AcquireRequest {
-    AcquireRequest {
-        pool: "p".into(),
-        ..Default::default()
     }
 }
 
@@ -34,10 +27,10 @@ async fn reuse_returns_the_container_until_max_uses() {
         vec![(p, policies(BuiltinExhaustion::Wait))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let first = m.acquire(acquire()).await.unwrap();
+    let first = m.acquire(request("p")).await.unwrap();
     let out = m.release_for_reuse(&first.lease_id).await.unwrap();
     assert!(out.reused, "{out:?}");
-    let second = m.acquire(acquire()).await.unwrap();
+    let second = m.acquire(request("p")).await.unwrap();
     assert_eq!(
         second.container_id, first.container_id,
         "the reset container came back"
@@ -64,7 +57,7 @@ async fn a_failed_verification_destroys_the_container() {
         vec![(p, policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let l = m.acquire(acquire()).await.unwrap();
+    let l = m.acquire(request("p")).await.unwrap();
     let out = m.release_for_reuse(&l.lease_id).await.unwrap();
     assert!(!out.reused);
     assert!(
@@ -84,7 +77,7 @@ async fn a_single_use_pool_destroys_on_reuse_requests() {
         vec![(pool("p", 1, 1, 3), policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let l = m.acquire(acquire()).await.unwrap();
+    let l = m.acquire(request("p")).await.unwrap();
     let out = m.release_for_reuse(&l.lease_id).await.unwrap();
     assert_eq!(
         out.reason.as_deref(),
@@ -103,7 +96,7 @@ async fn a_moved_image_drains_old_containers_without_touching_leases() {
         vec![(p, policies(BuiltinExhaustion::Cold))],
     );
     m.warm_up("p", Duration::from_secs(10)).await.unwrap();
-    let leased = m.acquire(acquire()).await.unwrap();
+    let leased = m.acquire(request("p")).await.unwrap();
     let old: Vec<String> = b.live().iter().cloned().collect();
     b.state().image_id = "sha256:two".into();
     run_for(Duration::from_secs(20)).await;

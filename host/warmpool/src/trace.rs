@@ -22,28 +22,29 @@ fn write(t: &Trace, out: Option<&Path>) -> std::io::Result<()> {
     }
 }
 
-fn summary(t: &Trace) -> String {
-    format!(
-        "{} acquires over {:.1} h, at most {} leases at once",
+/// Write `t` as [`write`] does, then say on stderr what it holds, followed by `note`.
+fn finish(t: &Trace, out: Option<&Path>, note: &str) -> ExitCode {
+    if let Err(e) = write(t, out) {
+        eprintln!("error: writing the trace: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "trace: {} acquires over {:.1} h, at most {} leases at once{note}",
         t.acquires.len(),
         t.span_ms() as f64 / 3_600_000.0,
         t.peak_concurrency()
-    )
+    );
+    ExitCode::SUCCESS
 }
 
 /// `warmpool trace generate --shape S --seed N [--pool P] [-o FILE]`.
 pub fn generate_cmd(shape: Shape, seed: u64, pool: &str, out: Option<PathBuf>) -> ExitCode {
     let t = generate(shape, seed, pool);
-    if let Err(e) = write(&t, out.as_deref()) {
-        eprintln!("error: writing the trace: {e}");
-        return ExitCode::FAILURE;
-    }
-    eprintln!(
-        "trace: {} (shape {}, seed {seed})",
-        summary(&t),
-        shape.name()
-    );
-    ExitCode::SUCCESS
+    finish(
+        &t,
+        out.as_deref(),
+        &format!(" (shape {}, seed {seed})", shape.name()),
+    )
 }
 
 /// `warmpool trace from-audit EVENTS.jsonl [--pool P] [-o FILE]`.
@@ -60,15 +61,12 @@ pub fn from_audit_cmd(log: &Path, pool: Option<&str>, out: Option<PathBuf>) -> E
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = write(&t, out.as_deref()) {
-        eprintln!("error: writing the trace: {e}");
-        return ExitCode::FAILURE;
-    }
-    eprintln!(
-        "trace: {}; {} line(s) skipped, {} lease(s) still open at the log's end (held to its last event)",
-        summary(&t),
-        s.skipped,
-        s.open_at_end
-    );
-    ExitCode::SUCCESS
+    finish(
+        &t,
+        out.as_deref(),
+        &format!(
+            "; {} line(s) skipped, {} lease(s) still open at the log's end (held to its last event)",
+            s.skipped, s.open_at_end
+        ),
+    )
 }

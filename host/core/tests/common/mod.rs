@@ -4,6 +4,14 @@
 
 pub use warmpool_testkit::fixtures::{CREATE, manager, policies, pool, run_for, test_spec};
 
+/// A plain acquire from `pool`: no wait, labels or owner of its own.
+pub fn request(pool: &str) -> warmpool_core::AcquireRequest {
+    warmpool_core::AcquireRequest {
+        pool: pool.into(),
+        ..Default::default()
+    }
+}
+
 pub fn spec() -> warmpool_core::ContainerSpec {
     test_spec("busybox")
 }
