@@ -86,12 +86,15 @@ fn gauge(
     Ok(())
 }
 
-fn counter(
+fn counter<N>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    rows: &[(Vec<(&str, String)>, u64)],
-) -> std::fmt::Result {
+    rows: &[(Vec<(&str, String)>, N)],
+) -> std::fmt::Result
+where
+    N: prometheus_client::encoding::EncodeCounterValue + Copy + std::fmt::Debug,
+{
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
         ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
@@ -206,6 +209,21 @@ impl<B: Backend> Collector for PoolCollector<B> {
             "warmpool_containers_adopted",
             "Ready containers of an earlier run re-adopted at startup",
             &crows(&|s| s.counters.adopted_total),
+        )?;
+        counter(
+            &mut enc,
+            "warmpool_idle_container_seconds",
+            "Integral over time of ready, unleased containers: what keeping the pool warm cost",
+            &stats
+                .iter()
+                .map(|s| (pool(s), s.idle_container_seconds))
+                .collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut enc,
+            "warmpool_peak_containers",
+            "Most containers the pool counted at once since the daemon started",
+            &rows(&|s| i64::from(s.peak_containers)),
         )?;
         gauge(
             &mut enc,

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 /// Monotonic counters of one pool.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -64,6 +65,48 @@ impl StateCounts {
     /// Every container counted, in any state: what the pool counts against its caps.
     pub fn total(&self) -> u32 {
         self.creating + self.ready + self.leased + self.resetting + self.removing + self.unhealthy
+    }
+}
+
+/// What keeping a pool warm cost: the integral of its ready containers over time (idle
+/// container-seconds: warm, not leased, holding memory) and the most containers it counted at
+/// once. Exact, not sampled: the pool state feeds it after every change of its counts. The
+/// policy lab compares sizing policies by these, and a daemon reports the same figures, so a
+/// simulation and a real run are measured alike.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CostMeter {
+    /// When the counts last changed.
+    mark: Option<Instant>,
+    /// Ready containers since `mark`.
+    ready: u32,
+    /// Ready-container microseconds accrued before `mark`.
+    ready_us: u128,
+    peak_total: u32,
+}
+
+impl CostMeter {
+    /// The counts are now `n`, as of `now`.
+    pub fn observe(&mut self, n: &StateCounts, now: Instant) {
+        if let Some(mark) = self.mark {
+            self.ready_us +=
+                u128::from(self.ready) * now.saturating_duration_since(mark).as_micros();
+        }
+        self.mark = Some(now);
+        self.ready = n.ready;
+        self.peak_total = self.peak_total.max(n.total());
+    }
+
+    /// Idle container-seconds accrued up to `now`.
+    pub fn idle_seconds(&self, now: Instant) -> f64 {
+        let open = self.mark.map_or(0, |m| {
+            u128::from(self.ready) * now.saturating_duration_since(m).as_micros()
+        });
+        (self.ready_us + open) as f64 / 1e6
+    }
+
+    /// The most containers counted at once.
+    pub fn peak_total(&self) -> u32 {
+        self.peak_total
     }
 }
 

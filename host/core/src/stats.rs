@@ -49,6 +49,11 @@ pub struct PoolStats {
     pub policies: PolicyNames,
     /// Every monotonic counter of the pool.
     pub counters: Counters,
+    /// Idle container-seconds since the pool started: the integral over time of its ready
+    /// (warm, unleased) containers, exact to the microsecond. What keeping it warm cost.
+    pub idle_container_seconds: f64,
+    /// The most containers the pool counted at once since it started, in any state.
+    pub peak_containers: u32,
 }
 
 /// Acquires of one pool, as [`PoolStats`] shows them.
@@ -83,6 +88,9 @@ pub struct CreateStats {
     pub consecutive_failures: u32,
     /// Median duration of the last 32 successful creates, in ms; `null` before the first.
     pub median_ms: Option<u32>,
+    /// 99th percentile (nearest rank) of the same creates, in ms; `null` before the first.
+    /// `warmpool simulate --create-from` draws simulated creates from these two.
+    pub p99_ms: Option<u32>,
     /// The last create failure (or death within probation), kept after creates recover.
     pub last_error: Option<String>,
     /// Milliseconds until the earliest engine's create back-off ends.
@@ -179,6 +187,9 @@ impl PoolStats {
                 failures: c.create_failures,
                 consecutive_failures: st.consecutive_failures(),
                 median_ms: creates.get(creates.len() / 2).copied(),
+                p99_ms: creates
+                    .get((creates.len() * 99).div_ceil(100).saturating_sub(1))
+                    .copied(),
                 last_error: st.last_error().map(str::to_string),
                 backoff_ms: st
                     .next_retry(now)
@@ -206,6 +217,8 @@ impl PoolStats {
                 health: pool.policies().health.as_ref().map(|h| h.name()),
             },
             counters: c,
+            idle_container_seconds: st.cost().idle_seconds(now),
+            peak_containers: st.cost().peak_total(),
         }
     }
 }

@@ -6,10 +6,16 @@
 //!   cycle, agent fan-outs, a ramp that stops at once, long idle gaps), each repeatable from
 //!   its seed;
 //! - [`audit`]: a daemon's own audit log (`server.audit_log`, JSON lines of lifecycle events)
-//!   turned into the trace of the traffic it served.
+//!   turned into the trace of the traffic it served;
+//! - [`simulate`]: a trace run against a sizing policy by the real pool core, on the in-memory
+//!   engine in virtual time, and what it measured;
+//! - [`table`] and [`svg`]: the figures of several policies as a table and as a chart.
 
 pub mod audit;
 pub mod shapes;
+pub mod simulate;
+pub mod svg;
+pub mod table;
 pub mod trace;
 
 pub use trace::{Acquire, Trace, TraceError};

@@ -41,7 +41,8 @@ pub struct Limits {
     pub load_deadline: Duration,
     /// Linear memory one instance may grow to.
     pub max_memory: usize,
-    /// Consecutive failures after which a plugin is benched until its file changes.
+    /// Consecutive failures after which a plugin is benched until its file changes. A plugin
+    /// that fails half of its last 20 calls (and at least this many) is benched too.
     pub bench_after: u32,
     /// `log` lines one call may write; more are dropped and counted.
     pub log_per_call: u32,

@@ -116,6 +116,11 @@ impl PluginHost {
         let _ = self.listener.set(listener);
     }
 
+    /// Every slot, in the order made.
+    pub fn slots_list(&self) -> Vec<Arc<PluginSlot>> {
+        self.slots().clone()
+    }
+
     /// Every slot's status, for `/v1/plugins` and `/metrics`.
     pub fn statuses(&self) -> Vec<PluginStatus> {
         self.slots().iter().map(|s| s.status()).collect()

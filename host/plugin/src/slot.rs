@@ -30,6 +30,12 @@ use crate::engine::{LogGate, PluginEngine};
 /// Added to a call's deadline for the caller's own bound on waiting for the plugin runtime.
 const BACKSTOP: Duration = Duration::from_millis(500);
 
+/// Calls a plugin's failure share is judged over. A plugin that fails half of them is benched
+/// as one failing `bench_after` times in a row is: a guest that goes bad in service answers
+/// each fresh instance's first call, so its failures never run in a row, yet it costs a
+/// deadline every other decision (the policy lab's simulation of such a guest found it).
+const WINDOW: u32 = 20;
+
 #[derive(Debug, Default)]
 struct Counters {
     reloads: u64,
@@ -38,6 +44,8 @@ struct Counters {
     calls: u64,
     failures: u64,
     consecutive: u32,
+    /// The outcomes of the last [`WINDOW`] calls, newest in bit 0 (1: failed).
+    recent: u64,
     fallbacks: u64,
     /// Set when benched: the sha256 of the file that failed; cleared when the content changes.
     benched_sha: Option<String>,
@@ -162,6 +170,7 @@ impl PluginSlot {
                     c.last_reload_at = Some(SystemTime::now());
                     c.last_error = None;
                     c.consecutive = 0;
+                    c.recent = 0;
                     c.benched_sha = None;
                 }
                 self.tell(format!(
@@ -267,6 +276,7 @@ impl PluginSlot {
             .unwrap_or(Err(PluginError::Deadline(deadline)));
         let mut c = self.counters();
         c.calls += 1;
+        c.recent = (c.recent << 1) | u64::from(out.is_err());
         match out {
             Ok(r) => {
                 c.consecutive = 0;
@@ -278,8 +288,13 @@ impl PluginSlot {
                 c.fallbacks += 1;
                 c.last_error = Some(e.to_string());
                 warn!(pool = %self.pool, kind = %self.world, error = %e, "plugin call failed; the built-in answered");
-                if c.consecutive >= self.engine.limits.bench_after {
-                    warn!(pool = %self.pool, kind = %self.world, failures = c.consecutive, "plugin benched until its file changes");
+                let bench_after = self.engine.limits.bench_after;
+                let window = c.recent & ((1 << WINDOW) - 1);
+                // At least `bench_after` in a row, or half the window and never fewer than
+                // `bench_after`: a flapping plugin is as broken as a dead one.
+                let flapping = window.count_ones() >= (WINDOW / 2).max(bench_after);
+                if c.consecutive >= bench_after || flapping {
+                    warn!(pool = %self.pool, kind = %self.world, failures = c.consecutive, recent_failures = window.count_ones(), window = WINDOW, "plugin benched until its file changes");
                     c.benched_sha = Some(loaded.sha256.clone());
                 }
                 None

@@ -369,3 +369,35 @@ async fn loading_never_blocks_and_one_compile_serves_every_slot() {
     );
     assert!(a.status().code_bytes > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_fails_every_other_call_is_benched_too() {
+    // Each fresh instance answers its first call, then sleeps past the deadline: failures
+    // never come twice in a row, so only their share over the last 20 calls benches it.
+    let host = PluginHost::new(Limits::default(), None).unwrap();
+    let slot = host.slot(
+        "p",
+        World::Sizing,
+        &component("test_guest_hostile_sizing"),
+        cfg(&[("mode", "sleep-later"), ("n", "90")]),
+    );
+    host.settled().await;
+    let policy = WasmSizing {
+        slot: slot.clone(),
+        fallback: Arc::new(BuiltinSizing::Fixed),
+    };
+    for _ in 0..40 {
+        policy.decide(&snap()).await;
+    }
+    let st = slot.status();
+    assert_eq!(st.state, "benched", "{st:?}");
+    assert!(
+        st.consecutive_failures < 5,
+        "not by failures in a row: {st:?}"
+    );
+    assert!(
+        (10..=11).contains(&st.failures),
+        "benched at half of a 20-call window: {st:?}"
+    );
+    assert_eq!(st.calls, st.failures * 2 - 1, "{st:?}");
+}

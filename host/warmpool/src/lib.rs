@@ -7,12 +7,14 @@
 //! - `warmpool validate -c FILE` checks a config ([`validate`]).
 //! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
 //!   ([`client`]); `plugin check` loads a component locally.
-//! - `trace generate` and `trace from-audit` make acquire traces for the policy lab ([`trace`]).
+//! - `trace generate` and `trace from-audit` make acquire traces for the policy lab ([`trace`]);
+//!   `simulate` runs one against sizing policies in virtual time ([`simulate`]).
 
 pub mod audit;
 pub mod client;
 pub mod control;
 pub mod policies;
 pub mod serve;
+pub mod simulate;
 pub mod trace;
 pub mod validate;

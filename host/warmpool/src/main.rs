@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warmpool::{client, serve, trace, validate};
+use warmpool::{client, serve, simulate, trace, validate};
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +68,9 @@ enum Command {
     /// Acquire traces for the policy lab (CSV `t_ms,pool,hold_ms`).
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Replay a trace against sizing policies in virtual time, on the real pool core and an
+    /// in-memory engine: hit rate, waits, idle container-seconds, creates, per policy.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -172,6 +175,11 @@ fn main() -> ExitCode {
             Command::Trace(TraceCommand::FromAudit { log, pool, out }) => {
                 trace::from_audit_cmd(&log, pool.as_deref(), out)
             }
+            // The simulation starts runtimes of its own (paused clocks), which cannot start
+            // within this one: it runs on a plain thread.
+            Command::Simulate(args) => std::thread::spawn(move || simulate::run(args))
+                .join()
+                .unwrap_or(ExitCode::FAILURE),
         }
     })
 }

@@ -31,7 +31,7 @@ use warmpool_policy::{AcquireSource, SizingDecision};
 use crate::backend::{BackendError, Baseline, Created};
 use crate::caps::{Caps, EngineIx};
 use crate::config::{BreakerConfig, PoolConfig};
-use crate::counters::{Counters, LatencyWindow, StateCounts};
+use crate::counters::{CostMeter, Counters, LatencyWindow, StateCounts};
 use crate::engines::{EngineView, has};
 
 use super::breakers::Breakers;
@@ -141,6 +141,8 @@ pub struct PoolState {
     last_error: Option<String>,
     counters: Counters,
     latency: LatencyWindow,
+    /// Idle container-seconds and the peak count, fed by every change of `counts`.
+    cost: CostMeter,
     /// Set at shutdown or when a reload removed the pool: nothing new is created or handed out.
     draining: bool,
     /// The decaying peak of acquires per commit window; sizes the lendable set (group_commit.rs).
@@ -174,6 +176,10 @@ impl PoolState {
 
     pub fn latency(&self) -> &LatencyWindow {
         &self.latency
+    }
+
+    pub fn cost(&self) -> &CostMeter {
+        &self.cost
     }
 
     pub fn ready(&self) -> impl Iterator<Item = &ReadyContainer> {
@@ -409,8 +415,15 @@ impl PoolState {
             tracing::error!(container = key, from = ?e.slot, to = ?to, "pool books: unexpected state change");
         }
         let was = std::mem::replace(&mut e.slot, to);
-        Self::count(&mut self.counts, &mut self.creating_cold, was, -1);
-        Self::count(&mut self.counts, &mut self.creating_cold, to, 1);
+        self.tally(was, -1);
+        self.tally(to, 1);
+    }
+
+    /// Count one container more (`d` = 1) or less (-1) in slot `s`. The only writer of
+    /// `counts` (besides the reads of `counts_on`), so the cost meter sees every change.
+    fn tally(&mut self, s: Slot, d: i32) {
+        Self::count(&mut self.counts, &mut self.creating_cold, s, d);
+        self.cost.observe(&self.counts, Instant::now());
     }
 
     fn count(n: &mut StateCounts, cold: &mut u32, s: Slot, d: i32) {
@@ -435,9 +448,9 @@ impl PoolState {
             !self.books.contains_key(&key),
             "container {key} is already in the books"
         );
-        Self::count(&mut self.counts, &mut self.creating_cold, slot, 1);
+        self.tally(slot, 1);
         if let Some(old) = self.books.insert(key, Entry { id, slot, engine }) {
-            Self::count(&mut self.counts, &mut self.creating_cold, old.slot, -1);
+            self.tally(old.slot, -1);
         }
     }
 }

@@ -145,8 +145,12 @@ impl Backend for FakeBackend {
         // meanwhile leaves that record behind.
         let tick = self.engine.tick();
         let wall = self.engine.wall();
-        let (refused, dies, id, image_id) = {
+        let (refused, dies, id, image_id, latency) = {
             let mut w = self.state();
+            let latency = match w.create_spread {
+                Some(spread) => spread.draw(&mut w.rng),
+                None => self.engine.create_latency,
+            };
             w.creating_now += 1;
             w.creating_peak = w.creating_peak.max(w.creating_now);
             let fail_create = w.faults.fail_create;
@@ -206,9 +210,9 @@ impl Backend for FakeBackend {
                 w.created_total += 1;
                 Some(id)
             };
-            (refused, dies, id, image_id)
+            (refused, dies, id, image_id, latency)
         };
-        tokio::time::sleep(self.engine.create_latency).await;
+        tokio::time::sleep(latency).await;
         let result = {
             let mut w = self.state();
             w.creating_now -= 1;

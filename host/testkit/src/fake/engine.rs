@@ -40,6 +40,35 @@ pub struct Faults {
     pub lose_events: f64,
 }
 
+/// Create latencies drawn from a log-normal distribution fitted to a median and a 99th
+/// percentile (the shape measured create times have: a floor and a long right tail), from the
+/// engine's seeded generator. `p99 == p50` gives a fixed latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateSpread {
+    /// The median create.
+    pub p50: Duration,
+    /// The 99th percentile; at least `p50`.
+    pub p99: Duration,
+}
+
+impl CreateSpread {
+    /// One create's latency.
+    pub fn draw(&self, rng: &mut fastrand::Rng) -> Duration {
+        let p50 = self.p50.as_secs_f64().max(1e-6);
+        let p99 = self.p99.as_secs_f64().max(p50);
+        // ln X ~ N(mu, sigma): the median is e^mu, the 99th percentile e^(mu + 2.3263 sigma).
+        let sigma = (p99 / p50).ln() / 2.326_348;
+        if self.p50.is_zero() || sigma == 0.0 {
+            return self.p50;
+        }
+        // Box-Muller; 1 - f64() lies in (0, 1], so the logarithm is finite.
+        let (u1, u2) = (1.0 - rng.f64(), rng.f64());
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        // Bounded at 100 × p99: one draw in a day of creates must not stall a simulation.
+        Duration::from_secs_f64((p50 * (sigma * z).exp()).min(p99 * 100.0))
+    }
+}
+
 /// One process in a fake container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeProc {
@@ -123,6 +152,9 @@ pub struct World {
     pub fail_next: u32,
     /// Fail every create with this message while set.
     pub fail_always: Option<String>,
+    /// Draw each create's latency from this spread instead of the engine's fixed
+    /// `create_latency` (the policy lab's simulations set it).
+    pub create_spread: Option<CreateSpread>,
     /// Containers whose health probe fails.
     pub sick: BTreeSet<String>,
     /// What the pools' image resolves to; new containers get it.
@@ -200,6 +232,7 @@ impl FakeEngine {
                 down: false,
                 fail_next: 0,
                 fail_always: None,
+                create_spread: None,
                 sick: BTreeSet::new(),
                 image_id: "sha256:one".into(),
                 created_total: 0,

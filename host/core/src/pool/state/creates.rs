@@ -136,7 +136,7 @@ impl PoolState {
         match self.books.get(key).map(|e| (e.slot, e.engine)) {
             Some((slot @ Slot::Creating { .. }, engine)) => {
                 self.books.remove(key);
-                Self::count(&mut self.counts, &mut self.creating_cold, slot, -1);
+                self.tally(slot, -1);
                 caps.release_on(engine);
             }
             other => debug_assert!(false, "abandoned {key} while {other:?}"),

@@ -141,7 +141,7 @@ impl PoolState {
             .partition(|c| keep_unlendable && !c.lendable);
         for c in &kept {
             if let Some(e) = self.books.remove(c.key()) {
-                Self::count(&mut self.counts, &mut self.creating_cold, e.slot, -1);
+                self.tally(e.slot, -1);
                 caps.release_on(e.engine);
             }
         }
@@ -161,7 +161,7 @@ impl PoolState {
         match self.books.get(key).map(|e| (e.slot, e.engine)) {
             Some((slot @ Slot::Removing { .. }, engine)) => {
                 self.books.remove(key);
-                Self::count(&mut self.counts, &mut self.creating_cold, slot, -1);
+                self.tally(slot, -1);
                 self.counters.destroyed_total += 1;
                 caps.release_on(engine);
             }
