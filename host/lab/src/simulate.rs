@@ -20,7 +20,7 @@ use std::time::Duration;
 use warmpool_core::{ExhaustionStrategy, PoolConfig, SizingPolicy};
 pub use warmpool_testkit::fake::CreateSpread;
 
-pub use measure::{Outcome, PluginRun, Sample};
+pub use measure::{Cost, Outcome, PluginRun, Sample, Served, Tally};
 
 use crate::trace::Trace;
 

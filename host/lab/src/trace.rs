@@ -126,6 +126,41 @@ impl Trace {
             .unwrap_or(0)
     }
 
+    /// This trace played `speed` times faster: every time and hold divided by `speed` (a
+    /// replay against a real daemon compresses a day into minutes this way). The create
+    /// latency does not shrink with it, so a compressed trace is a harder one.
+    pub fn sped_up(&self, speed: f64) -> Trace {
+        let k = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
+        let f = |ms: u64| (ms as f64 / k).round() as u64;
+        Trace {
+            acquires: self
+                .acquires
+                .iter()
+                .map(|a| Acquire {
+                    t_ms: f(a.t_ms),
+                    pool: a.pool.clone(),
+                    hold_ms: f(a.hold_ms),
+                })
+                .collect(),
+        }
+    }
+
+    /// The acquires of the first `ms` milliseconds, `None` for all.
+    pub fn within(&self, ms: Option<u64>) -> Trace {
+        Trace {
+            acquires: self
+                .acquires
+                .iter()
+                .filter(|a| ms.is_none_or(|m| a.t_ms < m))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The most leases held at once (demand's peak), over all pools.
     pub fn peak_concurrency(&self) -> u32 {
         let mut edges: Vec<(u64, i32)> = Vec::with_capacity(self.acquires.len() * 2);

@@ -1,4 +1,7 @@
-//! # warmpool-testkit: what the tests run on, never linked into the daemon
+//! # warmpool-testkit: what the tests run on, and the engine the policy lab simulates on
+//!
+//! The daemon links it for `warmpool simulate` only (through `warmpool-lab`): the serving path
+//! never reaches it.
 //!
 //! - [`fake`]: an in-memory container engine with files, tmpfs, processes and injectable faults,
 //!   and connections to it that a simulated `kill -9` can cut.

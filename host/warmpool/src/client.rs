@@ -18,6 +18,16 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The bearer token, when one is set.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The daemon's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     fn req(&self, method: Method, path: &str) -> RequestBuilder {
         let r = reqwest::Client::new()
             .request(method, format!("{}{path}", self.url.trim_end_matches('/')));

@@ -8,12 +8,14 @@
 //! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
 //!   ([`client`]); `plugin check` loads a component locally.
 //! - `trace generate` and `trace from-audit` make acquire traces for the policy lab ([`trace`]);
-//!   `simulate` runs one against sizing policies in virtual time ([`simulate`]).
+//!   `simulate` runs one against sizing policies in virtual time ([`simulate`]), and `replay`
+//!   drives a real daemon with one ([`replay`]).
 
 pub mod audit;
 pub mod client;
 pub mod control;
 pub mod policies;
+pub mod replay;
 pub mod serve;
 pub mod simulate;
 pub mod trace;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warmpool::{client, serve, simulate, trace, validate};
+use warmpool::{client, replay, serve, simulate, trace, validate};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +71,9 @@ enum Command {
     /// Replay a trace against sizing policies in virtual time, on the real pool core and an
     /// in-memory engine: hit rate, waits, idle container-seconds, creates, per policy.
     Simulate(simulate::SimulateArgs),
+    /// Drive a running daemon with a trace over HTTP (compressed by --speed) and measure what
+    /// the simulation measures.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
             }
             // The simulation starts runtimes of its own (paused clocks), which cannot start
             // within this one: it runs on a plain thread.
+            Command::Replay(args) => replay::run(args).await,
             Command::Simulate(args) => std::thread::spawn(move || simulate::run(args))
                 .join()
                 .unwrap_or(ExitCode::FAILURE),

@@ -16,7 +16,7 @@ use warmpool_core::{
 };
 use warmpool_testkit::fake::{FakeBackend, FakeEngine, wall_origin};
 
-use super::measure::{Outcome, Sample, Served, Tally};
+use super::measure::{Cost, Outcome, Sample, Served, Tally};
 use super::{Candidate, Setup};
 
 /// Longest the pool gets to reach its first target before the trace starts.
@@ -144,5 +144,11 @@ pub(super) async fn run(acquires: &[(u64, u64)], setup: &Setup, candidate: &Cand
     let span = t0.elapsed();
     done.store(true, Ordering::Release);
     let timeline = sampler.await.unwrap_or_default();
-    tally.outcome(&candidate.label, &before, &end, span, timeline)
+    let cost = Cost {
+        idle_container_seconds: end.idle_container_seconds - before.idle_container_seconds,
+        peak_containers: end.peak_containers,
+        creates: end.creates.total - before.creates.total,
+        create_failures: end.creates.failures - before.creates.failures,
+    };
+    tally.outcome(&candidate.label, cost, span, timeline)
 }

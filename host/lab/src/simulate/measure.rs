@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use warmpool_core::PoolStats;
 
-/// How one simulated acquire ended.
+/// How one acquire ended (simulated, or replayed against a daemon).
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Served {
+pub enum Served {
     /// It got a lease after `waited` (zero: a ready container was lent at once).
     Lent {
         /// Virtual time from the acquire to the lease.
@@ -19,9 +18,23 @@ pub(super) enum Served {
     Refused,
 }
 
+/// What a pool's own figures say a run cost: differences of its stats between the trace's
+/// start and its last release (`peak_containers` is the stat itself).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cost {
+    /// Idle container-seconds accrued during the run.
+    pub idle_container_seconds: f64,
+    /// The most containers counted at once.
+    pub peak_containers: u32,
+    /// Containers created during the run.
+    pub creates: u64,
+    /// Creates that failed during the run.
+    pub create_failures: u64,
+}
+
 /// Clients' fates as they come in.
 #[derive(Debug, Default)]
-pub(super) struct Tally {
+pub struct Tally {
     warm: u64,
     waited: u64,
     cold: u64,
@@ -31,7 +44,8 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    pub(super) fn add(&mut self, s: Served) {
+    /// Count one acquire's fate.
+    pub fn add(&mut self, s: Served) {
         match s {
             Served::Lent { waited, cold } => {
                 self.waits_us.push(waited.as_micros() as u64);
@@ -45,13 +59,11 @@ impl Tally {
         }
     }
 
-    /// The policy's figures: the clients' fates, and the pool's stats between the trace's
-    /// start (`before`) and the last release (`end`).
-    pub(super) fn outcome(
+    /// The policy's figures: the clients' fates, and what the pool's stats say it cost.
+    pub fn outcome(
         mut self,
         policy: &str,
-        before: &PoolStats,
-        end: &PoolStats,
+        cost: Cost,
         span: Duration,
         timeline: Vec<Sample>,
     ) -> Outcome {
@@ -81,10 +93,10 @@ impl Tally {
             wait_ms_p50: q(0.50),
             wait_ms_p99: q(0.99),
             wait_ms_max: q(1.0),
-            idle_container_seconds: end.idle_container_seconds - before.idle_container_seconds,
-            peak_containers: end.peak_containers,
-            creates: end.creates.total - before.creates.total,
-            create_failures: end.creates.failures - before.creates.failures,
+            idle_container_seconds: cost.idle_container_seconds,
+            peak_containers: cost.peak_containers,
+            creates: cost.creates,
+            create_failures: cost.create_failures,
             span_s: span.as_secs_f64(),
             timeline,
             plugin: None,
