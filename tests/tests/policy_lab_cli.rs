@@ -184,10 +184,16 @@ async fn replay_drives_a_real_daemon_and_reads_its_cost() {
     assert_eq!(o["acquires"], 12, "{doc}");
     assert_eq!(o["rejected"], 0, "{doc}");
     assert_eq!(doc["transport_errors"], 0, "{doc}");
-    // Two ready containers for the 6.5 s of the replay, less refill gaps: the daemon's own
-    // meter, read before and after.
-    let idle = o["idle_container_seconds"].as_f64().unwrap();
-    assert!(idle > 2.0 && idle < 20.0, "{doc}");
+    // At least one ready container most of the replay, never more than max_ready (4): the
+    // daemon's own meter, read before and after.
+    let (idle, span) = (
+        o["idle_container_seconds"].as_f64().unwrap(),
+        o["span_s"].as_f64().unwrap(),
+    );
+    assert!(
+        span >= 6.5 && idle > 2.0 && idle <= 4.0 * span + 0.5,
+        "{doc}"
+    );
     assert!(o["creates"].as_u64().unwrap() >= 10, "{doc}");
     assert_eq!(d.pool("default").await["counts"]["leased"], 0);
 }

@@ -184,6 +184,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_trace_is_sped_up_and_cut_in_its_own_time() {
+        let t = Trace::from_csv("t_ms,pool,hold_ms\n0,p,1000\n3000,p,600\n9000,p,10\n".as_bytes())
+            .unwrap();
+        let fast = t.within(Some(5000)).sped_up(4.0);
+        let got: Vec<(u64, u64)> = fast.acquires.iter().map(|a| (a.t_ms, a.hold_ms)).collect();
+        assert_eq!(got, [(0, 250), (750, 150)]);
+        assert_eq!(t.within(None), t);
+        // A nonsensical speed leaves the trace as it is rather than dividing by it.
+        assert_eq!(t.sped_up(0.0), t);
+        assert_eq!(t.sped_up(f64::NAN), t);
+    }
+
+    #[test]
     fn round_trips_and_reports_bad_lines_by_number() {
         let t = Trace::from_csv("t_ms,pool,hold_ms\n0,p,100\n50, p ,10\n".as_bytes()).unwrap();
         assert_eq!(t.acquires.len(), 2);
