@@ -94,10 +94,25 @@ pub struct PredictiveConfig {
     pub bucket_ms: u64,
     /// EWMA weight of the newest bucket, in (0, 1].
     pub alpha: f64,
-    /// Extra containers on top of the forecast.
+    /// Extra containers on top of the forecast (when it is not zero).
     pub headroom: u32,
+    /// Accepted chance that the arrivals during one replacement outrun the stock.
+    pub miss: f64,
+    /// A replacement's lead time, in median creates.
+    pub lead: f64,
+    /// Containers kept ready during a fan-out per acquire it brought so far.
+    pub burst_gain: f64,
     /// Create latency assumed before any create was measured.
     pub default_create_ms: u32,
+    /// How far back the slow view of the rate looks (the snapshot holds the last 256
+    /// acquires, so it may see less).
+    pub memory_ms: u64,
+    /// Mean gaps of the slow rate without an acquire after which demand counts as stopped.
+    pub quiet_gaps: f64,
+    /// Window in which `burst_min` acquires make a fan-out.
+    pub burst_ms: u64,
+    /// Acquires within `burst_ms` that make a fan-out.
+    pub burst_min: u32,
 }
 
 impl Default for PredictiveConfig {
@@ -106,8 +121,15 @@ impl Default for PredictiveConfig {
             window_ms: 60_000,
             bucket_ms: 1_000,
             alpha: 0.3,
-            headroom: 1,
+            headroom: 0,
+            miss: 0.05,
+            lead: 1.0,
+            burst_gain: 1.0,
             default_create_ms: 500,
+            memory_ms: 600_000,
+            quiet_gaps: 4.0,
+            burst_ms: 3_000,
+            burst_min: 3,
         }
     }
 }
@@ -123,6 +145,29 @@ impl PredictiveConfig {
                 "bucket_ms" => c.bucket_ms = crate::config::number(k, v)?,
                 "headroom" => c.headroom = crate::config::number(k, v)?,
                 "default_create_ms" => c.default_create_ms = crate::config::number(k, v)?,
+                "memory_ms" => c.memory_ms = crate::config::number(k, v)?,
+                "burst_ms" => c.burst_ms = crate::config::number(k, v)?,
+                "burst_min" => c.burst_min = crate::config::number(k, v)?,
+                "lead" => {
+                    c.lead = v
+                        .parse()
+                        .map_err(|_| format!("lead: {v:?} is not a number"))?
+                }
+                "burst_gain" => {
+                    c.burst_gain = v
+                        .parse()
+                        .map_err(|_| format!("burst_gain: {v:?} is not a number"))?
+                }
+                "miss" => {
+                    c.miss = v
+                        .parse()
+                        .map_err(|_| format!("miss: {v:?} is not a number"))?
+                }
+                "quiet_gaps" => {
+                    c.quiet_gaps = v
+                        .parse()
+                        .map_err(|_| format!("quiet_gaps: {v:?} is not a number"))?
+                }
                 "alpha" => {
                     c.alpha = v
                         .parse()
@@ -130,7 +175,7 @@ impl PredictiveConfig {
                 }
                 other => {
                     return Err(format!(
-                        "unknown setting {other:?} (predictive takes window_ms, bucket_ms, alpha, headroom, default_create_ms)"
+                        "unknown setting {other:?} (predictive takes window_ms, bucket_ms, alpha, headroom, miss, lead, default_create_ms, memory_ms, quiet_gaps, burst_ms, burst_min, burst_gain)"
                     ));
                 }
             }
@@ -141,17 +186,115 @@ impl PredictiveConfig {
         if c.bucket_ms == 0 || c.window_ms < c.bucket_ms {
             return Err("bucket_ms must be ≥ 1 and ≤ window_ms".into());
         }
+        if !(c.quiet_gaps.is_finite() && c.quiet_gaps > 0.0) {
+            return Err(format!(
+                "quiet_gaps must be a positive number, not {}",
+                c.quiet_gaps
+            ));
+        }
+        if !(c.miss > 0.0 && c.miss < 1.0) {
+            return Err(format!("miss must be in (0, 1), not {}", c.miss));
+        }
+        if !(c.lead.is_finite() && c.lead > 0.0 && c.lead <= 100.0) {
+            return Err(format!(
+                "lead must be in (0, 100] median creates, not {}",
+                c.lead
+            ));
+        }
+        if !(c.burst_gain.is_finite() && (0.0..=10.0).contains(&c.burst_gain)) {
+            return Err(format!(
+                "burst_gain must be in [0, 10], not {}",
+                c.burst_gain
+            ));
+        }
+        if c.burst_min == 0 {
+            return Err("burst_min must be ≥ 1".into());
+        }
         Ok(c)
     }
 }
 
-/// `predictive`: forecast the arrival rate with an EWMA over fixed buckets of the recent
-/// acquires, and keep `rate × create latency + headroom` ready, within `[min_ready, max_ready]`.
+/// `predictive`: keep ready what the next replacement's lead time will bring, and what a
+/// fan-out in progress will bring next, within `[min_ready, max_ready]`.
 ///
-/// Why rate × latency: that many acquires arrive while one replacement is being created, so a
-/// pool holding that many never runs dry in steady state (Little's law).
+/// - **Rate.** Two views of the arrival rate: a fast EWMA over `bucket_ms` buckets of the last
+///   `window_ms` (it sees a spell start within seconds and forgets a cliff within seconds), and
+///   a slow one, the acquires of the last `memory_ms` over the time they span (it keeps a
+///   steady trickle in mind between its arrivals). The policy follows the larger, until the
+///   slow rate's promise is broken: no acquire for `quiet_gaps` of its mean gaps (a cliff, or
+///   the end of a spell), when it follows the fast one alone and sheds.
+/// - **Base stock.** Arrivals during a replacement's lead time (`lead` median creates) are
+///   taken as Poisson with mean `rate × lead`; keep the smallest stock they exceed with a
+///   probability of at most `miss`, plus `headroom`. One container for a trickle, more as the
+///   rate grows, none when no one comes (an inventory base-stock level).
+/// - **Fan-out.** `burst_min` or more acquires within `burst_ms`, well above what the slow rate
+///   brings there (by three standard deviations), are a fan-out under way: `burst_gain` times
+///   as many again are kept ready, so the creates for its second half start at its first
+///   acquires instead of one at a time as containers are taken.
 pub fn predictive(s: &PoolSnapshot, cfg: &PredictiveConfig) -> SizingDecision {
     let min = s.min_ready.min(s.max_ready);
+    let fast = fast_rate(s, cfg);
+    let slow = slow_rate(s, cfg);
+    // A steady trickle promised an acquire every 1/slow seconds; past `quiet_gaps` of those
+    // with none, demand has stopped, and the pool follows the fast view down.
+    let quiet = s.since_last_acquire_ms.is_none_or(|q| {
+        slow <= 0.0 || q as f64 > (cfg.quiet_gaps * 1000.0 / slow).max(cfg.burst_ms as f64)
+    });
+    let rate = if quiet { fast } else { fast.max(slow) };
+    let latency_ms = s.median_create_ms().unwrap_or(cfg.default_create_ms);
+    let lead_s = cfg.lead * f64::from(latency_ms) / 1000.0;
+    let base = match poisson_stock(rate * lead_s, cfg.miss) {
+        0 => 0,
+        n => n.saturating_add(cfg.headroom),
+    };
+    let burst = s.acquires_within(cfg.burst_ms);
+    let expected = slow * cfg.burst_ms as f64 / 1000.0;
+    // A surge, not chance: three standard deviations above what the slow rate brings there.
+    let surge = f64::from(burst) > expected + 3.0 * expected.sqrt() + 1.0;
+    let fanout = if burst >= cfg.burst_min && surge {
+        (f64::from(burst) * cfg.burst_gain).ceil() as u32
+    } else {
+        0
+    };
+    let target = base.max(fanout).clamp(min, s.max_ready);
+    SizingDecision {
+        target,
+        reason: if fanout > base {
+            format!(
+                "predictive: fan-out, {burst} acquires in {} ms",
+                cfg.burst_ms
+            )
+        } else {
+            format!(
+                "predictive: {rate:.2}/s{} × {lead_s:.1} s lead + {} headroom",
+                if quiet { " (quiet)" } else { "" },
+                cfg.headroom
+            )
+        },
+    }
+}
+
+/// The base-stock level for Poisson demand of mean `mean` over the lead time: the smallest
+/// stock `s` with `P(N ≥ s) ≤ miss`. An acquire finds the pool empty exactly when `s` or more
+/// replacements are still being made, that is when `s` or more acquires came within one lead
+/// time. 0 for a mean too small to matter (a rate forgotten but for its EWMA's tail).
+fn poisson_stock(mean: f64, miss: f64) -> u32 {
+    if !(mean.is_finite() && mean > miss / 10.0) {
+        return 0;
+    }
+    // `below` is P(N < s), `p` is P(N = s).
+    let (mut s, mut below, mut p) = (0u32, 0.0, (-mean).exp());
+    // Bounded: a mean beyond any pool's size is answered by the cap.
+    while 1.0 - below > miss && s < 100_000 {
+        below += p;
+        s += 1;
+        p *= mean / f64::from(s);
+    }
+    s
+}
+
+/// Acquires per second by an EWMA over buckets of the last `window_ms`, oldest first.
+fn fast_rate(s: &PoolSnapshot, cfg: &PredictiveConfig) -> f64 {
     let buckets = (cfg.window_ms / cfg.bucket_ms).max(1) as usize;
     let start = s.now_ms.saturating_sub(buckets as u64 * cfg.bucket_ms);
     let mut counts = vec![0u32; buckets];
@@ -163,26 +306,31 @@ pub fn predictive(s: &PoolSnapshot, cfg: &PredictiveConfig) -> SizingDecision {
         let i = (((a.at_ms - start) / cfg.bucket_ms) as usize).min(buckets - 1);
         counts[i] += 1;
     }
-    // EWMA oldest → newest, in acquires per second.
     let per_s = 1000.0 / cfg.bucket_ms as f64;
-    let rate = counts.iter().fold(0.0, |ewma, &c| {
+    counts.iter().fold(0.0, |ewma, &c| {
         cfg.alpha * f64::from(c) * per_s + (1.0 - cfg.alpha) * ewma
-    });
-    let latency_ms = s.median_create_ms().unwrap_or(cfg.default_create_ms);
-    let forecast = (rate * f64::from(latency_ms) / 1000.0).ceil() as u32;
-    let target = if rate > 0.0 {
-        forecast.saturating_add(cfg.headroom)
-    } else {
-        0
-    };
-    let target = target.clamp(min, s.max_ready);
-    SizingDecision {
-        target,
-        reason: format!(
-            "predictive: {rate:.2}/s × {latency_ms} ms + {} headroom",
-            cfg.headroom
-        ),
+    })
+}
+
+/// Acquires per second over the last `memory_ms` (as far back as the snapshot's history
+/// reaches), measured over at least `window_ms` so that one acquire is not a rate.
+fn slow_rate(s: &PoolSnapshot, cfg: &PredictiveConfig) -> f64 {
+    let since = s.now_ms.saturating_sub(cfg.memory_ms);
+    let mut n = 0u32;
+    let mut first = s.now_ms;
+    for a in s
+        .recent_acquires
+        .iter()
+        .filter(|a| a.at_ms >= since && a.at_ms <= s.now_ms)
+    {
+        n += 1;
+        first = first.min(a.at_ms);
     }
+    if n < 2 {
+        return 0.0;
+    }
+    let span_ms = (s.now_ms - first).max(cfg.window_ms).max(1);
+    f64::from(n) * 1000.0 / span_ms as f64
 }
 
 #[cfg(test)]
@@ -211,19 +359,55 @@ mod tests {
     }
 
     #[test]
-    fn predictive_follows_rate_times_latency() {
+    fn predictive_keeps_the_stock_a_replacement_lead_needs() {
         let cfg = PredictiveConfig::default();
-        // 5 acquires per second for the whole window, creates take 800 ms: 4 arrive per create.
+        // 5 acquires a second for a minute, creates of 250 ms: 1.25 arrive in a lead; 4 or
+        // more do with a chance of 3.8 % (under `miss`, 5 %), 3 or more with 13 %.
         let acquires: Vec<u64> = (0..300).map(|i| 40_000 + i * 200).collect();
         let mut s = snap(100_000, &acquires, 2);
-        s.recent_create_ms = vec![800; 5];
-        let d = predictive(&s, &cfg);
-        assert_eq!(d.target, 5, "{d:?}"); // ceil(5 × 0.8) + 1
+        s.max_ready = 20;
+        s.recent_create_ms = vec![250; 5];
+        assert_eq!(predictive(&s, &cfg).target, 4, "{:?}", predictive(&s, &cfg));
+        // Steady traffic is no fan-out, however many acquires a burst window holds.
+        assert!(predictive(&s, &cfg).reason.contains("/s"));
         // No traffic: min_ready.
         assert_eq!(predictive(&snap(100_000, &[], 2), &cfg).target, 2);
         // Bounded by max_ready.
         s.recent_create_ms = vec![5_000; 5];
-        assert_eq!(predictive(&s, &cfg).target, 8);
+        assert_eq!(predictive(&s, &cfg).target, 20);
+    }
+
+    #[test]
+    fn predictive_keeps_one_for_a_trickle_and_none_after_a_cliff() {
+        let cfg = PredictiveConfig::default();
+        // One acquire every 20 s for ten minutes: one ready covers the next.
+        let trickle: Vec<u64> = (0..30).map(|i| 400_000 + i * 20_000).collect();
+        let mut s = snap(990_000, &trickle, 0);
+        s.min_ready = 0;
+        assert_eq!(predictive(&s, &cfg).target, 1, "{:?}", predictive(&s, &cfg));
+        // Then nothing for four of its gaps and more: demand stopped, the pool empties.
+        let mut late = snap(1_080_001 + 1, &trickle, 1);
+        late.min_ready = 0;
+        assert_eq!(
+            predictive(&late, &cfg).target,
+            0,
+            "{:?}",
+            predictive(&late, &cfg)
+        );
+    }
+
+    #[test]
+    fn predictive_meets_a_fan_out_with_as_many_again() {
+        let cfg = PredictiveConfig::default();
+        // A quiet background, then 8 acquires within the last second.
+        let mut acquires: Vec<u64> = vec![100_000, 300_000];
+        acquires.extend((0..8).map(|i| 599_000 + i * 100));
+        let mut s = snap(600_000, &acquires, 2);
+        s.min_ready = 0;
+        s.max_ready = 30;
+        let d = predictive(&s, &cfg);
+        assert_eq!(d.target, 8, "{d:?}");
+        assert!(d.reason.contains("fan-out"), "{d:?}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! `predictive`: keep `rate × create latency + headroom` ready, the rate forecast by an EWMA.
-//! Settings: `window_ms`, `bucket_ms`, `alpha`, `headroom`, `default_create_ms`.
+//! `predictive`: keep the base stock that the arrival rate needs over a create's lead time, as
+//! many again as a fan-out under way brought, and nothing once demand stops (see
+//! `warmpool_policy::sizing::predictive`). Settings: `window_ms`, `bucket_ms`, `alpha`,
+//! `headroom`, `miss`, `lead`, `default_create_ms`, `memory_ms`, `quiet_gaps`, `burst_ms`,
+//! `burst_min`, `burst_gain`.
 use warmpool_plugin_sdk::policy::sizing::{self, PredictiveConfig};
 use warmpool_plugin_sdk::policy::{PoolSnapshot, SizingDecision};
 
