@@ -48,4 +48,33 @@ for shape in ["poisson", "diurnal", "fanout", "ramp", "idle"]:
             q = runs[s]["policies"][i]
             cells.append(f"{q['hit_rate']*100:.1f}% · {q['idle_container_seconds']:,.0f} · {q['wait_ms_p99']:,.0f} ms")
         print(f"| {p['policy']} | " + " | ".join(cells) + " |")
+    # The predictive policy against the static frontier (straight lines between the static
+    # sizes): the idle a static pool needs for the same hit rate, and the hit rate a static
+    # pool gets for the same idle.
+    notes = []
+    for s in seeds:
+        ps = runs[s]["policies"]
+        stat = sorted((q for q in ps if q["policy"].startswith("builtin:fixed:")),
+                      key=lambda q: q["idle_container_seconds"])
+        pred = next(q for q in ps if "predictive" in q["policy"])
+        pts = [(q["idle_container_seconds"], q["hit_rate"]) for q in stat]
+        def idle_at(h):
+            for (i0, h0), (i1, h1) in zip(pts, pts[1:]):
+                if h0 <= h <= h1 and h1 > h0:
+                    return i0 + (h - h0) / (h1 - h0) * (i1 - i0)
+            return None
+        def hit_at(i):
+            for (i0, h0), (i1, h1) in zip(pts, pts[1:]):
+                if i0 <= i <= i1 and i1 > i0:
+                    return h0 + (i - i0) / (i1 - i0) * (h1 - h0)
+            return None
+        si, sh = idle_at(pred["hit_rate"]), hit_at(pred["idle_container_seconds"])
+        if si:
+            saved = (1 - pred["idle_container_seconds"] / si) * 100
+            less = f"{abs(saved):.0f} % {'less' if saved >= 0 else 'more'} idle"
+        else:
+            less = "no static size reaches its hit rate"
+        more = f"{(pred['hit_rate'] - sh) * 100:+.1f} points of hit rate" if sh is not None else "n/a"
+        notes.append(f"seed {s}: {less} at equal hit rate, {more} at equal idle")
+    print("\npredictive against the static frontier: " + "; ".join(notes) + ".")
 PY

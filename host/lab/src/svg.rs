@@ -55,6 +55,7 @@ fn draw<'s>(
         .configure_mesh()
         .x_desc(format!("time ({unit})"))
         .y_desc("containers")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     // Demand is the trace's, the same under every policy up to waits: drawn once.
     if let Some(first) = outcomes.first() {
@@ -101,6 +102,8 @@ fn draw<'s>(
         .configure_mesh()
         .x_desc("idle container-seconds")
         .y_desc("hit rate (%)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     for (i, o) in outcomes.iter().enumerate() {
         let c = color(i);

@@ -21,6 +21,13 @@
 //! the life of the instance, and installs a panic hook that sends the panic message through the
 //! `log` import, so the daemon reports *what* went wrong rather than only that the guest trapped.
 //!
+//! **State across calls.** An instance lives until one of its calls fails (a trap, the
+//! deadline, the memory cap: the host then builds a fresh one for the next call) or its file is
+//! reloaded. A plugin may keep state between calls in a `static` (a `Mutex` or an atomic), to
+//! learn patterns longer than the snapshot's window, but must expect to start over at any call:
+//! treat what it kept as a cache, never as the truth. The shipped policies keep none; the
+//! snapshot's last 256 acquires are their memory.
+//!
 //! Where things live: [`bindings`] holds the generated code (one world per feature), [`convert`]
 //! the type conversions, the traits and macros are below.
 
