@@ -116,6 +116,8 @@ fn simulate_refuses_bad_input_with_reasons() {
         (&["--create-ms", "900,100"], "below the p50"),
         (&["--create-ms", "fast"], "P50,P99"),
         (&["--speed", "0"], "positive"),
+        // Two hours slowed a thousand times would be simulated for hours: refused.
+        (&["--speed", "0.001"], "days"),
         (&["--pool", "nope"], "no such pool"),
     ];
     for (extra, want) in cases {

@@ -58,6 +58,19 @@ pub enum TraceError {
 /// The longest trace accepted: 30 days.
 pub const MAX_SPAN_MS: u64 = 30 * 24 * 3600 * 1000;
 
+/// A trace slowed down by a `speed` below 1 must still fit in [`MAX_SPAN_MS`]: a simulation
+/// of it would otherwise run for hours, and a replay for months.
+pub fn check_span(t: &Trace, speed: f64) -> Result<(), String> {
+    if t.span_ms() > MAX_SPAN_MS {
+        return Err(format!(
+            "--speed {speed}: the trace would last {:.0} days; at most {} are played",
+            t.span_ms() as f64 / 86_400_000.0,
+            MAX_SPAN_MS / 86_400_000
+        ));
+    }
+    Ok(())
+}
+
 impl Trace {
     /// Read a CSV trace. Lines must be in time order; the first problem is reported with its
     /// line number (the header is line 1).
@@ -121,7 +134,7 @@ impl Trace {
     pub fn span_ms(&self) -> u64 {
         self.acquires
             .iter()
-            .map(|a| a.t_ms + a.hold_ms)
+            .map(|a| a.t_ms.saturating_add(a.hold_ms))
             .max()
             .unwrap_or(0)
     }
@@ -166,7 +179,7 @@ impl Trace {
         let mut edges: Vec<(u64, i32)> = Vec::with_capacity(self.acquires.len() * 2);
         for a in &self.acquires {
             edges.push((a.t_ms, 1));
-            edges.push((a.t_ms + a.hold_ms, -1));
+            edges.push((a.t_ms.saturating_add(a.hold_ms), -1));
         }
         // Ends before starts at the same instant: a lease released as another comes is reused.
         edges.sort_unstable();
@@ -191,6 +204,9 @@ mod tests {
         let got: Vec<(u64, u64)> = fast.acquires.iter().map(|a| (a.t_ms, a.hold_ms)).collect();
         assert_eq!(got, [(0, 250), (750, 150)]);
         assert_eq!(t.within(None), t);
+        // Slowed down past 30 days: refused before anything runs.
+        assert!(check_span(&t.sped_up(1e-6), 1e-6).is_err());
+        assert!(check_span(&t.sped_up(0.5), 0.5).is_ok());
         // A nonsensical speed leaves the trace as it is rather than dividing by it.
         assert_eq!(t.sped_up(0.0), t);
         assert_eq!(t.sped_up(f64::NAN), t);

@@ -55,7 +55,9 @@ fn check(file: std::path::PathBuf, config: Vec<(String, String)>) {
     let st = slot.status();
     assert_eq!(st.state, "benched", "{st:?}");
     assert!(st.failures >= 5 && st.fallbacks > st.failures, "{st:?}");
-    // Benched after 5 calls of at most the 50 ms deadline each: the rest is the built-in's.
+    // Benched after about 20 calls, half of them cut at the 50 ms deadline; the built-in
+    // answers the rest. The bound only catches a hang (on main, without the share rule,
+    // these runs took 20 s and were never benched: the assertion above is the check).
     assert!(took < Duration::from_secs(60), "took {took:?}");
     // The guest answers min_ready when it answers at all, as the fallback does, so the
     // figures equal the built-in's: the plugin's time in real seconds changed nothing.

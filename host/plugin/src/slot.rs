@@ -274,6 +274,16 @@ impl PluginSlot {
             .run(deadline + BACKSTOP, f(loaded.clone(), self.clone()))
             .await
             .unwrap_or(Err(PluginError::Deadline(deadline)));
+        // A call begun on a version that a reload has since replaced says nothing of the new
+        // one: its outcome must not count toward benching the new version.
+        let current = self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|cur| Arc::ptr_eq(cur, &loaded));
+        if !current {
+            return out.ok();
+        }
         let mut c = self.counters();
         c.calls += 1;
         c.recent = (c.recent << 1) | u64::from(out.is_err());

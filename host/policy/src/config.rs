@@ -9,6 +9,14 @@ pub fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String>
         .map_err(|_| format!("{key}: {value:?} is not a whole number"))
 }
 
+/// Parse a real-number setting (`0.05`, `1e-3`), naming the key when it is not one.
+pub fn real(key: &str, value: &str) -> Result<f64, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key}: {value:?} is not a number"))
+}
+
 /// A command setting: a JSON list of strings, or shell text run by `sh -c`.
 pub fn argv(key: &str, value: &str) -> Result<Vec<String>, String> {
     // A JSON list (nested YAML arrives as JSON text) or a plain command for `sh -c`.

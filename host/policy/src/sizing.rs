@@ -148,31 +148,11 @@ impl PredictiveConfig {
                 "memory_ms" => c.memory_ms = crate::config::number(k, v)?,
                 "burst_ms" => c.burst_ms = crate::config::number(k, v)?,
                 "burst_min" => c.burst_min = crate::config::number(k, v)?,
-                "lead" => {
-                    c.lead = v
-                        .parse()
-                        .map_err(|_| format!("lead: {v:?} is not a number"))?
-                }
-                "burst_gain" => {
-                    c.burst_gain = v
-                        .parse()
-                        .map_err(|_| format!("burst_gain: {v:?} is not a number"))?
-                }
-                "miss" => {
-                    c.miss = v
-                        .parse()
-                        .map_err(|_| format!("miss: {v:?} is not a number"))?
-                }
-                "quiet_gaps" => {
-                    c.quiet_gaps = v
-                        .parse()
-                        .map_err(|_| format!("quiet_gaps: {v:?} is not a number"))?
-                }
-                "alpha" => {
-                    c.alpha = v
-                        .parse()
-                        .map_err(|_| format!("alpha: {v:?} is not a number"))?
-                }
+                "lead" => c.lead = crate::config::real(k, v)?,
+                "burst_gain" => c.burst_gain = crate::config::real(k, v)?,
+                "miss" => c.miss = crate::config::real(k, v)?,
+                "quiet_gaps" => c.quiet_gaps = crate::config::real(k, v)?,
+                "alpha" => c.alpha = crate::config::real(k, v)?,
                 other => {
                     return Err(format!(
                         "unknown setting {other:?} (predictive takes window_ms, bucket_ms, alpha, headroom, miss, lead, default_create_ms, memory_ms, quiet_gaps, burst_ms, burst_min, burst_gain)"
@@ -192,8 +172,8 @@ impl PredictiveConfig {
                 c.quiet_gaps
             ));
         }
-        if !(c.miss > 0.0 && c.miss < 1.0) {
-            return Err(format!("miss must be in (0, 1), not {}", c.miss));
+        if !(1e-6..1.0).contains(&c.miss) {
+            return Err(format!("miss must be in [0.000001, 1), not {}", c.miss));
         }
         if !(c.lead.is_finite() && c.lead > 0.0 && c.lead <= 100.0) {
             return Err(format!(
@@ -281,6 +261,11 @@ pub fn predictive(s: &PoolSnapshot, cfg: &PredictiveConfig) -> SizingDecision {
 fn poisson_stock(mean: f64, miss: f64) -> u32 {
     if !(mean.is_finite() && mean > miss / 10.0) {
         return 0;
+    }
+    // Past any pool's size the sum below would underflow (e^-745 is 0): the normal
+    // approximation with six standard deviations answers, and the cap cuts it.
+    if mean > 500.0 {
+        return (mean + 6.0 * mean.sqrt()).ceil().min(f64::from(u32::MAX)) as u32;
     }
     // `below` is P(N < s), `p` is P(N = s).
     let (mut s, mut below, mut p) = (0u32, 0.0, (-mean).exp());

@@ -116,6 +116,7 @@ async fn go(args: ReplayArgs) -> Result<(), String> {
     }
     .within(args.until_s.map(|s| s.saturating_mul(1000)))
     .sped_up(args.speed);
+    warmpool_lab::trace::check_span(&trace, args.speed)?;
     if trace.acquires.is_empty() {
         return Err(format!("no acquire of the trace asks pool {pool}"));
     }
@@ -225,14 +226,28 @@ async fn one(d: &Daemon, pool: &str, hold_ms: u64) -> Result<Served, String> {
         return Ok(Served::Refused);
     }
     let lease: Value = resp.json().await.map_err(|e| format!("acquire: {e}"))?;
-    let id = lease["lease_id"].as_str().unwrap_or_default().to_string();
-    let acquire_ms = lease["acquire_ms"].as_f64().unwrap_or(0.0);
+    let Some(id) = lease["lease_id"].as_str().filter(|id| !id.is_empty()) else {
+        return Err(format!("acquire: an answer without a lease_id: {lease}"));
+    };
+    let id = id.to_string();
+    // Whatever the daemon says, a wait is a finite, non-negative duration.
+    let acquire_ms = lease["acquire_ms"]
+        .as_f64()
+        .filter(|v| v.is_finite())
+        .unwrap_or(0.0)
+        .clamp(0.0, 86_400_000.0);
     let cold = lease["source"] == "cold";
     tokio::time::sleep(Duration::from_millis(hold_ms)).await;
-    d.req(reqwest::Method::DELETE, &format!("/v1/leases/{id}"))
+    let released = d
+        .req(reqwest::Method::DELETE, &format!("/v1/leases/{id}"))
         .send()
         .await
         .map_err(|e| format!("release: {e}"))?;
+    // 404: the lease ran out (a hold past max_ttl); anything else unexpected is an error.
+    let st = released.status();
+    if !st.is_success() && st != reqwest::StatusCode::NOT_FOUND {
+        return Err(format!("release of {id}: {st}"));
+    }
     // A hit in the simulation waits exactly zero; here, under WARM_MS inside the daemon.
     let waited = if !cold && acquire_ms < WARM_MS {
         Duration::ZERO

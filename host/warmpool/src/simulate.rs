@@ -63,11 +63,16 @@ fn parse_spread(s: &str) -> Result<CreateSpread, String> {
         a.trim().parse().map_err(|_| bad())?,
         b.trim().parse().map_err(|_| bad())?,
     );
+    spread(p50, p99).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A create spread, checked: the p99 at least the p50, and no create over an hour.
+fn spread(p50: u64, p99: u64) -> Result<CreateSpread, String> {
     if p99 < p50 {
-        return Err(format!("{s:?}: the p99 ({p99}) is below the p50 ({p50})"));
+        return Err(format!("the p99 ({p99}) is below the p50 ({p50})"));
     }
     if p99 > 3_600_000 {
-        return Err(format!("{s:?}: a create over an hour is not a create"));
+        return Err("a create over an hour is not a create".into());
     }
     Ok(CreateSpread {
         p50: Duration::from_millis(p50),
@@ -95,6 +100,7 @@ fn go(args: SimulateArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .within(args.until_s.map(|s| s.saturating_mul(1000)))
         .sped_up(args.speed);
+    warmpool_lab::trace::check_span(&trace, args.speed)?;
     let plan = pick_pool(&cfg, &trace, args.pool.as_deref())?;
     let create = match (&args.create_ms, &args.create_from) {
         (Some(c), _) => *c,
@@ -108,34 +114,32 @@ fn go(args: SimulateArgs) -> Result<(), String> {
     } else {
         args.policies.clone()
     };
-    // The pool's own policies, as the daemon builds them: its exhaustion strategy serves every
-    // run, and its sizing policy is the `config` candidate.
-    let configured = crate::policies::policies(plan, &host);
-    let config_slot = plan
-        .plugins
-        .sizing
-        .as_ref()
-        .and_then(|_| host_slot(&host, &plan.pool.name));
-    let mut candidates = Vec::new();
+    // Each run gets the pool's own policies afresh, as a daemon builds them: its exhaustion
+    // strategy, and its sizing policy as the `config` candidate. A plugin's instance, state
+    // and bench record never carry from one run to the next, so no run depends on the order
+    // of the `--policy` flags.
+    let mut runs = Vec::new();
     for n in &names {
-        candidates.push(candidate(
-            n,
-            plan,
-            &host,
-            (&configured.sizing, &config_slot),
-        )?);
+        let own = crate::policies::policies(plan, &host);
+        let own_slot = plan
+            .plugins
+            .sizing
+            .as_ref()
+            .and_then(|_| host_slot(&host, &plan.pool.name));
+        let (c, slot) = candidate(n, plan, &host, (&own.sizing, &own_slot))?;
+        runs.push((c, slot, own.exhaustion));
     }
     settle(&host)?;
-    let setup = Setup {
-        pool: plan.pool.clone(),
-        exhaustion: configured.exhaustion.clone(),
-        create,
-        seed: args.seed,
-        max_containers: cfg.manager.max_containers,
-        max_concurrent_creates: cfg.manager.max_concurrent_creates,
-    };
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for (c, slot) in &candidates {
+    for (c, slot, exhaustion) in &runs {
+        let setup = Setup {
+            pool: plan.pool.clone(),
+            exhaustion: exhaustion.clone(),
+            create,
+            seed: args.seed,
+            max_containers: cfg.manager.max_containers,
+            max_concurrent_creates: cfg.manager.max_concurrent_creates,
+        };
         let mut o = simulate(&trace, &setup, c).map_err(|e| e.to_string())?;
         o.plugin = slot.as_ref().map(|s| {
             let st = s.status();
@@ -382,10 +386,9 @@ fn spread_from_daemon(url: &str, pool: &str) -> Result<CreateSpread, String> {
     })?;
     let c = &stats["creates"];
     match (c["median_ms"].as_u64(), c["p99_ms"].as_u64()) {
-        (Some(p50), Some(p99)) => Ok(CreateSpread {
-            p50: Duration::from_millis(p50),
-            p99: Duration::from_millis(p99.max(p50)),
-        }),
+        (Some(p50), Some(p99)) => {
+            spread(p50, p99.max(p50)).map_err(|e| format!("--create-from: {url}: {e}"))
+        }
         _ => Err(format!(
             "--create-from: pool {pool} at {url} has not created a container yet; give --create-ms"
         )),

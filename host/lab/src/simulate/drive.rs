@@ -82,7 +82,7 @@ pub(super) async fn run(acquires: &[(u64, u64)], setup: &Setup, candidate: &Cand
 
     let span = acquires
         .iter()
-        .map(|&(t, hold)| t + hold)
+        .map(|&(t, hold)| t.saturating_add(hold))
         .max()
         .unwrap_or(0);
     let done = Arc::new(AtomicBool::new(false));
