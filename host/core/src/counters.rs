@@ -70,12 +70,12 @@ impl StateCounts {
 
 /// What keeping a pool warm cost: the integral of its ready containers over time (idle
 /// container-seconds: warm, not leased, holding memory) and the most containers it counted at
-/// once. Exact, not sampled: the pool state feeds it after every change of its counts. The
-/// policy lab compares sizing policies by these, and a daemon reports the same figures, so a
-/// simulation and a real run are measured alike.
+/// once. Exact, not sampled: the pool state feeds it after every change of its ready count and
+/// every rise of its total. The policy lab compares sizing policies by these, and a daemon
+/// reports the same figures, so a simulation and a real run are measured alike.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CostMeter {
-    /// When the counts last changed.
+    /// When the meter last saw the counts.
     mark: Option<Instant>,
     /// Ready containers since `mark`.
     ready: u32,

@@ -415,15 +415,23 @@ impl PoolState {
             tracing::error!(container = key, from = ?e.slot, to = ?to, "pool books: unexpected state change");
         }
         let was = std::mem::replace(&mut e.slot, to);
-        self.tally(was, -1);
-        self.tally(to, 1);
+        Self::count(&mut self.counts, &mut self.creating_cold, was, -1);
+        Self::count(&mut self.counts, &mut self.creating_cold, to, 1);
+        // A move keeps the total; the meter needs the clock only when the ready count moved
+        // (an acquire's Ready → Leased reads it once, not twice).
+        if was == Slot::Ready || to == Slot::Ready {
+            self.cost.observe(&self.counts, Instant::now());
+        }
     }
 
-    /// Count one container more (`d` = 1) or less (-1) in slot `s`. The only writer of
-    /// `counts` (besides the reads of `counts_on`), so the cost meter sees every change.
+    /// Count one container more (`d` = 1) or less (-1) in slot `s`. With `moved`, the only
+    /// writers of `counts` (besides the reads of `counts_on`), so the cost meter sees every
+    /// change of the ready count (its integral) and every rise of the total (its peak).
     fn tally(&mut self, s: Slot, d: i32) {
         Self::count(&mut self.counts, &mut self.creating_cold, s, d);
-        self.cost.observe(&self.counts, Instant::now());
+        if s == Slot::Ready || d > 0 {
+            self.cost.observe(&self.counts, Instant::now());
+        }
     }
 
     fn count(n: &mut StateCounts, cold: &mut u32, s: Slot, d: i32) {
