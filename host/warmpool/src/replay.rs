@@ -20,6 +20,7 @@ use warmpool_lab::simulate::{Cost, Outcome, Sample, Served, Tally};
 use warmpool_lab::{Trace, table};
 
 use crate::client::Conn;
+use crate::trace::Playback;
 
 /// Longest a warm acquire takes inside the daemon: one that waited for a create took at least
 /// a create's few hundred milliseconds.
@@ -33,12 +34,8 @@ pub struct ReplayArgs {
     /// The acquire trace (CSV `t_ms,pool,hold_ms`).
     #[arg(long)]
     trace: PathBuf,
-    /// Play the trace this many times faster (times and holds divided by it).
-    #[arg(long, default_value_t = 1.0)]
-    speed: f64,
-    /// Only the trace's first SECONDS (trace time, before the speed-up).
-    #[arg(long)]
-    until_s: Option<u64>,
+    #[command(flatten)]
+    playback: Playback,
     /// The pool to replay; default: the trace's only pool.
     #[arg(long)]
     pool: Option<String>,
@@ -90,9 +87,6 @@ impl Daemon {
 }
 
 async fn go(args: ReplayArgs) -> Result<(), String> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(format!("--speed {}: must be a positive number", args.speed));
-    }
     let trace = Trace::from_path(&args.trace).map_err(|e| e.to_string())?;
     let mut pools: Vec<&str> = trace.acquires.iter().map(|a| a.pool.as_str()).collect();
     pools.sort_unstable();
@@ -107,16 +101,13 @@ async fn go(args: ReplayArgs) -> Result<(), String> {
             ));
         }
     };
-    let trace = Trace {
+    let trace = args.playback.apply(Trace {
         acquires: trace
             .acquires
             .into_iter()
             .filter(|a| a.pool == pool)
             .collect(),
-    }
-    .within(args.until_s.map(|s| s.saturating_mul(1000)))
-    .sped_up(args.speed);
-    warmpool_lab::trace::check_span(&trace, args.speed)?;
+    })?;
     if trace.acquires.is_empty() {
         return Err(format!("no acquire of the trace asks pool {pool}"));
     }
@@ -198,7 +189,7 @@ async fn go(args: ReplayArgs) -> Result<(), String> {
         let doc = json!({
             "trace": args.trace.display().to_string(),
             "pool": pool,
-            "speed": args.speed,
+            "speed": args.playback.speed,
             "transport_errors": errors,
             "outcome": o,
         });

@@ -15,6 +15,8 @@ use warmpool_lab::simulate::{Candidate, CreateSpread, Outcome, PluginRun, Setup,
 use warmpool_lab::{Trace, svg, table};
 use warmpool_plugin_host::{PluginHost, PluginSlot, WasmSizing, World};
 
+use crate::trace::Playback;
+
 /// `warmpool simulate`'s arguments.
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -29,12 +31,9 @@ pub struct SimulateArgs {
     /// Default: `config`.
     #[arg(long = "policy")]
     policies: Vec<String>,
-    /// Play the trace this many times faster, as `warmpool replay --speed` does.
-    #[arg(long, default_value_t = 1.0)]
-    speed: f64,
-    /// Only the trace's first SECONDS (trace time, before the speed-up).
-    #[arg(long)]
-    until_s: Option<u64>,
+    /// Played as `warmpool replay` plays it.
+    #[command(flatten)]
+    playback: Playback,
     /// The pool to simulate; default: the one pool both the trace and the config name.
     #[arg(long)]
     pool: Option<String>,
@@ -93,14 +92,9 @@ pub fn run(args: SimulateArgs) -> ExitCode {
 
 fn go(args: SimulateArgs) -> Result<(), String> {
     let cfg = warmpool_config::load(&args.config).map_err(|e| e.to_string())?;
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(format!("--speed {}: must be a positive number", args.speed));
-    }
-    let trace = Trace::from_path(&args.trace)
-        .map_err(|e| e.to_string())?
-        .within(args.until_s.map(|s| s.saturating_mul(1000)))
-        .sped_up(args.speed);
-    warmpool_lab::trace::check_span(&trace, args.speed)?;
+    let trace = args
+        .playback
+        .apply(Trace::from_path(&args.trace).map_err(|e| e.to_string())?)?;
     let plan = pick_pool(&cfg, &trace, args.pool.as_deref())?;
     let create = match (&args.create_ms, &args.create_from) {
         (Some(c), _) => *c,

@@ -9,6 +9,33 @@ use warmpool_lab::Trace;
 use warmpool_lab::audit::trace_from_audit;
 use warmpool_lab::shapes::{Shape, generate};
 
+/// How `simulate` and `replay` play a trace: its first seconds only, and faster, the same way in
+/// both so that their figures compare.
+#[derive(clap::Args, Clone, Copy)]
+pub struct Playback {
+    /// Play the trace this many times faster (times and holds divided by it).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Only the trace's first SECONDS (trace time, before the speed-up).
+    #[arg(long)]
+    pub until_s: Option<u64>,
+}
+
+impl Playback {
+    /// `t` cut and sped up; a speed that is not a positive number, or that stretches the trace
+    /// past 30 days, is refused.
+    pub fn apply(&self, t: Trace) -> Result<Trace, String> {
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Err(format!("--speed {}: must be a positive number", self.speed));
+        }
+        let t = t
+            .within(self.until_s.map(|s| s.saturating_mul(1000)))
+            .sped_up(self.speed);
+        warmpool_lab::trace::check_span(&t, self.speed)?;
+        Ok(t)
+    }
+}
+
 /// Write `t` as CSV to `out`, or to stdout.
 fn write(t: &Trace, out: Option<&Path>) -> std::io::Result<()> {
     match out {
