@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{Backend, ExecOutput, ExecRequest, FileBody};
+use crate::backend::{Backend, BackendError, ExecOutput, ExecRequest, FileBody};
 use crate::caps::EngineIx;
 use crate::clock::later;
 use crate::error::LeaseError;
@@ -87,6 +87,20 @@ impl<B: Backend> Manager<B> {
         Ok((cid, e))
     }
 
+    /// Why an operation on lease `id` failed. A lease that ended while the call ran (it
+    /// expired, was released, or its container died) says so, as it would have before the
+    /// call: the engine's complaint about a container being removed under it is not the
+    /// client's fault, nor an engine fault.
+    fn failed_on_lease(&self, id: &str, source: BackendError) -> LeaseError {
+        match self.leases.container(id) {
+            Err(ended) => ended,
+            Ok(_) => LeaseError::Backend {
+                lease: id.into(),
+                source,
+            },
+        }
+    }
+
     /// Run `req` in lease `id`'s container. A zero `output_limit` means the manager's
     /// `exec_output_limit`.
     pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
@@ -97,10 +111,7 @@ impl<B: Backend> Manager<B> {
         let deadline = req.timeout + crate::lifecycle::CALL_SLACK;
         self.call(deadline, self.backend_of(e).exec(&cid, req))
             .await
-            .map_err(|source| LeaseError::Backend {
-                lease: id.into(),
-                source,
-            })
+            .map_err(|source| self.failed_on_lease(id, source))
     }
 
     /// Write `file` at absolute `path` inside lease `id`'s container.
@@ -109,10 +120,7 @@ impl<B: Backend> Manager<B> {
         self.backend_of(e)
             .put_file(&cid, path, file)
             .await
-            .map_err(|source| LeaseError::Backend {
-                lease: id.into(),
-                source,
-            })
+            .map_err(|source| self.failed_on_lease(id, source))
     }
 
     /// Read the file at absolute `path` in lease `id`'s container, as a stream.
@@ -121,9 +129,6 @@ impl<B: Backend> Manager<B> {
         self.backend_of(e)
             .get_file(&cid, path)
             .await
-            .map_err(|source| LeaseError::Backend {
-                lease: id.into(),
-                source,
-            })
+            .map_err(|source| self.failed_on_lease(id, source))
     }
 }

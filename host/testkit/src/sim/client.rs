@@ -134,9 +134,8 @@ impl Sim {
         };
         let model = self.model.clone();
         let task = tokio::spawn(async move {
-            if let Err(LeaseError::UnknownLease(_)) = m.exec(&id, req).await {
-                forget(&model, &id);
-            }
+            let r = m.exec(&id, req).await;
+            ended_during_call(&m, &model, &id, "exec", r.err());
         });
         if abandon {
             // The client hangs up mid-exec.
@@ -161,9 +160,7 @@ impl Sim {
             .manager
             .put_file(&id, &path, FileBody::from_bytes(secret(&id).into_bytes()))
             .await;
-        if let Err(LeaseError::UnknownLease(_)) = r {
-            forget(&self.model, &id);
-        }
+        ended_during_call(&self.manager, &self.model, &id, "put_file", r.err());
     }
 
     fn renew(&mut self) {
@@ -424,6 +421,30 @@ impl Sim {
 
 fn secret(lease: &str) -> String {
     format!("SECRET-{lease}")
+}
+
+/// After an operation on lease `id` returned `err`: a lease that is gone is forgotten, and an
+/// engine error is only ever answered for a lease that is still live. One that ended while the
+/// call ran (expired, released, its container died) must say so, not pass on what the engine
+/// said of a container removed under it. The runtime has one thread and nothing runs between
+/// the call's return and this check.
+fn ended_during_call<B: warmpool_core::Backend>(
+    m: &warmpool_core::Manager<B>,
+    model: &Arc<std::sync::Mutex<Model>>,
+    id: &str,
+    op: &str,
+    err: Option<LeaseError>,
+) {
+    match err {
+        Some(LeaseError::UnknownLease(_)) => forget(model, id),
+        Some(e @ LeaseError::Backend { .. }) if m.lease(id).is_err() => {
+            let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
+            model.violations.push(format!(
+                "{op} on lease {id}, which ended during the call, answered an engine error: {e}"
+            ));
+        }
+        _ => {}
+    }
 }
 
 fn forget(model: &Arc<std::sync::Mutex<Model>>, id: &str) {
