@@ -50,10 +50,13 @@ async fn warm_acquire_gives_a_labelled_hardened_container() {
     assert_eq!(p["acquires"]["pool"], 1);
     assert_eq!(p["acquires"]["hit_rate"], 1.0);
     let (_, _, metrics) = d.call(Method::GET, "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap();
     assert!(
-        metrics
-            .as_str()
-            .unwrap()
-            .contains("warmpool_acquire_duration_seconds_count{pool=\"bb\",source=\"pool\"} 1")
+        metrics.contains("warmpool_acquire_duration_seconds_count{pool=\"bb\",source=\"warm\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warmpool_acquires_total{pool=\"bb\",source=\"warm\"} 1"),
+        "{metrics}"
     );
 }

@@ -11,8 +11,35 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use warmpool_core::{AcquireError, BackendError, LeaseError, WarmUpError};
+
+/// The body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `pool_exhausted`, `unknown_lease`, `bad_request`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// The body of an error with this code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
 
 /// An API error, answered as `{"error":{"code","message"}}`; 5xx answers are also logged.
 #[derive(Debug)]
@@ -67,7 +94,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             warn_throttled(self.code, self.status, &self.message);
         }
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let body = Json(ErrorBody::new(self.code, self.message));
         let mut resp = (self.status, body).into_response();
         if let Some(d) = self.retry_after {
             // Whole seconds, rounded up: a client that honours it is never early.

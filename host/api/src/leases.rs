@@ -14,71 +14,149 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use warmpool_core::{AcquireRequest, Backend, BackendError, ExecOutput, ExecRequest, FileBody};
+use utoipa::{IntoParams, ToSchema};
+use warmpool_core::{
+    AcquireRequest, Backend, BackendError, ExecOutput, ExecRequest, FileBody, LeaseInfo,
+    ReuseOutcome,
+};
 
+use crate::error::ErrorBody;
 use crate::metrics::AcquireLabels;
 use crate::{ApiError, Shared};
+
+/// Reads `stdin_b64` as clients write base64: with or without its padding, and with any
+/// bits past the last byte (some encoders leave them set).
+const STDIN_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// Longest exec a client may ask for.
 const MAX_EXEC: Duration = Duration::from_secs(3600);
 const DEFAULT_EXEC: Duration = Duration::from_secs(60);
 
-/// A JSON body, or a 400 that says what is wrong with it.
-pub fn body<T: DeserializeOwned>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+/// A JSON object body read as `T`, or a 400 that says what is wrong with it.
+pub fn body<T: DeserializeOwned>(
+    b: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
     match b {
-        Ok(Json(t)) => Ok(t),
+        Ok(Json(v)) => object(v),
         // A body of the wrong shape is a 400, as for any other bad input; size (413) and
         // content type (415) keep their own codes.
         Err(e @ (JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_))) => {
             Err(ApiError::bad_request(e.body_text()))
         }
-        Err(e) => Err(ApiError::new(e.status(), "bad_request", e.body_text())),
+        Err(e) => {
+            let code = match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                _ => "bad_request",
+            };
+            Err(ApiError::new(e.status(), code, e.body_text()))
+        }
     }
 }
 
+/// `v` read as `T` when it is a JSON object. Only an object: serde reads a struct from an
+/// array as well (`["busybox", 60]` as an acquire), which no client means and the OpenAPI
+/// document does not allow.
+pub fn object<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    if !v.is_object() {
+        let kind = match v {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Object(_) => "an object",
+        };
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object, not {kind}"
+        )));
+    }
+    // The path of the field at fault leads the message, as axum's own Json says it.
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request(format!("bad body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("bad body: {path}: {inner}"))
+        }
+    })
+}
+
 /// Body of `POST /v1/leases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireBody {
     /// Name of the pool to lease from.
+    #[schema(example = "busybox")]
     pub pool: String,
     /// Lease time to live in seconds (≥ 1); the pool's `default_ttl` when absent,
     /// capped at its `max_ttl`.
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "crate::json_int::opt_u64")]
     pub ttl_s: Option<u64>,
     /// How long to wait for a container when the pool is dry, in milliseconds; never
     /// beyond the pool's `wait_timeout`, which applies when absent.
+    #[serde(default, deserialize_with = "crate::json_int::opt_u64")]
     pub wait_ms: Option<u64>,
     /// Who takes the lease (user, session, job); shown in the lease and persisted with it.
+    #[schema(min_length = 1, max_length = 200)]
     pub owner: Option<String>,
     /// Only engines carrying every one of these labels may serve the lease, e.g.
-    /// `{"zone": "a"}`; 422 `no_such_engine` when no engine has them.
+    /// `{"zone": "a"}`; 422 `no_such_engine` when no engine has them. At most 32 labels, keys
+    /// of 1-128 characters, values of at most 256.
     #[serde(default)]
+    #[schema(schema_with = engine_labels_schema)]
     pub engine: BTreeMap<String, String>,
+}
+
+fn engine_labels_schema() -> utoipa::openapi::Schema {
+    crate::openapi::schema(serde_json::json!({
+        "type": "object",
+        "maxProperties": 32,
+        "propertyNames": { "type": "string", "minLength": 1, "maxLength": 128 },
+        "additionalProperties": { "type": "string", "maxLength": 256 },
+    }))
 }
 
 /// `POST /v1/leases`: lease a container from a pool; 201 with the lease. Records the
 /// acquire latency metric.
+#[utoipa::path(post, path = "/v1/leases", tag = "leases", operation_id = "acquire",
+    request_body = AcquireBody,
+    responses(
+        (status = 201, description = "The lease", body = LeaseInfo),
+        (status = 404, description = "`unknown_pool`", body = ErrorBody),
+        (status = 422, description = "`no_such_engine`: no engine carries the labels asked for", body = ErrorBody),
+        (status = 429, description = "`pool_exhausted`: no container within the wait", body = ErrorBody),
+        (status = 502, description = "`create_failed`: the cold create failed", body = ErrorBody),
+        (status = 503, description = "`pool_degraded`, `engine_unavailable` or `shutting_down`", body = ErrorBody),
+    ))]
 pub async fn acquire<B: Backend>(
     State(s): State<Shared<B>>,
-    b: Result<Json<AcquireBody>, JsonRejection>,
+    b: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
+    let b: AcquireBody = body(b)?;
     if b.ttl_s == Some(0) {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
     if b.owner
         .as_ref()
-        .is_some_and(|o| o.is_empty() || o.len() > 200)
+        .is_some_and(|o| o.is_empty() || o.chars().count() > 200)
     {
-        return Err(ApiError::bad_request("owner must be 1-200 bytes"));
+        return Err(ApiError::bad_request("owner must be 1-200 characters"));
     }
     if b.engine.len() > 32
         || b.engine
             .iter()
-            .any(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256)
+            .any(|(k, v)| k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256)
     {
         return Err(ApiError::bad_request(
-            "engine: at most 32 labels, keys of 1-128 bytes, values of at most 256",
+            "engine: at most 32 labels, keys of 1-128 characters, values of at most 256",
         ));
     }
     let req = AcquireRequest {
@@ -93,18 +171,36 @@ pub async fn acquire<B: Backend>(
         .acquire_seconds
         .get_or_create(&AcquireLabels {
             pool: lease.pool.clone(),
-            source: lease.source.to_string(),
+            source: crate::metrics::source_label(lease.source).to_string(),
         })
         .observe(lease.acquire_ms / 1000.0);
     Ok((StatusCode::CREATED, Json(lease)).into_response())
 }
 
+/// Every current lease.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseList {
+    /// The leases, oldest first.
+    pub leases: Vec<LeaseInfo>,
+}
+
 /// `GET /v1/leases`: every current lease, as `{"leases": [...]}`.
+#[utoipa::path(get, path = "/v1/leases", tag = "leases", operation_id = "list_leases",
+    responses((status = 200, description = "Every current lease", body = LeaseList)))]
 pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
-    Json(serde_json::json!({ "leases": s.manager.leases() })).into_response()
+    Json(LeaseList {
+        leases: s.manager.leases(),
+    })
+    .into_response()
 }
 
 /// `GET /v1/leases/{id}`: one lease, or 404 `unknown_lease`.
+#[utoipa::path(get, path = "/v1/leases/{id}", tag = "leases", operation_id = "show_lease",
+    params(("id" = String, Path, description = "The lease id")),
+    responses(
+        (status = 200, description = "The lease", body = LeaseInfo),
+        (status = 404, description = "`unknown_lease`", body = ErrorBody),
+    ))]
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
@@ -113,7 +209,8 @@ pub async fn show<B: Backend>(
 }
 
 /// Query of `DELETE /v1/leases/{id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseQuery {
     /// Return the container to the pool after a verified reset, if the pool allows reuse.
@@ -123,6 +220,15 @@ pub struct ReleaseQuery {
 
 /// `DELETE /v1/leases/{id}`: 204, the container is destroyed. With `?reuse=true`: 200 and
 /// `{"reused": bool, "reason"?}` once the reset and verification have run.
+#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases", operation_id = "release",
+    params(("id" = String, Path, description = "The lease id"), ReleaseQuery),
+    responses(
+        (status = 204, description = "Released; the container is destroyed and the pool refills"),
+        (status = 200, description = "With `reuse=true`: whether the container went back to the pool, and why not", body = ReuseOutcome),
+        (status = 404, description = "`unknown_lease`", body = ErrorBody),
+        (status = 410, description = "`container_gone`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+    ))]
 pub async fn release<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
@@ -137,20 +243,29 @@ pub async fn release<B: Backend>(
 }
 
 /// Body of `POST /v1/leases/{id}/renew`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewBody {
     /// New time to live in seconds from now; ≥ 1, capped at the pool's `max_ttl`.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::json_int::u64")]
     pub ttl_s: u64,
 }
 
 /// `POST /v1/leases/{id}/renew`: make the lease expire `ttl_s` from now; answers the lease.
+#[utoipa::path(post, path = "/v1/leases/{id}/renew", tag = "leases", operation_id = "renew",
+    params(("id" = String, Path, description = "The lease id")),
+    request_body = RenewBody,
+    responses(
+        (status = 200, description = "The lease with its new expiry", body = LeaseInfo),
+        (status = 404, description = "`unknown_lease`", body = ErrorBody),
+    ))]
 pub async fn renew<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
-    b: Result<Json<RenewBody>, JsonRejection>,
+    b: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
+    let b: RenewBody = body(b)?;
     if b.ttl_s == 0 {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
@@ -158,7 +273,7 @@ pub async fn renew<B: Backend>(
 }
 
 /// How exec output is returned: `text` (UTF-8, invalid bytes replaced) or `base64` (exact).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// UTF-8 text, invalid bytes replaced with U+FFFD; the default.
@@ -169,29 +284,55 @@ pub enum Encoding {
 }
 
 /// Body of `POST /v1/leases/{id}/exec`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecBody {
-    /// Program and arguments, run without a shell; must be non-empty and free of NUL.
+    /// Program and arguments, run without a shell: at least the program, which is not empty;
+    /// no NUL anywhere.
+    #[schema(schema_with = cmd_schema)]
     pub cmd: Vec<String>,
     /// Text for the command's stdin.
     pub stdin: Option<String>,
-    /// Bytes for the command's stdin, base64-encoded (instead of `stdin`).
+    /// Bytes for the command's stdin, base64-encoded (instead of `stdin`); padding optional.
+    #[schema(
+        content_encoding = "base64",
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$"
+    )]
     pub stdin_b64: Option<String>,
     /// Extra environment variables; keys non-empty, without `=` or NUL.
     #[serde(default)]
+    #[schema(schema_with = env_schema)]
     pub env: BTreeMap<String, String>,
     /// Working directory for the command; the image's default when absent.
     pub workdir: Option<String>,
     /// Time limit in milliseconds: 60 s when absent, at most 3600 s.
+    #[schema(minimum = 1, maximum = 3_600_000)]
+    #[serde(default, deserialize_with = "crate::json_int::opt_u64")]
     pub timeout_ms: Option<u64>,
     /// How to return stdout and stderr; `base64` keeps binary output exact.
     #[serde(default)]
     pub output: Encoding,
 }
 
+fn cmd_schema() -> utoipa::openapi::Schema {
+    crate::openapi::schema(serde_json::json!({
+        "type": "array",
+        "minItems": 1,
+        "prefixItems": [{ "type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$" }],
+        "items": { "type": "string", "pattern": "^[^\\u0000]*$" },
+    }))
+}
+
+fn env_schema() -> utoipa::openapi::Schema {
+    crate::openapi::schema(serde_json::json!({
+        "type": "object",
+        "propertyNames": { "type": "string", "minLength": 1, "pattern": "^[^=\\u0000]*$" },
+        "additionalProperties": { "type": "string", "pattern": "^[^\\u0000]*$" },
+    }))
+}
+
 /// An exec's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExecResponse {
     /// `null` when the command timed out.
     pub exit_code: Option<i64>,
@@ -230,12 +371,22 @@ impl ExecResponse {
 
 /// `POST /v1/leases/{id}/exec`: run a command in the lease's container and answer
 /// with its exit code and output.
+#[utoipa::path(post, path = "/v1/leases/{id}/exec", tag = "leases", operation_id = "exec",
+    params(("id" = String, Path, description = "The lease id")),
+    request_body = ExecBody,
+    responses(
+        (status = 200, description = "The command ran (or timed out and was killed)", body = ExecResponse),
+        (status = 404, description = "`unknown_lease`", body = ErrorBody),
+        (status = 410, description = "`container_gone`: the lease's container died", body = ErrorBody),
+        (status = 502, description = "`engine_error`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the lease is kept", body = ErrorBody),
+    ))]
 pub async fn exec<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
-    b: Result<Json<ExecBody>, JsonRejection>,
+    b: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let b = body(b)?;
+    let b: ExecBody = body(b)?;
     if b.cmd.is_empty() || b.cmd[0].is_empty() {
         return Err(ApiError::bad_request(
             "cmd must be a non-empty list, e.g. [\"sh\", \"-c\", \"echo hi\"]",
@@ -269,7 +420,8 @@ pub async fn exec<B: Backend>(
         }
         (Some(t), None) => Some(t.into_bytes()),
         (None, Some(b64)) => Some(
-            B64.decode(b64.as_bytes())
+            STDIN_B64
+                .decode(b64.as_bytes())
                 .map_err(|e| ApiError::bad_request(format!("stdin_b64 is not base64: {e}")))?,
         ),
         (None, None) => None,
@@ -296,6 +448,20 @@ fn container_path(path: &str) -> Result<String, ApiError> {
 /// `PUT /v1/leases/{id}/files/{*path}`: the body is streamed into the container as it arrives
 /// when its length is declared; a chunked body (no `Content-Length`) is read first, up to
 /// `server.max_upload_bytes`.
+#[utoipa::path(put, path = "/v1/leases/{id}/files/{path}", tag = "files", operation_id = "put_file",
+    params(
+        ("id" = String, Path, description = "The lease id"),
+        ("path" = String, Path, description = "Absolute path in the container, without its leading `/` (it may hold further `/`); `..` and NUL are refused"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses(
+        (status = 204, description = "Written; parents are created"),
+        (status = 404, description = "`unknown_lease`", body = ErrorBody),
+        (status = 410, description = "`container_gone`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: past `server.max_upload_bytes`", body = ErrorBody),
+        (status = 502, description = "`engine_error`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+    ))]
 pub async fn put_file<B: Backend>(
     State(s): State<Shared<B>>,
     Path((id, path)): Path<(String, String)>,
@@ -336,6 +502,18 @@ pub async fn put_file<B: Backend>(
 }
 
 /// `GET /v1/leases/{id}/files/{*path}`: the file, streamed out of the container as it is read.
+#[utoipa::path(get, path = "/v1/leases/{id}/files/{path}", tag = "files", operation_id = "get_file",
+    params(
+        ("id" = String, Path, description = "The lease id"),
+        ("path" = String, Path, description = "Absolute path in the container, without its leading `/`"),
+    ),
+    responses(
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`unknown_lease` or `file_not_found`", body = ErrorBody),
+        (status = 410, description = "`container_gone`", body = ErrorBody),
+        (status = 502, description = "`engine_error`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+    ))]
 pub async fn get_file<B: Backend>(
     State(s): State<Shared<B>>,
     Path((id, path)): Path<(String, String)>,

@@ -13,25 +13,29 @@
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures);
 //! - events: `GET /v1/events`, Server-Sent Events of the pool lifecycle ([`events`]);
 //! - admin: `POST /v1/admin/reload`, a config reload answered with its outcome;
-//! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]).
+//! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]);
+//! - the status page: `GET /` (and `/ui`), one self-contained HTML file (`status.html`) that
+//!   reads the `/v1` routes above with the same token, so it holds no data of its own and is
+//!   served without auth.
 
 pub mod auth;
 pub mod engines;
 pub mod error;
 pub mod events;
+pub mod json_int;
 pub mod leases;
 pub mod metrics;
+pub mod openapi;
 pub mod pools;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
@@ -133,12 +137,12 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
             auth::require_token::<B>,
         ));
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/", get(status_page))
+        .route("/ui", get(status_page))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<B>))
         .route("/metrics", get(metrics_text::<B>))
+        .route("/openapi.json", get(openapi::serve))
         .merge(v1)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -152,12 +156,60 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .with_state(state)
 }
 
+/// The status page: built into the binary, no asset from elsewhere. It is static; the data it
+/// shows comes from `/v1` with the token the operator gives it.
+#[utoipa::path(get, path = "/", tag = "service", operation_id = "status_page",
+    responses((status = 200, description = "The status page (HTML), served without auth: it holds no data", content_type = "text/html", body = String)))]
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Scripts and styles are inline; nothing may load from another origin.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("status.html"),
+    )
+        .into_response()
+}
+
+/// The answer of `/healthz` and `/readyz` when all is well.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// `ok` (healthz) or `ready` (readyz).
+    pub status: String,
+}
+
+/// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "service", operation_id = "healthz",
+    responses((status = 200, description = "The process is up", body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// `GET /readyz`: 200 while an engine answers, the startup sweep is done and the control loop
+/// is alive; 503 with the reason otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "service", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready to lease", body = Status),
+        (status = 503, description = "`not_ready` or `engine_unavailable`, with the reason", body = error::ErrorBody),
+    ))]
 async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
     if let Some(why) = s.ready_check.as_ref().and_then(|c| c()) {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response();
     }
     if s.manager.is_ready() {
-        Json(json!({ "status": "ready" })).into_response()
+        Json(Status {
+            status: "ready".into(),
+        })
+        .into_response()
     } else if !s.manager.engine_up() {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -175,8 +227,32 @@ async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
     }
 }
 
+/// The answer of a config reload that took effect.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    /// Always `true`.
+    pub reloaded: bool,
+    /// What changed: pools added, removed, changed, re-specified, and changes that need a
+    /// restart.
+    #[schema(value_type = Object)]
+    pub summary: serde_json::Value,
+}
+
+/// Every plugin of every pool.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PluginList {
+    /// One entry per pool and plugin kind; empty when the daemon has no plugin host.
+    pub plugins: Vec<warmpool_core::PluginStatus>,
+}
+
 /// `POST /v1/admin/reload`: reload the config now, as SIGHUP does, and answer with what
 /// changed (200), or with every problem that kept the old config serving (422).
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "admin", operation_id = "admin_reload",
+    responses(
+        (status = 200, description = "The new config serves; what changed", body = Reloaded),
+        (status = 422, description = "`config_rejected`: every problem; the old config keeps serving", body = error::ErrorBody),
+        (status = 501, description = "`not_implemented`: this daemon has no config file to reload", body = error::ErrorBody),
+    ))]
 async fn admin_reload<B: Backend>(State(s): State<Shared<B>>) -> Response {
     let Some(reload) = &s.admin_reload else {
         return ApiError::new(
@@ -187,7 +263,11 @@ async fn admin_reload<B: Backend>(State(s): State<Shared<B>>) -> Response {
         .into_response();
     };
     match reload().await {
-        Ok(summary) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
+        Ok(summary) => Json(Reloaded {
+            reloaded: true,
+            summary,
+        })
+        .into_response(),
         Err(problems) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "config_rejected",
@@ -197,18 +277,44 @@ async fn admin_reload<B: Backend>(State(s): State<Shared<B>>) -> Response {
     }
 }
 
+/// `GET /v1/plugins`: each pool's plugins, their state and counters.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", operation_id = "list_plugins",
+    responses((status = 200, description = "Every plugin of every pool", body = PluginList)))]
 async fn plugins<B: Backend>(State(s): State<Shared<B>>) -> Response {
-    let list = s.plugins.as_ref().map(|f| f()).unwrap_or_default();
-    Json(json!({ "plugins": list })).into_response()
+    let plugins = s.plugins.as_ref().map(|f| f()).unwrap_or_default();
+    Json(PluginList { plugins }).into_response()
 }
 
-async fn metrics_text<B: Backend>(State(s): State<Shared<B>>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-        .into_response()
+/// `GET /metrics`: Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
+    responses((status = 200, description = "The metrics, in the Prometheus text format (or OpenMetrics when the scraper asks for it)", content_type = "text/plain", body = String)))]
+async fn metrics_text<B: Backend>(
+    State(s): State<Shared<B>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // Prometheus asks for OpenMetrics; curl and promtool get the classic text format.
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            s.metrics.render(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            s.metrics.render_text(),
+        )
+            .into_response()
+    }
 }

@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
@@ -20,8 +20,25 @@ use warmpool_core::{Backend, Manager};
 pub struct AcquireLabels {
     /// Pool name.
     pub pool: String,
-    /// `pool` (warm) or `cold` (created for the acquire).
+    /// `warm` (taken from the pool) or `cold` (created for the acquire), as in
+    /// `warmpool_acquires_total`.
     pub source: String,
+}
+
+/// Bounds of the acquire latency histogram, in seconds: round numbers (1, 2.5, 5 per decade),
+/// from 10 µs, where warm acquires sit, to 30 s, past any cold create.
+pub const ACQUIRE_BUCKETS: [f64; 20] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The `source` label of an acquire: the API's lease says `pool` for a warm one.
+pub fn source_label(lease_source: &str) -> &'static str {
+    if lease_source == "cold" {
+        "cold"
+    } else {
+        "warm"
+    }
 }
 
 /// The metrics registry rendered at `GET /metrics`.
@@ -35,9 +52,8 @@ impl Metrics {
     /// Register the acquire histogram and the pool (and plugin, if any) collectors.
     pub fn new<B: Backend>(manager: Arc<Manager<B>>, plugins: Option<PluginStatusSource>) -> Self {
         let mut registry = Registry::default();
-        // 20 µs … ~10 s: warm acquires sit at the bottom, cold ones near the top.
         let acquire_seconds = Family::<AcquireLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.00002, 2.5, 15))
+            Histogram::new(ACQUIRE_BUCKETS)
         });
         registry.register(
             "warmpool_acquire_duration_seconds",
@@ -54,13 +70,61 @@ impl Metrics {
         }
     }
 
-    /// The registry in the OpenMetrics text format, as served at `GET /metrics`.
+    /// The registry in the OpenMetrics text format, served at `GET /metrics` to a scraper that
+    /// asks for it (Prometheus does).
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
     }
+
+    /// The registry in the Prometheus text format 0.0.4, served at `GET /metrics` to anything
+    /// else (curl, promtool, older scrapers).
+    pub fn render_text(&self) -> String {
+        openmetrics_to_text(&self.render())
+    }
+}
+
+/// OpenMetrics as `prometheus_client` writes it, in the Prometheus text format 0.0.4. The two
+/// differ, for what this daemon exports, in two ways: OpenMetrics names a counter family without
+/// its `_total` suffix in `# HELP` and `# TYPE` (its samples keep it), where 0.0.4 names the
+/// family as its samples are named, and only OpenMetrics ends with `# EOF` and has `# UNIT`.
+pub fn openmetrics_to_text(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut counters = std::collections::HashSet::new();
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 struct PoolCollector<B: Backend> {
@@ -73,12 +137,15 @@ impl<B: Backend> std::fmt::Debug for PoolCollector<B> {
     }
 }
 
-fn gauge(
+fn gauge<N>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    rows: &[(Vec<(&str, String)>, i64)],
-) -> std::fmt::Result {
+    rows: &[(Vec<(&str, String)>, N)],
+) -> std::fmt::Result
+where
+    N: prometheus_client::encoding::EncodeGaugeValue + Copy + std::fmt::Debug,
+{
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, v) in rows {
         ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
@@ -153,9 +220,15 @@ impl<B: Backend> Collector for PoolCollector<B> {
         let crows = |f: &dyn Fn(&warmpool_core::PoolStats) -> u64| {
             stats.iter().map(|s| (pool(s), f(s))).collect::<Vec<_>>()
         };
+        // One counter, three sources: warm (from the pool), cold (created for the acquire) and
+        // rejected (refused or timed out), so `sum by (source)` shows the split at once.
         let mut acquires = Vec::new();
         for s in &stats {
-            for (source, n) in [("pool", s.acquires.pool), ("cold", s.acquires.cold)] {
+            for (source, n) in [
+                ("warm", s.acquires.pool),
+                ("cold", s.acquires.cold),
+                ("rejected", s.acquires.rejected),
+            ] {
                 acquires.push((
                     vec![("pool", s.name.clone()), ("source", source.to_string())],
                     n,
@@ -165,14 +238,8 @@ impl<B: Backend> Collector for PoolCollector<B> {
         counter(
             &mut enc,
             "warmpool_acquires",
-            "Acquires served, by source",
+            "Acquires by source: warm (a ready container), cold (created for it), rejected (refused or timed out)",
             &acquires,
-        )?;
-        counter(
-            &mut enc,
-            "warmpool_acquires_rejected",
-            "Acquires refused or timed out",
-            &crows(&|s| s.acquires.rejected),
         )?;
         counter(
             &mut enc,
@@ -246,9 +313,9 @@ impl<B: Backend> Collector for PoolCollector<B> {
             )?;
             gauge(
                 &mut enc,
-                "warmpool_store_last_commit_microseconds",
+                "warmpool_store_last_commit_seconds",
                 "Duration of the last group commit",
-                &[(vec![], (p.last_commit_ms * 1000.0) as i64)],
+                &[(vec![], p.last_commit_ms / 1000.0)],
             )?;
         }
         let engines = self.manager.engine_stats();

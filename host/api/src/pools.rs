@@ -3,24 +3,44 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use warmpool_core::Backend;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warmpool_core::{Backend, PoolStats};
 
+use crate::error::ErrorBody;
 use crate::leases::body;
 use crate::{ApiError, Shared};
 
 const MAX_WARM_UP: Duration = Duration::from_secs(600);
 
+/// Every pool's stats.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolList {
+    /// One entry per pool, by name.
+    pub pools: Vec<PoolStats>,
+}
+
 /// `GET /v1/pools`: the stats of every pool, as `{"pools": [...]}`.
+#[utoipa::path(get, path = "/v1/pools", tag = "pools", operation_id = "list_pools",
+    responses((status = 200, description = "Every pool's stats", body = PoolList)))]
 pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
-    Json(serde_json::json!({ "pools": s.manager.all_pool_stats() })).into_response()
+    Json(PoolList {
+        pools: s.manager.all_pool_stats(),
+    })
+    .into_response()
 }
 
 /// `GET /v1/pools/{name}`: one pool's stats, or 404 `unknown_pool`.
+#[utoipa::path(get, path = "/v1/pools/{name}", tag = "pools", operation_id = "show_pool",
+    params(("name" = String, Path, description = "The pool's name")),
+    responses(
+        (status = 200, description = "The pool's stats", body = PoolStats),
+        (status = 404, description = "`unknown_pool`", body = ErrorBody),
+    ))]
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
     Path(name): Path<String>,
@@ -36,23 +56,37 @@ pub async fn show<B: Backend>(
 }
 
 /// Body of `POST /v1/pools/{name}/warm-up`; an empty body takes the defaults.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarmUpBody {
     /// How long to wait, in milliseconds: 60 s when absent, capped at 600 s.
+    #[serde(default, deserialize_with = "crate::json_int::opt_u64")]
     pub timeout_ms: Option<u64>,
 }
 
 /// Block until the pool holds its target of ready containers, or answer 504.
+#[utoipa::path(post, path = "/v1/pools/{name}/warm-up", tag = "pools", operation_id = "warm_up",
+    params(("name" = String, Path, description = "The pool's name")),
+    request_body(content = Option<WarmUpBody>, description = "Optional; an empty body takes the defaults"),
+    responses(
+        (status = 200, description = "The pool is at its target; its stats", body = PoolStats),
+        (status = 404, description = "`unknown_pool`", body = ErrorBody),
+        (status = 504, description = "`warm_up_timeout`", body = ErrorBody),
+    ))]
 pub async fn warm_up<B: Backend>(
     State(s): State<Shared<B>>,
     Path(name): Path<String>,
-    b: Result<Json<WarmUpBody>, JsonRejection>,
+    raw: Bytes,
 ) -> Result<Response, ApiError> {
-    // An empty body means the defaults.
-    let b = match b {
-        Err(JsonRejection::MissingJsonContentType(_)) => WarmUpBody::default(),
-        other => body(other)?,
+    // An empty body or `null` means the defaults; any other body is JSON, whatever its
+    // content type says (`curl -X POST .../warm-up` sends none).
+    let b: WarmUpBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        WarmUpBody::default()
+    } else {
+        match Json::<serde_json::Value>::from_bytes(&raw) {
+            Ok(Json(serde_json::Value::Null)) => WarmUpBody::default(),
+            other => body(other)?,
+        }
     };
     let within = b
         .timeout_ms

@@ -28,6 +28,7 @@ pub use spec::{ContainerSpec, Created, Existing, ImageSource, USED_SUFFIX};
 
 /// What an engine says of itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineDescription {
     /// The engine's version, e.g. `20.10.24`.
     pub version: Option<String>,

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 /// Monotonic counters of one pool.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counters {
     /// Acquires served, warm or cold.
     pub acquires_total: u64,
@@ -46,6 +47,7 @@ pub struct Counters {
 /// caps, whatever the engine says: a container leaves the count only once the engine confirmed
 /// it is gone.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateCounts {
     /// Creates in flight (refill and cold).
     pub creating: u32,

@@ -47,6 +47,7 @@ impl EngineSpec {
 
 /// One engine as the core sees it, for `GET /v1/engines` and the metrics.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineStats {
     /// Its name.
     pub name: String,

@@ -6,12 +6,14 @@ use serde::Serialize;
 
 /// One lifecycle event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// RFC 3339 time the event happened.
     pub at: String,
     /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`,
     /// `breaker`, `reload` (a plugin file was swapped in or rejected), or `engine_up` and
-    /// `engine_down` (pool `*`).
+    /// `engine_down` (pool `*`). On the `/v1/events` stream also `lagged` (pool `*`): the
+    /// subscriber fell behind and missed the number of events its `reason` gives.
     pub kind: &'static str,
     /// Name of the pool concerned (`*` for none).
     pub pool: String,

@@ -37,6 +37,7 @@ pub struct Lease {
 
 /// A lease as the API shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseInfo {
     /// The lease's ID (a UUID).
     pub lease_id: String,

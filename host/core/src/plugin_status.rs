@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// One plugin as `GET /v1/plugins` and `/metrics` show it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PluginStatus {
     /// The pool whose policy the plugin provides.
     pub pool: String,

@@ -24,6 +24,7 @@ use crate::pool::Pool;
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReloadReport {
     /// Names of the pools the reload added.
     pub added: Vec<String>,

@@ -31,6 +31,7 @@ use crate::pool::{LeaseEnd, Pool, ReadyContainer};
 
 /// What became of a container released for reuse.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReuseOutcome {
     /// The released lease's ID.
     pub lease_id: String,

@@ -13,6 +13,7 @@ use crate::pool::Pool;
 
 /// A pool as `GET /v1/pools/{name}` shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolStats {
     /// The pool's name.
     pub name: String,
@@ -58,6 +59,7 @@ pub struct PoolStats {
 
 /// Acquires of one pool, as [`PoolStats`] shows them.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcquireStats {
     /// Acquires served, warm or cold.
     pub total: u64,
@@ -78,6 +80,7 @@ pub struct AcquireStats {
 
 /// Creates of one pool, as [`PoolStats`] shows them.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateStats {
     /// Creates that ended with a running container.
     pub total: u64,
@@ -104,6 +107,7 @@ pub struct CreateStats {
 
 /// One engine's create breaker for one pool.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakerStats {
     /// Failures in a row on this engine.
     pub consecutive_failures: u32,
@@ -115,6 +119,7 @@ pub struct BreakerStats {
 
 /// Names of a pool's policies, as each policy's `name()` reports it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyNames {
     /// The sizing policy, e.g. `builtin:adaptive`.
     pub sizing: String,

@@ -1,0 +1,103 @@
+//! What the API tests share: a router over the in-memory backend with one warm pool `p`
+//! (exhaustion `fail`), and one request at a time through it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use warmpool_api::{ApiConfig, router};
+use warmpool_core::{
+    BuiltinExhaustion, BuiltinSizing, Manager, ManagerConfig, Policies, PoolConfig,
+};
+use warmpool_testkit::{FakeBackend, fixtures};
+
+pub fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies) {
+    let mut cfg = fixtures::pool(name, 1, 1, 2);
+    cfg.spec = fixtures::test_spec("img");
+    cfg.max_ttl = Duration::from_secs(120);
+    cfg.wait_timeout = Duration::from_millis(200);
+    cfg.health_interval = Duration::from_secs(60);
+    let pol = Policies {
+        sizing: Arc::new(BuiltinSizing::Fixed),
+        exhaustion: Arc::new(exhaustion),
+        health: None,
+    };
+    (cfg, pol)
+}
+
+pub async fn app(token: Option<&str>) -> axum::Router {
+    let backend = Arc::new(FakeBackend::new(Duration::from_millis(5)));
+    let m = Manager::new(
+        ManagerConfig::default(),
+        vec![pool("p", BuiltinExhaustion::Fail)],
+        backend,
+    );
+    m.start();
+    m.warm_up("p", Duration::from_secs(5)).await.unwrap();
+    router(
+        m,
+        ApiConfig {
+            token: token.map(Into::into),
+            max_request_bytes: 4096,
+            max_upload_bytes: 1 << 20,
+            plugins: None,
+            ..ApiConfig::default()
+        },
+    )
+}
+
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (parts.status, parts.headers, v)
+}
+
+/// One request with a raw body and content type, as a client that gets them wrong sends it.
+pub async fn call_raw(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(ct) = content_type {
+        req = req.header(header::CONTENT_TYPE, ct);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (parts.status, parts.headers, v)
+}
