@@ -28,7 +28,7 @@ impl Conn {
         &self.url
     }
 
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn req(&self, method: Method, path: &str) -> RequestBuilder {
         let r = reqwest::Client::new()
             .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
         match &self.token {
@@ -38,7 +38,7 @@ impl Conn {
     }
 
     /// Send, and turn any failure into a one-line message.
-    async fn send(&self, r: RequestBuilder) -> Result<(StatusCode, Value), String> {
+    pub(crate) async fn send(&self, r: RequestBuilder) -> Result<(StatusCode, Value), String> {
         let resp = r
             .send()
             .await
@@ -202,17 +202,27 @@ pub async fn release(c: &Conn, lease: &str) -> ExitCode {
     }
 }
 
-/// `warmpool plugin list`: each pool's plugins and their state.
+/// `warmpool plugin list`: each pool's policies, the wasm plugins with their state and
+/// counters, and the built-ins (state `builtin`) where a pool runs no plugin.
 pub async fn plugins(c: &Conn) -> ExitCode {
     let (_, v) = match c.send(c.req(Method::GET, "/v1/plugins")).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let (_, pools) = match c.send(c.req(Method::GET, "/v1/pools")).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let mut rows: Vec<Value> = v["plugins"].as_array().cloned().unwrap_or_default();
+    rows.extend(builtins(&pools, &rows));
+    rows.sort_by(|a, b| {
+        (a["pool"].as_str(), a["kind"].as_str()).cmp(&(b["pool"].as_str(), b["kind"].as_str()))
+    });
     println!(
         "{:<16} {:<11} {:<9} {:>7} {:>8} {:>8} {:>9}  {:<14} PATH",
         "POOL", "KIND", "STATE", "RELOADS", "CALLS", "FAILURES", "FALLBACKS", "SHA256"
     );
-    for p in v["plugins"].as_array().into_iter().flatten() {
+    for p in &rows {
         let t = |k: &str| p[k].as_str().unwrap_or("-").to_string();
         let n = |k: &str| p[k].to_string();
         let sha = p["sha256"]
@@ -235,4 +245,29 @@ pub async fn plugins(c: &Conn) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A row for each policy a pool runs built in: a kind with no plugin row, named by the pool's
+/// `policies` (`builtin:adaptive`, `builtin:cold`, ...). Plugins fall back to these, so the
+/// table shows what decides for every pool.
+fn builtins(pools: &Value, plugins: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in pools["pools"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or("?");
+        for kind in ["sizing", "exhaustion", "health"] {
+            let has_plugin = plugins
+                .iter()
+                .any(|r| r["pool"].as_str() == Some(name) && r["kind"].as_str() == Some(kind));
+            match p["policies"][kind].as_str() {
+                Some(policy) if !has_plugin => out.push(json!({
+                    "pool": name,
+                    "kind": kind,
+                    "state": "builtin",
+                    "path": policy,
+                })),
+                _ => {}
+            }
+        }
+    }
+    out
 }

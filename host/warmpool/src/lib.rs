@@ -20,3 +20,4 @@ pub mod serve;
 pub mod simulate;
 pub mod trace;
 pub mod validate;
+pub mod warm_up;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warmpool::{client, replay, serve, simulate, trace, validate};
+use warmpool::{client, replay, serve, simulate, trace, validate, warm_up};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,16 @@ enum Command {
         timeout_ms: Option<u64>,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
+    },
+    /// Fill a pool to its target now and wait for it: a progress bar on a terminal, plain
+    /// lines when piped.
+    WarmUp {
+        #[command(flatten)]
+        conn: client::Conn,
+        pool: String,
+        /// Longest to wait, in milliseconds (the daemon caps it at 600 s; default 60 s).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
     },
     /// End a lease; its container is destroyed.
     Release {
@@ -154,6 +164,11 @@ fn main() -> ExitCode {
                 cmd,
             } => client::exec(&conn, &lease, cmd, timeout_ms).await,
             Command::Release { conn, lease } => client::release(&conn, &lease).await,
+            Command::WarmUp {
+                conn,
+                pool,
+                timeout_ms,
+            } => warm_up::run(&conn, &pool, timeout_ms).await,
             Command::Plugin(PluginCommand::Check {
                 file,
                 world,
