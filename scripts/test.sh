@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: `cargo fmt --check` and clippy with warnings denied, then unit tests
-# of the pool logic (in-memory backend, paused time), config and API tests, and the end-to-end
-# tests of the real binary against the real Docker engine.
+# of the pool logic (in-memory backend, paused time), config and API tests, the end-to-end
+# tests of the real binary against the real Docker engine, and the tests from outside Rust
+# (scripts/test-python.sh: the Python client, the status page in Chromium, schemathesis).
+# What those need beyond Rust (chromium, promtool, a Python venv) is installed by
+# scripts/python-env.sh with the machine's package tools.
 # Fails loudly when the engine is unreachable: the engine tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,14 @@ leftovers() {
     | awk '$2 ~ /^e2e-/ {print $1}'
 }
 cleanup() {
+  # The Python tests, when the run ends before them (a failing simulation): they, and the
+  # test daemons they started (config under a warmpool-e2e-* temporary directory), stop.
+  if [ -n "${py_pid:-}" ] && kill -0 "$py_pid" 2>/dev/null; then
+    pkill -TERM -P "$py_pid" 2>/dev/null || true
+    kill "$py_pid" 2>/dev/null || true
+    pkill -TERM -f 'serve -c .*/warmpool-e2e-' 2>/dev/null || true
+    sleep 3
+  fi
   # Extra engines of tests whose process is gone (tests/engines/engines.sh): engines,
   # namespaces, links and their containers.
   bash tests/engines/engines.sh gc >/dev/null 2>&1 || true
@@ -51,13 +62,30 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 took "fmt and clippy"
 
 tests/images/build-busybox.sh
+# promtool (the metrics test) and the venv of scripts/test-python.sh.
+scripts/python-env.sh
+took "python env"
 cargo test --workspace --locked --exclude warmpool-testkit "$@"
 took "workspace tests"
+# The tests from outside Rust wait on the engine and the network most of the time, the fault
+# simulation on the CPU: they run side by side, and the Python tests' output follows the
+# simulation's.
+pylog=target/test-python.log
+scripts/test-python.sh >"$pylog" 2>&1 &
+py_pid=$!
 # The test kit, with the deterministic fault simulation: thousands of seeds, each a simulated
 # daemon under random traffic and faults. It prints its seed count and time; a failure prints
 # the seed and the command that replays it.
 cargo test --locked -p warmpool-testkit "$@" -- --nocapture
 took "fault simulation"
+py_status=0
+wait "$py_pid" || py_status=$?
+cat "$pylog"
+if [ "$py_status" -ne 0 ]; then
+  echo "test.sh: FAIL: scripts/test-python.sh (above, also in $pylog)" >&2
+  exit 1
+fi
+took "python, browser and contract tests"
 
 left=$(leftovers | wc -l)
 if [ "$left" -ne 0 ]; then

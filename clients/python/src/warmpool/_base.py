@@ -1,0 +1,210 @@
+"""What the sync and async clients share: settings, request bodies, paths, timeouts, error
+mapping and the retry rule. Neither does any I/O here."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ._errors import PoolExhausted, TransportError, Unavailable, WarmpoolError, error_from_response
+
+__version__ = "0.1.0"
+
+DEFAULT_URL = "http://127.0.0.1:7070"
+#: Seconds; the bound on connecting and on each request, stretched by the calls that wait on
+#: purpose (an exec up to its own timeout, an acquire up to its ``wait_ms``, a warm-up).
+DEFAULT_TIMEOUT = 60.0
+#: Slack added to a call's own time limit before the client gives up on the answer.
+SLACK = 30.0
+#: Chunk size for uploads read from a file object.
+UPLOAD_CHUNK = 256 * 1024
+#: Largest sleep when an answer carries no ``Retry-After`` (should not happen on a 429).
+DEFAULT_RETRY_AFTER = 1.0
+
+Cmd = Sequence[str] | str
+
+
+def resolve_url(url: str | None) -> str:
+    u = url or os.environ.get("WARMPOOL_URL") or DEFAULT_URL
+    return u.rstrip("/")
+
+
+def resolve_token(token: str | None) -> str | None:
+    if token is not None:
+        return token or None
+    return os.environ.get("WARMPOOL_TOKEN") or None
+
+
+def default_headers(token: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    h = {"user-agent": f"warmpool-client-python/{__version__}", "accept": "application/json"}
+    if token:
+        h["authorization"] = f"Bearer {token}"
+    if extra:
+        h.update(extra)
+    return h
+
+
+def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    return httpx.Timeout(timeout)
+
+
+def stretched(base: httpx.Timeout, waits_s: float | None) -> httpx.Timeout:
+    """``base`` with its read and write bounds raised to cover a wait of ``waits_s`` seconds
+    the daemon takes on purpose, plus slack. ``None`` bounds stay ``None`` (no bound)."""
+    if waits_s is None:
+        return base
+
+    def up(v: float | None) -> float | None:
+        return None if v is None else max(v, waits_s + SLACK)
+
+    return httpx.Timeout(connect=base.connect, read=up(base.read), write=base.write, pool=base.pool)
+
+
+def lease_path(lease_id: str) -> str:
+    if not isinstance(lease_id, str) or not lease_id:
+        raise ValueError("lease_id must be a non-empty string")
+    return f"/v1/leases/{quote(lease_id, safe='')}"
+
+
+def file_path(lease_id: str, path: str) -> str:
+    """The route of a file in the lease's container. ``path`` must be absolute; ``..``
+    segments and NUL are refused here, before any HTTP library can normalise them away."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"path must be absolute in the container, got {path!r}")
+    if "\0" in path:
+        raise ValueError("path must not contain NUL")
+    if ".." in path.split("/"):
+        raise ValueError(f"path must not contain '..' segments: {path!r}")
+    rel = path.lstrip("/")
+    if not rel:
+        raise ValueError("path names no file")
+    return f"{lease_path(lease_id)}/files/{quote(rel, safe='/')}"
+
+
+def pool_path(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError("pool name must be a non-empty string")
+    return f"/v1/pools/{quote(name, safe='')}"
+
+
+def acquire_body(
+    pool: str,
+    ttl: float | None,
+    wait_ms: int | None,
+    owner: str | None,
+    engine: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"pool": pool}
+    if ttl is not None:
+        body["ttl_s"] = math.ceil(ttl)
+    if wait_ms is not None:
+        body["wait_ms"] = int(wait_ms)
+    if owner is not None:
+        body["owner"] = owner
+    if engine:
+        body["engine"] = dict(engine)
+    return body
+
+
+def exec_body(
+    cmd: Cmd,
+    stdin: bytes | str | None,
+    env: Mapping[str, str] | None,
+    workdir: str | None,
+    timeout: float | None,
+) -> dict[str, Any]:
+    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    body: dict[str, Any] = {"cmd": argv, "output": "base64"}
+    if isinstance(stdin, str):
+        body["stdin"] = stdin
+    elif stdin is not None:
+        import base64
+
+        body["stdin_b64"] = base64.b64encode(bytes(stdin)).decode("ascii")
+    if env:
+        body["env"] = dict(env)
+    if workdir is not None:
+        body["workdir"] = workdir
+    if timeout is not None:
+        body["timeout_ms"] = max(1, math.ceil(timeout * 1000))
+    return body
+
+
+def raise_for(resp: httpx.Response, body: bytes) -> None:
+    """Raise the API error of an answer with a 4xx or 5xx status."""
+    if resp.status_code >= 400:
+        req = resp.request
+        raise error_from_response(
+            resp.status_code, resp.headers, body, method=req.method, url=str(req.url)
+        )
+
+
+def transport_error(e: httpx.HTTPError) -> TransportError:
+    method = url = None
+    try:
+        req = e.request
+        method, url = req.method, str(req.url)
+    except RuntimeError:  # no request attached
+        pass
+    return TransportError(e, method=method, url=url)
+
+
+def retry_delay(err: WarmpoolError, remaining: float) -> float | None:
+    """How long to sleep before retrying an acquire that got ``err`` with ``remaining``
+    seconds of its ``retry_for`` left; ``None``: do not retry. A 429 is retried, and a 503
+    that says when to come back (``Retry-After``: a degraded pool, an engine down); never
+    past the bound."""
+    if remaining <= 0:
+        return None
+    if isinstance(err, PoolExhausted):
+        after = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
+    elif isinstance(err, Unavailable) and err.retry_after is not None:
+        after = err.retry_after
+    else:
+        return None
+    return min(after, remaining)
+
+
+def known_size(f: Any) -> int | None:
+    """Bytes left to read in a binary file object, if it can tell without reading."""
+    try:
+        fd = f.fileno()
+        st = os.fstat(fd)
+        import stat
+
+        if stat.S_ISREG(st.st_mode):
+            return max(0, st.st_size - int(f.tell()))
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        if f.seekable():
+            pos = int(f.tell())
+            end = int(f.seek(0, os.SEEK_END))
+            f.seek(pos)
+            return max(0, end - pos)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note`` where Python has it (3.11+)."""
+    add = getattr(exc, "add_note", None)
+    if add is not None:
+        add(note)
+
+
+def events_params(pool: str | None, duration: float | None) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    if pool is not None:
+        params["pool"] = pool
+    if duration is not None:
+        params["for_ms"] = str(max(0, math.ceil(duration * 1000)))
+    return params or None

@@ -1,0 +1,594 @@
+"""The blocking client: :class:`Client`, :class:`Sandbox`, :class:`EventStream`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import IO, Any, Literal, overload
+
+import httpx
+
+from . import _base as b
+from ._errors import NotFound, WarmpoolError
+from ._models import Engine, Event, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
+from ._sse import SSEDecoder
+
+__all__ = ["Client", "Sandbox", "EventStream", "FileStream"]
+
+# Module-level so tests can replace them.
+_sleep = time.sleep
+_monotonic = time.monotonic
+
+FileData = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes]
+
+
+def _upload(data: FileData, size: int | None) -> tuple[Any, dict[str, str]]:
+    """The request content and headers for a file upload. A known length is sent as
+    ``Content-Length`` so the daemon streams the body instead of buffering it."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        return raw, {"content-length": str(len(raw))}
+    if hasattr(data, "read"):
+        f: IO[bytes] = data  # type: ignore[assignment]
+        n = size if size is not None else b.known_size(f)
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                c = f.read(b.UPLOAD_CHUNK)
+                if not c:
+                    return
+                if not isinstance(c, (bytes, bytearray)):
+                    raise TypeError("write_file needs a binary file object (open with 'rb')")
+                yield bytes(c)
+
+        content: Any = chunks()
+    else:
+        n = size
+        content = (bytes(c) for c in data)
+    headers = {"content-type": "application/octet-stream"}
+    if n is not None:
+        headers["content-length"] = str(n)
+    return content, headers
+
+
+class Client:
+    """A blocking client of the warmpool API.
+
+    ``url`` defaults to ``$WARMPOOL_URL``, else ``http://127.0.0.1:7070``; ``token`` to
+    ``$WARMPOOL_TOKEN`` (pass ``token=""`` to send none). ``timeout`` (seconds, or an
+    ``httpx.Timeout``) bounds each request; calls that wait on purpose (exec, an acquire with
+    ``wait_ms``, warm-up) stretch it by their own bound. Use it as a context manager, or call
+    :meth:`close`. ``http_client`` lends an ``httpx.Client`` of your own (its base URL and
+    headers are left alone and it is not closed); ``transport`` is handed to the one the
+    client makes (for tests: ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | httpx.Timeout | None = b.DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.url = b.resolve_url(url)
+        self._token = b.resolve_token(token)
+        self._timeout = b.make_timeout(timeout)
+        self._headers = b.default_headers(self._token, headers)
+        self._own = http_client is None
+        self._http = http_client or httpx.Client(
+            base_url=self.url, timeout=self._timeout, transport=transport
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own:
+            self._http.close()
+
+    def _url(self, path: str) -> str:
+        return self.url + path
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Request:
+        h = dict(self._headers)
+        if headers:
+            h.update(headers)
+        return self._http.build_request(
+            method,
+            self._url(path),
+            json=json,
+            params=params,
+            content=content,
+            headers=h,
+            timeout=timeout or self._timeout,
+        )
+
+    def _send(self, req: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send; raise the API error of a 4xx/5xx (its body read and the answer closed)."""
+        try:
+            resp = self._http.send(req, stream=stream)
+            if resp.status_code >= 400:
+                try:
+                    body = resp.read()
+                finally:
+                    resp.close()
+                b.raise_for(resp, body)
+        except httpx.HTTPError as e:
+            raise b.transport_error(e) from e
+        return resp
+
+    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return self._send(self._build(method, path, **kw))
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self._call(method, path, **kw)
+        try:
+            return resp.json()
+        except ValueError as e:
+            raise WarmpoolError(
+                f"the daemon answered {resp.status_code} with a body that is not JSON: "
+                f"{resp.text[:200]!r}",
+                status=resp.status_code,
+                code="bad_answer",
+                method=method,
+                url=str(resp.request.url),
+            ) from e
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        pool: str,
+        *,
+        ttl: float | None = None,
+        wait_ms: int | None = None,
+        owner: str | None = None,
+        engine: Mapping[str, str] | None = None,
+        retry_for: float | None = None,
+    ) -> Sandbox:
+        """Lease a container from ``pool``; you release it (or use :meth:`lease`).
+
+        ``ttl`` (seconds) defaults to the pool's ``default_ttl`` and is capped at its
+        ``max_ttl``. ``wait_ms`` bounds the wait of a ``wait`` pool. ``engine`` takes only
+        from engines with these labels. ``retry_for`` (seconds): on 429, and on 503 with
+        ``Retry-After``, sleep as the daemon says (never past the bound) and try again;
+        by default the first :class:`PoolExhausted` is raised.
+        """
+        body = b.acquire_body(pool, ttl, wait_ms, owner, engine)
+        timeout = b.stretched(self._timeout, wait_ms / 1000 if wait_ms else None)
+        deadline = None if retry_for is None else _monotonic() + max(0.0, retry_for)
+        while True:
+            try:
+                v = self._json("POST", "/v1/leases", json=body, timeout=timeout)
+                return Sandbox(self, Lease.from_json(v))
+            except WarmpoolError as e:
+                if deadline is None:
+                    raise
+                delay = b.retry_delay(e, deadline - _monotonic())
+                if delay is None:
+                    raise
+                _sleep(delay)
+
+    def lease(
+        self,
+        pool: str,
+        *,
+        ttl: float | None = None,
+        wait_ms: int | None = None,
+        owner: str | None = None,
+        engine: Mapping[str, str] | None = None,
+        retry_for: float | None = None,
+        reuse: bool = False,
+    ) -> Sandbox:
+        """As :meth:`acquire`, to use in a ``with`` block: leaving it releases the lease (with
+        ``reuse=True``: for reuse; the outcome is then ``sandbox.reuse_outcome``), also when
+        the block raises. The acquire happens when the block is entered."""
+        return Sandbox(
+            self,
+            None,
+            reuse=reuse,
+            pending=dict(
+                pool=pool, ttl=ttl, wait_ms=wait_ms, owner=owner, engine=engine, retry_for=retry_for
+            ),
+        )
+
+    def leases(self) -> list[Lease]:
+        """Every live lease."""
+        v = self._json("GET", "/v1/leases")
+        return [Lease.from_json(x) for x in v.get("leases", [])]
+
+    def get_lease(self, lease_id: str) -> Lease:
+        return Lease.from_json(self._json("GET", b.lease_path(lease_id)))
+
+    def renew(self, lease_id: str, ttl: float) -> Lease:
+        """Make the lease expire ``ttl`` seconds from now (capped at the pool's ``max_ttl``)."""
+        import math
+
+        v = self._json(
+            "POST", f"{b.lease_path(lease_id)}/renew", json={"ttl_s": math.ceil(ttl)}
+        )
+        return Lease.from_json(v)
+
+    @overload
+    def release(self, lease_id: str, *, reuse: Literal[False] = ...) -> None: ...
+    @overload
+    def release(self, lease_id: str, *, reuse: Literal[True]) -> ReuseOutcome: ...
+    @overload
+    def release(self, lease_id: str, *, reuse: bool) -> ReuseOutcome | None: ...
+
+    def release(self, lease_id: str, *, reuse: bool = False) -> ReuseOutcome | None:
+        """End the lease. By default its container is destroyed and ``None`` returned. With
+        ``reuse=True`` the call returns once the pool's reset and verify ran, with the
+        outcome: back in the pool, or destroyed and why."""
+        if reuse:
+            v = self._json("DELETE", b.lease_path(lease_id), params={"reuse": "true"},
+                           timeout=b.stretched(self._timeout, b.DEFAULT_TIMEOUT))
+            return ReuseOutcome.from_json(v)
+        self._call("DELETE", b.lease_path(lease_id))
+        return None
+
+    def exec(
+        self,
+        lease_id: str,
+        cmd: b.Cmd,
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` (an argv, or a string run by ``sh -c``) in the lease's container.
+        ``timeout`` in seconds (daemon default 60 s); a timed-out command is killed and
+        answers ``timed_out=True, exit_code=None``. Output comes back byte for byte."""
+        body = b.exec_body(cmd, stdin, env, workdir, timeout)
+        t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
+        return ExecResult.from_json(
+            self._json("POST", f"{b.lease_path(lease_id)}/exec", json=body, timeout=t)
+        )
+
+    def write_file(
+        self, lease_id: str, path: str, data: FileData, *, size: int | None = None
+    ) -> None:
+        """Write a file (absolute ``path``; parents are created). ``data``: bytes, text
+        (UTF-8), a binary file object or an iterable of byte chunks, streamed. ``size`` tells
+        the length of a stream whose length the client cannot find out itself; a body of
+        unknown length is buffered by the daemon (up to ``server.max_upload_bytes``)."""
+        content, headers = _upload(data, size)
+        self._call("PUT", b.file_path(lease_id, path), content=content, headers=headers)
+
+    def read_file(self, lease_id: str, path: str) -> bytes:
+        """A file's bytes (use :meth:`stream_file` for large files)."""
+        with self.stream_file(lease_id, path) as f:
+            return f.read()
+
+    def stream_file(self, lease_id: str, path: str) -> FileStream:
+        """A file as a stream, to use in a ``with`` block::
+
+            with wp.stream_file(lease_id, "/work/big.bin") as f:
+                for chunk in f.iter_bytes():
+                    ...
+        """
+        req = self._build("GET", b.file_path(lease_id, path), headers={"accept": "*/*"})
+        return FileStream(self, req)
+
+    def download_file(self, lease_id: str, path: str, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Stream a file into ``dest`` (a path or a binary file object); returns its size."""
+        with self.stream_file(lease_id, path) as f:
+            if isinstance(dest, (str, os.PathLike)):
+                with open(dest, "wb") as out:
+                    return f.copy_to(out)
+            return f.copy_to(dest)
+
+    # -- pools, engines, plugins, events ----------------------------------------------------
+
+    def pools(self) -> list[PoolStats]:
+        v = self._json("GET", "/v1/pools")
+        return [PoolStats.from_json(x) for x in v.get("pools", [])]
+
+    def pool(self, name: str) -> PoolStats:
+        return PoolStats.from_json(self._json("GET", b.pool_path(name)))
+
+    def warm_up(self, name: str, *, timeout: float | None = None) -> PoolStats:
+        """Block until the pool holds its target of ready containers; :class:`Timeout` (504)
+        after ``timeout`` seconds (daemon default 60 s, at most 600 s)."""
+        body: dict[str, Any] = {}
+        if timeout is not None:
+            body["timeout_ms"] = max(0, int(timeout * 1000))
+        t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
+        return PoolStats.from_json(
+            self._json("POST", f"{b.pool_path(name)}/warm-up", json=body, timeout=t)
+        )
+
+    def engines(self) -> list[Engine]:
+        v = self._json("GET", "/v1/engines")
+        return [Engine.from_json(x) for x in v.get("engines", [])]
+
+    def plugins(self) -> list[Plugin]:
+        v = self._json("GET", "/v1/plugins")
+        return [Plugin.from_json(x) for x in v.get("plugins", [])]
+
+    def reload(self) -> dict[str, Any]:
+        """``POST /v1/admin/reload``: reload the config now; the summary of what changed.
+        Raises :class:`BadRequest` (422 ``config_rejected``) when the new config is refused."""
+        v: dict[str, Any] = self._json("POST", "/v1/admin/reload")
+        return v
+
+    def ready(self) -> bool:
+        """``GET /readyz`` answered 200."""
+        try:
+            self._call("GET", "/readyz")
+            return True
+        except WarmpoolError:
+            return False
+
+    def events(
+        self,
+        pool: str | None = None,
+        *,
+        duration: float | None = None,
+        read_timeout: float | None = 60.0,
+    ) -> EventStream:
+        """The lifecycle events (``GET /v1/events``), as an iterator of :class:`Event`::
+
+            with wp.events(pool="busybox") as events:
+                for ev in events:
+                    ...
+
+        The subscription is live once the ``with`` block is entered (or at the first
+        ``next``). The stream ends when the daemon shuts down, or after ``duration`` seconds
+        when given (the daemon's ``for_ms``, at most an hour). ``read_timeout`` bounds the
+        silence between two chunks (the daemon sends a keep-alive every 15 s); ``None``: no
+        bound.
+        """
+        t = httpx.Timeout(
+            connect=self._timeout.connect, read=read_timeout, write=self._timeout.write,
+            pool=self._timeout.pool,
+        )
+        req = self._build(
+            "GET", "/v1/events", params=b.events_params(pool, duration),
+            headers={"accept": "text/event-stream"}, timeout=t,
+        )
+        return EventStream(self, req)
+
+
+class Sandbox:
+    """A leased container, as :meth:`Client.acquire` and :meth:`Client.lease` give it.
+
+    ``with`` it to release it at the end of the block (also on an exception; a lease that is
+    already gone is fine). :attr:`lease` holds the lease as last seen.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        lease: Lease | None,
+        *,
+        reuse: bool = False,
+        pending: dict[str, Any] | None = None,
+    ) -> None:
+        self.client = client
+        self._lease = lease
+        self._reuse = reuse
+        self._pending = pending
+        self.released = False
+        #: With ``reuse=True``: what the release did, once the ``with`` block has ended.
+        self.reuse_outcome: ReuseOutcome | None = None
+
+    @property
+    def lease(self) -> Lease:
+        if self._lease is None:
+            raise RuntimeError("not acquired yet: enter the `with` block first")
+        return self._lease
+
+    @property
+    def id(self) -> str:
+        return self.lease.lease_id
+
+    @property
+    def container_id(self) -> str:
+        return self.lease.container_id
+
+    def __repr__(self) -> str:
+        if self._lease is None:
+            return "<Sandbox (not acquired)>"
+        return f"<Sandbox {self._lease.lease_id} pool={self._lease.pool!r}>"
+
+    def __enter__(self) -> Sandbox:
+        if self._lease is None:
+            if self._pending is None:
+                raise RuntimeError("this sandbox has no lease")
+            got = self.client.acquire(**self._pending)
+            self._lease, self._pending = got._lease, None
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._lease is None or self.released:
+            return
+        try:
+            self._end(self._reuse)
+        except WarmpoolError as e:
+            if exc is None:
+                raise
+            # The block's own exception wins; the failed release is told alongside it.
+            b.add_note(exc, f"warmpool: releasing lease {self.id} failed too: {e}")
+
+    def _end(self, reuse: bool) -> ReuseOutcome | None:
+        try:
+            out = self.client.release(self.id, reuse=reuse)
+        except NotFound:
+            out = None  # already released or expired: nothing to do
+        self.released = True
+        self.reuse_outcome = out
+        return out
+
+    # Each of these is the Client method of the same name on this lease.
+
+    def exec(
+        self,
+        cmd: b.Cmd,
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        return self.client.exec(self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout)
+
+    def write_file(self, path: str, data: FileData, *, size: int | None = None) -> None:
+        self.client.write_file(self.id, path, data, size=size)
+
+    def read_file(self, path: str) -> bytes:
+        return self.client.read_file(self.id, path)
+
+    def stream_file(self, path: str) -> FileStream:
+        return self.client.stream_file(self.id, path)
+
+    def download_file(self, path: str, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        return self.client.download_file(self.id, path, dest)
+
+    def renew(self, ttl: float) -> Lease:
+        self._lease = self.client.renew(self.id, ttl)
+        return self._lease
+
+    def refresh(self) -> Lease:
+        """Read the lease again (``GET /v1/leases/{id}``)."""
+        self._lease = self.client.get_lease(self.id)
+        return self._lease
+
+    @overload
+    def release(self, *, reuse: Literal[False] = ...) -> None: ...
+    @overload
+    def release(self, *, reuse: Literal[True]) -> ReuseOutcome: ...
+    @overload
+    def release(self, *, reuse: bool) -> ReuseOutcome | None: ...
+
+    def release(self, *, reuse: bool = False) -> ReuseOutcome | None:
+        """Release now (the ``with`` block then does nothing more). Unlike the end of a
+        ``with`` block, a lease that is already gone raises :class:`UnknownLease`."""
+        out = self.client.release(self.id, reuse=reuse)
+        self.released = True
+        self.reuse_outcome = out
+        return out
+
+
+class FileStream:
+    """A file being read from a container; see :meth:`Client.stream_file`."""
+
+    def __init__(self, client: Client, req: httpx.Request) -> None:
+        self._client = client
+        self._req = req
+        self._resp: httpx.Response | None = None
+        #: The file's size, from ``Content-Length``, once open.
+        self.size: int | None = None
+
+    def __enter__(self) -> FileStream:
+        self._resp = self._client._send(self._req, stream=True)
+        cl = self._resp.headers.get("content-length")
+        self.size = int(cl) if cl is not None and cl.isdigit() else None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._resp is not None:
+            self._resp.close()
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        if self._resp is None:
+            raise RuntimeError("use the stream in a `with` block")
+        try:
+            yield from self._resp.iter_bytes(chunk_size)
+        except httpx.HTTPError as e:
+            raise b.transport_error(e) from e
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_bytes())
+
+    def copy_to(self, out: IO[bytes]) -> int:
+        n = 0
+        for c in self.iter_bytes(b.UPLOAD_CHUNK):
+            out.write(c)
+            n += len(c)
+        return n
+
+
+class EventStream:
+    """Iterator of :class:`Event` over ``GET /v1/events``; see :meth:`Client.events`."""
+
+    def __init__(self, client: Client, req: httpx.Request) -> None:
+        self._client = client
+        self._req = req
+        self._resp: httpx.Response | None = None
+        self._chunks: Iterator[bytes] | None = None
+        self._decoder = SSEDecoder()
+        self._pending: list[Event] = []
+        self._done = False
+
+    def open(self) -> EventStream:
+        """Subscribe now (entering the ``with`` block does this)."""
+        if self._resp is None and not self._done:
+            self._resp = self._client._send(self._req, stream=True)
+            self._chunks = self._resp.iter_bytes()
+        return self
+
+    def __enter__(self) -> EventStream:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._done = True
+        if self._resp is not None:
+            self._resp.close()
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> Event:
+        self.open()
+        while not self._pending:
+            if self._done or self._chunks is None:
+                raise StopIteration
+            try:
+                chunk = next(self._chunks, None)
+            except httpx.HTTPError as e:
+                self.close()
+                raise b.transport_error(e) from e
+            if chunk is None:
+                msgs = self._decoder.close()
+                self.close()
+            else:
+                msgs = self._decoder.feed(chunk)
+            self._pending.extend(Event.from_sse(m.event, m.data) for m in msgs)
+        return self._pending.pop(0)
