@@ -73,7 +73,8 @@ def check_serves_page(d) -> None:
 def browser():
     for exe in (CHROMIUM, CHROMEDRIVER):
         if not os.access(exe, os.X_OK):
-            pytest.skip(f"{exe} missing: run scripts/python-env.sh (apt chromium chromium-driver)")
+            # The browser tests never skip: a missing browser fails them.
+            pytest.fail(f"{exe} missing: run scripts/python-env.sh (apt chromium chromium-driver)")
     profile = tempfile.mkdtemp(prefix="warmpool-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
