@@ -58,6 +58,11 @@ def test_events_from_sse() -> None:
     assert (ev.kind, ev.pool, ev.lease, ev.container, ev.raw["at"]) == ("leased", "p", "L", None, "t")
     lag = warmpool.Event.from_sse("lagged", "12")
     assert (lag.kind, lag.missed) == ("lagged", 12)
+    # As the daemon sends it: an event like the others.
+    lag = warmpool.Event.from_sse(
+        "lagged", '{"at":"t","kind":"lagged","pool":"*","reason":"missed 7 events"}'
+    )
+    assert (lag.kind, lag.pool, lag.at, lag.missed) == ("lagged", "*", "t", 7)
     odd = warmpool.Event.from_sse("weird", "not json")
     assert (odd.kind, odd.raw) == ("weird", {"data": "not json"})
 

@@ -411,6 +411,14 @@ class Plugin:
         )
 
 
+def _missed(reason: str | None) -> int | None:
+    """The N of a lagged event's reason, ``missed N events``."""
+    parts = (reason or "").split()
+    if len(parts) >= 2 and parts[0] == "missed" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
 @dataclass(frozen=True)
 class Event:
     """One lifecycle event of ``GET /v1/events``.
@@ -435,16 +443,22 @@ class Event:
     @classmethod
     def from_sse(cls, event: str, data: str) -> Event:
         """Build from one SSE message: its ``event:`` name and its ``data:``."""
-        if event == "lagged":
-            try:
-                n: int | None = int(data.strip())
-            except ValueError:
-                n = None
-            return cls(kind="lagged", pool="*", missed=n, raw={"data": data})
         try:
             v = json.loads(data)
         except ValueError:
             return cls(kind=event or "message", pool="*", raw={"data": data})
+        if event == "lagged":
+            # An event like the others, its reason "missed N events"; older daemons sent N.
+            reason = _opt_str(v, "reason") if isinstance(v, dict) else None
+            count = v if isinstance(v, int) else _missed(reason)
+            return cls(
+                kind="lagged",
+                pool="*",
+                at=_str(v, "at", "") if isinstance(v, dict) else "",
+                reason=reason,
+                missed=count,
+                raw=v if isinstance(v, dict) else {"data": v},
+            )
         if not isinstance(v, dict):
             return cls(kind=event or "message", pool="*", raw={"data": v})
         return cls(
