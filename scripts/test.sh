@@ -21,13 +21,13 @@ leftovers() {
     | awk '$2 ~ /^e2e-/ {print $1}'
 }
 cleanup() {
-  # The Python tests, when the run ends before them (a failing simulation): they, and the
-  # test daemons they started (config under a warmpool-e2e-* temporary directory), stop.
+  # The Python tests, when the run ends before them (a failing simulation): their process
+  # group (pytest, the browser, schemathesis, the test daemons) stops, and so does any daemon
+  # of this run that left the group (its config is under warmpool-e2e-*-run$$-*).
   if [ -n "${py_pid:-}" ] && kill -0 "$py_pid" 2>/dev/null; then
-    pkill -TERM -P "$py_pid" 2>/dev/null || true
-    kill "$py_pid" 2>/dev/null || true
-    pkill -TERM -f 'serve -c .*/warmpool-e2e-' 2>/dev/null || true
-    sleep 3
+    kill -TERM -- "-$py_pid" 2>/dev/null || true
+    pkill -TERM -f "serve -c .*/warmpool-e2e-[0-9a-f]*-run$$-" 2>/dev/null || true
+    sleep 5
   fi
   # Extra engines of tests whose process is gone (tests/engines/engines.sh): engines,
   # namespaces, links and their containers.
@@ -71,7 +71,11 @@ took "workspace tests"
 # simulation on the CPU: they run side by side, and the Python tests' output follows the
 # simulation's.
 pylog=target/test-python.log
-scripts/test-python.sh >"$pylog" 2>&1 &
+export WARMPOOL_E2E_RUN=$$
+# The daemon the Python tests run is the one the Rust tests just ran; it is built now, before
+# the simulation's own build starts.
+cargo build --locked -p warmpool
+setsid scripts/test-python.sh >"$pylog" 2>&1 &
 py_pid=$!
 # The test kit, with the deterministic fault simulation: thousands of seeds, each a simulated
 # daemon under random traffic and faults. It prints its seed count and time; a failure prints

@@ -59,6 +59,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -155,6 +156,16 @@ def _stop_leftovers() -> None:
         d.stop()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # A SIGTERM (scripts/test.sh ending early) unwinds like an exception: fixtures' finally
+    # blocks and the atexit hook above stop every daemon and remove its containers.
+    raise SystemExit(128 + signum)
+
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 class Daemon:
     """A running daemon; see the module's docstring. Build it with :meth:`start`."""
 
@@ -190,7 +201,7 @@ class Daemon:
         d = cls()
         d.token = token
         d.host_id = f"e2e-{secrets.token_hex(6)}"
-        d.dir = Path(tempfile.mkdtemp(prefix=f"warmpool-{d.host_id}-"))
+        d.dir = Path(tempfile.mkdtemp(prefix=f"warmpool-{d.host_id}-run{os.environ.get('WARMPOOL_E2E_RUN', 'solo')}-"))
         d.config_path = d.dir / "warmpool.yaml"
         state_dir = str(d.dir / "state")
 

@@ -60,7 +60,7 @@ def test_events_from_sse() -> None:
     assert (lag.kind, lag.missed) == ("lagged", 12)
     # As the daemon sends it: an event like the others.
     lag = warmpool.Event.from_sse(
-        "lagged", '{"at":"t","kind":"lagged","pool":"*","reason":"missed 7 events"}'
+        "lagged", '{"at":"t","kind":"lagged","pool":"*","reason":"missed 7 events","missed":7}'
     )
     assert (lag.kind, lag.pool, lag.at, lag.missed) == ("lagged", "*", "t", 7)
     odd = warmpool.Event.from_sse("weird", "not json")

@@ -39,7 +39,7 @@ const MAX_FOR_MS: u64 = 3_600_000;
     responses(
         (status = 400, description = "`bad_request`: a bad query", body = ErrorBody),
         (status = 200, content_type = "text/event-stream", body = warmpool_core::Event,
-        description = "Server-Sent Events: `event:` is the kind (`created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`, `breaker`, `reload`, `engine_up`, `engine_down`, or `lagged` with the count of missed events as data); `data:` the JSON event. The stream ends when the daemon shuts down, or after `for_ms`."),
+        description = "Server-Sent Events: `event:` is the kind (`created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`, `breaker`, `reload`, `engine_up`, `engine_down`, or `lagged` when this subscriber fell behind, with `missed`, the count of events it missed); `data:` the JSON event. The stream ends when the daemon shuts down, or after `for_ms`."),
     ))]
 pub async fn stream<B: Backend>(
     State(s): State<Shared<B>>,
@@ -88,6 +88,7 @@ pub async fn stream<B: Backend>(
                         container: None,
                         lease: None,
                         reason: Some(format!("missed {n} events")),
+                        missed: Some(n),
                     })
                     .unwrap_or_default(),
                 Err(RecvError::Closed) => return None,

@@ -57,7 +57,10 @@ mod tests {
         );
         assert_eq!(read(r#"{"n": 1e300}"#).unwrap().n, u64::MAX);
         // Read exactly (serde_json's float_roundtrip), not to the nearest half.
-        assert_eq!(read(r#"{"n": 4031205844910578.0}"#).unwrap().n, 4031205844910578);
+        assert_eq!(
+            read(r#"{"n": 4031205844910578.0}"#).unwrap().n,
+            4031205844910578
+        );
         for bad in [
             r#"{"n": 1.5}"#,
             r#"{"n": -1}"#,

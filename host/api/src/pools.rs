@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -76,12 +76,28 @@ pub struct WarmUpBody {
 pub async fn warm_up<B: Backend>(
     State(s): State<Shared<B>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, ApiError> {
-    // An empty body or `null` means the defaults; any other body is JSON, whatever its
-    // content type says (`curl -X POST .../warm-up` sends none).
+    // An empty body means the defaults, whatever its content type (`curl -X POST` sends
+    // none). Any other body must say it is JSON: a web page may POST `text/plain` to any
+    // origin without asking, and must not reach this route so.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     let b: WarmUpBody = if raw.iter().all(u8::is_ascii_whitespace) {
         WarmUpBody::default()
+    } else if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a warm-up body must be `application/json` (or empty)",
+        ));
     } else {
         match Json::<serde_json::Value>::from_bytes(&raw) {
             Ok(Json(serde_json::Value::Null)) => WarmUpBody::default(),

@@ -78,17 +78,31 @@ async fn a_body_must_be_an_object_not_an_array_serde_would_read_as_one() {
 }
 
 #[tokio::test]
-async fn warm_up_takes_an_empty_body_or_null_whatever_the_content_type() {
+async fn warm_up_takes_an_empty_body_whatever_the_content_type_and_null() {
     let app = app(None).await;
     for (ct, body) in [
         (Some("application/json"), ""),
-        (Some("application/json"), "null"),
+        (Some("text/plain"), ""),
         (None, ""),
-        (None, "{\"timeout_ms\": 5000}"),
+        (Some("application/json"), "null"),
         (Some("application/json"), "{\"timeout_ms\": 5000.0}"),
     ] {
         let (st, _, v) = call_raw(&app, "POST", "/v1/pools/p/warm-up", ct, body).await;
         assert_eq!(st, StatusCode::OK, "{ct:?} {body:?}: {v}");
+    }
+    // A body that does not say it is JSON is refused: a web page may send text/plain to any
+    // origin without a preflight.
+    for ct in [None, Some("text/plain")] {
+        let (st, _, v) = call_raw(
+            &app,
+            "POST",
+            "/v1/pools/p/warm-up",
+            ct,
+            "{\"timeout_ms\": 5000}",
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}: {v}");
+        assert_eq!(v["error"]["code"], "unsupported_media_type");
     }
 }
 
@@ -189,4 +203,14 @@ async fn the_document_is_served_and_names_every_route_the_router_answers() {
     assert!(page.as_str().unwrap().contains("<html"));
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    let script_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .unwrap();
+    assert!(
+        script_src.starts_with("script-src 'sha256-") && !script_src.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
 }

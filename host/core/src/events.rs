@@ -13,7 +13,7 @@ pub struct Event {
     /// `created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`,
     /// `breaker`, `reload` (a plugin file was swapped in or rejected), or `engine_up` and
     /// `engine_down` (pool `*`). On the `/v1/events` stream also `lagged` (pool `*`): the
-    /// subscriber fell behind and missed the number of events its `reason` gives.
+    /// subscriber fell behind and missed `missed` events.
     pub kind: &'static str,
     /// Name of the pool concerned (`*` for none).
     pub pool: String,
@@ -29,6 +29,9 @@ pub struct Event {
     /// Why it happened (a failure, the cause of a removal), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For `lagged`: how many events this subscriber missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
 }
 
 /// Events kept for subscribers that fall behind.

@@ -294,6 +294,7 @@ impl<B: Backend> Manager<B> {
             container: container.map(str::to_string),
             lease: lease.map(str::to_string),
             reason,
+            missed: None,
         });
     }
 

@@ -450,7 +450,12 @@ class Event:
         if event == "lagged":
             # An event like the others, its reason "missed N events"; older daemons sent N.
             reason = _opt_str(v, "reason") if isinstance(v, dict) else None
-            count = v if isinstance(v, int) else _missed(reason)
+            if isinstance(v, int):
+                count: int | None = v
+            elif isinstance(v, dict) and isinstance(v.get("missed"), int):
+                count = v["missed"]
+            else:
+                count = _missed(reason)
             return cls(
                 kind="lagged",
                 pool="*",
