@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warmpool_core::{
@@ -36,57 +36,6 @@ const STDIN_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose
 /// Longest exec a client may ask for.
 const MAX_EXEC: Duration = Duration::from_secs(3600);
 const DEFAULT_EXEC: Duration = Duration::from_secs(60);
-
-/// A JSON object body read as `T`, or a 400 that says what is wrong with it.
-pub fn body<T: DeserializeOwned>(
-    b: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<T, ApiError> {
-    match b {
-        Ok(Json(v)) => object(v),
-        // A body of the wrong shape is a 400, as for any other bad input; size (413) and
-        // content type (415) keep their own codes.
-        Err(e @ (JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_))) => {
-            Err(ApiError::bad_request(e.body_text()))
-        }
-        Err(e) => {
-            let code = match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                _ => "bad_request",
-            };
-            Err(ApiError::new(e.status(), code, e.body_text()))
-        }
-    }
-}
-
-/// `v` read as `T` when it is a JSON object. Only an object: serde reads a struct from an
-/// array as well (`["busybox", 60]` as an acquire), which no client means and the OpenAPI
-/// document does not allow.
-pub fn object<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
-    if !v.is_object() {
-        let kind = match v {
-            serde_json::Value::Null => "null",
-            serde_json::Value::Bool(_) => "a boolean",
-            serde_json::Value::Number(_) => "a number",
-            serde_json::Value::String(_) => "a string",
-            serde_json::Value::Array(_) => "an array",
-            serde_json::Value::Object(_) => "an object",
-        };
-        return Err(ApiError::bad_request(format!(
-            "the body must be a JSON object, not {kind}"
-        )));
-    }
-    // The path of the field at fault leads the message, as axum's own Json says it.
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::bad_request(format!("bad body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("bad body: {path}: {inner}"))
-        }
-    })
-}
 
 /// Body of `POST /v1/leases`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -138,9 +87,10 @@ fn engine_labels_schema() -> utoipa::openapi::Schema {
     ))]
 pub async fn acquire<B: Backend>(
     State(s): State<Shared<B>>,
-    b: Result<Json<serde_json::Value>, JsonRejection>,
+    headers: HeaderMap,
+    raw: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: AcquireBody = body(b)?;
+    let b: AcquireBody = crate::body::object(&headers, &raw)?;
     if b.ttl_s == Some(0) {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
@@ -263,9 +213,10 @@ pub struct RenewBody {
 pub async fn renew<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
-    b: Result<Json<serde_json::Value>, JsonRejection>,
+    headers: HeaderMap,
+    raw: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: RenewBody = body(b)?;
+    let b: RenewBody = crate::body::object(&headers, &raw)?;
     if b.ttl_s == 0 {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
@@ -384,9 +335,10 @@ impl ExecResponse {
 pub async fn exec<B: Backend>(
     State(s): State<Shared<B>>,
     Path(id): Path<String>,
-    b: Result<Json<serde_json::Value>, JsonRejection>,
+    headers: HeaderMap,
+    raw: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: ExecBody = body(b)?;
+    let b: ExecBody = crate::body::object(&headers, &raw)?;
     if b.cmd.is_empty() || b.cmd[0].is_empty() {
         return Err(ApiError::bad_request(
             "cmd must be a non-empty list, e.g. [\"sh\", \"-c\", \"echo hi\"]",

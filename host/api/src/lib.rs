@@ -19,6 +19,7 @@
 //!   served without auth.
 
 pub mod auth;
+pub mod body;
 pub mod engines;
 pub mod error;
 pub mod events;

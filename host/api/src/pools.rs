@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use warmpool_core::{Backend, PoolStats};
 
 use crate::error::ErrorBody;
-use crate::leases::body;
 use crate::{ApiError, Shared};
 
 const MAX_WARM_UP: Duration = Duration::from_secs(600);
@@ -79,31 +78,7 @@ pub async fn warm_up<B: Backend>(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, ApiError> {
-    // An empty body means the defaults, whatever its content type (`curl -X POST` sends
-    // none). Any other body must say it is JSON: a web page may POST `text/plain` to any
-    // origin without asking, and must not reach this route so.
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    let b: WarmUpBody = if raw.iter().all(u8::is_ascii_whitespace) {
-        WarmUpBody::default()
-    } else if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "a warm-up body must be `application/json` (or empty)",
-        ));
-    } else {
-        match Json::<serde_json::Value>::from_bytes(&raw) {
-            Ok(Json(serde_json::Value::Null)) => WarmUpBody::default(),
-            other => body(other)?,
-        }
-    };
+    let b: WarmUpBody = crate::body::object_or_default(&headers, &raw)?;
     let within = b
         .timeout_ms
         .map_or(Duration::from_secs(60), Duration::from_millis)

@@ -1,0 +1,83 @@
+//! Request bodies: one JSON object, read in one pass from the bytes.
+//!
+//! One reader for every JSON route, so each gets the same answers: 415 when the body does not
+//! say it is JSON (a web page may POST `text/plain` to any origin without a preflight), 400
+//! when it is not an object (serde would read a struct from an array, `["busybox", 60]`,
+//! which no client means and the OpenAPI document does not allow), and 400 naming the field
+//! at fault otherwise. Too large a body is refused before this by the route's body limit (413).
+
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// The body as `T`, from a JSON object.
+pub fn object<T: DeserializeOwned>(headers: &HeaderMap, raw: &[u8]) -> Result<T, ApiError> {
+    if !says_json(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with `Content-Type: application/json`",
+        ));
+    }
+    let kind = match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => None,
+        None => Some("empty"),
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b'n') => Some("null"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        Some(_) => Some("not JSON"),
+    };
+    if let Some(kind) = kind {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object, not {kind}"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let t = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // The path of the field at fault leads the message.
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_request(format!("bad body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("bad body: {path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("bad body: {e}")))?;
+    Ok(t)
+}
+
+/// The body as `T`, or `T::default()` when it is empty or `null` (whatever its content type:
+/// `curl -X POST` sends none).
+pub fn object_or_default<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<T, ApiError> {
+    let text = raw.trim_ascii();
+    if text.is_empty() || text == b"null" {
+        return Ok(T::default());
+    }
+    object(headers, raw)
+}
+
+/// `application/json`, or a `+json` type, as axum's own `Json` accepts.
+fn says_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
