@@ -80,6 +80,26 @@ impl Daemon {
             .unwrap_or(Value::Null)
     }
 
+    /// The `/v1/plugins` entry once its slot has settled: the first version loads in the
+    /// background after the daemon answers (the built-in serves meanwhile), so a test that
+    /// reads a state it did not wait for races the compile. Fails after `within`.
+    pub async fn plugin_settled(
+        &self,
+        pool: &str,
+        kind: &str,
+        within: std::time::Duration,
+    ) -> Value {
+        crate::eventually(
+            within,
+            &format!("{pool}/{kind} finishes loading"),
+            || async {
+                let p = self.plugin(pool, kind).await;
+                (p["state"] != "compiling").then_some(p)
+            },
+        )
+        .await
+    }
+
     /// Bytes the process has read through system calls so far (`rchar`: page-cache hits
     /// included, which is what re-reading one plugin file over and over costs).
     pub fn read_chars(&self) -> u64 {

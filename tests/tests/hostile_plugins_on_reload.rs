@@ -99,7 +99,10 @@ async fn a_config_reload_adding_hostile_pools_applies_and_later_edits_still_appl
         );
     }
     // The Rust guest's bind is refused inside the guest: it answers, saying so.
-    assert_eq!(d.plugin("rs_udp", "sizing").await["state"], "active");
+    let rs_udp = d
+        .plugin_settled("rs_udp", "sizing", Duration::from_secs(60))
+        .await;
+    assert_eq!(rs_udp["state"], "active", "{rs_udp}");
 
     // A later valid edit still applies: the supervisor survived whatever the plugins did.
     d.write_pools(&[good(3)]);

@@ -28,7 +28,9 @@ async fn swapping_the_sizing_plugin_under_load_moves_the_target_without_failures
         .await,
     );
     d.warm_up("hs").await;
-    let first = d.plugin("hs", "sizing").await;
+    let first = d
+        .plugin_settled("hs", "sizing", Duration::from_secs(60))
+        .await;
     assert_eq!(first["state"], "active", "{first}");
     assert_eq!(d.pool("hs").await["policies"]["sizing"], "wasm:sizing.wasm");
 
