@@ -15,6 +15,17 @@ if [ $# -ne 4 ]; then
   exit 2
 fi
 world=$1 module=$2 src=$3 out=$4
+wit="$root/wit/warmpool-plugin@0.1.0"
+
+# Up to date: built by this version for this world, and newer than its sources, the WIT and
+# this script. Two builds of one tree (the tests' and clippy's) then compile it once, and a
+# file a test is reading is not replaced by a copy of itself.
+stamp="$(dirname "$out")/.$(basename "$out").built-by"
+want="componentize-py $VERSION $world $module"
+if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
+  && [ -z "$(find "$src" "$wit" "$0" -newer "$out" -print -quit)" ]; then
+  exit 0
+fi
 
 if ! [ -x "$VENV/bin/componentize-py" ] \
   || [ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $VERSION" ]; then
@@ -37,6 +48,7 @@ mkdir -p "$(dirname "$out")"
 export PYTHONDONTWRITEBYTECODE=1
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
-"$VENV/bin/componentize-py" -d "$root/wit/warmpool-plugin@0.1.0" -w "$world" \
+"$VENV/bin/componentize-py" -d "$wit" -w "$world" \
   componentize "$module" -p "$src" -o "$tmp" >/dev/null
 mv "$tmp" "$out"
+echo "$want" >"$stamp"

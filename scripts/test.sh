@@ -6,6 +6,12 @@
 # What those need beyond Rust (chromium, promtool, a Python venv) is installed by
 # scripts/python-env.sh with the machine's package tools.
 # Fails loudly when the engine is unreachable: the engine tests never skip.
+#
+# Time: one build serves every test. Each cargo command selects the whole workspace, so features
+# resolve once and nothing is compiled twice (the daemon the end-to-end and Python tests run is
+# the binary of that build, through WARMPOOL_BIN). Clippy checks into its own target directory
+# at the lowest CPU priority, beside the build and the engine-bound tests, and the Python set-up
+# (network-bound) runs beside the build too; their results are read where they are needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +35,10 @@ cleanup() {
     pkill -TERM -f "serve -c .*/warmpool-e2e-[0-9a-f]*-run$$-" 2>/dev/null || true
     sleep 5
   fi
+  # The background lane (clippy, the Python set-up), when the run ends before it does.
+  for pid in ${clippy_pid:-} ${pyenv_pid:-}; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
   # Extra engines of tests whose process is gone (tests/engines/engines.sh): engines,
   # namespaces, links and their containers.
   bash tests/engines/engines.sh gc >/dev/null 2>&1 || true
@@ -53,34 +63,66 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2/lib" ]; then
   fi
 fi
 
-# Style drift fails the run before any test does.
+# Formatting drift fails the run before anything is built.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-took "fmt and clippy"
+took "fmt"
+
+# The background lane, each job in its own process group (so cleanup stops all of it) with its
+# output in a log that is printed when its result is read.
+mkdir -p target
+# promtool (the metrics test) and the venv of scripts/test-python.sh, beside the build.
+setsid scripts/python-env.sh >target/python-env.log 2>&1 &
+pyenv_pid=$!
+# Wait for a background job; print its log; fail the run when it failed.
+await() {
+  local pid=$1 what=$2 log=$3 status=0
+  wait "$pid" || status=$?
+  cat "$log"
+  if [ "$status" -ne 0 ]; then
+    echo "test.sh: FAIL: $what (above, also in $log)" >&2
+    exit 1
+  fi
+}
 
 tests/images/build-busybox.sh
-# promtool (the metrics test) and the venv of scripts/test-python.sh.
-scripts/python-env.sh
+cargo test --workspace --locked --no-run
+took "build"
+# Clippy, once the build is done (the guests its build script wants are built then, so it
+# builds none), with only the CPU the engine-bound tests leave idle (nice 19), in target/clippy
+# so the two cargo commands never wait on each other's lock.
+setsid nice -n 19 env CARGO_TARGET_DIR=target/clippy \
+  cargo clippy --quiet --workspace --all-targets --locked -- -D warnings >target/clippy.log 2>&1 &
+clippy_pid=$!
+await "$pyenv_pid" "scripts/python-env.sh" target/python-env.log
 took "python env"
-cargo test --workspace --locked --exclude warmpool-testkit "$@"
+# The daemon under test is the one binary this build made; no test builds another.
+export WARMPOOL_BIN="$PWD/target/debug/warmpool"
+if [ $# -eq 0 ]; then
+  # Everything but the fault simulation, which runs below beside the Python tests.
+  cargo test --workspace --locked -- --skip random_faults_never_break_a_promise
+else
+  cargo test --workspace --locked "$@"
+fi
 took "workspace tests"
 # The tests from outside Rust wait on the engine and the network most of the time, the fault
 # simulation on the CPU: they run side by side, and the Python tests' output follows the
 # simulation's.
 pylog=target/test-python.log
 export WARMPOOL_E2E_RUN=$$
-# The daemon the Python tests run is the one the Rust tests just ran; it is built now, before
-# the simulation's own build starts.
-cargo build --locked -p warmpool
+# The daemon the Python tests run is the one the Rust tests just ran (WARMPOOL_BIN).
 setsid scripts/test-python.sh >"$pylog" 2>&1 &
 py_pid=$!
 # The test kit, with the deterministic fault simulation: thousands of seeds, each a simulated
 # daemon under random traffic and faults. It prints its seed count and time; a failure prints
 # the seed and the command that replays it.
-cargo test --locked -p warmpool-testkit "$@" -- --nocapture
+# The same package selection as the build above, so nothing is rebuilt. (With arguments, the
+# selection above already ran whatever of it they name.)
+if [ $# -eq 0 ]; then
+  cargo test --workspace --locked --test simulation -- --nocapture
+fi
 took "fault simulation"
 py_status=0
 wait "$py_pid" || py_status=$?
@@ -90,6 +132,8 @@ if [ "$py_status" -ne 0 ]; then
   exit 1
 fi
 took "python, browser and contract tests"
+await "$clippy_pid" "clippy" target/clippy.log
+took "clippy"
 
 left=$(leftovers | wc -l)
 if [ "$left" -ne 0 ]; then

@@ -15,8 +15,7 @@ bin=/bin/busybox
 if [ ! -x "$bin" ] || ldd "$bin" >/dev/null 2>&1; then
   echo "build-busybox: installing Debian's busybox-static"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q busybox-static >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null && apt-get install -y -q busybox-static >/dev/null; }
+  "$(dirname "$0")/../../scripts/apt-install.sh" busybox-static
 fi
 
 ctx=$(mktemp -d)

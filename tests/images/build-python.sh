@@ -15,8 +15,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "build-python: installing debootstrap"
-  apt-get install -y -q debootstrap >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
+  "$(dirname "$0")/../../scripts/apt-install.sh" debootstrap
 fi
 
 # The first Debian mirror and suite the machine's apt sources name (deb822 or one-line style).
