@@ -73,8 +73,9 @@ took "fmt"
 # The background lane, each job in its own process group (so cleanup stops all of it) with its
 # output in a log that is printed when its result is read.
 mkdir -p target
-# promtool (the metrics test) and the venv of scripts/test-python.sh, beside the build.
-setsid scripts/python-env.sh >target/python-env.log 2>&1 &
+# promtool (the metrics test) and the venv of scripts/test-python.sh, beside the build
+# (scripts/lowprio.sh: its own session, at a lower CPU priority than the build).
+scripts/lowprio.sh 10 scripts/python-env.sh >target/python-env.log 2>&1 &
 pyenv_pid=$!
 # Wait for a background job; print its log; fail the run when it failed.
 await() {
@@ -93,7 +94,7 @@ took "build"
 # Clippy, once the build is done (the guests its build script wants are built then, so it
 # builds none), with only the CPU the engine-bound tests leave idle (nice 19), in target/clippy
 # so the two cargo commands never wait on each other's lock.
-setsid nice -n 19 env CARGO_TARGET_DIR=target/clippy \
+scripts/lowprio.sh 19 env CARGO_TARGET_DIR=target/clippy \
   cargo clippy --quiet --workspace --all-targets --locked -- -D warnings >target/clippy.log 2>&1 &
 clippy_pid=$!
 await "$pyenv_pid" "scripts/python-env.sh" target/python-env.log

@@ -41,6 +41,10 @@ impl ErrorBody {
     }
 }
 
+/// `Retry-After` of a 429 or 503 whose cause names no better time: an engine reconnect, a
+/// restart after a shutdown, a readiness check are all a matter of seconds.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// An API error, answered as `{"error":{"code","message"}}`; 5xx answers are also logged.
 #[derive(Debug)]
 pub struct ApiError {
@@ -55,13 +59,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with this status, code and message, and no `Retry-After`.
+    /// An error with this status, code and message. A 429 or 503 says when to retry (the
+    /// document promises `Retry-After` on every one): [`DEFAULT_RETRY_AFTER`] unless the caller
+    /// sets its own. Other statuses send none.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let retryable = matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        );
         Self {
             status,
             code,
             message: message.into(),
-            retry_after: None,
+            retry_after: retryable.then_some(DEFAULT_RETRY_AFTER),
         }
     }
 
@@ -120,10 +130,9 @@ impl From<AcquireError> for ApiError {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "pool_degraded", msg)
             },
-            AcquireError::EngineUnavailable(_) => Self {
-                retry_after: Some(Duration::from_secs(2)),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
-            },
+            AcquireError::EngineUnavailable(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
+            }
             AcquireError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
             }
@@ -141,10 +150,9 @@ impl From<LeaseError> for ApiError {
         match e {
             LeaseError::UnknownLease(_) => Self::new(StatusCode::NOT_FOUND, "unknown_lease", msg),
             LeaseError::ContainerGone { .. } => Self::new(StatusCode::GONE, "container_gone", msg),
-            LeaseError::EngineUnavailable { .. } => Self {
-                retry_after: Some(Duration::from_secs(2)),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
-            },
+            LeaseError::EngineUnavailable { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
+            }
             LeaseError::Backend { source, .. } => match source {
                 BackendError::NotFound { what: "file", .. } => {
                     Self::new(StatusCode::NOT_FOUND, "file_not_found", msg)
@@ -215,4 +223,80 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_after(e: ApiError) -> (StatusCode, Option<String>) {
+        let resp = e.into_response();
+        let v = resp.headers().get(header::RETRY_AFTER);
+        (resp.status(), v.map(|v| v.to_str().unwrap().to_string()))
+    }
+
+    /// Every error that answers 429 or 503 says when to retry, including those whose cause
+    /// names no time (a shutdown, an engine refusing mid-operation); a cause that names one
+    /// keeps it. Found by reading: `shutting_down` and the engine's own `Unavailable` during a
+    /// lease operation answered 503 without it, against the document.
+    #[test]
+    fn every_429_and_503_carries_retry_after() {
+        let unavailable = || BackendError::Unavailable("connection refused".into());
+        let cases: Vec<(ApiError, &str)> = vec![
+            (AcquireError::ShuttingDown.into(), "2"),
+            (AcquireError::EngineUnavailable("down".into()).into(), "2"),
+            (
+                AcquireError::Exhausted {
+                    pool: "p".into(),
+                    reason: "full".into(),
+                    retry_after: Duration::from_millis(4500),
+                }
+                .into(),
+                "5",
+            ),
+            (
+                AcquireError::Degraded {
+                    pool: "p".into(),
+                    last_error: "no image".into(),
+                    retry_after: Duration::from_secs(30),
+                }
+                .into(),
+                "30",
+            ),
+            (
+                LeaseError::EngineUnavailable {
+                    lease: "l".into(),
+                    engine: "e".into(),
+                    reason: "down".into(),
+                }
+                .into(),
+                "2",
+            ),
+            (
+                LeaseError::Backend {
+                    lease: "l".into(),
+                    source: unavailable(),
+                }
+                .into(),
+                "2",
+            ),
+            (
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "starting"),
+                "2",
+            ),
+        ];
+        for (e, want) in cases {
+            let code = e.code;
+            let (status, got) = retry_after(e);
+            assert!(
+                status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE,
+                "{code}: {status}"
+            );
+            assert_eq!(got.as_deref(), Some(want), "{code}");
+        }
+        // Statuses a retry does not help send none.
+        let (_, got) = retry_after(AcquireError::UnknownPool("p".into()).into());
+        assert_eq!(got, None);
+    }
 }

@@ -13,7 +13,8 @@
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures);
 //! - events: `GET /v1/events`, Server-Sent Events of the pool lifecycle ([`events`]);
 //! - admin: `POST /v1/admin/reload`, a config reload answered with its outcome;
-//! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]);
+//! - service: `GET /healthz`, `GET /readyz`, `GET /metrics` ([`metrics`]; its format chosen by
+//!   [`negotiate`]);
 //! - the status page: `GET /` (and `/ui`), one self-contained HTML file (`status.html`) that
 //!   reads the `/v1` routes above with the same token, so it holds no data of its own and is
 //!   served without auth.
@@ -26,6 +27,7 @@ pub mod events;
 pub mod json_int;
 pub mod leases;
 pub mod metrics;
+pub mod negotiate;
 pub mod openapi;
 pub mod pools;
 
@@ -314,12 +316,8 @@ async fn metrics_text<B: Backend>(
     headers: axum::http::HeaderMap,
 ) -> Response {
     // Prometheus asks for OpenMetrics; curl and promtool get the classic text format.
-    let openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    if openmetrics {
+    let accept = headers.get_all(header::ACCEPT);
+    if negotiate::prefers_openmetrics(accept.iter().filter_map(|v| v.to_str().ok())) {
         (
             [(
                 header::CONTENT_TYPE,
