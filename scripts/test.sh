@@ -7,11 +7,11 @@
 # scripts/python-env.sh with the machine's package tools.
 # Fails loudly when the engine is unreachable: the engine tests never skip.
 #
-# Time: one build serves every test. Each cargo command selects the whole workspace, so features
-# resolve once and nothing is compiled twice (the daemon the end-to-end and Python tests run is
-# the binary of that build, through WARMPOOL_BIN). Clippy checks into its own target directory
-# at the lowest CPU priority, beside the build and the engine-bound tests, and the Python set-up
-# (network-bound) runs beside the build too; their results are read where they are needed.
+# Time: one build serves every test, clippy's lints included (clippy-driver compiles the
+# workspace's crates). Each cargo command selects the whole workspace with the same settings,
+# so features resolve once and nothing is compiled twice (the daemon the end-to-end and Python
+# tests run is the binary of that build, through WARMPOOL_BIN). The Python set-up
+# (network-bound) runs beside the build, and the Python tests beside the fault simulation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,8 +35,8 @@ cleanup() {
     pkill -TERM -f "serve -c .*/warmpool-e2e-[0-9a-f]*-run$$-" 2>/dev/null || true
     sleep 5
   fi
-  # The background lane (clippy, the Python set-up), when the run ends before it does.
-  for pid in ${clippy_pid:-} ${pyenv_pid:-}; do
+  # The background lane (the Python set-up), when the run ends before it does.
+  for pid in ${pyenv_pid:-}; do
     kill -TERM -- "-$pid" 2>/dev/null || true
   done
   # Extra engines of tests whose process is gone (tests/engines/engines.sh): engines,
@@ -88,15 +88,17 @@ await() {
   fi
 }
 
+# Clippy lints inside the build: cargo compiles the workspace's own crates with clippy-driver
+# (RUSTC_WORKSPACE_WRAPPER, as `cargo clippy` itself does) and warnings denied, so a lint fails
+# the build, and the dependencies are compiled once instead of once more for a separate check.
+# Every cargo command below runs with these settings, so none rebuilds.
+RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+export RUSTC_WORKSPACE_WRAPPER
+export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-D warnings"
+
 tests/images/build-busybox.sh
 cargo test --workspace --locked --no-run
-took "build"
-# Clippy, once the build is done (the guests its build script wants are built then, so it
-# builds none), with only the CPU the engine-bound tests leave idle (nice 19), in target/clippy
-# so the two cargo commands never wait on each other's lock.
-scripts/lowprio.sh 19 env CARGO_TARGET_DIR=target/clippy \
-  cargo clippy --quiet --workspace --all-targets --locked -- -D warnings >target/clippy.log 2>&1 &
-clippy_pid=$!
+took "build, with clippy's lints"
 await "$pyenv_pid" "scripts/python-env.sh" target/python-env.log
 took "python env"
 # The daemon under test is the one binary this build made; no test builds another.
@@ -133,8 +135,6 @@ if [ "$py_status" -ne 0 ]; then
   exit 1
 fi
 took "python, browser and contract tests"
-await "$clippy_pid" "clippy" target/clippy.log
-took "clippy"
 
 left=$(leftovers | wc -l)
 if [ "$left" -ne 0 ]; then
