@@ -11,8 +11,7 @@
 # workspace's crates). Each cargo command selects the whole workspace with the same settings,
 # so features resolve once and nothing is compiled twice (the daemon the end-to-end and Python
 # tests run is the binary of that build, through WARMPOOL_BIN). The Python set-up
-# (network-bound) runs beside the build; after it, the Rust tests, the Python tests and the
-# fault simulation (at low priority) run side by side.
+# (network-bound) runs beside the build, and the Python tests beside the fault simulation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +27,7 @@ leftovers() {
     | awk '$2 ~ /^e2e-/ {print $1}'
 }
 cleanup() {
-  # The Python tests, when the run ends before them (a failing Rust test): their process
+  # The Python tests, when the run ends before them (a failing simulation): their process
   # group (pytest, the browser, schemathesis, the test daemons) stops, and so does any daemon
   # of this run that left the group (its config is under warmpool-e2e-*-run$$-*).
   if [ -n "${py_pid:-}" ] && kill -0 "$py_pid" 2>/dev/null; then
@@ -36,8 +35,8 @@ cleanup() {
     pkill -TERM -f "serve -c .*/warmpool-e2e-[0-9a-f]*-run$$-" 2>/dev/null || true
     sleep 5
   fi
-  # The background lane (the Python set-up, the simulation), when the run ends before it does.
-  for pid in ${pyenv_pid:-} ${sim_pid:-}; do
+  # The background lane (the Python set-up), when the run ends before it does.
+  for pid in ${pyenv_pid:-}; do
     kill -TERM -- "-$pid" 2>/dev/null || true
   done
   # Extra engines of tests whose process is gone (tests/engines/engines.sh): engines,
@@ -104,46 +103,37 @@ await "$pyenv_pid" "scripts/python-env.sh" target/python-env.log
 took "python env"
 # The daemon under test is the one binary this build made; no test builds another.
 export WARMPOOL_BIN="$PWD/target/debug/warmpool"
-export WARMPOOL_E2E_RUN=$$
-pylog=target/test-python.log
-simlog=target/simulation.log
-
-# After the build, three things run side by side. The Rust tests (unit, API, end-to-end) and
-# the Python tests (the client, the status page in Chromium, schemathesis) wait on the engine,
-# timers and daemons nearly all the time (measured: under a core busy between them). The fault
-# simulation needs the CPU and no engine: thousands of seeds, each a simulated daemon under
-# random traffic and faults, deterministic whatever else runs, at the lowest priority
-# (scripts/lowprio.sh) so it only takes the CPU the tests leave. Its binary comes from the build
-# above and runs directly, as cargo would run it (from its package's directory), because cargo
-# runs one test command at a time per target directory.
 if [ $# -eq 0 ]; then
-  sim_bin=$(cargo test --workspace --locked --test simulation --no-run --message-format=json \
-    | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "simulation":
-        print(m["executable"])')
-  [ -x "$sim_bin" ] || { echo "test.sh: FAIL: no simulation binary from the build" >&2; exit 1; }
-  (cd host/testkit && exec ../../scripts/lowprio.sh 19 "$sim_bin" --exact \
-    random_faults_never_break_a_promise --nocapture) >"$simlog" 2>&1 &
-  sim_pid=$!
-fi
-setsid scripts/test-python.sh >"$pylog" 2>&1 &
-py_pid=$!
-if [ $# -eq 0 ]; then
-  # Everything but the fault simulation, which runs beside.
+  # Everything but the fault simulation, which runs below beside the Python tests.
   cargo test --workspace --locked -- --skip random_faults_never_break_a_promise
 else
   cargo test --workspace --locked "$@"
 fi
 took "workspace tests"
-if [ -n "${sim_pid:-}" ]; then
-  # It prints its seed count and time; a failure prints the seed and the command that replays
-  # it.
-  await "$sim_pid" "the fault simulation" "$simlog"
-  took "fault simulation"
+# The tests from outside Rust wait on the engine and the network most of the time, the fault
+# simulation on the CPU: they run side by side, and the Python tests' output follows the
+# simulation's.
+pylog=target/test-python.log
+export WARMPOOL_E2E_RUN=$$
+# The daemon the Python tests run is the one the Rust tests just ran (WARMPOOL_BIN).
+setsid scripts/test-python.sh >"$pylog" 2>&1 &
+py_pid=$!
+# The test kit, with the deterministic fault simulation: thousands of seeds, each a simulated
+# daemon under random traffic and faults. It prints its seed count and time; a failure prints
+# the seed and the command that replays it.
+# The same package selection as the build above, so nothing is rebuilt. (With arguments, the
+# selection above already ran whatever of it they name.)
+if [ $# -eq 0 ]; then
+  cargo test --workspace --locked --test simulation -- --nocapture
 fi
-await "$py_pid" "scripts/test-python.sh" "$pylog"
+took "fault simulation"
+py_status=0
+wait "$py_pid" || py_status=$?
+cat "$pylog"
+if [ "$py_status" -ne 0 ]; then
+  echo "test.sh: FAIL: scripts/test-python.sh (above, also in $pylog)" >&2
+  exit 1
+fi
 took "python, browser and contract tests"
 
 left=$(leftovers | wc -l)
