@@ -18,8 +18,9 @@ world=$1 module=$2 src=$3 out=$4
 wit="$root/wit/warmpool-plugin@0.1.0"
 
 # Up to date: built by this version for this world, and newer than its sources, the WIT and
-# this script. Two builds of one tree (the tests' and clippy's) then compile it once, and a
-# file a test is reading is not replaced by a copy of itself.
+# this script. Two builds of one tree (a `cargo clippy` and a `cargo test`, or two target
+# directories) then compile it once, and a file a test is reading is not replaced by a copy of
+# itself.
 stamp="$(dirname "$out")/.$(basename "$out").built-by"
 want="componentize-py $VERSION $world $module"
 if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
