@@ -10,12 +10,14 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 mod daemon;
+mod delay_proxy;
 mod engines;
 mod events;
 mod plugins;
 mod proxy;
 
 pub use daemon::{Daemon, Setup};
+pub use delay_proxy::DelayProxy;
 pub use engines::{ExtraEngine, ExtraEngines, engines_of, exec_status};
 pub use events::collect_events;
 pub use plugins::{Guest, plugin_check, plugin_yaml, replace_by_rename};

@@ -385,6 +385,7 @@ pub async fn exec<B: Backend>(
         workdir: b.workdir,
         timeout,
         output_limit: 0, // the manager's configured limit
+        ..ExecRequest::default()
     };
     let out = s.manager.exec(&id, req).await?;
     Ok(Json(ExecResponse::new(out, b.output)).into_response())

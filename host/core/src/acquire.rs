@@ -304,6 +304,7 @@ impl<B: Backend> Manager<B> {
             gone: None,
             owner: req.owner.clone(),
             engine: self.engine_name(engine).to_string(),
+            ops: Arc::default(),
         };
         self.record(|| Change::PutLease(lease.record(&self.clock)));
         let info = lease.info(now, &self.clock);

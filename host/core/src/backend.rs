@@ -22,8 +22,8 @@ mod exec;
 mod residue;
 mod spec;
 
-pub use exec::{ByteStream, ExecOutput, ExecRequest, FileBody, checked_path};
-pub use residue::{Baseline, ChangeKind, FsChange, Residue};
+pub use exec::{ByteStream, ExecOutput, ExecRequest, FileBody, Stop, checked_path};
+pub use residue::{Baseline, ChangeKind, FsChange, Place, PlaceKind, Residue};
 pub use spec::{ContainerSpec, Created, Existing, ImageSource, USED_SUFFIX};
 
 /// What an engine says of itself.
@@ -197,25 +197,31 @@ pub trait Backend: Send + Sync + 'static {
     /// so a command that exits right after it starts is caught before any client sees it.
     fn check_running(&self, id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Record what container `id` looks like now, while no client has touched it.
+    /// Record what container `id` looks like now, while no client has touched it: its
+    /// processes, its filesystem changes, and every writable place outside the image's layer
+    /// ([`Baseline::places`]). A place the backend cannot cover is an error: such a container
+    /// is never reused.
     fn baseline(&self, id: &str) -> impl Future<Output = Result<Baseline, BackendError>> + Send;
 
-    /// Before a reuse: kill every process started after `baseline` and empty the tmpfs mounts
-    /// `tmpfs`. Best effort; [`Backend::residue`] checks the result.
+    /// Before a reuse: kill every process started after `baseline` and empty the places that
+    /// were empty then ([`PlaceKind::Emptied`]). Any step that cannot finish is an error (the
+    /// container is then destroyed); [`Backend::residue`] checks the result.
     fn scrub(
         &self,
         id: &str,
         baseline: &Baseline,
-        tmpfs: &[String],
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// What differs from `baseline` now: processes, filesystem changes (changed directories
-    /// whose children are all reverted do not count), and non-empty tmpfs mounts. Read through
-    /// the engine, never through a program the client could have replaced, wherever it can be.
+    /// What differs from `baseline` now: processes, filesystem changes (a changed directory
+    /// counts when its mode or owner changed; its children have their own entries), and every
+    /// place of [`Baseline::places`]. Read through the engine, never through a program the
+    /// client could have replaced, wherever it can be; what must be read from inside is read
+    /// only once the engine shows the container's programs untouched. A place that cannot be
+    /// read whole (a listing that fails, times out or is cut short) is an error, never an
+    /// empty answer.
     fn residue(
         &self,
         id: &str,
         baseline: &Baseline,
-        tmpfs: &[String],
     ) -> impl Future<Output = Result<Vec<Residue>, BackendError>> + Send;
 }

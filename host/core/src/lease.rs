@@ -14,6 +14,7 @@ use crate::backend::USED_SUFFIX;
 use crate::caps::EngineIx;
 use crate::clock::{Clock, rfc3339};
 use crate::error::LeaseError;
+use crate::fence::{LeaseOp, Ops};
 use crate::lease_store::{LeaseRecord, unix_ms};
 use crate::pool::{Pool, ReadyContainer};
 use crate::sync::lock;
@@ -33,6 +34,8 @@ pub struct Lease {
     pub owner: Option<String>,
     /// Name of the engine that holds the container (`container.engine` is its index).
     pub engine: String,
+    /// Its operations under way, and its fence (raised when the table gives the lease up).
+    pub ops: Arc<Ops>,
 }
 
 /// A lease as the API shows it.
@@ -126,7 +129,9 @@ pub fn source_name(s: AcquireSource) -> &'static str {
     }
 }
 
-/// The live leases, by ID (ordered, so every walk over them is the same from run to run).
+/// The live leases, by ID (ordered, so every walk over them is the same from run to run). A
+/// lease leaves it only with its fence raised (see `fence.rs`): no operation on it starts
+/// afterwards, and those under way are told to stop.
 #[derive(Default)]
 pub(crate) struct LeaseTable {
     inner: Mutex<BTreeMap<String, Lease>>,
@@ -138,7 +143,11 @@ impl LeaseTable {
     }
 
     pub fn remove(&self, id: &str) -> Option<Lease> {
-        lock(&self.inner).remove(id)
+        let l = lock(&self.inner).remove(id);
+        if let Some(l) = &l {
+            l.ops.fence();
+        }
+        l
     }
 
     pub fn len(&self) -> usize {
@@ -174,17 +183,52 @@ impl LeaseTable {
             .filter(|(_, l)| l.expires <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        ids.iter().filter_map(|id| t.remove(id)).collect()
+        let gone: Vec<Lease> = ids.iter().filter_map(|id| t.remove(id)).collect();
+        for l in &gone {
+            l.ops.fence();
+        }
+        gone
     }
 
     pub fn drain(&self) -> Vec<Lease> {
-        std::mem::take(&mut *lock(&self.inner))
+        let all: Vec<Lease> = std::mem::take(&mut *lock(&self.inner))
             .into_values()
-            .collect()
+            .collect();
+        for l in &all {
+            l.ops.fence();
+        }
+        all
     }
 
-    /// The live container of lease `id`, or why there is none.
-    /// The container of lease `id` and the engine that holds it.
+    /// Begin an operation on lease `id`: its container and engine, and a place inside its
+    /// fence, taken under the table's lock so that a release cannot slip between the look-up
+    /// and the entry. A lease whose container died answers why.
+    pub fn op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
+        let t = lock(&self.inner);
+        let l = t
+            .get(id)
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        if let Some(reason) = &l.gone {
+            return Err(LeaseError::ContainerGone {
+                lease: id.into(),
+                reason: reason.clone(),
+            });
+        }
+        // A lease in the table has its fence down: only `remove`, `take_expired` and `drain`
+        // raise it, as they take the lease out.
+        let guard = l
+            .ops
+            .enter()
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        Ok(LeaseOp {
+            container: l.container.created.id.clone(),
+            engine: l.container.engine,
+            _inside: guard,
+            token: l.ops.stop_token(),
+        })
+    }
+
+    /// The container of lease `id` and the engine that holds it, or why there is none.
     pub fn container(&self, id: &str) -> Result<(String, EngineIx), LeaseError> {
         let t = lock(&self.inner);
         let l = t

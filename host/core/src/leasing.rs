@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{Backend, BackendError, ExecOutput, ExecRequest, FileBody};
-use crate::caps::EngineIx;
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody};
 use crate::clock::later;
 use crate::error::LeaseError;
+use crate::fence::LeaseOp;
 use crate::lease::{Lease, LeaseInfo};
 use crate::lease_store::Change;
 use crate::manager::Manager;
@@ -70,11 +73,12 @@ impl<B: Backend> Manager<B> {
         self.spawn_removal_of(&lease.pool, &lease.container, why);
     }
 
-    /// Lease `id`'s container and its engine, which must be up: a lease on an engine that is
+    /// Begin an operation on lease `id`, whose engine must be up: a lease on an engine that is
     /// down answers `EngineUnavailable` (it is kept, and works again when the engine returns).
-    fn lease_container(&self, id: &str) -> Result<(String, EngineIx), LeaseError> {
-        let (cid, e) = self.leases.container(id)?;
-        let engine = self.engine(e);
+    /// The operation holds a place inside the lease's fence until it is dropped.
+    fn lease_op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
+        let op = self.leases.op(id)?;
+        let engine = self.engine(op.engine);
         if !engine.is_up() {
             return Err(LeaseError::EngineUnavailable {
                 lease: id.into(),
@@ -84,13 +88,14 @@ impl<B: Backend> Manager<B> {
                     .unwrap_or_else(|| "not reached yet".into()),
             });
         }
-        Ok((cid, e))
+        Ok(op)
     }
 
     /// Why an operation on lease `id` failed. A lease that ended while the call ran (it
     /// expired, was released, or its container died) says so, as it would have before the
-    /// call: the engine's complaint about a container being removed under it is not the
-    /// client's fault, nor an engine fault.
+    /// call: the engine's complaint about a container being removed under it, or the backend's
+    /// word that the call was stopped by the lease's end, is not the client's fault, nor an
+    /// engine fault.
     fn failed_on_lease(&self, id: &str, source: BackendError) -> LeaseError {
         match self.leases.container(id) {
             Err(ended) => ended,
@@ -103,32 +108,107 @@ impl<B: Backend> Manager<B> {
 
     /// Run `req` in lease `id`'s container. A zero `output_limit` means the manager's
     /// `exec_output_limit`.
-    pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
-        let (cid, e) = self.lease_container(id)?;
+    ///
+    /// The engine call runs to its end on a task of its own, inside the lease's fence: a
+    /// client that hangs up stops it (its processes are killed), and a release waits for it,
+    /// so nothing it started reaches the container after a reuse's scrub began.
+    pub async fn exec(
+        self: &Arc<Self>,
+        id: &str,
+        mut req: ExecRequest,
+    ) -> Result<ExecOutput, LeaseError> {
+        let op = self.lease_op(id)?;
         if req.output_limit == 0 {
             req.output_limit = self.cfg.exec_output_limit;
         }
+        req.stop = op.stop();
+        let _hang_up = op.token.clone().drop_guard();
         let deadline = req.timeout + crate::lifecycle::CALL_SLACK;
-        self.call(deadline, self.backend_of(e).exec(&cid, req))
-            .await
+        let this = self.clone();
+        let task = self.tracker.spawn(async move {
+            let r = this
+                .call(
+                    deadline,
+                    this.backend_of(op.engine).exec(&op.container, req),
+                )
+                .await;
+            op.done(&r);
+            r
+        });
+        task.await
+            .unwrap_or_else(|e| Err(BackendError::Unavailable(format!("exec task failed: {e}"))))
             .map_err(|source| self.failed_on_lease(id, source))
     }
 
-    /// Write `file` at absolute `path` inside lease `id`'s container.
-    pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
-        let (cid, e) = self.lease_container(id)?;
-        self.backend_of(e)
-            .put_file(&cid, path, file)
-            .await
+    /// Write `file` at absolute `path` inside lease `id`'s container. As with
+    /// [`exec`](Self::exec), the engine call runs to its end inside the lease's fence; the
+    /// lease's end, or the client hanging up, cuts the body.
+    pub async fn put_file(
+        self: &Arc<Self>,
+        id: &str,
+        path: &str,
+        file: FileBody,
+    ) -> Result<(), LeaseError> {
+        let op = self.lease_op(id)?;
+        let _hang_up = op.token.clone().drop_guard();
+        let file = FileBody {
+            len: file.len,
+            body: until_stopped(file.body, op.token.clone(), None),
+        };
+        let (this, path_owned) = (self.clone(), path.to_string());
+        let task = self.tracker.spawn(async move {
+            let r = this
+                .backend_of(op.engine)
+                .put_file(&op.container, &path_owned, file)
+                .await;
+            op.done(&r);
+            r
+        });
+        task.await
+            .unwrap_or_else(|e| {
+                Err(BackendError::Unavailable(format!(
+                    "upload task failed: {e}"
+                )))
+            })
             .map_err(|source| self.failed_on_lease(id, source))
     }
 
-    /// Read the file at absolute `path` in lease `id`'s container, as a stream.
+    /// Read the file at absolute `path` in lease `id`'s container, as a stream. The stream
+    /// holds its place inside the lease's fence until it is done or dropped, and ends early
+    /// (with an error) when the lease ends.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
-        let (cid, e) = self.lease_container(id)?;
-        self.backend_of(e)
-            .get_file(&cid, path)
+        let op = self.lease_op(id)?;
+        let file = self
+            .backend_of(op.engine)
+            .get_file(&op.container, path)
             .await
-            .map_err(|source| self.failed_on_lease(id, source))
+            .map_err(|source| self.failed_on_lease(id, source))?;
+        let token = op.token.clone();
+        Ok(FileBody {
+            len: file.len,
+            body: until_stopped(file.body, token, Some(op)),
+        })
     }
+}
+
+/// `body`, cut with an error when `token` fires; `op` (a place inside a lease's fence) is held
+/// until the stream ends or is dropped.
+fn until_stopped(body: ByteStream, token: CancellationToken, op: Option<LeaseOp>) -> ByteStream {
+    let stopped = token.cancelled_owned();
+    Box::pin(futures_util::stream::unfold(
+        (body, Box::pin(stopped), op, false),
+        |(mut body, mut stopped, op, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                () = &mut stopped => Some((
+                    Err(BackendError::Unavailable("cut off: the lease ended".into())),
+                    (body, stopped, op, true),
+                )),
+                next = body.next() => next.map(|item| (item, (body, stopped, op, false))),
+            }
+        },
+    ))
 }

@@ -44,6 +44,7 @@ mod deaths;
 mod engines;
 mod error;
 mod events;
+mod fence;
 mod group_commit;
 mod health;
 mod lease;
@@ -66,8 +67,8 @@ mod sync;
 
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
-    EngineDescription, ExecOutput, ExecRequest, Existing, FileBody, FsChange, ImageSource, Residue,
-    USED_SUFFIX, checked_path,
+    EngineDescription, ExecOutput, ExecRequest, Existing, FileBody, FsChange, ImageSource, Place,
+    PlaceKind, Residue, Stop, USED_SUFFIX, checked_path,
 };
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};

@@ -337,6 +337,7 @@ impl<B: Backend> Manager<B> {
             gone: None,
             owner: rec.owner.clone(),
             engine: self.engine_name(engine).to_string(),
+            ops: Arc::default(),
         };
         info!(lease = %rec.lease_id, container = %e.name, pool = %pool.name(), "lease re-attached after restart");
         self.emit(

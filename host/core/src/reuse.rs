@@ -3,12 +3,17 @@
 //! pool's current image and spec, and it has a baseline (what it looked like before any client).
 //! Then, whatever the operator's commands say:
 //!
-//! 1. the daemon kills every process started after the baseline and empties the tmpfs mounts
-//!    (`/dev/shm`, `/dev/mqueue`, a read-only root's `/tmp`);
+//! 0. the lease's fence is up (the lease table raised it as it gave the lease up): no new
+//!    operation starts, and those under way are stopped and waited for (`fence.rs`);
+//! 1. the daemon kills every process started after the baseline and empties the places that
+//!    were empty then (`/dev/shm`, `/dev/mqueue`, the spec's tmpfs mounts);
 //! 2. the pool's `reset` commands run;
-//! 3. the daemon compares the container with its baseline, through the engine (processes, and
-//!    filesystem changes as `docker diff` shows them), and checks the tmpfs mounts are empty:
-//!    anything left outside `reuse.allowed_changes` destroys the container;
+//! 3. the daemon compares the container with its baseline, through the engine where it can
+//!    (processes, filesystem changes as `docker diff` shows them, bind mounts and volumes),
+//!    and every other writable place (`/dev`, every tmpfs, the mount table, SysV IPC) from
+//!    inside once the engine shows nothing of the client runs or changed a program: anything
+//!    left outside `reuse.allowed_changes` destroys the container, and so does a place that
+//!    cannot be read whole;
 //! 4. the pool's `verify` commands run.
 //!
 //! Anything else destroys it: a container whose cleanliness is unproven never reaches the next
@@ -24,6 +29,7 @@ use crate::backend::{Backend, ExecRequest, Residue};
 use crate::caps::EngineIx;
 use crate::config::ReuseConfig;
 use crate::error::LeaseError;
+use crate::fence::FENCE_GRACE;
 use crate::lease::Lease;
 use crate::lifecycle::{CALL_SLACK, CALL_TIMEOUT};
 use crate::manager::Manager;
@@ -72,10 +78,30 @@ impl<B: Backend> Manager<B> {
         self.lease_ended(&lease, "reuse");
         lease.pool.lock().reset_begin(lease.container.key());
         let this = self.clone();
-        let (pool, container) = (lease.pool.clone(), lease.container.clone());
-        let task = self
-            .tracker
-            .spawn(async move { this.reset_and_return(pool, container, &reuse).await });
+        let (pool, container, ops) = (
+            lease.pool.clone(),
+            lease.container.clone(),
+            lease.ops.clone(),
+        );
+        let task = self.tracker.spawn(async move {
+            // The table raised the lease's fence as it gave the lease up: what was under way
+            // was told to stop, and must be over before the scrub looks.
+            let failure = if !ops.drained(FENCE_GRACE).await {
+                Some(format!(
+                    "an operation on the lease did not end within {FENCE_GRACE:?} of the release"
+                ))
+            } else if ops.tainted() {
+                Some(
+                    "an exec or upload on the lease was cut off before the engine answered; \
+                     the engine may still act on it"
+                        .into(),
+                )
+            } else {
+                None
+            };
+            this.reset_and_return(pool, container, &reuse, failure)
+                .await
+        });
         let reason = task
             .await
             .unwrap_or_else(|e| Some(format!("reset task failed: {e}")));
@@ -134,8 +160,12 @@ impl<B: Backend> Manager<B> {
         pool: Arc<Pool>,
         c: ReadyContainer,
         reuse: &ReuseConfig,
+        fenced: Option<String>,
     ) -> Option<String> {
-        let failure = self.scrub_and_verify(&pool, &c, reuse).await;
+        let failure = match fenced {
+            Some(f) => Some(f),
+            None => self.scrub_and_verify(&c, reuse).await,
+        };
         let failure = failure
             .or_else(|| {
                 (pool.cancel.is_cancelled() || pool.stale_spec(&c)).then(|| {
@@ -176,21 +206,12 @@ impl<B: Backend> Manager<B> {
         }
     }
 
-    async fn scrub_and_verify(
-        &self,
-        pool: &Arc<Pool>,
-        c: &ReadyContainer,
-        reuse: &ReuseConfig,
-    ) -> Option<String> {
+    async fn scrub_and_verify(&self, c: &ReadyContainer, reuse: &ReuseConfig) -> Option<String> {
         let (id, engine) = (&c.created.id, c.engine);
         let backend = self.backend_of(engine);
         let baseline = c.baseline.as_deref()?;
-        let tmpfs = pool.cfg().spec.tmpfs_paths();
         // 1. The daemon's own scrub, whatever the operator's commands say.
-        if let Err(e) = self
-            .call(CALL_TIMEOUT, backend.scrub(id, baseline, &tmpfs))
-            .await
-        {
+        if let Err(e) = self.call(CALL_TIMEOUT, backend.scrub(id, baseline)).await {
             return Some(format!("scrub: {e}"));
         }
         // 2. The operator's reset.
@@ -198,10 +219,7 @@ impl<B: Backend> Manager<B> {
             return Some(f);
         }
         // 3. What is left, read through the engine.
-        let residue = match self
-            .call(CALL_TIMEOUT, backend.residue(id, baseline, &tmpfs))
-            .await
-        {
+        let residue = match self.call(CALL_TIMEOUT, backend.residue(id, baseline)).await {
             Ok(r) => r,
             Err(e) => return Some(format!("checking the scrub: {e}")),
         };
@@ -273,7 +291,7 @@ impl<B: Backend> Manager<B> {
 fn allowed(r: &Residue, allowed: &[String]) -> bool {
     let path = match r {
         Residue::Path(c) => &c.path,
-        Residue::Tmpfs { mount, .. } => mount,
+        Residue::Place { path, .. } => path,
         Residue::Process(_) => return false,
     };
     allowed.iter().any(|a| {

@@ -58,11 +58,14 @@ exit 0"#;
 /// Run `req` in container `id` and collect its output.
 ///
 /// On timeout the answer says `timed_out` and has no exit code, and the command's whole process
-/// tree is killed before it returns. If the future is dropped first (the client went away), the
-/// tree is killed in the background.
+/// tree is killed before it returns; so too when `req.stop` fires, which answers an error once
+/// the tree is dead. If the future is dropped first, the tree is killed in the background.
 pub async fn run(docker: &Docker, id: &str, req: &ExecRequest) -> Result<ExecOutput, BackendError> {
     if req.cmd.is_empty() || req.cmd[0].is_empty() {
         return Err(BackendError::Invalid("cmd must not be empty".into()));
+    }
+    if req.stop.is_stopped() {
+        return Err(stopped(id));
     }
     let mark = uuid::Uuid::new_v4().simple().to_string();
     let mut guard = KillOnDrop {
@@ -77,7 +80,20 @@ pub async fn run(docker: &Docker, id: &str, req: &ExecRequest) -> Result<ExecOut
     if out.timed_out {
         kill_exec(docker, id, &mark).await;
     }
+    if req.stop.is_stopped() {
+        // Its lease ended, or its client went away: its processes are dead now, and only
+        // now does the caller leave the lease's fence.
+        return Err(stopped(id));
+    }
     Ok(out)
+}
+
+fn stopped(id: &str) -> BackendError {
+    BackendError::Operation {
+        stage: "exec",
+        container: id.into(),
+        message: "stopped: its lease ended or its client went away".into(),
+    }
 }
 
 /// Create, start and collect one exec; `mark` tags its processes (see [`EXEC_MARK`]).
@@ -155,12 +171,17 @@ async fn exec(
     } else {
         req.timeout
     };
-    let timed_out = match tokio::time::timeout(timeout, collect).await {
-        Ok(r) => {
-            r?;
-            false
-        }
-        Err(_) => true,
+    // A stop (the lease ending) ends the wait like a timeout: the caller kills the tree. The
+    // create and start above are never cut, so a started process is always known.
+    let timed_out = tokio::select! {
+        r = tokio::time::timeout(timeout, collect) => match r {
+            Ok(r) => {
+                r?;
+                false
+            }
+            Err(_) => true,
+        },
+        () = req.stop.stopped() => true,
     };
     let exit_code = if timed_out {
         None
@@ -179,6 +200,17 @@ async fn exec(
         timed_out,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Run a command of the daemon's own, unmarked (so it never triggers a killer itself), with
+/// the request's limits, and collect its output as it is: the caller judges a timeout or a
+/// truncation.
+pub async fn run_script(
+    docker: &Docker,
+    id: &str,
+    req: &ExecRequest,
+) -> Result<ExecOutput, BackendError> {
+    exec(docker, id, req, None).await
 }
 
 /// Run a shell script of the daemon's own (the killer, the scrub), unmarked, so it never

@@ -68,6 +68,8 @@ pub struct DockerBackend {
     pub(crate) fetching: tokio::sync::Mutex<()>,
     /// The last image copy into this engine, or the one under way, as text.
     pub(crate) image_copy: std::sync::Arc<Mutex<Option<String>>>,
+    /// Each image and spec's directory index, for reuse's check of changed directories.
+    dir_indexes: scrub::DirIndexes,
 }
 
 impl DockerBackend {
@@ -116,6 +118,7 @@ impl DockerBackend {
             peers: std::sync::OnceLock::new(),
             fetching: tokio::sync::Mutex::new(()),
             image_copy: std::sync::Arc::default(),
+            dir_indexes: scrub::DirIndexes::default(),
         })
     }
 
@@ -318,24 +321,14 @@ impl Backend for DockerBackend {
     }
 
     async fn baseline(&self, id: &str) -> Result<Baseline, BackendError> {
-        scrub::baseline(&self.docker, id).await
+        scrub::baseline(&self.docker, id, &self.dir_indexes).await
     }
 
-    async fn scrub(
-        &self,
-        id: &str,
-        baseline: &Baseline,
-        tmpfs: &[String],
-    ) -> Result<(), BackendError> {
-        scrub::scrub(&self.docker, id, baseline, tmpfs).await
+    async fn scrub(&self, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
+        scrub::scrub(&self.docker, id, baseline).await
     }
 
-    async fn residue(
-        &self,
-        id: &str,
-        baseline: &Baseline,
-        tmpfs: &[String],
-    ) -> Result<Vec<Residue>, BackendError> {
-        scrub::residue(&self.docker, id, baseline, tmpfs).await
+    async fn residue(&self, id: &str, baseline: &Baseline) -> Result<Vec<Residue>, BackendError> {
+        scrub::residue(&self.docker, id, baseline).await
     }
 }

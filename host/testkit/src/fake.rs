@@ -10,7 +10,8 @@
 //!
 //! | command                     | does                                                        |
 //! |-----------------------------|-------------------------------------------------------------|
-//! | `write PATH TEXT`           | writes a file (into the tmpfs when under one)               |
+//! | `write PATH TEXT`           | writes a file (into a bind mount or tmpfs when under one)   |
+//! | `hide MOUNT`                | makes a tmpfs mount unreadable to the scrub                 |
 //! | `spawn TAG`                 | leaves a background process in the exec's session           |
 //! | `sleep MS`                  | runs MS ms; past its timeout, its session's processes die   |
 //! | `clean DIR…`                | removes the files under each DIR                            |
@@ -22,6 +23,7 @@
 mod backend;
 mod engine;
 mod exec;
+mod reuse;
 
 pub use backend::FakeBackend;
 pub use engine::*;

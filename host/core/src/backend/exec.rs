@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use tokio_util::sync::CancellationToken;
 
 use super::BackendError;
 
@@ -27,7 +28,40 @@ pub struct ExecRequest {
     pub timeout: Duration,
     /// Bytes kept of each of stdout and stderr; the rest is dropped and flagged.
     pub output_limit: usize,
+    /// Fires when the command must end early (its lease is ending, or its client hung up):
+    /// the backend kills its process tree and answers only once that is done.
+    pub stop: Stop,
 }
+
+/// Tells a backend call to end early. It is not part of what a request asks, so any two
+/// compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(CancellationToken);
+
+impl Stop {
+    /// A stop that fires when `token` is cancelled.
+    pub fn new(token: CancellationToken) -> Self {
+        Self(token)
+    }
+
+    /// Whether it has fired.
+    pub fn is_stopped(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Resolves once it fires (never, for the default).
+    pub async fn stopped(&self) {
+        self.0.cancelled().await;
+    }
+}
+
+impl PartialEq for Stop {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Stop {}
 
 /// What an exec produced. Output is kept byte for byte; the API decides how to encode it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,10 @@
-//! What reuse compares: a container's baseline when it first became ready, the filesystem
-//! changes the engine reports, and what a client left behind that a scrub did not remove.
+//! What reuse compares: a container's baseline when it first became ready (its processes, the
+//! filesystem changes the engine reports, and every writable place outside the image's layer),
+//! and what a client left behind that a scrub did not remove.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// How a path differs from the image, as the engine's `docker diff` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -44,6 +47,41 @@ pub struct Baseline {
     pub changes: Vec<FsChange>,
     /// The container's clock then, in ticks since boot: a process started later is a client's.
     pub started_before: u64,
+    /// Every writable place outside the image's layer (tmpfs mounts, `/dev` included, the
+    /// engine's bind mounts, volumes, the mount table itself, SysV IPC), by name, and what each
+    /// held then. The backend finds them; a place it cannot read destroys the container.
+    pub places: BTreeMap<String, Place>,
+    /// The mode and owner of the image's directories, for a directory the engine's diff later
+    /// reports changed: its children's own entries say what was added or removed in it, and
+    /// this says whether the directory itself was changed. Shared by every container of one
+    /// image and spec.
+    pub dirs: Arc<BTreeMap<String, String>>,
+}
+
+/// One writable place outside the image's layer, as a baseline recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// How the backend reads it, and what a scrub does to it.
+    pub kind: PlaceKind,
+    /// What it held, normalised (one line per entry, or a digest of what the engine read), in
+    /// a form only the backend that recorded it interprets.
+    pub state: Vec<String>,
+}
+
+/// How a [`Place`] is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlaceKind {
+    /// Empty when the container was fresh (`/dev/shm`, `/dev/mqueue`, a tmpfs of the spec):
+    /// the scrub empties it, and it must be empty again.
+    Emptied,
+    /// Held something when fresh (`/dev`, `/sys/fs/cgroup`): it must list exactly as it did.
+    Listed,
+    /// Read through the engine, not through a program inside the container (a bind mount such
+    /// as `/etc/hosts`, a volume): it must read back exactly as it did.
+    Read,
+    /// Kernel state that is not a file: the mount table, SysV IPC objects. It must be as it
+    /// was.
+    Kernel,
 }
 
 /// Something a client left behind that a scrub did not remove.
@@ -53,12 +91,12 @@ pub enum Residue {
     Process(String),
     /// A file or directory added, removed or changed since the baseline.
     Path(FsChange),
-    /// A tmpfs mount that is not empty.
-    Tmpfs {
-        /// The mount point, e.g. `/dev/shm`.
-        mount: String,
-        /// Names of the entries directly under it.
-        entries: Vec<String>,
+    /// A writable place outside the layer that differs from its baseline.
+    Place {
+        /// The place: a mount point such as `/dev/shm` or `/etc/hosts`, or `mount table`.
+        path: String,
+        /// What differs, e.g. the entries left in it.
+        what: String,
     },
 }
 
@@ -67,7 +105,7 @@ impl fmt::Display for Residue {
         match self {
             Residue::Process(p) => write!(f, "process {p}"),
             Residue::Path(c) => write!(f, "{} {}", c.kind, c.path),
-            Residue::Tmpfs { mount, entries } => write!(f, "{mount} holds {}", entries.join(", ")),
+            Residue::Place { path, what } => write!(f, "{path}: {what}"),
         }
     }
 }

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, Baseline, ChangeKind, ContainerSpec, Created, ExecOutput,
-    ExecRequest, Existing, FileBody, FsChange, Residue,
+    Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, ExecOutput, ExecRequest,
+    Existing, FileBody, Residue,
 };
 
 use super::engine::*;
@@ -67,6 +67,27 @@ impl FakeBackend {
 
     fn dead(&self) -> bool {
         !self.alive.load(Ordering::Acquire)
+    }
+
+    /// How long a write of this call is in transit, when the `slow_ops` fault rolls.
+    pub(super) fn in_transit(&self) -> Option<Duration> {
+        let mut w = self.state();
+        let (p, t) = (w.faults.slow_ops, w.faults.slow_for);
+        w.roll(p).then_some(t)
+    }
+
+    /// A write lands in container `id`: in a bind mount, a tmpfs, or the layer.
+    pub(super) fn land(&self, id: &str, path: &str, data: Vec<u8>) {
+        let mut w = self.state();
+        if let Some(c) = w.containers.get_mut(id) {
+            if c.binds.contains_key(path) {
+                c.binds.insert(path.into(), data);
+            } else if c.tmpfs_mounts.iter().any(|m| under(path, m)) {
+                c.tmpfs.insert(path.into(), data);
+            } else {
+                c.files.insert(path.into(), data);
+            }
+        }
     }
 
     /// Every call passes here: a dead connection never answers; a down engine refuses; a hang
@@ -198,9 +219,18 @@ impl Backend for FakeBackend {
                         running: false,
                         created: wall,
                         files: BTreeMap::new(),
-                        tmpfs: BTreeMap::new(),
+                        tmpfs: BTreeMap::from([("/dev/null".to_string(), Vec::new())]),
+                        binds: BTreeMap::from([(
+                            "/etc/hosts".to_string(),
+                            b"127.0.0.1 localhost\n".to_vec(),
+                        )]),
+                        hidden: BTreeSet::new(),
                         procs: BTreeMap::new(),
-                        tmpfs_mounts: spec.tmpfs_paths(),
+                        tmpfs_mounts: {
+                            let mut m = spec.tmpfs_paths();
+                            m.push("/dev".into());
+                            m
+                        },
                         created_at: Instant::now(),
                         died_at: None,
                         death_reported: false,
@@ -332,15 +362,12 @@ impl Backend for FakeBackend {
         self.gate().await?;
         self.running(id)?;
         let data = file.collect().await?;
-        let mut w = self.state();
-        if let Some(c) = w.containers.get_mut(id) {
-            if c.tmpfs_mounts.iter().any(|m| under(path, m)) {
-                c.tmpfs.insert(path.into(), data);
-            } else {
-                c.files.insert(path.into(), data);
-            }
+        // A busy engine writes it a while after the body arrived, and answers only then.
+        if let Some(t) = self.in_transit() {
+            tokio::time::sleep(t).await;
         }
-        Ok(())
+        self.land(id, path, data);
+        self.answer(Ok(())).await
     }
 
     async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, BackendError> {
@@ -353,6 +380,7 @@ impl Backend for FakeBackend {
             .files
             .get(path)
             .or_else(|| c.tmpfs.get(path))
+            .or_else(|| c.binds.get(path))
             .cloned()
             .ok_or_else(|| BackendError::NotFound {
                 what: "file",
@@ -463,95 +491,23 @@ impl Backend for FakeBackend {
         self.gate().await?;
         self.fail(|f| f.fail_inspect, "baseline", id)?;
         let tick = self.engine.tick();
-        let b = {
-            let w = self.state();
-            let c = w.containers.get(id).ok_or_else(|| BackendError::NotFound {
-                what: "container",
-                subject: id.into(),
-            })?;
-            Baseline {
-                processes: c
-                    .procs
-                    .iter()
-                    .map(|(pid, p)| format!("{pid} {}", p.cmd))
-                    .collect(),
-                changes: c
-                    .files
-                    .keys()
-                    .map(|p| FsChange {
-                        kind: ChangeKind::Added,
-                        path: p.clone(),
-                    })
-                    .collect(),
-                started_before: tick,
-            }
-        };
-        self.answer(Ok(b)).await
+        let b = self.baseline_of(id, tick);
+        self.answer(b).await
     }
 
-    async fn scrub(
-        &self,
-        id: &str,
-        baseline: &Baseline,
-        tmpfs: &[String],
-    ) -> Result<(), BackendError> {
+    async fn scrub(&self, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
         self.gate().await?;
         self.fail(|f| f.fail_exec, "scrub", id)?;
         self.running(id)?;
-        {
-            let mut w = self.state();
-            if let Some(c) = w.containers.get_mut(id) {
-                c.procs.retain(|_, p| p.started <= baseline.started_before);
-                c.tmpfs.retain(|p, _| !tmpfs.iter().any(|m| under(p, m)));
-            }
-        }
-        self.answer(Ok(())).await
+        let r = self.scrub_of(id, baseline);
+        self.answer(r).await
     }
 
-    async fn residue(
-        &self,
-        id: &str,
-        baseline: &Baseline,
-        tmpfs: &[String],
-    ) -> Result<Vec<Residue>, BackendError> {
+    async fn residue(&self, id: &str, baseline: &Baseline) -> Result<Vec<Residue>, BackendError> {
         self.gate().await?;
         self.fail(|f| f.fail_inspect, "residue", id)?;
         self.running(id)?;
-        let r = {
-            let w = self.state();
-            let c = w.containers.get(id).expect("checked running");
-            let mut r = Vec::new();
-            for (pid, p) in &c.procs {
-                let line = format!("{pid} {}", p.cmd);
-                if !baseline.processes.contains(&line) {
-                    r.push(Residue::Process(line));
-                }
-            }
-            let was: BTreeSet<&str> = baseline.changes.iter().map(|c| c.path.as_str()).collect();
-            for p in c.files.keys().filter(|p| !was.contains(p.as_str())) {
-                r.push(Residue::Path(FsChange {
-                    kind: ChangeKind::Added,
-                    path: p.clone(),
-                }));
-            }
-            for p in was.iter().filter(|p| !c.files.contains_key(**p)) {
-                r.push(Residue::Path(FsChange {
-                    kind: ChangeKind::Deleted,
-                    path: p.to_string(),
-                }));
-            }
-            for m in tmpfs {
-                let entries: Vec<String> =
-                    c.tmpfs.keys().filter(|p| under(p, m)).cloned().collect();
-                if !entries.is_empty() {
-                    r.push(Residue::Tmpfs {
-                        mount: m.clone(),
-                        entries,
-                    });
-                }
-            }
-            r
-        };
-        self.answer(Ok(r)).await
+        let r = self.residue_of(id, baseline);
+        self.answer(r).await
     }
 }

@@ -38,6 +38,11 @@ pub struct Faults {
     pub die_within: Duration,
     /// A death event is never delivered.
     pub lose_events: f64,
+    /// An exec's write or a file upload is still in transit: it lands `slow_for` after the
+    /// call, as a busy engine's would.
+    pub slow_ops: f64,
+    /// How long a `slow_ops` write takes to land.
+    pub slow_for: Duration,
 }
 
 /// Create latencies drawn from a log-normal distribution fitted to a median and a 99th
@@ -103,11 +108,17 @@ pub struct FakeContainer {
     pub created: SystemTime,
     /// The writable layer: files written since create.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// Files in the container's tmpfs mounts (`/dev/shm`, …), invisible to the layer diff.
+    /// Files in the container's tmpfs mounts (`/dev`, `/dev/shm`, …), invisible to the layer
+    /// diff.
     pub tmpfs: BTreeMap<String, Vec<u8>>,
+    /// Files bind-mounted by the engine (`/etc/hosts`): invisible to the layer diff, read
+    /// through the engine.
+    pub binds: BTreeMap<String, Vec<u8>>,
+    /// Tmpfs mounts a client made unreadable in a way the scrub cannot undo (`hide`).
+    pub hidden: BTreeSet<String>,
     /// Its processes by PID: 1 is `init`, 2 the main command, later ones from execs.
     pub procs: BTreeMap<u64, FakeProc>,
-    /// Paths of its tmpfs mounts, from the spec.
+    /// Paths of its tmpfs mounts: the spec's, and `/dev` (which holds `/dev/null` when fresh).
     pub tmpfs_mounts: Vec<String>,
     /// When the create made it (tokio's clock).
     pub created_at: Instant,

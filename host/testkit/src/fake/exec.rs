@@ -36,6 +36,14 @@ fn kill_session(engine: &FakeEngine, id: &str, session: u64) {
     }
 }
 
+fn stopped(id: &str) -> BackendError {
+    BackendError::Operation {
+        stage: "exec",
+        container: id.into(),
+        message: "stopped: its lease ended or its client went away".into(),
+    }
+}
+
 impl FakeBackend {
     /// The exec every `Backend::exec` call runs: the commands of the parent module's table.
     pub(super) async fn run_exec(
@@ -46,6 +54,9 @@ impl FakeBackend {
         self.gate().await?;
         self.fail(|f| f.fail_exec, "exec", id)?;
         self.running(id)?;
+        if req.stop.is_stopped() {
+            return Err(stopped(id));
+        }
         let session = {
             let mut w = self.state();
             w.next_session += 1;
@@ -64,13 +75,21 @@ impl FakeBackend {
         match args.as_slice() {
             ["false", ..] => code = 1,
             ["write", path, text] => {
-                let mut w = self.state();
-                if let Some(c) = w.containers.get_mut(id) {
-                    if c.tmpfs_mounts.iter().any(|m| under(path, m)) {
-                        c.tmpfs.insert(path.to_string(), text.as_bytes().to_vec());
-                    } else {
-                        c.files.insert(path.to_string(), text.as_bytes().to_vec());
+                // A busy engine runs it a while later; a stop before then kills it unwritten.
+                if let Some(t) = self.in_transit() {
+                    tokio::select! {
+                        () = tokio::time::sleep(t) => {}
+                        () = req.stop.stopped() => return Err(stopped(id)),
                     }
+                }
+                self.land(id, path, text.as_bytes().to_vec());
+            }
+            ["hide", mount] => {
+                let mut w = self.state();
+                if let Some(c) = w.containers.get_mut(id)
+                    && c.tmpfs_mounts.iter().any(|m| m == mount)
+                {
+                    c.hidden.insert(mount.to_string());
                 }
             }
             ["spawn", tag] => {
@@ -110,11 +129,13 @@ impl FakeBackend {
                 } else {
                     req.timeout
                 };
-                if Duration::from_millis(ms) > t {
-                    tokio::time::sleep(t).await;
-                    out.timed_out = true;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                let ran = Duration::from_millis(ms).min(t);
+                tokio::select! {
+                    () = tokio::time::sleep(ran) => out.timed_out = Duration::from_millis(ms) > t,
+                    () = req.stop.stopped() => {
+                        kill_session(&self.engine, id, session);
+                        return Err(stopped(id));
+                    }
                 }
                 kill_session(&self.engine, id, session);
             }
