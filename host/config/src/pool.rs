@@ -32,6 +32,9 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
     let (default_ttl, max_ttl) = lease_ttls(p, path, &raw.lease);
     let life = lifecycle(p, path, &raw.lifecycle);
     let reuse = raw.reuse.enabled.then(|| reuse(p, path, &raw.reuse));
+    if reuse.is_some() {
+        reuse_caps(p, path, &spec.cap_add);
+    }
     let wait_timeout = p.duration_in(
         &at("exhaustion.wait_timeout"),
         &raw.exhaustion.wait_timeout,
@@ -231,6 +234,31 @@ fn reuse(p: &mut Problems, path: &str, r: &RawReuse) -> ReuseConfig {
         verify: r.verify.iter().map(Command::argv).collect(),
         timeout: p.duration_in(&at("timeout"), &r.timeout, secs(30), secs(1), secs(3600)),
         allowed_changes: r.allowed_changes.clone(),
+    }
+}
+
+/// Capabilities under which a client can change what no scrub can see or put back: mounts
+/// (`SYS_ADMIN`: mount, remount a read-only mount, unshare) and the network's configuration
+/// (`NET_ADMIN`: routes, firewall rules, interfaces). A reuse pool may not grant them.
+const UNSCRUBBABLE_CAPS: &[(&str, &str)] = &[
+    ("SYS_ADMIN", "it can mount, remount and unshare, which no scrub can undo"),
+    ("NET_ADMIN", "it can change routes, firewall rules and interfaces, which no scrub checks"),
+    ("ALL", "it grants CAP_SYS_ADMIN and CAP_NET_ADMIN"),
+];
+
+fn reuse_caps(p: &mut Problems, path: &str, cap_add: &[String]) {
+    for (i, cap) in cap_add.iter().enumerate() {
+        let name = cap.trim().to_ascii_uppercase();
+        let name = name.strip_prefix("CAP_").unwrap_or(&name);
+        if let Some((_, why)) = UNSCRUBBABLE_CAPS.iter().find(|(c, _)| *c == name) {
+            p.push(
+                format!("{path}.cap_add[{i}]"),
+                format!(
+                    "reuse is enabled, and a client holding {cap} could leave behind what a \
+                     scrub cannot return to its state ({why}): drop it, or turn reuse off"
+                ),
+            );
+        }
     }
 }
 

@@ -247,3 +247,22 @@ fn state_dir_and_commit_interval_are_validated() {
         "{err}"
     );
 }
+
+#[test]
+fn reuse_refuses_capabilities_no_scrub_can_undo() {
+    let yaml = r#"
+pools:
+  r:
+    image: busybox
+    cap_add: [CHOWN, sys_admin, CAP_NET_ADMIN]
+    reuse: { enabled: true, reset: ["true"], verify: ["true"] }
+  ok:
+    image: busybox
+    cap_add: [SYS_ADMIN]
+"#;
+    let err = parse(yaml, "t", no_env()).unwrap_err().to_string();
+    assert!(err.contains("pools.r.cap_add[1]"), "{err}");
+    assert!(err.contains("pools.r.cap_add[2]"), "{err}");
+    assert!(!err.contains("pools.r.cap_add[0]"), "{err}");
+    assert!(!err.contains("pools.ok"), "without reuse it is the operator's call: {err}");
+}
