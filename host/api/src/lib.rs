@@ -235,11 +235,12 @@ async fn healthz() -> Json<Status> {
 }
 
 /// `GET /readyz`: 200 while an engine answers, the startup sweep is done and the control loop
-/// is alive; 503 with the reason otherwise.
+/// is alive; 503 with the state otherwise (`engine_unavailable` says no more: the engines'
+/// errors are at `/v1/engines`, behind the token).
 #[utoipa::path(get, path = "/readyz", tag = "service", operation_id = "readyz",
     responses(
         (status = 200, description = "Ready to lease", body = Status),
-        (status = 503, description = "`not_ready` or `engine_unavailable`, with the reason", body = error::ErrorBody),
+        (status = 503, description = "`not_ready` (starting, shutting down, or the control loop stopped) or `engine_unavailable` (no engine answers; the engines' own errors are at `/v1/engines`)", body = error::ErrorBody),
     ))]
 async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
     if let Some(why) = s.ready_check.as_ref().and_then(|c| c()) {
@@ -251,10 +252,12 @@ async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
         })
         .into_response()
     } else if !s.manager.engine_up() {
+        // The state, not the engine's own error: that names endpoints, sockets and
+        // certificates, and this route answers anyone. `/v1/engines` has it, behind the token.
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "engine_unavailable",
-            format!("container engine unreachable: {}", s.manager.engine_error()),
+            "no container engine answers; each engine's state and last error are at /v1/engines",
         )
         .into_response()
     } else {
