@@ -117,8 +117,7 @@ impl<B: Backend> Manager<B> {
     /// Write `file` at absolute `path` inside lease `id`'s container.
     pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
         let (cid, e) = self.lease_container(id)?;
-        self.backend_of(e)
-            .put_file(&cid, path, file)
+        crate::deadline::upload(file, |file| self.backend_of(e).put_file(&cid, path, file))
             .await
             .map_err(|source| self.failed_on_lease(id, source))
     }
@@ -126,8 +125,7 @@ impl<B: Backend> Manager<B> {
     /// Read the file at absolute `path` in lease `id`'s container, as a stream.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
         let (cid, e) = self.lease_container(id)?;
-        self.backend_of(e)
-            .get_file(&cid, path)
+        crate::deadline::download(self.backend_of(e).get_file(&cid, path))
             .await
             .map_err(|source| self.failed_on_lease(id, source))
     }

@@ -14,6 +14,10 @@ use crate::op_error;
 
 const BLOCK: usize = 512;
 
+/// The Docker client's timeout for an upload: past any upload that keeps moving (the core's
+/// deadline fails one whose bytes stop for a minute).
+const UPLOAD_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Owner for an uploaded file: the container's user as the engine runs it, so a sandbox
 /// running as an unprivileged user can change the files it was given. A user or group given
 /// by name (`nobody`, `nobody:nogroup`, `1000:staff`, `nobody:0`) is looked up in the
@@ -157,7 +161,12 @@ pub async fn put(
     ]))));
     let tar = head.chain(body).chain(tail);
     let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+    // The engine answers an upload once it has read the whole body, so the client's timeout on
+    // a request (120 s, until the answer starts) would cut a big upload that is still moving.
+    // The core bounds an upload by its progress instead (its file deadlines).
     docker
+        .clone()
+        .with_timeout(UPLOAD_CLIENT_TIMEOUT)
         .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
         .await
         .map_err(|e| file_error("upload", id, path, e))
