@@ -2,7 +2,9 @@
 //!
 //! An axum router over a `warmpool_core::Manager`. JSON in and out; every error is
 //! `{"error":{"code","message"}}` ([`error`]). When a token is configured, every `/v1` route
-//! needs `Authorization: Bearer <token>`, compared in constant time ([`auth`]).
+//! needs `Authorization: Bearer <token>`, compared in constant time ([`auth`]). Whatever the
+//! config, [`web`] keeps web pages out: a `Host` the daemon does not answer to gets 421, a
+//! request from another origin 403, and a POST that does not say it is JSON 415.
 //!
 //! Routes (see README "HTTP API"):
 //! - leases: `POST/GET /v1/leases`, `GET/DELETE /v1/leases/{id}`, `POST /v1/leases/{id}/exec`,
