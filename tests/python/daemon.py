@@ -304,6 +304,10 @@ class Daemon:
         if body is not None:
             data = json.dumps(body).encode()
             h["content-type"] = "application/json"
+        elif method.upper() == "POST" and raw is None:
+            # Every POST must say it is JSON, even an empty one (urllib would say form data).
+            data = b""
+            h["content-type"] = "application/json"
         tok = self.token if token is True else (token or None)
         if tok:
             h["authorization"] = f"Bearer {tok}"

@@ -208,15 +208,20 @@ impl Daemon {
     }
 
     /// One request; the body is JSON when given. Returns status, headers and the JSON answer.
+    /// A POST always says it is JSON, with an empty body when none is given: the daemon
+    /// refuses any other (a web page could send it cross-site).
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let post = method == Method::POST;
         let mut r = self.http.request(method, format!("{}{path}", self.url));
         if let Some(b) = body {
             r = r.json(&b);
+        } else if post {
+            r = r.header(reqwest::header::CONTENT_TYPE, "application/json");
         }
         let resp = r
             .send()
@@ -251,6 +256,7 @@ impl Daemon {
     }
 
     /// Send a request over a plain socket exactly as given (the path may hold any bytes).
+    /// `Host` is the daemon's address unless `headers` give one (a page's rebound name).
     /// Returns the status code and the body.
     pub async fn request_as_is(
         &self,
@@ -266,13 +272,20 @@ impl Daemon {
         req.extend_from_slice(method.as_bytes());
         req.push(b' ');
         req.extend_from_slice(path);
+        let host = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map_or(addr, |(_, v)| *v);
         req.extend_from_slice(
             format!(
-                " HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+                " HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
                 body.len()
             )
             .as_bytes(),
         );
+        let headers = headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("host"));
         for (k, v) in headers {
             req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
         }

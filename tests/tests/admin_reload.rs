@@ -15,7 +15,10 @@ async fn the_admin_route_reloads_and_answers_with_the_outcome() {
     .await;
     let c = reqwest::Client::new();
     let reload = |token: Option<&'static str>| {
-        let mut r = c.post(format!("{}/v1/admin/reload", d.url));
+        // Every POST says it is JSON (the daemon refuses a cross-site "simple" request).
+        let mut r = c
+            .post(format!("{}/v1/admin/reload", d.url))
+            .json(&serde_json::json!({}));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }

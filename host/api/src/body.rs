@@ -1,7 +1,8 @@
 //! Request bodies: one JSON object, read in one pass from the bytes.
 //!
 //! One reader for every JSON route, so each gets the same answers: 415 when the body does not
-//! say it is JSON (a web page may POST `text/plain` to any origin without a preflight), 400
+//! say it is JSON (a web page may POST `text/plain` to any origin without a preflight; every
+//! POST is also checked before its handler, by [`crate::web::require_json_post`]), 400
 //! when it is not an object (serde would read a struct from an array, `["busybox", 60]`,
 //! which no client means and the OpenAPI document does not allow), and 400 naming the field
 //! at fault otherwise. Too large a body is refused before this by the route's body limit (413).
@@ -51,8 +52,8 @@ pub fn object<T: DeserializeOwned>(headers: &HeaderMap, raw: &[u8]) -> Result<T,
     Ok(t)
 }
 
-/// The body as `T`, or `T::default()` when it is empty or `null` (whatever its content type:
-/// `curl -X POST` sends none).
+/// The body as `T`, or `T::default()` when it is empty or `null`. (A POST without a JSON
+/// content type never gets here: [`crate::web::require_json_post`] refused it.)
 pub fn object_or_default<T: DeserializeOwned + Default>(
     headers: &HeaderMap,
     raw: &[u8],
@@ -65,7 +66,7 @@ pub fn object_or_default<T: DeserializeOwned + Default>(
 }
 
 /// `application/json`, or a `+json` type, as axum's own `Json` accepts.
-fn says_json(headers: &HeaderMap) -> bool {
+pub(crate) fn says_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

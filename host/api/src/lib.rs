@@ -2,7 +2,9 @@
 //!
 //! An axum router over a `warmpool_core::Manager`. JSON in and out; every error is
 //! `{"error":{"code","message"}}` ([`error`]). When a token is configured, every `/v1` route
-//! needs `Authorization: Bearer <token>`, compared in constant time ([`auth`]).
+//! needs `Authorization: Bearer <token>`, compared in constant time ([`auth`]). Whatever the
+//! config, [`web`] keeps web pages out: a `Host` the daemon does not answer to gets 421, a
+//! request from another origin 403, and a POST that does not say it is JSON 415.
 //!
 //! Routes (see README "HTTP API"):
 //! - leases: `POST/GET /v1/leases`, `GET/DELETE /v1/leases/{id}`, `POST /v1/leases/{id}/exec`,
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
 pub mod pools;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -44,6 +47,7 @@ use warmpool_core::{Backend, Manager};
 
 pub use error::ApiError;
 use metrics::Metrics;
+pub use web::AllowedHosts;
 
 /// Why the daemon is not ready, if it is not (beyond the manager's own view).
 pub type ReadyCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
@@ -73,6 +77,9 @@ pub struct ApiConfig {
     pub admin_reload: Option<AdminReload>,
     /// Each engine's endpoint with credentials redacted, in engine order, for `/v1/engines`.
     pub engine_endpoints: Vec<String>,
+    /// The `Host` names served (the DNS rebinding guard, [`web`]): by default `localhost` and
+    /// IP addresses, on any port until `listen_port` is set.
+    pub allowed_hosts: AllowedHosts,
 }
 
 /// State shared by every handler, built by [`router`] from an [`ApiConfig`].
@@ -93,6 +100,8 @@ pub struct AppState<B: Backend> {
     pub admin_reload: Option<AdminReload>,
     /// Each engine's endpoint, credentials redacted, in engine order.
     pub engine_endpoints: Vec<String>,
+    /// The `Host` names served; anything else gets 421.
+    pub allowed_hosts: AllowedHosts,
 }
 
 /// The router's state as handlers receive it.
@@ -109,6 +118,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         ready_check: cfg.ready_check,
         admin_reload: cfg.admin_reload,
         engine_endpoints: cfg.engine_endpoints,
+        allowed_hosts: cfg.allowed_hosts,
     });
     // File bodies are streamed and bounded by the handler itself (server.max_upload_bytes).
     let files = Router::new().route(
@@ -135,6 +145,8 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/admin/reload", post(admin_reload::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .merge(files)
+        // After the token check: a client without one learns that first.
+        .route_layer(middleware::from_fn(web::require_json_post))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token::<B>,
@@ -156,6 +168,13 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
             )
         })
         .layer(middleware::from_fn(error::json_errors))
+        // Before routing, on every route: what a web page may not do (see `web`). The Host is
+        // checked first: a rebinding page is same-origin with the daemon, so its Origin passes.
+        .layer(middleware::from_fn(web::check_origin))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::check_host::<B>,
+        ))
         // Error messages echo input: no browser may read an answer as anything but its type.
         .layer(middleware::map_response(|mut r: Response| async move {
             r.headers_mut().insert(
@@ -218,11 +237,12 @@ async fn healthz() -> Json<Status> {
 }
 
 /// `GET /readyz`: 200 while an engine answers, the startup sweep is done and the control loop
-/// is alive; 503 with the reason otherwise.
+/// is alive; 503 with the state otherwise (`engine_unavailable` says no more: the engines'
+/// errors are at `/v1/engines`, behind the token).
 #[utoipa::path(get, path = "/readyz", tag = "service", operation_id = "readyz",
     responses(
         (status = 200, description = "Ready to lease", body = Status),
-        (status = 503, description = "`not_ready` or `engine_unavailable`, with the reason", body = error::ErrorBody),
+        (status = 503, description = "`not_ready` (starting, shutting down, or the control loop stopped) or `engine_unavailable` (no engine answers; the engines' own errors are at `/v1/engines`)", body = error::ErrorBody),
     ))]
 async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
     if let Some(why) = s.ready_check.as_ref().and_then(|c| c()) {
@@ -234,10 +254,12 @@ async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
         })
         .into_response()
     } else if !s.manager.engine_up() {
+        // The state, not the engine's own error: that names endpoints, sockets and
+        // certificates, and this route answers anyone. `/v1/engines` has it, behind the token.
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "engine_unavailable",
-            format!("container engine unreachable: {}", s.manager.engine_error()),
+            "no container engine answers; each engine's state and last error are at /v1/engines",
         )
         .into_response()
     } else {
@@ -268,15 +290,29 @@ pub struct PluginList {
     pub plugins: Vec<warmpool_core::PluginStatus>,
 }
 
+/// Body of `POST /v1/admin/reload`: nothing to set; `{}`, or an empty body (either sent as
+/// `application/json`, as every POST must be).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadBody {}
+
 /// `POST /v1/admin/reload`: reload the config now, as SIGHUP does, and answer with what
 /// changed (200), or with every problem that kept the old config serving (422).
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "admin", operation_id = "admin_reload",
+    request_body(content = ReloadBody, description = "`{}`; an empty body sent as `application/json` is the same"),
     responses(
         (status = 200, description = "The new config serves; what changed", body = Reloaded),
         (status = 422, description = "`config_rejected`: every problem; the old config keeps serving", body = error::ErrorBody),
         (status = 501, description = "`not_implemented`: this daemon has no config file to reload", body = error::ErrorBody),
     ))]
-async fn admin_reload<B: Backend>(State(s): State<Shared<B>>) -> Response {
+async fn admin_reload<B: Backend>(
+    State(s): State<Shared<B>>,
+    headers: axum::http::HeaderMap,
+    raw: bytes::Bytes,
+) -> Response {
+    if let Err(e) = body::object_or_default::<ReloadBody>(&headers, &raw) {
+        return e.into_response();
+    }
     let Some(reload) = &s.admin_reload else {
         return ApiError::new(
             StatusCode::NOT_IMPLEMENTED,

@@ -3,7 +3,8 @@
 //! Each handler describes itself with `#[utoipa::path]` beside its code, and its bodies are the
 //! handlers' own serde types (`ToSchema`), so the document cannot drift from what is served.
 //! What applies to many routes at once is added here, in one place, by [`cross_cutting`]:
-//! the bearer scheme on `/v1`, the errors any route can answer (a bad body, a missing token),
+//! the bearer scheme on `/v1`, the errors any route can answer (a bad body, a missing token, a
+//! `Host` or `Origin` refused by the web-page guards, a POST that is not JSON),
 //! `Retry-After` on 429 and 503, and the links from a new lease to the routes that take its id,
 //! which stateful clients and testers (schemathesis) follow.
 
@@ -23,7 +24,12 @@ use crate::{engines, events, leases, pools};
         title = "warmpool",
         description = "Leases of pre-warmed Docker containers. Every error is \
             `{\"error\":{\"code\",\"message\"}}`; when the daemon has a token, every `/v1` route \
-            needs `Authorization: Bearer <token>`.",
+            needs `Authorization: Bearer <token>`. The API is for programs, not web pages: every \
+            route answers 421 `host_not_allowed` to a `Host` the daemon does not answer to \
+            (`localhost` and IP addresses on its port, and `server.allowed_hosts`), and 403 \
+            `forbidden_origin` to a request from another origin; every POST must send \
+            `Content-Type: application/json`, even with an empty body (else 415); no answer \
+            carries CORS headers.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -133,6 +139,27 @@ fn cross_cutting(doc: &mut Value) {
                     error_response("`unauthorized`: the token is missing or wrong")
                 });
             }
+            // The web-page guards (`web.rs`) answer before routing, on every route.
+            responses.entry("421").or_insert_with(|| {
+                error_response(
+                    "`host_not_allowed`: the `Host` is not one this daemon answers to (DNS \
+                     rebinding guard); `server.allowed_hosts` adds names",
+                )
+            });
+            responses.entry("403").or_insert_with(|| {
+                error_response(
+                    "`forbidden_origin`: the request comes from a web page of another origin \
+                     (or `Origin: null`)",
+                )
+            });
+            if method == "post" {
+                responses.entry("415").or_insert_with(|| {
+                    error_response(
+                        "`unsupported_media_type`: a POST must send `Content-Type: \
+                         application/json`, even with an empty body",
+                    )
+                });
+            }
             if has_body {
                 responses.entry("413").or_insert_with(|| {
                     error_response("`payload_too_large`: the body is over the server's limit")
@@ -236,6 +263,39 @@ mod tests {
             }
         }
         assert!(ids.len() >= 20, "{ids:?}");
+    }
+
+    #[test]
+    fn every_operation_documents_the_web_page_guards() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                let r = &op["responses"];
+                let what = format!("{method} {path}");
+                assert!(
+                    r["421"]["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("host_not_allowed"),
+                    "{what}"
+                );
+                assert!(
+                    r["403"]["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("forbidden_origin"),
+                    "{what}"
+                );
+                if method == "post" {
+                    assert!(r["415"].is_object(), "{what}");
+                    assert!(
+                        op["requestBody"]["content"]["application/json"].is_object(),
+                        "{what}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

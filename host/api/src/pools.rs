@@ -54,7 +54,7 @@ pub async fn show<B: Backend>(
     Ok(Json(stats).into_response())
 }
 
-/// Body of `POST /v1/pools/{name}/warm-up`; an empty body takes the defaults.
+/// Body of `POST /v1/pools/{name}/warm-up`; `{}` or an empty body takes the defaults.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarmUpBody {
@@ -66,7 +66,7 @@ pub struct WarmUpBody {
 /// Block until the pool holds its target of ready containers, or answer 504.
 #[utoipa::path(post, path = "/v1/pools/{name}/warm-up", tag = "pools", operation_id = "warm_up",
     params(("name" = String, Path, description = "The pool's name")),
-    request_body(content = Option<WarmUpBody>, description = "Optional; an empty body takes the defaults"),
+    request_body(content = WarmUpBody, description = "`{}` takes the defaults, and so does an empty body sent as `application/json` (every POST must say it is JSON)"),
     responses(
         (status = 200, description = "The pool is at its target; its stats", body = PoolStats),
         (status = 404, description = "`unknown_pool`", body = ErrorBody),

@@ -86,6 +86,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Name of the environment variable holding the bearer token, if auth is on.
     pub auth_token_env: Option<String>,
+    /// `server.allowed_hosts` without `"*"`: names the API answers to in `Host` besides
+    /// `localhost` and IP addresses on the listening port.
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// `"*"` in `server.allowed_hosts`: any `Host` is served (the DNS rebinding guard is off).
+    pub allow_any_host: bool,
     /// Identifies this daemon's containers (`warmpool.host` label); defaults to the hostname.
     pub host_id: String,
     /// Largest JSON request body, in bytes.
@@ -103,6 +108,15 @@ pub struct ServerConfig {
     pub commit_interval: Duration,
     /// Leave leases and never-lent ready containers running at shutdown (needs `state_dir`).
     pub keep_on_shutdown: bool,
+}
+
+/// One entry of `server.allowed_hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// The name in lower case, or an IP address (IPv6 in brackets).
+    pub name: String,
+    /// Its one port; `None`: any.
+    pub port: Option<u16>,
 }
 
 /// One pool: its settings and which built-in policies serve it.

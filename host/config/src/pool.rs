@@ -241,8 +241,14 @@ fn reuse(p: &mut Problems, path: &str, r: &RawReuse) -> ReuseConfig {
 /// (`SYS_ADMIN`: mount, remount a read-only mount, unshare) and the network's configuration
 /// (`NET_ADMIN`: routes, firewall rules, interfaces). A reuse pool may not grant them.
 const UNSCRUBBABLE_CAPS: &[(&str, &str)] = &[
-    ("SYS_ADMIN", "it can mount, remount and unshare, which no scrub can undo"),
-    ("NET_ADMIN", "it can change routes, firewall rules and interfaces, which no scrub checks"),
+    (
+        "SYS_ADMIN",
+        "it can mount, remount and unshare, which no scrub can undo",
+    ),
+    (
+        "NET_ADMIN",
+        "it can change routes, firewall rules and interfaces, which no scrub checks",
+    ),
     ("ALL", "it grants CAP_SYS_ADMIN and CAP_NET_ADMIN"),
 ];
 

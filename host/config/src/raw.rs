@@ -14,6 +14,10 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// `server.auth_token_env`: env var holding the bearer token; unset: no auth.
     pub auth_token_env: Option<String>,
+    /// `server.allowed_hosts`: further names the API answers to in `Host`, each `name` (any
+    /// port) or `name:port`, besides `localhost` and IP addresses on the listening port;
+    /// `"*"` answers to any (the DNS rebinding guard is then off).
+    pub allowed_hosts: Option<Vec<String>>,
     /// `server.host_id`: labels this daemon's containers; 1-128 of `[A-Za-z0-9._-]`.
     /// Default: the hostname.
     pub host_id: Option<String>,

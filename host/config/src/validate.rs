@@ -10,7 +10,7 @@ use warmpool_core::{BreakerConfig, ManagerConfig};
 
 use crate::problems::{Problems, bounded, key_name};
 use crate::raw::*;
-use crate::{Config, PoolPlan, Problem, ServerConfig};
+use crate::{AllowedHost, Config, PoolPlan, Problem, ServerConfig};
 
 const TOP_KEYS: [&str; 5] = ["server", "docker", "limits", "pools", "plugins"];
 
@@ -187,6 +187,15 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
         Duration::from_millis(1),
         Duration::from_secs(1),
     );
+    let mut allowed_hosts = Vec::new();
+    let mut allow_any_host = false;
+    for (i, entry) in raw.allowed_hosts.iter().flatten().enumerate() {
+        match allowed_host(entry) {
+            Ok(None) => allow_any_host = true,
+            Ok(Some(h)) => allowed_hosts.push(h),
+            Err(why) => p.push(format!("server.allowed_hosts[{i}]"), why),
+        }
+    }
     if raw.state_dir.as_deref() == Some("") {
         p.push("server.state_dir", "must be a directory path");
     }
@@ -206,12 +215,75 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
         commit_interval,
         keep_on_shutdown,
         auth_token_env: raw.auth_token_env,
+        allowed_hosts,
+        allow_any_host,
         host_id,
         max_request_bytes: max_request_bytes as usize,
         max_upload_bytes: max_upload_bytes as usize,
         shutdown_grace,
         audit_log: raw.audit_log.as_ref().map(std::path::PathBuf::from),
     })
+}
+
+/// One `server.allowed_hosts` entry: `None` for `"*"`, else a name (a DNS name or an IP
+/// address, IPv6 in brackets) with an optional port.
+fn allowed_host(entry: &str) -> Result<Option<AllowedHost>, String> {
+    const FORM: &str = "write a host name or IP address, optionally with :port \
+                        (e.g. pool.example or pool.example:7070), or \"*\" for any";
+    if entry == "*" {
+        return Ok(None);
+    }
+    if entry.is_empty() {
+        return Err(format!("is empty: {FORM}"));
+    }
+    if entry.contains('/') {
+        return Err(format!("{entry:?} is a URL or path: {FORM}"));
+    }
+    let (name, port) = if let Some(rest) = entry.strip_prefix('[') {
+        let (v6, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{entry:?} opens a bracket it does not close"))?;
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{entry:?}: {v6:?} is not an IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            a => Some(
+                a.strip_prefix(':')
+                    .ok_or_else(|| format!("{entry:?}: expected :port after the address"))?,
+            ),
+        };
+        (format!("[{}]", v6.to_ascii_lowercase()), port)
+    } else {
+        let (name, port) = match entry.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (entry, None),
+        };
+        if name.contains(':') {
+            return Err(format!(
+                "{entry:?}: write an IPv6 address in brackets, e.g. [::1] or [::1]:7070"
+            ));
+        }
+        let plain = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !plain {
+            return Err(format!(
+                "{entry:?}: a name uses letters, digits, '-', '_' and '.' only (no wildcards \
+                 but a lone \"*\"): {FORM}"
+            ));
+        }
+        (name.to_ascii_lowercase(), port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ => return Err(format!("{entry:?}: {p:?} is not a port (1-65535)")),
+        },
+    };
+    Ok(Some(AllowedHost { name, port }))
 }
 
 fn validate_limits(p: &mut Problems, raw: &RawLimits, pools: &[PoolPlan]) -> ManagerConfig {

@@ -264,5 +264,70 @@ pools:
     assert!(err.contains("pools.r.cap_add[1]"), "{err}");
     assert!(err.contains("pools.r.cap_add[2]"), "{err}");
     assert!(!err.contains("pools.r.cap_add[0]"), "{err}");
-    assert!(!err.contains("pools.ok"), "without reuse it is the operator's call: {err}");
+    assert!(
+        !err.contains("pools.ok"),
+        "without reuse it is the operator's call: {err}"
+    );
+}
+
+#[test]
+fn allowed_hosts_are_names_or_name_port_and_each_bad_entry_is_named() {
+    let ok = parse(
+        "server:\n  allowed_hosts: [pool.internal, \"Box.Example:9000\", \"[fe80::1]:7070\", \"[::2]\", \"10.0.0.5\"]\npools:\n  p: { image: x }\n",
+        "t",
+        no_env(),
+    )
+    .unwrap();
+    let hosts: Vec<(String, Option<u16>)> = ok
+        .server
+        .allowed_hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.port))
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![
+            ("pool.internal".to_string(), None),
+            ("box.example".to_string(), Some(9000)),
+            ("[fe80::1]".to_string(), Some(7070)),
+            ("[::2]".to_string(), None),
+            ("10.0.0.5".to_string(), None),
+        ]
+    );
+    assert!(!ok.server.allow_any_host);
+    // None by default: the daemon's own names only.
+    let none = parse("pools:\n  p: { image: x }\n", "t", no_env()).unwrap();
+    assert!(none.server.allowed_hosts.is_empty() && !none.server.allow_any_host);
+    // `*` switches the check off, explicitly.
+    let any = parse(
+        "server:\n  allowed_hosts: [\"*\"]\npools:\n  p: { image: x }\n",
+        "t",
+        no_env(),
+    )
+    .unwrap();
+    assert!(any.server.allow_any_host);
+
+    let err = parse(
+        "server:\n  allowed_hosts: [\"\", \"http://x.example/\", \"x.example:0\", \"x.example:99999\", \"x.example:\", \"::1\", \"*.example\", ok.example, \"a b\"]\npools:\n  p: { image: x }\n",
+        "t",
+        no_env(),
+    )
+    .unwrap_err()
+    .to_string();
+    for i in [0, 1, 2, 3, 4, 5, 6, 8] {
+        assert!(
+            err.contains(&format!("server.allowed_hosts[{i}]: ")),
+            "{i}: {err}"
+        );
+    }
+    assert!(!err.contains("server.allowed_hosts[7]"), "{err}");
+    assert!(err.contains("port"), "{err}");
+    let not_a_list = parse(
+        "server:\n  allowed_hosts: pool.internal\npools:\n  p: { image: x }\n",
+        "t",
+        no_env(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(not_a_list.contains("server.allowed_hosts"), "{not_a_list}");
 }

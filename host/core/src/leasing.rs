@@ -142,7 +142,8 @@ impl<B: Backend> Manager<B> {
 
     /// Write `file` at absolute `path` inside lease `id`'s container. As with
     /// [`exec`](Self::exec), the engine call runs to its end inside the lease's fence; the
-    /// lease's end, or the client hanging up, cuts the body.
+    /// lease's end, or the client hanging up, cuts the body. The daemon's own deadlines on
+    /// waiting apply (`deadline.rs`).
     pub async fn put_file(
         self: &Arc<Self>,
         id: &str,
@@ -157,10 +158,11 @@ impl<B: Backend> Manager<B> {
         };
         let (this, path_owned) = (self.clone(), path.to_string());
         let task = self.tracker.spawn(async move {
-            let r = this
-                .backend_of(op.engine)
-                .put_file(&op.container, &path_owned, file)
-                .await;
+            let backend = this.backend_of(op.engine);
+            let r = crate::deadline::upload(file, |file| {
+                backend.put_file(&op.container, &path_owned, file)
+            })
+            .await;
             op.done(&r);
             r
         });
@@ -178,11 +180,10 @@ impl<B: Backend> Manager<B> {
     /// (with an error) when the lease ends.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
         let op = self.lease_op(id)?;
-        let file = self
-            .backend_of(op.engine)
-            .get_file(&op.container, path)
-            .await
-            .map_err(|source| self.failed_on_lease(id, source))?;
+        let file =
+            crate::deadline::download(self.backend_of(op.engine).get_file(&op.container, path))
+                .await
+                .map_err(|source| self.failed_on_lease(id, source))?;
         let token = op.token.clone();
         Ok(FileBody {
             len: file.len,

@@ -15,7 +15,8 @@
 //! - `manager`: all pools, the cap, the orphans; `acquire`: the warm path, waiting, cold
 //!   creates; `lease`: the lease types and the `LeaseTable`; `leasing`: the manager's operations
 //!   on leases; `reuse`: release with a scrub.
-//! - `lifecycle`: creates, the engine-side "used" mark, the removal that never gives up.
+//! - `lifecycle`: creates, the engine-side "used" mark, the removal that never gives up;
+//!   `deadline`: the deadlines on file calls, whose bodies stream.
 //! - `refill`: the monitor and refill loops, warm-up; `reaper`: expiry, recycling, scale-down,
 //!   the image check; `health`: probes; `deaths`: death notices and probation; `sweep`: the
 //!   running sweep.
@@ -40,6 +41,7 @@ mod clock;
 mod commit_loop;
 mod config;
 mod counters;
+mod deadline;
 mod deaths;
 mod engines;
 mod error;

@@ -14,18 +14,105 @@ use crate::op_error;
 
 const BLOCK: usize = 512;
 
-/// Owner for an uploaded file: the container's user when it is numeric (`uid[:gid]`), so a
-/// sandbox running as an unprivileged user can change the files it was given.
+/// The Docker client's timeout for an upload: past any upload that keeps moving (the core's
+/// deadline fails one whose bytes stop for a minute).
+const UPLOAD_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Owner for an uploaded file: the container's user as the engine runs it, so a sandbox
+/// running as an unprivileged user can change the files it was given. A user or group given
+/// by name (`nobody`, `nobody:nogroup`, `1000:staff`, `nobody:0`) is looked up in the
+/// container's own `/etc/passwd` and `/etc/group`, read through the archive endpoint (not by
+/// exec: the container's processes have no say), as the engine itself does when it starts one.
 async fn owner(docker: &Docker, id: &str) -> Result<(u64, u64), BackendError> {
     let c = docker
         .inspect_container(id, None)
         .await
         .map_err(|e| op_error("inspect", id, e))?;
     let user = c.config.and_then(|c| c.user).unwrap_or_default();
-    let mut parts = user.split(':');
-    let uid = parts.next().and_then(|u| u.parse().ok()).unwrap_or(0);
-    let gid = parts.next().and_then(|g| g.parse().ok()).unwrap_or(uid);
+    let (u, g) = split_user(&user);
+    let named = |s: &str| !s.is_empty() && s.parse::<u64>().is_err();
+    let passwd = match named(u) {
+        true => Some(read_small(docker, id, "/etc/passwd").await?),
+        false => None,
+    };
+    let group = match g.is_some_and(named) {
+        true => Some(read_small(docker, id, "/etc/group").await?),
+        false => None,
+    };
+    resolve_owner(&user, passwd.as_deref(), group.as_deref()).map_err(|why| {
+        BackendError::Operation {
+            stage: "upload",
+            container: id.to_string(),
+            message: format!("the file's owner, the pool's user {user:?}: {why}"),
+        }
+    })
+}
+
+/// `user[:group]`.
+fn split_user(user: &str) -> (&str, Option<&str>) {
+    match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    }
+}
+
+/// The uid and gid of `user` (`user[:group]`, each a name or a number), names looked up in the
+/// container's `passwd` and `group` files (`None` when not needed). A name alone takes its
+/// primary group from `passwd`; a number alone keeps itself as the group; nothing is root.
+fn resolve_owner(
+    user: &str,
+    passwd: Option<&str>,
+    group: Option<&str>,
+) -> Result<(u64, u64), String> {
+    let (u, g) = split_user(user);
+    let (uid, primary) = match u.parse::<u64>() {
+        _ if u.is_empty() => (0, 0),
+        Ok(n) => (n, n),
+        Err(_) => passwd
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 4 && f[0] == u)
+            .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .ok_or_else(|| format!("no user {u:?} in the container's /etc/passwd"))?,
+    };
+    let gid = match g {
+        None | Some("") => primary,
+        Some(g) => match g.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => group
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("no group {g:?} in the container's /etc/group"))?,
+        },
+    };
     Ok((uid, gid))
+}
+
+/// Largest account file read to resolve a name.
+const ACCOUNT_FILE_MAX: u64 = 1 << 20;
+
+/// A small text file of the container (`/etc/passwd`), read through the archive endpoint.
+async fn read_small(docker: &Docker, id: &str, path: &str) -> Result<String, BackendError> {
+    let unreadable = |why: String| BackendError::Operation {
+        stage: "upload",
+        container: id.to_string(),
+        message: format!("reading {path} to find the pool's user: {why}"),
+    };
+    let file = get(docker, id, path)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    if file.len > ACCOUNT_FILE_MAX {
+        return Err(unreadable(format!("{} bytes is too large", file.len)));
+    }
+    let bytes = file
+        .collect()
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Write `file` to `path`; the engine creates missing parent directories.
@@ -74,7 +161,12 @@ pub async fn put(
     ]))));
     let tar = head.chain(body).chain(tail);
     let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+    // The engine answers an upload once it has read the whole body, so the client's timeout on
+    // a request (120 s, until the answer starts) would cut a big upload that is still moving.
+    // The core bounds an upload by its progress instead (its file deadlines).
     docker
+        .clone()
+        .with_timeout(UPLOAD_CLIENT_TIMEOUT)
         .upload_to_container(id, Some(opts), bollard::body_try_stream(tar))
         .await
         .map_err(|e| file_error("upload", id, path, e))
@@ -218,5 +310,40 @@ fn file_error(
             };
             BackendError::Invalid(format!("{path}: {msg}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_owner;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1001::/home/app:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nnogroup:x:65534:\nstaff:x:50:app\n";
+
+    #[test]
+    fn names_and_numbers_resolve_as_the_engine_runs_them() {
+        let r = |u| resolve_owner(u, Some(PASSWD), Some(GROUP));
+        assert_eq!(r(""), Ok((0, 0)));
+        assert_eq!(r("nobody"), Ok((65534, 65534)));
+        assert_eq!(r("app"), Ok((1000, 1001)), "a name takes its primary group");
+        assert_eq!(r("nobody:staff"), Ok((65534, 50)));
+        assert_eq!(r("nobody:0"), Ok((65534, 0)));
+        assert_eq!(r("1000:nogroup"), Ok((1000, 65534)));
+        assert_eq!(r("1000:7"), Ok((1000, 7)));
+        assert_eq!(r("1000"), Ok((1000, 1000)), "a number alone, as before");
+        assert_eq!(r("app:"), Ok((1000, 1001)));
+    }
+
+    #[test]
+    fn an_unknown_name_is_a_clear_error() {
+        let r = |u| resolve_owner(u, Some(PASSWD), Some(GROUP));
+        let e = r("ghost").unwrap_err();
+        assert!(e.contains("\"ghost\"") && e.contains("/etc/passwd"), "{e}");
+        let e = r("nobody:ghosts").unwrap_err();
+        assert!(e.contains("\"ghosts\"") && e.contains("/etc/group"), "{e}");
+        // A prefix or a field is no match; a line too short is skipped.
+        assert!(resolve_owner("nob", Some(PASSWD), None).is_err());
+        assert!(resolve_owner("x", Some("x:1\n"), None).is_err());
+        assert!(resolve_owner("nobody", None, None).is_err());
     }
 }

@@ -184,10 +184,27 @@ async fn serve(path: &Path) -> Result<()> {
         "warmpool serving"
     );
     let admin_inbox = inbox.clone();
+    // The Host names the API answers to: its own (on the port actually bound) and the config's.
+    let allowed_hosts = warmpool_api::AllowedHosts {
+        listen_port: Some(listener.local_addr()?.port()),
+        names: cfg
+            .server
+            .allowed_hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.port))
+            .collect(),
+        any: cfg.server.allow_any_host,
+    };
+    if allowed_hosts.any {
+        warn!(
+            "server.allowed_hosts has \"*\": any Host is served, so a web page on a name pointed at this machine (DNS rebinding) can reach the API"
+        );
+    }
     let app = warmpool_api::router(
         manager.clone(),
         warmpool_api::ApiConfig {
             token,
+            allowed_hosts,
             max_request_bytes: cfg.server.max_request_bytes,
             max_upload_bytes: cfg.server.max_upload_bytes,
             engine_endpoints: cfg

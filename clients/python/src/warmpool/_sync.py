@@ -120,6 +120,10 @@ class Client:
         h = dict(self._headers)
         if headers:
             h.update(headers)
+        if method == "POST" and json is None and content is None:
+            # The daemon refuses a POST that does not say it is JSON, even an empty one (a web
+            # page could send that cross-site): send ``{}``.
+            json = {}
         return self._http.build_request(
             method,
             self._url(path),

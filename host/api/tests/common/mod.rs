@@ -32,6 +32,18 @@ pub fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies)
 }
 
 pub async fn app(token: Option<&str>) -> axum::Router {
+    app_with(ApiConfig {
+        token: token.map(Into::into),
+        max_request_bytes: 4096,
+        max_upload_bytes: 1 << 20,
+        plugins: None,
+        ..ApiConfig::default()
+    })
+    .await
+}
+
+/// The same router with settings of the test's own.
+pub async fn app_with(cfg: ApiConfig) -> axum::Router {
     let backend = Arc::new(FakeBackend::new(Duration::from_millis(5)));
     let m = Manager::new(
         ManagerConfig::default(),
@@ -40,16 +52,7 @@ pub async fn app(token: Option<&str>) -> axum::Router {
     );
     m.start();
     m.warm_up("p", Duration::from_secs(5)).await.unwrap();
-    router(
-        m,
-        ApiConfig {
-            token: token.map(Into::into),
-            max_request_bytes: 4096,
-            max_upload_bytes: 1 << 20,
-            plugins: None,
-            ..ApiConfig::default()
-        },
-    )
+    router(m, cfg)
 }
 
 pub async fn call(
@@ -100,4 +103,47 @@ pub async fn call_raw(
     let v = serde_json::from_slice(&bytes)
         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (parts.status, parts.headers, v)
+}
+
+/// One request exactly as built (any headers, any URI form), through the router.
+pub async fn send(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (parts.status, parts.headers, v)
+}
+
+/// A request with these headers and a body (empty when `None`).
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Body::from(body.to_string())).unwrap()
+}
+
+/// A lease taken the way a client takes one (no Host, JSON body); its id.
+pub async fn lease(app: &axum::Router) -> String {
+    let (st, _, v) = call(
+        app,
+        "POST",
+        "/v1/leases",
+        Some(serde_json::json!({"pool": "p"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["lease_id"].as_str().unwrap().to_string()
+}
+
+/// How many leases are live, asked the way a client asks.
+pub async fn live_leases(app: &axum::Router) -> usize {
+    let (st, _, v) = call(app, "GET", "/v1/leases", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["leases"].as_array().unwrap().len()
 }

@@ -46,6 +46,9 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     if a.auth_token_env != b.auth_token_env {
         d.restart_only.push("server.auth_token_env");
     }
+    if a.allowed_hosts != b.allowed_hosts || a.allow_any_host != b.allow_any_host {
+        d.restart_only.push("server.allowed_hosts");
+    }
     if a.max_request_bytes != b.max_request_bytes || a.max_upload_bytes != b.max_upload_bytes {
         d.restart_only
             .push("server.max_request_bytes/max_upload_bytes");
