@@ -12,12 +12,14 @@ use std::sync::OnceLock;
 mod daemon;
 mod engines;
 mod events;
+mod load;
 mod plugins;
 mod proxy;
 
 pub use daemon::{Daemon, Setup};
 pub use engines::{ExtraEngine, ExtraEngines, engines_of, exec_status};
 pub use events::collect_events;
+pub use load::CpuBurners;
 pub use plugins::{Guest, plugin_check, plugin_yaml, replace_by_rename};
 pub use proxy::EngineProxy;
 
