@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use warmpool_e2e::{Daemon, containers_of, pool_yaml};
+use warmpool_e2e::{Daemon, Setup, containers_of, pool_yaml};
 
 const PERSIST: &str = "  state_dir: {STATE_DIR}\n  commit_interval: 20ms\n";
+/// One removal at a time, so released containers wait their turn and some are still on the
+/// engine, unremoved, when the daemon dies: a restart must not lend them again.
+const LIMITS: &str =
+    "  max_containers: 20\n  max_concurrent_creates: 4\n  max_concurrent_removes: 1\n";
 
 /// Every container an acquire was answered with, over every incarnation of the daemon.
 #[derive(Clone, Default)]
@@ -39,6 +43,19 @@ impl HandedOut {
     }
 }
 
+/// The state store's commits so far (`warmpool_store_commits_total`).
+async fn store_commits(d: &Daemon) -> u64 {
+    let (_, _, metrics) = d.call(Method::GET, "/metrics", None).await;
+    metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("warmpool_store_commits_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 async fn lease(d: &Daemon, id: &str) -> (StatusCode, Value) {
     let (st, _, v) = d.call(Method::GET, &format!("/v1/leases/{id}"), None).await;
     (st, v)
@@ -46,13 +63,16 @@ async fn lease(d: &Daemon, id: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn kill_9_keeps_leases_and_accounts_for_every_container() {
-    let mut d = Daemon::start_with(
+    let mut d = Daemon::start_setup(
         &[pool_yaml(
             "k9",
             "min_ready: 6\nmax_ready: 6\nmax_total: 14\nworkdir: /work\nlease: { default_ttl: 600s, max_ttl: 3600s }",
         )],
-        PERSIST,
-        &[],
+        Setup {
+            server: PERSIST,
+            limits: LIMITS,
+            ..Setup::default()
+        },
     )
     .await;
     d.warm_up("k9").await;
@@ -125,14 +145,16 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
         })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // A burst just before the kill: three containers leased and released, still on the engine
-    // when the daemon dies (their removal takes longer than this), while the ready ones they
-    // came from are still being replaced, so a restart would have room to re-adopt them.
-    let mut burst = Vec::new();
+    // A burst just before the kill: three containers leased and released, queued for removal
+    // behind one another (and the churn's), so still on the engine when the daemon dies, while
+    // the ready ones they came from are still being replaced, so a restart would have room to
+    // re-adopt them.
+    let (mut burst, mut burst_containers) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let l = d.acquire(json!({"pool": "k9", "owner": "burst"})).await;
         handed_out.record(&l);
         burst.push(l["lease_id"].as_str().unwrap().to_string());
+        burst_containers.push(l["container_id"].as_str().unwrap().to_string());
     }
     for id in &burst {
         let (st, _, _) = d
@@ -140,11 +162,32 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
     }
+    // The releases are committed before the kill: a release younger than a commit would come
+    // back as a lease after the restart (on a container the dead daemon's removal may still
+    // take away), which is not what this test is about. A commit that began after the releases
+    // has ended once two more commits are counted (the churn keeps them coming).
+    let commits = store_commits(&d).await;
+    let t0 = std::time::Instant::now();
+    while store_commits(&d).await < commits + 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no store commit after the releases"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     d.kill9();
     stop.store(true, Ordering::Release);
     let churned = client.await.unwrap();
     assert!(churned > 0, "the churn client acquired nothing");
     let on_engine_at_kill: BTreeSet<String> = containers_of(&d.host_id).into_iter().collect();
+    let released_left = burst_containers
+        .iter()
+        .filter(|c| on_engine_at_kill.contains(*c))
+        .count();
+    assert!(
+        released_left > 0,
+        "every released container was gone before the kill: the restart had nothing to refuse"
+    );
 
     d.restart().await;
 
@@ -205,7 +248,7 @@ async fn kill_9_keeps_leases_and_accounts_for_every_container() {
     assert_eq!(adopted + created, 6, "{p:#}");
     assert_eq!(survivors, adopted + leased.len() as u64);
     eprintln!(
-        "kill -9: {churned} churn acquires; after restart {} leases re-attached, {adopted} ready re-adopted, {created} created",
+        "kill -9: {churned} churn acquires, {released_left} of 3 released containers left on the engine; after restart {} leases re-attached, {adopted} ready re-adopted, {created} created",
         leases.len()
     );
 
