@@ -13,6 +13,7 @@ mod daemon;
 mod delay_proxy;
 mod engines;
 mod events;
+mod load;
 mod plugins;
 mod proxy;
 
@@ -20,6 +21,7 @@ pub use daemon::{Daemon, Setup};
 pub use delay_proxy::DelayProxy;
 pub use engines::{ExtraEngine, ExtraEngines, engines_of, exec_status};
 pub use events::collect_events;
+pub use load::CpuBurners;
 pub use plugins::{Guest, plugin_check, plugin_yaml, replace_by_rename};
 pub use proxy::EngineProxy;
 

@@ -316,6 +316,24 @@ impl<B: Backend> Manager<B> {
             Some(info.source.to_string()),
         );
         self.leases.insert(lease);
+        // A death notice that arrived after the container left the pool (or passed its last
+        // check on the way here) and before the lease was in the table reached neither: the
+        // lease answers 410 like any lease whose container died, not an active lease on a dead
+        // container until the sweep. The notice is recorded before it looks for a lease, so one
+        // of the two sees the other.
+        if self.died_recently(&info.container_id) {
+            let reason = "died while it was handed out";
+            self.leases.with(&info.lease_id, |l| {
+                l.gone.get_or_insert_with(|| reason.to_string());
+            });
+            self.emit(
+                "unhealthy",
+                &info.pool,
+                Some((&info.container_id, engine)),
+                Some(&info.lease_id),
+                Some(reason.to_string()),
+            );
+        }
         info
     }
 }

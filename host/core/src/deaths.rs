@@ -1,9 +1,10 @@
 //! The engine's death notices. A dead ready container is taken out of the pool the moment the
-//! engine reports it, so it is never handed out; a leased one is marked gone (its client gets
-//! 410). A fresh container that dies within its pool's probation counts as a failed create: it
-//! feeds the breaker, so a pool whose containers cannot stay up backs off and reports
-//! `degraded` with the exit code and the last lines of the container's log, instead of
-//! replacing them in a loop.
+//! daemon receives the engine's report, so it is never handed out after that; a leased one is
+//! marked gone (its client gets 410), and so is one whose lease is opened after the report
+//! arrived (`open_lease` looks at the recent deaths). A fresh container that dies within its
+//! pool's probation counts as a failed create: it feeds the breaker, so a pool whose
+//! containers cannot stay up backs off and reports `degraded` with the exit code and the last
+//! lines of the container's log, instead of replacing them in a loop.
 //!
 //! Deaths of a container whose create is still answering are remembered (see
 //! `Manager::note_death`); an event the engine never delivered is made up for by the running

@@ -94,7 +94,10 @@ impl<B: Backend> Manager<B> {
                 .await;
             drop(permit);
             // Let the new container settle (without holding a create permit), then check it
-            // still runs: a command that exits right after it starts is never handed out.
+            // still runs: the engine must still report it running `start_settle` after its
+            // start answered, so it never hands out one the engine reported dead within that
+            // time. On a loaded machine a command that exits at once can outlive the settle;
+            // its lease then answers 410 once the death is reported (see deaths.rs).
             let result = match result {
                 Ok(created) if !cfg.start_settle.is_zero() => {
                     sleep(cfg.start_settle).await;

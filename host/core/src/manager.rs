@@ -5,7 +5,7 @@
 //! books (see [`crate::pool`]), the pools a reload removed until their last container is gone,
 //! and the orphans (containers found on the engine that no pool accounts for, being removed).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,8 +82,16 @@ impl Orphans {
 
 /// Container IDs the engine reported dead recently. A create answering after the death event
 /// arrived checks here, so a container that died while its create was still answering is never
-/// put in the pool.
+/// put in the pool; so does every hand-out, and a new lease (see `open_lease`).
 const RECENT_DEATHS: usize = 1024;
+
+/// The last [`RECENT_DEATHS`] container IDs reported dead: a set for the look-up, which the
+/// acquire path makes, and their order for forgetting the oldest.
+#[derive(Default)]
+pub(crate) struct RecentDeaths {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
 
 /// All pools, the lease table, the global cap and every background task: what the API layer
 /// talks to. Make one with [`Manager::builder`], then call [`Manager::start`].
@@ -112,7 +120,7 @@ pub struct Manager<B: Backend> {
     pub(crate) events: tokio::sync::broadcast::Sender<Event>,
     /// Group commit of leases and the lendable set; `None`: nothing is persisted.
     pub(crate) group_commit: Option<GroupCommit>,
-    pub(crate) deaths: Mutex<VecDeque<String>>,
+    pub(crate) deaths: Mutex<RecentDeaths>,
 }
 
 /// Builds a [`Manager`]; the daemon uses the defaults, the simulation seeds the IDs and clock.
@@ -545,13 +553,18 @@ impl<B: Backend> Manager<B> {
     /// The engine reported `id` dead; remember it for creates still answering.
     pub(crate) fn note_death(&self, id: &str) {
         let mut d = lock(&self.deaths);
-        if d.len() == RECENT_DEATHS {
-            d.pop_front();
+        if !d.ids.insert(id.to_string()) {
+            return; // a second notice (die, then the sweep)
         }
-        d.push_back(id.to_string());
+        d.order.push_back(id.to_string());
+        if d.order.len() > RECENT_DEATHS
+            && let Some(old) = d.order.pop_front()
+        {
+            d.ids.remove(&old);
+        }
     }
 
     pub(crate) fn died_recently(&self, id: &str) -> bool {
-        lock(&self.deaths).iter().any(|d| d == id)
+        lock(&self.deaths).ids.contains(id)
     }
 }

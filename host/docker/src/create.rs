@@ -225,7 +225,8 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
     // A container whose command exited during setup is never handed out: the create fails,
     // saying why, and the failure feeds the pool's breaker. Without setup commands there is
     // nothing to check yet (the process was spawned a moment ago); the core's ready check after
-    // `lifecycle.start_settle` is what catches a command that exits at once.
+    // `lifecycle.start_settle` is what catches a command that exits at once (one the engine
+    // reports dead within the settle; under load one can outlive it).
     if spec.setup.is_empty() {
         return Ok(());
     }
