@@ -140,6 +140,15 @@ impl From<AcquireError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "no_such_engine", msg)
             }
             AcquireError::Create { .. } => Self::new(StatusCode::BAD_GATEWAY, "create_failed", msg),
+            AcquireError::Unsupported { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported", msg)
+            }
+            // What the sandbox refused (a file path it cannot write) is the request's fault.
+            AcquireError::Setup {
+                source: BackendError::Invalid(_),
+                ..
+            } => Self::new(StatusCode::BAD_REQUEST, "setup_rejected", msg),
+            AcquireError::Setup { .. } => Self::new(StatusCode::BAD_GATEWAY, "setup_failed", msg),
         }
     }
 }

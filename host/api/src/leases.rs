@@ -34,7 +34,7 @@ const STDIN_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose
 );
 
 /// Longest exec a client may ask for.
-const MAX_EXEC: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_EXEC: Duration = Duration::from_secs(3600);
 const DEFAULT_EXEC: Duration = Duration::from_secs(60);
 
 /// Body of `POST /v1/leases`.
@@ -62,6 +62,25 @@ pub struct AcquireBody {
     #[serde(default)]
     #[schema(schema_with = engine_labels_schema)]
     pub engine: BTreeMap<String, String>,
+    /// Environment variables of every exec and terminal of the lease, applied before the 201
+    /// (on the warm path: no cold start). At most 256, names of 1-256 characters (no `=` or
+    /// NUL), values of at most 32 KiB.
+    #[serde(default)]
+    #[schema(schema_with = crate::setup::env_schema)]
+    pub env: BTreeMap<String, String>,
+    /// Secrets: variables as `env`, that never appear in logs, events, the audit log, the
+    /// state store, metrics, the engine's view of the container or its filesystem. Only from
+    /// pools with `exec: agent` (422 otherwise).
+    #[serde(default)]
+    #[schema(schema_with = crate::setup::env_schema)]
+    pub secrets: BTreeMap<String, crate::setup::SecretValue>,
+    /// Small files written before the 201: absolute path → content (text, or
+    /// `{"content_b64": "...", "mode": 493}`). At most 64 files and 1 MiB in all.
+    #[serde(default)]
+    #[schema(schema_with = crate::setup::files_schema)]
+    pub files: BTreeMap<String, crate::setup::FileContent>,
+    /// Working directory of every exec and terminal of the lease (absolute).
+    pub workdir: Option<String>,
 }
 
 fn engine_labels_schema() -> utoipa::openapi::Schema {
@@ -115,6 +134,7 @@ pub async fn acquire<B: Backend>(
         wait: b.wait_ms.map(Duration::from_millis),
         owner: b.owner.clone(),
         engine_labels: b.engine.clone(),
+        setup: crate::setup::lease_setup(&b)?,
     };
     let lease = s.manager.acquire(req).await?;
     s.metrics
@@ -339,6 +359,17 @@ pub async fn exec<B: Backend>(
     raw: Bytes,
 ) -> Result<Response, ApiError> {
     let b: ExecBody = crate::body::object(&headers, &raw)?;
+    let (req, output) = exec_request(b, MAX_EXEC)?;
+    let out = s.manager.exec(&id, req).await?;
+    Ok(Json(ExecResponse::new(out, output)).into_response())
+}
+
+/// An exec body, checked, as the core's request (`output_limit` 0: the manager's), and how
+/// its output is to be encoded. `max` bounds `timeout_ms`.
+pub(crate) fn exec_request(
+    b: ExecBody,
+    max: Duration,
+) -> Result<(ExecRequest, Encoding), ApiError> {
     if b.cmd.is_empty() || b.cmd[0].is_empty() {
         return Err(ApiError::bad_request(
             "cmd must be a non-empty list, e.g. [\"sh\", \"-c\", \"echo hi\"]",
@@ -360,10 +391,10 @@ pub async fn exec<B: Backend>(
         )));
     }
     let timeout = b.timeout_ms.map_or(DEFAULT_EXEC, Duration::from_millis);
-    if timeout.is_zero() || timeout > MAX_EXEC {
+    if timeout.is_zero() || timeout > max {
         return Err(ApiError::bad_request(format!(
             "timeout_ms must be between 1 and {}",
-            MAX_EXEC.as_millis()
+            max.as_millis()
         )));
     }
     let stdin = match (b.stdin, b.stdin_b64) {
@@ -387,8 +418,7 @@ pub async fn exec<B: Backend>(
         output_limit: 0, // the manager's configured limit
         ..ExecRequest::default()
     };
-    let out = s.manager.exec(&id, req).await?;
-    Ok(Json(ExecResponse::new(out, b.output)).into_response())
+    Ok((req, b.output))
 }
 
 /// Paths arrive without their leading slash; they are absolute inside the container.

@@ -21,6 +21,7 @@
 //!   reads the `/v1` routes above with the same token, so it holds no data of its own and is
 //!   served without auth.
 
+pub mod archive;
 pub mod auth;
 pub mod body;
 pub mod engines;
@@ -32,6 +33,9 @@ pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
 pub mod pools;
+pub mod setup;
+pub mod stream;
+pub mod terminal;
 pub mod web;
 
 use std::sync::Arc;
@@ -121,10 +125,15 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         allowed_hosts: cfg.allowed_hosts,
     });
     // File bodies are streamed and bounded by the handler itself (server.max_upload_bytes).
-    let files = Router::new().route(
-        "/v1/leases/{id}/files/{*path}",
-        get(leases::get_file::<B>).put(leases::put_file::<B>),
-    );
+    let files = Router::new()
+        .route(
+            "/v1/leases/{id}/files/{*path}",
+            get(leases::get_file::<B>).put(leases::put_file::<B>),
+        )
+        .route(
+            "/v1/leases/{id}/archive/{*path}",
+            get(archive::get_archive::<B>).put(archive::put_archive::<B>),
+        );
     let v1 = Router::new()
         .route(
             "/v1/leases",
@@ -135,6 +144,12 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
             get(leases::show::<B>).delete(leases::release::<B>),
         )
         .route("/v1/leases/{id}/exec", post(leases::exec::<B>))
+        .route(
+            "/v1/leases/{id}/exec/stream",
+            post(stream::exec_stream::<B>),
+        )
+        .route("/v1/leases/{id}/exec/ws", get(terminal::exec_ws::<B>))
+        .route("/v1/leases/{id}/pty", get(terminal::pty::<B>))
         .route("/v1/leases/{id}/renew", post(leases::renew::<B>))
         .route("/v1/pools", get(pools::list::<B>))
         .route("/v1/pools/{name}", get(pools::show::<B>))

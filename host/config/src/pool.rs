@@ -7,7 +7,7 @@ use std::time::Duration;
 use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::AdaptiveConfig;
 use warmpool_core::{
-    BuiltinExhaustion, BuiltinSizing, ContainerSpec, ImageSource, PoolConfig, ReuseConfig,
+    BuiltinExhaustion, BuiltinSizing, ContainerSpec, ExecMode, ImageSource, PoolConfig, ReuseConfig,
 };
 
 use crate::plugins::plugin_ref;
@@ -34,6 +34,9 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
     let reuse = raw.reuse.enabled.then(|| reuse(p, path, &raw.reuse));
     if reuse.is_some() {
         reuse_caps(p, path, &spec.cap_add);
+    }
+    if spec.exec == ExecMode::Agent {
+        agent_caps(p, path, &spec.cap_add);
     }
     let wait_timeout = p.duration_in(
         &at("exhaustion.wait_timeout"),
@@ -268,6 +271,24 @@ fn reuse_caps(p: &mut Problems, path: &str, cap_add: &[String]) {
     }
 }
 
+/// Capabilities under which a client could reach into the agent (trace it, read its memory
+/// and its channel) despite its being undumpable. An `exec: agent` pool may not grant them.
+fn agent_caps(p: &mut Problems, path: &str, cap_add: &[String]) {
+    for (i, cap) in cap_add.iter().enumerate() {
+        let name = cap.trim().to_ascii_uppercase();
+        let name = name.strip_prefix("CAP_").unwrap_or(&name);
+        if name == "SYS_PTRACE" || name == "ALL" {
+            p.push(
+                format!("{path}.cap_add[{i}]"),
+                format!(
+                    "the pool runs warmpool's agent (`exec: agent`), and a client holding {cap} \
+                     could trace it and read its channel: drop it, or set `exec: engine`"
+                ),
+            );
+        }
+    }
+}
+
 /// `health:`: the probe interval and the probe, or `None` (with a problem) when the probe is
 /// missing or ambiguous.
 fn health(p: &mut Problems, path: &str, h: &RawHealth) -> Option<(Duration, HealthPlan)> {
@@ -394,6 +415,14 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
             ImageSource::Pull
         }
     };
+    let exec = match raw.exec.as_deref() {
+        None | Some("agent") => ExecMode::Agent,
+        Some("engine") => ExecMode::Engine,
+        Some(other) => {
+            p.push(at("exec"), format!("{other:?} is not one of agent, engine"));
+            ExecMode::Agent
+        }
+    };
     let setup_timeout = p.duration_in(
         &at("setup_timeout"),
         &raw.setup_timeout,
@@ -417,6 +446,7 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
         cap_drop: raw.cap_drop.clone().unwrap_or_else(|| vec!["ALL".into()]),
         cap_add: raw.cap_add.clone(),
         no_new_privileges: raw.no_new_privileges.unwrap_or(true),
+        exec,
         setup,
         setup_timeout,
         image_source,

@@ -105,6 +105,10 @@ pub struct RawPool {
     /// (default; from another engine when the pull fails), `copy` (from another engine
     /// first, pulled when none has it) or `none` (never: creates there fail).
     pub image_source: Option<String>,
+    /// `pools.<name>.exec`: `agent` (default: warmpool's agent in each container serves
+    /// exec, streaming, terminals, files and the scrub) or `engine` (the engine's exec and
+    /// archive endpoints).
+    pub exec: Option<String>,
     /// `pools.<name>.min_ready`: containers kept ready (default 1, at most 10000).
     pub min_ready: Option<u32>,
     /// `pools.<name>.max_ready`: most containers kept ready (default `min_ready`, at least 1).

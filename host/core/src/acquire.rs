@@ -19,8 +19,23 @@ use crate::policy::bounds;
 use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
 
 impl<B: Backend> Manager<B> {
-    /// Take a container for a client. The warm path is one short critical section.
+    /// Take a container for a client. The warm path is one short critical section; a lease
+    /// with its own environment, secrets or files then has them applied to its container
+    /// before this answers (see `sessions.rs`).
     pub async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
+        let setup = req.setup.clone().filter(|s| !s.is_empty());
+        if let Some(s) = &setup {
+            self.setup_allowed(&req.pool, s)?;
+        }
+        let info = self.take(req).await?;
+        match setup {
+            Some(s) => self.set_up(info, &s).await,
+            None => Ok(info),
+        }
+    }
+
+    /// The warm path, a wait, or a cold create.
+    async fn take(self: &Arc<Self>, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
         let started = Instant::now();
         let pool = self
             .pool(&req.pool)

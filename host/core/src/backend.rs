@@ -20,11 +20,15 @@ use warmpool_policy::{Probe, ProbeResult};
 
 mod exec;
 mod residue;
+mod session;
 mod spec;
 
 pub use exec::{ByteStream, ExecOutput, ExecRequest, FileBody, Stop, checked_path};
 pub use residue::{Baseline, ChangeKind, FsChange, Place, PlaceKind, Residue};
-pub use spec::{ContainerSpec, Created, Existing, ImageSource, USED_SUFFIX};
+pub use session::{
+    ExecEvent, ExecInput, ExecSession, ExitStatus, LeaseSetup, Secret, SetupFile, TermSize,
+};
+pub use spec::{ContainerSpec, Created, ExecMode, Existing, ImageSource, USED_SUFFIX};
 
 /// What an engine says of itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -155,6 +159,39 @@ pub trait Backend: Send + Sync + 'static {
         id: &str,
         path: &str,
     ) -> impl Future<Output = Result<FileBody, BackendError>> + Send;
+
+    /// Start a command as a session: output as it comes, input as it is given, optionally
+    /// under a terminal (`req.tty`). The session answers once the command started (or failed
+    /// to); `req.stop`, or dropping the session, kills its whole tree.
+    fn exec_session(
+        &self,
+        id: &str,
+        req: ExecRequest,
+    ) -> impl Future<Output = Result<ExecSession, BackendError>> + Send;
+
+    /// Apply a lease's environment, secrets, working directory and files to its container,
+    /// before the lease is handed out; every later exec and session of the container runs with
+    /// them, until [`Backend::scrub`] forgets them.
+    fn lease_setup(
+        &self,
+        id: &str,
+        setup: &LeaseSetup,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Unpack a tar stream into the directory at an absolute path, creating it.
+    fn put_tar(
+        &self,
+        id: &str,
+        dir: &str,
+        body: ByteStream,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// A directory (or a file) at an absolute path, as a tar stream.
+    fn get_tar(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<ByteStream, BackendError>> + Send;
 
     /// Run one health probe against a container.
     fn probe(&self, id: &str, probe: &Probe) -> impl Future<Output = ProbeResult> + Send;

@@ -51,6 +51,24 @@ pub enum AcquireError {
         /// The backend's error.
         source: BackendError,
     },
+    /// The acquire asked for what the pool cannot give (secrets from a pool without the
+    /// agent).
+    #[error("pool {pool:?}: {reason}")]
+    Unsupported {
+        /// The pool the acquire asked for.
+        pool: String,
+        /// Why.
+        reason: String,
+    },
+    /// The lease's environment, secrets or files could not be applied to its container (which
+    /// is destroyed, never lent to anyone).
+    #[error("pool {pool:?}: setting the sandbox up for the lease failed: {source}")]
+    Setup {
+        /// The pool the acquire asked for.
+        pool: String,
+        /// The backend's error.
+        source: BackendError,
+    },
 }
 
 /// Why an operation on a lease failed.

@@ -76,7 +76,7 @@ impl<B: Backend> Manager<B> {
     /// Begin an operation on lease `id`, whose engine must be up: a lease on an engine that is
     /// down answers `EngineUnavailable` (it is kept, and works again when the engine returns).
     /// The operation holds a place inside the lease's fence until it is dropped.
-    fn lease_op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
+    pub(crate) fn lease_op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
         let op = self.leases.op(id)?;
         let engine = self.engine(op.engine);
         if !engine.is_up() {
@@ -96,7 +96,7 @@ impl<B: Backend> Manager<B> {
     /// call: the engine's complaint about a container being removed under it, or the backend's
     /// word that the call was stopped by the lease's end, is not the client's fault, nor an
     /// engine fault.
-    fn failed_on_lease(&self, id: &str, source: BackendError) -> LeaseError {
+    pub(crate) fn failed_on_lease(&self, id: &str, source: BackendError) -> LeaseError {
         match self.leases.container(id) {
             Err(ended) => ended,
             Ok(_) => LeaseError::Backend {
@@ -194,7 +194,11 @@ impl<B: Backend> Manager<B> {
 
 /// `body`, cut with an error when `token` fires; `op` (a place inside a lease's fence) is held
 /// until the stream ends or is dropped.
-fn until_stopped(body: ByteStream, token: CancellationToken, op: Option<LeaseOp>) -> ByteStream {
+pub(crate) fn until_stopped(
+    body: ByteStream,
+    token: CancellationToken,
+    op: Option<LeaseOp>,
+) -> ByteStream {
     let stopped = token.cancelled_owned();
     Box::pin(futures_util::stream::unfold(
         (body, Box::pin(stopped), op, false),

@@ -62,6 +62,7 @@ mod reconcile;
 mod refill;
 mod reload;
 mod reuse;
+mod sessions;
 mod shutdown;
 mod stats;
 mod sweep;
@@ -69,8 +70,9 @@ mod sync;
 
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
-    EngineDescription, ExecOutput, ExecRequest, Existing, FileBody, FsChange, ImageSource, Place,
-    PlaceKind, Residue, Stop, USED_SUFFIX, checked_path,
+    EngineDescription, ExecEvent, ExecInput, ExecMode, ExecOutput, ExecRequest, ExecSession,
+    Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, Place, PlaceKind, Residue,
+    Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
 };
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};
@@ -90,6 +92,7 @@ pub use policy::{
 pub use reconcile::ReconcileReport;
 pub use reload::ReloadReport;
 pub use reuse::ReuseOutcome;
+pub use sessions::LeaseSession;
 pub use shutdown::ShutdownReport;
 pub use stats::{AcquireStats, CreateStats, PolicyNames, PoolStats};
 pub use sweep::SweepReport;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, LeaseSetup};
 use crate::caps::{Caps, EngineIx};
 use crate::clock::{Clock, Ids};
 use crate::config::{ManagerConfig, PoolConfig};
@@ -43,6 +43,9 @@ pub struct AcquireRequest {
     pub owner: Option<String>,
     /// Only engines carrying all of these labels may serve it; empty: any engine.
     pub engine_labels: BTreeMap<String, String>,
+    /// The lease's own environment, secrets, working directory and files, applied to the
+    /// container before the acquire answers.
+    pub setup: Option<Arc<LeaseSetup>>,
 }
 
 /// Containers on the engine that no pool accounts for (left by a crash, of a pool that is gone,

@@ -15,6 +15,7 @@ fn req(pool: &str, wait_ms: Option<u64>) -> AcquireRequest {
         wait: wait_ms.map(Duration::from_millis),
         owner: None,
         engine_labels: Default::default(),
+        setup: None,
     }
 }
 

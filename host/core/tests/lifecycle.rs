@@ -21,6 +21,7 @@ async fn ttl_expiry_destroys_the_container() {
             wait: None,
             owner: None,
             engine_labels: Default::default(),
+            setup: None,
         })
         .await
         .unwrap();

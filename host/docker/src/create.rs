@@ -5,16 +5,16 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tracing::{info, warn};
-use warmpool_core::{BackendError, ContainerSpec, Created, ExecRequest, USED_SUFFIX};
+use warmpool_core::{BackendError, ContainerSpec, Created, ExecMode, ExecRequest, USED_SUFFIX};
 
 use crate::labels::{HOST, MANAGED, POOL, SPEC};
-use crate::{DockerBackend, exec, is_transport, status_of, unavailable};
+use crate::{DockerBackend, is_transport, status_of, unavailable};
 
 /// `image`'s ID on the engine of `docker`, or `None` when that engine does not have it.
 pub(crate) async fn inspect_id(
@@ -80,12 +80,17 @@ fn split_tag(image: &str) -> (&str, &str) {
     }
 }
 
-/// The create body: the pool's spec, hardened by default, and the warmpool labels.
+/// The create body: the pool's spec, hardened by default, and the warmpool labels. With the
+/// agent (`entrypoint` is then the image's own entrypoint), the agent is the entrypoint and
+/// init, the image's entrypoint and the pool's command run under it, its stdio is the
+/// channel (open stdin, no log: nothing through it may be kept by the engine), and it lives in
+/// an anonymous volume of its own.
 pub fn container_body(
     b: &DockerBackend,
     pool: &str,
     spec: &ContainerSpec,
     image_id: &str,
+    entrypoint: Option<Vec<String>>,
 ) -> ContainerCreateBody {
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(MANAGED.into(), "true".into());
@@ -100,9 +105,23 @@ pub fn container_body(
     let tmpfs = spec
         .read_only
         .then(|| HashMap::from([("/tmp".to_string(), "rw,nosuid,nodev,size=64m".to_string())]));
+    let agent = spec.exec == ExecMode::Agent;
+    let (entrypoint, cmd) = match entrypoint {
+        Some(ep) if agent => (
+            Some(vec![crate::agent::PATH.to_string()]),
+            ep.into_iter().chain(spec.cmd.iter().cloned()).collect(),
+        ),
+        _ => (None, spec.cmd.clone()),
+    };
+    if agent {
+        labels.insert(crate::agent::LABEL.into(), "agent".into());
+    }
     ContainerCreateBody {
         image: Some(spec.image.clone()),
-        cmd: Some(spec.cmd.clone()),
+        entrypoint,
+        cmd: Some(cmd),
+        open_stdin: Some(agent),
+        stdin_once: Some(false),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         working_dir: spec.workdir.clone(),
         user: spec.user.clone(),
@@ -113,7 +132,19 @@ pub fn container_body(
         tty: Some(false),
         network_disabled: Some(spec.network == "none"),
         host_config: Some(HostConfig {
-            init: Some(spec.init),
+            // The agent is init itself: it reaps orphans and passes signals on.
+            init: Some(spec.init && !agent),
+            log_config: agent.then(|| HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            mounts: agent.then(|| {
+                vec![Mount {
+                    target: Some(crate::agent::DIR.into()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]
+            }),
             cap_drop: Some(spec.cap_drop.clone()),
             cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
             security_opt: Some(security_opt),
@@ -141,8 +172,12 @@ pub async fn create(
 ) -> Result<Created, BackendError> {
     let t0 = Instant::now();
     let image_id = b.image_for_create(&spec.image, spec.image_source).await?;
+    let entrypoint = match spec.exec {
+        ExecMode::Agent => Some(b.entrypoint_of(&image_id).await?),
+        ExecMode::Engine => None,
+    };
     let opts = CreateContainerOptionsBuilder::default().name(name).build();
-    let body = container_body(b, pool, spec, &image_id);
+    let body = container_body(b, pool, spec, &image_id, entrypoint);
     let created = b
         .docker
         .create_container(Some(opts), body)
@@ -158,7 +193,9 @@ pub async fn create(
             }
         })?;
     let id = created.id;
-    if let Err(e) = finish(b, &id, spec).await {
+    b.note_kind(&id, name, spec.exec);
+    if let Err(e) = finish(b, &id, name, spec).await {
+        b.forget(&id).await;
         if let Err(rm) = remove(&b.docker, &id).await {
             warn!(container = %id, error = %rm, "could not remove a container that failed to start");
         }
@@ -173,18 +210,42 @@ pub async fn create(
     })
 }
 
-/// Start the container and run the setup commands.
-async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(), BackendError> {
-    b.docker.start_container(id, None).await.map_err(|e| {
-        if is_transport(&e) {
-            unavailable(e)
-        } else {
-            BackendError::Create {
-                image: spec.image.clone(),
-                message: format!("start: {e}"),
+/// Start the container (with the agent: put it in, attach, start, wait for it to answer)
+/// and run the setup commands. An agent that does not come up fails the create.
+async fn finish(
+    b: &DockerBackend,
+    id: &str,
+    name: &str,
+    spec: &ContainerSpec,
+) -> Result<(), BackendError> {
+    let start = async {
+        b.docker.start_container(id, None).await.map_err(|e| {
+            if is_transport(&e) {
+                unavailable(e)
+            } else {
+                BackendError::Create {
+                    image: spec.image.clone(),
+                    message: format!("start: {e}"),
+                }
             }
+        })
+    };
+    match spec.exec {
+        ExecMode::Engine => start.await?,
+        ExecMode::Agent => {
+            b.agents.install(&b.docker, id).await?;
+            b.agents
+                .start(&b.docker, id, name, start)
+                .await
+                .map_err(|e| match e {
+                    BackendError::Unavailable(_) | BackendError::Create { .. } => e,
+                    other => BackendError::Create {
+                        image: spec.image.clone(),
+                        message: other.to_string(),
+                    },
+                })?;
         }
-    })?;
+    }
     for cmd in &spec.setup {
         let req = ExecRequest {
             cmd: cmd.clone(),
@@ -197,9 +258,7 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
             cmd: cmd.clone(),
             message,
         };
-        let out = exec::run(&b.docker, id, &req)
-            .await
-            .map_err(|e| setup_err(e.to_string()))?;
+        let out = b.run(id, req).await.map_err(|e| setup_err(e.to_string()))?;
         match out.exit_code {
             Some(0) => {}
             Some(code) => {
@@ -230,11 +289,16 @@ async fn finish(b: &DockerBackend, id: &str, spec: &ContainerSpec) -> Result<(),
     if spec.setup.is_empty() {
         return Ok(());
     }
-    check_running(&b.docker, id).await
+    check_running(&b.docker, id, b.agents.last_word(id).await).await
 }
 
-/// `Ok` if the container runs; else a create error with its exit code and last log lines.
-pub async fn check_running(docker: &Docker, id: &str) -> Result<(), BackendError> {
+/// `Ok` if the container runs; else a create error with its exit code and last log lines (an
+/// agent's container: its agent's last word, `agent_word`).
+pub async fn check_running(
+    docker: &Docker,
+    id: &str,
+    agent_word: Option<String>,
+) -> Result<(), BackendError> {
     let c = docker
         .inspect_container(id, None)
         .await
@@ -242,12 +306,13 @@ pub async fn check_running(docker: &Docker, id: &str) -> Result<(), BackendError
     if c.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
         return Ok(());
     }
+    let report = match agent_word {
+        Some(w) => w,
+        None => exit_report(docker, id).await,
+    };
     Err(BackendError::Create {
         image: c.config.and_then(|c| c.image).unwrap_or_default(),
-        message: format!(
-            "the container stopped right after it started: {}",
-            exit_report(docker, id).await
-        ),
+        message: format!("the container stopped right after it started: {report}"),
     })
 }
 

@@ -238,6 +238,68 @@ pub async fn get(docker: &Docker, id: &str, path: &str) -> Result<FileBody, Back
     })
 }
 
+/// Unpack the tar stream `body` into directory `dir`, creating it first (the engine's archive
+/// endpoint needs its target to exist): a tar of the directory's own entries goes to `/`.
+pub async fn put_tar(
+    docker: &Docker,
+    id: &str,
+    dir: &str,
+    body: ByteStream,
+) -> Result<(), BackendError> {
+    let rel = dir.trim_matches('/');
+    if !rel.is_empty() {
+        let (uid, gid) = owner(docker, id).await?;
+        let mut t = tar::Builder::new(Vec::new());
+        let mut so_far = String::new();
+        for part in rel.split('/') {
+            so_far = if so_far.is_empty() {
+                part.to_string()
+            } else {
+                format!("{so_far}/{part}")
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_size(0);
+            t.append_data(&mut h, format!("{so_far}/"), std::io::empty())
+                .map_err(|e| BackendError::Invalid(format!("path {dir:?}: {e}")))?;
+        }
+        let head = t
+            .into_inner()
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+        docker
+            .upload_to_container(id, Some(opts), bollard::body_full(head.into()))
+            .await
+            .map_err(|e| file_error("upload", id, dir, e))?;
+    }
+    let opts = UploadToContainerOptionsBuilder::default().path(dir).build();
+    let body = body.map(|c| c.map_err(std::io::Error::other));
+    docker
+        .upload_to_container(id, Some(opts), bollard::body_try_stream(body))
+        .await
+        .map_err(|e| file_error("upload", id, dir, e))
+}
+
+/// `path` as the engine's tar stream.
+pub async fn get_tar(docker: &Docker, id: &str, path: &str) -> Result<ByteStream, BackendError> {
+    let opts = DownloadFromContainerOptionsBuilder::default()
+        .path(path)
+        .build();
+    let (id2, path2) = (id.to_string(), path.to_string());
+    let mut stream = docker
+        .download_from_container(id, Some(opts))
+        .map(move |r| r.map_err(|e| file_error("download", &id2, &path2, e)))
+        .peekable();
+    // The engine answers a missing path at once: say so before any byte is promised.
+    if let Some(Err(e)) = std::pin::Pin::new(&mut stream).peek().await {
+        return Err(e.clone());
+    }
+    Ok(Box::pin(stream))
+}
+
 fn padded(n: u64) -> u64 {
     n.div_ceil(BLOCK as u64) * BLOCK as u64
 }

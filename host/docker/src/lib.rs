@@ -11,6 +11,7 @@
 //! Every container carries the `warmpool.*` labels in [`labels`], and only containers whose
 //! `warmpool.host` is this daemon's are ever touched.
 
+pub mod agent;
 pub mod create;
 pub mod events;
 pub mod exec;
@@ -20,8 +21,8 @@ pub mod labels;
 pub mod scrub;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -30,9 +31,23 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, EngineDescription,
-    ExecOutput, ExecRequest, Existing, FileBody, ImageSource, Residue,
+    Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created,
+    EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, ImageSource,
+    LeaseSetup, Residue, USED_SUFFIX,
 };
+
+/// Lock a mutex, whatever a panicking holder left in it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A directory path a tar goes to or comes from: absolute, no `..`, no NUL.
+fn checked_dir(path: &str) -> Result<(), BackendError> {
+    if path == "/" {
+        return Ok(());
+    }
+    warmpool_core::checked_path(path.trim_end_matches('/')).map(drop)
+}
 
 /// Bound on one engine request that is not a stream; a create with a pull has its own.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -70,6 +85,26 @@ pub struct DockerBackend {
     pub(crate) image_copy: std::sync::Arc<Mutex<Option<String>>>,
     /// Each image and spec's directory index, for reuse's check of changed directories.
     dir_indexes: scrub::DirIndexes,
+    /// The agents in the containers of `exec: agent` pools, and their channels.
+    pub(crate) agents: agent::Agents,
+    /// Which containers have an agent (and their names, which their keys derive from).
+    kinds: Mutex<HashMap<String, Kind>>,
+    /// The environment of each lease on a container without an agent, merged into its execs.
+    engine_env: Mutex<HashMap<String, EngineEnv>>,
+    /// Each image's own entrypoint, by image ID (an agent runs it under itself).
+    entrypoints: Mutex<HashMap<String, Vec<String>>>,
+}
+
+/// A lease's variables and working directory on a container without an agent.
+type EngineEnv = (std::collections::BTreeMap<String, String>, Option<String>);
+
+/// How the daemon talks to one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// Through the engine's exec and archive endpoints.
+    Engine,
+    /// Through its agent; its name (its key derives from it).
+    Agent(String),
 }
 
 impl DockerBackend {
@@ -119,7 +154,129 @@ impl DockerBackend {
             fetching: tokio::sync::Mutex::new(()),
             image_copy: std::sync::Arc::default(),
             dir_indexes: scrub::DirIndexes::default(),
+            agents: agent::Agents::new(agent::Agents::random_master(), None),
+            kinds: Mutex::default(),
+            engine_env: Mutex::default(),
+            entrypoints: Mutex::default(),
         })
+    }
+
+    /// Use `master` as the agents' master key (kept in `server.state_dir`, so a restarted
+    /// daemon reaches the agents of the containers it finds), and `binary` instead of the
+    /// embedded agent (a test's own build).
+    pub fn with_agents(mut self, master: [u8; 32], binary: Option<Vec<u8>>) -> Self {
+        self.agents = agent::Agents::new(master, binary);
+        self
+    }
+
+    pub(crate) fn note_kind(&self, id: &str, name: &str, mode: warmpool_core::ExecMode) {
+        let kind = match mode {
+            warmpool_core::ExecMode::Agent => Kind::Agent(name.to_string()),
+            warmpool_core::ExecMode::Engine => Kind::Engine,
+        };
+        lock(&self.kinds).insert(id.to_string(), kind);
+    }
+
+    /// Forget what is known of container `id` (it is being removed).
+    pub(crate) async fn forget(&self, id: &str) {
+        lock(&self.kinds).remove(id);
+        lock(&self.engine_env).remove(id);
+        self.agents.forget(id).await;
+    }
+
+    /// The image's own entrypoint (which the agent runs, with the pool's command, under it).
+    pub(crate) async fn entrypoint_of(&self, image_id: &str) -> Result<Vec<String>, BackendError> {
+        if let Some(e) = lock(&self.entrypoints).get(image_id) {
+            return Ok(e.clone());
+        }
+        let i = self
+            .docker
+            .inspect_image(image_id)
+            .await
+            .map_err(|e| create::image_err(image_id, e.to_string()))?;
+        let ep = i.config.and_then(|c| c.entrypoint).unwrap_or_default();
+        lock(&self.entrypoints).insert(image_id.to_string(), ep.clone());
+        Ok(ep)
+    }
+
+    /// The agent of container `id`, if it has one: its channel, resumed if need be. A
+    /// container this daemon did not create is looked up once (its label says).
+    pub(crate) async fn agent_of(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<agent::channel::Channel>>, BackendError> {
+        let known = lock(&self.kinds).get(id).cloned();
+        let kind = match known {
+            Some(k) => k,
+            None => {
+                let c = self
+                    .docker
+                    .inspect_container(id, None)
+                    .await
+                    .map_err(|e| op_error("inspect", id, e))?;
+                let agent = c
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.as_ref())
+                    .and_then(|l| l.get(agent::LABEL))
+                    .is_some_and(|v| v == "agent");
+                let name = c.name.unwrap_or_default();
+                let name = name.trim_start_matches('/');
+                let name = name.strip_suffix(USED_SUFFIX).unwrap_or(name).to_string();
+                let k = if agent {
+                    Kind::Agent(name)
+                } else {
+                    Kind::Engine
+                };
+                lock(&self.kinds).insert(id.to_string(), k.clone());
+                k
+            }
+        };
+        match kind {
+            Kind::Engine => Ok(None),
+            Kind::Agent(name) => self.agents.channel(&self.docker, id, &name).await.map(Some),
+        }
+    }
+
+    /// Run `req` in container `id`: through its agent, or the engine's exec with the lease's
+    /// environment merged in.
+    pub(crate) async fn run(
+        &self,
+        id: &str,
+        mut req: ExecRequest,
+    ) -> Result<ExecOutput, BackendError> {
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::exec(&ch, &req).await,
+            None => {
+                self.merge_env(id, &mut req);
+                exec::run(&self.docker, id, &req).await
+            }
+        }
+    }
+
+    fn inside<'a>(
+        &'a self,
+        id: &'a str,
+        ch: Option<&'a agent::channel::Channel>,
+    ) -> scrub::Inside<'a> {
+        match ch {
+            Some(ch) => scrub::Inside::Agent(ch),
+            None => scrub::Inside::Script {
+                docker: &self.docker,
+                id,
+            },
+        }
+    }
+
+    fn merge_env(&self, id: &str, req: &mut ExecRequest) {
+        if let Some((env, workdir)) = lock(&self.engine_env).get(id) {
+            for (k, v) in env {
+                req.env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            if req.workdir.is_none() {
+                req.workdir = workdir.clone();
+            }
+        }
     }
 
     /// `image`'s ID for a create: resolved within the last [`IMAGE_ID_TTL`], or now (pulling the
@@ -234,6 +391,18 @@ impl Backend for DockerBackend {
     }
 
     async fn destroy(&self, id_or_name: &str) -> Result<(), BackendError> {
+        let id = {
+            let kinds = lock(&self.kinds);
+            kinds
+                .iter()
+                .find(|(id, k)| {
+                    id.as_str() == id_or_name || matches!(k, Kind::Agent(n) if n == id_or_name)
+                })
+                .map(|(id, _)| id.clone())
+        };
+        if let Some(id) = id {
+            self.forget(&id).await;
+        }
         create::remove(&self.docker, id_or_name).await
     }
 
@@ -242,19 +411,96 @@ impl Backend for DockerBackend {
     }
 
     async fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecOutput, BackendError> {
-        exec::run(&self.docker, id, &req).await
+        self.run(id, req).await
     }
 
     async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), BackendError> {
-        files::put(&self.docker, id, path, file).await
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::put_file(&ch, path, file).await,
+            None => files::put(&self.docker, id, path, file).await,
+        }
     }
 
     async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, BackendError> {
-        files::get(&self.docker, id, path).await
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::get_file(ch, path).await,
+            None => files::get(&self.docker, id, path).await,
+        }
+    }
+
+    async fn exec_session(
+        &self,
+        id: &str,
+        mut req: ExecRequest,
+    ) -> Result<ExecSession, BackendError> {
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::session(ch, req).await,
+            None => {
+                self.merge_env(id, &mut req);
+                exec::session(&self.docker, id, req).await
+            }
+        }
+    }
+
+    async fn lease_setup(&self, id: &str, setup: &LeaseSetup) -> Result<(), BackendError> {
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::lease_setup(&ch, setup).await,
+            None => {
+                if !setup.secrets.is_empty() {
+                    return Err(BackendError::Invalid(
+                        "secrets need a pool with `exec: agent`: through the engine's exec they \
+                         would be part of each exec's configuration on the engine"
+                            .into(),
+                    ));
+                }
+                lock(&self.engine_env)
+                    .insert(id.to_string(), (setup.env.clone(), setup.workdir.clone()));
+                for f in &setup.files {
+                    files::put(
+                        &self.docker,
+                        id,
+                        &f.path,
+                        FileBody::from_bytes(f.content.to_vec()),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn put_tar(&self, id: &str, dir: &str, body: ByteStream) -> Result<(), BackendError> {
+        checked_dir(dir)?;
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::put_tar(&ch, dir, body).await,
+            None => files::put_tar(&self.docker, id, dir, body).await,
+        }
+    }
+
+    async fn get_tar(&self, id: &str, path: &str) -> Result<ByteStream, BackendError> {
+        checked_dir(path)?;
+        match self.agent_of(id).await? {
+            Some(ch) => agent::ops::get_tar(ch, path).await,
+            None => files::get_tar(&self.docker, id, path).await,
+        }
     }
 
     async fn probe(&self, id: &str, probe: &Probe) -> ProbeResult {
-        exec::probe(&self.docker, id, probe).await
+        match (probe, self.agent_of(id).await) {
+            (Probe::Exec { argv, timeout_ms }, Ok(Some(ch))) => {
+                let req = ExecRequest {
+                    cmd: argv.clone(),
+                    timeout: Duration::from_millis(*timeout_ms),
+                    output_limit: 2048,
+                    ..Default::default()
+                };
+                exec::judge(agent::ops::exec(&ch, &req).await)
+            }
+            (_, Err(e)) => ProbeResult::Error {
+                reason: e.to_string(),
+            },
+            _ => exec::probe(&self.docker, id, probe).await,
+        }
     }
 
     async fn image_id(&self, image: &str) -> Result<Option<String>, BackendError> {
@@ -309,26 +555,52 @@ impl Backend for DockerBackend {
     }
 
     async fn watch(&self, tx: mpsc::Sender<BackendEvent>, cancel: CancellationToken) {
+        // A dead, silent or forged agent is reported as its container's death.
+        self.agents.report_deaths_to(tx.clone());
         events::watch(self, tx, cancel).await
     }
 
     async fn exit_report(&self, id: &str) -> String {
+        // The engine keeps no log of an agent's container: its agent's last word says what
+        // its command printed last.
+        if let Some(word) = self.agents.last_word(id).await {
+            return word;
+        }
         create::exit_report(&self.docker, id).await
     }
 
     async fn check_running(&self, id: &str) -> Result<(), BackendError> {
-        create::check_running(&self.docker, id).await
+        let r = create::check_running(&self.docker, id, None).await;
+        match r {
+            Err(BackendError::Create { image, .. }) => {
+                let word = match self.agents.last_word(id).await {
+                    Some(w) => w,
+                    None => create::exit_report(&self.docker, id).await,
+                };
+                Err(BackendError::Create {
+                    image,
+                    message: format!("the container stopped right after it started: {word}"),
+                })
+            }
+            other => other,
+        }
     }
 
     async fn baseline(&self, id: &str) -> Result<Baseline, BackendError> {
-        scrub::baseline(&self.docker, id, &self.dir_indexes).await
+        let ch = self.agent_of(id).await?;
+        let inside = self.inside(id, ch.as_deref());
+        scrub::baseline(&self.docker, id, &inside, &self.dir_indexes).await
     }
 
     async fn scrub(&self, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
-        scrub::scrub(&self.docker, id, baseline).await
+        lock(&self.engine_env).remove(id);
+        let ch = self.agent_of(id).await?;
+        scrub::scrub(&self.inside(id, ch.as_deref()), baseline).await
     }
 
     async fn residue(&self, id: &str, baseline: &Baseline) -> Result<Vec<Residue>, BackendError> {
-        scrub::residue(&self.docker, id, baseline).await
+        let ch = self.agent_of(id).await?;
+        let inside = self.inside(id, ch.as_deref());
+        scrub::residue(&self.docker, id, &inside, baseline).await
     }
 }

@@ -21,8 +21,11 @@
 //! place that cannot be read, and a place that differs from its baseline all keep the
 //! container from the next client: it is destroyed.
 
+mod inside;
 mod places;
 mod scripts;
+
+pub use inside::Inside;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -37,8 +40,8 @@ use sha2::{Digest, Sha256};
 use warmpool_core::{BackendError, Baseline, ChangeKind, FsChange, Place, PlaceKind, Residue};
 
 use crate::op_error;
+use inside::Ask;
 use places::{Cover, MOUNT_TABLE, Mount, SYSV_IPC};
-use scripts::{INDEX, INSPECT, LARGE, SCRUB, SMALL, checked, sections};
 
 /// Go's `os.ModeDir` and `os.ModeSymlink`, as the engine reports a path's mode.
 const MODE_DIR: u32 = 1 << 31;
@@ -49,32 +52,38 @@ const MODE_SYMLINK: u32 = 1 << 27;
 #[derive(Default)]
 pub struct DirIndexes(Mutex<HashMap<String, Arc<BTreeMap<String, String>>>>);
 
+fn fail(id: &str, stage: &'static str, message: String) -> BackendError {
+    BackendError::Operation {
+        stage,
+        container: id.into(),
+        message,
+    }
+}
+
 /// What a fresh container looks like (its processes, layer changes, start time and every
 /// writable place), for a later [`scrub`] and [`residue`] to return it to.
 pub async fn baseline(
     docker: &Docker,
     id: &str,
+    inside: &Inside<'_>,
     indexes: &DirIndexes,
 ) -> Result<Baseline, BackendError> {
     let processes = top(docker, id).await?;
     let changes = changes(docker, id).await?;
-    let fail = |message: String| BackendError::Operation {
-        stage: "baseline",
-        container: id.into(),
-        message,
-    };
-    let first = sections(&checked(docker, id, "baseline", INSPECT, &[], SMALL, true).await?)
-        .map_err(fail)?;
-    let uptime = first.get("uptime").map_or("", |s| s.trim());
-    let secs: f64 = uptime
-        .parse()
-        .map_err(|_| fail(format!("cannot read the container's clock: {uptime:?}")))?;
-    let mounts =
-        places::parse_mountinfo(first.get("mounts").map_or("", String::as_str)).map_err(fail)?;
+    let first = inside
+        .read(
+            "baseline",
+            &Ask {
+                first: true,
+                ..Ask::default()
+            },
+        )
+        .await?;
+    let mounts = places::parse_mountinfo(&first.mounts).map_err(|e| fail(id, "baseline", e))?;
     let mut listed = Vec::new();
     let mut read = Vec::new();
     for m in &mounts {
-        match m.cover().map_err(fail)? {
+        match m.cover().map_err(|e| fail(id, "baseline", e))? {
             Some(Cover::Listed) => listed.push(m.point.clone()),
             Some(Cover::Read) => read.push(m.point.clone()),
             Some(Cover::Layer) | None => {}
@@ -82,12 +91,7 @@ pub async fn baseline(
     }
     let mut pl: BTreeMap<String, Place> = BTreeMap::new();
     pl.insert(MOUNT_TABLE.into(), kernel(mount_table(&mounts)));
-    pl.insert(
-        SYSV_IPC.into(),
-        kernel(places::ipc_objects(
-            first.get("ipc").map_or("", String::as_str),
-        )),
-    );
+    pl.insert(SYSV_IPC.into(), kernel(places::ipc_objects(&first.ipc)));
     for p in &read {
         pl.insert(
             p.clone(),
@@ -98,14 +102,20 @@ pub async fn baseline(
         );
     }
     // Listings of the listed places, then checksums of the files any of them held.
-    let skip: BTreeSet<String> = mounts.iter().map(|m| m.point.clone()).collect();
-    let args: Vec<String> = listed.iter().map(|p| format!("L:{p}")).collect();
-    let second = sections(&checked(docker, id, "baseline", INSPECT, &args, SMALL, true).await?)
-        .map_err(fail)?;
+    let points: BTreeSet<String> = mounts.iter().map(|m| m.point.clone()).collect();
+    let second = inside
+        .read(
+            "baseline",
+            &Ask {
+                lists: listed.clone(),
+                mounts: points.clone(),
+                ..Ask::default()
+            },
+        )
+        .await?;
     let mut files = Vec::new();
     for p in &listed {
-        let text = second.get(&format!("L:{p}")).map_or("", String::as_str);
-        let listing = places::normalise_listing(p, text, &skip);
+        let listing = second.lists.get(p).cloned().unwrap_or_default();
         files.extend(
             places::regular_files(&listing)
                 .into_iter()
@@ -120,22 +130,27 @@ pub async fn baseline(
         );
     }
     if !files.is_empty() {
-        let args: Vec<String> = files.iter().map(|(_, f)| format!("F:{f}")).collect();
-        let sums = sections(&checked(docker, id, "baseline", INSPECT, &args, SMALL, true).await?)
-            .map_err(fail)?;
+        let sums = inside
+            .read(
+                "baseline",
+                &Ask {
+                    sums: files.iter().map(|(_, f)| f.clone()).collect(),
+                    ..Ask::default()
+                },
+            )
+            .await?;
         for (place, f) in &files {
-            let sum = sums.get(&format!("F:{f}")).map_or("", |s| s.trim());
-            let line = format!("sum {f}\t{sum}");
+            let sum = sums.sums.get(f).cloned().unwrap_or_default();
             if let Some(p) = pl.get_mut(place) {
-                p.state.push(line);
+                p.state.push(format!("sum {f}\t{sum}"));
             }
         }
     }
-    let dirs = index(docker, id, indexes, &mounts).await?;
+    let dirs = index(docker, id, inside, indexes, &points).await?;
     Ok(Baseline {
         processes,
         changes,
-        started_before: (secs * 100.0).round() as u64,
+        started_before: first.ticks,
         places: pl,
         dirs,
     })
@@ -158,58 +173,50 @@ fn mount_table(mounts: &[Mount]) -> Vec<String> {
 async fn index(
     docker: &Docker,
     id: &str,
+    inside: &Inside<'_>,
     indexes: &DirIndexes,
-    mounts: &[Mount],
+    mounts: &BTreeSet<String>,
 ) -> Result<Arc<BTreeMap<String, String>>, BackendError> {
     let c = docker
         .inspect_container(id, None)
         .await
         .map_err(|e| op_error("inspect", id, e))?;
-    let key = c
-        .config
-        .and_then(|c| c.labels)
-        .and_then(|l| l.get(crate::labels::SPEC).cloned())
-        .unwrap_or_else(|| c.image.unwrap_or_default());
-    if let Some(found) = indexes
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-    {
+    // Indexes made by the agent carry extended attributes, those by `ls` do not: one of each.
+    let how = match inside {
+        Inside::Script { .. } => "ls",
+        Inside::Agent(_) => "agent",
+    };
+    let key = format!(
+        "{how} {}",
+        c.config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(crate::labels::SPEC).cloned())
+            .unwrap_or_else(|| c.image.unwrap_or_default())
+    );
+    if let Some(found) = crate::lock(&indexes.0).get(&key) {
         return Ok(found.clone());
     }
-    let top: Vec<String> = mounts
-        .iter()
-        .filter(|m| m.point != "/" && m.point.matches('/').count() == 1)
-        .map(|m| m.point.clone())
-        .collect();
-    let text = checked(docker, id, "directory index", INDEX, &top, LARGE, true).await?;
-    let made = Arc::new(places::dir_index(&text));
-    indexes
-        .0
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key, made.clone());
+    let made = Arc::new(inside.dir_index(mounts).await?);
+    crate::lock(&indexes.0).insert(key, made.clone());
     Ok(made)
 }
 
 /// Return a released container to its baseline: kill what the lease started and empty the
 /// places that were empty, before the container may be lent again. Any step that cannot
 /// finish is an error.
-pub async fn scrub(docker: &Docker, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
-    let mut args = vec![baseline.started_before.to_string()];
+pub async fn scrub(inside: &Inside<'_>, baseline: &Baseline) -> Result<(), BackendError> {
+    let mut emptied = Vec::new();
     for (path, p) in &baseline.places {
         if p.kind == PlaceKind::Emptied {
-            let mode = places::root_mode(&p.state).ok_or_else(|| BackendError::Operation {
-                stage: "scrub",
-                container: id.into(),
-                message: format!("no mode recorded for {path}"),
-            })?;
-            args.push(format!("{mode}:{path}"));
+            let mode = places::root_mode(&p.state)
+                .and_then(|m| u32::from_str_radix(&m, 8).ok())
+                .ok_or_else(|| {
+                    BackendError::Invalid(format!("no mode recorded for {path} in the baseline"))
+                })?;
+            emptied.push((mode, path.clone()));
         }
     }
-    checked(docker, id, "scrub", SCRUB, &args, SMALL, false).await?;
-    Ok(())
+    inside.scrub(baseline.started_before, &emptied).await
 }
 
 /// What differs from the baseline after a scrub: empty means the container may be lent again.
@@ -218,6 +225,7 @@ pub async fn scrub(docker: &Docker, id: &str, baseline: &Baseline) -> Result<(),
 pub async fn residue(
     docker: &Docker,
     id: &str,
+    inside: &Inside<'_>,
     baseline: &Baseline,
 ) -> Result<Vec<Residue>, BackendError> {
     let mut r = Vec::new();
@@ -260,40 +268,51 @@ pub async fn residue(
         return Ok(r);
     }
     // Nothing of the client's runs and no program of the image changed: read from inside.
-    r.extend(inside(docker, id, baseline, &dirs).await?);
+    r.extend(from_inside(id, inside, baseline, &dirs).await?);
     Ok(r)
 }
 
 /// The places listed from inside, the kernel state, and the changed directories' modes.
-async fn inside(
-    docker: &Docker,
+async fn from_inside(
     id: &str,
+    inside: &Inside<'_>,
     baseline: &Baseline,
     dirs: &[String],
 ) -> Result<Vec<Residue>, BackendError> {
-    let fail = |message: String| BackendError::Operation {
-        stage: "residue",
-        container: id.into(),
-        message,
-    };
-    let mut args = Vec::new();
-    for (path, p) in &baseline.places {
-        if matches!(p.kind, PlaceKind::Emptied | PlaceKind::Listed) {
-            args.push(format!("L:{path}"));
-            args.extend(
-                p.state
-                    .iter()
-                    .filter_map(|l| summed(l))
-                    .map(|f| format!("F:{f}")),
-            );
-        }
-    }
-    args.extend(dirs.iter().map(|d| format!("D:{d}")));
-    let out = sections(&checked(docker, id, "residue", INSPECT, &args, SMALL, true).await?)
-        .map_err(fail)?;
-    let mounts =
-        places::parse_mountinfo(out.get("mounts").map_or("", String::as_str)).map_err(fail)?;
-    let skip: BTreeSet<String> = mounts.iter().map(|m| m.point.clone()).collect();
+    let listed: Vec<String> = baseline
+        .places
+        .iter()
+        .filter(|(_, p)| matches!(p.kind, PlaceKind::Emptied | PlaceKind::Listed))
+        .map(|(path, _)| path.clone())
+        .collect();
+    let sums: Vec<String> = baseline
+        .places
+        .values()
+        .flat_map(|p| p.state.iter().filter_map(|l| summed(l)).map(String::from))
+        .collect();
+    let mount_points: BTreeSet<String> = baseline
+        .places
+        .get(MOUNT_TABLE)
+        .map(|p| {
+            p.state
+                .iter()
+                .filter_map(|l| l.split(' ').next().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = inside
+        .read(
+            "residue",
+            &Ask {
+                lists: listed,
+                mounts: mount_points,
+                sums,
+                dirs: dirs.to_vec(),
+                first: false,
+            },
+        )
+        .await?;
+    let mounts = places::parse_mountinfo(&now.mounts).map_err(|e| fail(id, "residue", e))?;
     let mut r = Vec::new();
     let mut differs = |path: &str, was: &[String], now: &[String]| {
         if let Some(what) = places::listing_diff(was, now) {
@@ -308,32 +327,27 @@ async fn inside(
             PlaceKind::Kernel if path == MOUNT_TABLE => {
                 differs(path, &p.state, &mount_table(&mounts));
             }
-            PlaceKind::Kernel => {
-                let now = places::ipc_objects(out.get("ipc").map_or("", String::as_str));
-                differs(path, &p.state, &now);
-            }
+            PlaceKind::Kernel => differs(path, &p.state, &places::ipc_objects(&now.ipc)),
             PlaceKind::Emptied | PlaceKind::Listed => {
-                let text = out.get(&format!("L:{path}")).map_or("", String::as_str);
-                let mut now = places::normalise_listing(path, text, &skip);
+                let mut listing = now.lists.get(path).cloned().unwrap_or_default();
                 for f in p.state.iter().filter_map(|l| summed(l)) {
-                    let sum = out.get(&format!("F:{f}")).map_or("", |s| s.trim());
-                    now.push(format!("sum {f}\t{sum}"));
+                    let sum = now.sums.get(f).cloned().unwrap_or_default();
+                    listing.push(format!("sum {f}\t{sum}"));
                 }
-                differs(path, &p.state, &now);
+                differs(path, &p.state, &listing);
             }
             PlaceKind::Read => {}
         }
     }
     for d in dirs {
-        let line = out.get(&format!("D:{d}")).map_or("", |s| s.trim());
-        let now = places::dir_meta(line).map(|(_, meta, _)| meta);
+        let now = now.dirs.get(d).cloned().flatten();
         let was = baseline.dirs.get(d);
         if now.is_none() || now.as_ref() != was {
             r.push(Residue::Place {
                 path: d.clone(),
                 what: format!(
                     "the directory's mode or owner changed: {} (the image has {})",
-                    now.as_deref().unwrap_or(line),
+                    now.as_deref().unwrap_or("not a directory"),
                     was.map_or("no such directory", String::as_str)
                 ),
             });

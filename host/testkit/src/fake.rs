@@ -24,6 +24,7 @@ mod backend;
 mod engine;
 mod exec;
 mod reuse;
+mod session;
 
 pub use backend::FakeBackend;
 pub use engine::*;

@@ -33,6 +33,7 @@ pub fn test_spec(image: &str) -> ContainerSpec {
         cap_drop: vec!["ALL".into()],
         cap_add: vec![],
         no_new_privileges: true,
+        exec: Default::default(),
         setup: vec![],
         setup_timeout: Duration::from_secs(10),
         image_source: Default::default(),

@@ -31,6 +31,10 @@ pub struct ExecRequest {
     /// Fires when the command must end early (its lease is ending, or its client hung up):
     /// the backend kills its process tree and answers only once that is done.
     pub stop: Stop,
+    /// Run under a terminal of this size (a session only).
+    pub tty: Option<super::TermSize>,
+    /// Stdin stays open after `stdin` for input the session sends (a session only).
+    pub stdin_stream: bool,
 }
 
 /// Tells a backend call to end early. It is not part of what a request asks, so any two

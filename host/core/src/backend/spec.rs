@@ -40,6 +40,9 @@ pub struct ContainerSpec {
     pub cap_add: Vec<String>,
     /// Set `no-new-privileges`, so setuid binaries cannot gain privileges.
     pub no_new_privileges: bool,
+    /// How the daemon runs commands and moves files in the container: through its agent, or
+    /// through the engine's exec and archive endpoints.
+    pub exec: ExecMode,
     /// Commands that must each exit 0 before the container counts as ready.
     pub setup: Vec<Vec<String>>,
     /// Bound on each setup command.
@@ -49,6 +52,19 @@ pub struct ContainerSpec {
     /// nothing about the container.
     #[serde(skip)]
     pub image_source: ImageSource,
+}
+
+/// How the daemon talks to a pool's containers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecMode {
+    /// Through warmpool's agent inside each container: exec in milliseconds, streaming,
+    /// terminals, per-lease environment and secrets, a scrub without a shell in the image.
+    #[default]
+    Agent,
+    /// Through the engine's exec and archive endpoints (about 50 ms per exec; needs `/bin/sh`
+    /// in the image for the kill and the scrub).
+    Engine,
 }
 
 /// How an engine that lacks a pool's image gets it.

@@ -224,13 +224,14 @@ fn relative(dir: &str, place: &str) -> String {
     }
 }
 
-fn under(path: &str, dir: &str) -> bool {
+/// Whether `path` is `dir` or lies under it.
+pub fn is_under(path: &str, dir: &str) -> bool {
     path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/')))
 }
 
 fn skipped(dir: &str, place: &str, skip: &BTreeSet<String>) -> bool {
     skip.iter()
-        .any(|m| m != place && under(m, place) && under(dir, m))
+        .any(|m| m != place && is_under(m, place) && is_under(dir, m))
 }
 
 /// What differs between a place's baseline listing and its listing now (both sorted, compared

@@ -119,6 +119,7 @@ pub(super) async fn run(acquires: &[(u64, u64)], setup: &Setup, candidate: &Cand
                 wait: None,
                 owner: None,
                 engine_labels: Default::default(),
+                setup: None,
             };
             match m.acquire(req).await {
                 Ok(lease) => {

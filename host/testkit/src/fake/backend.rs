@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, Baseline, ContainerSpec, Created, ExecOutput, ExecRequest,
-    Existing, FileBody, Residue,
+    Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput,
+    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue,
 };
 
 use super::engine::*;
@@ -225,6 +225,7 @@ impl Backend for FakeBackend {
                             b"127.0.0.1 localhost\n".to_vec(),
                         )]),
                         hidden: BTreeSet::new(),
+                        lease_env: BTreeMap::new(),
                         procs: BTreeMap::new(),
                         tmpfs_mounts: {
                             let mut m = spec.tmpfs_paths();
@@ -387,6 +388,22 @@ impl Backend for FakeBackend {
                 subject: path.into(),
             })?;
         Ok(FileBody::from_bytes(data))
+    }
+
+    async fn exec_session(&self, id: &str, req: ExecRequest) -> Result<ExecSession, BackendError> {
+        self.session(id, req).await
+    }
+
+    async fn lease_setup(&self, id: &str, setup: &LeaseSetup) -> Result<(), BackendError> {
+        self.setup_lease(id, setup).await
+    }
+
+    async fn put_tar(&self, id: &str, dir: &str, body: ByteStream) -> Result<(), BackendError> {
+        self.tar_in(id, dir, body).await
+    }
+
+    async fn get_tar(&self, id: &str, path: &str) -> Result<ByteStream, BackendError> {
+        self.tar_out(id, path).await
     }
 
     async fn probe(&self, id: &str, _probe: &Probe) -> ProbeResult {

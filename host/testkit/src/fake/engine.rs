@@ -116,6 +116,8 @@ pub struct FakeContainer {
     pub binds: BTreeMap<String, Vec<u8>>,
     /// Tmpfs mounts a client made unreadable in a way the scrub cannot undo (`hide`).
     pub hidden: BTreeSet<String>,
+    /// The lease's environment and secrets, as its set-up gave them (the scrub forgets them).
+    pub lease_env: BTreeMap<String, String>,
     /// Its processes by PID: 1 is `init`, 2 the main command, later ones from execs.
     pub procs: BTreeMap<u64, FakeProc>,
     /// Paths of its tmpfs mounts: the spec's, and `/dev` (which holds `/dev/null` when fresh).

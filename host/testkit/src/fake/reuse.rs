@@ -114,6 +114,7 @@ impl FakeBackend {
             return Ok(());
         };
         c.procs.retain(|_, p| p.started <= baseline.started_before);
+        c.lease_env.clear();
         for (m, place) in &baseline.places {
             if place.kind != PlaceKind::Emptied {
                 continue;

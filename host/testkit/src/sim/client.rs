@@ -69,6 +69,7 @@ impl Sim {
                 .then(|| Duration::from_millis(self.rng.u64(0..6_000))),
             owner: Some(format!("client-{}", self.step)),
             engine_labels: Default::default(),
+            setup: None,
         };
         self.note(format!("acquire {pool}"));
         let (m, engines, model) = (
@@ -92,7 +93,9 @@ impl Sim {
                     | AcquireError::ShuttingDown
                     | AcquireError::UnknownPool(_)
                     | AcquireError::NoSuchEngine { .. }
-                    | AcquireError::Create { .. },
+                    | AcquireError::Create { .. }
+                    | AcquireError::Unsupported { .. }
+                    | AcquireError::Setup { .. },
                 ) => {}
             }
         });

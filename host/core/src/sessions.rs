@@ -1,0 +1,152 @@
+//! The manager's operations on leases beyond the buffered exec and single files: a lease's own
+//! set-up at acquire, commands as sessions (streamed output, streamed input, terminals), and
+//! directories as tar streams. Each holds its place inside the lease's fence (`fence.rs`) for
+//! as long as it runs, as exec and the file calls do (`leasing.rs`).
+
+use std::sync::Arc;
+
+use crate::backend::{
+    Backend, BackendError, ByteStream, ExecMode, ExecRequest, ExecSession, LeaseSetup,
+};
+use crate::error::{AcquireError, LeaseError};
+use crate::fence::LeaseOp;
+use crate::lease::LeaseInfo;
+use crate::lifecycle::CALL_TIMEOUT;
+use crate::manager::Manager;
+
+/// A command running as a session on a lease: the session, and the lease's fence held open
+/// until it is dropped.
+#[derive(Debug)]
+pub struct LeaseSession {
+    /// The session: its events and its input.
+    pub session: ExecSession,
+    _op: LeaseOp,
+}
+
+impl<B: Backend> Manager<B> {
+    /// Whether pool `pool` can give what `setup` asks: secrets only come through the agent.
+    pub(crate) fn setup_allowed(&self, pool: &str, setup: &LeaseSetup) -> Result<(), AcquireError> {
+        let Some(p) = self.pool(pool) else {
+            return Err(AcquireError::UnknownPool(pool.into()));
+        };
+        if !setup.secrets.is_empty() && p.cfg().spec.exec == ExecMode::Engine {
+            return Err(AcquireError::Unsupported {
+                pool: pool.into(),
+                reason: "secrets need a pool with `exec: agent` (the agent keeps them in its \
+                         memory; through the engine's exec they would be in each exec's \
+                         configuration on the engine)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Apply `setup` to the new lease `info`'s container before the lease is handed out. A
+    /// failure ends the lease at once (its container is destroyed, never lent to anyone: it
+    /// may hold part of the set-up).
+    pub(crate) async fn set_up(
+        self: &Arc<Self>,
+        info: LeaseInfo,
+        setup: &LeaseSetup,
+    ) -> Result<LeaseInfo, AcquireError> {
+        let r = match self.lease_op(&info.lease_id) {
+            Ok(op) => {
+                let r = self
+                    .call(
+                        CALL_TIMEOUT,
+                        self.backend_of(op.engine).lease_setup(&op.container, setup),
+                    )
+                    .await;
+                op.done(&r);
+                r
+            }
+            Err(e) => Err(BackendError::Operation {
+                stage: "lease setup",
+                container: info.container_id.clone(),
+                message: e.to_string(),
+            }),
+        };
+        match r {
+            Ok(()) => Ok(info),
+            Err(source) => {
+                let _ = self.release(&info.lease_id);
+                Err(AcquireError::Setup {
+                    pool: info.pool,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Start `req` in lease `id`'s container as a session. The session holds the lease's fence
+    /// until it is dropped: the lease's end stops it (its tree is killed), and a release for
+    /// reuse waits for it. A zero `output_limit` streams everything.
+    pub async fn exec_session(
+        self: &Arc<Self>,
+        id: &str,
+        mut req: ExecRequest,
+    ) -> Result<LeaseSession, LeaseError> {
+        let op = self.lease_op(id)?;
+        req.stop = op.stop();
+        let r = self
+            .call(
+                CALL_TIMEOUT,
+                self.backend_of(op.engine).exec_session(&op.container, req),
+            )
+            .await;
+        match r {
+            Ok(session) => Ok(LeaseSession { session, _op: op }),
+            Err(source) => {
+                op.done::<()>(&Err(source.clone()));
+                Err(self.failed_on_lease(id, source))
+            }
+        }
+    }
+
+    /// Unpack the tar stream `body` into directory `dir` of lease `id`'s container. As an
+    /// upload: inside the fence to the engine's answer, its body cut when the lease ends.
+    pub async fn put_tar(
+        self: &Arc<Self>,
+        id: &str,
+        dir: &str,
+        body: ByteStream,
+    ) -> Result<(), LeaseError> {
+        let op = self.lease_op(id)?;
+        let _hang_up = op.token.clone().drop_guard();
+        let body = crate::leasing::until_stopped(body, op.token.clone(), None);
+        let (this, dir) = (self.clone(), dir.to_string());
+        let task = self.tracker.spawn(async move {
+            let r = this
+                .call(
+                    CALL_TIMEOUT,
+                    this.backend_of(op.engine)
+                        .put_tar(&op.container, &dir, body),
+                )
+                .await;
+            op.done(&r);
+            r
+        });
+        task.await
+            .unwrap_or_else(|e| {
+                Err(BackendError::Unavailable(format!(
+                    "upload task failed: {e}"
+                )))
+            })
+            .map_err(|source| self.failed_on_lease(id, source))
+    }
+
+    /// Directory (or file) `path` of lease `id`'s container as a tar stream, which holds its
+    /// place inside the fence until it ends and ends when the lease does.
+    pub async fn get_tar(&self, id: &str, path: &str) -> Result<ByteStream, LeaseError> {
+        let op = self.lease_op(id)?;
+        let body = self
+            .call(
+                CALL_TIMEOUT,
+                self.backend_of(op.engine).get_tar(&op.container, path),
+            )
+            .await
+            .map_err(|source| self.failed_on_lease(id, source))?;
+        let token = op.token.clone();
+        Ok(crate::leasing::until_stopped(body, token, Some(op)))
+    }
+}
