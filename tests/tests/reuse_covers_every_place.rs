@@ -4,7 +4,9 @@
 //! second, whether the container is scrubbed and reused or destroyed.
 //!
 //! The pool is the README's: reuse on, the reset cleaning `/work` and `/tmp`, the image's default
-//! user (root in the container, with `cap_drop: ALL`).
+//! user (root in the container, with `cap_drop: ALL`). Each test runs on both ways the daemon
+//! reaches inside a container: through its agent, and through the engine's exec of the image's
+//! shell (`exec: engine`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -20,8 +22,11 @@ workdir: /work
 exhaustion: { strategy: wait, wait_timeout: 30s }
 reuse: { enabled: true, max_uses: 5, reset: ["rm -rf /work/* /work/.[!.]* /tmp/* /tmp/.[!.]*"], verify: ["test -z \"$(ls -A /work)\" && test -z \"$(ls -A /tmp)\""] }"#;
 
-async fn daemon(name: &str) -> Daemon {
-    let d = Daemon::start(&[pool_yaml(name, POOL)]).await;
+/// The two ways in.
+const MODES: [&str; 2] = ["agent", "engine"];
+
+async fn daemon_in(name: &str, mode: &str) -> Daemon {
+    let d = Daemon::start(&[pool_yaml(name, &format!("{POOL}\nexec: {mode}"))]).await;
     d.warm_up(name).await;
     d
 }
@@ -73,7 +78,13 @@ fn reason(outcome: &Value) -> &str {
 
 #[tokio::test]
 async fn a_tmpfs_its_client_made_unreadable_is_reopened_and_emptied() {
-    let d = daemon("hide").await;
+    for mode in MODES {
+        a_tmpfs_its_client_made_unreadable_is_reopened_and_emptied_in(mode).await;
+    }
+}
+
+async fn a_tmpfs_its_client_made_unreadable_is_reopened_and_emptied_in(mode: &str) {
+    let d = daemon_in("hide", mode).await;
     let (outcome, same, seen) = two_sessions(
         &d,
         "hide",
@@ -92,21 +103,33 @@ async fn a_tmpfs_its_client_made_unreadable_is_reopened_and_emptied() {
 
 #[tokio::test]
 async fn a_file_in_dev_destroys_the_container() {
-    let d = daemon("devf").await;
+    for mode in MODES {
+        a_file_in_dev_destroys_the_container_in(mode).await;
+    }
+}
+
+async fn a_file_in_dev_destroys_the_container_in(mode: &str) {
+    let d = daemon_in("devf", mode).await;
     let (outcome, same, seen) =
         two_sessions(&d, "devf", "echo SECRET > /dev/hidden", "cat /dev/hidden").await;
     assert!(
         !seen.contains("SECRET"),
         "{outcome}: session two read {seen:?}"
     );
-    assert_eq!(outcome["reused"], false, "{outcome}");
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
     assert!(!same);
     assert!(reason(&outcome).contains("/dev"), "{outcome}");
 }
 
 #[tokio::test]
 async fn a_directory_in_dev_that_cannot_be_listed_destroys_the_container() {
-    let d = daemon("devd").await;
+    for mode in MODES {
+        a_directory_in_dev_that_cannot_be_listed_destroys_the_container_in(mode).await;
+    }
+}
+
+async fn a_directory_in_dev_that_cannot_be_listed_destroys_the_container_in(mode: &str) {
+    let d = daemon_in("devd", mode).await;
     let (outcome, _, seen) = two_sessions(
         &d,
         "devd",
@@ -118,12 +141,18 @@ async fn a_directory_in_dev_that_cannot_be_listed_destroys_the_container() {
         !seen.contains("SECRET"),
         "{outcome}: session two read {seen:?}"
     );
-    assert_eq!(outcome["reused"], false, "{outcome}");
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
 }
 
 #[tokio::test]
 async fn the_cgroup_tmpfs_is_covered() {
-    let d = daemon("cg").await;
+    for mode in MODES {
+        the_cgroup_tmpfs_is_covered_in(mode).await;
+    }
+}
+
+async fn the_cgroup_tmpfs_is_covered_in(mode: &str) {
+    let d = daemon_in("cg", mode).await;
     let (outcome, _, seen) = two_sessions(
         &d,
         "cg",
@@ -135,13 +164,19 @@ async fn the_cgroup_tmpfs_is_covered() {
         !seen.contains("SECRET"),
         "{outcome}: session two read {seen:?}"
     );
-    assert_eq!(outcome["reused"], false, "{outcome}");
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
     assert!(reason(&outcome).contains("/sys/fs/cgroup"), "{outcome}");
 }
 
 #[tokio::test]
 async fn the_engines_bind_mounts_are_read_through_the_engine() {
-    let d = daemon("hosts").await;
+    for mode in MODES {
+        the_engines_bind_mounts_are_read_through_the_engine_in(mode).await;
+    }
+}
+
+async fn the_engines_bind_mounts_are_read_through_the_engine_in(mode: &str) {
+    let d = daemon_in("hosts", mode).await;
     let (outcome, _, seen) = two_sessions(
         &d,
         "hosts",
@@ -153,13 +188,19 @@ async fn the_engines_bind_mounts_are_read_through_the_engine() {
         !seen.contains("SECRET"),
         "{outcome}: session two read {seen:?}"
     );
-    assert_eq!(outcome["reused"], false, "{outcome}");
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
     assert!(reason(&outcome).contains("/etc/hosts"), "{outcome}");
 }
 
 #[tokio::test]
 async fn a_changed_mode_on_an_image_directory_destroys_the_container() {
-    let d = daemon("mode").await;
+    for mode in MODES {
+        a_changed_mode_on_an_image_directory_destroys_the_container_in(mode).await;
+    }
+}
+
+async fn a_changed_mode_on_an_image_directory_destroys_the_container_in(mode: &str) {
+    let d = daemon_in("mode", mode).await;
     // Control: files added to and removed from an image directory (its entry in the engine's
     // diff stays `C /tmp`) are no reason to destroy it.
     let (outcome, same, _) = two_sessions(&d, "mode", "echo x > /tmp/y && rm /tmp/y", "true").await;
@@ -177,9 +218,67 @@ async fn a_changed_mode_on_an_image_directory_destroys_the_container() {
         !seen.contains("751"),
         "{outcome}: session two saw mode {seen}"
     );
-    assert_eq!(outcome["reused"], false, "{outcome}");
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
     assert!(!same);
     assert!(reason(&outcome).contains("/tmp"), "{outcome}");
+    let held = d.call(Method::GET, "/v1/leases", None).await.2["leases"][0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.call(Method::DELETE, &format!("/v1/leases/{held}"), None)
+        .await;
+    d.warm_up("mode").await;
+    // The root directory, which the engine's diff never lists.
+    let (outcome, _, seen) = two_sessions(&d, "mode", "chmod 0751 /", "stat -c %a /").await;
+    assert!(
+        !seen.contains("751"),
+        "{mode}: {outcome}: session two saw mode {seen}"
+    );
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
+}
+
+/// A pool of the shell-less image with reuse, reset and verified by its one tool.
+const SCRATCH_REUSE: &str = r#"min_ready: 1
+max_ready: 1
+max_total: 1
+cmd: [/tool, sleep]
+exhaustion: { strategy: wait, wait_timeout: 30s }
+reuse: { enabled: true, max_uses: 5, reset: [[/tool, exit, "0"]], verify: [[/tool, exit, "0"]] }"#;
+
+#[tokio::test]
+async fn an_extended_attribute_on_the_image_destroys_the_container() {
+    let st = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/images/build-scratch.sh"
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let yaml =
+        pool_yaml("xa", SCRATCH_REUSE).replace(warmpool_e2e::IMAGE, "warmpool-test/scratch:latest");
+    let d = Daemon::start(&[yaml]).await;
+    d.warm_up("xa").await;
+    // The engine's diff shows no change for an attribute set on an image directory, a file, or
+    // the root: only the agent's reading of them sees it.
+    for target in ["/tmp", "/tool", "/"] {
+        let one = d.acquire(json!({"pool": "xa"})).await;
+        let id1 = one["lease_id"].as_str().unwrap();
+        let out = d
+            .exec(
+                id1,
+                json!({"cmd": ["/tool", "xattr", target, "user.note", "SECRET"]}),
+            )
+            .await;
+        assert_eq!(out["exit_code"], 0, "{out}");
+        let outcome = release_for_reuse(&d, id1).await;
+        assert_eq!(outcome["reused"], false, "{target}: {outcome}");
+        assert!(
+            reason(&outcome).contains("extended attributes"),
+            "{target}: {outcome}"
+        );
+        d.warm_up("xa").await;
+    }
 }
 
 /// `warmpool-test/busybox-volume`: the test image with `VOLUME /data` (seeded with a file).
@@ -214,8 +313,15 @@ fn volume_image() -> &'static str {
 
 #[tokio::test]
 async fn an_image_volume_is_read_through_the_engine() {
+    for mode in MODES {
+        an_image_volume_is_read_through_the_engine_in(mode).await;
+    }
+}
+
+async fn an_image_volume_is_read_through_the_engine_in(mode: &str) {
     let image = volume_image();
-    let yaml = pool_yaml("vol", POOL).replace(warmpool_e2e::IMAGE, image);
+    let yaml =
+        pool_yaml("vol", &format!("{POOL}\nexec: {mode}")).replace(warmpool_e2e::IMAGE, image);
     let d = Daemon::start(&[yaml]).await;
     d.warm_up("vol").await;
     // Control: a session that leaves the volume as it was.
@@ -236,17 +342,21 @@ async fn an_image_volume_is_read_through_the_engine() {
         !seen.contains("SECRET"),
         "{outcome}: session two read {seen:?}"
     );
-    assert_eq!(outcome["reused"], false, "{outcome}");
+    assert_eq!(outcome["reused"], false, "{mode}: {outcome}");
     assert!(!same);
     assert!(reason(&outcome).contains("/data"), "{outcome}");
 }
 
-/// A daemon whose engine is reached through a [`DelayProxy`].
+/// A daemon whose engine is reached through a [`DelayProxy`]. Its pool uses the engine's
+/// exec and archive endpoints (`exec: engine`), whose calls the proxy can hold back one by
+/// one. (Through the agent, every operation and the scrub go in order over one channel, and
+/// the agent answers an exec only once its tree is dead, so a late one cannot pass the
+/// scrub; the fence still waits for it.)
 async fn behind_a_delay(name: &str) -> (Daemon, DelayProxy) {
     let proxy = DelayProxy::start().await;
     let server = format!("docker:\n  endpoint: {}\n", proxy.endpoint());
     let d = Daemon::start_setup(
-        &[pool_yaml(name, POOL)],
+        &[pool_yaml(name, &format!("{POOL}\nexec: engine"))],
         Setup {
             server: &server,
             ..Setup::default()

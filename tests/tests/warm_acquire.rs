@@ -23,7 +23,8 @@ async fn warm_acquire_gives_a_labelled_hardened_container() {
 
     let fmt = "{{.State.Running}}|{{index .Config.Labels \"warmpool.managed\"}}|{{index .Config.Labels \"warmpool.host\"}}|\
                {{index .Config.Labels \"warmpool.pool\"}}|{{index .Config.Labels \"warmpool.spec\"}}|{{.HostConfig.Init}}|\
-               {{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|{{.HostConfig.PidsLimit}}|{{.HostConfig.Memory}}|{{.HostConfig.NetworkMode}}";
+               {{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|{{.HostConfig.PidsLimit}}|{{.HostConfig.Memory}}|{{.HostConfig.NetworkMode}}|\
+               {{.Config.Entrypoint}}|{{.HostConfig.LogConfig.Type}}|{{index .Config.Labels \"warmpool.exec\"}}";
     let inspect = docker(&["inspect", "--format", fmt, cid]);
     let f: Vec<&str> = inspect.split('|').collect();
     assert_eq!(f[0], "true", "{inspect}");
@@ -31,12 +32,20 @@ async fn warm_acquire_gives_a_labelled_hardened_container() {
     assert_eq!(f[2], d.host_id);
     assert_eq!(f[3], "bb");
     assert_eq!(f[4].len(), 16, "spec hash: {inspect}");
-    assert_eq!(f[5], "true", "init");
+    // The agent is the container's init (it reaps orphans and passes signals on), its
+    // stdio is its channel, which the engine must not log.
+    assert_eq!(
+        f[5], "false",
+        "the agent is init, not docker-init: {inspect}"
+    );
     assert_eq!(f[6], "[ALL]");
     assert_eq!(f[7], "[no-new-privileges:true]");
     assert_eq!(f[8], "64");
     assert_eq!(f[9], (64u64 << 20).to_string());
     assert_eq!(f[10], "none");
+    assert_eq!(f[11], "[/.warmpool/agent]", "{inspect}");
+    assert_eq!(f[12], "none", "no log of the channel: {inspect}");
+    assert_eq!(f[13], "agent");
 
     // The pool refills to its target behind the acquire.
     d.wait_pool("bb", Duration::from_secs(30), |p| {
@@ -59,4 +68,19 @@ async fn warm_acquire_gives_a_labelled_hardened_container() {
         metrics.contains("warmpool_acquires_total{pool=\"bb\",source=\"warm\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn an_engine_pool_keeps_docker_init() {
+    let d = Daemon::start(&[pool_yaml("en", "min_ready: 1\nmax_ready: 1\nexec: engine")]).await;
+    d.warm_up("en").await;
+    let lease = d.acquire(json!({"pool": "en"})).await;
+    let cid = lease["container_id"].as_str().unwrap();
+    let inspect = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Init}}|{{.Config.Entrypoint}}|{{.HostConfig.LogConfig.Type}}",
+        cid,
+    ]);
+    assert_eq!(inspect.trim(), "true|[]|json-file", "{inspect}");
 }

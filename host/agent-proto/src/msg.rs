@@ -83,6 +83,13 @@ pub enum Inspect {
         /// Mount points not to enter.
         skip: Vec<String>,
     },
+    /// Every path on the root filesystem (not entering the mount points given) that carries
+    /// extended attributes: `PATH<TAB>xattrs=NAMES:DIGEST`, sorted. The engine's diff does not
+    /// show an attribute set on a file or directory of the image.
+    Xattrs {
+        /// Mount points not to enter.
+        skip: Vec<String>,
+    },
     /// A small text file of the kernel's, line by line (`/proc/self/mountinfo`,
     /// `/proc/sysvipc/shm`…).
     Read(String),

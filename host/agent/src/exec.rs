@@ -21,6 +21,32 @@ use crate::sys;
 /// reported (a background process holding the stream open does not hold the exit back).
 const DRAIN_GRACE: Duration = Duration::from_millis(100);
 
+/// The supervisors alive now (the container's own command's among them). Held while one is
+/// spawned and registered, and while escaped processes are killed, so a supervisor being born
+/// is never taken for an escapee.
+pub static SUPERVISORS: std::sync::LazyLock<Mutex<std::collections::BTreeSet<i32>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// A supervisor died without reporting its command's end (a process of the client killed
+/// it): its tree's processes were reparented to the agent. Every child of the agent that is
+/// not a live supervisor is such an escapee: kill them all.
+pub fn kill_escapees() {
+    let sups = SUPERVISORS.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..50 {
+        let escaped: Vec<i32> = sys::children_of(1)
+            .into_iter()
+            .filter(|p| !sups.contains(p))
+            .collect();
+        if escaped.is_empty() {
+            return;
+        }
+        for pid in escaped {
+            sys::kill(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// What the watcher of one exec follows: the supervisor's reports, the pumps' ends, the
 /// timeout.
 struct Watch {
@@ -132,7 +158,10 @@ impl Execs {
                 sys::fds_3_4(sr, sw)
             });
         }
+        let mut sups = SUPERVISORS.lock().unwrap_or_else(|p| p.into_inner());
         let child = cmd.spawn()?;
+        sups.insert(child.id() as i32);
+        drop(sups);
         drop((spec_r, status_w));
         drop(cmd);
         let mut spec_w = std::fs::File::from(spec_w);
@@ -227,6 +256,13 @@ impl Execs {
                 if code.is_none() && signal.is_none() {
                     signal = Some(libc::SIGKILL);
                 }
+                if !timed_out && !running.killed.load(Ordering::Acquire) {
+                    SUPERVISORS
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&running.supervisor);
+                    kill_escapees();
+                }
                 break;
             };
             if let Some(pid) = line.strip_prefix("pid ") {
@@ -254,6 +290,8 @@ impl Execs {
             }
         }
         running.reported.store(true, Ordering::Release);
+        // The supervisor stays while the command's background processes live; it is no
+        // escapee either way.
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -304,11 +342,15 @@ impl Execs {
         }
     }
 
-    /// Send `sig` to operation `id`'s command (its process group).
+    /// Send `sig` to operation `id`'s command: under a terminal to its foreground process
+    /// group (a shell's running job, as Ctrl-C would), else to the command's process group.
     pub fn signal(&self, id: u32, sig: i32) {
         if let Some(r) = self.get(id) {
             let main = r.main.load(Ordering::Acquire);
-            if main > 0 {
+            let fg = r.master.as_ref().map_or(0, |m| sys::foreground_group(m));
+            if fg > 0 {
+                sys::kill(-fg, sig);
+            } else if main > 0 {
                 sys::kill(-main, sig);
             }
         }

@@ -237,9 +237,17 @@ fn start_main(ctx: &out::Ctx, argv: Vec<String>) -> Arc<std::sync::atomic::Atomi
             sys::fds_3_4(sr, sw)
         });
     }
-    if cmd.spawn().is_err() {
-        eprintln!("warmpool-agent: cannot start the container's command");
-        std::process::exit(127);
+    {
+        let mut sups = exec::SUPERVISORS.lock().unwrap_or_else(|p| p.into_inner());
+        match cmd.spawn() {
+            Ok(c) => {
+                sups.insert(c.id() as i32);
+            }
+            Err(_) => {
+                eprintln!("warmpool-agent: cannot start the container's command");
+                std::process::exit(127);
+            }
+        }
     }
     drop((spec_r, status_w, cmd));
     let tail = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<u8>::new()));
@@ -301,7 +309,14 @@ fn start_main(ctx: &out::Ctx, argv: Vec<String>) -> Arc<std::sync::atomic::Atomi
 fn signals(set: &libc::sigset_t, main_cmd: &std::sync::atomic::AtomicI32) {
     loop {
         match sys::wait_signal(set) {
-            libc::SIGCHLD => while let Ok(Some(_)) = sys::reap() {},
+            libc::SIGCHLD => {
+                while let Ok(Some((pid, _))) = sys::reap() {
+                    exec::SUPERVISORS
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&pid);
+                }
+            }
             sig => {
                 let pid = main_cmd.load(std::sync::atomic::Ordering::Acquire);
                 if pid > 0 {

@@ -205,6 +205,32 @@ fn walk(dir: &Path, rel: &str, skip: &[String], out: &mut Vec<String>, dirs_only
     Ok(())
 }
 
+/// Every path under `dir` (and `dir` itself) that carries extended attributes, not entering
+/// `skip`. A directory the agent cannot read is left out: its user cannot change what is in it.
+fn xattrs_under(dir: &Path, skip: &[String], out: &mut Vec<String>) {
+    let x = sys::xattrs(dir);
+    if !x.is_empty() {
+        out.push(format!("{}\t{x}", dir.display()));
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            if !skip.iter().any(|s| Path::new(s) == path) {
+                xattrs_under(&path, skip, out);
+            }
+        } else {
+            let x = sys::xattrs(&path);
+            if !x.is_empty() {
+                out.push(format!("{}\t{x}", path.display()));
+            }
+        }
+    }
+}
+
 fn sum(path: &str) -> Result<Vec<String>, String> {
     let m = std::fs::symlink_metadata(path).map_err(|e| format!("{path}: {e}"))?;
     if !m.is_file() {
@@ -237,6 +263,12 @@ pub fn inspect(items: Vec<Inspect>) -> Vec<Inspected> {
                             let _ = walk(root, "/", &skip, &mut out, true);
                             out
                         })
+                }
+                Inspect::Xattrs { skip } => {
+                    let mut out = Vec::new();
+                    xattrs_under(Path::new("/"), &skip, &mut out);
+                    out.sort();
+                    Ok(out)
                 }
                 Inspect::Read(path) => std::fs::read_to_string(&path)
                     .map(|s| s.lines().map(String::from).collect())

@@ -142,11 +142,22 @@ pub fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
 }
 
+/// The foreground process group of the terminal whose master is `fd` (0 when unknown).
+pub fn foreground_group(fd: &OwnedFd) -> i32 {
+    // SAFETY: tcgetpgrp on a descriptor.
+    unsafe { libc::tcgetpgrp(fd.as_raw_fd()) }.max(0)
+}
+
 /// In a child about to exec: start a new session, and with `tty`, make stdin its controlling
-/// terminal. Only async-signal-safe calls.
+/// terminal; and unblock every signal (the agent and its supervisors block them all to wait
+/// for them, and a program starts with the mask its parent had). Only async-signal-safe calls.
 pub fn new_session(tty: bool) -> io::Result<()> {
-    // SAFETY: setsid and ioctl are async-signal-safe and take no memory of ours but a constant.
+    // SAFETY: sigemptyset fills a zeroed set; pthread_sigmask, setsid and ioctl are
+    // async-signal-safe and take no memory of ours but these values.
     unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         if libc::setsid() == -1 {
             return Err(io::Error::last_os_error());
         }

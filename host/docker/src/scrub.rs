@@ -41,7 +41,7 @@ use warmpool_core::{BackendError, Baseline, ChangeKind, FsChange, Place, PlaceKi
 
 use crate::op_error;
 use inside::Ask;
-use places::{Cover, MOUNT_TABLE, Mount, SYSV_IPC};
+use places::{Cover, MOUNT_TABLE, Mount, SYSV_IPC, XATTRS};
 
 /// Go's `os.ModeDir` and `os.ModeSymlink`, as the engine reports a path's mode.
 const MODE_DIR: u32 = 1 << 31;
@@ -113,6 +113,9 @@ pub async fn baseline(
             },
         )
         .await?;
+    if let Some(x) = second.xattrs {
+        pl.insert(XATTRS.into(), kernel(x));
+    }
     let mut files = Vec::new();
     for p in &listed {
         let listing = second.lists.get(p).cloned().unwrap_or_default();
@@ -238,11 +241,14 @@ pub async fn residue(
     let now = changes(docker, id).await?;
     let now_set: HashSet<&FsChange> = now.iter().collect();
     // A changed directory is judged by its mode and owner below; its children have entries
-    // of their own. Anything else new is residue.
-    let mut dirs = Vec::new();
+    // of their own. Anything else new is residue. The root directory is always judged: the
+    // engine's diff never lists it, whatever was done to it.
+    let mut dirs = vec!["/".to_string()];
     for c in &now {
         if c.kind == ChangeKind::Modified && is_dir(docker, id, &c.path).await? {
-            dirs.push(c.path.clone());
+            if c.path != "/" {
+                dirs.push(c.path.clone());
+            }
         } else if !was.contains(c) {
             r.push(Residue::Path(c.clone()));
         }
@@ -327,6 +333,11 @@ async fn from_inside(
             PlaceKind::Kernel if path == MOUNT_TABLE => {
                 differs(path, &p.state, &mount_table(&mounts));
             }
+            PlaceKind::Kernel if path == XATTRS => {
+                // Missing from a reading through the agent (which always has it) differs too.
+                let none = vec!["(not read)".to_string()];
+                differs(path, &p.state, now.xattrs.as_ref().unwrap_or(&none));
+            }
             PlaceKind::Kernel => differs(path, &p.state, &places::ipc_objects(&now.ipc)),
             PlaceKind::Emptied | PlaceKind::Listed => {
                 let mut listing = now.lists.get(path).cloned().unwrap_or_default();
@@ -378,7 +389,9 @@ async fn read_digest(docker: &Docker, id: &str, path: &str) -> Result<String, Ba
     Ok(format!("sha256:{} bytes:{n}", hex::encode(h.finalize())))
 }
 
-/// The container's processes as the engine lists them: `"<host pid> <command>"`.
+/// The container's processes as the engine lists them: `"<host pid> <command>"`. Zombies
+/// (`<defunct>`) are left out: one holds nothing but its exit status, for a parent that is
+/// either alive (and listed) or the container's init, which reaps it a moment later.
 async fn top(docker: &Docker, id: &str) -> Result<Vec<String>, BackendError> {
     let opts = TopOptionsBuilder::default().ps_args("-ef").build();
     let t = docker
@@ -398,6 +411,7 @@ async fn top(docker: &Docker, id: &str) -> Result<Vec<String>, BackendError> {
         .processes
         .unwrap_or_default()
         .into_iter()
+        .filter(|row| !row.get(cmd).is_some_and(|c| c.ends_with("<defunct>")))
         .map(|row| {
             format!(
                 "{} {}",

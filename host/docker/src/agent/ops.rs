@@ -168,7 +168,11 @@ pub async fn session(
     if let Err(e) = ch
         .send(
             id,
-            Req::Exec(spec(&req, req.stdin_stream || req.tty.is_some(), 0)),
+            Req::Exec(spec(
+                &req,
+                req.stdin.is_some() || req.stdin_stream || req.tty.is_some(),
+                0,
+            )),
         )
         .await
     {

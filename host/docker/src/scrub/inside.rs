@@ -45,6 +45,9 @@ pub struct Reading {
     /// Each directory asked: its mode, owner (and, through the agent, extended attributes),
     /// or `None` when it is not a directory.
     pub dirs: BTreeMap<String, Option<String>>,
+    /// Through the agent: every path of the root filesystem that carries extended attributes.
+    /// `None` through the script (no tool for them is in every image).
+    pub xattrs: Option<Vec<String>>,
 }
 
 /// What to read.
@@ -199,6 +202,18 @@ async fn read_agent(ch: &Channel, stage: &'static str, ask: &Ask) -> Result<Read
         Inspect::Read("/proc/sysvipc/msg".into()),
         Inspect::Read("/proc/sysvipc/sem".into()),
     ];
+    // The first reading does not know the mount points yet: the extended attributes come with
+    // the second (the listings), and every later one.
+    let xattrs = !ask.first;
+    if xattrs {
+        let skip = ask
+            .mounts
+            .iter()
+            .filter(|m| m.as_str() != "/")
+            .cloned()
+            .collect();
+        items.push(Inspect::Xattrs { skip });
+    }
     for p in &ask.lists {
         let skip = ask
             .mounts
@@ -227,10 +242,16 @@ async fn read_agent(ch: &Channel, stage: &'static str, ask: &Ask) -> Result<Read
             ipc.push_str(&format!("{kind} {l}\n"));
         }
     }
+    let xattrs = if xattrs {
+        Some(next("extended attributes")?)
+    } else {
+        None
+    };
     let mut r = Reading {
         ticks,
         mounts,
         ipc,
+        xattrs,
         ..Reading::default()
     };
     for p in &ask.lists {

@@ -11,6 +11,9 @@ use warmpool_core::PlaceKind;
 pub const MOUNT_TABLE: &str = "mount table";
 /// The name under which SysV IPC objects are kept in a baseline's places.
 pub const SYSV_IPC: &str = "SysV IPC";
+/// The name under which the root filesystem's extended attributes are kept (through the
+/// agent only).
+pub const XATTRS: &str = "extended attributes";
 
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
