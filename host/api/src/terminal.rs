@@ -102,8 +102,10 @@ fn size(s: Size) -> Option<TermSize> {
     params(("id" = String, Path, description = "The lease id")),
     responses(
         (status = 101, description = "WebSocket: first message `Start` (cmd defaults to /bin/sh, tty to 24×80); then binary input and text control (`resize`, `signal`, `eof`); the server sends stream-tagged binary output (1 stdout, 2 stderr) and a final `{exit_code, signal, timed_out}`"),
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
+        (status = 426, description = "`upgrade_required`: the connection cannot be upgraded", body = ErrorBody),
         (status = 503, description = "`engine_unavailable`", body = ErrorBody),
     ))]
 pub async fn pty<B: Backend>(
@@ -119,8 +121,10 @@ pub async fn pty<B: Backend>(
     params(("id" = String, Path, description = "The lease id")),
     responses(
         (status = 101, description = "WebSocket: as `/pty`, without a terminal unless `tty` is given"),
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
+        (status = 426, description = "`upgrade_required`: the connection cannot be upgraded", body = ErrorBody),
         (status = 503, description = "`engine_unavailable`", body = ErrorBody),
     ))]
 pub async fn exec_ws<B: Backend>(
