@@ -90,16 +90,16 @@ pub async fn sweep(b: &DockerBackend) -> Result<usize, BackendError> {
 }
 
 /// Follow the engine's events for this host's containers and report deaths, reconnecting with
-/// back-off when the stream breaks (the engine restarted or is unreachable).
+/// back-off when the stream breaks (the engine restarted or is unreachable). Only `die` is a
+/// death: the engine's `oom` names any process of the container the kernel killed for memory
+/// (a client's `python` that grew too big), and the container lives on unless that was its
+/// first process, which a `die` then reports.
 pub async fn watch(b: &DockerBackend, tx: mpsc::Sender<BackendEvent>, cancel: CancellationToken) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
-            (
-                "event".to_string(),
-                vec!["die".to_string(), "oom".to_string()],
-            ),
+            ("event".to_string(), vec!["die".to_string()]),
             ("label".to_string(), labels::host_filter(&b.host_id)),
         ]);
         let opts = EventsOptionsBuilder::default().filters(&filters).build();

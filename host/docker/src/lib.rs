@@ -18,11 +18,12 @@ pub mod exec;
 pub mod files;
 mod images;
 pub mod labels;
+mod route;
 pub mod scrub;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -33,7 +34,7 @@ use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created,
     EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, ImageSource,
-    LeaseSetup, Residue, USED_SUFFIX,
+    LeaseSetup, Residue,
 };
 
 /// Lock a mutex, whatever a panicking holder left in it.
@@ -88,23 +89,11 @@ pub struct DockerBackend {
     /// The agents in the containers of `exec: agent` pools, and their channels.
     pub(crate) agents: agent::Agents,
     /// Which containers have an agent (and their names, which their keys derive from).
-    kinds: Mutex<HashMap<String, Kind>>,
+    pub(crate) kinds: Mutex<HashMap<String, route::Kind>>,
     /// The environment of each lease on a container without an agent, merged into its execs.
-    engine_env: Mutex<HashMap<String, EngineEnv>>,
+    pub(crate) engine_env: Mutex<HashMap<String, route::EngineEnv>>,
     /// Each image's own entrypoint, by image ID (an agent runs it under itself).
-    entrypoints: Mutex<HashMap<String, Vec<String>>>,
-}
-
-/// A lease's variables and working directory on a container without an agent.
-type EngineEnv = (std::collections::BTreeMap<String, String>, Option<String>);
-
-/// How the daemon talks to one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
-    /// Through the engine's exec and archive endpoints.
-    Engine,
-    /// Through its agent; its name (its key derives from it).
-    Agent(String),
+    pub(crate) entrypoints: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl DockerBackend {
@@ -167,116 +156,6 @@ impl DockerBackend {
     pub fn with_agents(mut self, master: [u8; 32], binary: Option<Vec<u8>>) -> Self {
         self.agents = agent::Agents::new(master, binary);
         self
-    }
-
-    pub(crate) fn note_kind(&self, id: &str, name: &str, mode: warmpool_core::ExecMode) {
-        let kind = match mode {
-            warmpool_core::ExecMode::Agent => Kind::Agent(name.to_string()),
-            warmpool_core::ExecMode::Engine => Kind::Engine,
-        };
-        lock(&self.kinds).insert(id.to_string(), kind);
-    }
-
-    /// Forget what is known of container `id` (it is being removed).
-    pub(crate) async fn forget(&self, id: &str) {
-        lock(&self.kinds).remove(id);
-        lock(&self.engine_env).remove(id);
-        self.agents.forget(id).await;
-    }
-
-    /// The image's own entrypoint (which the agent runs, with the pool's command, under it).
-    pub(crate) async fn entrypoint_of(&self, image_id: &str) -> Result<Vec<String>, BackendError> {
-        if let Some(e) = lock(&self.entrypoints).get(image_id) {
-            return Ok(e.clone());
-        }
-        let i = self
-            .docker
-            .inspect_image(image_id)
-            .await
-            .map_err(|e| create::image_err(image_id, e.to_string()))?;
-        let ep = i.config.and_then(|c| c.entrypoint).unwrap_or_default();
-        lock(&self.entrypoints).insert(image_id.to_string(), ep.clone());
-        Ok(ep)
-    }
-
-    /// The agent of container `id`, if it has one: its channel, resumed if need be. A
-    /// container this daemon did not create is looked up once (its label says).
-    pub(crate) async fn agent_of(
-        &self,
-        id: &str,
-    ) -> Result<Option<Arc<agent::channel::Channel>>, BackendError> {
-        let known = lock(&self.kinds).get(id).cloned();
-        let kind = match known {
-            Some(k) => k,
-            None => {
-                let c = self
-                    .docker
-                    .inspect_container(id, None)
-                    .await
-                    .map_err(|e| op_error("inspect", id, e))?;
-                let agent = c
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.labels.as_ref())
-                    .and_then(|l| l.get(agent::LABEL))
-                    .is_some_and(|v| v == "agent");
-                let name = c.name.unwrap_or_default();
-                let name = name.trim_start_matches('/');
-                let name = name.strip_suffix(USED_SUFFIX).unwrap_or(name).to_string();
-                let k = if agent {
-                    Kind::Agent(name)
-                } else {
-                    Kind::Engine
-                };
-                lock(&self.kinds).insert(id.to_string(), k.clone());
-                k
-            }
-        };
-        match kind {
-            Kind::Engine => Ok(None),
-            Kind::Agent(name) => self.agents.channel(&self.docker, id, &name).await.map(Some),
-        }
-    }
-
-    /// Run `req` in container `id`: through its agent, or the engine's exec with the lease's
-    /// environment merged in.
-    pub(crate) async fn run(
-        &self,
-        id: &str,
-        mut req: ExecRequest,
-    ) -> Result<ExecOutput, BackendError> {
-        match self.agent_of(id).await? {
-            Some(ch) => agent::ops::exec(&ch, &req).await,
-            None => {
-                self.merge_env(id, &mut req);
-                exec::run(&self.docker, id, &req).await
-            }
-        }
-    }
-
-    fn inside<'a>(
-        &'a self,
-        id: &'a str,
-        ch: Option<&'a agent::channel::Channel>,
-    ) -> scrub::Inside<'a> {
-        match ch {
-            Some(ch) => scrub::Inside::Agent(ch),
-            None => scrub::Inside::Script {
-                docker: &self.docker,
-                id,
-            },
-        }
-    }
-
-    fn merge_env(&self, id: &str, req: &mut ExecRequest) {
-        if let Some((env, workdir)) = lock(&self.engine_env).get(id) {
-            for (k, v) in env {
-                req.env.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-            if req.workdir.is_none() {
-                req.workdir = workdir.clone();
-            }
-        }
     }
 
     /// `image`'s ID for a create: resolved within the last [`IMAGE_ID_TTL`], or now (pulling the
@@ -396,7 +275,8 @@ impl Backend for DockerBackend {
             kinds
                 .iter()
                 .find(|(id, k)| {
-                    id.as_str() == id_or_name || matches!(k, Kind::Agent(n) if n == id_or_name)
+                    id.as_str() == id_or_name
+                        || matches!(k, route::Kind::Agent(n) if n == id_or_name)
                 })
                 .map(|(id, _)| id.clone())
         };
