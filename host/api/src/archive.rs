@@ -36,7 +36,7 @@ fn dir_path(path: &str) -> Result<String, ApiError> {
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: past `server.max_upload_bytes`", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn put_archive<B: Backend>(
     State(s): State<Shared<B>>,
@@ -85,7 +85,7 @@ pub async fn put_archive<B: Backend>(
         (status = 404, description = "`unknown_lease` or `file_not_found`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn get_archive<B: Backend>(
     State(s): State<Shared<B>>,

@@ -158,6 +158,11 @@ impl From<LeaseError> for ApiError {
         let msg = e.to_string();
         match e {
             LeaseError::UnknownLease(_) => Self::new(StatusCode::NOT_FOUND, "unknown_lease", msg),
+            LeaseError::NotRestoredYet { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "lease_not_restored_yet",
+                msg,
+            ),
             LeaseError::ContainerGone { .. } => Self::new(StatusCode::GONE, "container_gone", msg),
             LeaseError::EngineUnavailable { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)

@@ -170,6 +170,7 @@ pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
     responses(
         (status = 200, description = "The lease", body = LeaseInfo),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
+        (status = 503, description = "`lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
@@ -197,7 +198,7 @@ pub struct ReleaseQuery {
         (status = 200, description = "With `reuse=true`: whether the container went back to the pool, and why not", body = ReuseOutcome),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn release<B: Backend>(
     State(s): State<Shared<B>>,
@@ -229,6 +230,7 @@ pub struct RenewBody {
     responses(
         (status = 200, description = "The lease with its new expiry", body = LeaseInfo),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
+        (status = 503, description = "`lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn renew<B: Backend>(
     State(s): State<Shared<B>>,
@@ -350,7 +352,7 @@ impl ExecResponse {
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`: the lease's container died", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`: the lease is kept", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`: the lease is kept; or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn exec<B: Backend>(
     State(s): State<Shared<B>>,
@@ -443,7 +445,7 @@ fn container_path(path: &str) -> Result<String, ApiError> {
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: past `server.max_upload_bytes`", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn put_file<B: Backend>(
     State(s): State<Shared<B>>,
@@ -495,7 +497,7 @@ pub async fn put_file<B: Backend>(
         (status = 404, description = "`unknown_lease` or `file_not_found`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn get_file<B: Backend>(
     State(s): State<Shared<B>>,

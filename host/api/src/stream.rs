@@ -65,7 +65,7 @@ impl Utf8Carry {
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn exec_stream<B: Backend>(
     State(s): State<Shared<B>>,

@@ -106,7 +106,7 @@ fn size(s: Size) -> Option<TermSize> {
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 426, description = "`upgrade_required`: the connection cannot be upgraded", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn pty<B: Backend>(
     State(s): State<Shared<B>>,
@@ -125,7 +125,7 @@ pub async fn pty<B: Backend>(
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 426, description = "`upgrade_required`: the connection cannot be upgraded", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`", body = ErrorBody),
+        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
     ))]
 pub async fn exec_ws<B: Backend>(
     State(s): State<Shared<B>>,

@@ -77,6 +77,18 @@ pub enum LeaseError {
     /// No live lease has this ID (it never existed, was released, or expired).
     #[error("unknown lease {0:?}")]
     UnknownLease(String),
+    /// No live lease has this ID yet, but it may be one the state store holds on an engine
+    /// whose startup reconcile has not run (the daemon just restarted, or that engine has not
+    /// answered since): ask again.
+    #[error(
+        "lease {lease:?} is not known yet: leases on engine(s) {engines} are being restored after a restart"
+    )]
+    NotRestoredYet {
+        /// The lease ID.
+        lease: String,
+        /// The engines not reconciled yet, comma-separated.
+        engines: String,
+    },
     /// The lease's container died while leased.
     #[error("the container of lease {lease:?} is gone: {reason}")]
     ContainerGone {

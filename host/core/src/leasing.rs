@@ -29,7 +29,29 @@ impl<B: Backend> Manager<B> {
     pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
         self.leases
             .with(id, |l| l.info(Instant::now(), &self.clock))
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))
+            .ok_or_else(|| self.no_lease(id))
+    }
+
+    /// Why lease `id` is not in the table. With a state store, until every engine's startup
+    /// reconcile has run, an ID the table lacks may be a lease the store holds on an engine
+    /// not reconciled yet: that is "not yet", never "unknown", or a client that asks right
+    /// after a restart would give up a lease it still has.
+    pub(crate) fn no_lease(&self, id: &str) -> LeaseError {
+        if self.group_commit.is_some() {
+            let pending: Vec<&str> = self
+                .engines
+                .iter()
+                .filter(|e| !e.cleaned.load(std::sync::atomic::Ordering::Acquire))
+                .map(|e| e.spec.name.as_str())
+                .collect();
+            if !pending.is_empty() {
+                return LeaseError::NotRestoredYet {
+                    lease: id.into(),
+                    engines: pending.join(", "),
+                };
+            }
+        }
+        LeaseError::UnknownLease(id.into())
     }
 
     /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
@@ -41,15 +63,12 @@ impl<B: Backend> Manager<B> {
                 self.record(|| Change::PutLease(l.record(&self.clock)));
                 l.info(now, &self.clock)
             })
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))
+            .ok_or_else(|| self.no_lease(id))
     }
 
     /// End a lease and destroy its container; the pool refills in the background.
     pub fn release(self: &Arc<Self>, id: &str) -> Result<(), LeaseError> {
-        let lease = self
-            .leases
-            .remove(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        let lease = self.leases.remove(id).ok_or_else(|| self.no_lease(id))?;
         self.retire_lease(lease, LeaseEnd::Released, "released");
         Ok(())
     }
@@ -77,7 +96,10 @@ impl<B: Backend> Manager<B> {
     /// down answers `EngineUnavailable` (it is kept, and works again when the engine returns).
     /// The operation holds a place inside the lease's fence until it is dropped.
     pub(crate) fn lease_op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
-        let op = self.leases.op(id)?;
+        let op = self.leases.op(id).map_err(|e| match e {
+            LeaseError::UnknownLease(_) => self.no_lease(id),
+            e => e,
+        })?;
         let engine = self.engine(op.engine);
         if !engine.is_up() {
             return Err(LeaseError::EngineUnavailable {

@@ -56,10 +56,7 @@ impl<B: Backend> Manager<B> {
     /// allow it. The reset runs on a tracked task: a client that hangs up does not leave it half
     /// done.
     pub async fn release_for_reuse(self: &Arc<Self>, id: &str) -> Result<ReuseOutcome, LeaseError> {
-        let lease = self
-            .leases
-            .remove(id)
-            .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
+        let lease = self.leases.remove(id).ok_or_else(|| self.no_lease(id))?;
         let refuse = |reason: String| ReuseOutcome {
             lease_id: id.into(),
             reused: false,

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::*;
 use warmpool_core::lease_store::LeaseStore;
-use warmpool_core::{AcquireRequest, BuiltinExhaustion, Manager, ManagerConfig, PoolConfig};
+use warmpool_core::{
+    AcquireRequest, BuiltinExhaustion, LeaseError, Manager, ManagerConfig, PoolConfig,
+};
 use warmpool_testkit::FakeBackend;
 use warmpool_testkit::MemoryStore;
 
@@ -289,4 +291,48 @@ async fn keep_on_shutdown_hands_leases_and_unlent_containers_to_the_next_start()
         m2.pool_stats("a").unwrap().counters.adopted_total as usize,
         report.kept - 1
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_asked_for_before_its_engine_is_reconciled_is_not_yet_known_never_unknown() {
+    let backend = Arc::new(FakeBackend::new(CREATE));
+    let store = Arc::new(MemoryStore::default());
+    let m1 = start(&backend, &store, pool("a", 1, 1, 4));
+    m1.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    let l = m1.acquire(acquire("alice")).await.unwrap();
+    run_for(Duration::from_secs(2)).await;
+    crash(&m1).await;
+
+    // The engine does not answer when the daemon comes back: the lease is in the store, not
+    // yet in the table. A client asking now is told to come back, not that its lease is gone.
+    backend.state().down = true;
+    let m2 = start(&backend, &store, pool("a", 1, 1, 4));
+    run_for(Duration::from_secs(3)).await;
+    for r in [
+        m2.lease(&l.lease_id).map(|_| ()),
+        m2.renew(&l.lease_id, Duration::from_secs(60)).map(|_| ()),
+        m2.exec(&l.lease_id, Default::default()).await.map(|_| ()),
+    ] {
+        match r {
+            Err(LeaseError::NotRestoredYet { lease, engines }) => {
+                assert_eq!(lease, l.lease_id);
+                assert!(!engines.is_empty());
+            }
+            other => panic!("expected NotRestoredYet, got {other:?}"),
+        }
+    }
+    // A release asked for now is refused the same way (the lease is not dropped unseen).
+    assert!(matches!(
+        m2.release(&l.lease_id),
+        Err(LeaseError::NotRestoredYet { .. })
+    ));
+    // Once the engine answers and is reconciled, the lease is back; an ID that never existed
+    // is then unknown.
+    backend.state().down = false;
+    run_for(Duration::from_secs(10)).await;
+    assert_eq!(m2.lease(&l.lease_id).unwrap().container_id, l.container_id);
+    assert!(matches!(
+        m2.lease("never-was"),
+        Err(LeaseError::UnknownLease(_))
+    ));
 }

@@ -145,7 +145,10 @@ pub async fn session(
         ch.close_op(id);
         return Err(e);
     }
-    // Wait for the start (or the failure to start) before answering.
+    // Wait for the start (or the failure to start) before answering. The agent's output pumps
+    // run beside the supervisor that reports the start, so output (and, for a quick command,
+    // its end) may come before `Started`: every event is kept, in order, whatever came first.
+    let mut early: Vec<Ev> = Vec::new();
     loop {
         match rx.recv().await {
             Some(Ev::Started) => break,
@@ -153,21 +156,19 @@ pub async fn session(
                 ch.close_op(id);
                 return Err(failed(&ch, "exec", why));
             }
-            // A command that could not start says so on stderr, then exits 127: the session
-            // reports that.
-            Some(ev @ (Ev::Stderr(_) | Ev::Exit { .. })) => {
-                let (tx, events) = mpsc::channel(4);
+            // It ended (or could not start: stderr says why, then exit 127) before its start
+            // was reported: the session is what came, then its end.
+            Some(ev @ Ev::Exit { .. }) => {
+                early.push(ev);
+                let (tx, events) = mpsc::channel(early.len());
                 let (input, _) = mpsc::channel(1);
-                let _ = tx.try_send(convert(ev).expect("an event"));
-                if let Ok(Some(last)) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                    .await
-                    .map(|e| e.and_then(convert))
-                {
-                    let _ = tx.try_send(last);
+                for e in early.into_iter().filter_map(convert) {
+                    let _ = tx.try_send(e);
                 }
                 ch.close_op(id);
                 return Ok(ExecSession { events, input });
             }
+            Some(ev @ (Ev::Stdout(_) | Ev::Stderr(_))) => early.push(ev),
             Some(_) => {}
             None => {
                 ch.close_op(id);
@@ -175,7 +176,21 @@ pub async fn session(
             }
         }
     }
-    let (tx, events) = mpsc::channel::<ExecEvent>(16);
+    let (tx, events) = mpsc::channel::<ExecEvent>(16 + early.len());
+    // What came before the start goes first. It is held here already (at most the agent's
+    // window), so the agent gets its credit back at once.
+    let mut early_credit = 0u32;
+    for e in early {
+        if let Ev::Stdout(d) | Ev::Stderr(d) = &e {
+            early_credit += d.len() as u32;
+        }
+        if let Some(e) = convert(e) {
+            let _ = tx.try_send(e);
+        }
+    }
+    if early_credit > 0 {
+        let _ = ch.send(id, Req::Credit(early_credit)).await;
+    }
     let (input, mut inputs) = mpsc::channel::<ExecInput>(16);
     if let Some(stdin) = &req.stdin {
         for c in stdin.chunks(CHUNK) {
