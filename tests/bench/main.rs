@@ -11,13 +11,14 @@
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! `--plugins-only`, `--refill-only`, `--scale-only` and `--engines-only` run section 6b, 4, 9
-//! or 10 alone.
+//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only` and `--agent-only` run
+//! section 6b, 4, 9, 10 or 11 alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
 //! be measured (a missing image or peer) instead of only saying so.
 
+mod agent;
 mod engines;
 mod peer;
 mod plugins;
@@ -158,6 +159,12 @@ async fn main() {
         println!("{}", r.lines.join("\n"));
         return;
     }
+    if std::env::args().any(|a| a == "--agent-only") {
+        let py = python::image_present().then_some(python::PY_IMAGE);
+        agent::agent(&docker, quick, py, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
     if std::env::args().any(|a| a == "--scale-only") {
         scale::scale(quick, &mut r).await;
         println!("{}", r.lines.join("\n"));
@@ -225,6 +232,10 @@ async fn main() {
             ),
         );
     }
+
+    // 11. The agent beside engine exec and the raw engine.
+    let py = python::image_present().then_some(python::PY_IMAGE);
+    agent::agent(&docker, quick, py, &mut r).await;
 
     // 4. Refill: empty pool to N ready, beside the raw engine's batch of N; 5. SIGTERM with
     // those N ready. Each repeated `reps` times on a fresh daemon.

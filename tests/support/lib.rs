@@ -27,7 +27,8 @@ pub use proxy::EngineProxy;
 
 pub const IMAGE: &str = "warmpool-test/busybox:latest";
 
-fn repo_root() -> PathBuf {
+/// The checkout's root (the parent of `tests/`).
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")
