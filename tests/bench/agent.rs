@@ -252,8 +252,15 @@ pub async fn agent(docker: &Docker, quick: bool, py: Option<&str>, r: &mut Repor
     let (mut plain, mut with) = (Vec::new(), Vec::new());
     for i in 0..n.min(100) {
         for (setup_it, into) in [(false, &mut plain), (true, &mut with)] {
-            d.wait_pool("ag", Duration::from_secs(60), |p| p["counts"]["ready"] == 2)
-                .await;
+            // On a quiet engine: the last lease's removal and its replacement's create done,
+            // as for the other rows (the set-up goes through the engine's attach relay, which
+            // a removal under way slows; a plain acquire never reaches the engine).
+            d.wait_pool("ag", Duration::from_secs(60), |p| {
+                p["counts"]["ready"] == 2
+                    && p["counts"]["creating"] == 0
+                    && p["counts"]["removing"] == 0
+            })
+            .await;
             let mut body = json!({"pool": "ag"});
             if setup_it {
                 for (k, v) in setup.as_object().unwrap() {

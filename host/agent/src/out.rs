@@ -15,14 +15,22 @@ pub const CHUNK: usize = 64 << 10;
 
 /// Writes sealed frames to the daemon.
 pub struct Out {
-    inner: Mutex<(Sealer, std::io::Stdout)>,
+    inner: Mutex<(Sealer, Box<dyn Write + Send>)>,
 }
 
 impl Out {
-    /// A writer for the session `nonce`.
+    /// A writer for the session `nonce`. Frames go to the agent's stdout as one `write` each:
+    /// through a duplicate of the descriptor, not `std::io::stdout()`, whose line buffering
+    /// would split a binary frame at every newline byte into several writes (each a wake-up of
+    /// the engine's relay).
     pub fn new(key: [u8; KEY_LEN], nonce: [u8; NONCE_LEN]) -> Self {
+        use std::os::fd::AsFd;
+        let w: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+            Ok(fd) => Box::new(std::fs::File::from(fd)),
+            Err(_) => Box::new(std::io::stdout()),
+        };
         Self {
-            inner: Mutex::new((Sealer::new(key, nonce, Dir::ToDaemon), std::io::stdout())),
+            inner: Mutex::new((Sealer::new(key, nonce, Dir::ToDaemon), w)),
         }
     }
 

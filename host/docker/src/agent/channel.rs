@@ -103,14 +103,26 @@ impl Channel {
             .await
             .map_err(|e| BackendError::Unavailable(format!("agent hello to {id}: {e}")))?;
         input.flush().await.ok();
-        // The writer: frames in the order they were sealed.
+        // The writer: frames in the order they were sealed. Frames already queued go out in
+        // one write (a lease's set-up is a handful of frames sent at once): every write is a
+        // wake-up of the engine's attach relay and of the agent, which costs more than the
+        // bytes.
         let w = ch.clone();
         tokio::spawn(async move {
+            let mut batch = Vec::new();
             loop {
                 tokio::select! {
                     f = frames.recv() => match f {
                         Some(f) => {
-                            if let Err(e) = input.write_all(&f).await {
+                            batch.clear();
+                            batch.extend_from_slice(&f);
+                            while batch.len() < 256 << 10 {
+                                match frames.try_recv() {
+                                    Ok(more) => batch.extend_from_slice(&more),
+                                    Err(_) => break,
+                                }
+                            }
+                            if let Err(e) = input.write_all(&batch).await {
                                 w.drop_connection(format!("writing to the agent: {e}"));
                                 return;
                             }

@@ -76,13 +76,16 @@ pub async fn exec(ch: &Channel, req: &ExecRequest) -> Result<ExecOutput, Backend
             match ev {
                 Some(Ev::Stdout(d)) => out.extend_from_slice(&d),
                 Some(Ev::Stderr(d)) => err.extend_from_slice(&d),
-                Some(Ev::Started) => {}
+                Some(Ev::Started) => {
+                    tracing::trace!(container = %ch.container, us = started.elapsed().as_micros() as u64, "exec started");
+                }
                 Some(Ev::Exit {
                     code,
                     signal,
                     truncated,
                     timed_out,
                 }) => {
+                    tracing::trace!(container = %ch.container, us = started.elapsed().as_micros() as u64, "exec ended");
                     if killed {
                         return Err(stopped(ch));
                     }

@@ -166,6 +166,7 @@ pub async fn lease_setup(ch: &Channel, setup: &LeaseSetup) -> Result<(), Backend
             .collect(),
         workdir: setup.workdir.clone(),
     };
+    let t0 = std::time::Instant::now();
     let r = async {
         ch.send(id, Req::SetLease(env)).await?;
         let mut writes = Vec::new();
@@ -185,6 +186,7 @@ pub async fn lease_setup(ch: &Channel, setup: &LeaseSetup) -> Result<(), Backend
             ch.send(fid, Req::End).await?;
         }
         done(ch, &mut rx, "set the lease's environment").await?;
+        tracing::trace!(container = %ch.container, us = t0.elapsed().as_micros() as u64, "lease env set");
         for (fid, mut frx) in writes {
             let r = done(ch, &mut frx, "write a lease file").await;
             ch.close_op(fid);
