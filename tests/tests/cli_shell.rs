@@ -156,16 +156,7 @@ async fn the_shell_in_a_real_terminal_types_resizes_interrupts_and_exits_with_th
     let lease: Value = serde_json::from_slice(&out.stdout).unwrap();
     let l = lease["lease_id"].as_str().unwrap();
 
-    let status = d.dir.path().join("cli-status");
-    // The pane stays after the CLI ends (its last words stay on the screen for a failure's
-    // message); the guard ends it.
-    let cmd = format!(
-        "{} shell --url {} {l}; echo $? > {}; sleep 600",
-        binary().display(),
-        d.url,
-        status.display()
-    );
-    let t = Tmux::start(&cmd, 30, 100);
+    let t = Tmux::start(&shell_cmd(&d, l), 30, 100);
     let first = t.pane_size();
 
     // The remote shell's prompt, in the lease's working directory (keys typed before it would
@@ -196,14 +187,53 @@ async fn the_shell_in_a_real_terminal_types_resizes_interrupts_and_exits_with_th
 
     // The remote exit code is the CLI's.
     t.type_line("exit 3");
-    let code = wait_for_file(&status, Duration::from_secs(15), "the CLI's exit", &t);
+    let code = wait_for_file(&status(&d), Duration::from_secs(15), "the CLI's exit", &t);
     assert_eq!(code, "3", "the CLI exits with the remote shell's code");
+    restored(&d, &t);
     drop(t);
 
+    // Another way out: the lease ends under the terminal. The CLI says so, fails, and the
+    // local terminal is back as it was.
+    std::fs::remove_file(status(&d)).unwrap();
+    let t = Tmux::start(&shell_cmd(&d, l), 30, 100);
+    t.until("/work/wd # ");
     let (st, _, _) = d
         .call(reqwest::Method::DELETE, &format!("/v1/leases/{l}"), None)
         .await;
     assert!(st.is_success(), "release: {st}");
+    let code = wait_for_file(&status(&d), Duration::from_secs(15), "the CLI's exit", &t);
+    assert_ne!(code, "0", "a terminal cut short is a failure");
+    restored(&d, &t);
+}
+
+fn status(d: &Daemon) -> std::path::PathBuf {
+    d.dir.path().join("cli-status")
+}
+
+/// The pane's command: the local terminal's settings (`stty -g`) before and after the CLI,
+/// the CLI's exit status; the pane stays after the CLI ends (its last words stay on the screen
+/// for a failure's message) until the guard ends it.
+fn shell_cmd(d: &Daemon, lease: &str) -> String {
+    let dir = d.dir.path().display();
+    format!(
+        "stty -g > {dir}/stty-before; {} shell --url {} {lease}; s=$?; stty -g > {dir}/stty-after; \
+         echo $s > {}; sleep 600",
+        binary().display(),
+        d.url,
+        status(d).display()
+    )
+}
+
+/// The local terminal's settings after the CLI are those before it (raw mode undone).
+fn restored(d: &Daemon, t: &Tmux) {
+    let read = |f: &str| std::fs::read_to_string(d.dir.path().join(f)).unwrap();
+    let (before, after) = (read("stty-before"), read("stty-after"));
+    assert_eq!(
+        before,
+        after,
+        "the local terminal is not restored; the terminal shows:\n{}",
+        t.screen()
+    );
 }
 
 #[tokio::test]
