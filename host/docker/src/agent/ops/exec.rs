@@ -145,7 +145,10 @@ pub async fn session(
         ch.close_op(id);
         return Err(e);
     }
-    // Wait for the start (or the failure to start) before answering.
+    // Wait for the start (or the failure to start) before answering. The agent reports the
+    // start from the supervisor's status pipe and the output from its own pumps: a quick
+    // command's output may come before the start, and is kept for the session, not dropped.
+    let mut early: Vec<Ev> = Vec::new();
     loop {
         match rx.recv().await {
             Some(Ev::Started) => break,
@@ -153,17 +156,15 @@ pub async fn session(
                 ch.close_op(id);
                 return Err(failed(&ch, "exec", why));
             }
-            // A command that could not start says so on stderr, then exits 127: the session
-            // reports that.
-            Some(ev @ (Ev::Stderr(_) | Ev::Exit { .. })) => {
-                let (tx, events) = mpsc::channel(4);
+            Some(ev @ (Ev::Stdout(_) | Ev::Stderr(_))) => early.push(ev),
+            // The end before a start: a command that could not start (it says so on stderr,
+            // then exits 127). The session reports what came, then that end.
+            Some(ev @ Ev::Exit { .. }) => {
+                early.push(ev);
+                let (tx, events) = mpsc::channel(early.len());
                 let (input, _) = mpsc::channel(1);
-                let _ = tx.try_send(convert(ev).expect("an event"));
-                if let Ok(Some(last)) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                    .await
-                    .map(|e| e.and_then(convert))
-                {
-                    let _ = tx.try_send(last);
+                for e in early.into_iter().filter_map(convert) {
+                    let _ = tx.try_send(e);
                 }
                 ch.close_op(id);
                 return Ok(ExecSession { events, input });
@@ -189,6 +190,18 @@ pub async fn session(
     tokio::spawn(async move {
         let mut ended = false;
         let mut inputs_open = true;
+        // What came before the start, first, under the same flow control.
+        for ev in early {
+            let n = match &ev {
+                Ev::Stdout(d) | Ev::Stderr(d) => d.len(),
+                _ => 0,
+            };
+            let Some(e) = convert(ev) else { continue };
+            if tx.send(e).await.is_err() {
+                break;
+            }
+            let _ = ch.send(id, Req::Credit(n as u32)).await;
+        }
         while !ended {
             tokio::select! {
                 ev = rx.recv() => match ev {
