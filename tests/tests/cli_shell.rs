@@ -360,6 +360,27 @@ async fn acquire_flags_set_up_the_lease() {
         v["stdout"], "1 x=y lit from-a-file\n/work/bin\nscript-ran\n750\nplain text",
         "{v}"
     );
+    // The shell with input piped in: the end of the input is the terminal's end-of-file.
+    let mut child = Command::new(binary())
+        .args(["shell", l])
+        .env("WARMPOOL_URL", &d.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"echo in-$((6*7)); pwd\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text.contains("in-42") && text.contains("/work/bin"),
+        "{out:?}"
+    );
     // A secret named from the environment that is not there: refused before any request.
     let out = cli(&d, &["acquire", "ac", "--secret", "WP_SURELY_UNSET_VAR"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
