@@ -60,6 +60,10 @@ def test_exec_stream_gives_output_as_it_comes_then_the_exit(wp: warmpool.Client)
         assert ex.timed_out and ex.exit_code is None
         with sb.exec_stream("echo $A; pwd", env={"A": "b c"}, workdir="/tmp") as s:
             assert b"".join(c.data for c in s) == b"b c\n/tmp\n"
+        # A command that cannot start says why on stderr and exits 127.
+        with sb.exec_stream(["/no/such/cmd"]) as s:
+            err = b"".join(c.data for c in s if c.stream == "stderr")
+        assert s.exit is not None and s.exit.exit_code == 127 and b"/no/such/cmd" in err, err
 
     with pytest.raises(warmpool.UnknownLease):
         with wp.exec_stream("no-such-lease", ["true"]) as s:
