@@ -3,7 +3,7 @@
 # of the pool logic (in-memory backend, paused time), config and API tests, the end-to-end
 # tests of the real binary against the real Docker engine, and the tests from outside Rust
 # (scripts/test-python.sh: the Python client, the status page in Chromium, schemathesis).
-# What those need beyond Rust (chromium, promtool, a Python venv) is installed by
+# What those need beyond Rust (chromium, promtool, tmux, a Python venv) is installed by
 # scripts/python-env.sh with the machine's package tools.
 # Fails loudly when the engine is unreachable: the engine tests never skip.
 #
@@ -73,7 +73,8 @@ took "fmt"
 # The background lane, each job in its own process group (so cleanup stops all of it) with its
 # output in a log that is printed when its result is read.
 mkdir -p target
-# promtool (the metrics test) and the venv of scripts/test-python.sh, beside the build
+# promtool (the metrics test), tmux (the shell test) and the venv of scripts/test-python.sh,
+# beside the build
 # (scripts/lowprio.sh: its own session, at a lower CPU priority than the build).
 scripts/lowprio.sh 10 scripts/python-env.sh >target/python-env.log 2>&1 &
 pyenv_pid=$!

@@ -114,6 +114,12 @@ async fn a_terminal_takes_keys_resizes_interrupts_and_exits() {
     .await
     .expect("an exit within 10 s");
     assert_eq!(end["exit_code"], 3, "{end}");
+    // The end says what the buffered exec's answer says (the session ran more than 600 ms).
+    assert_eq!(end["truncated"], false, "{end}");
+    assert!(
+        end["duration_ms"].as_u64().is_some_and(|ms| ms >= 600),
+        "{end}"
+    );
 }
 
 #[tokio::test]

@@ -286,6 +286,53 @@ def test_requests_as_sent() -> None:
     assert (release.method, release.url.params["reuse"]) == ("DELETE", "true")
 
 
+def test_acquire_set_up_and_exec_stream_as_sent_and_read() -> None:
+    seen: list[httpx.Request] = []
+    ndjson = (
+        b'{"stdout_b64":"AP8="}\n{"stderr_b64":"ZQ=="}\n\n'
+        b'{"exit_code":null,"signal":9,"timed_out":false,"lost":false,"truncated":false,'
+        b'"duration_ms":12}\n'
+    )
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        req.read()
+        seen.append(req)
+        if req.url.path.endswith("/exec/stream"):
+            return httpx.Response(200, content=ndjson,
+                                  headers={"content-type": "application/x-ndjson"})
+        if req.method == "POST":
+            return httpx.Response(201, json=LEASE)
+        return httpx.Response(204)
+
+    with warmpool.Client("http://wp", transport=httpx.MockTransport(handler)) as wp:
+        with wp.lease("p", env={"A": "1"}, secrets={"S": "x"}, workdir="/w",
+                      files={"/t": "text", "/b": b"\x00", "/x": (b"#!", 0o755),
+                             "/m": ("txt", 0o600)}) as sb:
+            with sb.exec_stream(["k"], stdin="in") as s:
+                chunks = list(s)
+    assert chunks == [warmpool.ExecChunk("stdout", b"\x00\xff"), warmpool.ExecChunk("stderr", b"e")]
+    assert s.exit == warmpool.ExecExit(None, 9, False, False, False, 12)
+    acquire, stream = seen[0], seen[1]
+    assert json.loads(acquire.content) == {
+        "pool": "p", "env": {"A": "1"}, "secrets": {"S": "x"}, "workdir": "/w",
+        "files": {"/t": "text", "/b": {"content_b64": "AA=="},
+                  "/x": {"content_b64": "IyE=", "mode": 0o755},
+                  "/m": {"content_b64": "dHh0", "mode": 0o600}},
+    }
+    assert json.loads(stream.content) == {"cmd": ["k"], "output": "base64", "stdin": "in"}
+
+
+def test_an_exec_stream_cut_before_its_end_is_an_error() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"stdout":"partial"}\n')
+
+    with warmpool.Client("http://wp", transport=httpx.MockTransport(handler)) as wp:
+        with wp.exec_stream("L1", ["k"]) as s:
+            assert next(s).data == b"partial"
+            with pytest.raises(warmpool.WarmpoolError, match="before the command's end"):
+                next(s)
+
+
 def test_the_block_exception_wins_over_a_failing_release() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         if req.method == "POST":

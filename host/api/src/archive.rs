@@ -2,6 +2,10 @@
 //! body (`application/x-tar`) into the directory at `path`, creating it; `GET` the same route
 //! answers the directory (or file) at `path` as a tar stream. Both stream: the daemon never
 //! holds a whole archive. An upload is bounded by `server.max_upload_bytes`.
+//!
+//! The two are not mirror images: GET names its entries under the directory's own name (a
+//! GET of `/work/in` gives `in/…`, as `docker cp` does), where PUT unpacks its entries into
+//! the directory. What a GET of `/a/b` gives goes back with a PUT to `/a`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -26,7 +30,7 @@ fn dir_path(path: &str) -> Result<String, ApiError> {
 #[utoipa::path(put, path = "/v1/leases/{id}/archive/{path}", tag = "files", operation_id = "put_archive",
     params(
         ("id" = String, Path, description = "The lease id"),
-        ("path" = String, Path, description = "Absolute path of the directory in the container, without its leading `/`; created if missing"),
+        ("path" = String, Path, description = "Absolute path of the directory in the container, without its leading `/`; created if missing. The archive's entries are unpacked into it (a GET of `/a/b` names its entries `b/…`: it goes back with a PUT to `/a`)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/x-tar", description = "A tar stream"),
     responses(
@@ -81,7 +85,7 @@ pub async fn put_archive<B: Backend>(
         ("path" = String, Path, description = "Absolute path of a directory (or file) in the container, without its leading `/`"),
     ),
     responses(
-        (status = 200, description = "A tar stream of it", content_type = "application/x-tar", body = Vec<u8>),
+        (status = 200, description = "A tar stream of it, its entries under its own name (`b/…` for `/a/b`, as `docker cp`; a PUT unpacks into the directory it names, so this goes back with a PUT to `/a`)", content_type = "application/x-tar", body = Vec<u8>),
         (status = 404, description = "`unknown_lease` or `file_not_found`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
         (status = 502, description = "`engine_error`", body = ErrorBody),

@@ -8,7 +8,8 @@
 //!
 //! Lines: `{"stdout": TEXT}` or `{"stderr": TEXT}` (`stdout_b64`/`stderr_b64` in base64 mode)
 //! for each chunk as it comes, then `{"exit_code": N|null, "signal": N|null, "timed_out":
-//! BOOL, "duration_ms": N}`. Text mode never splits a UTF-8 character across two lines.
+//! BOOL, "lost": BOOL, "truncated": false, "duration_ms": N}` (streamed output is never cut).
+//! Text mode never splits a UTF-8 character across two lines.
 //! Stdin is the request's own (`stdin`/`stdin_b64`), closed after; for input that streams in,
 //! use the WebSocket route (`terminal.rs`).
 
@@ -60,7 +61,7 @@ impl Utf8Carry {
     params(("id" = String, Path, description = "The lease id")),
     request_body = ExecBody,
     responses(
-        (status = 200, description = "NDJSON: `{\"stdout\"|\"stderr\"|\"stdout_b64\"|\"stderr_b64\": …}` per chunk as it comes, then `{\"exit_code\", \"signal\", \"timed_out\", \"duration_ms\"}`", content_type = "application/x-ndjson", body = String),
+        (status = 200, description = "NDJSON: `{\"stdout\"|\"stderr\"|\"stdout_b64\"|\"stderr_b64\": …}` per chunk as it comes, then `{\"exit_code\", \"signal\", \"timed_out\", \"lost\", \"truncated\", \"duration_ms\"}` (`truncated` always false: streamed output is never cut)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "`bad_request`", body = ErrorBody),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
@@ -99,6 +100,8 @@ pub async fn exec_stream<B: Backend>(
                             "signal": st.signal,
                             "timed_out": st.timed_out,
                             "lost": st.lost,
+                            // As the buffered exec's answer; streamed output is never cut.
+                            "truncated": false,
                             "duration_ms": started.elapsed().as_millis() as u64,
                         })
                         .to_string(),

@@ -7,10 +7,13 @@
 //!   route `cmd` defaults to `["/bin/sh"]` and `tty` to 24 × 80;
 //! - then binary messages are the command's input (its terminal's keystrokes), and text
 //!   messages are control: `{"resize": {"rows": R, "cols": C}}`, `{"signal": "INT"}` (a name
-//!   or a number), `{"eof": true}` (closes stdin);
+//!   or a number), `{"eof": true}` (closes stdin; ignored under a terminal, whose end-of-file
+//!   is the Ctrl-D key, byte 4);
 //! - the server sends binary messages whose first byte says the stream (1 stdout, 2 stderr)
-//!   followed by the bytes, then one text message `{"exit_code", "signal", "timed_out"}` and a
-//!   normal close. A failure to start is a text `{"error": {"code", "message"}}` and a close.
+//!   followed by the bytes, then one text message `{"exit_code", "signal", "timed_out",
+//!   "lost", "truncated", "duration_ms"}` (as the buffered exec's; `truncated` is always false:
+//!   streamed output is never cut) and a normal close. A failure to start is a text
+//!   `{"error": {"code", "message"}}` and a close.
 //!
 //! The lease is checked before the upgrade (404, 410 and 503 answer as HTTP). A browser page
 //! of another origin cannot open one: every request's `Origin` is checked (`web.rs`). Closing
@@ -101,7 +104,7 @@ fn size(s: Size) -> Option<TermSize> {
 #[utoipa::path(get, path = "/v1/leases/{id}/pty", tag = "leases", operation_id = "pty",
     params(("id" = String, Path, description = "The lease id")),
     responses(
-        (status = 101, description = "WebSocket: first message `Start` (cmd defaults to /bin/sh, tty to 24×80); then binary input and text control (`resize`, `signal`, `eof`); the server sends stream-tagged binary output (1 stdout, 2 stderr) and a final `{exit_code, signal, timed_out}`"),
+        (status = 101, description = "WebSocket: first message `Start` (cmd defaults to /bin/sh, tty to 24×80); then binary input and text control (`resize`, `signal`, `eof`; `eof` is ignored under a terminal, whose end-of-file is the Ctrl-D byte 4); the server sends stream-tagged binary output (1 stdout, 2 stderr) and a final `{exit_code, signal, timed_out, lost, truncated, duration_ms}` (`truncated` always false: streamed output is never cut)"),
         (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
@@ -120,7 +123,7 @@ pub async fn pty<B: Backend>(
 #[utoipa::path(get, path = "/v1/leases/{id}/exec/ws", tag = "leases", operation_id = "exec_ws",
     params(("id" = String, Path, description = "The lease id")),
     responses(
-        (status = 101, description = "WebSocket: as `/pty`, without a terminal unless `tty` is given"),
+        (status = 101, description = "WebSocket: as `/pty`, without a terminal unless `tty` is given (then `eof` closes the command's stdin)"),
         (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
         (status = 404, description = "`unknown_lease`", body = ErrorBody),
         (status = 410, description = "`container_gone`", body = ErrorBody),
@@ -225,6 +228,7 @@ async fn serve<B: Backend>(s: Shared<B>, id: String, mut socket: WebSocket, term
     };
     req.tty = tty;
     req.stdin_stream = true;
+    let started = std::time::Instant::now();
     let mut session = match s.manager.exec_session(&id, req).await {
         Ok(sess) => sess,
         Err(e) => return close_with(socket, e.into()).await,
@@ -245,6 +249,9 @@ async fn serve<B: Backend>(s: Shared<B>, id: String, mut socket: WebSocket, term
                         "signal": st.signal,
                         "timed_out": st.timed_out,
                         "lost": st.lost,
+                        // As the buffered exec's answer; streamed output is never cut.
+                        "truncated": false,
+                        "duration_ms": started.elapsed().as_millis() as u64,
                     }).to_string().into())).await;
                     let _ = socket.send(Message::Close(None)).await;
                     return;

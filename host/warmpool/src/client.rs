@@ -153,9 +153,110 @@ pub async fn engines(c: &Conn) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What `warmpool acquire` asks the lease to be set up with.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LeaseSetup {
+    /// An environment variable of every command in the lease, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// A secret variable (never in the lease's answers or logs): KEY=VALUE, KEY=@FILE (the
+    /// file's content) or KEY alone (the value of the local environment variable KEY, which
+    /// keeps it off the command line). Repeatable.
+    #[arg(long = "secret", value_name = "KEY[=VALUE|=@FILE]")]
+    pub secrets: Vec<String>,
+    /// A file written in the container before the lease is handed over: PATH=@LOCAL (a local
+    /// file's bytes and permission bits) or PATH=TEXT. Repeatable.
+    #[arg(long = "file", value_name = "PATH=@LOCAL|PATH=TEXT", value_parser = key_value)]
+    pub files: Vec<(String, String)>,
+    /// The working directory of the lease's commands (it must exist, or be the parent of a
+    /// `--file`).
+    #[arg(long)]
+    pub workdir: Option<String>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+impl LeaseSetup {
+    /// The acquire body's `env`, `secrets`, `files` and `workdir`, local files and variables
+    /// read.
+    fn body(&self, body: &mut Value) -> Result<(), String> {
+        use base64::Engine as _;
+        if !self.env.is_empty() {
+            body["env"] = json!(
+                self.env
+                    .iter()
+                    .cloned()
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            );
+        }
+        let mut secrets = serde_json::Map::new();
+        for s in &self.secrets {
+            let (k, v) = match s.split_once('=') {
+                Some((k, f)) if f.starts_with('@') => {
+                    let v = std::fs::read_to_string(&f[1..])
+                        .map_err(|e| format!("--secret {k}: cannot read {}: {e}", &f[1..]))?;
+                    (k, v)
+                }
+                Some((k, v)) => (k, v.to_string()),
+                None => (
+                    s.as_str(),
+                    std::env::var(s)
+                        .map_err(|_| format!("--secret {s}: no environment variable {s} here"))?,
+                ),
+            };
+            if k.is_empty() {
+                return Err(format!("--secret {s:?}: no name"));
+            }
+            secrets.insert(k.to_string(), Value::String(v));
+        }
+        if !secrets.is_empty() {
+            body["secrets"] = Value::Object(secrets);
+        }
+        let mut files = serde_json::Map::new();
+        for (path, v) in &self.files {
+            let f = match v.strip_prefix('@') {
+                Some(local) => {
+                    let bytes = std::fs::read(local)
+                        .map_err(|e| format!("--file {path}: cannot read {local}: {e}"))?;
+                    let mode = std::fs::metadata(local)
+                        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                        .map_err(|e| format!("--file {path}: {local}: {e}"))?;
+                    json!({
+                        "content_b64": base64::engine::general_purpose::STANDARD.encode(bytes),
+                        "mode": mode,
+                    })
+                }
+                None => Value::String(v.clone()),
+            };
+            files.insert(path.clone(), f);
+        }
+        if !files.is_empty() {
+            body["files"] = Value::Object(files);
+        }
+        if let Some(w) = &self.workdir {
+            body["workdir"] = json!(w);
+        }
+        Ok(())
+    }
+}
+
 /// `warmpool acquire`: take a lease and print it as JSON.
-pub async fn acquire(c: &Conn, pool: &str, ttl: Option<u64>, wait_ms: Option<u64>) -> ExitCode {
-    let body = json!({ "pool": pool, "ttl_s": ttl, "wait_ms": wait_ms });
+pub async fn acquire(
+    c: &Conn,
+    pool: &str,
+    ttl: Option<u64>,
+    wait_ms: Option<u64>,
+    setup: &LeaseSetup,
+) -> ExitCode {
+    let mut body = json!({ "pool": pool, "ttl_s": ttl, "wait_ms": wait_ms });
+    if let Err(e) = setup.body(&mut body) {
+        return fail(e);
+    }
     match c.send(c.req(Method::POST, "/v1/leases").json(&body)).await {
         Ok((_, v)) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

@@ -6,7 +6,8 @@
 //!   [`audit`] writes the audit log.
 //! - `warmpool validate -c FILE` checks a config ([`validate`]).
 //! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
-//!   ([`client`]); `plugin check` loads a component locally.
+//!   ([`client`]); `shell` (a terminal) and `exec --stream` are in [`interactive`]; `plugin
+//!   check` loads a component locally.
 //! - `trace generate` and `trace from-audit` make acquire traces for the policy lab ([`trace`]);
 //!   `simulate` runs one against sizing policies in virtual time ([`simulate`]), and `replay`
 //!   drives a real daemon with one ([`replay`]).
@@ -14,6 +15,7 @@
 pub mod audit;
 pub mod client;
 pub mod control;
+pub mod interactive;
 pub mod policies;
 pub mod replay;
 pub mod serve;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warmpool::{client, replay, serve, simulate, trace, validate, warm_up};
+use warmpool::{client, interactive, replay, serve, simulate, trace, validate, warm_up};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +45,8 @@ enum Command {
         /// Longest to wait when the pool is empty, in milliseconds.
         #[arg(long)]
         wait_ms: Option<u64>,
+        #[command(flatten)]
+        setup: client::LeaseSetup,
     },
     /// Run a command in a leased container; exits with the command's exit code.
     Exec {
@@ -53,7 +55,20 @@ enum Command {
         lease: String,
         #[arg(long)]
         timeout_ms: Option<u64>,
+        /// Write stdout and stderr as they come, not at the end (exit code 128+N when killed
+        /// by signal N, 124 when timed out).
+        #[arg(long)]
+        stream: bool,
         #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// An interactive terminal in a leased container (`/bin/sh`, or the command after `--`);
+    /// exits with its exit code.
+    Shell {
+        #[command(flatten)]
+        conn: client::Conn,
+        lease: String,
+        #[arg(last = true)]
         cmd: Vec<String>,
     },
     /// Fill a pool to its target now and wait for it: a progress bar on a terminal, plain
@@ -156,13 +171,23 @@ fn main() -> ExitCode {
                 pool,
                 ttl,
                 wait_ms,
-            } => client::acquire(&conn, &pool, ttl, wait_ms).await,
+                setup,
+            } => client::acquire(&conn, &pool, ttl, wait_ms, &setup).await,
             Command::Exec {
                 conn,
                 lease,
                 timeout_ms,
+                stream: true,
+                cmd,
+            } => interactive::exec_stream(&conn, &lease, cmd, timeout_ms).await,
+            Command::Exec {
+                conn,
+                lease,
+                timeout_ms,
+                stream: false,
                 cmd,
             } => client::exec(&conn, &lease, cmd, timeout_ms).await,
+            Command::Shell { conn, lease, cmd } => interactive::shell(&conn, &lease, cmd).await,
             Command::Release { conn, lease } => client::release(&conn, &lease).await,
             Command::WarmUp {
                 conn,

@@ -48,6 +48,14 @@ from ._models import (
     ReuseOutcome,
     StateCounts,
 )
+from ._interactive import (
+    AsyncExecStream,
+    AsyncTerminal,
+    ExecChunk,
+    ExecExit,
+    ExecStream,
+    Terminal,
+)
 from ._sync import Client, EventStream, FileStream, Sandbox
 
 __all__ = [
@@ -62,6 +70,12 @@ __all__ = [
     "AsyncFileStream",
     "Lease",
     "ExecResult",
+    "ExecStream",
+    "AsyncExecStream",
+    "ExecChunk",
+    "ExecExit",
+    "Terminal",
+    "AsyncTerminal",
     "ReuseOutcome",
     "PoolStats",
     "StateCounts",

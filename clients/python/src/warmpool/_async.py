@@ -17,6 +17,7 @@ import httpx
 from . import _base as b
 from ._errors import NotFound, WarmpoolError
 from ._models import Engine, Event, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
+from ._interactive import AsyncExecStream, AsyncTerminal, open_async_terminal, terminal_start
 from ._sse import SSEDecoder
 
 __all__ = ["AsyncClient", "AsyncSandbox", "AsyncEventStream", "AsyncFileStream"]
@@ -186,9 +187,13 @@ class AsyncClient:
         owner: str | None = None,
         engine: Mapping[str, str] | None = None,
         retry_for: float | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        files: Mapping[str, b.SetupFile] | None = None,
+        workdir: str | None = None,
     ) -> AsyncSandbox:
         """See :meth:`warmpool.Client.acquire`."""
-        body = b.acquire_body(pool, ttl, wait_ms, owner, engine)
+        body = b.acquire_body(pool, ttl, wait_ms, owner, engine, env, secrets, files, workdir)
         timeout = b.stretched(self._timeout, wait_ms / 1000 if wait_ms else None)
         deadline = None if retry_for is None else _monotonic() + max(0.0, retry_for)
         while True:
@@ -213,6 +218,10 @@ class AsyncClient:
         engine: Mapping[str, str] | None = None,
         retry_for: float | None = None,
         reuse: bool = False,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        files: Mapping[str, b.SetupFile] | None = None,
+        workdir: str | None = None,
     ) -> AsyncSandbox:
         """See :meth:`warmpool.Client.lease`; use with ``async with``."""
         return AsyncSandbox(
@@ -220,7 +229,8 @@ class AsyncClient:
             None,
             reuse=reuse,
             pending=dict(
-                pool=pool, ttl=ttl, wait_ms=wait_ms, owner=owner, engine=engine, retry_for=retry_for
+                pool=pool, ttl=ttl, wait_ms=wait_ms, owner=owner, engine=engine,
+                retry_for=retry_for, env=env, secrets=secrets, files=files, workdir=workdir,
             ),
         )
 
@@ -272,6 +282,44 @@ class AsyncClient:
         t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
         return ExecResult.from_json(
             await self._json("POST", f"{b.lease_path(lease_id)}/exec", json=body, timeout=t)
+        )
+
+    def exec_stream(
+        self,
+        lease_id: str,
+        cmd: b.Cmd,
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncExecStream:
+        """See :meth:`warmpool.Client.exec_stream`; use with ``async with`` and
+        ``async for``."""
+        body = b.exec_body(cmd, stdin, env, workdir, timeout)
+        t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
+        req = self._build(
+            "POST", f"{b.lease_path(lease_id)}/exec/stream", json=body, timeout=t,
+            headers={"accept": "application/x-ndjson"},
+        )
+        return AsyncExecStream(self, req)
+
+    async def pty(
+        self,
+        lease_id: str,
+        cmd: b.Cmd | None = None,
+        *,
+        rows: int = 24,
+        cols: int = 80,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncTerminal:
+        """See :meth:`warmpool.Client.pty` (asyncio only: the ``websockets`` library's
+        asyncio client)."""
+        start = terminal_start(cmd, rows, cols, env, workdir, timeout)
+        return await open_async_terminal(
+            self.url, f"{b.lease_path(lease_id)}/pty", self._headers, start, self._timeout.connect
         )
 
     async def write_file(
@@ -454,6 +502,33 @@ class AsyncSandbox:
     ) -> ExecResult:
         return await self.client.exec(
             self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout
+        )
+
+    def exec_stream(
+        self,
+        cmd: b.Cmd,
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncExecStream:
+        return self.client.exec_stream(
+            self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout
+        )
+
+    async def pty(
+        self,
+        cmd: b.Cmd | None = None,
+        *,
+        rows: int = 24,
+        cols: int = 80,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncTerminal:
+        return await self.client.pty(
+            self.id, cmd, rows=rows, cols=cols, env=env, workdir=workdir, timeout=timeout
         )
 
     async def write_file(self, path: str, data: AsyncFileData, *, size: int | None = None) -> None:

@@ -94,14 +94,50 @@ def pool_path(name: str) -> str:
     return f"/v1/pools/{quote(name, safe='')}"
 
 
+#: A file of a lease's set-up: text, bytes, or (content, permission bits).
+SetupFile = str | bytes | tuple[str | bytes, int]
+
+
+def files_body(files: Mapping[str, SetupFile]) -> dict[str, Any]:
+    """The acquire body's ``files``: text as it is, bytes in base64, a mode when given."""
+    import base64
+
+    out: dict[str, Any] = {}
+    for path, f in files.items():
+        mode: int | None = None
+        if isinstance(f, tuple):
+            f, mode = f
+        if isinstance(f, str) and mode is None:
+            out[path] = f
+            continue
+        raw = f.encode("utf-8") if isinstance(f, str) else bytes(f)
+        entry: dict[str, Any] = {"content_b64": base64.b64encode(raw).decode("ascii")}
+        if mode is not None:
+            entry["mode"] = int(mode)
+        out[path] = entry
+    return out
+
+
 def acquire_body(
     pool: str,
     ttl: float | None,
     wait_ms: int | None,
     owner: str | None,
     engine: Mapping[str, str] | None,
+    env: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    files: Mapping[str, SetupFile] | None = None,
+    workdir: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"pool": pool}
+    if env:
+        body["env"] = dict(env)
+    if secrets:
+        body["secrets"] = dict(secrets)
+    if files:
+        body["files"] = files_body(files)
+    if workdir is not None:
+        body["workdir"] = workdir
     if ttl is not None:
         body["ttl_s"] = math.ceil(ttl)
     if wait_ms is not None:

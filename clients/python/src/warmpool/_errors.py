@@ -86,9 +86,10 @@ class WarmpoolError(Exception):
 
 class TransportError(WarmpoolError):
     """The request got no usable answer: connection refused or reset, a timeout, a body cut
-    short. The ``httpx`` exception is ``__cause__`` (and :attr:`cause`)."""
+    short. The ``httpx`` exception (a terminal's: the ``websockets`` or OS one) is
+    ``__cause__`` (and :attr:`cause`)."""
 
-    def __init__(self, cause: httpx.HTTPError, *, method: str | None = None, url: str | None = None):
+    def __init__(self, cause: Exception, *, method: str | None = None, url: str | None = None):
         name = type(cause).__name__
         super().__init__(
             f"{name}: {cause}" if str(cause) else name,

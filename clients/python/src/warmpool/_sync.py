@@ -13,6 +13,7 @@ import httpx
 from . import _base as b
 from ._errors import NotFound, WarmpoolError
 from ._models import Engine, Event, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
+from ._interactive import ExecStream, Terminal, open_terminal, terminal_start
 from ._sse import SSEDecoder
 
 __all__ = ["Client", "Sandbox", "EventStream", "FileStream"]
@@ -176,6 +177,10 @@ class Client:
         owner: str | None = None,
         engine: Mapping[str, str] | None = None,
         retry_for: float | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        files: Mapping[str, b.SetupFile] | None = None,
+        workdir: str | None = None,
     ) -> Sandbox:
         """Lease a container from ``pool``; you release it (or use :meth:`lease`).
 
@@ -184,8 +189,13 @@ class Client:
         from engines with these labels. ``retry_for`` (seconds): on 429, and on 503 with
         ``Retry-After``, sleep as the daemon says (never past the bound) and try again;
         by default the first :class:`PoolExhausted` is raised.
+
+        The lease's own set-up, applied to the warm container before it is handed over and to
+        every later exec and terminal of the lease: ``env`` and ``secrets`` (variables;
+        secrets never appear in the lease's answers), ``files`` (absolute path → text, bytes,
+        or ``(content, mode)``; parents are created) and ``workdir``.
         """
-        body = b.acquire_body(pool, ttl, wait_ms, owner, engine)
+        body = b.acquire_body(pool, ttl, wait_ms, owner, engine, env, secrets, files, workdir)
         timeout = b.stretched(self._timeout, wait_ms / 1000 if wait_ms else None)
         deadline = None if retry_for is None else _monotonic() + max(0.0, retry_for)
         while True:
@@ -210,6 +220,10 @@ class Client:
         engine: Mapping[str, str] | None = None,
         retry_for: float | None = None,
         reuse: bool = False,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        files: Mapping[str, b.SetupFile] | None = None,
+        workdir: str | None = None,
     ) -> Sandbox:
         """As :meth:`acquire`, to use in a ``with`` block: leaving it releases the lease (with
         ``reuse=True``: for reuse; the outcome is then ``sandbox.reuse_outcome``), also when
@@ -219,7 +233,8 @@ class Client:
             None,
             reuse=reuse,
             pending=dict(
-                pool=pool, ttl=ttl, wait_ms=wait_ms, owner=owner, engine=engine, retry_for=retry_for
+                pool=pool, ttl=ttl, wait_ms=wait_ms, owner=owner, engine=engine,
+                retry_for=retry_for, env=env, secrets=secrets, files=files, workdir=workdir,
             ),
         )
 
@@ -275,6 +290,50 @@ class Client:
         t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
         return ExecResult.from_json(
             self._json("POST", f"{b.lease_path(lease_id)}/exec", json=body, timeout=t)
+        )
+
+    def exec_stream(
+        self,
+        lease_id: str,
+        cmd: b.Cmd,
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecStream:
+        """As :meth:`exec`, with the output as it comes: an :class:`ExecStream` of
+        :class:`ExecChunk` (stdout or stderr bytes), then its ``exit`` (an :class:`ExecExit`).
+        ``stdin`` is sent whole with the request, then closed. Use it in a ``with`` block;
+        leaving it early kills the command."""
+        body = b.exec_body(cmd, stdin, env, workdir, timeout)
+        t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
+        req = self._build(
+            "POST", f"{b.lease_path(lease_id)}/exec/stream", json=body, timeout=t,
+            headers={"accept": "application/x-ndjson"},
+        )
+        return ExecStream(self, req)
+
+    def pty(
+        self,
+        lease_id: str,
+        cmd: b.Cmd | None = None,
+        *,
+        rows: int = 24,
+        cols: int = 80,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> Terminal:
+        """A terminal in the lease's container running ``cmd`` (default ``/bin/sh``), of
+        ``rows`` × ``cols``: a :class:`Terminal` (send keys, recv output, resize, signal, its
+        exit). ``timeout`` (seconds) kills its tree after that long (default: a day). It
+        speaks WebSocket on its own connection (``http_client`` and ``transport`` are not
+        used), with this client's token; use it in a ``with`` block, which closes it and so
+        kills what it ran."""
+        start = terminal_start(cmd, rows, cols, env, workdir, timeout)
+        return open_terminal(
+            self.url, f"{b.lease_path(lease_id)}/pty", self._headers, start, self._timeout.connect
         )
 
     def write_file(
@@ -469,6 +528,33 @@ class Sandbox:
         timeout: float | None = None,
     ) -> ExecResult:
         return self.client.exec(self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout)
+
+    def exec_stream(
+        self,
+        cmd: b.Cmd,
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecStream:
+        return self.client.exec_stream(
+            self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout
+        )
+
+    def pty(
+        self,
+        cmd: b.Cmd | None = None,
+        *,
+        rows: int = 24,
+        cols: int = 80,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> Terminal:
+        return self.client.pty(
+            self.id, cmd, rows=rows, cols=cols, env=env, workdir=workdir, timeout=timeout
+        )
 
     def write_file(self, path: str, data: FileData, *, size: int | None = None) -> None:
         self.client.write_file(self.id, path, data, size=size)

@@ -179,21 +179,7 @@ pub async fn session(
             }
         }
     }
-    let (tx, events) = mpsc::channel::<ExecEvent>(16 + early.len());
-    // What came before the start goes first. It is held here already (at most the agent's
-    // window), so the agent gets its credit back at once.
-    let mut early_credit = 0u32;
-    for e in early {
-        if let Ev::Stdout(d) | Ev::Stderr(d) = &e {
-            early_credit += d.len() as u32;
-        }
-        if let Some(e) = convert(e) {
-            let _ = tx.try_send(e);
-        }
-    }
-    if early_credit > 0 {
-        let _ = ch.send(id, Req::Credit(early_credit)).await;
-    }
+    let (tx, events) = mpsc::channel::<ExecEvent>(16);
     let (input, mut inputs) = mpsc::channel::<ExecInput>(16);
     if let Some(stdin) = &req.stdin {
         for c in stdin.chunks(CHUNK) {
@@ -207,6 +193,18 @@ pub async fn session(
     tokio::spawn(async move {
         let mut ended = false;
         let mut inputs_open = true;
+        // What came before the start, first, under the same flow control.
+        for ev in early {
+            let n = match &ev {
+                Ev::Stdout(d) | Ev::Stderr(d) => d.len(),
+                _ => 0,
+            };
+            let Some(e) = convert(ev) else { continue };
+            if tx.send(e).await.is_err() {
+                break;
+            }
+            let _ = ch.send(id, Req::Credit(n as u32)).await;
+        }
         while !ended {
             tokio::select! {
                 ev = rx.recv() => match ev {
