@@ -289,6 +289,13 @@ impl Execs {
                 break;
             }
         }
+        // And the supervisor's own end (its status pipe closes), when it comes within the
+        // same grace: a supervisor with nothing left to watch exits right after its command,
+        // and a caller that looks at the container's processes once the exit is reported (the
+        // reuse check, after the operator's reset) must not find it still on its way out.
+        // One that stays (a background process of the command lives) is reported as is.
+        while let Ok(_more) = lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        }
         running.reported.store(true, Ordering::Release);
         // The supervisor stays while the command's background processes live; it is no
         // escapee either way.
