@@ -220,7 +220,7 @@ impl GroupCommit {
             // Promotions may be in the store from now on, as far as later forgets are concerned.
             let mut pend = lock(&self.pending);
             for (_, ids) in &promotions {
-                pend.stored_lendable.extend(ids.iter().cloned());
+                pend.promoting(ids);
             }
         }
         let t0 = std::time::Instant::now();

@@ -358,6 +358,12 @@ impl<B: Backend> Manager<B> {
         now: Instant,
         baseline: Option<Arc<Baseline>>,
     ) -> bool {
+        // Its death was reported while reconcile awaited (a dead agent answers the baseline's
+        // reading with a death report; the engine still says it runs): it is in no list the
+        // report reaches, so it must not enter one now.
+        if self.died_recently(&e.id) {
+            return false;
+        }
         let age = self.clock.since(e.created, now);
         let c = ReadyContainer {
             created: created_of(e),

@@ -20,11 +20,14 @@
 //! | `false`                     | exits 1                                                     |
 //! | anything else               | exits 0, echoing the command                                |
 
+mod agent;
 mod backend;
 mod engine;
 mod exec;
+mod gate;
 mod reuse;
 mod session;
 
-pub use backend::FakeBackend;
+pub use backend::{FAKE_HOST, FakeBackend};
 pub use engine::*;
+pub use gate::{CALL_DEADLINE, EXEC_SLACK};

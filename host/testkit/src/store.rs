@@ -29,6 +29,20 @@ impl MemoryStore {
         self.commits.load(Ordering::Acquire)
     }
 
+    /// Whether container `id` is in the committed lendable set.
+    pub fn is_lendable(&self, id: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lendable
+            .contains_key(id)
+    }
+
+    /// The store's file is lost: everything committed is gone.
+    pub fn lose(&self) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Persisted::default();
+    }
+
     /// Make every later commit fail (`true`) or succeed again (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.fail.store(failing, Ordering::Release);

@@ -1,6 +1,11 @@
 //! The changes waiting for the next commit, coalesced: one entry per lease and per container,
 //! the latest winning, and a lease or container the store never held simply dropped when it
 //! ends. So the backlog never outgrows the live state, however long the store stays down.
+//!
+//! A batch in flight may land, so what it puts counts as possibly stored until it is known;
+//! when it fails, what only it put is known never to have been stored again (otherwise every
+//! lease lent from a lendable container during an outage would leave a drop behind, and the
+//! backlog would grow with the outage).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +21,9 @@ pub(crate) struct Pending {
     /// What the store holds, or may hold (a batch in flight): only those need a drop or forget.
     pub(super) stored_leases: BTreeSet<String>,
     pub(super) stored_lendable: BTreeSet<String>,
+    /// What the batch in flight alone made "possibly stored" (leases, containers): if it
+    /// fails, the store never held them.
+    fresh: (Vec<String>, Vec<String>),
 }
 
 impl Pending {
@@ -58,7 +66,9 @@ impl Pending {
         for (id, pool) in std::mem::take(&mut self.lendable) {
             match pool {
                 Some(pool) => {
-                    self.stored_lendable.insert(id.clone());
+                    if self.stored_lendable.insert(id.clone()) {
+                        self.fresh.1.push(id.clone());
+                    }
                     out.push(Change::Lendable {
                         container: id,
                         pool,
@@ -70,7 +80,9 @@ impl Pending {
         for (id, rec) in std::mem::take(&mut self.leases) {
             match rec {
                 Some(r) => {
-                    self.stored_leases.insert(id);
+                    if self.stored_leases.insert(id.clone()) {
+                        self.fresh.0.push(id);
+                    }
                     out.push(Change::PutLease(r));
                 }
                 None => out.push(Change::DropLease(id)),
@@ -79,8 +91,18 @@ impl Pending {
         out
     }
 
+    /// Containers the batch in flight promotes to the lendable set, besides what it took.
+    pub(super) fn promoting(&mut self, ids: &[String]) {
+        for id in ids {
+            if self.stored_lendable.insert(id.clone()) {
+                self.fresh.1.push(id.clone());
+            }
+        }
+    }
+
     /// The batch is in the store: drops and forgets are final.
     pub(super) fn committed(&mut self, batch: &[Change]) {
+        self.fresh = Default::default();
         for c in batch {
             match c {
                 Change::DropLease(id) if !self.leases.contains_key(id) => {
@@ -111,6 +133,21 @@ impl Pending {
                     self.lendable.entry(id).or_insert(None);
                 }
                 Change::Clear => {}
+            }
+        }
+        // What only this batch put was never stored: not "possibly stored" any more, and a
+        // drop or forget of it waiting since has nothing to remove.
+        let (leases, lendable) = std::mem::take(&mut self.fresh);
+        for id in leases {
+            self.stored_leases.remove(&id);
+            if matches!(self.leases.get(&id), Some(None)) {
+                self.leases.remove(&id);
+            }
+        }
+        for id in lendable {
+            self.stored_lendable.remove(&id);
+            if matches!(self.lendable.get(&id), Some(None)) {
+                self.lendable.remove(&id);
             }
         }
     }
@@ -163,9 +200,54 @@ mod tests {
         // While the batch is in flight, the lease ends: its drop must survive the failure.
         p.push(Change::DropLease("a".into()));
         p.failed(batch);
+        // The store never held it: nothing is left to drop.
+        assert_eq!(p.len(), 0);
+        assert!(p.take().is_empty());
+        assert!(p.stored_leases.is_empty());
+    }
+
+    #[test]
+    fn a_drop_of_a_lease_the_store_holds_survives_a_failed_batch() {
+        let mut p = Pending::default();
+        p.push(Change::PutLease(rec("a")));
+        let first = p.take();
+        p.committed(&first);
+        p.push(Change::PutLease(rec("a"))); // a renewal
+        let batch = p.take();
+        p.push(Change::DropLease("a".into()));
+        p.failed(batch);
         let next = p.take();
         assert_eq!(next, vec![Change::DropLease("a".into())]);
         p.committed(&next);
         assert!(p.stored_leases.is_empty());
+    }
+
+    /// Regression (simulation, issue 21): leases lent from lendable containers while the
+    /// store fails each left a drop behind, so the backlog grew with the outage.
+    #[test]
+    fn leases_lent_while_the_store_fails_leave_no_backlog() {
+        let mut p = Pending::default();
+        for i in 0..1_000 {
+            let id = format!("l{i}");
+            p.push(Change::PutLease(rec(&id)));
+            let batch = p.take();
+            p.push(Change::DropLease(id.clone()));
+            p.failed(batch);
+            p.push(Change::Lendable {
+                container: format!("c{i}"),
+                pool: "p".into(),
+            });
+            let batch = p.take();
+            p.promoting(&[format!("d{i}")]);
+            p.failed(batch);
+            p.push(Change::Forget(format!("c{i}")));
+            p.push(Change::Forget(format!("d{i}")));
+        }
+        assert_eq!(
+            p.len(),
+            0,
+            "an outage must not pile up drops of what was never stored"
+        );
+        assert!(p.stored_leases.is_empty() && p.stored_lendable.is_empty());
     }
 }

@@ -1,9 +1,9 @@
 //! One daemon's connection to the in-memory engine: the `Backend` implementation, with the
 //! few commands its exec understands (see the parent module) and a simulated `kill -9`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -16,13 +16,21 @@ use warmpool_core::{
 };
 
 use super::engine::*;
-use super::exec::under;
+use super::gate::{CALL_DEADLINE, PING_DEADLINE};
 
 /// One daemon's connection to a [`FakeEngine`].
 pub struct FakeBackend {
     pub(super) engine: Arc<FakeEngine>,
-    alive: AtomicBool,
+    pub(super) alive: Arc<AtomicBool>,
+    /// This connection's number on its engine (the engine's `current_conn` is the last one's).
+    pub(super) conn: u64,
+    /// Where this connection's daemon hears of deaths (its `watch`), for the agent's reports.
+    events: Mutex<Option<mpsc::Sender<BackendEvent>>>,
 }
+
+/// The `host_id` the fake's connections list and sweep: containers of any other are never
+/// theirs.
+pub const FAKE_HOST: &str = "fake";
 
 impl FakeBackend {
     /// A backend on an engine of its own.
@@ -32,10 +40,25 @@ impl FakeBackend {
 
     /// A new connection to `engine` (a daemon started again on the same engine).
     pub fn attach(engine: Arc<FakeEngine>) -> Self {
+        let conn = {
+            let mut w = engine.state();
+            w.current_conn += 1;
+            w.current_conn
+        };
         Self {
             engine,
-            alive: AtomicBool::new(true),
+            alive: Arc::new(AtomicBool::new(true)),
+            conn,
+            events: Mutex::default(),
         }
+    }
+
+    /// This connection's daemon's event channel, once it watches.
+    pub(super) fn events(&self) -> Option<mpsc::Sender<BackendEvent>> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The engine this connection talks to.
@@ -65,91 +88,67 @@ impl FakeBackend {
         self.alive.store(false, Ordering::Release);
     }
 
-    fn dead(&self) -> bool {
+    pub(super) fn dead(&self) -> bool {
         !self.alive.load(Ordering::Acquire)
     }
+}
 
-    /// How long a write of this call is in transit, when the `slow_ops` fault rolls.
-    pub(super) fn in_transit(&self) -> Option<Duration> {
+/// A create that arrived while its pool's breaker was open (a trial), counted per pool and
+/// connection until it answers or its caller drops it.
+struct Trial<'a> {
+    engine: &'a FakeEngine,
+    key: (String, u64),
+    name: String,
+}
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .state()
+            .trials_in_flight
+            .retain(|(k, n, _)| *k != self.key || *n != self.name);
+    }
+}
+
+impl FakeBackend {
+    /// A create for `pool` arrives: under an open breaker it is a trial, and no other trial
+    /// of the pool may be in flight here. Creates arriving in the same instant are not held
+    /// against each other: the daemon may have approved them together just before the failure
+    /// that opened the breaker (a create approved before may also arrive later, once it has a
+    /// create permit, and then counts as a trial here: a wider check than the daemon's).
+    fn arrived(&self, pool: &str, name: &str) -> Option<Trial<'_>> {
+        let open = self
+            .engine
+            .breaker_open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|f| f(pool));
+        if !open || self.dead() {
+            return None;
+        }
+        let now = Instant::now();
         let mut w = self.state();
-        let (p, t) = (w.faults.slow_ops, w.faults.slow_for);
-        w.roll(p).then_some(t)
-    }
-
-    /// A write lands in container `id`: in a bind mount, a tmpfs, or the layer.
-    pub(super) fn land(&self, id: &str, path: &str, data: Vec<u8>) {
-        let mut w = self.state();
-        if let Some(c) = w.containers.get_mut(id) {
-            if c.binds.contains_key(path) {
-                c.binds.insert(path.into(), data);
-            } else if c.tmpfs_mounts.iter().any(|m| under(path, m)) {
-                c.tmpfs.insert(path.into(), data);
-            } else {
-                c.files.insert(path.into(), data);
-            }
+        let key = (pool.to_string(), self.conn);
+        let earlier: Vec<String> = w
+            .trials_in_flight
+            .iter()
+            .filter(|(k, _, at)| *k == key && *at < now)
+            .map(|(_, n, _)| n.clone())
+            .collect();
+        w.trials_in_flight
+            .push((key.clone(), name.to_string(), now));
+        w.trials += 1;
+        if !earlier.is_empty() {
+            w.late.push(format!(
+                "a create for pool {pool} ({name}) arrived while its breaker was open and another trial ({earlier:?}) was in flight: more than one trial at a time"
+            ));
         }
-    }
-
-    /// Every call passes here: a dead connection never answers; a down engine refuses; a hang
-    /// fault waits out a client timeout.
-    pub(super) async fn gate(&self) -> Result<(), BackendError> {
-        if self.dead() {
-            std::future::pending::<()>().await;
-        }
-        let (down, hang, hang_for) = {
-            let mut w = self.state();
-            let h = w.faults.hang;
-            (w.down, w.roll(h), w.faults.hang_for)
-        };
-        if hang {
-            tokio::time::sleep(hang_for).await;
-            return Err(BackendError::Unavailable("request timed out".into()));
-        }
-        if down {
-            return Err(BackendError::Unavailable("fake engine is down".into()));
-        }
-        Ok(())
-    }
-
-    /// After the engine acted: a dead connection never delivers the answer.
-    pub(super) async fn answer<T>(&self, r: T) -> T {
-        if self.dead() {
-            std::future::pending::<()>().await;
-        }
-        r
-    }
-
-    pub(super) fn fail(
-        &self,
-        p: impl Fn(&Faults) -> f64,
-        stage: &'static str,
-        id: &str,
-    ) -> Result<(), BackendError> {
-        let mut w = self.state();
-        let p = p(&w.faults);
-        if w.roll(p) {
-            return Err(BackendError::Operation {
-                stage,
-                container: id.into(),
-                message: "injected failure".into(),
-            });
-        }
-        Ok(())
-    }
-
-    pub(super) fn running(&self, id: &str) -> Result<(), BackendError> {
-        match self.state().containers.get(id) {
-            Some(c) if c.running => Ok(()),
-            Some(_) => Err(BackendError::Operation {
-                stage: "exec",
-                container: id.into(),
-                message: "container is not running".into(),
-            }),
-            None => Err(BackendError::NotFound {
-                what: "container",
-                subject: id.into(),
-            }),
-        }
+        Some(Trial {
+            engine: &self.engine,
+            key,
+            name: name.to_string(),
+        })
     }
 }
 
@@ -160,7 +159,13 @@ impl Backend for FakeBackend {
         name: &str,
         spec: &ContainerSpec,
     ) -> Result<Created, BackendError> {
-        self.gate().await?;
+        // The daemon's deadline on a create: 15 minutes and each setup command's bound.
+        let bound = Duration::from_secs(15 * 60)
+            + spec
+                .setup_timeout
+                .saturating_mul(spec.setup.len() as u32 + 1);
+        let _trial = self.arrived(pool, name);
+        self.gate("create", bound).await?;
         // The engine decides at once whether the create is refused; otherwise it records the
         // container (created, not running) before it starts it, as Docker does. A daemon killed
         // meanwhile leaves that record behind.
@@ -198,6 +203,7 @@ impl Backend for FakeBackend {
                 w.failures.push(Failure {
                     pool: pool.into(),
                     at: Instant::now(),
+                    died: None,
                 });
             }
             let image_id = w.image_id.clone();
@@ -208,35 +214,7 @@ impl Backend for FakeBackend {
                 let id = format!("{}-{}", w.id_prefix, w.next_id);
                 w.containers.insert(
                     id.clone(),
-                    FakeContainer {
-                        id: id.clone(),
-                        name: name.into(),
-                        used: false,
-                        pool: pool.into(),
-                        fingerprint: spec.fingerprint(&image_id),
-                        image: spec.image.clone(),
-                        image_id: image_id.clone(),
-                        running: false,
-                        created: wall,
-                        files: BTreeMap::new(),
-                        tmpfs: BTreeMap::from([("/dev/null".to_string(), Vec::new())]),
-                        binds: BTreeMap::from([(
-                            "/etc/hosts".to_string(),
-                            b"127.0.0.1 localhost\n".to_vec(),
-                        )]),
-                        hidden: BTreeSet::new(),
-                        lease_env: BTreeMap::new(),
-                        procs: BTreeMap::new(),
-                        tmpfs_mounts: {
-                            let mut m = spec.tmpfs_paths();
-                            m.push("/dev".into());
-                            m
-                        },
-                        created_at: Instant::now(),
-                        died_at: None,
-                        death_reported: false,
-                        next_pid: 3,
-                    },
+                    FakeContainer::new(&id, name, pool, spec, &image_id, wall, FAKE_HOST),
                 );
                 w.created_total += 1;
                 Some(id)
@@ -312,6 +290,7 @@ impl Backend for FakeBackend {
                     engine.state().failures.push(Failure {
                         pool,
                         at: Instant::now(),
+                        died: Some(id.clone()),
                     });
                     engine.kill(&id, "die (exit code 3)");
                 }
@@ -326,7 +305,7 @@ impl Backend for FakeBackend {
     }
 
     async fn destroy(&self, id_or_name: &str) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("remove", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_destroy, "remove", id_or_name)?;
         {
             let mut w = self.state();
@@ -339,7 +318,7 @@ impl Backend for FakeBackend {
     }
 
     async fn mark_used(&self, id: &str, _name: &str) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("rename", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_inspect, "rename", id)?;
         let r = match self.state().containers.get_mut(id) {
             Some(c) => {
@@ -360,8 +339,9 @@ impl Backend for FakeBackend {
 
     async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), BackendError> {
         warmpool_core::checked_path(path)?;
-        self.gate().await?;
+        self.gate("upload", CALL_DEADLINE).await?;
         self.running(id)?;
+        self.agent(id, "upload", CALL_DEADLINE).await?;
         let data = file.collect().await?;
         // A busy engine writes it a while after the body arrived, and answers only then.
         if let Some(t) = self.in_transit() {
@@ -373,8 +353,9 @@ impl Backend for FakeBackend {
 
     async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, BackendError> {
         warmpool_core::checked_path(path)?;
-        self.gate().await?;
+        self.gate("download", CALL_DEADLINE).await?;
         self.running(id)?;
+        self.agent(id, "download", CALL_DEADLINE).await?;
         let w = self.state();
         let c = w.containers.get(id).expect("checked running");
         let data = c
@@ -407,9 +388,18 @@ impl Backend for FakeBackend {
     }
 
     async fn probe(&self, id: &str, _probe: &Probe) -> ProbeResult {
-        if let Err(e) = self.gate().await.and_then(|()| self.running(id)) {
+        if let Err(e) = self
+            .gate("probe", CALL_DEADLINE)
+            .await
+            .and_then(|()| self.running(id))
+        {
             return ProbeResult::Error {
                 reason: e.to_string(),
+            };
+        }
+        if !self.agent_up(id) {
+            return ProbeResult::Error {
+                reason: "the agent does not answer".into(),
             };
         }
         let sick = self.state().sick.contains(id);
@@ -420,24 +410,25 @@ impl Backend for FakeBackend {
     }
 
     async fn image_id(&self, _image: &str) -> Result<Option<String>, BackendError> {
-        self.gate().await?;
+        self.gate("image inspect", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_inspect, "image inspect", "-")?;
         let id = self.state().image_id.clone();
         self.answer(Ok(Some(id))).await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("ping", PING_DEADLINE).await?;
         self.answer(Ok(())).await
     }
 
     async fn list(&self) -> Result<Vec<Existing>, BackendError> {
-        self.gate().await?;
+        self.gate("list", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_inspect, "list", "-")?;
         let list = self
             .state()
             .containers
             .values()
+            .filter(|c| c.host == FAKE_HOST)
             .map(|c| Existing {
                 id: c.id.clone(),
                 name: c.name.clone(),
@@ -454,12 +445,13 @@ impl Backend for FakeBackend {
     }
 
     async fn sweep(&self) -> Result<usize, BackendError> {
-        self.gate().await?;
+        self.gate("sweep", CALL_DEADLINE).await?;
         let n = {
             let mut w = self.state();
             let n = w.containers.len();
+            w.containers.retain(|_, c| c.host != FAKE_HOST);
+            let n = n - w.containers.len();
             w.destroyed_total += n as u64;
-            w.containers.clear();
             n
         };
         self.answer(Ok(n)).await
@@ -470,12 +462,13 @@ impl Backend for FakeBackend {
             .watchers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(tx);
+            .push(tx.clone());
+        *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         cancel.cancelled().await;
     }
 
     async fn exit_report(&self, id: &str) -> String {
-        if self.gate().await.is_err() {
+        if self.gate("exit report", CALL_DEADLINE).await.is_err() {
             return String::new();
         }
         let known = self.state().containers.contains_key(id);
@@ -488,7 +481,7 @@ impl Backend for FakeBackend {
     }
 
     async fn check_running(&self, id: &str) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("inspect", CALL_DEADLINE).await?;
         let r = match self.state().containers.get(id) {
             Some(c) if c.running => Ok(()),
             Some(_) => Err(BackendError::Create {
@@ -505,25 +498,28 @@ impl Backend for FakeBackend {
     }
 
     async fn baseline(&self, id: &str) -> Result<Baseline, BackendError> {
-        self.gate().await?;
+        self.gate("baseline", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_inspect, "baseline", id)?;
+        self.agent(id, "baseline", CALL_DEADLINE).await?;
         let tick = self.engine.tick();
         let b = self.baseline_of(id, tick);
         self.answer(b).await
     }
 
     async fn scrub(&self, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("scrub", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_exec, "scrub", id)?;
         self.running(id)?;
+        self.agent(id, "scrub", CALL_DEADLINE).await?;
         let r = self.scrub_of(id, baseline);
         self.answer(r).await
     }
 
     async fn residue(&self, id: &str, baseline: &Baseline) -> Result<Vec<Residue>, BackendError> {
-        self.gate().await?;
+        self.gate("residue", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_inspect, "residue", id)?;
         self.running(id)?;
+        self.agent(id, "residue", CALL_DEADLINE).await?;
         let r = self.residue_of(id, baseline);
         self.answer(r).await
     }

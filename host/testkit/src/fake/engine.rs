@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use warmpool_core::BackendEvent;
+use warmpool_core::{BackendEvent, ContainerSpec};
 
 /// The engine's wall clock at its start: a fixed time, so that replays see the same times.
 pub fn wall_origin() -> SystemTime {
@@ -29,6 +29,19 @@ pub struct Faults {
     pub hang: f64,
     /// How long a `hang` fault waits before failing.
     pub hang_for: Duration,
+    /// Of the hangs, the share that never end by themselves: only the caller's own deadline
+    /// ends them (the fake records when, see [`World::late`]).
+    pub hang_endless: f64,
+    /// A `sleep` exec outlives its timeout: the engine neither ends it nor answers, so only the
+    /// daemon (its deadline, or the lease's stop) ends it and kills its processes.
+    pub exec_overrun: f64,
+    /// An operation through the container's agent finds the agent dead (killed inside).
+    pub agent_dies: f64,
+    /// An operation through the agent finds its channel stalled: that operation and every
+    /// later one hang, and the keepalive declares the agent dead [`AGENT_SILENT`] later.
+    pub agent_stalls: f64,
+    /// An operation through the agent receives a frame that does not verify (forged).
+    pub agent_forged: f64,
     /// A new container's main process exits right after start (the create sees it stopped),
     /// or within `die_within` after the create answered.
     pub die_at_start: f64,
@@ -72,6 +85,36 @@ impl CreateSpread {
         // Bounded at 100 × p99: one draw in a day of creates must not stall a simulation.
         Duration::from_secs_f64((p50 * (sigma * z).exp()).min(p99 * 100.0))
     }
+}
+
+/// How long a stalled agent goes before the keepalive declares it dead: the real backend's
+/// ping interval and its answer's bound (`host/docker/src/agent/channel.rs`).
+pub const AGENT_SILENT: Duration = Duration::from_secs(25);
+
+/// A container's agent, as the daemon's channel to it sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Agent {
+    /// Serving.
+    #[default]
+    Up,
+    /// Its channel stalled at this instant: operations hang.
+    Stalled(Instant),
+    /// Dead, silent or forged: the container is dead to the daemon, though the engine says
+    /// it runs.
+    Dead(String),
+}
+
+/// A call that hangs with no end of its own, until its caller gives up.
+#[derive(Debug, Clone)]
+pub struct Hang {
+    /// What was called.
+    pub call: &'static str,
+    /// When it started hanging.
+    pub since: Instant,
+    /// The daemon's own deadline on that call: it must end the hang by then.
+    pub bound: Duration,
+    /// The connection (daemon incarnation) that made the call.
+    pub conn: u64,
 }
 
 /// One process in a fake container.
@@ -128,7 +171,57 @@ pub struct FakeContainer {
     pub died_at: Option<Instant>,
     /// Whether its death was reported to watchers (read by the simulation's lease checks).
     pub death_reported: bool,
+    /// The daemon instance (`host_id`) whose labels it carries: only that one lists it.
+    pub host: String,
+    /// Its agent.
+    pub agent: Agent,
+    /// When its agent's death was last reported, and to which connection.
+    pub agent_reported: Option<(u64, Instant)>,
     pub(super) next_pid: u64,
+}
+
+impl FakeContainer {
+    /// A container as a create records it (created, not yet running), with the labels of
+    /// daemon instance `host`.
+    pub fn new(
+        id: &str,
+        name: &str,
+        pool: &str,
+        spec: &ContainerSpec,
+        image_id: &str,
+        created: SystemTime,
+        host: &str,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            used: false,
+            pool: pool.into(),
+            fingerprint: spec.fingerprint(image_id),
+            image: spec.image.clone(),
+            image_id: image_id.into(),
+            running: false,
+            created,
+            files: BTreeMap::new(),
+            tmpfs: BTreeMap::from([("/dev/null".to_string(), Vec::new())]),
+            binds: BTreeMap::from([("/etc/hosts".to_string(), b"127.0.0.1 localhost\n".to_vec())]),
+            hidden: BTreeSet::new(),
+            lease_env: BTreeMap::new(),
+            procs: BTreeMap::new(),
+            tmpfs_mounts: {
+                let mut m = spec.tmpfs_paths();
+                m.push("/dev".into());
+                m
+            },
+            created_at: Instant::now(),
+            died_at: None,
+            death_reported: false,
+            host: host.into(),
+            agent: Agent::Up,
+            agent_reported: None,
+            next_pid: 3,
+        }
+    }
 }
 
 /// A create as the engine saw it (for the storm checks of the simulation).
@@ -150,6 +243,8 @@ pub struct Failure {
     pub pool: String,
     /// When it failed or died (tokio's clock).
     pub at: Instant,
+    /// The container that died soon after its create answered (`None` for a failed create).
+    pub died: Option<String>,
 }
 
 /// The engine's whole state; tests may read and change it through [`FakeBackend::state`].
@@ -184,6 +279,30 @@ pub struct World {
     pub create_log: Vec<CreateAttempt>,
     /// Failed creates and early deaths, in order.
     pub failures: Vec<Failure>,
+    /// Death events lost so far (the `lose_events` fault).
+    pub lost_events: u64,
+    /// Calls hanging now with no end of their own, by a serial number.
+    pub hangs: BTreeMap<u64, Hang>,
+    /// Endless hangs their caller ended so far.
+    pub hangs_ended: u64,
+    /// `sleep` execs that outlive their timeout, running now: (container, session) → the
+    /// daemon's deadline on the call and the connection.
+    pub overruns: BTreeMap<(String, u64), (Instant, u64)>,
+    /// Overrunning execs the daemon ended so far.
+    pub overruns_ended: u64,
+    /// Agent faults that hit a container so far: deaths, stalls, forged frames.
+    pub agent_faults: [u64; 3],
+    /// Broken promises the engine saw itself (a hang or an exec the daemon ended past its
+    /// deadline); the simulation fails on the first.
+    pub late: Vec<String>,
+    /// Trial creates (arrived under an open breaker) in flight, from their arrival to their
+    /// answer (or the caller dropping them): (pool and connection, name, arrival).
+    pub trials_in_flight: Vec<((String, u64), String, Instant)>,
+    /// Creates that arrived while their pool's breaker here was open (trials).
+    pub trials: u64,
+    /// The connection of the daemon serving now: the last one attached.
+    pub current_conn: u64,
+    pub(super) next_hang: u64,
     pub(super) rng: fastrand::Rng,
     pub(super) next_id: u64,
     pub(super) next_session: u64,
@@ -219,7 +338,15 @@ pub struct FakeEngine {
     started: Instant,
     world: Mutex<World>,
     pub(super) watchers: Mutex<Vec<mpsc::Sender<BackendEvent>>>,
+    /// Asked at each create's arrival: whether the daemon's breaker for that pool on this
+    /// engine is open (the simulation reads its daemon's stats). An open breaker allows one
+    /// trial create at a time: a second one arriving while another is in flight is recorded
+    /// in [`World::late`].
+    pub breaker_open: BreakerProbe,
 }
+
+/// See [`FakeEngine::breaker_open`].
+pub type BreakerProbe = Mutex<Option<Box<dyn Fn(&str) -> bool + Send + Sync>>>;
 
 impl FakeEngine {
     /// An empty, healthy engine whose creates take `create_latency`; `seed` drives its faults.
@@ -254,12 +381,24 @@ impl FakeEngine {
                 creating_peak: 0,
                 create_log: Vec::new(),
                 failures: Vec::new(),
+                lost_events: 0,
+                hangs: BTreeMap::new(),
+                hangs_ended: 0,
+                overruns: BTreeMap::new(),
+                overruns_ended: 0,
+                agent_faults: [0; 3],
+                late: Vec::new(),
+                trials_in_flight: Vec::new(),
+                trials: 0,
+                current_conn: 0,
+                next_hang: 0,
                 rng: fastrand::Rng::with_seed(seed),
                 next_id: 0,
                 next_session: 0,
                 id_prefix: "fake".into(),
             }),
             watchers: Mutex::default(),
+            breaker_open: Mutex::default(),
         })
     }
 
@@ -279,6 +418,31 @@ impl FakeEngine {
             + Instant::now().duration_since(self.started)
     }
 
+    /// Put a running container of another daemon instance (`host`) on the engine, as that
+    /// daemon would have made it for `pool`; returns its ID.
+    pub fn plant(&self, host: &str, name: &str, pool: &str, spec: &ContainerSpec) -> String {
+        let wall = self.wall();
+        let tick = self.tick();
+        let mut w = self.state();
+        w.next_id += 1;
+        let id = format!("{}-{}", w.id_prefix, w.next_id);
+        let image_id = w.image_id.clone();
+        let mut c = FakeContainer::new(&id, name, pool, spec, &image_id, wall, host);
+        c.running = true;
+        for (pid, cmd) in [(1, "init".to_string()), (2, spec.cmd.join(" "))] {
+            c.procs.insert(
+                pid,
+                FakeProc {
+                    cmd,
+                    started: tick,
+                    session: None,
+                },
+            );
+        }
+        w.containers.insert(id.clone(), c);
+        id
+    }
+
     /// The container's main process exits (or it is killed); the engine reports the death,
     /// unless the fault says the event is lost.
     pub fn kill(&self, id: &str, reason: &str) {
@@ -294,7 +458,9 @@ impl FakeEngine {
             c.procs.clear();
             c.died_at = Some(Instant::now());
             let lose = w.faults.lose_events;
-            !w.roll(lose)
+            let lost = w.roll(lose);
+            w.lost_events += u64::from(lost);
+            !lost
         };
         if report {
             let ev = BackendEvent::Died {

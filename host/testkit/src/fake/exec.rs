@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
 use warmpool_core::{BackendError, ExecOutput, ExecRequest};
 
 use super::FakeBackend;
 use super::engine::*;
+use super::gate::EXEC_SLACK;
 
 /// Whether `path` is `dir` or lies under it.
 pub(super) fn under(path: &str, dir: &str) -> bool {
@@ -26,6 +28,31 @@ impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             kill_session(self.engine, &self.id, self.session);
+        }
+    }
+}
+
+/// An exec that outlives its timeout: ends its record when the daemon ends the call (its
+/// deadline drops it, or the lease's stop), checking it was in time. Declared after the
+/// session's guard, so it drops first and that guard then kills the processes.
+struct OverrunGuard<'a> {
+    engine: &'a FakeEngine,
+    key: (String, u64),
+}
+
+impl Drop for OverrunGuard<'_> {
+    fn drop(&mut self) {
+        let mut w = self.engine.state();
+        if let Some((deadline, conn)) = w.overruns.remove(&self.key) {
+            w.overruns_ended += 1;
+            let now = Instant::now();
+            if conn == w.current_conn && now > deadline + Duration::from_secs(1) {
+                w.late.push(format!(
+                    "an exec in {} that outlived its timeout was ended {:?} past the daemon's deadline",
+                    self.key.0,
+                    now - deadline
+                ));
+            }
         }
     }
 }
@@ -51,9 +78,12 @@ impl FakeBackend {
         id: &str,
         req: ExecRequest,
     ) -> Result<ExecOutput, BackendError> {
-        self.gate().await?;
+        // The daemon's deadline on an exec: its own timeout and some slack.
+        let bound = req.timeout + EXEC_SLACK;
+        self.gate("exec", bound).await?;
         self.fail(|f| f.fail_exec, "exec", id)?;
         self.running(id)?;
+        self.agent(id, "exec", bound).await?;
         if req.stop.is_stopped() {
             return Err(stopped(id));
         }
@@ -130,6 +160,26 @@ impl FakeBackend {
                     req.timeout
                 };
                 let ran = Duration::from_millis(ms).min(t);
+                let overrun = Duration::from_millis(ms) > t && {
+                    let mut w = self.state();
+                    let p = w.faults.exec_overrun;
+                    w.roll(p)
+                };
+                if overrun {
+                    // The engine lets it run past its timeout and never answers: only the
+                    // daemon's stop or its deadline (dropping the call) ends it.
+                    let key = (id.to_string(), session);
+                    self.state()
+                        .overruns
+                        .insert(key.clone(), (Instant::now() + bound, self.conn));
+                    let _overrun = OverrunGuard {
+                        engine: &self.engine,
+                        key,
+                    };
+                    req.stop.stopped().await;
+                    kill_session(&self.engine, id, session);
+                    return Err(stopped(id));
+                }
                 tokio::select! {
                     () = tokio::time::sleep(ran) => out.timed_out = Duration::from_millis(ms) > t,
                     () = req.stop.stopped() => {

@@ -16,6 +16,7 @@ use warmpool_core::{
 };
 
 use super::FakeBackend;
+use super::gate::CALL_DEADLINE;
 
 fn exit(code: i64) -> ExecEvent {
     ExecEvent::Exit(ExitStatus {
@@ -30,9 +31,10 @@ impl FakeBackend {
         id: &str,
         req: ExecRequest,
     ) -> Result<ExecSession, BackendError> {
-        self.gate().await?;
+        self.gate("exec session", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_exec, "exec", id)?;
         self.running(id)?;
+        self.agent(id, "exec session", CALL_DEADLINE).await?;
         if req.cmd.is_empty() || req.cmd[0].is_empty() {
             return Err(BackendError::Invalid("cmd must not be empty".into()));
         }
@@ -123,9 +125,10 @@ impl FakeBackend {
         id: &str,
         setup: &LeaseSetup,
     ) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("lease setup", CALL_DEADLINE).await?;
         self.fail(|f| f.fail_exec, "lease setup", id)?;
         self.running(id)?;
+        self.agent(id, "lease setup", CALL_DEADLINE).await?;
         {
             let mut w = self.state();
             if let Some(c) = w.containers.get_mut(id) {
@@ -150,8 +153,9 @@ impl FakeBackend {
         dir: &str,
         mut body: ByteStream,
     ) -> Result<(), BackendError> {
-        self.gate().await?;
+        self.gate("tar upload", CALL_DEADLINE).await?;
         self.running(id)?;
+        self.agent(id, "tar upload", CALL_DEADLINE).await?;
         let mut data = Vec::new();
         while let Some(c) = body.next().await {
             data.extend_from_slice(&c?);
@@ -164,8 +168,9 @@ impl FakeBackend {
     }
 
     pub(super) async fn tar_out(&self, id: &str, path: &str) -> Result<ByteStream, BackendError> {
-        self.gate().await?;
+        self.gate("tar download", CALL_DEADLINE).await?;
         self.running(id)?;
+        self.agent(id, "tar download", CALL_DEADLINE).await?;
         let data: Vec<u8> = {
             let w = self.state();
             let c = w.containers.get(id).expect("checked running");

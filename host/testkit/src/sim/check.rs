@@ -12,9 +12,14 @@ use super::world::Sim;
 /// Healthy time (engine up, listing works, startup done) within which a container on the
 /// engine must be in the daemon's books: one sweep interval and some slack.
 const ACCOUNT_WITHIN: Duration = Duration::from_secs(45);
-/// Failures (failed creates, young deaths) one pool may cause in any window of this length.
+/// The window of the storm check: failures (failed creates, young deaths of containers never
+/// lent) of one pool on one engine within any window of this length stay within the back-off
+/// (see [`Sim::storm_bound`]).
 const STORM_WINDOW: Duration = Duration::from_secs(10);
-const STORM_MAX: usize = 30;
+/// Failures in a row that open a breaker (`BreakerConfig::default().threshold`). The back-offs
+/// before it (0.5, 1, 2 and 4 s) fit in one window, the next (8 s) and the trials after it
+/// allow one more.
+const STREAK: usize = 5;
 
 #[derive(Debug, Default)]
 pub(crate) struct Checks {
@@ -22,7 +27,10 @@ pub(crate) struct Checks {
     unaccounted: BTreeMap<String, Duration>,
     last: Option<Instant>,
     /// What the store held when the daemon last crashed, until the next start reconciled.
-    committed: Option<Persisted>,
+    pub(crate) committed: Option<Persisted>,
+    /// When daemons started (for the storm bound), and the acquires made (pool, when).
+    pub(crate) starts: Vec<Instant>,
+    pub(crate) acquires: Vec<(String, Instant)>,
 }
 
 impl Checks {
@@ -41,7 +49,8 @@ impl Sim {
         self.check_exclusive()?;
         self.check_accounting()?;
         self.check_storm()?;
-        self.check_committed()
+        self.check_committed()?;
+        self.check_more()
     }
 
     /// The engines together never hold more containers than `max_containers`, nor any engine
@@ -104,6 +113,29 @@ impl Sim {
             .into_iter()
             .map(|(_, id, name)| (id, name))
             .collect();
+        // Dead containers, and for how long in healthy time (a hand-out checks it).
+        {
+            let dead: Vec<String> = self
+                .engines
+                .iter()
+                .flat_map(|e| {
+                    e.state()
+                        .containers
+                        .values()
+                        .filter(|c| !c.running && c.died_at.is_some())
+                        .map(|c| c.id.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let mut m = self.model();
+            let mut next = BTreeMap::new();
+            for id in dead {
+                let t = m.dead_healthy.get(&id).copied().unwrap_or_default()
+                    + if healthy { dt } else { Duration::ZERO };
+                next.insert(id, t);
+            }
+            m.dead_healthy = next;
+        }
         let mut still = BTreeMap::new();
         for (id, name) in on_engine {
             if ids.contains(id.as_str()) || names.contains(name.as_str()) {
@@ -131,6 +163,7 @@ impl Sim {
     /// within that engine's breaker and back-off (each engine has its own, per pool).
     fn check_storm(&self) -> Result<(), Failure> {
         let now = Instant::now();
+        let lent: BTreeSet<String> = self.model().history.keys().cloned().collect();
         for (i, e) in self.engines.iter().enumerate() {
             let mut per_pool: BTreeMap<String, usize> = BTreeMap::new();
             let w = e.state();
@@ -138,16 +171,40 @@ impl Sim {
                 if now.saturating_duration_since(f.at) > STORM_WINDOW {
                     break;
                 }
+                // A lent container's death is its client's business, not a failed create.
+                if f.died.as_ref().is_some_and(|c| lent.contains(c)) {
+                    continue;
+                }
                 *per_pool.entry(f.pool.clone()).or_default() += 1;
             }
             drop(w);
-            if let Some((pool, n)) = per_pool.into_iter().find(|(_, n)| *n > STORM_MAX) {
-                return Err(self.fail(format!(
-                    "pool {pool}: {n} failed creates or young deaths on engine {i} within {STORM_WINDOW:?}: a storm"
-                )));
+            for (pool, n) in per_pool {
+                let bound = self.storm_bound(&pool, now);
+                if n > bound {
+                    return Err(self.fail(format!(
+                        "pool {pool}: {n} failed creates or young deaths on engine {i} within {STORM_WINDOW:?}, more than its back-off allows ({bound}): a storm"
+                    )));
+                }
             }
         }
         Ok(())
+    }
+
+    /// The most failures the back-off lets one pool cause on one engine within the window
+    /// ending `now`: for each daemon that ran in it (a restart forgets the back-off), a
+    /// streak up to the breaker ([`STREAK`]), the creates in flight when it began
+    /// (`max_concurrent_creates`) and one trial; and one cold create per acquire of the pool
+    /// in the window (a cold create waits for no back-off until the breaker opens).
+    pub(crate) fn storm_bound(&self, pool: &str, now: Instant) -> usize {
+        let within = |t: &Instant| now.saturating_duration_since(*t) <= STORM_WINDOW;
+        let daemons = 1 + self.checks.starts.iter().filter(|t| within(t)).count();
+        let acquires = self
+            .checks
+            .acquires
+            .iter()
+            .filter(|(p, t)| p == pool && within(t))
+            .count();
+        daemons * (STREAK + self.mcfg.max_concurrent_creates + 1) + acquires
     }
 
     /// After a crash, once the new daemon reconciled: every lease the store had committed, whose
@@ -182,10 +239,19 @@ impl Sim {
             if !running || !pool_exists || rec.expires_at_ms <= now_ms + 2_000 {
                 continue;
             }
-            if self.manager.lease(&rec.lease_id).is_err() {
+            let Ok(info) = self.manager.lease(&rec.lease_id) else {
                 return Err(self.fail(format!(
                     "committed lease {} on {} was lost by the restart",
                     rec.lease_id, rec.container_id
+                )));
+            };
+            // It keeps its committed expiry (to the second the figure is given in).
+            self.ex.add(super::exercise::Count::Restored, 1);
+            let left_s = rec.expires_at_ms.saturating_sub(now_ms) / 1000;
+            if info.ttl_remaining_s.abs_diff(left_s) > 1 {
+                return Err(self.fail(format!(
+                    "restored lease {} has {} s left, its committed expiry leaves {left_s} s",
+                    rec.lease_id, info.ttl_remaining_s
                 )));
             }
         }
@@ -242,11 +308,16 @@ impl Sim {
         }
         if self.manager.containers_counted() as usize != engine.len() {
             return Err(self.fail(format!(
-                "at rest the cap counts {} containers, the engine holds {}",
+                "at rest the cap counts {} containers, the engine holds {}: {engine:?}; pools {:?}",
                 self.manager.containers_counted(),
-                engine.len()
+                engine.len(),
+                self.manager
+                    .all_pool_stats()
+                    .iter()
+                    .map(|s| (s.name.clone(), s.counts))
+                    .collect::<Vec<_>>()
             )));
         }
-        Ok(())
+        self.check_end_more()
     }
 }

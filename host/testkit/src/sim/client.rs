@@ -3,14 +3,14 @@
 //! real clients do; each records what it saw in the shared model, and the acquire checks the
 //! container it was handed at the moment it got it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use warmpool_core::{AcquireError, AcquireRequest, ExecRequest, FileBody, LeaseError};
 
-use super::world::{End, Held, Model, Sim};
-use crate::fake::{FakeEngine, Faults};
+use super::exercise::Count;
+use super::handout::{ended_during_call, forget, handed, secret};
+use super::world::{End, Held, Sim};
+use crate::fake::Faults;
 
 impl Sim {
     pub(crate) async fn one_step(&mut self) {
@@ -72,11 +72,15 @@ impl Sim {
             setup: None,
         };
         self.note(format!("acquire {pool}"));
+        self.checks
+            .acquires
+            .push((pool.clone(), tokio::time::Instant::now()));
         let (m, engines, model) = (
             self.manager.clone(),
             self.engines.clone(),
             self.model.clone(),
         );
+        let store = self.persist.then(|| self.store.clone());
         tokio::spawn(async move {
             let r = m.acquire(req).await;
             let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,11 +88,25 @@ impl Sim {
             match r {
                 Ok(info) => {
                     model.leases += 1;
-                    handed(&mut model, &engines, &info.lease_id, &info.container_id);
+                    handed(
+                        &mut model,
+                        &engines,
+                        store.as_deref(),
+                        &info.lease_id,
+                        &info.container_id,
+                    );
+                }
+                Err(AcquireError::Degraded { .. }) => {
+                    // 503: the pool says it is degraded, and it is.
+                    model.degraded += 1;
+                    if m.pool_stats(&pool).is_some_and(|s| s.status != "degraded") {
+                        model.violations.push(format!(
+                            "an acquire of pool {pool} was answered degraded (503) while the pool is not"
+                        ));
+                    }
                 }
                 Err(
                     AcquireError::Exhausted { .. }
-                    | AcquireError::Degraded { .. }
                     | AcquireError::EngineUnavailable(_)
                     | AcquireError::ShuttingDown
                     | AcquireError::UnknownPool(_)
@@ -230,7 +248,7 @@ impl Sim {
 
     pub(crate) fn fault(&mut self) {
         self.out.faults += 1;
-        let what = self.rng.u32(0..12);
+        let what = self.rng.u32(0..14);
         // One engine at a time: the others keep serving.
         let which = if self.engines.len() > 1 {
             self.rng.usize(0..self.engines.len())
@@ -243,6 +261,9 @@ impl Sim {
         let note = match what {
             0 => {
                 w.down = !w.down;
+                if w.down {
+                    self.ex.add(Count::EngineOutages, 1);
+                }
                 format!("engine {which} {}", if w.down { "down" } else { "up" })
             }
             1 => {
@@ -264,7 +285,12 @@ impl Sim {
             5 => {
                 w.faults.hang = [0.0, 0.02, 0.1][self.rng.usize(0..3)];
                 w.faults.hang_for = Duration::from_secs(self.rng.u64(5..150));
-                format!("calls hang {} for {:?}", w.faults.hang, w.faults.hang_for)
+                // Some hangs have no end of their own: the daemon's deadline must end them.
+                w.faults.hang_endless = [0.0, 0.3, 1.0][self.rng.usize(0..3)];
+                format!(
+                    "calls hang {} for {:?} (endless {})",
+                    w.faults.hang, w.faults.hang_for, w.faults.hang_endless
+                )
             }
             6 => {
                 w.faults.die_at_start = p(&mut self.rng);
@@ -292,7 +318,31 @@ impl Sim {
             10 if self.persist => {
                 let failing = !self.store.fail.load(std::sync::atomic::Ordering::Acquire);
                 self.store.set_failing(failing);
+                if failing {
+                    self.ex.add(Count::StoreFailures, 1);
+                }
                 format!("store failing: {failing}")
+            }
+            11 => {
+                w.faults.exec_overrun = p(&mut self.rng);
+                format!("execs outlive their timeout {}", w.faults.exec_overrun)
+            }
+            12 => {
+                let rate = [0.0, 0.02, 0.1, 0.3][self.rng.usize(0..4)];
+                match self.rng.u32(0..3) {
+                    0 => {
+                        w.faults.agent_dies = rate;
+                        format!("agents die {rate}")
+                    }
+                    1 => {
+                        w.faults.agent_stalls = rate;
+                        format!("agent channels stall {rate}")
+                    }
+                    _ => {
+                        w.faults.agent_forged = rate;
+                        format!("agents send forged frames {rate}")
+                    }
+                }
             }
             _ => {
                 w.faults = Faults::default();
@@ -376,143 +426,4 @@ impl Sim {
             .collect();
         self.manager.reconfigure(updates);
     }
-
-    /// `kill -9`: the daemon stops at whatever await point it is, and a new one starts on the
-    /// same engine and store.
-    pub(crate) fn crash(&mut self) {
-        self.out.crashes += 1;
-        self.note(format!("CRASH (kill -9) incarnation {}", self.incarnation));
-        for b in &self.backends {
-            b.crash();
-        }
-        self.manager.cancel_token().cancel();
-        let committed = self.store.snapshot();
-        self.checks.crashed(committed);
-        self.start_incarnation();
-    }
-
-    /// SIGTERM, then a new daemon on the same engine and store.
-    pub(crate) async fn graceful_restart(&mut self) {
-        self.out.restarts += 1;
-        self.note(format!(
-            "SIGTERM incarnation {} (keep_on_shutdown {})",
-            self.incarnation, self.mcfg.keep_on_shutdown
-        ));
-        let m = self.manager.clone();
-        let r = m.shutdown(Duration::from_secs(5)).await;
-        self.note(format!(
-            "shut down: destroyed {} kept {} swept {}",
-            r.destroyed, r.kept, r.swept
-        ));
-        for b in &self.backends {
-            b.crash();
-        }
-        if self.mcfg.keep_on_shutdown {
-            let committed = self.store.snapshot();
-            self.checks.crashed(committed);
-        } else {
-            // Every lease ended with the daemon.
-            let mut model = self.model();
-            let held: Vec<(String, Held)> = std::mem::take(&mut model.held).into_iter().collect();
-            for (id, h) in held {
-                model.end(&id, &h.container, End::Gone);
-            }
-        }
-        self.start_incarnation();
-    }
-}
-
-fn secret(lease: &str) -> String {
-    format!("SECRET-{lease}")
-}
-
-/// After an operation on lease `id` returned `err`: a lease that is gone is forgotten, and an
-/// engine error is only ever answered for a lease that is still live. One that ended while the
-/// call ran (expired, released, its container died) must say so, not pass on what the engine
-/// said of a container removed under it. The runtime has one thread and nothing runs between
-/// the call's return and this check.
-fn ended_during_call<B: warmpool_core::Backend>(
-    m: &warmpool_core::Manager<B>,
-    model: &Arc<std::sync::Mutex<Model>>,
-    id: &str,
-    op: &str,
-    err: Option<LeaseError>,
-) {
-    match err {
-        Some(LeaseError::UnknownLease(_)) => forget(model, id),
-        Some(e @ LeaseError::Backend { .. }) if m.lease(id).is_err() => {
-            let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
-            model.violations.push(format!(
-                "{op} on lease {id}, which ended during the call, answered an engine error: {e}"
-            ));
-        }
-        _ => {}
-    }
-}
-
-fn forget(model: &Arc<std::sync::Mutex<Model>>, id: &str) {
-    let mut m = model.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(h) = m.held.remove(id) {
-        m.end(id, &h.container, End::Gone);
-    }
-}
-
-/// A client was handed `container` for `lease`: check, at this instant, that it holds nothing
-/// of anyone else, is running (unless its death was never reported), and was not lent before
-/// without a passed reuse.
-fn handed(model: &mut Model, engines: &[Arc<FakeEngine>], lease: &str, container: &str) {
-    {
-        // Container IDs are unique across engines (each engine has its own prefix).
-        let engine = engines
-            .iter()
-            .find(|e| e.state().containers.contains_key(container))
-            .unwrap_or(&engines[0]);
-        let w = engine.state();
-        match w.containers.get(container) {
-            None => model.violations.push(format!(
-                "lease {lease} was handed container {container}, which does not exist"
-            )),
-            Some(c) => {
-                if !c.running && c.death_reported && c.died_at.is_some_and(|t| t < Instant::now()) {
-                    model.violations.push(format!(
-                        "lease {lease} was handed container {container}, whose death was reported before"
-                    ));
-                }
-                let mine = secret(lease);
-                for (path, data) in c.files.iter().chain(c.tmpfs.iter()) {
-                    let text = String::from_utf8_lossy(data);
-                    if text.starts_with("SECRET-") && text != mine {
-                        model.violations.push(format!(
-                            "lease {lease} was handed container {container} holding {path} = {text} of an earlier client"
-                        ));
-                    }
-                }
-                for (pid, p) in &c.procs {
-                    if p.cmd.starts_with("spy-") {
-                        model.violations.push(format!(
-                            "lease {lease} was handed container {container} still running process {pid} {} of an earlier client",
-                            p.cmd
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    let history = model.history.entry(container.to_string()).or_default();
-    if let Some((prev, end)) = history.last()
-        && prev != lease
-        && !matches!(end, End::ReusedOk | End::Resetting)
-    {
-        let msg = format!(
-            "container {container} was lent to lease {lease} after lease {prev} ended {end:?} (no passed reuse)"
-        );
-        model.violations.push(msg);
-    }
-    history.push((lease.to_string(), End::Open));
-    model.held.insert(
-        lease.to_string(),
-        Held {
-            container: container.to_string(),
-        },
-    );
 }

@@ -2,28 +2,26 @@
 //!
 //! From a seed, a simulated daemon (the real [`warmpool_core::Manager`] on the in-memory engine
 //! and store, under tokio's paused clock) serves random client operations (acquire, exec, files,
-//! renew, release with and without reuse, config reload) while random faults hit it (creates,
-//! removals, execs and inspections fail or hang; containers die at or soon after start; the
-//! engine goes down and comes back; death events are lost; the store fails; the daemon is killed
-//! without warning and restarted on the same store, or restarted gracefully). After every step,
-//! and at the end, the daemon's promises are checked ([`check`]):
-//!
-//! - no container is ever lent to two leases, across restarts too;
-//! - a container that was leased is lent again only after a reuse whose scrub passed, and a
-//!   lease is never handed a container holding anything of an earlier client;
-//! - every container on the engine is in the daemon's books within a bounded (healthy) time;
-//! - the engine never holds more containers than `max_containers`;
-//! - no committed lease is lost by a crash;
-//! - while creates fail or containers keep dying, a pool's failures on each engine stay within
-//!   that engine's breaker and back-off;
-//! - once faults stop, every pool returns to its target and the books match the engine.
+//! renew, release with and without reuse, config reload) while random faults hit it (see the
+//! fake engine's [`crate::fake::Faults`], the restarts of `restart.rs` and README's
+//! "Guarantees"). After every step, and at the end, the daemon's promises are checked
+//! (`check.rs`, `promises.rs`, and at each hand-out `handout.rs`), and each run counts how much
+//! of every fault and check it exercised ([`Exercise`]).
 //!
 //! Everything that decides runs on one thread with seeded generators and the paused clock, so a
-//! seed replays exactly: `cargo run -p warmpool-testkit --bin sim -- --seed N`.
+//! seed replays (`cargo run -p warmpool-testkit --bin sim -- --seed N`), except for tokio's own
+//! choice among ready `select!` branches, which is seeded per process: a failure may need a few
+//! replays.
 
 mod check;
 mod client;
+mod exercise;
+mod handout;
+mod promises;
+mod restart;
 mod world;
+
+pub use exercise::{Count, Exercise};
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -56,6 +54,8 @@ pub struct Outcome {
     pub faults: u64,
     /// Time on the paused tokio clock from start to the end of the settle.
     pub virtual_time: Duration,
+    /// How much of each fault and promise the run exercised.
+    pub exercise: Exercise,
     /// A digest of every step as traced (operations, IDs, times): equal digests mean the
     /// same run.
     pub digest: u64,

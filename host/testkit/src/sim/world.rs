@@ -1,19 +1,22 @@
 //! The simulated world: the engine, the store, the daemon (one incarnation at a time), the
 //! client's model of its leases, and the step loop.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{
-    BuiltinExhaustion, Clock, EngineSpec, Manager, ManagerConfig, Policies, PoolConfig, ReuseConfig,
+    BuiltinExhaustion, Clock, ContainerSpec, EngineSpec, Manager, ManagerConfig, Policies,
+    PoolConfig, ReuseConfig,
 };
 
 use super::check::Checks;
+use super::exercise::{Count, Exercise};
+use super::restart::DaemonRef;
 use super::{Failure, Outcome, take_panic};
-use crate::fake::{FakeBackend, FakeEngine, Faults};
+use crate::fake::{FAKE_HOST, FakeBackend, FakeEngine, Faults};
 use crate::fixtures;
 use crate::store::MemoryStore;
 
@@ -44,6 +47,18 @@ pub(crate) struct Model {
     pub acquires: u64,
     pub leases: u64,
     pub reuses: u64,
+    /// Acquires answered 503 by a degraded pool.
+    pub degraded: u64,
+    /// Hand-outs while the store failed.
+    pub lent_while_failing: u64,
+    /// Dead containers (their death maybe unreported) and how long they have been dead in
+    /// healthy time (see `check.rs`).
+    pub dead_healthy: BTreeMap<String, Duration>,
+    /// Containers a lost store may let a restart lend again (see `restart.rs`).
+    pub exempt: BTreeSet<String>,
+    /// When the current daemon started, and the pools' specs it started with.
+    pub started_at: Option<Instant>,
+    pub start_specs: BTreeMap<String, ContainerSpec>,
 }
 
 impl Model {
@@ -75,6 +90,13 @@ pub struct Sim {
     pub(crate) model: Arc<Mutex<Model>>,
     pub(crate) checks: Checks,
     pub(crate) out: Outcome,
+    /// Exercise counts the sim itself keeps (the rest are read from the engines and the
+    /// model at the end).
+    pub(crate) ex: Exercise,
+    /// Containers of another `host_id` on the first engine.
+    pub(crate) foreign: Vec<String>,
+    /// The current daemon, for the engines' breaker probe.
+    pub(crate) daemon: DaemonRef,
     pub(crate) step: usize,
     pub(crate) t0: Instant,
     trace: VecDeque<String>,
@@ -160,6 +182,9 @@ impl Sim {
                 digest: 0xcbf2_9ce4_8422_2325,
                 ..Outcome::default()
             },
+            ex: Exercise::default(),
+            foreign: Vec::new(),
+            daemon: Arc::default(),
             step: 0,
             t0,
             trace: VecDeque::new(),
@@ -179,6 +204,10 @@ impl Sim {
                 .collect::<Vec<_>>()
                 .join(" ")
         ));
+        sim.plant_foreign();
+        sim.watch_breakers();
+        *sim.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&sim.manager);
+        sim.mark_start();
         sim.manager.start();
         sim
     }
@@ -251,6 +280,9 @@ impl Sim {
             self.incarnation,
             self.t0,
         );
+        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&self.manager);
+        self.mark_start();
+        self.checks.starts.push(Instant::now());
         self.manager.start();
     }
 
@@ -275,10 +307,28 @@ impl Sim {
         self.out.virtual_time = self.t0.elapsed();
         let m = self.model();
         let (acquires, leases, reuses) = (m.acquires, m.leases, m.reuses);
+        let (degraded, lent_failing) = (m.degraded, m.lent_while_failing);
         drop(m);
         self.out.acquires = acquires;
         self.out.leases = leases;
         self.out.reuses = reuses;
+        self.out.crashes = self.ex.get(Count::Crashes);
+        self.out.restarts = self.ex.get(Count::Restarts);
+        let mut ex = self.ex;
+        ex.add(Count::Reuses, reuses);
+        ex.add(Count::Degraded, degraded);
+        ex.add(Count::LentWhileStoreFails, lent_failing);
+        for e in &self.engines {
+            let w = e.state();
+            ex.add(Count::LostDeaths, w.lost_events);
+            ex.add(Count::EndlessHangs, w.hangs_ended);
+            ex.add(Count::ExecOverruns, w.overruns_ended);
+            ex.add(Count::AgentDeaths, w.agent_faults[0]);
+            ex.add(Count::AgentStalls, w.agent_faults[1]);
+            ex.add(Count::AgentForged, w.agent_faults[2]);
+            ex.add(Count::BreakerTrials, w.trials);
+        }
+        self.out.exercise = ex;
         Ok(self.out.clone())
     }
 
@@ -374,7 +424,7 @@ fn build(
 }
 
 impl Sim {
-    /// Every container on every engine: (engine index, ID, name).
+    /// Every container of this daemon's `host_id` on every engine: (engine index, ID, name).
     pub(crate) fn on_engines(&self) -> Vec<(usize, String, String)> {
         let mut v = Vec::new();
         for (i, e) in self.engines.iter().enumerate() {
@@ -382,6 +432,7 @@ impl Sim {
                 e.state()
                     .containers
                     .values()
+                    .filter(|c| c.host == FAKE_HOST)
                     .map(|c| (i, c.id.clone(), c.name.clone())),
             );
         }
