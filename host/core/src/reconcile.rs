@@ -33,7 +33,7 @@ use crate::lease::Lease;
 use crate::lease_store::{Change, LeaseRecord, Persisted, from_unix_ms};
 use crate::lifecycle::{CALL_TIMEOUT, Holder};
 use crate::manager::Manager;
-use crate::pool::{Pool, ReadyContainer};
+use crate::pool::{Doomed, Pool, ReadyContainer};
 use crate::sync::lock;
 use warmpool_policy::AcquireSource;
 
@@ -105,12 +105,13 @@ impl<B: Backend> Manager<B> {
     /// Count `e` (on engine `engine`) as removing (in its pool's books, or as an orphan) and
     /// remove it.
     fn doom(self: &Arc<Self>, pool: Option<&Arc<Pool>>, e: &Existing, engine: EngineIx) {
-        let counted = match pool {
-            Some(p) if p.lock().doom_found(&e.name, &e.id, engine, &self.cap) => {
-                Some(Holder::Pool(p.clone()))
-            }
-            Some(_) => None,
-            None => self
+        let in_pool = pool.map(|p| (p, p.lock().doom_found(&e.name, &e.id, engine, &self.cap)));
+        let counted = match in_pool {
+            Some((p, Doomed::Counted)) => Some(Holder::Pool(p.clone())),
+            Some((_, Doomed::Held)) => None,
+            // No pool of its name, or one a reload removed while the reconcile awaited: its
+            // books may no longer be read by anyone, so the container is an orphan.
+            None | Some((_, Doomed::Draining)) => self
                 .orphans
                 .add(&e.name, &e.id, engine, &self.cap)
                 .then_some(Holder::Orphan),
@@ -241,8 +242,12 @@ impl<B: Backend> Manager<B> {
         for (e, fate) in fates {
             match fate {
                 Fate::Reattach(pool, rec) => {
-                    self.reattach(&pool, &e, engine, *rec, now);
-                    report.reattached += 1;
+                    if self.reattach(&pool, &e, engine, *rec, now) {
+                        report.reattached += 1;
+                    } else {
+                        self.doom(None, &e, engine);
+                        report.destroyed += 1;
+                    }
                 }
                 Fate::Adopt(pool) => {
                     let baseline = baselines.remove(&e.id);
@@ -294,6 +299,9 @@ impl<B: Backend> Manager<B> {
         Ok(report)
     }
 
+    /// Re-attach the persisted lease `rec` to its container `e`; `false`, changing nothing but
+    /// the store (the lease is dropped), when a reload removed its pool while the reconcile
+    /// awaited.
     fn reattach(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
@@ -301,7 +309,7 @@ impl<B: Backend> Manager<B> {
         engine: EngineIx,
         rec: LeaseRecord,
         now: Instant,
-    ) {
+    ) -> bool {
         let age = self.clock.since(from_unix_ms(rec.born_at_ms), now);
         let c = ReadyContainer {
             created: created_of(e),
@@ -315,7 +323,11 @@ impl<B: Backend> Manager<B> {
             // Its fresh state is unknown now: it is never reused.
             baseline: None,
         };
-        pool.lock().reattach(&c, &self.cap);
+        if !pool.lock().reattach(&c, &self.cap) {
+            warn!(lease = %rec.lease_id, container = %e.id, "persisted lease dropped: its pool was removed");
+            self.record(|| Change::DropLease(rec.lease_id));
+            return false;
+        }
         if !e.used {
             self.spawn_mark(pool, &c);
         }
@@ -348,6 +360,7 @@ impl<B: Backend> Manager<B> {
             Some("re-attached after restart".into()),
         );
         self.leases.insert(lease);
+        true
     }
 
     fn adopt(

@@ -13,10 +13,11 @@ use std::time::Duration;
 use common::*;
 use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{
-    AcquireRequest, BuiltinExhaustion, LeaseError, Manager, ManagerConfig, PoolConfig,
+    AcquireRequest, BuiltinExhaustion, LeaseError, Manager, ManagerConfig, PoolConfig, ReuseConfig,
 };
 use warmpool_testkit::FakeBackend;
 use warmpool_testkit::MemoryStore;
+use warmpool_testkit::fake::Agent;
 
 fn start(
     backend: &Arc<FakeBackend>,
@@ -335,4 +336,56 @@ async fn a_lease_asked_for_before_its_engine_is_reconciled_is_not_yet_known_neve
         m2.lease("never-was"),
         Err(LeaseError::UnknownLease(_))
     ));
+}
+
+/// A reload that removes a pool while the startup reconcile awaits (here: the baseline of a
+/// container it chose to re-adopt, whose agent stalled until the daemon's deadline) must not
+/// put that container in the removed pool's books. The removed pool, empty, is no longer listed
+/// by then, so nothing ever removed the container from those books: its cap slot leaked (the
+/// sweep found the container unaccounted and removed it as an orphan, freeing only the slot it
+/// counted itself). Seed 1739 of the fault simulation.
+#[tokio::test(start_paused = true)]
+async fn a_pool_removed_while_the_reconcile_awaits_adopts_nothing() {
+    let backend = Arc::new(FakeBackend::new(CREATE));
+    let mut cfg = pool("a", 1, 1, 4);
+    cfg.reuse = Some(ReuseConfig {
+        max_uses: 2,
+        reset: vec![],
+        verify: vec![],
+        timeout: Duration::from_secs(5),
+        allowed_changes: vec![],
+    });
+    let m1 = start(&backend, &Arc::new(MemoryStore::default()), cfg.clone());
+    m1.warm_up("a", Duration::from_secs(10)).await.unwrap();
+    crash(&m1).await;
+    let left = backend.live();
+    assert_eq!(left.len(), 1, "one ready container left: {left:?}");
+    // Its agent stalls: reading its baseline hangs until the daemon's deadline.
+    for c in backend.state().containers.values_mut() {
+        c.agent = Agent::Stalled(tokio::time::Instant::now());
+    }
+
+    // The store is lost: the container was never lent, so the reconcile re-adopts it.
+    let m2 = start(&backend, &Arc::new(MemoryStore::default()), cfg);
+    run_for(Duration::from_secs(1)).await;
+    assert!(!m2.reconciled(), "the reconcile is still waiting");
+    let report = m2.reconfigure(vec![]);
+    assert_eq!(report.removed, vec!["a".to_string()]);
+    assert!(
+        m2.accounted().is_empty(),
+        "the removed pool held nothing, so it is no longer listed"
+    );
+
+    // The baseline's deadline ends the wait; the reconcile applies what it chose; the sweep runs.
+    run_for(Duration::from_secs(300)).await;
+    assert!(
+        backend.live().is_empty(),
+        "the leftover container is removed"
+    );
+    assert!(m2.accounted().is_empty(), "{:?}", m2.accounted());
+    assert_eq!(
+        m2.containers_counted(),
+        0,
+        "the cap counts only what the books and the engine hold"
+    );
 }

@@ -43,6 +43,8 @@ mod creates;
 mod leaving;
 mod restart;
 
+pub use restart::Doomed;
+
 /// A container that is up and set up, waiting in the pool, leased, or being reset.
 #[derive(Debug, Clone)]
 pub struct ReadyContainer {

@@ -1,13 +1,29 @@
 //! Restart and the running sweep: ready containers re-adopted, leases re-attached, and found
 //! containers doomed, each counted against the cap; and the image ID the reference resolves to.
+//!
+//! A draining pool (removed by a reload, or shutting down) takes none of them: a removed pool
+//! leaves the manager's lists once its books are empty, so a container entered afterwards would
+//! be in books nobody reads, holding its cap slot for ever. The caller counts such a container
+//! elsewhere (an orphan).
 
 use super::*;
 
+/// What [`PoolState::doom_found`] did with a found container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doomed {
+    /// Counted in this pool's books as removing; the caller removes it.
+    Counted,
+    /// The books already hold it; nothing changed.
+    Held,
+    /// The pool is draining and takes no new container; nothing changed.
+    Draining,
+}
+
 impl PoolState {
     /// Reconcile: a ready container of an earlier run, re-adopted (it was never lent). Returns
-    /// `false`, changing nothing, when the cap has no room for it.
+    /// `false`, changing nothing, when the pool is draining or the cap has no room for it.
     pub fn adopt(&mut self, c: ReadyContainer, caps: &Caps) -> bool {
-        if !caps.reserve_found(c.engine) {
+        if self.draining || !caps.reserve_found(c.engine) {
             return false;
         }
         self.insert(
@@ -23,8 +39,12 @@ impl PoolState {
     }
 
     /// Reconcile: a persisted lease's container, counted as leased even past the cap (it
-    /// exists already, and a cap cannot undo that).
-    pub fn reattach(&mut self, c: &ReadyContainer, caps: &Caps) {
+    /// exists already, and a cap cannot undo that). Returns `false`, changing nothing, when the
+    /// pool is draining.
+    pub fn reattach(&mut self, c: &ReadyContainer, caps: &Caps) -> bool {
+        if self.draining {
+            return false;
+        }
         caps.count_found(c.engine);
         self.insert(
             c.key().to_string(),
@@ -33,14 +53,17 @@ impl PoolState {
             c.engine,
         );
         self.check();
+        true
     }
 
     /// Reconcile or the running sweep: a container of this pool found on the engine that must
     /// go. It is counted (past the cap if need be: it exists) until its removal succeeds.
-    /// Returns `false` if the books already hold it.
-    pub fn doom_found(&mut self, key: &str, id: &str, engine: EngineIx, caps: &Caps) -> bool {
+    pub fn doom_found(&mut self, key: &str, id: &str, engine: EngineIx, caps: &Caps) -> Doomed {
         if self.books.contains_key(key) {
-            return false;
+            return Doomed::Held;
+        }
+        if self.draining {
+            return Doomed::Draining;
         }
         caps.count_found(engine);
         self.insert(
@@ -50,7 +73,7 @@ impl PoolState {
             engine,
         );
         self.check();
-        true
+        Doomed::Counted
     }
 
     /// The image reference resolved to `id` on engine `e` (`None`: the engine lacks it);
