@@ -294,7 +294,24 @@ impl Execs {
         // and a caller that looks at the container's processes once the exit is reported (the
         // reuse check, after the operator's reset) must not find it still on its way out.
         // One that stays (a background process of the command lives) is reported as is.
-        while let Ok(_more) = lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        // Its end is its reaping by the agent (the status pipe closes a moment before: an
+        // exiting process still shows in the process list, as `[exe]`).
+        let gone = loop {
+            match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(_more) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break false,
+            }
+        };
+        if gone {
+            while SUPERVISORS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&running.supervisor)
+                && Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
         running.reported.store(true, Ordering::Release);
         // The supervisor stays while the command's background processes live; it is no
