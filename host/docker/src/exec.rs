@@ -99,6 +99,47 @@ fn stopped(id: &str) -> BackendError {
     }
 }
 
+/// An attached exec's output and input, as the engine streams them.
+type Attached = (
+    String,
+    std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+);
+
+/// Create the exec `opts` describes in container `id` and start it attached (a terminal when
+/// `opts.tty` says so): its id, output and input. The one way both the buffered exec and the
+/// session start one.
+async fn start_attached(
+    docker: &Docker,
+    id: &str,
+    opts: CreateExecOptions<String>,
+) -> Result<Attached, BackendError> {
+    let tty = opts.tty.unwrap_or(false);
+    let exec = docker
+        .create_exec(id, opts)
+        .await
+        .map_err(|e| op_error("exec create", id, e))?;
+    let start = StartExecOptions {
+        detach: false,
+        tty,
+        output_capacity: None,
+    };
+    match docker
+        .start_exec(&exec.id, Some(start))
+        .await
+        .map_err(|e| op_error("exec start", id, e))?
+    {
+        StartExecResults::Attached { output, input } => Ok((exec.id, output, input)),
+        StartExecResults::Detached => Err(BackendError::Operation {
+            stage: "exec start",
+            container: id.into(),
+            message: "engine detached the exec".into(),
+        }),
+    }
+}
+
 /// Create, start and collect one exec; `mark` tags its processes (see [`EXEC_MARK`]).
 async fn exec(
     docker: &Docker,
@@ -121,29 +162,7 @@ async fn exec(
         working_dir: req.workdir.clone(),
         ..Default::default()
     };
-    let exec = docker
-        .create_exec(id, opts)
-        .await
-        .map_err(|e| op_error("exec create", id, e))?;
-    let start = StartExecOptions {
-        detach: false,
-        tty: false,
-        output_capacity: None,
-    };
-    let StartExecResults::Attached {
-        mut output,
-        mut input,
-    } = docker
-        .start_exec(&exec.id, Some(start))
-        .await
-        .map_err(|e| op_error("exec start", id, e))?
-    else {
-        return Err(BackendError::Operation {
-            stage: "exec start",
-            container: id.into(),
-            message: "engine detached the exec".into(),
-        });
-    };
+    let (exec_id, mut output, mut input) = start_attached(docker, id, opts).await?;
     let limit = if req.output_limit == 0 {
         1 << 20
     } else {
@@ -190,7 +209,7 @@ async fn exec(
         None
     } else {
         docker
-            .inspect_exec(&exec.id)
+            .inspect_exec(&exec_id)
             .await
             .map_err(|e| op_error("exec inspect", id, e))?
             .exit_code

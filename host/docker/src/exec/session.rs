@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::exec::CreateExecOptions;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use warmpool_core::{BackendError, ExecEvent, ExecInput, ExecRequest, ExecSession, ExitStatus};
 
 use super::{EXEC_MARK, kill_exec};
-use crate::op_error;
 
 /// Start `req` as a session through the engine's exec: its output as it comes, its input
 /// (stdin, a terminal's size; a terminal's interrupt as Ctrl-C, and SIGKILL or SIGTERM as the
@@ -39,33 +38,11 @@ pub async fn session(
         working_dir: req.workdir.clone(),
         ..Default::default()
     };
-    let exec = docker
-        .create_exec(id, opts)
-        .await
-        .map_err(|e| op_error("exec create", id, e))?;
-    let start = StartExecOptions {
-        detach: false,
-        tty: tty.is_some(),
-        output_capacity: None,
-    };
-    let StartExecResults::Attached {
-        mut output,
-        mut input,
-    } = docker
-        .start_exec(&exec.id, Some(start))
-        .await
-        .map_err(|e| op_error("exec start", id, e))?
-    else {
-        return Err(BackendError::Operation {
-            stage: "exec start",
-            container: id.into(),
-            message: "engine detached the exec".into(),
-        });
-    };
+    let (exec_id, mut output, mut input) = super::start_attached(docker, id, opts).await?;
     if let Some(t) = tty {
         let _ = docker
             .resize_exec(
-                &exec.id,
+                &exec_id,
                 bollard::exec::ResizeExecOptions {
                     height: t.rows,
                     width: t.cols,
@@ -81,7 +58,7 @@ pub async fn session(
     }
     let (tx, events) = tokio::sync::mpsc::channel::<ExecEvent>(16);
     let (inputs_tx, mut inputs) = tokio::sync::mpsc::channel::<ExecInput>(16);
-    let (docker, id, exec_id) = (docker.clone(), id.to_string(), exec.id);
+    let (docker, id) = (docker.clone(), id.to_string());
     let timeout = if req.timeout.is_zero() {
         Duration::from_secs(60)
     } else {
