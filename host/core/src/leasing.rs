@@ -146,19 +146,41 @@ impl<B: Backend> Manager<B> {
         req.stop = op.stop();
         let _hang_up = op.token.clone().drop_guard();
         let deadline = req.timeout + crate::lifecycle::CALL_SLACK;
-        let this = self.clone();
+        self.in_fence(id, op, "exec", move |this, engine, container| async move {
+            this.call(deadline, this.backend_of(engine).exec(&container, req))
+                .await
+        })
+        .await
+    }
+
+    /// Run the engine call `call` makes to its end on a tracked task of its own, holding
+    /// `op`'s place inside the lease's fence until then: a client that hangs up does not cut
+    /// it short, and a release waits for it. Its failure is lease `id`'s (one that ended
+    /// meanwhile says so); `what` names the task if the task itself fails.
+    pub(crate) async fn in_fence<T, F, Fut>(
+        self: &Arc<Self>,
+        id: &str,
+        op: LeaseOp,
+        what: &'static str,
+        call: F,
+    ) -> Result<T, LeaseError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Self>, crate::caps::EngineIx, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, BackendError>> + Send + 'static,
+    {
+        let fut = call(self.clone(), op.engine, op.container.clone());
         let task = self.tracker.spawn(async move {
-            let r = this
-                .call(
-                    deadline,
-                    this.backend_of(op.engine).exec(&op.container, req),
-                )
-                .await;
+            let r = fut.await;
             op.done(&r);
             r
         });
         task.await
-            .unwrap_or_else(|e| Err(BackendError::Unavailable(format!("exec task failed: {e}"))))
+            .unwrap_or_else(|e| {
+                Err(BackendError::Unavailable(format!(
+                    "{what} task failed: {e}"
+                )))
+            })
             .map_err(|source| self.failed_on_lease(id, source))
     }
 
@@ -178,23 +200,18 @@ impl<B: Backend> Manager<B> {
             len: file.len,
             body: until_stopped(file.body, op.token.clone(), None),
         };
-        let (this, path_owned) = (self.clone(), path.to_string());
-        let task = self.tracker.spawn(async move {
-            let backend = this.backend_of(op.engine);
-            let r = crate::deadline::upload(file, |file| {
-                backend.put_file(&op.container, &path_owned, file)
-            })
-            .await;
-            op.done(&r);
-            r
-        });
-        task.await
-            .unwrap_or_else(|e| {
-                Err(BackendError::Unavailable(format!(
-                    "upload task failed: {e}"
-                )))
-            })
-            .map_err(|source| self.failed_on_lease(id, source))
+        let path = path.to_string();
+        self.in_fence(
+            id,
+            op,
+            "upload",
+            move |this, engine, container| async move {
+                let backend = this.backend_of(engine);
+                crate::deadline::upload(file, |file| backend.put_file(&container, &path, file))
+                    .await
+            },
+        )
+        .await
     }
 
     /// Read the file at absolute `path` in lease `id`'s container, as a stream. The stream

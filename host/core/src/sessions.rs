@@ -114,25 +114,20 @@ impl<B: Backend> Manager<B> {
         let op = self.lease_op(id)?;
         let _hang_up = op.token.clone().drop_guard();
         let body = crate::leasing::until_stopped(body, op.token.clone(), None);
-        let (this, dir) = (self.clone(), dir.to_string());
-        let task = self.tracker.spawn(async move {
-            let r = this
-                .call(
+        let dir = dir.to_string();
+        self.in_fence(
+            id,
+            op,
+            "upload",
+            move |this, engine, container| async move {
+                this.call(
                     CALL_TIMEOUT,
-                    this.backend_of(op.engine)
-                        .put_tar(&op.container, &dir, body),
+                    this.backend_of(engine).put_tar(&container, &dir, body),
                 )
-                .await;
-            op.done(&r);
-            r
-        });
-        task.await
-            .unwrap_or_else(|e| {
-                Err(BackendError::Unavailable(format!(
-                    "upload task failed: {e}"
-                )))
-            })
-            .map_err(|source| self.failed_on_lease(id, source))
+                .await
+            },
+        )
+        .await
     }
 
     /// Directory (or file) `path` of lease `id`'s container as a tar stream, which holds its
