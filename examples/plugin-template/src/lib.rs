@@ -16,7 +16,10 @@ impl Sizing for ColdAware {
     type Config = Settings;
 
     fn configure(pairs: &[(String, String)]) -> Result<Settings, String> {
-        let mut s = Settings { window_ms: 60_000, per_cold: 2 };
+        let mut s = Settings {
+            window_ms: 60_000,
+            per_cold: 2,
+        };
         for (k, v) in pairs {
             match k.as_str() {
                 "window_ms" => s.window_ms = config::number(k, v)?,
@@ -24,7 +27,13 @@ impl Sizing for ColdAware {
                 other => return Err(format!("unknown setting {other:?}")),
             }
         }
-        log(Level::Info, &format!("cold-aware: window {} ms, {} per cold acquire", s.window_ms, s.per_cold));
+        log(
+            Level::Info,
+            &format!(
+                "cold-aware: window {} ms, {} per cold acquire",
+                s.window_ms, s.per_cold
+            ),
+        );
         Ok(s)
     }
 
@@ -35,8 +44,14 @@ impl Sizing for ColdAware {
             .iter()
             .filter(|a| a.at_ms >= since && a.source == AcquireSource::Cold)
             .count() as u32;
-        let target = snap.min_ready.saturating_add(colds.saturating_mul(s.per_cold)).min(snap.max_ready);
-        SizingDecision { target, reason: format!("cold-aware: {colds} cold acquires in {} ms", s.window_ms) }
+        let target = snap
+            .min_ready
+            .saturating_add(colds.saturating_mul(s.per_cold))
+            .min(snap.max_ready);
+        SizingDecision {
+            target,
+            reason: format!("cold-aware: {colds} cold acquires in {} ms", s.window_ms),
+        }
     }
 }
 

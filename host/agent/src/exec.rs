@@ -99,7 +99,8 @@ impl Execs {
     /// Start `spec` as operation `id`.
     pub fn start(self: &Arc<Self>, ctx: &Ctx, id: u32, spec: ExecSpec) {
         if let Err(e) = self.spawn(ctx, id, spec) {
-            ctx.out.send(id, Ev::Failed(format!("cannot start the command: {e}")));
+            ctx.out
+                .send(id, Ev::Failed(format!("cannot start the command: {e}")));
             ctx.credits.close(id);
         }
     }
@@ -154,9 +155,7 @@ impl Execs {
         // SAFETY: dup2 is async-signal-safe; the descriptors stay open in the parent until
         // the spawn returns.
         unsafe {
-            cmd.pre_exec(move || {
-                sys::fds_3_4(sr, sw)
-            });
+            cmd.pre_exec(move || sys::fds_3_4(sr, sw));
         }
         let mut sups = SUPERVISORS.lock().unwrap_or_else(|p| p.into_inner());
         let child = cmd.spawn()?;
@@ -266,7 +265,9 @@ impl Execs {
                 break;
             };
             if let Some(pid) = line.strip_prefix("pid ") {
-                running.main.store(pid.parse().unwrap_or(0), Ordering::Release);
+                running
+                    .main
+                    .store(pid.parse().unwrap_or(0), Ordering::Release);
                 ctx.out.send(id, Ev::Started);
             } else if let Some(c) = line.strip_prefix("exit code ") {
                 code = c.parse().ok();
@@ -275,7 +276,8 @@ impl Execs {
                 signal = s.parse().ok();
                 break;
             } else if let Some(why) = line.strip_prefix("fail ") {
-                ctx.out.send(id, Ev::Stderr(format!("{why}\n").into_bytes()));
+                ctx.out
+                    .send(id, Ev::Stderr(format!("{why}\n").into_bytes()));
                 code = Some(127);
                 break;
             }
@@ -432,7 +434,13 @@ fn pump(ctx: &Ctx, id: u32, run: &Running, mut r: std::fs::File, err: bool, limi
         }
         sent += chunk.len() as u64;
         let data = chunk.to_vec();
-        ctx.out
-            .send(id, if err { Ev::Stderr(data) } else { Ev::Stdout(data) });
+        ctx.out.send(
+            id,
+            if err {
+                Ev::Stderr(data)
+            } else {
+                Ev::Stdout(data)
+            },
+        );
     }
 }

@@ -109,7 +109,12 @@ impl Files {
         let rx = self.sink(id);
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let r = write_file(&path, mode.unwrap_or(0o644), len, Incoming(rx, Vec::new(), 0, false));
+            let r = write_file(
+                &path,
+                mode.unwrap_or(0o644),
+                len,
+                Incoming(rx, Vec::new(), 0, false),
+            );
             ctx.out.send(
                 id,
                 match r {

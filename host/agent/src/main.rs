@@ -24,9 +24,9 @@ mod sys;
 use std::io::Read;
 use std::sync::Arc;
 
+use warmpool_agent_proto::VERSION;
 use warmpool_agent_proto::frame::{Dir, HELLO_LEN, Hello, Opener, RESUME_LEN};
 use warmpool_agent_proto::msg::{Ev, Req, ToAgent, decode};
-use warmpool_agent_proto::VERSION;
 
 use crate::out::{Credits, Out, Shared};
 
@@ -226,16 +226,16 @@ fn start_main(ctx: &out::Ctx, argv: Vec<String>) -> Arc<std::sync::atomic::Atomi
     let mut cmd = std::process::Command::new("/proc/self/exe");
     cmd.arg("--supervise")
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(out_w.try_clone().expect("a descriptor")))
+        .stdout(std::process::Stdio::from(
+            out_w.try_clone().expect("a descriptor"),
+        ))
         .stderr(std::process::Stdio::from(out_w));
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let (sr, sw) = (spec_r.as_raw_fd(), status_w.as_raw_fd());
     // SAFETY: dup2 is async-signal-safe.
     unsafe {
-        cmd.pre_exec(move || {
-            sys::fds_3_4(sr, sw)
-        });
+        cmd.pre_exec(move || sys::fds_3_4(sr, sw));
     }
     {
         let mut sups = exec::SUPERVISORS.lock().unwrap_or_else(|p| p.into_inner());
@@ -250,7 +250,9 @@ fn start_main(ctx: &out::Ctx, argv: Vec<String>) -> Arc<std::sync::atomic::Atomi
         }
     }
     drop((spec_r, status_w, cmd));
-    let tail = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<u8>::new()));
+    let tail = Arc::new(std::sync::Mutex::new(
+        std::collections::VecDeque::<u8>::new(),
+    ));
     let t = tail.clone();
     std::thread::spawn(move || {
         let mut r = std::fs::File::from(out_r);
@@ -270,7 +272,12 @@ fn start_main(ctx: &out::Ctx, argv: Vec<String>) -> Arc<std::sync::atomic::Atomi
     let last_word = move |code: Option<i32>, signal: Option<i32>| {
         // Let the output that preceded the end arrive.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let tail: Vec<u8> = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let tail: Vec<u8> = tail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
         ctx.out.send(0, Ev::Gone { code, signal, tail });
     };
     let mut w = std::fs::File::from(spec_w);

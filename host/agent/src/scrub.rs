@@ -22,7 +22,10 @@ pub struct Baseline(Mutex<Option<BTreeSet<(i32, u64)>>>);
 impl Baseline {
     /// Record the processes running now.
     pub fn record(&self) {
-        let set = sys::processes().into_iter().map(|p| (p.pid, p.start)).collect();
+        let set = sys::processes()
+            .into_iter()
+            .map(|p| (p.pid, p.start))
+            .collect();
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(set);
     }
 
@@ -69,7 +72,9 @@ pub fn empty(mode: u32, dir: &str) -> Result<(), String> {
     for e in entries {
         let e = e.map_err(|e| format!("{dir}: {e}"))?;
         let path = e.path();
-        let t = e.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
+        let t = e
+            .file_type()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let r = if t.is_dir() {
             open_up(&path);
             std::fs::remove_dir_all(&path)
@@ -78,7 +83,11 @@ pub fn empty(mode: u32, dir: &str) -> Result<(), String> {
         };
         r.map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if std::fs::read_dir(p).map_err(|e| format!("{dir}: {e}"))?.next().is_some() {
+    if std::fs::read_dir(p)
+        .map_err(|e| format!("{dir}: {e}"))?
+        .next()
+        .is_some()
+    {
         return Err(format!("{dir} is not empty after the scrub"));
     }
     Ok(())
@@ -117,7 +126,10 @@ fn mode_string(m: &std::fs::Metadata) -> String {
     let mode = m.mode();
     let mut s = String::with_capacity(10);
     s.push(kind);
-    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x'].iter().enumerate() {
+    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x']
+        .iter()
+        .enumerate()
+    {
         let bit = 1 << (8 - i);
         let set = mode & bit != 0;
         let special = match i {
@@ -154,7 +166,8 @@ fn line(path: &Path, shown: &str, m: &std::fs::Metadata) -> String {
     let x = sys::xattrs(path);
     let x = if x.is_empty() { x } else { format!(" {x}") };
     let name = if t.is_symlink() {
-        let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        let target =
+            std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string());
         format!("{shown} -> {target}")
     } else {
         shown.to_string()
@@ -174,7 +187,13 @@ fn list(place: &str, skip: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn walk(dir: &Path, rel: &str, skip: &[String], out: &mut Vec<String>, dirs_only: bool) -> Result<(), String> {
+fn walk(
+    dir: &Path,
+    rel: &str,
+    skip: &[String],
+    out: &mut Vec<String>,
+    dirs_only: bool,
+) -> Result<(), String> {
     let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for e in rd {
         let e = e.map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -105,7 +105,8 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// A new pseudo-terminal of `rows` × `cols`: (master, slave).
 pub fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt returns a new descriptor (or -1), which we then own.
-    let master = check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    let master =
+        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
     // SAFETY: `master` is a fresh descriptor owned by nobody else.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
     // SAFETY: grantpt and unlockpt take the master descriptor.
@@ -122,7 +123,10 @@ pub fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     let path = unsafe { CStr::from_ptr(name.as_ptr()) };
     // SAFETY: open with a valid path; the descriptor is then owned here.
     let slave = check(unsafe {
-        libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
     })?;
     // SAFETY: a fresh descriptor owned by nobody else.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
@@ -281,15 +285,17 @@ pub fn xattrs(path: &std::path::Path) -> String {
     }
     let mut h = sha2::Sha256::new();
     let mut list = Vec::new();
-    for name in names[..n as usize].split(|b| *b == 0).filter(|s| !s.is_empty()) {
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+    {
         let Ok(cn) = std::ffi::CString::new(name) else {
             continue;
         };
         let mut val = vec![0u8; 65536];
         // SAFETY: lgetxattr writes at most `val.len()` bytes into the buffer.
-        let m = unsafe {
-            libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len())
-        };
+        let m =
+            unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
         h.update(name);
         h.update([0]);
         if m > 0 {

@@ -61,7 +61,10 @@ pub fn log(level: crate::Level, message: &str) {
     via!(sizing);
     #[cfg(all(feature = "exhaustion", not(feature = "sizing")))]
     via!(exhaustion);
-    #[cfg(all(feature = "health", not(any(feature = "sizing", feature = "exhaustion"))))]
+    #[cfg(all(
+        feature = "health",
+        not(any(feature = "sizing", feature = "exhaustion"))
+    ))]
     via!(health);
     #[cfg(not(any(feature = "sizing", feature = "exhaustion", feature = "health")))]
     let _ = (level, message);

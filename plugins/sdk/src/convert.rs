@@ -39,35 +39,58 @@ macro_rules! conversions {
 
         #[allow(dead_code)]
         pub fn to_wit_decision(d: p::SizingDecision) -> SizingDecision {
-            SizingDecision { target: d.target, reason: d.reason }
+            SizingDecision {
+                target: d.target,
+                reason: d.reason,
+            }
         }
 
         #[allow(dead_code)]
         pub fn from_wit_request(r: ExhaustionRequest) -> p::ExhaustionRequest {
-            p::ExhaustionRequest { wait_ms: r.wait_ms, wait_timeout_ms: r.wait_timeout_ms }
+            p::ExhaustionRequest {
+                wait_ms: r.wait_ms,
+                wait_timeout_ms: r.wait_timeout_ms,
+            }
         }
 
         #[allow(dead_code)]
         pub fn to_wit_action(a: p::ExhaustionAction) -> ExhaustionAction {
             match a {
                 p::ExhaustionAction::Wait { max_ms } => ExhaustionAction::Wait(max_ms),
-                p::ExhaustionAction::Fail { retry_after_ms, reason } => {
-                    ExhaustionAction::Fail(FailInfo { retry_after_ms, reason })
-                }
+                p::ExhaustionAction::Fail {
+                    retry_after_ms,
+                    reason,
+                } => ExhaustionAction::Fail(FailInfo {
+                    retry_after_ms,
+                    reason,
+                }),
                 p::ExhaustionAction::ColdCreate => ExhaustionAction::ColdCreate,
             }
         }
 
         #[allow(dead_code)]
         pub fn from_wit_container(c: ContainerInfo) -> p::ContainerInfo {
-            p::ContainerInfo { id: c.id, pool: c.pool, age_ms: c.age_ms, uses: c.uses }
+            p::ContainerInfo {
+                id: c.id,
+                pool: c.pool,
+                age_ms: c.age_ms,
+                uses: c.uses,
+            }
         }
 
         #[allow(dead_code)]
         pub fn to_wit_probe(probe: p::Probe) -> Probe {
             match probe {
                 p::Probe::Exec { argv, timeout_ms } => Probe::Exec(ExecProbe { argv, timeout_ms }),
-                p::Probe::Http { port, path, timeout_ms } => Probe::Http(HttpProbe { port, path, timeout_ms }),
+                p::Probe::Http {
+                    port,
+                    path,
+                    timeout_ms,
+                } => Probe::Http(HttpProbe {
+                    port,
+                    path,
+                    timeout_ms,
+                }),
                 p::Probe::Tcp { port, timeout_ms } => Probe::Tcp(TcpProbe { port, timeout_ms }),
             }
         }
@@ -75,7 +98,10 @@ macro_rules! conversions {
         #[allow(dead_code)]
         pub fn from_wit_probe_result(r: ProbeResult) -> p::ProbeResult {
             match r {
-                ProbeResult::Exec(e) => p::ProbeResult::Exec { exit_code: e.exit_code, output: e.output },
+                ProbeResult::Exec(e) => p::ProbeResult::Exec {
+                    exit_code: e.exit_code,
+                    output: e.output,
+                },
                 ProbeResult::Http(status) => p::ProbeResult::Http { status },
                 ProbeResult::TcpConnected => p::ProbeResult::TcpConnected,
                 ProbeResult::TimedOut => p::ProbeResult::TimedOut,

@@ -42,8 +42,8 @@ pub use warmpool_policy as policy;
 pub use wit_bindgen;
 
 use policy::{
-    ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, Probe, ProbeResult, SizingDecision,
-    Verdict,
+    ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, Probe, ProbeResult,
+    SizingDecision, Verdict,
 };
 
 /// A sizing policy: how many containers to keep ready.
@@ -58,7 +58,11 @@ pub trait Sizing {
 pub trait Exhaustion {
     type Config: Send + Sync + 'static;
     fn configure(config: &[(String, String)]) -> Result<Self::Config, String>;
-    fn on_exhausted(config: &Self::Config, request: &ExhaustionRequest, snapshot: &PoolSnapshot) -> ExhaustionAction;
+    fn on_exhausted(
+        config: &Self::Config,
+        request: &ExhaustionRequest,
+        snapshot: &PoolSnapshot,
+    ) -> ExhaustionAction;
 }
 
 /// A health check, in two pure steps: plan the probes, then judge their results.
@@ -89,7 +93,9 @@ pub fn install_panic_hook() {
     use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| log(Level::Error, &format!("plugin panicked: {info}"))));
+        std::panic::set_hook(Box::new(|info| {
+            log(Level::Error, &format!("plugin panicked: {info}"))
+        }));
     });
 }
 

@@ -78,7 +78,9 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
 fuzz_target!(|data: &[u8]| {
     let w = world();
-    let Some((&m, rest)) = data.split_first() else { return };
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
     let method = METHODS[m as usize % METHODS.len()];
     let split = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
     let (raw_path, body) = rest.split_at(split);

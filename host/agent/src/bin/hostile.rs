@@ -44,7 +44,10 @@ fn main() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     match mode.as_str() {
         "forge" => {
-            let mut f = sealer.seal(&encode(&FromAgent { id: 0, ev: Ev::Pong }));
+            let mut f = sealer.seal(&encode(&FromAgent {
+                id: 0,
+                ev: Ev::Pong,
+            }));
             let n = f.len();
             f[n - 1] ^= 0x55;
             let _ = out.write_all(&f);

@@ -30,15 +30,25 @@ fn sleep(secs: u64) {
 impl warmpool_plugin_sdk::Sizing for Hostile {
     type Config = Cfg;
     fn configure(config: &[(String, String)]) -> Result<Cfg, String> {
-        let get = |k: &str| config.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            config
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         let mode = get("mode").unwrap_or_else(|| "fine".into());
-        let n = get("n").and_then(|v| v.parse().ok()).unwrap_or(match mode.as_str() {
-            "sleep-decide" | "sleep-init" | "sleep-later" => 90,
-            "flood-log" => 100_000,
-            "huge-reason" => 50 << 20,
-            _ => 0,
-        });
-        log(Level::Info, &format!("hostile sizing guest configured: mode {mode}"));
+        let n = get("n")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(match mode.as_str() {
+                "sleep-decide" | "sleep-init" | "sleep-later" => 90,
+                "flood-log" => 100_000,
+                "huge-reason" => 50 << 20,
+                _ => 0,
+            });
+        log(
+            Level::Info,
+            &format!("hostile sizing guest configured: mode {mode}"),
+        );
         if mode == "sleep-init" {
             sleep(n);
         }

@@ -9,7 +9,10 @@ impl warmpool_plugin_sdk::Sizing for Hostile {
         Ok(())
     }
     fn decide(_: &(), s: &PoolSnapshot) -> SizingDecision {
-        SizingDecision { target: s.max_ready + 1000, reason: "more than allowed".into() }
+        SizingDecision {
+            target: s.max_ready + 1000,
+            reason: "more than allowed".into(),
+        }
     }
 }
 
