@@ -67,7 +67,12 @@ fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
+# The workspaces beside the host's (the agent, the plugins, the plugin template, the fuzz
+# targets) too.
 cargo fmt --all --check
+for ws in host/agent plugins examples/plugin-template tests/fuzz; do
+  (cd "$ws" && cargo fmt --all --check)
+done
 took "fmt"
 
 # The background lane, each job in its own process group (so cleanup stops all of it) with its

@@ -54,6 +54,8 @@ fn main() {
 /// Rerun when a guest's source, the WIT, the shared policy crate or the Python tooling changes;
 /// never for `plugins/target`, which every build touches.
 fn watch(root: &Path, plugins: &Path) {
+    // A build with clippy lints the guests too (see `rust_guests`).
+    println!("cargo::rerun-if-env-changed=RUSTC_WORKSPACE_WRAPPER");
     for p in ["Cargo.toml", "Cargo.lock"] {
         println!("cargo::rerun-if-changed={}", plugins.join(p).display());
     }
@@ -101,10 +103,15 @@ fn rust_guests(plugins: &Path) -> Vec<(String, PathBuf)> {
             || k.starts_with("CARGO_PKG_")
             || k == "CARGO_MANIFEST_DIR"
             || k == "CARGO_MANIFEST_PATH"
-            || k == "RUSTC_WORKSPACE_WRAPPER"
         {
             cmd.env_remove(k);
         }
+    }
+    // Its lint gate is for both: when the outer build compiles with clippy (scripts/test.sh),
+    // so do the guests, with warnings denied, as the agent's build does (host/docker/build.rs).
+    if let Ok(wrapper) = std::env::var("RUSTC_WORKSPACE_WRAPPER") {
+        cmd.env("RUSTC_WORKSPACE_WRAPPER", wrapper)
+            .env("CARGO_ENCODED_RUSTFLAGS", "-Dwarnings");
     }
     let built = cmd.output().expect("run cargo build in plugins/");
     assert!(
