@@ -1,6 +1,7 @@
 //! # warmpool: the daemon and its CLI
 //!
-//! - `warmpool serve -c FILE` runs the daemon ([`serve`]): one supervisor applies every control
+//! - `warmpool serve -c FILE` runs the daemon ([`serve`]): [`daemon`] builds it, runs it and
+//!   drains it; one supervisor applies every control
 //!   request — reloads from SIGHUP, the file watchers or the admin route, plugin file changes,
 //!   shutdown signals — in order ([`control`]); a pool's policies are built in [`policies`];
 //!   [`audit`] writes the audit log.
@@ -15,6 +16,8 @@
 pub mod audit;
 pub mod client;
 pub mod control;
+pub mod daemon;
+pub mod engines;
 pub mod interactive;
 pub mod policies;
 pub mod replay;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use warmpool_config::{HealthPlan, PoolPlan};
+use warmpool_config::{Config, HealthPlan, PoolPlan};
 use warmpool_core::{BuiltinHealth, ExhaustionStrategy, HealthCheck, Policies, SizingPolicy};
-use warmpool_plugin_host::{PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World};
+use warmpool_plugin_host::{Limits, PluginHost, WasmExhaustion, WasmHealth, WasmSizing, World};
 
 /// The policies a pool runs: each plugin named in its config behind a slot with the built-in
 /// as fallback, and the built-ins for the rest.
@@ -43,5 +43,17 @@ pub fn policies(plan: &PoolPlan, host: &PluginHost) -> Policies {
         sizing,
         exhaustion,
         health,
+    }
+}
+
+/// The plugin limits a config asks for.
+pub fn plugin_limits(cfg: &Config) -> Limits {
+    let ps = &cfg.plugins;
+    Limits {
+        deadline: ps.deadline,
+        load_deadline: ps.load_deadline,
+        max_memory: ps.max_memory,
+        bench_after: ps.bench_after,
+        ..Limits::default()
     }
 }

@@ -101,7 +101,7 @@ fn go(args: SimulateArgs) -> Result<(), String> {
         (None, Some(url)) => spread_from_daemon(url, &plan.pool.name)?,
         (None, None) => Setup::new(plan.pool.clone(), Arc::new(plan.exhaustion)).create,
     };
-    let host = PluginHost::new(crate::serve::plugin_limits(&cfg), None)
+    let host = PluginHost::new(crate::policies::plugin_limits(&cfg), None)
         .map_err(|e| format!("plugin host: {e:#}"))?;
     let names = if args.policies.is_empty() {
         vec!["config".to_string()]

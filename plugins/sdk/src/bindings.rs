@@ -30,6 +30,8 @@ pub mod exhaustion {
 }
 
 #[cfg(feature = "health")]
+// The generated import of the host's `exec` takes one argument per WIT parameter.
+#[allow(clippy::too_many_arguments)]
 pub mod health {
     wit_bindgen::generate!({
         path: "../../wit/warmpool-plugin@0.1.0",
