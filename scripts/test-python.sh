@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The tests that speak to the daemon from outside Rust, against the real binary and engine:
-# - the Python client (clients/python): its types under mypy --strict, then pytest;
+# - the Python client (clients/python): its generated blocking half is current, its types
+#   pass mypy --strict, then pytest;
 # - the status page at GET /, in headless Chromium (tests/browser), with screenshots in
 #   target/artifacts;
 # - the API contract: schemathesis on /openapi.json (tests/contract), every operation and
@@ -16,6 +17,8 @@ if [ -z "${WARMPOOL_E2E_RUN:-}" ]; then
 fi
 py=target/pyenv/bin
 t0=$SECONDS
+# The blocking client is generated from the async one; a stale generated module fails here.
+$py/python clients/python/scripts/unasync.py --check
 $py/mypy --strict --config-file clients/python/pyproject.toml clients/python/src
 echo "test-python.sh: mypy done at $((SECONDS - t0)) s"
 $py/pytest -q -p no:cacheprovider clients/python/tests tests/browser

@@ -48,15 +48,12 @@ from ._models import (
     ReuseOutcome,
     StateCounts,
 )
-from ._interactive import (
-    AsyncExecStream,
-    AsyncTerminal,
-    ExecChunk,
-    ExecExit,
-    ExecStream,
-    Terminal,
-)
+from ._async_streams import AsyncExecStream
+from ._async_terminal import AsyncTerminal
+from ._interactive import ExecChunk, ExecExit
 from ._sync import Client, EventStream, FileStream, Sandbox
+from ._sync_streams import ExecStream
+from ._sync_terminal import Terminal
 
 __all__ = [
     "__version__",

@@ -1,49 +1,47 @@
-"""The async client (asyncio or trio, as httpx): :class:`AsyncClient`, :class:`AsyncSandbox`,
-:class:`AsyncEventStream`, :class:`AsyncFileStream`. The same calls as the blocking client,
-awaited."""
+# The source of _sync.py: edit this file, then run scripts/unasync.py.
+"""The client: :class:`AsyncClient`, whose leases are :class:`AsyncSandbox` objects."""
 
 from __future__ import annotations
 
 import math
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import IO, Any, Literal, overload
 
-import anyio  # httpx's own dependency (pinned below 1.0): sleeping and shielding on any backend
 import httpx
 
 from . import _base as b
-from ._errors import NotFound, WarmpoolError
-from ._models import Engine, Event, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
-from ._interactive import AsyncExecStream, AsyncTerminal, open_async_terminal, terminal_start
-from ._sse import SSEDecoder
+from ._async_sandbox import AsyncSandbox
+from ._async_streams import AsyncEventStream, AsyncExecStream, AsyncFileStream
+from ._async_terminal import AsyncTerminal, open_terminal
+from ._backends import AsyncFileData, async_byte_stream, async_sleep
+from ._errors import WarmpoolError
+from ._interactive import terminal_start
+from ._models import Engine, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
 
 __all__ = ["AsyncClient", "AsyncSandbox", "AsyncEventStream", "AsyncFileStream"]
 
 # Module-level so tests can replace them.
-_sleep = anyio.sleep
+_sleep = async_sleep
 _monotonic = time.monotonic
-
-AsyncFileData = (
-    bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]
-)
 
 
 def _upload(data: AsyncFileData, size: int | None) -> tuple[Any, dict[str, str]]:
-    """As the blocking client's: a file object is read in chunks (blocking reads: fine for
-    local files; pass an async iterable to read from elsewhere)."""
+    """The request content and headers for a file upload. A known length is sent as
+    ``Content-Length`` so the daemon streams the body instead of buffering it."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
         return raw, {"content-length": str(len(raw))}
-    n: int | None
     if hasattr(data, "read"):
         f: IO[bytes] = data  # type: ignore[assignment]
         n = size if size is not None else b.known_size(f)
 
+        # Blocking reads (by both clients): fine for local files; to read from elsewhere,
+        # pass an async iterable to the async client.
         async def from_file() -> AsyncIterator[bytes]:
             while True:
                 c = f.read(b.UPLOAD_CHUNK)
@@ -54,24 +52,9 @@ def _upload(data: AsyncFileData, size: int | None) -> tuple[Any, dict[str, str]]
                 yield bytes(c)
 
         content: Any = from_file()
-    elif isinstance(data, AsyncIterable):
-        n = size
-        src_a: AsyncIterable[bytes] = data
-
-        async def from_async() -> AsyncIterator[bytes]:
-            async for c in src_a:
-                yield bytes(c)
-
-        content = from_async()
     else:
         n = size
-        src: Iterable[bytes] = data
-
-        async def from_iter() -> AsyncIterator[bytes]:
-            for c in src:
-                yield bytes(c)
-
-        content = from_iter()
+        content = async_byte_stream(data)
     headers = {"content-type": "application/octet-stream"}
     if n is not None:
         headers["content-length"] = str(n)
@@ -79,8 +62,16 @@ def _upload(data: AsyncFileData, size: int | None) -> tuple[Any, dict[str, str]]
 
 
 class AsyncClient:
-    """The async twin of :class:`warmpool.Client`: same arguments, same calls, awaited.
-    Use it with ``async with``, or call :meth:`aclose`."""
+    """An async client of the warmpool API.
+
+    ``url`` defaults to ``$WARMPOOL_URL``, else ``http://127.0.0.1:7070``; ``token`` to
+    ``$WARMPOOL_TOKEN`` (pass ``token=""`` to send none). ``timeout`` (seconds, or an
+    ``httpx.Timeout``) bounds each request; calls that wait on purpose (exec, an acquire with
+    ``wait_ms``, warm-up) stretch it by their own bound. Use it as a context manager, or call
+    :meth:`aclose`. ``http_client`` lends an ``httpx.AsyncClient`` of your own (its base URL and
+    headers are left alone and it is not closed); ``transport`` is handed to the one the
+    client makes (for tests: ``httpx.MockTransport``).
+    """
 
     def __init__(
         self,
@@ -147,6 +138,7 @@ class AsyncClient:
         )
 
     async def _send(self, req: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send; raise the API error of a 4xx/5xx (its body read and the answer closed)."""
         try:
             resp = await self._http.send(req, stream=stream)
             if resp.status_code >= 400:
@@ -192,7 +184,19 @@ class AsyncClient:
         files: Mapping[str, b.SetupFile] | None = None,
         workdir: str | None = None,
     ) -> AsyncSandbox:
-        """See :meth:`warmpool.Client.acquire`."""
+        """Lease a container from ``pool``; you release it (or use :meth:`lease`).
+
+        ``ttl`` (seconds) defaults to the pool's ``default_ttl`` and is capped at its
+        ``max_ttl``. ``wait_ms`` bounds the wait of a ``wait`` pool. ``engine`` takes only
+        from engines with these labels. ``retry_for`` (seconds): on 429, and on 503 with
+        ``Retry-After``, sleep as the daemon says (never past the bound) and try again;
+        by default the first :class:`PoolExhausted` is raised.
+
+        The lease's own set-up, applied to the warm container before it is handed over and to
+        every later exec and terminal of the lease: ``env`` and ``secrets`` (variables;
+        secrets never appear in the lease's answers), ``files`` (absolute path → text, bytes,
+        or ``(content, mode)``; parents are created) and ``workdir``.
+        """
         body = b.acquire_body(pool, ttl, wait_ms, owner, engine, env, secrets, files, workdir)
         timeout = b.stretched(self._timeout, wait_ms / 1000 if wait_ms else None)
         deadline = None if retry_for is None else _monotonic() + max(0.0, retry_for)
@@ -223,7 +227,9 @@ class AsyncClient:
         files: Mapping[str, b.SetupFile] | None = None,
         workdir: str | None = None,
     ) -> AsyncSandbox:
-        """See :meth:`warmpool.Client.lease`; use with ``async with``."""
+        """As :meth:`acquire`, to use in an ``async with`` block: leaving it releases the lease (with
+        ``reuse=True``: for reuse; the outcome is then ``sandbox.reuse_outcome``), also when
+        the block raises. The acquire happens when the block is entered."""
         return AsyncSandbox(
             self,
             None,
@@ -235,6 +241,7 @@ class AsyncClient:
         )
 
     async def leases(self) -> list[Lease]:
+        """Every live lease."""
         v = await self._json("GET", "/v1/leases")
         return [Lease.from_json(x) for x in v.get("leases", [])]
 
@@ -242,6 +249,7 @@ class AsyncClient:
         return Lease.from_json(await self._json("GET", b.lease_path(lease_id)))
 
     async def renew(self, lease_id: str, ttl: float) -> Lease:
+        """Make the lease expire ``ttl`` seconds from now (capped at the pool's ``max_ttl``)."""
         v = await self._json(
             "POST", f"{b.lease_path(lease_id)}/renew", json={"ttl_s": math.ceil(ttl)}
         )
@@ -255,7 +263,9 @@ class AsyncClient:
     async def release(self, lease_id: str, *, reuse: bool) -> ReuseOutcome | None: ...
 
     async def release(self, lease_id: str, *, reuse: bool = False) -> ReuseOutcome | None:
-        """See :meth:`warmpool.Client.release`."""
+        """End the lease. By default its container is destroyed and ``None`` returned. With
+        ``reuse=True`` the call returns once the pool's reset and verify ran, with the
+        outcome: back in the pool, or destroyed and why."""
         if reuse:
             v = await self._json(
                 "DELETE",
@@ -277,7 +287,9 @@ class AsyncClient:
         workdir: str | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        """See :meth:`warmpool.Client.exec`."""
+        """Run ``cmd`` (an argv, or a string run by ``sh -c``) in the lease's container.
+        ``timeout`` in seconds (daemon default 60 s); a timed-out command is killed and
+        answers ``timed_out=True, exit_code=None``. Output comes back byte for byte."""
         body = b.exec_body(cmd, stdin, env, workdir, timeout)
         t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
         return ExecResult.from_json(
@@ -294,8 +306,10 @@ class AsyncClient:
         workdir: str | None = None,
         timeout: float | None = None,
     ) -> AsyncExecStream:
-        """See :meth:`warmpool.Client.exec_stream`; use with ``async with`` and
-        ``async for``."""
+        """As :meth:`exec`, with the output as it comes: an :class:`AsyncExecStream` of
+        :class:`ExecChunk` (stdout or stderr bytes), then its ``exit`` (an :class:`ExecExit`).
+        ``stdin`` is sent whole with the request, then closed. Use it in an ``async with`` block;
+        leaving it early kills the command."""
         body = b.exec_body(cmd, stdin, env, workdir, timeout)
         t = b.stretched(self._timeout, timeout if timeout is not None else 60.0)
         req = self._build(
@@ -315,26 +329,35 @@ class AsyncClient:
         workdir: str | None = None,
         timeout: float | None = None,
     ) -> AsyncTerminal:
-        """See :meth:`warmpool.Client.pty` (asyncio only: the ``websockets`` library's
-        asyncio client)."""
+        """A terminal in the lease's container running ``cmd`` (default ``/bin/sh``), of
+        ``rows`` × ``cols``: a :class:`AsyncTerminal` (send keys, recv output, resize, signal,
+        its exit). ``timeout`` (seconds) kills its tree after that long (default: a day). It
+        speaks WebSocket (asyncio only, not trio) on its own connection (``http_client`` and
+        ``transport`` are not used), with this client's token; use it in an ``async with``
+        block, which closes it and so kills what it ran."""
         start = terminal_start(cmd, rows, cols, env, workdir, timeout)
-        return await open_async_terminal(
+        return await open_terminal(
             self.url, f"{b.lease_path(lease_id)}/pty", self._headers, start, self._timeout.connect
         )
 
     async def write_file(
         self, lease_id: str, path: str, data: AsyncFileData, *, size: int | None = None
     ) -> None:
-        """See :meth:`warmpool.Client.write_file`; ``data`` may also be an async iterable."""
+        """Write a file (absolute ``path``; parents are created). ``data``: bytes, text
+        (UTF-8), a binary file object or an iterable of byte chunks (or an async one),
+        streamed. ``size`` tells the length of a stream whose length the client cannot find
+        out itself; a body of unknown length is buffered by the daemon (up to
+        ``server.max_upload_bytes``)."""
         content, headers = _upload(data, size)
         await self._call("PUT", b.file_path(lease_id, path), content=content, headers=headers)
 
     async def read_file(self, lease_id: str, path: str) -> bytes:
+        """A file's bytes (use :meth:`stream_file` for large files)."""
         async with self.stream_file(lease_id, path) as f:
             return await f.read()
 
     def stream_file(self, lease_id: str, path: str) -> AsyncFileStream:
-        """A file as a stream::
+        """A file as a stream, to use in an ``async with`` block::
 
             async with wp.stream_file(lease_id, "/work/big.bin") as f:
                 async for chunk in f.aiter_bytes():
@@ -346,7 +369,7 @@ class AsyncClient:
     async def download_file(
         self, lease_id: str, path: str, dest: str | os.PathLike[str] | IO[bytes]
     ) -> int:
-        """Stream a file into ``dest`` (a path or a binary file object; blocking writes)."""
+        """Stream a file into ``dest`` (a path or a binary file object); returns its size."""
         async with self.stream_file(lease_id, path) as f:
             if isinstance(dest, (str, os.PathLike)):
                 with open(dest, "wb") as out:
@@ -363,6 +386,8 @@ class AsyncClient:
         return PoolStats.from_json(await self._json("GET", b.pool_path(name)))
 
     async def warm_up(self, name: str, *, timeout: float | None = None) -> PoolStats:
+        """Block until the pool holds its target of ready containers; :class:`Timeout` (504)
+        after ``timeout`` seconds (daemon default 60 s, at most 600 s)."""
         body: dict[str, Any] = {}
         if timeout is not None:
             body["timeout_ms"] = max(0, int(timeout * 1000))
@@ -380,10 +405,13 @@ class AsyncClient:
         return [Plugin.from_json(x) for x in v.get("plugins", [])]
 
     async def reload(self) -> dict[str, Any]:
+        """``POST /v1/admin/reload``: reload the config now; the summary of what changed.
+        Raises :class:`BadRequest` (422 ``config_rejected``) when the new config is refused."""
         v: dict[str, Any] = await self._json("POST", "/v1/admin/reload")
         return v
 
     async def ready(self) -> bool:
+        """``GET /readyz`` answered 200."""
         try:
             await self._call("GET", "/readyz")
             return True
@@ -397,11 +425,17 @@ class AsyncClient:
         duration: float | None = None,
         read_timeout: float | None = 60.0,
     ) -> AsyncEventStream:
-        """The lifecycle events as an async iterator::
+        """The lifecycle events (``GET /v1/events``), as an iterator of :class:`Event`::
 
             async with wp.events(pool="busybox") as events:
                 async for ev in events:
                     ...
+
+        The subscription is live once the ``async with`` block is entered (or at the first
+        ``anext``). The stream ends when the daemon shuts down, or after ``duration`` seconds
+        when given (the daemon's ``for_ms``, at most an hour). ``read_timeout`` bounds the
+        silence between two chunks (the daemon sends a keep-alive every 15 s); ``None``: no
+        bound.
         """
         t = httpx.Timeout(
             connect=self._timeout.connect,
@@ -417,241 +451,3 @@ class AsyncClient:
             timeout=t,
         )
         return AsyncEventStream(self, req)
-
-
-class AsyncSandbox:
-    """A leased container; ``async with`` it to release it at the end of the block."""
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        lease: Lease | None,
-        *,
-        reuse: bool = False,
-        pending: dict[str, Any] | None = None,
-    ) -> None:
-        self.client = client
-        self._lease = lease
-        self._reuse = reuse
-        self._pending = pending
-        self.released = False
-        self.reuse_outcome: ReuseOutcome | None = None
-
-    @property
-    def lease(self) -> Lease:
-        if self._lease is None:
-            raise RuntimeError("not acquired yet: enter the `async with` block first")
-        return self._lease
-
-    @property
-    def id(self) -> str:
-        return self.lease.lease_id
-
-    @property
-    def container_id(self) -> str:
-        return self.lease.container_id
-
-    def __repr__(self) -> str:
-        if self._lease is None:
-            return "<AsyncSandbox (not acquired)>"
-        return f"<AsyncSandbox {self._lease.lease_id} pool={self._lease.pool!r}>"
-
-    async def __aenter__(self) -> AsyncSandbox:
-        if self._lease is None:
-            if self._pending is None:
-                raise RuntimeError("this sandbox has no lease")
-            got = await self.client.acquire(**self._pending)
-            self._lease, self._pending = got._lease, None
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._lease is None or self.released:
-            return
-        try:
-            # Shielded: a block left by cancellation still releases its lease (bounded by
-            # the request timeout).
-            with anyio.CancelScope(shield=True):
-                await self._end(self._reuse)
-        except WarmpoolError as e:
-            if exc is None:
-                raise
-            b.add_note(exc, f"warmpool: releasing lease {self.id} failed too: {e}")
-
-    async def _end(self, reuse: bool) -> ReuseOutcome | None:
-        try:
-            out = await self.client.release(self.id, reuse=reuse)
-        except NotFound:
-            out = None
-        self.released = True
-        self.reuse_outcome = out
-        return out
-
-    async def exec(
-        self,
-        cmd: b.Cmd,
-        *,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> ExecResult:
-        return await self.client.exec(
-            self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout
-        )
-
-    def exec_stream(
-        self,
-        cmd: b.Cmd,
-        *,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncExecStream:
-        return self.client.exec_stream(
-            self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout
-        )
-
-    async def pty(
-        self,
-        cmd: b.Cmd | None = None,
-        *,
-        rows: int = 24,
-        cols: int = 80,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncTerminal:
-        return await self.client.pty(
-            self.id, cmd, rows=rows, cols=cols, env=env, workdir=workdir, timeout=timeout
-        )
-
-    async def write_file(self, path: str, data: AsyncFileData, *, size: int | None = None) -> None:
-        await self.client.write_file(self.id, path, data, size=size)
-
-    async def read_file(self, path: str) -> bytes:
-        return await self.client.read_file(self.id, path)
-
-    def stream_file(self, path: str) -> AsyncFileStream:
-        return self.client.stream_file(self.id, path)
-
-    async def download_file(self, path: str, dest: str | os.PathLike[str] | IO[bytes]) -> int:
-        return await self.client.download_file(self.id, path, dest)
-
-    async def renew(self, ttl: float) -> Lease:
-        self._lease = await self.client.renew(self.id, ttl)
-        return self._lease
-
-    async def refresh(self) -> Lease:
-        self._lease = await self.client.get_lease(self.id)
-        return self._lease
-
-    @overload
-    async def release(self, *, reuse: Literal[False] = ...) -> None: ...
-    @overload
-    async def release(self, *, reuse: Literal[True]) -> ReuseOutcome: ...
-    @overload
-    async def release(self, *, reuse: bool) -> ReuseOutcome | None: ...
-
-    async def release(self, *, reuse: bool = False) -> ReuseOutcome | None:
-        out = await self.client.release(self.id, reuse=reuse)
-        self.released = True
-        self.reuse_outcome = out
-        return out
-
-
-class AsyncFileStream:
-    """A file being read from a container; see :meth:`AsyncClient.stream_file`."""
-
-    def __init__(self, client: AsyncClient, req: httpx.Request) -> None:
-        self._client = client
-        self._req = req
-        self._resp: httpx.Response | None = None
-        self.size: int | None = None
-
-    async def __aenter__(self) -> AsyncFileStream:
-        self._resp = await self._client._send(self._req, stream=True)
-        cl = self._resp.headers.get("content-length")
-        self.size = int(cl) if cl is not None and cl.isdigit() else None
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._resp is not None:
-            await self._resp.aclose()
-
-    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
-        if self._resp is None:
-            raise RuntimeError("use the stream in an `async with` block")
-        try:
-            async for c in self._resp.aiter_bytes(chunk_size):
-                yield c
-        except httpx.HTTPError as e:
-            raise b.transport_error(e) from e
-
-    async def read(self) -> bytes:
-        return b"".join([c async for c in self.aiter_bytes()])
-
-    async def copy_to(self, out: IO[bytes]) -> int:
-        n = 0
-        async for c in self.aiter_bytes(b.UPLOAD_CHUNK):
-            out.write(c)
-            n += len(c)
-        return n
-
-
-class AsyncEventStream:
-    """Async iterator of :class:`Event` over ``GET /v1/events``."""
-
-    def __init__(self, client: AsyncClient, req: httpx.Request) -> None:
-        self._client = client
-        self._req = req
-        self._resp: httpx.Response | None = None
-        self._chunks: AsyncIterator[bytes] | None = None
-        self._decoder = SSEDecoder()
-        self._pending: list[Event] = []
-        self._done = False
-
-    async def open(self) -> AsyncEventStream:
-        if self._resp is None and not self._done:
-            self._resp = await self._client._send(self._req, stream=True)
-            self._chunks = self._resp.aiter_bytes()
-        return self
-
-    async def __aenter__(self) -> AsyncEventStream:
-        return await self.open()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        self._done = True
-        if self._resp is not None:
-            await self._resp.aclose()
-
-    def __aiter__(self) -> AsyncEventStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        await self.open()
-        while not self._pending:
-            if self._done or self._chunks is None:
-                raise StopAsyncIteration
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                chunk = None
-            except httpx.HTTPError as e:
-                await self.aclose()
-                raise b.transport_error(e) from e
-            if chunk is None:
-                msgs = self._decoder.close()
-                await self.aclose()
-            else:
-                msgs = self._decoder.feed(chunk)
-            self._pending.extend(Event.from_sse(m.event, m.data) for m in msgs)
-        return self._pending.pop(0)

@@ -1,28 +1,31 @@
-"""The blocking client: :class:`Client`, :class:`Sandbox`, :class:`EventStream`."""
+# Generated from _async.py by scripts/unasync.py; do not edit.
+"""The client: :class:`Client`, whose leases are :class:`Sandbox` objects."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import IO, Any, Literal, overload
 
 import httpx
 
 from . import _base as b
-from ._errors import NotFound, WarmpoolError
-from ._models import Engine, Event, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
-from ._interactive import ExecStream, Terminal, open_terminal, terminal_start
-from ._sse import SSEDecoder
+from ._sync_sandbox import Sandbox
+from ._sync_streams import EventStream, ExecStream, FileStream
+from ._sync_terminal import Terminal, open_terminal
+from ._backends import FileData, byte_stream, sleep
+from ._errors import WarmpoolError
+from ._interactive import terminal_start
+from ._models import Engine, ExecResult, Lease, Plugin, PoolStats, ReuseOutcome
 
 __all__ = ["Client", "Sandbox", "EventStream", "FileStream"]
 
 # Module-level so tests can replace them.
-_sleep = time.sleep
+_sleep = sleep
 _monotonic = time.monotonic
-
-FileData = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes]
 
 
 def _upload(data: FileData, size: int | None) -> tuple[Any, dict[str, str]]:
@@ -37,7 +40,9 @@ def _upload(data: FileData, size: int | None) -> tuple[Any, dict[str, str]]:
         f: IO[bytes] = data  # type: ignore[assignment]
         n = size if size is not None else b.known_size(f)
 
-        def chunks() -> Iterator[bytes]:
+        # Blocking reads (by both clients): fine for local files; to read from elsewhere,
+        # pass an async iterable to the async client.
+        def from_file() -> Iterator[bytes]:
             while True:
                 c = f.read(b.UPLOAD_CHUNK)
                 if not c:
@@ -46,10 +51,10 @@ def _upload(data: FileData, size: int | None) -> tuple[Any, dict[str, str]]:
                     raise TypeError("write_file needs a binary file object (open with 'rb')")
                 yield bytes(c)
 
-        content: Any = chunks()
+        content: Any = from_file()
     else:
         n = size
-        content = (bytes(c) for c in data)
+        content = byte_stream(data)
     headers = {"content-type": "application/octet-stream"}
     if n is not None:
         headers["content-length"] = str(n)
@@ -104,9 +109,6 @@ class Client:
         if self._own:
             self._http.close()
 
-    def _url(self, path: str) -> str:
-        return self.url + path
-
     def _build(
         self,
         method: str,
@@ -127,7 +129,7 @@ class Client:
             json = {}
         return self._http.build_request(
             method,
-            self._url(path),
+            self.url + path,
             json=json,
             params=params,
             content=content,
@@ -248,8 +250,6 @@ class Client:
 
     def renew(self, lease_id: str, ttl: float) -> Lease:
         """Make the lease expire ``ttl`` seconds from now (capped at the pool's ``max_ttl``)."""
-        import math
-
         v = self._json(
             "POST", f"{b.lease_path(lease_id)}/renew", json={"ttl_s": math.ceil(ttl)}
         )
@@ -267,8 +267,12 @@ class Client:
         ``reuse=True`` the call returns once the pool's reset and verify ran, with the
         outcome: back in the pool, or destroyed and why."""
         if reuse:
-            v = self._json("DELETE", b.lease_path(lease_id), params={"reuse": "true"},
-                           timeout=b.stretched(self._timeout, b.DEFAULT_TIMEOUT))
+            v = self._json(
+                "DELETE",
+                b.lease_path(lease_id),
+                params={"reuse": "true"},
+                timeout=b.stretched(self._timeout, b.DEFAULT_TIMEOUT),
+            )
             return ReuseOutcome.from_json(v)
         self._call("DELETE", b.lease_path(lease_id))
         return None
@@ -326,11 +330,11 @@ class Client:
         timeout: float | None = None,
     ) -> Terminal:
         """A terminal in the lease's container running ``cmd`` (default ``/bin/sh``), of
-        ``rows`` × ``cols``: a :class:`Terminal` (send keys, recv output, resize, signal, its
-        exit). ``timeout`` (seconds) kills its tree after that long (default: a day). It
-        speaks WebSocket on its own connection (``http_client`` and ``transport`` are not
-        used), with this client's token; use it in a ``with`` block, which closes it and so
-        kills what it ran."""
+        ``rows`` × ``cols``: a :class:`Terminal` (send keys, recv output, resize, signal,
+        its exit). ``timeout`` (seconds) kills its tree after that long (default: a day). It
+        speaks WebSocket on its own connection (``http_client`` and
+        ``transport`` are not used), with this client's token; use it in a ``with``
+        block, which closes it and so kills what it ran."""
         start = terminal_start(cmd, rows, cols, env, workdir, timeout)
         return open_terminal(
             self.url, f"{b.lease_path(lease_id)}/pty", self._headers, start, self._timeout.connect
@@ -340,9 +344,10 @@ class Client:
         self, lease_id: str, path: str, data: FileData, *, size: int | None = None
     ) -> None:
         """Write a file (absolute ``path``; parents are created). ``data``: bytes, text
-        (UTF-8), a binary file object or an iterable of byte chunks, streamed. ``size`` tells
-        the length of a stream whose length the client cannot find out itself; a body of
-        unknown length is buffered by the daemon (up to ``server.max_upload_bytes``)."""
+        (UTF-8), a binary file object or an iterable of byte chunks,
+        streamed. ``size`` tells the length of a stream whose length the client cannot find
+        out itself; a body of unknown length is buffered by the daemon (up to
+        ``server.max_upload_bytes``)."""
         content, headers = _upload(data, size)
         self._call("PUT", b.file_path(lease_id, path), content=content, headers=headers)
 
@@ -361,7 +366,9 @@ class Client:
         req = self._build("GET", b.file_path(lease_id, path), headers={"accept": "*/*"})
         return FileStream(self, req)
 
-    def download_file(self, lease_id: str, path: str, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+    def download_file(
+        self, lease_id: str, path: str, dest: str | os.PathLike[str] | IO[bytes]
+    ) -> int:
         """Stream a file into ``dest`` (a path or a binary file object); returns its size."""
         with self.stream_file(lease_id, path) as f:
             if isinstance(dest, (str, os.PathLike)):
@@ -431,254 +438,16 @@ class Client:
         bound.
         """
         t = httpx.Timeout(
-            connect=self._timeout.connect, read=read_timeout, write=self._timeout.write,
+            connect=self._timeout.connect,
+            read=read_timeout,
+            write=self._timeout.write,
             pool=self._timeout.pool,
         )
         req = self._build(
-            "GET", "/v1/events", params=b.events_params(pool, duration),
-            headers={"accept": "text/event-stream"}, timeout=t,
+            "GET",
+            "/v1/events",
+            params=b.events_params(pool, duration),
+            headers={"accept": "text/event-stream"},
+            timeout=t,
         )
         return EventStream(self, req)
-
-
-class Sandbox:
-    """A leased container, as :meth:`Client.acquire` and :meth:`Client.lease` give it.
-
-    ``with`` it to release it at the end of the block (also on an exception; a lease that is
-    already gone is fine). :attr:`lease` holds the lease as last seen.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        lease: Lease | None,
-        *,
-        reuse: bool = False,
-        pending: dict[str, Any] | None = None,
-    ) -> None:
-        self.client = client
-        self._lease = lease
-        self._reuse = reuse
-        self._pending = pending
-        self.released = False
-        #: With ``reuse=True``: what the release did, once the ``with`` block has ended.
-        self.reuse_outcome: ReuseOutcome | None = None
-
-    @property
-    def lease(self) -> Lease:
-        if self._lease is None:
-            raise RuntimeError("not acquired yet: enter the `with` block first")
-        return self._lease
-
-    @property
-    def id(self) -> str:
-        return self.lease.lease_id
-
-    @property
-    def container_id(self) -> str:
-        return self.lease.container_id
-
-    def __repr__(self) -> str:
-        if self._lease is None:
-            return "<Sandbox (not acquired)>"
-        return f"<Sandbox {self._lease.lease_id} pool={self._lease.pool!r}>"
-
-    def __enter__(self) -> Sandbox:
-        if self._lease is None:
-            if self._pending is None:
-                raise RuntimeError("this sandbox has no lease")
-            got = self.client.acquire(**self._pending)
-            self._lease, self._pending = got._lease, None
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._lease is None or self.released:
-            return
-        try:
-            self._end(self._reuse)
-        except WarmpoolError as e:
-            if exc is None:
-                raise
-            # The block's own exception wins; the failed release is told alongside it.
-            b.add_note(exc, f"warmpool: releasing lease {self.id} failed too: {e}")
-
-    def _end(self, reuse: bool) -> ReuseOutcome | None:
-        try:
-            out = self.client.release(self.id, reuse=reuse)
-        except NotFound:
-            out = None  # already released or expired: nothing to do
-        self.released = True
-        self.reuse_outcome = out
-        return out
-
-    # Each of these is the Client method of the same name on this lease.
-
-    def exec(
-        self,
-        cmd: b.Cmd,
-        *,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> ExecResult:
-        return self.client.exec(self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout)
-
-    def exec_stream(
-        self,
-        cmd: b.Cmd,
-        *,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> ExecStream:
-        return self.client.exec_stream(
-            self.id, cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout
-        )
-
-    def pty(
-        self,
-        cmd: b.Cmd | None = None,
-        *,
-        rows: int = 24,
-        cols: int = 80,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> Terminal:
-        return self.client.pty(
-            self.id, cmd, rows=rows, cols=cols, env=env, workdir=workdir, timeout=timeout
-        )
-
-    def write_file(self, path: str, data: FileData, *, size: int | None = None) -> None:
-        self.client.write_file(self.id, path, data, size=size)
-
-    def read_file(self, path: str) -> bytes:
-        return self.client.read_file(self.id, path)
-
-    def stream_file(self, path: str) -> FileStream:
-        return self.client.stream_file(self.id, path)
-
-    def download_file(self, path: str, dest: str | os.PathLike[str] | IO[bytes]) -> int:
-        return self.client.download_file(self.id, path, dest)
-
-    def renew(self, ttl: float) -> Lease:
-        self._lease = self.client.renew(self.id, ttl)
-        return self._lease
-
-    def refresh(self) -> Lease:
-        """Read the lease again (``GET /v1/leases/{id}``)."""
-        self._lease = self.client.get_lease(self.id)
-        return self._lease
-
-    @overload
-    def release(self, *, reuse: Literal[False] = ...) -> None: ...
-    @overload
-    def release(self, *, reuse: Literal[True]) -> ReuseOutcome: ...
-    @overload
-    def release(self, *, reuse: bool) -> ReuseOutcome | None: ...
-
-    def release(self, *, reuse: bool = False) -> ReuseOutcome | None:
-        """Release now (the ``with`` block then does nothing more). Unlike the end of a
-        ``with`` block, a lease that is already gone raises :class:`UnknownLease`."""
-        out = self.client.release(self.id, reuse=reuse)
-        self.released = True
-        self.reuse_outcome = out
-        return out
-
-
-class FileStream:
-    """A file being read from a container; see :meth:`Client.stream_file`."""
-
-    def __init__(self, client: Client, req: httpx.Request) -> None:
-        self._client = client
-        self._req = req
-        self._resp: httpx.Response | None = None
-        #: The file's size, from ``Content-Length``, once open.
-        self.size: int | None = None
-
-    def __enter__(self) -> FileStream:
-        self._resp = self._client._send(self._req, stream=True)
-        cl = self._resp.headers.get("content-length")
-        self.size = int(cl) if cl is not None and cl.isdigit() else None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._resp is not None:
-            self._resp.close()
-
-    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        if self._resp is None:
-            raise RuntimeError("use the stream in a `with` block")
-        try:
-            yield from self._resp.iter_bytes(chunk_size)
-        except httpx.HTTPError as e:
-            raise b.transport_error(e) from e
-
-    def read(self) -> bytes:
-        return b"".join(self.iter_bytes())
-
-    def copy_to(self, out: IO[bytes]) -> int:
-        n = 0
-        for c in self.iter_bytes(b.UPLOAD_CHUNK):
-            out.write(c)
-            n += len(c)
-        return n
-
-
-class EventStream:
-    """Iterator of :class:`Event` over ``GET /v1/events``; see :meth:`Client.events`."""
-
-    def __init__(self, client: Client, req: httpx.Request) -> None:
-        self._client = client
-        self._req = req
-        self._resp: httpx.Response | None = None
-        self._chunks: Iterator[bytes] | None = None
-        self._decoder = SSEDecoder()
-        self._pending: list[Event] = []
-        self._done = False
-
-    def open(self) -> EventStream:
-        """Subscribe now (entering the ``with`` block does this)."""
-        if self._resp is None and not self._done:
-            self._resp = self._client._send(self._req, stream=True)
-            self._chunks = self._resp.iter_bytes()
-        return self
-
-    def __enter__(self) -> EventStream:
-        return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._done = True
-        if self._resp is not None:
-            self._resp.close()
-
-    def __iter__(self) -> EventStream:
-        return self
-
-    def __next__(self) -> Event:
-        self.open()
-        while not self._pending:
-            if self._done or self._chunks is None:
-                raise StopIteration
-            try:
-                chunk = next(self._chunks, None)
-            except httpx.HTTPError as e:
-                self.close()
-                raise b.transport_error(e) from e
-            if chunk is None:
-                msgs = self._decoder.close()
-                self.close()
-            else:
-                msgs = self._decoder.feed(chunk)
-            self._pending.extend(Event.from_sse(m.event, m.data) for m in msgs)
-        return self._pending.pop(0)
