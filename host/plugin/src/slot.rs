@@ -23,9 +23,12 @@ use warmpool_core::policy_logic::{
 };
 use warmpool_core::{ExhaustionStrategy, HealthCheck, SizingPolicy};
 
-use crate::component::{Loaded, PluginError, World};
+use crate::component::{self, Loaded};
 use crate::convert::Cut;
-use crate::engine::{LogGate, PluginEngine};
+use crate::engine::PluginEngine;
+use crate::error::PluginError;
+use crate::sandbox::LogGate;
+use crate::world::World;
 
 /// Added to a call's deadline for the caller's own bound on waiting for the plugin runtime.
 const BACKSTOP: Duration = Duration::from_millis(500);
@@ -130,7 +133,7 @@ impl PluginSlot {
     pub async fn reload(&self) -> Result<bool, PluginError> {
         let _one = self.reloading.lock().await;
         self.queued.store(false, Ordering::Release);
-        let (sha, bytes) = match crate::component::read(&self.engine, &self.path).await {
+        let (sha, bytes) = match component::read(&self.engine, &self.path).await {
             Ok(r) => r,
             Err(e) => return Err(self.rejected(e)),
         };
