@@ -28,8 +28,8 @@
 //!   `fault`: what a failed call is reported as.
 //! - [`convert`]: WIT types ↔ policy types, with every answer cut to bounds.
 //! - [`slot`]: the plugin serving one pool for one decision, swapped atomically, with the
-//!   built-in policy as fallback and benching after repeated failures; it implements the core's
-//!   policy traits.
+//!   built-in policy as fallback; `counters`: its counters and the rule that benches it
+//!   after repeated failures; [`served`]: the core's policy traits, served by a slot.
 //! - [`stdio`]: a guest's stdout and stderr, kept as a short tail for error reports.
 //! - [`watch`]: the file watcher that reports changed plugin files.
 //! - [`check`]: `warmpool plugin check`.
@@ -40,11 +40,13 @@ pub mod check;
 pub mod compile;
 pub mod component;
 pub mod convert;
+mod counters;
 pub mod engine;
 pub mod error;
 mod fault;
 mod instance;
 pub mod sandbox;
+pub mod served;
 pub mod slot;
 pub mod stdio;
 pub mod watch;
@@ -59,7 +61,8 @@ use warmpool_core::PluginStatus;
 pub use engine::PluginEngine;
 pub use error::PluginError;
 pub use sandbox::Limits;
-pub use slot::{PluginSlot, WasmExhaustion, WasmHealth, WasmSizing};
+pub use served::{WasmExhaustion, WasmHealth, WasmSizing};
+pub use slot::PluginSlot;
 pub use watch::PluginWatcher;
 pub use world::World;
 
