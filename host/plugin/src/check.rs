@@ -10,9 +10,12 @@ use warmpool_core::policy_logic::{
     AcquireSample, AcquireSource, ContainerInfo, ExhaustionRequest, PoolSnapshot, ProbeResult,
 };
 
-use crate::component::{Loaded, PluginError, World};
+use crate::component::Loaded;
 use crate::convert::Cut;
-use crate::engine::{Limits, PluginEngine};
+use crate::engine::PluginEngine;
+use crate::error::PluginError;
+use crate::sandbox::Limits;
+use crate::world::World;
 
 /// Sample snapshots: an idle pool, a burst, and a dry pool with queued acquires.
 pub fn samples() -> Vec<(&'static str, PoolSnapshot)> {

@@ -1,9 +1,13 @@
-//! A loaded plugin and calls into it (compiling is in [`crate::compile`]). Each loaded plugin keeps one store and instance across
-//! calls; any error, and any call that overruns its deadline, drops them (a trap poisons an
-//! instance for good, and an abandoned call leaves it mid-way), and the next call instantiates
-//! afresh from the `InstancePre`.
+//! A loaded plugin and calls into it (compiling is in [`crate::compile`]). Each loaded plugin
+//! keeps one store and instance across calls; any error, and any call that overruns its
+//! deadline, drops them (a trap poisons an instance for good, and an abandoned call leaves it
+//! mid-way), and the next call instantiates afresh from the `InstancePre`.
+//!
+//! Every export, and the load's `init`, is called through one piece (`Loaded::call_within`):
+//! under a wall-clock deadline, with the epoch ticker running, the instance's memory measured
+//! and any failure mapped to a [`PluginError`] (by `fault`). The typed wrappers only pick their
+//! world's bindings, convert inputs in and cut answers on the way out.
 
-use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -12,112 +16,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use warmpool_core::policy_logic as p;
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 
 use crate::bindings::{exhaustion, health, sizing};
-use crate::compile::Pre;
-pub use crate::compile::{Compiled, sha256_hex};
+use crate::compile::{Compiled, sha256_hex};
 use crate::convert::{self, Cut};
-use crate::engine::{Captured, LogGate, PluginEngine, State};
-
-/// The three plugin worlds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum World {
-    /// `sizing-policy`: how many containers to keep ready.
-    Sizing,
-    /// `exhaustion-strategy`: what to do with an acquire when no container is ready.
-    Exhaustion,
-    /// `health-check`: which probes to run on a container, and judging their results.
-    Health,
-}
-
-impl World {
-    /// The world's name in the WIT package, e.g. `sizing-policy`.
-    pub fn wit_name(self) -> &'static str {
-        match self {
-            World::Sizing => "sizing-policy",
-            World::Exhaustion => "exhaustion-strategy",
-            World::Health => "health-check",
-        }
-    }
-}
-
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            World::Sizing => "sizing",
-            World::Exhaustion => "exhaustion",
-            World::Health => "health",
-        })
-    }
-}
-
-impl std::str::FromStr for World {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sizing" | "sizing-policy" => Ok(World::Sizing),
-            "exhaustion" | "exhaustion-strategy" => Ok(World::Exhaustion),
-            "health" | "health-check" => Ok(World::Health),
-            other => Err(format!(
-                "unknown world {other:?} (sizing, exhaustion or health)"
-            )),
-        }
-    }
-}
-
-/// Why a plugin could not be loaded or a call failed. Each names the stage.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PluginError {
-    /// The plugin file could not be read.
-    #[error("read {path}: {message}")]
-    Read {
-        /// The plugin file.
-        path: String,
-        /// The I/O error.
-        message: String,
-    },
-    /// The file is not a valid wasm component.
-    #[error("compile {path}: not a valid wasm component: {message}")]
-    Compile {
-        /// The plugin file.
-        path: String,
-        /// The compiler's error.
-        message: String,
-    },
-    /// The component does not fit the world it was loaded for.
-    #[error("link {path}: not a {world} component: {message}")]
-    World {
-        /// The plugin file.
-        path: String,
-        /// The expected world's WIT name, e.g. `sizing-policy`.
-        world: &'static str,
-        /// The linker's error.
-        message: String,
-    },
-    /// `init` returned an error (the guest's message, clipped), or the compile task failed.
-    #[error("init: {0}")]
-    Init(String),
-    /// A call, or a load, overran its wall-clock deadline.
-    #[error("call exceeded its deadline of {0:?}")]
-    Deadline(Duration),
-    /// The instance tried to grow its linear memory past the cap, in bytes.
-    #[error("call hit the memory cap of {0} bytes")]
-    Memory(usize),
-    /// The guest trapped: its last error log or output, else wasmtime's error (clipped).
-    #[error("guest trapped: {0}")]
-    Trap(String),
-    /// The guest's answer broke the interface's rules (e.g. a target above `max_ready`).
-    #[error("malformed answer: {0}")]
-    Malformed(String),
-}
-
-enum Bound {
-    Sizing(sizing::SizingPolicy),
-    Exhaustion(exhaustion::ExhaustionStrategy),
-    Health(health::HealthCheck),
-}
+use crate::engine::PluginEngine;
+use crate::error::PluginError;
+use crate::fault;
+use crate::instance::{Bound, Export};
+use crate::sandbox::{Captured, LogGate, State};
+use crate::world::World;
 
 /// A future borrowing a store and an instance's bindings.
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -232,7 +141,7 @@ impl Loaded {
         );
         let compiled = engine
             .blocking(move || {
-                let compiled = Compiled::new(&e, c.as_deref(), world, &p, &bytes, &sha);
+                let compiled = e.compiled(c.as_deref(), world, &p, &bytes, &sha);
                 drop(bytes);
                 // A compile allocates hundreds of MB that the allocator would otherwise keep.
                 crate::background::release_memory();
@@ -277,21 +186,11 @@ impl Loaded {
             store.data_mut().captured = Some(self.captured.clone());
         }
         store.set_epoch_deadline(1);
-        let bound = match &self.compiled.pre {
-            Pre::Sizing(p) => p.instantiate_async(&mut store).await.map(Bound::Sizing),
-            Pre::Exhaustion(p) => p.instantiate_async(&mut store).await.map(Bound::Exhaustion),
-            Pre::Health(p) => p.instantiate_async(&mut store).await.map(Bound::Health),
-        };
-        let bound = match bound {
+        let bound = match self.compiled.pre.instantiate(&mut store).await {
             Ok(b) => b,
             Err(e) => return Err(self.classify(&mut store, e)),
         };
-        let init = match &bound {
-            Bound::Sizing(b) => b.call_init(&mut store, &self.config).await,
-            Bound::Exhaustion(b) => b.call_init(&mut store, &self.config).await,
-            Bound::Health(b) => b.call_init(&mut store, &self.config).await,
-        };
-        match init {
+        match bound.init(&mut store, &self.config).await {
             Ok(Ok(())) => Ok((store, bound)),
             Ok(Err(msg)) => Err(PluginError::Init(convert::clip(&msg, 1024))),
             Err(e) => Err(self.classify(&mut store, e)),
@@ -299,40 +198,25 @@ impl Loaded {
     }
 
     fn classify(&self, store: &mut Store<State>, e: wasmtime::Error) -> PluginError {
-        let text = format!("{e:#}");
-        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return PluginError::Deadline(self.engine.limits.deadline);
-        }
-        if text.contains("memory") && (text.contains("grow") || text.contains("cap")) {
-            return PluginError::Memory(self.engine.limits.max_memory);
-        }
-        // What the guest said before it failed beats wasmtime's backtrace: its panic message
-        // (logged by the SDK's hook), else the end of what it wrote to stderr (a Python
-        // traceback ends with the exception).
-        let said = store.data_mut().last_error_log.take();
-        let output = store.data().output.text();
-        PluginError::Trap(convert::clip(
-            &match said {
-                Some(msg) => format!("{msg} ({})", root_cause(&e)),
-                None if !output.is_empty() => {
-                    format!("{} ({})", last_lines(&output, 6, 768), root_cause(&e))
-                }
-                None => text,
-            },
-            1024,
-        ))
+        fault::classify(&self.engine.limits, store, e)
     }
 
-    /// Run `f` on the live instance (instantiating it first if needed) within the call
-    /// deadline. On any error, and at the deadline, the instance is dropped: the next call
-    /// starts from a clean one.
-    async fn call<R: Send>(
+    /// Run `f`, a call to one of world `G`'s exports, on the live instance within the call
+    /// deadline (see `call_within`).
+    async fn call<G: Export, R: Send>(
         &self,
-        f: impl for<'a> FnOnce(&'a mut Store<State>, &'a Bound) -> CallFuture<'a, R> + Send,
+        f: impl for<'a> FnOnce(&'a mut Store<State>, &'a G) -> CallFuture<'a, R> + Send,
     ) -> Result<R, PluginError> {
-        self.call_within(self.engine.limits.deadline, f).await
+        self.call_within(self.engine.limits.deadline, |store, bound| {
+            f(store, G::of(bound))
+        })
+        .await
     }
 
+    /// Run `f` on the live instance (instantiating it first if needed) within `within`, with
+    /// the epoch ticker running so a computing guest yields. The instance's memory is measured
+    /// after the call, and any failure mapped to a [`PluginError`]. On any error, and at the
+    /// deadline, the instance is dropped: the next call starts from a clean one.
     async fn call_within<R: Send>(
         &self,
         within: Duration,
@@ -353,20 +237,14 @@ impl Loaded {
                 .store(store.data().limiter.memory, Ordering::Relaxed);
             r.map_err(|e| self.classify(store, e))
         };
-        let outcome = tokio::time::timeout(within, run).await;
-        match outcome {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                *live = None;
-                self.memory.store(0, Ordering::Relaxed);
-                Err(e)
-            }
-            Err(_) => {
-                *live = None;
-                self.memory.store(0, Ordering::Relaxed);
-                Err(PluginError::Deadline(within))
-            }
-        }
+        let failed = match tokio::time::timeout(within, run).await {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => e,
+            Err(_) => PluginError::Deadline(within),
+        };
+        *live = None;
+        self.memory.store(0, Ordering::Relaxed);
+        Err(failed)
     }
 
     /// Call the sizing plugin's `decide` on snapshot `s`; the decision is cut to the host's
@@ -378,13 +256,8 @@ impl Loaded {
     ) -> Result<p::SizingDecision, PluginError> {
         let snap = convert::snapshot(s);
         let d = self
-            .call(|store, b| {
-                Box::pin(async move {
-                    match b {
-                        Bound::Sizing(b) => b.call_decide(store, &snap).await,
-                        _ => unreachable!("world checked at load"),
-                    }
-                })
+            .call(|store, b: &sizing::SizingPolicy| {
+                Box::pin(async move { b.call_decide(store, &snap).await })
             })
             .await?;
         Ok(convert::decision(d, cut))
@@ -400,13 +273,8 @@ impl Loaded {
     ) -> Result<p::ExhaustionAction, PluginError> {
         let (req, snap) = (convert::request(r), convert::snapshot(s));
         let a = self
-            .call(|store, b| {
-                Box::pin(async move {
-                    match b {
-                        Bound::Exhaustion(b) => b.call_on_exhausted(store, req, &snap).await,
-                        _ => unreachable!("world checked at load"),
-                    }
-                })
+            .call(|store, b: &exhaustion::ExhaustionStrategy| {
+                Box::pin(async move { b.call_on_exhausted(store, req, &snap).await })
             })
             .await?;
         Ok(convert::action(a, cut))
@@ -420,13 +288,8 @@ impl Loaded {
     ) -> Result<Vec<p::Probe>, PluginError> {
         let info = convert::container(c);
         let probes = self
-            .call(|store, b| {
-                Box::pin(async move {
-                    match b {
-                        Bound::Health(b) => b.call_plan(store, &info).await,
-                        _ => unreachable!("world checked at load"),
-                    }
-                })
+            .call(|store, b: &health::HealthCheck| {
+                Box::pin(async move { b.call_plan(store, &info).await })
             })
             .await?;
         Ok(convert::probes(probes, cut))
@@ -443,13 +306,8 @@ impl Loaded {
         let info = convert::container(c);
         let rs: Vec<_> = results.iter().map(convert::probe_result).collect();
         let v = self
-            .call(|store, b| {
-                Box::pin(async move {
-                    match b {
-                        Bound::Health(b) => b.call_judge(store, &info, &rs).await,
-                        _ => unreachable!("world checked at load"),
-                    }
-                })
+            .call(|store, b: &health::HealthCheck| {
+                Box::pin(async move { b.call_judge(store, &info, &rs).await })
             })
             .await?;
         Ok(convert::verdict(v, cut))
@@ -470,23 +328,4 @@ pub(crate) async fn read(
             path: path.display().to_string(),
             message: err.to_string(),
         })
-}
-
-/// At most the last `lines` lines of `text`, and at most its last `bytes` bytes.
-fn last_lines(text: &str, lines: usize, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    let tail = &text[start..];
-    match tail.rmatch_indices('\n').nth(lines.saturating_sub(1)) {
-        Some((i, _)) => &tail[i + 1..],
-        None => tail,
-    }
-}
-
-fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain()
-        .last()
-        .map_or_else(|| e.to_string(), |c| c.to_string())
 }

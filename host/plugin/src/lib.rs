@@ -12,17 +12,24 @@
 //! guest returns is bounded; its log is rate-limited.
 //!
 //! Where things live:
+//! - [`world`]: the three worlds and their names; [`error`]: [`PluginError`], what every stage
+//!   reports.
 //! - [`bindings`]: every generated binding, one module per world.
-//! - [`engine`]: one wasmtime engine (async, epoch yields, pooling allocator, memory caps), the
-//!   plugin runtime, linkers that deny by default, and the `log` import.
+//! - [`sandbox`]: the [`Limits`], a store's state (memory cap and measure, an empty WASI
+//!   context, the rate-limited `log` import) and the linkers that deny by default.
+//! - `instance`: the one place that dispatches over the worlds' generated types: the world
+//!   check, instantiation, `init`, and which bindings an export is called on.
+//! - [`engine`]: one wasmtime engine (async, epoch yields, pooling allocator), the plugin
+//!   runtime, and the compiles shared between slots.
 //! - `background`: compile threads at a lower CPU priority than serving.
 //! - [`compile`]: compile on a throw-away engine, through a `.cwasm` cache served as mapped
-//!   pages, shared between slots, and checked against the world.
-//! - [`component`]: a loaded plugin's instances, and calls under their deadline.
+//!   pages, and check against the world.
+//! - [`component`]: a loaded plugin's instances, and calls under their deadline;
+//!   `fault`: what a failed call is reported as.
 //! - [`convert`]: WIT types ↔ policy types, with every answer cut to bounds.
 //! - [`slot`]: the plugin serving one pool for one decision, swapped atomically, with the
-//!   built-in policy as fallback and benching after repeated failures; it implements the core's
-//!   policy traits.
+//!   built-in policy as fallback; `counters`: its counters and the rule that benches it
+//!   after repeated failures; [`served`]: the core's policy traits, served by a slot.
 //! - [`stdio`]: a guest's stdout and stderr, kept as a short tail for error reports.
 //! - [`watch`]: the file watcher that reports changed plugin files.
 //! - [`check`]: `warmpool plugin check`.
@@ -33,10 +40,17 @@ pub mod check;
 pub mod compile;
 pub mod component;
 pub mod convert;
+mod counters;
 pub mod engine;
+pub mod error;
+mod fault;
+mod instance;
+pub mod sandbox;
+pub mod served;
 pub mod slot;
 pub mod stdio;
 pub mod watch;
+pub mod world;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,10 +58,13 @@ use std::sync::{Arc, Mutex};
 
 use warmpool_core::PluginStatus;
 
-pub use component::{PluginError, World};
-pub use engine::{Limits, PluginEngine};
-pub use slot::{PluginSlot, WasmExhaustion, WasmHealth, WasmSizing};
+pub use engine::PluginEngine;
+pub use error::PluginError;
+pub use sandbox::Limits;
+pub use served::{WasmExhaustion, WasmHealth, WasmSizing};
+pub use slot::PluginSlot;
 pub use watch::PluginWatcher;
+pub use world::World;
 
 /// All plugin slots of a daemon, on one engine.
 pub struct PluginHost {

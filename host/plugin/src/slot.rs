@@ -1,7 +1,8 @@
 //! A plugin slot: the plugin serving one pool for one kind of decision. It holds the current
 //! version behind an [`ArcSwapOption`], so a reload swaps it atomically while calls in flight
 //! finish on the old one. Every failed call is answered by the pool's built-in policy and
-//! counted; after `bench_after` failures in a row the plugin is benched until its file changes.
+//! counted; a plugin that keeps failing is benched until its file changes (the rule is in
+//! `counters`). The core's policy traits are served through it in [`crate::served`].
 //!
 //! Loading never blocks anyone: a reload runs on the plugin runtime (the compile on its blocking
 //! pool), at most one at a time per slot, with one more queued if the file changes meanwhile;
@@ -10,46 +11,24 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tracing::{info, warn};
 use warmpool_core::PluginStatus;
-use warmpool_core::policy_logic::{
-    ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, Probe, ProbeResult,
-    SizingDecision, Verdict,
-};
-use warmpool_core::{ExhaustionStrategy, HealthCheck, SizingPolicy};
+use warmpool_core::policy_logic::{ContainerInfo, ExhaustionRequest, PoolSnapshot, SizingDecision};
 
-use crate::component::{Loaded, PluginError, World};
+use crate::component::{self, Loaded};
 use crate::convert::Cut;
-use crate::engine::{LogGate, PluginEngine};
+use crate::counters::{Counters, WINDOW};
+use crate::engine::PluginEngine;
+use crate::error::PluginError;
+use crate::sandbox::LogGate;
+use crate::world::World;
 
 /// Added to a call's deadline for the caller's own bound on waiting for the plugin runtime.
 const BACKSTOP: Duration = Duration::from_millis(500);
-
-/// Calls a plugin's failure share is judged over. A plugin that fails half of them is benched
-/// as one failing `bench_after` times in a row is: a guest that goes bad in service answers
-/// each fresh instance's first call, so its failures never run in a row, yet it costs a
-/// deadline every other decision (the policy lab's simulation of such a guest found it).
-const WINDOW: u32 = 20;
-
-#[derive(Debug, Default)]
-struct Counters {
-    reloads: u64,
-    last_reload_at: Option<SystemTime>,
-    last_error: Option<String>,
-    calls: u64,
-    failures: u64,
-    consecutive: u32,
-    /// The outcomes of the last [`WINDOW`] calls, newest in bit 0 (1: failed).
-    recent: u64,
-    fallbacks: u64,
-    /// Set when benched: the sha256 of the file that failed; cleared when the content changes.
-    benched_sha: Option<String>,
-}
 
 /// The plugin serving one pool for one world, reloaded when its file changes.
 pub struct PluginSlot {
@@ -65,7 +44,8 @@ pub struct PluginSlot {
     current: ArcSwapOption<Loaded>,
     counters: Mutex<Counters>,
     log: Arc<LogGate>,
-    cut: Cut,
+    /// Counts what was cut from this slot's answers.
+    pub(crate) cut: Cut,
     /// A reload is queued and has not started yet.
     queued: AtomicBool,
     /// Held for the whole of a reload.
@@ -130,7 +110,7 @@ impl PluginSlot {
     pub async fn reload(&self) -> Result<bool, PluginError> {
         let _one = self.reloading.lock().await;
         self.queued.store(false, Ordering::Release);
-        let (sha, bytes) = match crate::component::read(&self.engine, &self.path).await {
+        let (sha, bytes) = match component::read(&self.engine, &self.path).await {
             Ok(r) => r,
             Err(e) => return Err(self.rejected(e)),
         };
@@ -164,15 +144,7 @@ impl PluginSlot {
                 let short = loaded.sha256[..12].to_string();
                 info!(pool = %self.pool, kind = %self.world, path = %self.path.display(), sha256 = %short, "plugin loaded");
                 let previous = self.current.swap(Some(Arc::new(loaded)));
-                {
-                    let mut c = self.counters();
-                    c.reloads += 1;
-                    c.last_reload_at = Some(SystemTime::now());
-                    c.last_error = None;
-                    c.consecutive = 0;
-                    c.recent = 0;
-                    c.benched_sha = None;
-                }
+                self.counters().swapped_in();
                 self.tell(format!(
                     "{} plugin {} swapped in (sha256 {short})",
                     self.world,
@@ -254,9 +226,23 @@ impl PluginSlot {
         }
     }
 
+    /// Answer with the current plugin: `ask` it (on the plugin runtime, under its deadline),
+    /// recording the outcome. When there is none, it is benched or the call fails, `fallback`
+    /// (the built-in) answers.
+    pub(crate) async fn serve<'f, R: Send + 'static>(
+        self: &Arc<Self>,
+        ask: impl FnOnce(Arc<Loaded>, Arc<Self>) -> BoxFuture<'static, Result<R, PluginError>> + Send,
+        fallback: impl FnOnce() -> BoxFuture<'f, R> + Send,
+    ) -> R {
+        match self.call_plugin(ask).await {
+            Some(r) => r,
+            None => fallback().await,
+        }
+    }
+
     /// Run `f` on the current plugin, on the plugin runtime, recording the outcome; `None`
     /// means use the built-in.
-    async fn serve<R: Send + 'static>(
+    async fn call_plugin<R: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(Arc<Loaded>, Arc<Self>) -> BoxFuture<'static, Result<R, PluginError>>,
     ) -> Option<R> {
@@ -285,27 +271,16 @@ impl PluginSlot {
             return out.ok();
         }
         let mut c = self.counters();
-        c.calls += 1;
-        c.recent = (c.recent << 1) | u64::from(out.is_err());
         match out {
             Ok(r) => {
-                c.consecutive = 0;
+                c.succeeded();
                 Some(r)
             }
             Err(e) => {
-                c.failures += 1;
-                c.consecutive += 1;
-                c.fallbacks += 1;
-                c.last_error = Some(e.to_string());
+                let benched = c.failed(&e, self.engine.limits.bench_after, &loaded.sha256);
                 warn!(pool = %self.pool, kind = %self.world, error = %e, "plugin call failed; the built-in answered");
-                let bench_after = self.engine.limits.bench_after;
-                let window = c.recent & ((1 << WINDOW) - 1);
-                // At least `bench_after` in a row, or half the window and never fewer than
-                // `bench_after`: a flapping plugin is as broken as a dead one.
-                let flapping = window.count_ones() >= (WINDOW / 2).max(bench_after);
-                if c.consecutive >= bench_after || flapping {
-                    warn!(pool = %self.pool, kind = %self.world, failures = c.consecutive, recent_failures = window.count_ones(), window = WINDOW, "plugin benched until its file changes");
-                    c.benched_sha = Some(loaded.sha256.clone());
+                if let Some(recent) = benched {
+                    warn!(pool = %self.pool, kind = %self.world, failures = c.consecutive, recent_failures = recent, window = WINDOW, "plugin benched until its file changes");
                 }
                 None
             }
@@ -345,7 +320,7 @@ impl PluginSlot {
         }
     }
 
-    fn label(&self, fallback: &str) -> String {
+    pub(crate) fn label(&self, fallback: &str) -> String {
         let file = self
             .path
             .file_name()
@@ -357,7 +332,11 @@ impl PluginSlot {
     }
 }
 
-fn check_sizing(s: &PoolSnapshot, d: SizingDecision) -> Result<SizingDecision, PluginError> {
+/// A sizing answer the host refuses rather than cuts: a target above `max_ready`.
+pub(crate) fn check_sizing(
+    s: &PoolSnapshot,
+    d: SizingDecision,
+) -> Result<SizingDecision, PluginError> {
     if d.target > s.max_ready {
         return Err(PluginError::Malformed(format!(
             "target {} > max_ready {}",
@@ -365,112 +344,4 @@ fn check_sizing(s: &PoolSnapshot, d: SizingDecision) -> Result<SizingDecision, P
         )));
     }
     Ok(d)
-}
-
-/// A pool's sizing policy served by a plugin, with the built-in as fallback.
-pub struct WasmSizing {
-    /// The slot holding the pool's sizing plugin.
-    pub slot: Arc<PluginSlot>,
-    /// The built-in policy, used when the plugin is missing, benched or its call fails.
-    pub fallback: Arc<dyn SizingPolicy>,
-}
-
-impl SizingPolicy for WasmSizing {
-    fn decide<'a>(&'a self, s: &'a PoolSnapshot) -> BoxFuture<'a, SizingDecision> {
-        async move {
-            let snap = s.clone();
-            let answer = self
-                .slot
-                .serve(move |l, slot| {
-                    async move { check_sizing(&snap, l.decide(&snap, &slot.cut).await?) }.boxed()
-                })
-                .await;
-            match answer {
-                Some(d) => d,
-                None => self.fallback.decide(s).await,
-            }
-        }
-        .boxed()
-    }
-    fn name(&self) -> String {
-        self.slot.label(&self.fallback.name())
-    }
-}
-
-/// A pool's exhaustion strategy served by a plugin, with the built-in as fallback.
-pub struct WasmExhaustion {
-    /// The slot holding the pool's exhaustion plugin.
-    pub slot: Arc<PluginSlot>,
-    /// The built-in strategy, used when the plugin is missing, benched or its call fails.
-    pub fallback: Arc<dyn ExhaustionStrategy>,
-}
-
-impl ExhaustionStrategy for WasmExhaustion {
-    fn on_exhausted<'a>(
-        &'a self,
-        r: &'a ExhaustionRequest,
-        s: &'a PoolSnapshot,
-    ) -> BoxFuture<'a, ExhaustionAction> {
-        async move {
-            let (req, snap) = (r.clone(), s.clone());
-            let answer = self
-                .slot
-                .serve(move |l, slot| {
-                    async move { l.on_exhausted(&req, &snap, &slot.cut).await }.boxed()
-                })
-                .await;
-            match answer {
-                Some(a) => a,
-                None => self.fallback.on_exhausted(r, s).await,
-            }
-        }
-        .boxed()
-    }
-    fn name(&self) -> String {
-        self.slot.label(&self.fallback.name())
-    }
-}
-
-/// A pool's health check served by a plugin, with the built-in as fallback.
-pub struct WasmHealth {
-    /// The slot holding the pool's health plugin.
-    pub slot: Arc<PluginSlot>,
-    /// The built-in check, used when the plugin is missing, benched or its call fails.
-    pub fallback: Arc<dyn HealthCheck>,
-}
-
-impl HealthCheck for WasmHealth {
-    fn plan<'a>(&'a self, c: &'a ContainerInfo) -> BoxFuture<'a, Vec<Probe>> {
-        async move {
-            let info = c.clone();
-            let answer = self
-                .slot
-                .serve(move |l, slot| async move { l.plan(&info, &slot.cut).await }.boxed())
-                .await;
-            match answer {
-                Some(p) => p,
-                None => self.fallback.plan(c).await,
-            }
-        }
-        .boxed()
-    }
-    fn judge<'a>(&'a self, c: &'a ContainerInfo, r: &'a [ProbeResult]) -> BoxFuture<'a, Verdict> {
-        async move {
-            let (info, results) = (c.clone(), r.to_vec());
-            let answer = self
-                .slot
-                .serve(move |l, slot| {
-                    async move { l.judge(&info, &results, &slot.cut).await }.boxed()
-                })
-                .await;
-            match answer {
-                Some(v) => v,
-                None => self.fallback.judge(c, r).await,
-            }
-        }
-        .boxed()
-    }
-    fn name(&self) -> String {
-        self.slot.label(&self.fallback.name())
-    }
 }
