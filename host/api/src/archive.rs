@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
 use warmpool_core::{Backend, BackendError, ByteStream};
 
-use crate::error::ErrorBody;
+use crate::code::{Code, route_errors};
+use crate::core_errors::LEASE_CODES;
 use crate::{ApiError, Shared};
 
 fn dir_path(path: &str) -> Result<String, ApiError> {
@@ -26,6 +27,13 @@ fn dir_path(path: &str) -> Result<String, ApiError> {
     Ok(p)
 }
 
+route_errors!(
+    /// An upload into the lease's container: a bad path or archive is 400 `bad_request`, one
+    /// past `server.max_upload_bytes` 413.
+    PutErrors = LEASE_CODES,
+    [Code::PayloadTooLarge],
+);
+
 /// `PUT /v1/leases/{id}/archive/{*path}`.
 #[utoipa::path(put, path = "/v1/leases/{id}/archive/{path}", tag = "files", operation_id = "put_archive",
     params(
@@ -35,12 +43,7 @@ fn dir_path(path: &str) -> Result<String, ApiError> {
     request_body(content = Vec<u8>, content_type = "application/x-tar", description = "A tar stream"),
     responses(
         (status = 204, description = "Unpacked"),
-        (status = 400, description = "`bad_request`: a bad path or archive", body = ErrorBody),
-        (status = 404, description = "`unknown_lease`", body = ErrorBody),
-        (status = 410, description = "`container_gone`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: past `server.max_upload_bytes`", body = ErrorBody),
-        (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
+        PutErrors,
     ))]
 pub async fn put_archive<B: Backend>(
     State(s): State<Shared<B>>,
@@ -51,8 +54,7 @@ pub async fn put_archive<B: Backend>(
     let dir = dir_path(&path)?;
     let max = s.max_upload_bytes as u64;
     let too_large = ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        Code::PayloadTooLarge,
         format!("the archive is over server.max_upload_bytes ({max})"),
     );
     if headers
@@ -78,6 +80,11 @@ pub async fn put_archive<B: Backend>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+route_errors!(
+    /// A read from the lease's container.
+    GetErrors = LEASE_CODES
+);
+
 /// `GET /v1/leases/{id}/archive/{*path}`.
 #[utoipa::path(get, path = "/v1/leases/{id}/archive/{path}", tag = "files", operation_id = "get_archive",
     params(
@@ -86,10 +93,7 @@ pub async fn put_archive<B: Backend>(
     ),
     responses(
         (status = 200, description = "A tar stream of it, its entries under its own name (`b/…` for `/a/b`, as `docker cp`; a PUT unpacks into the directory it names, so this goes back with a PUT to `/a`)", content_type = "application/x-tar", body = Vec<u8>),
-        (status = 404, description = "`unknown_lease` or `file_not_found`", body = ErrorBody),
-        (status = 410, description = "`container_gone`", body = ErrorBody),
-        (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
+        GetErrors,
     ))]
 pub async fn get_archive<B: Backend>(
     State(s): State<Shared<B>>,

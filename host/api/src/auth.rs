@@ -2,12 +2,13 @@
 //! nothing about how much of a guess was right.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use warmpool_core::Backend;
 
+use crate::code::Code;
 use crate::{ApiError, Shared};
 
 /// Middleware on `/v1`: when a token is configured, answer 401 unless the request
@@ -27,16 +28,10 @@ pub async fn require_token<B: Backend>(
         .and_then(bearer);
     match given {
         Some(t) if bool::from(t.as_bytes().ct_eq(expected.as_bytes())) => next.run(req).await,
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong bearer token",
-        )
-        .into_response(),
+        Some(_) => ApiError::new(Code::Unauthorized, "wrong bearer token").into_response(),
         None => {
             let mut r = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                Code::Unauthorized,
                 "missing `Authorization: Bearer <token>`",
             )
             .into_response();

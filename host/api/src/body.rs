@@ -1,4 +1,5 @@
-//! Request bodies: one JSON object, read in one pass from the bytes.
+//! Request bodies: one JSON object, read in one pass from the bytes; and [`schema`], for what
+//! the derive cannot say of a body's fields.
 //!
 //! One reader for every JSON route, so each gets the same answers: 415 when the body does not
 //! say it is JSON (a web page may POST `text/plain` to any origin without a preflight; every
@@ -7,17 +8,17 @@
 //! which no client means and the OpenAPI document does not allow), and 400 naming the field
 //! at fault otherwise. Too large a body is refused before this by the route's body limit (413).
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
+use crate::code::Code;
 
 /// The body as `T`, from a JSON object.
 pub fn object<T: DeserializeOwned>(headers: &HeaderMap, raw: &[u8]) -> Result<T, ApiError> {
     if !says_json(headers) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "expected a body with `Content-Type: application/json`",
         ));
     }
@@ -83,4 +84,11 @@ pub(crate) fn says_json(headers: &HeaderMap) -> bool {
         .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A body field's schema written as JSON, for what the derive cannot say (`propertyNames`,
+/// `prefixItems`). Every such schema is a constant of this crate; the OpenAPI unit tests build
+/// the whole document, so one that does not parse fails them.
+pub(crate) fn schema(v: serde_json::Value) -> utoipa::openapi::Schema {
+    serde_json::from_value(v).expect("a schema constant of the API crate")
 }

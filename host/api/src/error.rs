@@ -1,5 +1,6 @@
-//! Every API error is `{"error":{"code","message"}}` with a fitting status; 429 and 503 answers
-//! that can be retried carry `Retry-After`. [`json_errors`] gives the same shape to the errors
+//! Every API error is `{"error":{"code","message"}}` with its code's status (the table of codes
+//! is [`crate::code`]; how the core's errors map onto it, [`crate::core_errors`]); 429 and 503
+//! answers that can be retried carry `Retry-After`. [`json_errors`] gives the same shape to the errors
 //! axum's own extractors produce (a bad path, a bad query), so no client ever parses plain text.
 
 use std::collections::HashMap;
@@ -11,7 +12,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use warmpool_core::{AcquireError, BackendError, LeaseError, WarmUpError};
+
+use crate::code::Code;
 
 /// The body of every error answer: `{"error":{"code","message"}}`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -59,25 +61,27 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with this status, code and message. A 429 or 503 says when to retry (the
-    /// document promises `Retry-After` on every one): [`DEFAULT_RETRY_AFTER`] unless the caller
-    /// sets its own. Other statuses send none.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        let retryable = matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        );
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: retryable.then_some(DEFAULT_RETRY_AFTER),
-        }
+    /// An error with this code and message, answered with the code's status. A 429 or 503
+    /// says when to retry (the document promises `Retry-After` on every one):
+    /// [`DEFAULT_RETRY_AFTER`] unless the caller sets its own. Other statuses send none.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self::answered(code.status(), code.as_str(), message)
     }
 
     /// A 400 with code `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(Code::BadRequest, message)
+    }
+
+    /// Any status and code: only for [`json_errors`], which keeps the status of an answer
+    /// that is not the API's own.
+    fn answered(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: Code::retryable(status).then_some(DEFAULT_RETRY_AFTER),
+        }
     }
 }
 
@@ -117,82 +121,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<AcquireError> for ApiError {
-    fn from(e: AcquireError) -> Self {
-        let msg = e.to_string();
-        match e {
-            AcquireError::UnknownPool(_) => Self::new(StatusCode::NOT_FOUND, "unknown_pool", msg),
-            AcquireError::Exhausted { retry_after, .. } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "pool_exhausted", msg)
-            },
-            AcquireError::Degraded { retry_after, .. } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "pool_degraded", msg)
-            },
-            AcquireError::EngineUnavailable(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
-            }
-            AcquireError::ShuttingDown => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
-            }
-            AcquireError::NoSuchEngine { .. } => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "no_such_engine", msg)
-            }
-            AcquireError::Create { .. } => Self::new(StatusCode::BAD_GATEWAY, "create_failed", msg),
-            AcquireError::Unsupported { .. } => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported", msg)
-            }
-            // What the sandbox refused (a file path it cannot write) is the request's fault.
-            AcquireError::Setup {
-                source: BackendError::Invalid(_),
-                ..
-            } => Self::new(StatusCode::BAD_REQUEST, "setup_rejected", msg),
-            AcquireError::Setup { .. } => Self::new(StatusCode::BAD_GATEWAY, "setup_failed", msg),
-        }
-    }
-}
-
-impl From<LeaseError> for ApiError {
-    fn from(e: LeaseError) -> Self {
-        let msg = e.to_string();
-        match e {
-            LeaseError::UnknownLease(_) => Self::new(StatusCode::NOT_FOUND, "unknown_lease", msg),
-            LeaseError::NotRestoredYet { .. } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "lease_not_restored_yet",
-                msg,
-            ),
-            LeaseError::ContainerGone { .. } => Self::new(StatusCode::GONE, "container_gone", msg),
-            LeaseError::EngineUnavailable { .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
-            }
-            LeaseError::Backend { source, .. } => match source {
-                BackendError::NotFound { what: "file", .. } => {
-                    Self::new(StatusCode::NOT_FOUND, "file_not_found", msg)
-                }
-                BackendError::NotFound { .. } => Self::new(StatusCode::GONE, "container_gone", msg),
-                BackendError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "bad_request", msg),
-                BackendError::Unavailable(_) => {
-                    Self::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", msg)
-                }
-                _ => Self::new(StatusCode::BAD_GATEWAY, "engine_error", msg),
-            },
-        }
-    }
-}
-
-impl From<WarmUpError> for ApiError {
-    fn from(e: WarmUpError) -> Self {
-        let msg = e.to_string();
-        match e {
-            WarmUpError::UnknownPool(_) => Self::new(StatusCode::NOT_FOUND, "unknown_pool", msg),
-            WarmUpError::Timeout { .. } => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, "warm_up_timeout", msg)
-            }
-        }
-    }
-}
+/// The codes of axum's own rejections, by their status; any other status is `internal` when
+/// it is a server error, else `error` (neither is an answer of a route).
+const REJECTIONS: &[Code] = &[
+    Code::BadRequest,
+    Code::NotFound,
+    Code::MethodNotAllowed,
+    Code::PayloadTooLarge,
+    Code::UnsupportedMediaType,
+    Code::Unprocessable,
+    Code::UpgradeRequired,
+];
 
 /// Rewrite an error answer that is not JSON (one of axum's own rejections) into the API's error
 /// shape, keeping its status and the headers a client acts on.
@@ -215,22 +154,17 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let code = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        s if s.is_server_error() => "internal",
-        _ => "error",
+    let code = match REJECTIONS.iter().find(|c| c.status() == status) {
+        Some(c) => c.as_str(),
+        None if status.is_server_error() => "internal",
+        None => "error",
     };
     let message = if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_string()
     } else {
         text
     };
-    let mut out = ApiError::new(status, code, message).into_response();
+    let mut out = ApiError::answered(status, code, message).into_response();
     for h in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
         if let Some(v) = parts.headers.get(&h) {
             out.headers_mut().insert(h, v.clone());
@@ -241,6 +175,8 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use warmpool_core::{AcquireError, BackendError, LeaseError};
+
     use super::*;
 
     fn retry_after(e: ApiError) -> (StatusCode, Option<String>) {
@@ -294,10 +230,7 @@ mod tests {
                 .into(),
                 "2",
             ),
-            (
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "starting"),
-                "2",
-            ),
+            (ApiError::new(Code::NotReady, "starting"), "2"),
         ];
         for (e, want) in cases {
             let code = e.code;

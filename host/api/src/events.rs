@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 use warmpool_core::Backend;
 
-use crate::error::ErrorBody;
+use crate::code::{Code, route_errors};
 use crate::{ApiError, Shared};
 
 /// Query of `GET /v1/events`.
@@ -33,11 +33,16 @@ pub struct EventsQuery {
 /// Longest `for_ms`.
 const MAX_FOR_MS: u64 = 3_600_000;
 
+route_errors!(
+    /// A bad query (`for_ms` past its bound).
+    EventsErrors = [Code::BadRequest]
+);
+
 /// `GET /v1/events`: the lifecycle events as SSE, until the daemon shuts down.
 #[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "events",
     params(EventsQuery),
     responses(
-        (status = 400, description = "`bad_request`: a bad query", body = ErrorBody),
+        EventsErrors,
         (status = 200, content_type = "text/event-stream", body = warmpool_core::Event,
         description = "Server-Sent Events: `event:` is the kind (`created`, `ready`, `leased`, `released`, `reused`, `recycled`, `unhealthy`, `removed`, `breaker`, `reload`, `engine_up`, `engine_down`, or `lagged` when this subscriber fell behind, with `missed`, the count of events it missed); `data:` the JSON event. The stream ends when the daemon shuts down, or after `for_ms`."),
     ))]

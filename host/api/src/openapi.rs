@@ -2,11 +2,15 @@
 //!
 //! Each handler describes itself with `#[utoipa::path]` beside its code, and its bodies are the
 //! handlers' own serde types (`ToSchema`), so the document cannot drift from what is served.
-//! What applies to many routes at once is added here, in one place, by [`cross_cutting`]:
-//! the bearer scheme on `/v1`, the errors any route can answer (a bad body, a missing token, a
-//! `Host` or `Origin` refused by the web-page guards, a POST that is not JSON),
-//! `Retry-After` on 429 and 503, and the links from a new lease to the routes that take its id,
+//! Each route's error answers come from the codes it names ([`crate::code::route_errors!`]),
+//! described by the one table of codes ([`crate::code`]). What applies to many routes at once
+//! is added here, in one place, by [`cross_cutting`]: the bearer scheme on `/v1`, the errors
+//! the router's layers answer on many routes (a bad body, a missing token, a `Host` or
+//! `Origin` refused by the web-page guards, a POST that is not JSON, a body too large), merged
+//! with each route's own codes, and the links from a new lease to the routes that take its id,
 //! which stateful clients and testers (schemathesis) follow.
+//!
+//! This is the one module that knows every route; no route module depends on it.
 
 use std::sync::LazyLock;
 
@@ -15,8 +19,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use crate::code::{CODES_EXTENSION, Code};
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{engines, events, leases, pools};
+use crate::{
+    admin, archive, engines, events, exec, files, leases, plugins, pools, service, stream, terminal,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,28 +45,28 @@ use crate::{engines, events, leases, pools};
         leases::show,
         leases::release,
         leases::renew,
-        leases::exec,
-        crate::stream::exec_stream,
-        crate::terminal::exec_ws,
-        crate::terminal::pty,
-        leases::put_file,
-        leases::get_file,
-        crate::archive::put_archive,
-        crate::archive::get_archive,
+        exec::exec,
+        stream::exec_stream,
+        terminal::exec_ws,
+        terminal::pty,
+        files::put_file,
+        files::get_file,
+        archive::put_archive,
+        archive::get_archive,
         pools::list,
         pools::show,
         pools::warm_up,
         engines::list,
         events::stream,
-        crate::plugins,
-        crate::admin_reload,
-        crate::healthz,
-        crate::readyz,
-        crate::metrics_text,
-        crate::status_page,
+        plugins::list,
+        admin::reload,
+        service::healthz,
+        service::readyz,
+        service::metrics_text,
+        service::status_page,
         serve,
     ),
-    components(schemas(ErrorBody, ErrorDetail, crate::terminal::Start, crate::terminal::Size)),
+    components(schemas(ErrorBody, ErrorDetail, terminal::Start, terminal::Size)),
     tags(
         (name = "leases", description = "Take, use, renew and give back a container"),
         (name = "files", description = "Files in a leased container, streamed both ways"),
@@ -98,19 +105,6 @@ pub async fn serve() -> Response {
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
-/// A schema written as JSON, for what the derive cannot say (`propertyNames`, `prefixItems`).
-/// Every such schema is a constant of this crate, read by the unit tests below.
-pub(crate) fn schema(v: Value) -> utoipa::openapi::Schema {
-    serde_json::from_value(v).expect("a schema constant of the API crate")
-}
-
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
-    })
-}
-
 /// Add to every operation what the handlers' annotations leave to one place.
 fn cross_cutting(doc: &mut Value) {
     doc["components"]["securitySchemes"]["bearer"] = json!({
@@ -136,52 +130,36 @@ fn cross_cutting(doc: &mut Value) {
                 .or_insert_with(|| json!({}))
                 .as_object_mut()
                 .expect("responses is an object");
+            // The route's own codes, as its error responses carry them ...
+            let mut codes: Vec<Code> = responses
+                .values()
+                .filter_map(|r| r.get(CODES_EXTENSION)?.as_array())
+                .flatten()
+                .map(|name| {
+                    name.as_str()
+                        .and_then(Code::from_name)
+                        .expect("a code of the table")
+                })
+                .collect();
+            // ... and those of the router's layers in front of it.
             if path.starts_with("/v1/") {
-                responses.entry("400").or_insert_with(|| {
-                    error_response("`bad_request`: a bad path, query or body, with the reason")
-                });
-                responses.entry("401").or_insert_with(|| {
-                    error_response("`unauthorized`: the token is missing or wrong")
-                });
+                // A bad path or query (axum's extractors), and the token check (`auth.rs`).
+                codes.extend([Code::BadRequest, Code::Unauthorized]);
             }
             // The web-page guards (`web.rs`) answer before routing, on every route.
-            responses.entry("421").or_insert_with(|| {
-                error_response(
-                    "`host_not_allowed`: the `Host` is not one this daemon answers to (DNS \
-                     rebinding guard); `server.allowed_hosts` adds names",
-                )
-            });
-            responses.entry("403").or_insert_with(|| {
-                error_response(
-                    "`forbidden_origin`: the request comes from a web page of another origin \
-                     (or `Origin: null`)",
-                )
-            });
-            if method == "post" {
-                responses.entry("415").or_insert_with(|| {
-                    error_response(
-                        "`unsupported_media_type`: a POST must send `Content-Type: \
-                         application/json`, even with an empty body",
-                    )
-                });
+            codes.extend([Code::HostNotAllowed, Code::ForbiddenOrigin]);
+            if method == "post" || json_body {
+                codes.push(Code::UnsupportedMediaType);
             }
             if has_body {
-                responses.entry("413").or_insert_with(|| {
-                    error_response("`payload_too_large`: the body is over the server's limit")
-                });
+                codes.push(Code::PayloadTooLarge);
             }
-            if json_body {
-                responses.entry("415").or_insert_with(|| {
-                    error_response("`unsupported_media_type`: the body is not `application/json`")
-                });
-            }
-            for (status, resp) in responses.iter_mut() {
-                if status == "429" || status == "503" {
-                    resp["headers"]["Retry-After"] = json!({
-                        "description": "Whole seconds to wait before trying again (rounded up)",
-                        "schema": { "type": "integer", "minimum": 1 },
-                    });
+            for (status, resp) in crate::code::responses(&codes) {
+                let mut resp = serde_json::to_value(resp).expect("a response is JSON");
+                if let Some(r) = resp.as_object_mut() {
+                    r.remove(CODES_EXTENSION);
                 }
+                responses.insert(status, resp);
             }
             if path.starts_with("/v1/") {
                 op.insert("security".into(), json!([{ "bearer": [] }, {}]));
@@ -261,7 +239,7 @@ mod tests {
                             "{method} {path} {status}"
                         );
                     }
-                    if status == "429" {
+                    if status == "429" || status == "503" {
                         assert!(resp["headers"]["Retry-After"].is_object());
                     }
                 }
@@ -336,6 +314,102 @@ mod tests {
             .collect();
         for link in links.values() {
             assert!(ids.contains(&link["operationId"].as_str().unwrap().to_string()));
+        }
+    }
+
+    /// The operation of this id.
+    fn operation<'a>(doc: &'a Value, id: &str) -> &'a Value {
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| METHODS.iter().filter_map(|m| item.get(*m)))
+            .find(|op| op["operationId"] == id)
+            .unwrap_or_else(|| panic!("no operation {id}"))
+    }
+
+    /// No error response is written by hand: each is the table's, naming codes of its own
+    /// status and nothing else.
+    #[test]
+    fn every_error_response_is_the_code_tables() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                for (status, resp) in op["responses"].as_object().unwrap() {
+                    let what = format!("{method} {path} {status}");
+                    assert!(resp.get(CODES_EXTENSION).is_none(), "{what}");
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let named: Vec<Code> = Code::ALL
+                        .iter()
+                        .copied()
+                        .filter(|c| {
+                            resp["description"].as_str().unwrap().contains(&format!(
+                                "`{}`: {}",
+                                c.as_str(),
+                                c.meaning()
+                            ))
+                        })
+                        .collect();
+                    assert!(!named.is_empty(), "{what}: {resp}");
+                    for c in &named {
+                        assert_eq!(c.status().as_str(), status, "{what}: {c}");
+                    }
+                    let rebuilt = serde_json::to_value(crate::code::responses(&named)).unwrap();
+                    assert_eq!(
+                        resp["description"], rebuilt[status]["description"],
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Each route that answers a core error documents every code that error can become, with
+    /// its status; so do the routes whose handlers answer a code of their own.
+    #[test]
+    fn each_route_documents_the_codes_it_can_answer() {
+        use crate::core_errors::{ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES, WARM_UP_CODES};
+        let doc = document();
+        let ws: Vec<Code> = [LOOKUP_CODES, &[Code::ContainerGone, Code::UpgradeRequired]].concat();
+        let routes: [(&str, &[Code]); 18] = [
+            ("acquire", ACQUIRE_CODES),
+            ("show_lease", LOOKUP_CODES),
+            ("renew", LOOKUP_CODES),
+            ("release", LEASE_CODES),
+            ("exec", LEASE_CODES),
+            ("exec_stream", LEASE_CODES),
+            ("put_file", LEASE_CODES),
+            ("get_file", LEASE_CODES),
+            ("put_archive", LEASE_CODES),
+            ("get_archive", LEASE_CODES),
+            ("exec_ws", &ws),
+            ("pty", &ws),
+            ("warm_up", WARM_UP_CODES),
+            ("show_pool", &[Code::UnknownPool]),
+            ("readyz", &[Code::NotReady, Code::EngineUnavailable]),
+            (
+                "admin_reload",
+                &[Code::ConfigRejected, Code::NotImplemented],
+            ),
+            ("put_file", &[Code::PayloadTooLarge]),
+            ("put_archive", &[Code::PayloadTooLarge]),
+        ];
+        for (id, codes) in routes {
+            let op = operation(&doc, id);
+            for c in codes {
+                let status = c.status();
+                let resp = &op["responses"][status.as_str()];
+                let description = resp["description"].as_str().unwrap_or_else(|| {
+                    panic!("{id}: {c} is answered {status}, which is not documented")
+                });
+                assert!(
+                    description.contains(&format!("`{c}`")),
+                    "{id} {status}: {description}"
+                );
+            }
         }
     }
 }

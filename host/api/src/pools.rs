@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warmpool_core::{Backend, PoolStats};
 
-use crate::error::ErrorBody;
+use crate::code::{Code, route_errors};
+use crate::core_errors::WARM_UP_CODES;
 use crate::{ApiError, Shared};
 
 const MAX_WARM_UP: Duration = Duration::from_secs(600);
@@ -33,24 +34,23 @@ pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
     .into_response()
 }
 
+route_errors!(ShowErrors = [Code::UnknownPool]);
+
 /// `GET /v1/pools/{name}`: one pool's stats, or 404 `unknown_pool`.
 #[utoipa::path(get, path = "/v1/pools/{name}", tag = "pools", operation_id = "show_pool",
     params(("name" = String, Path, description = "The pool's name")),
     responses(
         (status = 200, description = "The pool's stats", body = PoolStats),
-        (status = 404, description = "`unknown_pool`", body = ErrorBody),
+        ShowErrors,
     ))]
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let stats = s.manager.pool_stats(&name).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_pool",
-            format!("unknown pool {name:?}"),
-        )
-    })?;
+    let stats = s
+        .manager
+        .pool_stats(&name)
+        .ok_or_else(|| ApiError::new(Code::UnknownPool, format!("unknown pool {name:?}")))?;
     Ok(Json(stats).into_response())
 }
 
@@ -63,14 +63,15 @@ pub struct WarmUpBody {
     pub timeout_ms: Option<u64>,
 }
 
+route_errors!(WarmUpErrors = WARM_UP_CODES);
+
 /// Block until the pool holds its target of ready containers, or answer 504.
 #[utoipa::path(post, path = "/v1/pools/{name}/warm-up", tag = "pools", operation_id = "warm_up",
     params(("name" = String, Path, description = "The pool's name")),
     request_body(content = WarmUpBody, description = "`{}` takes the defaults, and so does an empty body sent as `application/json` (every POST must say it is JSON)"),
     responses(
         (status = 200, description = "The pool is at its target; its stats", body = PoolStats),
-        (status = 404, description = "`unknown_pool`", body = ErrorBody),
-        (status = 504, description = "`warm_up_timeout`", body = ErrorBody),
+        WarmUpErrors,
     ))]
 pub async fn warm_up<B: Backend>(
     State(s): State<Shared<B>>,

@@ -2,6 +2,7 @@
 //! them: checked against their bounds (with the field's path in the error, never a secret's
 //! value), and turned into the core's [`LeaseSetup`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use warmpool_core::{LeaseSetup, Secret, SetupFile};
 
 use crate::ApiError;
-use crate::leases::AcquireBody;
+use crate::code::Code;
 
 /// Most variables (env and secrets each).
 const MAX_VARS: usize = 256;
@@ -50,7 +51,7 @@ pub enum FileContent {
 }
 
 pub(crate) fn env_schema() -> utoipa::openapi::Schema {
-    crate::openapi::schema(serde_json::json!({
+    crate::body::schema(serde_json::json!({
         "type": "object",
         "maxProperties": MAX_VARS,
         "propertyNames": { "type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": "^[^=\\u0000]+$" },
@@ -59,7 +60,7 @@ pub(crate) fn env_schema() -> utoipa::openapi::Schema {
 }
 
 pub(crate) fn files_schema() -> utoipa::openapi::Schema {
-    crate::openapi::schema(serde_json::json!({
+    crate::body::schema(serde_json::json!({
         "type": "object",
         "maxProperties": MAX_FILES,
         "propertyNames": { "type": "string", "pattern": "^/" },
@@ -111,25 +112,31 @@ fn absolute(field: &str, p: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
 }
 
-/// The acquire body's set-up, checked; `None` when it asks for none.
-pub(crate) fn lease_setup(b: &AcquireBody) -> Result<Option<Arc<LeaseSetup>>, ApiError> {
-    vars("env", b.env.iter().map(|(k, v)| (k, v.as_str())))?;
-    vars("secrets", b.secrets.iter().map(|(k, v)| (k, v.0.as_str())))?;
-    if let Some(w) = &b.workdir
+/// The acquire body's set-up (its `env`, `secrets`, `workdir` and `files`), checked; `None`
+/// when it asks for none.
+pub(crate) fn lease_setup(
+    env: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, SecretValue>,
+    workdir: Option<&str>,
+    files: &BTreeMap<String, FileContent>,
+) -> Result<Option<Arc<LeaseSetup>>, ApiError> {
+    vars("env", env.iter().map(|(k, v)| (k, v.as_str())))?;
+    vars("secrets", secrets.iter().map(|(k, v)| (k, v.0.as_str())))?;
+    if let Some(w) = workdir
         && (!w.starts_with('/') || w.contains('\0') || w.split('/').any(|s| s == ".."))
     {
         return Err(ApiError::bad_request(
             "workdir must be an absolute path without '..' or NUL",
         ));
     }
-    if b.files.len() > MAX_FILES {
+    if files.len() > MAX_FILES {
         return Err(ApiError::bad_request(format!(
             "files: at most {MAX_FILES} files"
         )));
     }
-    let mut files = Vec::new();
+    let mut setup_files = Vec::new();
     let mut total = 0usize;
-    for (path, f) in &b.files {
+    for (path, f) in files {
         absolute(&format!("files[{path:?}]"), path)?;
         let (content, mode) = match f {
             FileContent::Text(t) => (Bytes::from(t.clone().into_bytes()), None),
@@ -148,7 +155,7 @@ pub(crate) fn lease_setup(b: &AcquireBody) -> Result<Option<Arc<LeaseSetup>>, Ap
             }
         };
         total += content.len();
-        files.push(SetupFile {
+        setup_files.push(SetupFile {
             path: path.clone(),
             content,
             mode,
@@ -156,20 +163,18 @@ pub(crate) fn lease_setup(b: &AcquireBody) -> Result<Option<Arc<LeaseSetup>>, Ap
     }
     if total > MAX_FILE_BYTES {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("files: at most {MAX_FILE_BYTES} bytes in all"),
         ));
     }
     let setup = LeaseSetup {
-        env: b.env.clone(),
-        secrets: b
-            .secrets
+        env: env.clone(),
+        secrets: secrets
             .iter()
             .map(|(k, v)| (k.clone(), Secret::new(v.0.clone())))
             .collect(),
-        workdir: b.workdir.clone(),
-        files,
+        workdir: workdir.map(str::to_owned),
+        files: setup_files,
     };
     Ok((!setup.is_empty()).then(|| Arc::new(setup)))
 }

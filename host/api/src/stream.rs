@@ -24,8 +24,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 use warmpool_core::{Backend, ExecEvent, LeaseSession};
 
-use crate::error::ErrorBody;
-use crate::leases::{Encoding, ExecBody, exec_request};
+use crate::code::route_errors;
+use crate::core_errors::LEASE_CODES;
+use crate::exec::{Encoding, ExecBody, exec_request};
 use crate::{ApiError, Shared};
 
 /// A UTF-8 decoder that keeps an incomplete character for the next chunk.
@@ -56,17 +57,18 @@ impl Utf8Carry {
     }
 }
 
+route_errors!(
+    /// What an operation on the lease's container answers, before the first line.
+    StreamErrors = LEASE_CODES
+);
+
 /// `POST /v1/leases/{id}/exec/stream`.
 #[utoipa::path(post, path = "/v1/leases/{id}/exec/stream", tag = "leases", operation_id = "exec_stream",
     params(("id" = String, Path, description = "The lease id")),
     request_body = ExecBody,
     responses(
         (status = 200, description = "NDJSON: `{\"stdout\"|\"stderr\"|\"stdout_b64\"|\"stderr_b64\": …}` per chunk as it comes, then `{\"exit_code\", \"signal\", \"timed_out\", \"lost\", \"truncated\", \"duration_ms\"}` (`truncated` always false: streamed output is never cut)", content_type = "application/x-ndjson", body = String),
-        (status = 400, description = "`bad_request`", body = ErrorBody),
-        (status = 404, description = "`unknown_lease`", body = ErrorBody),
-        (status = 410, description = "`container_gone`", body = ErrorBody),
-        (status = 502, description = "`engine_error`", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
+        StreamErrors,
     ))]
 pub async fn exec_stream<B: Backend>(
     State(s): State<Shared<B>>,
@@ -75,7 +77,7 @@ pub async fn exec_stream<B: Backend>(
     raw: Bytes,
 ) -> Result<Response, ApiError> {
     let b: ExecBody = crate::body::object(&headers, &raw)?;
-    let (req, enc) = exec_request(b, crate::leases::MAX_EXEC)?;
+    let (req, enc) = exec_request(b, crate::exec::MAX_EXEC)?;
     let started = Instant::now();
     let session = s.manager.exec_session(&id, req).await?;
     let lines = futures_util::stream::unfold(

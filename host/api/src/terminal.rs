@@ -30,7 +30,8 @@ use serde::Deserialize;
 use serde_json::json;
 use warmpool_core::{Backend, ExecEvent, ExecInput, ExecRequest, TermSize};
 
-use crate::error::ErrorBody;
+use crate::code::{Code, route_errors};
+use crate::core_errors::LOOKUP_CODES;
 use crate::{ApiError, Shared};
 
 /// Longest a session may run (its lease's end ends it sooner).
@@ -100,16 +101,20 @@ fn size(s: Size) -> Option<TermSize> {
     })
 }
 
+route_errors!(
+    /// What answers as HTTP, before the upgrade: a request that is not a WebSocket upgrade
+    /// (400, or 426 when the connection cannot be upgraded), and a lease that cannot serve.
+    /// What fails after it is a text message on the socket.
+    UpgradeErrors = LOOKUP_CODES,
+    [Code::ContainerGone, Code::BadRequest, Code::UpgradeRequired],
+);
+
 /// `GET /v1/leases/{id}/pty`: a terminal in the lease's container.
 #[utoipa::path(get, path = "/v1/leases/{id}/pty", tag = "leases", operation_id = "pty",
     params(("id" = String, Path, description = "The lease id")),
     responses(
         (status = 101, description = "WebSocket: first message `Start` (cmd defaults to /bin/sh, tty to 24×80); then binary input and text control (`resize`, `signal`, `eof`; `eof` is ignored under a terminal, whose end-of-file is the Ctrl-D byte 4); the server sends stream-tagged binary output (1 stdout, 2 stderr) and a final `{exit_code, signal, timed_out, lost, truncated, duration_ms}` (`truncated` always false: streamed output is never cut)"),
-        (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
-        (status = 404, description = "`unknown_lease`", body = ErrorBody),
-        (status = 410, description = "`container_gone`", body = ErrorBody),
-        (status = 426, description = "`upgrade_required`: the connection cannot be upgraded", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
+        UpgradeErrors,
     ))]
 pub async fn pty<B: Backend>(
     State(s): State<Shared<B>>,
@@ -124,11 +129,7 @@ pub async fn pty<B: Backend>(
     params(("id" = String, Path, description = "The lease id")),
     responses(
         (status = 101, description = "WebSocket: as `/pty`, without a terminal unless `tty` is given (then `eof` closes the command's stdin)"),
-        (status = 400, description = "`bad_request`: not a WebSocket upgrade", body = ErrorBody),
-        (status = 404, description = "`unknown_lease`", body = ErrorBody),
-        (status = 410, description = "`container_gone`", body = ErrorBody),
-        (status = 426, description = "`upgrade_required`: the connection cannot be upgraded", body = ErrorBody),
-        (status = 503, description = "`engine_unavailable`, or `lease_not_restored_yet` (just after a restart, before its engine is reconciled)", body = ErrorBody),
+        UpgradeErrors,
     ))]
 pub async fn exec_ws<B: Backend>(
     State(s): State<Shared<B>>,
@@ -213,16 +214,16 @@ async fn serve<B: Backend>(s: Shared<B>, id: String, mut socket: WebSocket, term
     let timeout = start
         .timeout_ms
         .map_or(MAX_SESSION, |ms| Duration::from_millis(ms).min(MAX_SESSION));
-    let body = crate::leases::ExecBody {
+    let body = crate::exec::ExecBody {
         cmd,
         stdin: None,
         stdin_b64: None,
         env: start.env,
         workdir: start.workdir,
         timeout_ms: Some(timeout.as_millis() as u64),
-        output: crate::leases::Encoding::Base64,
+        output: crate::exec::Encoding::Base64,
     };
-    let mut req: ExecRequest = match crate::leases::exec_request(body, MAX_SESSION) {
+    let mut req: ExecRequest = match crate::exec::exec_request(body, MAX_SESSION) {
         Ok((r, _)) => r,
         Err(e) => return close_with(socket, e).await,
     };

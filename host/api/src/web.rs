@@ -21,11 +21,12 @@
 //! behind it, and `curl --http1.0` or a health checker may well not.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use warmpool_core::Backend;
 
+use crate::code::Code;
 use crate::{ApiError, Shared};
 
 /// The names a request's `Host` may carry: the daemon's own, and `server.allowed_hosts`.
@@ -150,8 +151,7 @@ pub async fn check_host<B: Backend>(
         if !allowed {
             let shown = given.unwrap_or_else(|| "(not text)".into());
             return ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "host_not_allowed",
+                Code::HostNotAllowed,
                 format!(
                     "this daemon does not answer to Host {shown:?}: a web page on a name pointed \
                      at this machine must not reach it (DNS rebinding). It answers to {}; add \
@@ -224,8 +224,7 @@ pub async fn check_origin(req: Request, next: Next) -> Response {
             format!("Origin {shown} is not this daemon's own origin")
         };
         return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_origin",
+            Code::ForbiddenOrigin,
             format!(
                 "{why}: requests from web pages of other origins are refused. The API is for \
                  programs (which send no Origin); the daemon's own status page is at /"
@@ -241,8 +240,7 @@ pub async fn check_origin(req: Request, next: Next) -> Response {
 pub async fn require_json_post(req: Request, next: Next) -> Response {
     if req.method() == Method::POST && !crate::body::says_json(req.headers()) {
         return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "a POST must say `Content-Type: application/json`, even with an empty body: \
              a web page on another site may send other types here without the browser asking",
         )

@@ -7,7 +7,7 @@ mod common;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use common::{app, call, call_raw};
+use common::{app, call, call_raw, request, send};
 
 async fn lease(app: &axum::Router) -> String {
     let (st, _, v) = call(app, "POST", "/v1/leases", Some(json!({"pool": "p"})), None).await;
@@ -130,6 +130,27 @@ async fn size_and_media_type_refusals_keep_their_own_codes() {
     let (st, _, v) = call_raw(&app, "POST", "/v1/leases", None, r#"{"pool": "p"}"#).await;
     assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
     assert_eq!(v["error"]["code"], "unsupported_media_type");
+}
+
+/// A WebSocket request on a connection that cannot be upgraded answers 426 with the code the
+/// document names, `upgrade_required`. Found by deriving the document from the table of codes:
+/// the rewrite of axum's own 426 answered `error`, while the document said `upgrade_required`.
+#[tokio::test]
+async fn a_connection_that_cannot_be_upgraded_gets_the_documented_code() {
+    let app = app(None).await;
+    let ws = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for route in ["pty", "exec/ws"] {
+        // Through `oneshot` no connection is there to upgrade.
+        let uri = format!("/v1/leases/nope/{route}");
+        let (st, _, v) = send(&app, request("GET", &uri, &ws, "")).await;
+        assert_eq!(st, StatusCode::UPGRADE_REQUIRED, "{route}: {v}");
+        assert_eq!(v["error"]["code"], "upgrade_required", "{route}: {v}");
+    }
 }
 
 #[tokio::test]

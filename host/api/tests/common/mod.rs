@@ -1,9 +1,11 @@
 //! What the API tests share: a router over the in-memory backend with one warm pool `p`
-//! (exhaustion `fail`), and one request at a time through it.
+//! (exhaustion `fail`), and one request at a time through it. Every answer a test gets that way
+//! is checked against the OpenAPI document ([`documented`]): the routes' tests are also the
+//! check that the document names every status and error code a route answers.
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -55,6 +57,61 @@ pub async fn app_with(cfg: ApiConfig) -> axum::Router {
     router(m, cfg)
 }
 
+/// The OpenAPI document the router serves.
+static DOCUMENT: LazyLock<Value> = LazyLock::new(warmpool_api::openapi::document);
+
+/// The documented operation a request to `path` with `method` reaches, if any (a request
+/// to no route, or with a method its route does not take, reaches none).
+fn operation(method: &str, path: &str) -> Option<(&'static str, &'static Value)> {
+    let want: Vec<&str> = path.split('/').collect();
+    DOCUMENT["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(template, _)| {
+            let t: Vec<&str> = template.split('/').collect();
+            // `{path}` is the route's `{*path}`: the rest, one segment or more.
+            if t.last() == Some(&"{path}") {
+                want.len() >= t.len()
+                    && want[t.len() - 1..].iter().all(|s| !s.is_empty())
+                    && segments_match(&t[..t.len() - 1], &want[..t.len() - 1])
+            } else {
+                t.len() == want.len() && segments_match(&t, &want)
+            }
+        })
+        .and_then(|(template, item)| {
+            Some((template.as_str(), item.get(method.to_ascii_lowercase())?))
+        })
+}
+
+fn segments_match(template: &[&str], path: &[&str]) -> bool {
+    template.iter().zip(path).all(|(t, p)| {
+        if t.starts_with('{') {
+            !p.is_empty()
+        } else {
+            t == p
+        }
+    })
+}
+
+/// An answer the document does not promise fails the test: its status must be documented for
+/// the operation the request reached, and an error's code named in that status's description.
+pub fn documented(method: &str, path: &str, status: StatusCode, body: &Value) {
+    let Some((template, op)) = operation(method, path) else {
+        return;
+    };
+    let what = format!("{method} {path} ({template}) answered {status}: {body}");
+    let resp = &op["responses"][status.as_str()];
+    assert!(resp.is_object(), "undocumented status: {what}");
+    if let Some(code) = body["error"]["code"].as_str() {
+        let description = resp["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains(&format!("`{code}`")),
+            "the code is not documented for this status: {what}"
+        );
+    }
+}
+
 pub async fn call(
     app: &axum::Router,
     method: &str,
@@ -73,11 +130,21 @@ pub async fn call(
         None => req.body(Body::empty()),
     }
     .unwrap();
+    answer(app, req).await
+}
+
+/// One request through the router, its answer read and checked against the document.
+async fn answer(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
     let resp = app.clone().oneshot(req).await.unwrap();
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     let v = serde_json::from_slice(&bytes)
         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    documented(&method, &path, parts.status, &v);
     (parts.status, parts.headers, v)
 }
 
@@ -93,16 +160,7 @@ pub async fn call_raw(
     if let Some(ct) = content_type {
         req = req.header(header::CONTENT_TYPE, ct);
     }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-    (parts.status, parts.headers, v)
+    answer(app, req.body(Body::from(body.to_string())).unwrap()).await
 }
 
 /// One request exactly as built (any headers, any URI form), through the router.
@@ -110,12 +168,7 @@ pub async fn send(
     app: &axum::Router,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let (parts, body) = resp.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-    (parts.status, parts.headers, v)
+    answer(app, req).await
 }
 
 /// A request with these headers and a body (empty when `None`).

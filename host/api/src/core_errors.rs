@@ -1,0 +1,277 @@
+//! How the core's errors are answered: the code of each [`AcquireError`], [`LeaseError`] and
+//! [`WarmUpError`], and the set of codes each can become, which the routes that answer them
+//! document (`route_errors!`). The unit tests hold every variant against its set.
+
+use warmpool_core::{AcquireError, BackendError, LeaseError, WarmUpError};
+
+use crate::ApiError;
+use crate::code::Code;
+
+/// Every code an acquire's [`AcquireError`] is answered with (the conversion below; the unit
+/// tests check each variant against it).
+pub const ACQUIRE_CODES: &[Code] = &[
+    Code::UnknownPool,
+    Code::PoolExhausted,
+    Code::PoolDegraded,
+    Code::EngineUnavailable,
+    Code::ShuttingDown,
+    Code::NoSuchEngine,
+    Code::CreateFailed,
+    Code::Unsupported,
+    Code::SetupRejected,
+    Code::SetupFailed,
+];
+
+/// Every code a [`LeaseError`] is answered with: what an operation in a lease's container can
+/// answer.
+pub const LEASE_CODES: &[Code] = &[
+    Code::UnknownLease,
+    Code::LeaseNotRestoredYet,
+    Code::ContainerGone,
+    Code::EngineUnavailable,
+    Code::FileNotFound,
+    Code::BadRequest,
+    Code::EngineError,
+];
+
+/// The codes of looking a lease up (`Manager::lease`, `renew`, `release`): the lease is not
+/// there, or not back yet after a restart. These touch no engine.
+pub const LOOKUP_CODES: &[Code] = &[Code::UnknownLease, Code::LeaseNotRestoredYet];
+
+/// Every code a [`WarmUpError`] is answered with.
+pub const WARM_UP_CODES: &[Code] = &[Code::UnknownPool, Code::WarmUpTimeout];
+
+impl From<AcquireError> for ApiError {
+    fn from(e: AcquireError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AcquireError::UnknownPool(_) => Self::new(Code::UnknownPool, msg),
+            AcquireError::Exhausted { retry_after, .. } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(Code::PoolExhausted, msg)
+            },
+            AcquireError::Degraded { retry_after, .. } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(Code::PoolDegraded, msg)
+            },
+            AcquireError::EngineUnavailable(_) => Self::new(Code::EngineUnavailable, msg),
+            AcquireError::ShuttingDown => Self::new(Code::ShuttingDown, msg),
+            AcquireError::NoSuchEngine { .. } => Self::new(Code::NoSuchEngine, msg),
+            AcquireError::Create { .. } => Self::new(Code::CreateFailed, msg),
+            AcquireError::Unsupported { .. } => Self::new(Code::Unsupported, msg),
+            // What the sandbox refused (a file path it cannot write) is the request's fault.
+            AcquireError::Setup {
+                source: BackendError::Invalid(_),
+                ..
+            } => Self::new(Code::SetupRejected, msg),
+            AcquireError::Setup { .. } => Self::new(Code::SetupFailed, msg),
+        }
+    }
+}
+
+impl From<LeaseError> for ApiError {
+    fn from(e: LeaseError) -> Self {
+        let msg = e.to_string();
+        match e {
+            LeaseError::UnknownLease(_) => Self::new(Code::UnknownLease, msg),
+            LeaseError::NotRestoredYet { .. } => Self::new(Code::LeaseNotRestoredYet, msg),
+            LeaseError::ContainerGone { .. } => Self::new(Code::ContainerGone, msg),
+            LeaseError::EngineUnavailable { .. } => Self::new(Code::EngineUnavailable, msg),
+            LeaseError::Backend { source, .. } => match source {
+                BackendError::NotFound { what: "file", .. } => Self::new(Code::FileNotFound, msg),
+                BackendError::NotFound { .. } => Self::new(Code::ContainerGone, msg),
+                BackendError::Invalid(_) => Self::new(Code::BadRequest, msg),
+                BackendError::Unavailable(_) => Self::new(Code::EngineUnavailable, msg),
+                _ => Self::new(Code::EngineError, msg),
+            },
+        }
+    }
+}
+
+impl From<WarmUpError> for ApiError {
+    fn from(e: WarmUpError) -> Self {
+        let msg = e.to_string();
+        match e {
+            WarmUpError::UnknownPool(_) => Self::new(Code::UnknownPool, msg),
+            WarmUpError::Timeout { .. } => Self::new(Code::WarmUpTimeout, msg),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// One of each core error, and each engine failure under a lease operation.
+    fn every_core_error() -> (Vec<AcquireError>, Vec<LeaseError>, Vec<WarmUpError>) {
+        let backend = || {
+            vec![
+                BackendError::Unavailable("refused".into()),
+                BackendError::Image {
+                    image: "i".into(),
+                    message: "m".into(),
+                },
+                BackendError::Create {
+                    image: "i".into(),
+                    message: "m".into(),
+                },
+                BackendError::Setup {
+                    container: "c".into(),
+                    cmd: vec!["true".into()],
+                    message: "m".into(),
+                },
+                BackendError::NotFound {
+                    what: "file",
+                    subject: "/x".into(),
+                },
+                BackendError::NotFound {
+                    what: "container",
+                    subject: "c".into(),
+                },
+                BackendError::Invalid("bad".into()),
+                BackendError::Operation {
+                    stage: "exec start",
+                    container: "c".into(),
+                    message: "m".into(),
+                },
+            ]
+        };
+        let mut acquire = vec![
+            AcquireError::UnknownPool("p".into()),
+            AcquireError::Exhausted {
+                pool: "p".into(),
+                reason: "full".into(),
+                retry_after: Duration::from_secs(1),
+            },
+            AcquireError::Degraded {
+                pool: "p".into(),
+                last_error: "e".into(),
+                retry_after: Duration::from_secs(1),
+            },
+            AcquireError::EngineUnavailable("down".into()),
+            AcquireError::NoSuchEngine {
+                labels: Default::default(),
+            },
+            AcquireError::ShuttingDown,
+            AcquireError::Unsupported {
+                pool: "p".into(),
+                reason: "r".into(),
+            },
+        ];
+        for source in backend() {
+            acquire.push(AcquireError::Create {
+                pool: "p".into(),
+                source,
+            });
+        }
+        for source in backend() {
+            acquire.push(AcquireError::Setup {
+                pool: "p".into(),
+                source,
+            });
+        }
+        let mut lease = vec![
+            LeaseError::UnknownLease("l".into()),
+            LeaseError::NotRestoredYet {
+                lease: "l".into(),
+                engines: "e".into(),
+            },
+            LeaseError::ContainerGone {
+                lease: "l".into(),
+                reason: "r".into(),
+            },
+            LeaseError::EngineUnavailable {
+                lease: "l".into(),
+                engine: "e".into(),
+                reason: "r".into(),
+            },
+        ];
+        for source in backend() {
+            lease.push(LeaseError::Backend {
+                lease: "l".into(),
+                source,
+            });
+        }
+        let warm_up = vec![
+            WarmUpError::UnknownPool("p".into()),
+            WarmUpError::Timeout {
+                pool: "p".into(),
+                target: 1,
+                waited: Duration::from_secs(1),
+                ready: 0,
+            },
+        ];
+        // No wildcard: a variant added to the core does not compile here until it is above.
+        for e in &acquire {
+            match e {
+                AcquireError::UnknownPool(_)
+                | AcquireError::Exhausted { .. }
+                | AcquireError::Degraded { .. }
+                | AcquireError::EngineUnavailable(_)
+                | AcquireError::NoSuchEngine { .. }
+                | AcquireError::ShuttingDown
+                | AcquireError::Create { .. }
+                | AcquireError::Unsupported { .. }
+                | AcquireError::Setup { .. } => {}
+            }
+        }
+        for e in &lease {
+            match e {
+                LeaseError::UnknownLease(_)
+                | LeaseError::NotRestoredYet { .. }
+                | LeaseError::ContainerGone { .. }
+                | LeaseError::EngineUnavailable { .. }
+                | LeaseError::Backend { .. } => {}
+            }
+        }
+        for e in &warm_up {
+            match e {
+                WarmUpError::UnknownPool(_) | WarmUpError::Timeout { .. } => {}
+            }
+        }
+        (acquire, lease, warm_up)
+    }
+
+    /// The code sets the routes document are exactly what the conversions answer: each core
+    /// error becomes one of its set's codes, with that code's status, and each code of a set
+    /// is answered by some error.
+    #[test]
+    fn each_core_error_is_answered_with_a_code_of_its_set() {
+        fn check(what: &str, answers: Vec<ApiError>, set: &[Code]) {
+            let mut seen = std::collections::BTreeSet::new();
+            for a in answers {
+                let code = Code::from_name(a.code).unwrap_or_else(|| panic!("{}", a.code));
+                assert!(set.contains(&code), "{what}: {code} is not in its set");
+                assert_eq!(a.status, code.status(), "{what}: {code}");
+                seen.insert(code);
+            }
+            for c in set {
+                assert!(
+                    seen.contains(c),
+                    "{what}: {c} is in the set but never answered"
+                );
+            }
+        }
+        let (acquire, lease, warm_up) = every_core_error();
+        check(
+            "acquire",
+            acquire.into_iter().map(ApiError::from).collect(),
+            ACQUIRE_CODES,
+        );
+        check(
+            "lease",
+            lease.into_iter().map(ApiError::from).collect(),
+            LEASE_CODES,
+        );
+        check(
+            "warm-up",
+            warm_up.into_iter().map(ApiError::from).collect(),
+            WARM_UP_CODES,
+        );
+        for c in LOOKUP_CODES {
+            assert!(LEASE_CODES.contains(c), "{c}");
+        }
+    }
+}
