@@ -1,11 +1,11 @@
 //! The one task that applies control requests, in order (see [`crate::control`]).
 //!
 //! A reload validates the whole file first (an invalid one logs every problem and keeps the old
-//! config serving), then applies it pool by pool through `Manager::reconfigure`; plugin slots
-//! it creates load in the background, so a reload never waits for a compile. Each attempt runs
-//! under `catch_unwind`: whatever goes wrong, a panic included, is logged, published as a
-//! `reload` event, answered to whoever asked, and the loop goes on. Generic over the backend,
-//! so it is tested without Docker.
+//! config serving), then applies the `ReloadPlan` the config crate makes of the running and the
+//! new config, pool by pool, through `Manager::reconfigure`; plugin slots it creates load in the
+//! background, so a reload never waits for a compile. Each attempt runs under `catch_unwind`:
+//! whatever goes wrong, a panic included, is logged, published as a `reload` event, answered to
+//! whoever asked, and the loop goes on. Generic over the backend, so it is tested without Docker.
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -17,11 +17,10 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use warmpool_config::{Config, ConfigError};
-use warmpool_core::{Backend, Manager};
+use warmpool_config::{Config, ConfigError, PoolPlan, PoolReload, ReloadPlan};
+use warmpool_core::{Backend, Manager, PoolChange};
 use warmpool_plugin_host::{PluginHost, PluginWatcher};
 
-use super::diff::diff;
 use super::{Control, Inbox, ReloadReply, ReloadSummary, Source};
 
 /// Quiet time after the last reload request: an editor's save is several events.
@@ -257,31 +256,23 @@ impl<B: Backend> Supervisor<B> {
                 return Err(e.to_string());
             }
         };
-        let d = diff(&self.current, &new);
-        for what in &d.restart_only {
+        let plan = ReloadPlan::new(&self.current, &new);
+        for what in &plan.restart {
             warn!(
                 setting = what,
                 "config reload: this setting changes only at a restart; the running value stays"
             );
         }
-        let mut updates = Vec::with_capacity(d.pools.len());
-        for &(i, rebuild) in &d.pools {
-            let plan = &new.pools[i];
-            if rebuild {
-                // Rebuilt: forget the old plugin slots first; the new ones load in the background.
-                self.host.drop_pool(&plan.pool.name);
-                updates.push((
-                    plan.pool.clone(),
-                    Some(crate::policies::policies(plan, &self.host)),
-                ));
-            } else {
-                updates.push((plan.pool.clone(), None));
-            }
-        }
-        for name in &d.removed {
+        let changes = new
+            .pools
+            .iter()
+            .zip(&plan.pools)
+            .map(|(pool, &class)| self.pool_change(pool, class))
+            .collect();
+        for name in &plan.removed {
             self.host.drop_pool(name);
         }
-        let report = self.manager.reconfigure(updates);
+        let report = self.manager.reconfigure(changes);
         if let Some(w) = &mut self.watchers {
             w.rearm(&self.host, true);
         }
@@ -294,8 +285,34 @@ impl<B: Backend> Supervisor<B> {
             removed: report.removed,
             changed: report.changed,
             respec: report.respec,
-            restart_only: d.restart_only.iter().map(|s| s.to_string()).collect(),
+            restart_only: plan.restart.iter().map(|s| s.to_string()).collect(),
         })
+    }
+
+    /// What the manager does with one pool of the new config, as the plan classed it; its
+    /// policies are built here when the plan says they must be.
+    fn pool_change(&self, plan: &PoolPlan, class: PoolReload) -> PoolChange {
+        if class.builds_policies() {
+            // Rebuilt: forget the old plugin slots first; the new ones load in the background.
+            self.host.drop_pool(&plan.pool.name);
+        }
+        let policies = || crate::policies::policies(plan, &self.host);
+        let cfg = plan.pool.clone();
+        match class {
+            PoolReload::Added => PoolChange::Add {
+                policies: policies(),
+                cfg,
+            },
+            PoolReload::Unchanged => PoolChange::Keep(cfg.name),
+            PoolReload::Changed {
+                policies: rebuild,
+                respec,
+            } => PoolChange::Change {
+                policies: rebuild.then(policies),
+                cfg,
+                respec,
+            },
+        }
     }
 }
 
