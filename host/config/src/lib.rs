@@ -6,6 +6,10 @@
 //! `pools.python.min_ready: must be ≤ max_ready (5 > 3)`, and all are reported together.
 //! [`env`] applies `WARMPOOL_*` overrides before either layer runs.
 //!
+//! [`ReloadPlan`] (in `reload.rs`) decides what a reload does with a new config: which pools are
+//! added, removed or changed (their policies rebuilt, their container spec changed), and which
+//! settings apply only at a restart.
+//!
 //! See `README.md#configuration` for every key and its default.
 
 mod docker;
@@ -14,10 +18,12 @@ mod plugins;
 mod pool;
 mod problems;
 pub mod raw;
+mod reload;
 pub mod validate;
 
 pub use docker::{DockerConfig, EngineConfig, MAX_ENGINES, TlsFiles};
 pub use problems::parse_size;
+pub use reload::{PoolReload, ReloadPlan};
 
 use std::fmt;
 use std::net::SocketAddr;

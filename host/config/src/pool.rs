@@ -17,7 +17,7 @@ use crate::{HealthPlan, PoolPlan};
 
 /// Most containers one pool may keep ready, and hold in all.
 const MAX_POOL: u32 = 10_000;
-const MAX_POOL_TOTAL: u32 = crate::validate::MAX_CONTAINERS;
+const MAX_POOL_TOTAL: u32 = crate::problems::MAX_CONTAINERS;
 
 const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

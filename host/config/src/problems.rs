@@ -17,6 +17,10 @@ use crate::raw::Size;
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 pub(crate) const MAX_NODES: usize = 100_000;
 
+/// Largest number of containers a daemon may be configured to keep, over all pools. Here, among
+/// the bounds, because both `limits:` (validate.rs) and each pool (pool.rs) are held to it.
+pub const MAX_CONTAINERS: u32 = 100_000;
+
 /// Collects problems as validation walks the tree.
 #[derive(Default)]
 pub(crate) struct Problems(pub(crate) Vec<Problem>);

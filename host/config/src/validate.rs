@@ -14,8 +14,7 @@ use crate::{AllowedHost, Config, PoolPlan, Problem, ServerConfig};
 
 const TOP_KEYS: [&str; 5] = ["server", "docker", "limits", "pools", "plugins"];
 
-/// Largest number of containers a daemon may be configured to keep, over all pools.
-pub const MAX_CONTAINERS: u32 = 100_000;
+pub use crate::problems::MAX_CONTAINERS;
 
 /// Parse YAML `text`, apply `WARMPOOL_*` overrides from `vars`, and validate the result
 /// into a [`Config`], or return every problem found, each at its path.

@@ -90,7 +90,7 @@ pub use policy::{
     SizingPolicy, bounds,
 };
 pub use reconcile::ReconcileReport;
-pub use reload::ReloadReport;
+pub use reload::{PoolChange, ReloadReport};
 pub use reuse::ReuseOutcome;
 pub use sessions::LeaseSession;
 pub use shutdown::ShutdownReport;

@@ -1,7 +1,9 @@
 //! Config reload: pools are added, removed (drained) or changed in place, without a restart.
 //!
-//! The daemon's reload task validates the new file first (an invalid one never gets here) and
-//! hands the result to [`Manager::reconfigure`], the one place that changes the pool map:
+//! The daemon's reload task validates the new file first (an invalid one never gets here),
+//! decides what becomes of each pool (`warmpool_config::ReloadPlan`: the one place that compares
+//! two configs), and hands the decision to [`Manager::reconfigure`], the one place that changes
+//! the pool map. It applies what it is told and compares no settings itself:
 //!
 //! - **added**: a new pool, with its own loops, refills from zero;
 //! - **removed**: its loops stop, queued acquires are told, its ready containers are destroyed;
@@ -43,14 +45,36 @@ impl ReloadReport {
     }
 }
 
+/// What becomes of one pool at a reload, as the caller decided it. A reload's list of them is
+/// the whole new set of pools: a running pool it does not name is removed.
+pub enum PoolChange {
+    /// A new pool, started with its policies.
+    Add {
+        /// Its settings.
+        cfg: PoolConfig,
+        /// Its policies.
+        policies: Policies,
+    },
+    /// A running pool whose settings changed, changed in place.
+    Change {
+        /// Its new settings.
+        cfg: PoolConfig,
+        /// Policies built again, or `None` when the settings they are built from did not
+        /// change (they are trait objects, so the caller, who knows those settings, decides).
+        policies: Option<Policies>,
+        /// Its container spec changed: a new generation starts, and containers of the old one
+        /// drain.
+        respec: bool,
+    },
+    /// A running pool left as it is, by name.
+    Keep(String),
+}
+
 impl<B: Backend> Manager<B> {
-    /// Make the pools those of `pools`: add, remove (drain) or change in place. Policies are
-    /// `None` when the caller found them unchanged (they are trait objects, so the caller, who
-    /// knows the settings they were built from, decides); a new pool must come with them.
-    pub fn reconfigure(
-        self: &Arc<Self>,
-        pools: Vec<(PoolConfig, Option<Policies>)>,
-    ) -> ReloadReport {
+    /// Make the pools those of `pools`: add, change in place, keep, and remove (drain) every
+    /// running pool the list does not name. A change or keep of a pool that is not running, or an
+    /// add of one that is, disagrees with the pool map and is skipped with a warning.
+    pub fn reconfigure(self: &Arc<Self>, pools: Vec<PoolChange>) -> ReloadReport {
         let mut report = ReloadReport::default();
         if self.cancel.is_cancelled() {
             return report;
@@ -58,23 +82,38 @@ impl<B: Backend> Manager<B> {
         let old = self.pools();
         let mut next: BTreeMap<String, Arc<Pool>> = BTreeMap::new();
         let mut started = Vec::new();
-        for (cfg, policies) in pools {
-            let name = cfg.name.clone();
-            match old.get(&name) {
-                Some(pool) => {
-                    if *pool.cfg() != cfg || policies.is_some() {
-                        if pool.reconfigure(cfg, policies) {
-                            report.respec.push(name.clone());
-                        }
-                        report.changed.push(name.clone());
+        for change in pools {
+            match change {
+                PoolChange::Keep(name) => match old.get(&name) {
+                    Some(pool) => {
+                        next.insert(name, pool.clone());
                     }
-                    next.insert(name, pool.clone());
-                }
-                None => {
-                    let Some(policies) = policies else {
-                        warn!(pool = %name, "reload: a new pool came without policies; not added");
+                    None => warn!(pool = %name, "reload: a pool to keep is not running; skipped"),
+                },
+                PoolChange::Change {
+                    cfg,
+                    policies,
+                    respec,
+                } => {
+                    let name = cfg.name.clone();
+                    let Some(pool) = old.get(&name) else {
+                        warn!(pool = %name, "reload: a pool to change is not running; not added");
                         continue;
                     };
+                    pool.reconfigure(cfg, policies, respec);
+                    if respec {
+                        report.respec.push(name.clone());
+                    }
+                    report.changed.push(name.clone());
+                    next.insert(name, pool.clone());
+                }
+                PoolChange::Add { cfg, policies } => {
+                    let name = cfg.name.clone();
+                    if let Some(pool) = old.get(&name) {
+                        warn!(pool = %name, "reload: a pool to add is running already; kept as it is");
+                        next.insert(name, pool.clone());
+                        continue;
+                    }
                     let pool = Pool::new(cfg, policies, self.cancel.child_token());
                     started.push(pool.clone());
                     report.added.push(name.clone());

@@ -7,7 +7,20 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use warmpool_core::{AcquireError, AcquireRequest, BuiltinExhaustion, ManagerConfig};
+use warmpool_core::{AcquireError, AcquireRequest, BuiltinExhaustion, ManagerConfig, PoolChange};
+
+fn keep(name: &str) -> PoolChange {
+    PoolChange::Keep(name.into())
+}
+
+/// Changed sizes or timings: no new policies, the same spec.
+fn resize(cfg: warmpool_core::PoolConfig) -> PoolChange {
+    PoolChange::Change {
+        cfg,
+        policies: None,
+        respec: false,
+    }
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
@@ -19,8 +32,11 @@ async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
     let before = b.live().clone();
 
     let report = m.reconfigure(vec![
-        (pool("a", 4, 4, 8), None),
-        (pool("b", 1, 1, 2), Some(policies(BuiltinExhaustion::Cold))),
+        resize(pool("a", 4, 4, 8)),
+        PoolChange::Add {
+            cfg: pool("b", 1, 1, 2),
+            policies: policies(BuiltinExhaustion::Cold),
+        },
     ]);
     assert_eq!(report.changed, ["a"]);
     assert_eq!(report.added, ["b"]);
@@ -36,12 +52,12 @@ async fn a_resize_keeps_every_container_and_an_added_pool_fills() {
     assert_eq!(b.state().destroyed_total, 0);
 
     // Shrinking trims one container per tick, down to the new size.
-    m.reconfigure(vec![(pool("a", 1, 1, 8), None), (pool("b", 1, 1, 2), None)]);
+    m.reconfigure(vec![resize(pool("a", 1, 1, 8)), keep("b")]);
     run_for(Duration::from_secs(10)).await;
     assert_eq!(m.pool_stats("a").unwrap().counts.ready, 1);
 
-    // The same config again changes nothing.
-    let same = m.reconfigure(vec![(pool("a", 1, 1, 8), None), (pool("b", 1, 1, 2), None)]);
+    // The same config again (every pool kept, as the reload plan finds it) changes nothing.
+    let same = m.reconfigure(vec![keep("a"), keep("b")]);
     assert!(same.is_empty(), "{same:?}");
 }
 
@@ -59,7 +75,7 @@ async fn a_removed_pool_drains_but_its_lease_lives_on() {
     let lease = m.acquire(request("a")).await.unwrap();
     run_for(Duration::from_secs(2)).await;
 
-    let report = m.reconfigure(vec![(pool("b", 1, 1, 2), None)]);
+    let report = m.reconfigure(vec![keep("b")]);
     assert_eq!(report.removed, ["a"]);
     run_for(Duration::from_secs(2)).await;
     assert!(matches!(
@@ -99,7 +115,11 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
 
     let mut changed = cfg.clone();
     changed.spec.env.insert("VERSION".into(), "2".into());
-    let report = m.reconfigure(vec![(changed, None)]);
+    let report = m.reconfigure(vec![PoolChange::Change {
+        cfg: changed,
+        policies: None,
+        respec: true,
+    }]);
     assert_eq!(report.respec, ["a"]);
     // Recycling is gradual: after one tick, at most one old ready container is gone.
     run_for(Duration::from_millis(1100)).await;

@@ -1,6 +1,8 @@
 //! The control supervisor, without Docker: reloads through the inbox answer their asker,
 //! a rejected file keeps the old config serving, an attempt that panics is reported and the
-//! next one works, and the supervisor's liveness is what /readyz reads.
+//! next one works, and the supervisor's liveness is what /readyz reads. The reload plan's
+//! restart settings and spec changes reach the answer, and a reload asked for during a burst of
+//! plugin changes is applied with them, once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -180,6 +182,74 @@ async fn requests_in_a_burst_are_applied_once() {
         1,
         "an editor's burst of events is one reload"
     );
+    assert!(inbox.send(Control::Shutdown("SIGINT")).await);
+    assert_eq!(task.await.unwrap(), "SIGINT");
+}
+
+#[tokio::test]
+async fn the_plan_names_restart_settings_and_flags_a_spec_change() {
+    let (r, cfg) = rig();
+    let mut sup = Supervisor::new(
+        &path(&r),
+        cfg,
+        r.manager.clone(),
+        r.host.clone(),
+        Box::new(|p: &Path| warmpool_config::load(p)),
+        None,
+    );
+    let (inbox, mut rx) = Inbox::new();
+    let task = tokio::spawn(async move { sup.run(&mut rx).await });
+
+    // A restart setting alone: named, and no pool touched.
+    std::fs::write(
+        path(&r),
+        "server: {host_id: sup, listen: 127.0.0.1:7171}\npools:\n  a: {image: busybox, min_ready: 1}\n",
+    )
+    .unwrap();
+    let s = ask(&inbox).await.unwrap();
+    assert_eq!(s.restart_only, vec!["server.listen".to_string()]);
+    assert!(s.added.is_empty() && s.removed.is_empty() && s.changed.is_empty());
+
+    // A new image: the pool changes and its containers of the old spec drain. The listener is
+    // still the one the daemon started with, so it is named again.
+    std::fs::write(
+        path(&r),
+        "server: {host_id: sup, listen: 127.0.0.1:7171}\npools:\n  a: {image: busybox2, min_ready: 1}\n",
+    )
+    .unwrap();
+    let s = ask(&inbox).await.unwrap();
+    assert_eq!(s.changed, vec!["a".to_string()]);
+    assert_eq!(s.respec, vec!["a".to_string()]);
+
+    assert!(inbox.send(Control::Shutdown("SIGTERM")).await);
+    assert_eq!(task.await.unwrap(), "SIGTERM");
+}
+
+#[tokio::test]
+async fn a_reload_after_plugin_changes_is_applied_with_them() {
+    let (r, cfg) = rig();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let mut sup = Supervisor::new(
+        &path(&r),
+        cfg,
+        r.manager.clone(),
+        r.host.clone(),
+        Box::new(move |p: &Path| {
+            c.fetch_add(1, Ordering::SeqCst);
+            warmpool_config::load(p)
+        }),
+        None,
+    );
+    let (inbox, mut rx) = Inbox::new();
+    let task = tokio::spawn(async move { sup.run(&mut rx).await });
+    assert!(inbox.offer(Control::PluginChanged(vec![
+        r.dir.path().join("no-slot-holds-this.wasm")
+    ])));
+    std::fs::write(path(&r), TWO_POOLS).unwrap();
+    let s = ask(&inbox).await.unwrap();
+    assert_eq!(s.added, vec!["b".to_string()]);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(inbox.send(Control::Shutdown("SIGINT")).await);
     assert_eq!(task.await.unwrap(), "SIGINT");
 }

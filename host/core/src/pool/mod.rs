@@ -75,11 +75,11 @@ impl Pool {
         c.generation != self.generation()
     }
 
-    /// Apply a reloaded config. A changed spec starts a new generation, so containers of the old
-    /// one drain as they come free; sizes, timeouts and policies take effect at once.
-    pub fn reconfigure(&self, cfg: PoolConfig, policies: Option<Policies>) -> bool {
-        let spec_changed = self.cfg.load().spec != cfg.spec;
-        if spec_changed {
+    /// Apply a reloaded config. A changed spec (`respec`, as the reload's plan found it) starts a
+    /// new generation, so containers of the old one drain as they come free; sizes, timeouts and
+    /// policies take effect at once.
+    pub fn reconfigure(&self, cfg: PoolConfig, policies: Option<Policies>, respec: bool) {
+        if respec {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         // The policy decides the target at the next refill; until then, keep it in bounds.
@@ -89,7 +89,6 @@ impl Pool {
             self.policies.store(Arc::new(p));
         }
         self.touch();
-        spec_changed
     }
 
     /// Lock the state. The state's methods check their invariants and never leave the counts

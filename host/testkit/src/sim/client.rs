@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use warmpool_core::{AcquireError, AcquireRequest, ExecRequest, FileBody, LeaseError};
+use warmpool_core::{
+    AcquireError, AcquireRequest, ContainerSpec, ExecRequest, FileBody, LeaseError, PoolChange,
+};
 
 use super::exercise::Count;
 use super::handout::{ended_during_call, forget, handed, secret};
@@ -377,6 +379,13 @@ impl Sim {
 
     pub(crate) fn reload(&mut self) {
         self.out.reloads += 1;
+        // The pools before this reload, by name and spec: the reload tells the manager which
+        // pools are new and which changed spec, as the daemon's reload plan does.
+        let before: Vec<(String, ContainerSpec)> = self
+            .pools
+            .iter()
+            .map(|(p, _)| (p.name.clone(), p.spec.clone()))
+            .collect();
         let i = self.rng.usize(0..self.pools.len());
         match self.rng.u32(0..6) {
             0 if self.pools.len() > 1 => {
@@ -422,7 +431,20 @@ impl Sim {
         let updates = self
             .pools
             .iter()
-            .map(|(p, e)| (p.clone(), Some(super::world::policies(*e))))
+            .map(|(p, e)| {
+                let policies = super::world::policies(*e);
+                match before.iter().find(|(name, _)| *name == p.name) {
+                    None => PoolChange::Add {
+                        cfg: p.clone(),
+                        policies,
+                    },
+                    Some((_, spec)) => PoolChange::Change {
+                        cfg: p.clone(),
+                        policies: Some(policies),
+                        respec: *spec != p.spec,
+                    },
+                }
+            })
             .collect();
         self.manager.reconfigure(updates);
     }

@@ -5,7 +5,6 @@
 //! `SignalTo` and linkerd's admin shutdown do. A failed attempt is reported and never ends the
 //! loop; a supervisor that is gone makes `/readyz` fail.
 
-pub mod diff;
 pub mod signals;
 pub mod supervisor;
 

@@ -1,11 +1,12 @@
 //! The one task that applies control requests, in order (see [`crate::control`]).
 //!
 //! A reload validates the whole file first (an invalid one logs every problem and keeps the old
-//! config serving), then applies it pool by pool through `Manager::reconfigure`; plugin slots
-//! it creates load in the background, so a reload never waits for a compile. Each attempt runs
-//! under `catch_unwind`: whatever goes wrong, a panic included, is logged, published as a
-//! `reload` event, answered to whoever asked, and the loop goes on. Generic over the backend,
-//! so it is tested without Docker.
+//! config serving), then applies the `ReloadPlan` the config crate makes of the running and the
+//! new config, pool by pool, through `Manager::reconfigure`; plugin slots it creates load in the
+//! background, so a reload never waits for a compile. Each attempt runs under `catch_unwind`:
+//! whatever goes wrong, a panic included, is logged, published as a `reload` event, answered to
+//! whoever asked, and the loop goes on. Requests are taken in bursts (an editor's save is several
+//! events), each applied once. Generic over the backend, so it is tested without Docker.
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -17,11 +18,10 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use warmpool_config::{Config, ConfigError};
-use warmpool_core::{Backend, Manager};
+use warmpool_config::{Config, ConfigError, PoolPlan, PoolReload, ReloadPlan};
+use warmpool_core::{Backend, Manager, PoolChange};
 use warmpool_plugin_host::{PluginHost, PluginWatcher};
 
-use super::diff::diff;
 use super::{Control, Inbox, ReloadReply, ReloadSummary, Source};
 
 /// Quiet time after the last reload request: an editor's save is several events.
@@ -139,7 +139,7 @@ impl<B: Backend> Supervisor<B> {
     }
 
     /// Apply requests until a shutdown is asked for (returns the signal's name) or every sender
-    /// is gone.
+    /// is gone. Requests are taken in bursts (`Burst`), each applied once.
     pub async fn run(&mut self, rx: &mut mpsc::Receiver<Control>) -> &'static str {
         struct Alive(Arc<AtomicBool>);
         impl Drop for Alive {
@@ -152,64 +152,46 @@ impl<B: Backend> Supervisor<B> {
             let Some(first) = rx.recv().await else {
                 return "inbox closed";
             };
-            match first {
-                Control::Shutdown(why) => return why,
-                Control::Reload { source, reply } => {
-                    // Coalesce: an editor's save is several events; answer every asker.
-                    let mut replies: Vec<ReloadReply> = reply.into_iter().collect();
-                    let mut stop = None;
-                    let mut plugins = Vec::new();
-                    while let Ok(Some(c)) = tokio::time::timeout(RELOAD_DEBOUNCE, rx.recv()).await {
-                        match c {
-                            Control::Reload { reply, .. } => replies.extend(reply),
-                            Control::PluginChanged(p) => plugins.extend(p),
-                            Control::Shutdown(why) => {
-                                stop = Some(why);
-                                break;
-                            }
-                        }
-                    }
-                    let outcome = self.reload(source);
-                    for r in replies {
-                        let _ = r.send(outcome.clone());
-                    }
-                    if !plugins.is_empty() {
-                        self.plugins_changed(plugins);
-                    }
-                    if let Some(why) = stop {
-                        return why;
-                    }
-                }
-                Control::PluginChanged(paths) => {
-                    let mut all = paths;
-                    let mut stop = None;
-                    let mut reload = None;
-                    while let Ok(Some(c)) = tokio::time::timeout(PLUGIN_DEBOUNCE, rx.recv()).await {
-                        match c {
-                            Control::PluginChanged(p) => all.extend(p),
-                            Control::Reload { source, reply } => {
-                                reload = Some((source, reply));
-                                break;
-                            }
-                            Control::Shutdown(why) => {
-                                stop = Some(why);
-                                break;
-                            }
-                        }
-                    }
-                    self.plugins_changed(all);
-                    if let Some((source, reply)) = reload {
-                        let outcome = self.reload(source);
-                        if let Some(r) = reply {
-                            let _ = r.send(outcome);
-                        }
-                    }
-                    if let Some(why) = stop {
-                        return why;
-                    }
+            let mut burst = Burst::new(first);
+            while !burst.closed {
+                match tokio::time::timeout(burst.quiet(), rx.recv()).await {
+                    Ok(Some(c)) => burst.add(c),
+                    _ => break,
                 }
             }
+            if let Some(why) = self.apply(burst) {
+                return why;
+            }
         }
+    }
+
+    /// One burst: its plugin changes and its reload, in the order their kinds first came, every
+    /// asker answered; then the shutdown it asked for, if any.
+    fn apply(&mut self, burst: Burst) -> Option<&'static str> {
+        let Burst {
+            reload,
+            replies,
+            plugins,
+            plugins_first,
+            stop,
+            closed: _,
+        } = burst;
+        let mut later = Vec::new();
+        if plugins_first {
+            self.plugins_changed(plugins);
+        } else {
+            later = plugins;
+        }
+        if let Some(source) = reload {
+            let outcome = self.reload(source);
+            for r in replies {
+                let _ = r.send(outcome.clone());
+            }
+        }
+        if !later.is_empty() {
+            self.plugins_changed(later);
+        }
+        stop
     }
 
     /// Changed plugin files: the slots holding them reload in the background.
@@ -257,31 +239,23 @@ impl<B: Backend> Supervisor<B> {
                 return Err(e.to_string());
             }
         };
-        let d = diff(&self.current, &new);
-        for what in &d.restart_only {
+        let plan = ReloadPlan::new(&self.current, &new);
+        for what in &plan.restart {
             warn!(
                 setting = what,
                 "config reload: this setting changes only at a restart; the running value stays"
             );
         }
-        let mut updates = Vec::with_capacity(d.pools.len());
-        for &(i, rebuild) in &d.pools {
-            let plan = &new.pools[i];
-            if rebuild {
-                // Rebuilt: forget the old plugin slots first; the new ones load in the background.
-                self.host.drop_pool(&plan.pool.name);
-                updates.push((
-                    plan.pool.clone(),
-                    Some(crate::policies::policies(plan, &self.host)),
-                ));
-            } else {
-                updates.push((plan.pool.clone(), None));
-            }
-        }
-        for name in &d.removed {
+        let changes = new
+            .pools
+            .iter()
+            .zip(&plan.pools)
+            .map(|(pool, &class)| self.pool_change(pool, class))
+            .collect();
+        for name in &plan.removed {
             self.host.drop_pool(name);
         }
-        let report = self.manager.reconfigure(updates);
+        let report = self.manager.reconfigure(changes);
         if let Some(w) = &mut self.watchers {
             w.rearm(&self.host, true);
         }
@@ -294,8 +268,91 @@ impl<B: Backend> Supervisor<B> {
             removed: report.removed,
             changed: report.changed,
             respec: report.respec,
-            restart_only: d.restart_only.iter().map(|s| s.to_string()).collect(),
+            restart_only: plan.restart.iter().map(|s| s.to_string()).collect(),
         })
+    }
+
+    /// What the manager does with one pool of the new config, as the plan classed it; its
+    /// policies are built here when the plan says they must be.
+    fn pool_change(&self, plan: &PoolPlan, class: PoolReload) -> PoolChange {
+        if class.builds_policies() {
+            // Rebuilt: forget the old plugin slots first; the new ones load in the background.
+            self.host.drop_pool(&plan.pool.name);
+        }
+        let policies = || crate::policies::policies(plan, &self.host);
+        let cfg = plan.pool.clone();
+        match class {
+            PoolReload::Added => PoolChange::Add {
+                policies: policies(),
+                cfg,
+            },
+            PoolReload::Unchanged => PoolChange::Keep(cfg.name),
+            PoolReload::Changed {
+                policies: rebuild,
+                respec,
+            } => PoolChange::Change {
+                policies: rebuild.then(policies),
+                cfg,
+                respec,
+            },
+        }
+    }
+}
+
+/// The requests taken together: the first, and those that follow it each within the quiet time
+/// of the first one's kind. A shutdown ends a burst; so does a reload joining a burst of plugin
+/// changes (it is applied with them rather than held for its own quiet time).
+struct Burst {
+    /// A reload was asked for, by this first asker.
+    reload: Option<Source>,
+    /// Every reload asker waiting for the outcome.
+    replies: Vec<ReloadReply>,
+    /// Changed plugin files, every report of them.
+    plugins: Vec<PathBuf>,
+    /// The burst began with plugin changes: they are handled before its reload, not after.
+    plugins_first: bool,
+    /// A shutdown was asked for: applied after the rest.
+    stop: Option<&'static str>,
+    /// No further request joins.
+    closed: bool,
+}
+
+impl Burst {
+    fn new(first: Control) -> Self {
+        let mut b = Self {
+            reload: None,
+            replies: Vec::new(),
+            plugins: Vec::new(),
+            plugins_first: matches!(first, Control::PluginChanged(_)),
+            stop: None,
+            closed: false,
+        };
+        b.add(first);
+        b
+    }
+
+    /// How long the burst waits for one more request.
+    fn quiet(&self) -> Duration {
+        if self.plugins_first {
+            PLUGIN_DEBOUNCE
+        } else {
+            RELOAD_DEBOUNCE
+        }
+    }
+
+    fn add(&mut self, c: Control) {
+        match c {
+            Control::Reload { source, reply } => {
+                self.reload.get_or_insert(source);
+                self.replies.extend(reply);
+                self.closed |= self.plugins_first;
+            }
+            Control::PluginChanged(paths) => self.plugins.extend(paths),
+            Control::Shutdown(why) => {
+                self.stop = Some(why);
+                self.closed = true;
+            }
+        }
     }
 }
 
