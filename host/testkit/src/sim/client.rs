@@ -10,7 +10,7 @@ use warmpool_core::{AcquireError, AcquireRequest, ExecRequest, FileBody, LeaseEr
 use super::exercise::Count;
 use super::handout::{ended_during_call, forget, handed, secret};
 use super::world::{End, Held, Sim};
-use crate::fake::Faults;
+use warmpool_fake::Faults;
 
 impl Sim {
     pub(crate) async fn one_step(&mut self) {
@@ -422,7 +422,7 @@ impl Sim {
         let updates = self
             .pools
             .iter()
-            .map(|(p, e)| (p.clone(), Some(super::world::policies(*e))))
+            .map(|(p, e)| (p.clone(), Some(super::start::policies(*e))))
             .collect();
         self.manager.reconfigure(updates);
     }
