@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The policy lab's benchmark (BENCHMARKS.md, "Sizing policies on every shape"): every shipped
 # sizing policy, and static pools of 0 to 12, on every trace shape, for several seeds, with
-# `warmpool simulate`. Prints one markdown table a shape.
+# `warmpool-lab simulate`. Prints one markdown table a shape.
 #
 #   scripts/policy-lab.sh [SEEDS...]        default seeds: 1 2 3
 #
-# Needs a built `warmpool` (WARMPOOL_BIN, default target/release/warmpool, else target/debug)
-# and the sizing plugins (plugins/target/wasm32-wasip2/release/sizing_*.wasm; the test build
-# makes them).
+# Needs a built `warmpool-lab` (WARMPOOL_LAB_BIN, default target/release/warmpool-lab, else
+# target/debug) and the sizing plugins (plugins/target/wasm32-wasip2/release/sizing_*.wasm; the
+# test build makes them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${WARMPOOL_BIN:-target/release/warmpool}
-[ -x "$bin" ] || bin=target/debug/warmpool
+bin=${WARMPOOL_LAB_BIN:-target/release/warmpool-lab}
+[ -x "$bin" ] || bin=target/debug/warmpool-lab
 wasm=plugins/target/wasm32-wasip2/release
 seeds=("${@:-1 2 3}")
 # shellcheck disable=SC2206

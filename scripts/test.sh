@@ -107,7 +107,9 @@ cargo test --workspace --locked --no-run
 took "build, with clippy's lints"
 await "$pyenv_pid" "scripts/python-env.sh" target/python-env.log
 took "python env"
-# The daemon under test is the one binary this build made; no test builds another.
+# The daemon under test is the one binary this build made; no test builds another. The policy
+# lab's binary, `warmpool-lab`, is beside it (host/lab has integration tests, so the build
+# links it), where the end-to-end tests look for it.
 export WARMPOOL_BIN="$PWD/target/debug/warmpool"
 if [ $# -eq 0 ]; then
   # Everything but the fault simulation, which runs below beside the Python tests.

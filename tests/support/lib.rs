@@ -73,18 +73,47 @@ pub fn binary() -> PathBuf {
         if let Ok(p) = std::env::var("WARMPOOL_BIN") {
             return PathBuf::from(p);
         }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "warmpool", "--bin", "warmpool"])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "cargo build -p warmpool failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| repo_root().join("target"), PathBuf::from);
-        target.join("debug/warmpool")
+        cargo_build("warmpool", "warmpool")
     })
     .clone()
+}
+
+/// The `warmpool-lab` binary (the policy lab's `trace`, `simulate` and `replay`):
+/// `WARMPOOL_LAB_BIN`; else the one beside `WARMPOOL_BIN`, which the same build made (host/lab
+/// has integration tests, so `cargo test --workspace --no-run` links its binary); else built
+/// once per run.
+pub fn lab_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("WARMPOOL_LAB_BIN") {
+            return PathBuf::from(p);
+        }
+        if let Ok(p) = std::env::var("WARMPOOL_BIN") {
+            let beside = Path::new(&p).with_file_name("warmpool-lab");
+            assert!(
+                beside.is_file(),
+                "no warmpool-lab beside WARMPOOL_BIN ({}): build it (cargo build -p warmpool-lab) or set WARMPOOL_LAB_BIN",
+                beside.display()
+            );
+            return beside;
+        }
+        cargo_build("warmpool-lab", "warmpool-lab")
+    })
+    .clone()
+}
+
+/// Build `bin` of `package` (debug) and give its path.
+fn cargo_build(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(repo_root())
+        .status()
+        .expect("run cargo build");
+    assert!(st.success(), "cargo build -p {package} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    target.join("debug").join(bin)
 }
 
 /// Containers (all states) carrying this host id's label.

@@ -1,13 +1,14 @@
-//! The policy lab through the real binary: `warmpool simulate` runs built-in and wasm sizing
+//! The policy lab through its real binary: `warmpool-lab simulate` runs built-in and wasm sizing
 //! policies over a trace (table, JSON, SVG; the same seed, the same figures; bad input refused
-//! with a reason), and `warmpool replay` drives a real daemon on the real engine with a trace
-//! and reads back what the pool's own figures say it cost.
+//! with a reason), and `warmpool-lab replay` drives a real daemon on the real engine with a
+//! trace and reads back what the pool's own figures say it cost. The daemon's own binary has
+//! none of the lab's commands.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use warmpool_e2e::{Daemon, binary, pool_yaml};
+use warmpool_e2e::{Daemon, binary, lab_binary, pool_yaml};
 use warmpool_lab::{Acquire, Trace};
 use warmpool_test_components::component;
 
@@ -15,11 +16,24 @@ fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
 }
 
-fn warmpool(args: &[&str]) -> Output {
-    Command::new(binary())
+fn lab(args: &[&str]) -> Output {
+    Command::new(lab_binary())
         .args(args)
         .output()
-        .expect("run warmpool")
+        .expect("run warmpool-lab")
+}
+
+#[test]
+fn the_daemon_has_none_of_the_lab_commands() {
+    for cmd in ["simulate", "replay", "trace"] {
+        let out = Command::new(binary())
+            .arg(cmd)
+            .output()
+            .expect("run warmpool");
+        assert!(!out.status.success(), "warmpool {cmd} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("unrecognized subcommand"), "{cmd}: {err}");
+    }
 }
 
 #[test]
@@ -51,7 +65,7 @@ fn simulate_compares_builtin_and_wasm_policies_repeatably() {
         "--svg",
         svg.to_str().unwrap(),
     ];
-    let out = warmpool(&args);
+    let out = lab(&args);
     assert!(out.status.success(), "{out:?}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ps = doc["policies"].as_array().unwrap();
@@ -74,7 +88,7 @@ fn simulate_compares_builtin_and_wasm_policies_repeatably() {
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("builtin:adaptive"));
 
-    let again = warmpool(&args);
+    let again = lab(&args);
     let doc2: Value = serde_json::from_slice(&again.stdout).unwrap();
     // Plugin call counts aside (the host's own), the figures repeat exactly.
     let strip = |mut d: Value| {
@@ -90,7 +104,7 @@ fn simulate_compares_builtin_and_wasm_policies_repeatably() {
     );
 
     // The table names every policy.
-    let table = warmpool(&args[..args.len() - 3]);
+    let table = lab(&args[..args.len() - 3]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.contains("hit rate") && text.contains("sizing_predictive.wasm"),
@@ -121,7 +135,7 @@ fn simulate_refuses_bad_input_with_reasons() {
         (&["--pool", "nope"], "no such pool"),
     ];
     for (extra, want) in cases {
-        let out = warmpool(&[&base[..], extra].concat());
+        let out = lab(&[&base[..], extra].concat());
         assert!(!out.status.success(), "{extra:?} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{extra:?}: {err}");
@@ -130,7 +144,7 @@ fn simulate_refuses_bad_input_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "t_ms,pool,hold_ms\n5,default,1\n1,default,1\n").unwrap();
-    let out = warmpool(&[
+    let out = lab(&[
         "simulate",
         "-c",
         config.to_str().unwrap(),
@@ -168,7 +182,7 @@ async fn replay_drives_a_real_daemon_and_reads_its_cost() {
     let out = tokio::task::spawn_blocking({
         let (url, file) = (d.url.clone(), file.clone());
         move || {
-            warmpool(&[
+            lab(&[
                 "replay",
                 "--url",
                 &url,

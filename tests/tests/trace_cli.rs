@@ -1,4 +1,4 @@
-//! `warmpool trace`, through the real binary: `generate` writes a synthetic trace that the
+//! `warmpool-lab trace`, through the real binary: `generate` writes a synthetic trace that the
 //! same seed repeats, and `from-audit` turns a real daemon's audit log into the trace of the
 //! leases it served, holds included.
 
@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
-use warmpool_e2e::{Daemon, binary, pool_yaml};
+use warmpool_e2e::{Daemon, lab_binary, pool_yaml};
 use warmpool_lab::Trace;
 
 fn trace(args: &[&str]) -> std::process::Output {
-    Command::new(binary())
+    Command::new(lab_binary())
         .arg("trace")
         .args(args)
         .output()
-        .expect("run warmpool trace")
+        .expect("run warmpool-lab trace")
 }
 
 #[test]

@@ -19,7 +19,7 @@ use common::{lease, live_leases, request, send};
 /// A router like `common::app`'s, whose admin reload counts its calls.
 async fn app_counting_reloads() -> (axum::Router, Arc<AtomicU32>) {
     let reloads = Arc::new(AtomicU32::new(0));
-    let backend = Arc::new(warmpool_testkit::FakeBackend::new(
+    let backend = Arc::new(warmpool_fake::FakeBackend::new(
         std::time::Duration::from_millis(5),
     ));
     let m = warmpool_core::Manager::new(

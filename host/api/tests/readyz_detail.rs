@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use warmpool_api::{ApiConfig, router};
 use warmpool_core::{BuiltinExhaustion, Manager, ManagerConfig};
-use warmpool_testkit::FakeBackend;
+use warmpool_fake::FakeBackend;
 
 use common::{call, pool};
 

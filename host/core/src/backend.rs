@@ -2,7 +2,7 @@
 //!
 //! Like deadpool's `Manager` or bb8's `ManageConnection`, a [`Backend`] knows how to make, use and
 //! destroy one container; the pool core decides when. The Docker backend (`warmpool-docker`) is one
-//! implementation, the in-memory fake of `warmpool-testkit` another.
+//! implementation, the in-memory fake of `warmpool-fake` another.
 //!
 //! The core names every container before it asks for it ([`Backend::create`] takes the name), so
 //! a container the engine made is always one the core can account for, even when the create's

@@ -13,7 +13,7 @@
 //!
 //! That gives the guarantee the README states: no container reaches two clients across a crash,
 //! and the price of a crash is recreating the few containers that were lendable but not leased.
-//! `warmpool-store` implements the trait on redb; `warmpool-testkit` has an in-memory one.
+//! `warmpool-store` implements the trait on redb; `warmpool-fake` has an in-memory one.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -4,7 +4,8 @@
 //! part that decides: it knows containers only through the [`Backend`] trait and decides only
 //! through the policy traits ([`SizingPolicy`], [`ExhaustionStrategy`], [`HealthCheck`]). The
 //! Docker backend lives in `warmpool-docker`, the HTTP API in `warmpool-api`, the YAML config in
-//! `warmpool-config`, the in-memory backend and the fault simulation in `warmpool-testkit`.
+//! `warmpool-config`, the in-memory backend in `warmpool-fake`, the fault simulation in
+//! `warmpool-testkit`.
 //!
 //! Where things live (the README's layout table says the same, file by file):
 //! - `backend`: the [`Backend`] trait, its events and errors; `backend/{spec,exec,residue}.rs`:

@@ -92,7 +92,7 @@ pub struct CreateStats {
     /// Median duration of the last 32 successful creates, in ms; `null` before the first.
     pub median_ms: Option<u32>,
     /// 99th percentile (nearest rank) of the same creates, in ms; `null` before the first.
-    /// `warmpool simulate --create-from` draws simulated creates from these two.
+    /// `warmpool-lab simulate --create-from` draws simulated creates from these two.
     pub p99_ms: Option<u32>,
     /// The last create failure (or death within probation), kept after creates recover.
     pub last_error: Option<String>,

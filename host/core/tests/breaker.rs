@@ -120,7 +120,7 @@ async fn a_failing_engine_opens_its_own_breaker_and_the_pool_fills_elsewhere() {
 /// `n` rounds of: take a lease from pool `p`, hold it 2 s, release it. Returns the engines
 /// that served them.
 async fn churn(
-    m: &std::sync::Arc<warmpool_core::Manager<warmpool_testkit::FakeBackend>>,
+    m: &std::sync::Arc<warmpool_core::Manager<warmpool_fake::FakeBackend>>,
     n: usize,
 ) -> Vec<String> {
     let mut engines = Vec::new();

@@ -15,8 +15,8 @@ use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{
     AcquireError, AcquireRequest, BuiltinExhaustion, EngineSpec, LeaseError, Manager, ManagerConfig,
 };
+use warmpool_fake::{FakeBackend, MemoryStore};
 use warmpool_testkit::fixtures::engines_manager;
-use warmpool_testkit::{FakeBackend, MemoryStore};
 
 fn engine(name: &str, zone: &str, max: Option<u32>) -> EngineSpec {
     EngineSpec {
@@ -174,9 +174,11 @@ async fn a_restart_reattaches_each_lease_on_its_own_engine() {
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            Arc::new(FakeBackend::attach(
-                warmpool_testkit::FakeEngine::with_prefix(CREATE, i as u64 + 1, &format!("f{n}")),
-            ))
+            Arc::new(FakeBackend::attach(warmpool_fake::FakeEngine::with_prefix(
+                CREATE,
+                i as u64 + 1,
+                &format!("f{n}"),
+            )))
         })
         .collect();
     let start = || {

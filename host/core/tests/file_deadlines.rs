@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use warmpool_core::{
     AcquireRequest, BackendError, BuiltinExhaustion, FileBody, LeaseError, Manager, ManagerConfig,
 };
-use warmpool_testkit::FakeBackend;
+use warmpool_fake::FakeBackend;
 
 /// Longer than any deadline the daemon may put on a file call: what "forever" means here.
 const FOREVER: Duration = Duration::from_secs(3600);

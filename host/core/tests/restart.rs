@@ -15,9 +15,7 @@ use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{
     AcquireRequest, BuiltinExhaustion, LeaseError, Manager, ManagerConfig, PoolConfig, ReuseConfig,
 };
-use warmpool_testkit::FakeBackend;
-use warmpool_testkit::MemoryStore;
-use warmpool_testkit::fake::Agent;
+use warmpool_fake::{Agent, FakeBackend, MemoryStore};
 
 fn start(
     backend: &Arc<FakeBackend>,

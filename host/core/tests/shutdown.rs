@@ -66,7 +66,7 @@ async fn shutdown_leaves_nothing_and_is_bounded() {
 
 #[tokio::test(start_paused = true)]
 async fn startup_sweeps_leftovers_before_creating() {
-    let backend = std::sync::Arc::new(warmpool_testkit::FakeBackend::new(CREATE));
+    let backend = std::sync::Arc::new(warmpool_fake::FakeBackend::new(CREATE));
     backend.live().insert("left-by-a-crash".into());
     let m = warmpool_core::Manager::new(
         ManagerConfig::default(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use warmpool_core::lease_store::LeaseStore;
 use warmpool_core::{AcquireRequest, BuiltinExhaustion, Manager, ManagerConfig, ReuseConfig};
-use warmpool_testkit::{FakeBackend, MemoryStore};
+use warmpool_fake::{FakeBackend, MemoryStore};
 
 #[tokio::test(start_paused = true)]
 async fn pending_changes_stay_bounded_while_the_store_fails() {

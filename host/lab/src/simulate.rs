@@ -1,6 +1,6 @@
 //! Simulate a trace against a sizing policy: the real pool core ([`warmpool_core::Manager`]) on
-//! the in-memory engine of the fault simulation (`warmpool-testkit`), under tokio's paused
-//! clock, so a day of traffic runs in seconds and the same seed gives the same result.
+//! the in-memory engine of the tests and the fault simulation (`warmpool-fake`), under tokio's
+//! paused clock, so a day of traffic runs in seconds and the same seed gives the same result.
 //!
 //! What is real: the manager, its refill, reaper, acquire path, caps and breakers, and the
 //! policies themselves (a wasm plugin runs in the real plugin host, see [`Candidate`]). What is
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warmpool_core::{ExhaustionStrategy, PoolConfig, SizingPolicy};
-pub use warmpool_testkit::fake::CreateSpread;
+pub use warmpool_fake::CreateSpread;
 
 pub use measure::{Cost, Outcome, PluginRun, Sample, Served, Tally};
 

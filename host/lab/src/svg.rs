@@ -1,4 +1,4 @@
-//! The chart `warmpool simulate --svg` writes, drawn with plotters: above, the demand (leases
+//! The chart `warmpool-lab simulate --svg` writes, drawn with plotters: above, the demand (leases
 //! in use) and the ready containers each policy kept over time; below, each policy's hit rate
 //! against its idle container-seconds: the trade-off, one point a policy.
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::simulate::Outcome;
 
-/// The table `warmpool simulate` prints.
+/// The table `warmpool-lab simulate` prints.
 pub fn table(outcomes: &[Outcome]) -> String {
     let head = [
         "policy",

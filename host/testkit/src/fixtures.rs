@@ -9,8 +9,7 @@ use warmpool_core::policy_logic::sizing::AdaptiveConfig;
 use warmpool_core::{
     BuiltinExhaustion, BuiltinSizing, ContainerSpec, Manager, ManagerConfig, Policies, PoolConfig,
 };
-
-use crate::fake::FakeBackend;
+use warmpool_fake::{FakeBackend, FakeEngine};
 
 /// The fake engine's create latency in the core tests.
 pub const CREATE: Duration = Duration::from_millis(400);
@@ -93,7 +92,7 @@ pub fn engines_manager(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            Arc::new(FakeBackend::attach(crate::fake::FakeEngine::with_prefix(
+            Arc::new(FakeBackend::attach(FakeEngine::with_prefix(
                 CREATE,
                 i as u64 + 1,
                 &format!("fake-{}", s.name),

@@ -9,9 +9,10 @@
 //! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
 //!   ([`client`]); `shell` (a terminal) and `exec --stream` are in [`interactive`]; `plugin
 //!   check` loads a component locally.
-//! - `trace generate` and `trace from-audit` make acquire traces for the policy lab ([`trace`]);
-//!   `simulate` runs one against sizing policies in virtual time ([`simulate`]), and `replay`
-//!   drives a real daemon with one ([`replay`]).
+//!
+//! The policy lab's commands (`trace`, `simulate`, `replay`) are the `warmpool-lab` binary
+//! (`host/lab`), which links this library for [`policies`], [`serve::plugin_limits`] and
+//! [`client::Conn`]; this crate links no test code and no in-memory engine.
 
 pub mod audit;
 pub mod client;
@@ -20,9 +21,6 @@ pub mod daemon;
 pub mod engines;
 pub mod interactive;
 pub mod policies;
-pub mod replay;
 pub mod serve;
-pub mod simulate;
-pub mod trace;
 pub mod validate;
 pub mod warm_up;

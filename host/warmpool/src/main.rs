@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warmpool::{client, interactive, replay, serve, simulate, trace, validate, warm_up};
+use warmpool::{client, interactive, serve, validate, warm_up};
 
 #[derive(Parser)]
 #[command(
@@ -90,41 +90,6 @@ enum Command {
     /// Policy plugins: check a component, or list a running daemon's.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Acquire traces for the policy lab (CSV `t_ms,pool,hold_ms`).
-    #[command(subcommand)]
-    Trace(TraceCommand),
-    /// Replay a trace against sizing policies in virtual time, on the real pool core and an
-    /// in-memory engine: hit rate, waits, idle container-seconds, creates, per policy.
-    Simulate(simulate::SimulateArgs),
-    /// Drive a running daemon with a trace over HTTP (compressed by --speed) and measure what
-    /// the simulation measures.
-    Replay(replay::ReplayArgs),
-}
-
-#[derive(Subcommand)]
-enum TraceCommand {
-    /// A synthetic trace: poisson, diurnal, fanout, ramp or idle; the same for the same seed.
-    Generate {
-        #[arg(long)]
-        shape: warmpool_lab::shapes::Shape,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// The pool every acquire asks.
-        #[arg(long, default_value = "default")]
-        pool: String,
-        /// Write here instead of stdout.
-        #[arg(short, long)]
-        out: Option<PathBuf>,
-    },
-    /// The traffic a daemon served, from its audit log (`server.audit_log`).
-    FromAudit {
-        log: PathBuf,
-        /// Only this pool's leases.
-        #[arg(long)]
-        pool: Option<String>,
-        #[arg(short, long)]
-        out: Option<PathBuf>,
-    },
 }
 
 #[derive(Subcommand)]
@@ -209,21 +174,6 @@ fn main() -> ExitCode {
                 }
             },
             Command::Plugin(PluginCommand::List(conn)) => client::plugins(&conn).await,
-            Command::Trace(TraceCommand::Generate {
-                shape,
-                seed,
-                pool,
-                out,
-            }) => trace::generate_cmd(shape, seed, &pool, out),
-            Command::Trace(TraceCommand::FromAudit { log, pool, out }) => {
-                trace::from_audit_cmd(&log, pool.as_deref(), out)
-            }
-            // The simulation starts runtimes of its own (paused clocks), which cannot start
-            // within this one: it runs on a plain thread.
-            Command::Replay(args) => replay::run(args).await,
-            Command::Simulate(args) => std::thread::spawn(move || simulate::run(args))
-                .join()
-                .unwrap_or(ExitCode::FAILURE),
         }
     })
 }

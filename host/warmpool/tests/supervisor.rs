@@ -14,8 +14,8 @@ use warmpool::control::supervisor::Supervisor;
 use warmpool::control::{Control, Inbox, Source};
 use warmpool_config::Config;
 use warmpool_core::Manager;
+use warmpool_fake::FakeBackend;
 use warmpool_plugin_host::{Limits, PluginHost};
-use warmpool_testkit::FakeBackend;
 
 const ONE_POOL: &str = "server: {host_id: sup}\npools:\n  a: {image: busybox, min_ready: 1}\n";
 const TWO_POOLS: &str = "server: {host_id: sup}\npools:\n  a: {image: busybox, min_ready: 2, max_ready: 2}\n  b: {image: busybox}\n";

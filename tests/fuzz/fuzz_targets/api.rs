@@ -18,7 +18,8 @@ use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 use warmpool_api::{ApiConfig, router};
 use warmpool_core::{BuiltinExhaustion, Manager, ManagerConfig};
-use warmpool_testkit::{FakeBackend, fixtures};
+use warmpool_fake::FakeBackend;
+use warmpool_testkit::fixtures;
 
 struct World {
     rt: tokio::runtime::Runtime,

@@ -17,7 +17,8 @@ use warmpool_api::{ApiConfig, router};
 use warmpool_core::{
     BuiltinExhaustion, BuiltinSizing, Manager, ManagerConfig, Policies, PoolConfig,
 };
-use warmpool_testkit::{FakeBackend, fixtures};
+use warmpool_fake::FakeBackend;
+use warmpool_testkit::fixtures;
 
 pub fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies) {
     let mut cfg = fixtures::pool(name, 1, 1, 2);

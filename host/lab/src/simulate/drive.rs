@@ -14,7 +14,7 @@ use warmpool_core::policy_logic::{
 use warmpool_core::{
     AcquireRequest, Clock, ExhaustionStrategy, Manager, ManagerConfig, Policies, SizingPolicy,
 };
-use warmpool_testkit::fake::{FakeBackend, FakeEngine, wall_origin};
+use warmpool_fake::{FakeBackend, FakeEngine, wall_origin};
 
 use super::measure::{Cost, Outcome, Sample, Served, Tally};
 use super::{Candidate, Setup};

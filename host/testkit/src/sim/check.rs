@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use warmpool_core::lease_store::{Persisted, unix_ms};
+use warmpool_core::lease_store::unix_ms;
 
 use super::Failure;
 use super::world::Sim;
@@ -20,24 +20,6 @@ const STORM_WINDOW: Duration = Duration::from_secs(10);
 /// before it (0.5, 1, 2 and 4 s) fit in one window, the next (8 s) and the trials after it
 /// allow one more.
 const STREAK: usize = 5;
-
-#[derive(Debug, Default)]
-pub(crate) struct Checks {
-    /// Containers on the engine that the books do not hold, and for how long (healthy time).
-    unaccounted: BTreeMap<String, Duration>,
-    last: Option<Instant>,
-    /// What the store held when the daemon last crashed, until the next start reconciled.
-    pub(crate) committed: Option<Persisted>,
-    /// When daemons started (for the storm bound), and the acquires made (pool, when).
-    pub(crate) starts: Vec<Instant>,
-    pub(crate) acquires: Vec<(String, Instant)>,
-}
-
-impl Checks {
-    pub(crate) fn crashed(&mut self, committed: Persisted) {
-        self.committed = Some(committed);
-    }
-}
 
 impl Sim {
     pub(crate) fn check_step(&mut self) -> Result<(), Failure> {
@@ -227,7 +209,7 @@ impl Sim {
             committed.leases = waiting;
             self.checks.committed = Some(committed);
         }
-        let now_ms = unix_ms(crate::fake::wall_origin() + self.t0.elapsed());
+        let now_ms = unix_ms(warmpool_fake::wall_origin() + self.t0.elapsed());
         for rec in ready.values() {
             let running = self.engines.iter().any(|e| {
                 e.state()

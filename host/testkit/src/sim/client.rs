@@ -12,7 +12,7 @@ use warmpool_core::{
 use super::exercise::Count;
 use super::handout::{ended_during_call, forget, handed, secret};
 use super::world::{End, Held, Sim};
-use crate::fake::Faults;
+use warmpool_fake::Faults;
 
 impl Sim {
     pub(crate) async fn one_step(&mut self) {
@@ -432,7 +432,7 @@ impl Sim {
             .pools
             .iter()
             .map(|(p, e)| {
-                let policies = super::world::policies(*e);
+                let policies = super::start::policies(*e);
                 match before.iter().find(|(name, _)| *name == p.name) {
                     None => PoolChange::Add {
                         cfg: p.clone(),

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 use warmpool_core::LeaseError;
 
 use super::world::{End, Held, Model};
-use crate::fake::{Agent, FAKE_HOST, FakeEngine};
-use crate::store::MemoryStore;
+use warmpool_fake::MemoryStore;
+use warmpool_fake::{Agent, FAKE_HOST, FakeEngine};
 
 /// Healthy time (see `check.rs`) after which a dead container, its death event lost, must no
 /// longer be handed out: two running sweeps (30 s apart) and slack. The sweep checks what is

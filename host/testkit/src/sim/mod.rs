@@ -3,7 +3,7 @@
 //! From a seed, a simulated daemon (the real [`warmpool_core::Manager`] on the in-memory engine
 //! and store, under tokio's paused clock) serves random client operations (acquire, exec, files,
 //! renew, release with and without reuse, config reload) while random faults hit it (see the
-//! fake engine's [`crate::fake::Faults`], the restarts of `restart.rs` and README's
+//! fake engine's [`warmpool_fake::Faults`], the restarts of `restart.rs` and README's
 //! "Guarantees"). After every step, and at the end, the daemon's promises are checked
 //! (`check.rs`, `promises.rs`, and at each hand-out `handout.rs`), and each run counts how much
 //! of every fault and check it exercised ([`Exercise`]).
@@ -19,6 +19,7 @@ mod exercise;
 mod handout;
 mod promises;
 mod restart;
+mod start;
 mod world;
 
 pub use exercise::{Count, Exercise};
@@ -26,6 +27,8 @@ pub use exercise::{Count, Exercise};
 use std::cell::RefCell;
 use std::time::Duration;
 
+use warmpool_fake::Faults;
+use world::End;
 pub use world::Sim;
 
 /// Steps one seed runs by default.
@@ -154,5 +157,90 @@ pub fn run(seed: u64, steps: usize, trace: bool) -> Result<Outcome, Failure> {
             ),
             trace: vec!["(replay with --trace to see the steps)".into()],
         }),
+    }
+}
+
+/// The step loop: a client step, a pause, the checks; then the settle and the end checks.
+impl Sim {
+    /// Run up to `steps` steps, checking the promises after each, then settle and check the
+    /// end state; the first broken promise is returned as a [`Failure`].
+    pub async fn run(&mut self, steps: usize) -> Result<Outcome, Failure> {
+        while self.step < steps {
+            self.step += 1;
+            self.one_step().await;
+            self.pause().await;
+            self.check_step()?;
+        }
+        self.settle().await?;
+        self.out.steps = self.step;
+        self.out.virtual_time = self.t0.elapsed();
+        let m = self.model();
+        let (acquires, leases, reuses) = (m.acquires, m.leases, m.reuses);
+        let (degraded, lent_failing) = (m.degraded, m.lent_while_failing);
+        drop(m);
+        self.out.acquires = acquires;
+        self.out.leases = leases;
+        self.out.reuses = reuses;
+        self.out.crashes = self.ex.get(Count::Crashes);
+        self.out.restarts = self.ex.get(Count::Restarts);
+        let mut ex = self.ex;
+        ex.add(Count::Reuses, reuses);
+        ex.add(Count::Degraded, degraded);
+        ex.add(Count::LentWhileStoreFails, lent_failing);
+        for e in &self.engines {
+            let w = e.state();
+            ex.add(Count::LostDeaths, w.lost_events);
+            ex.add(Count::EndlessHangs, w.hangs_ended);
+            ex.add(Count::ExecOverruns, w.overruns_ended);
+            ex.add(Count::AgentDeaths, w.agent_faults[0]);
+            ex.add(Count::AgentStalls, w.agent_faults[1]);
+            ex.add(Count::AgentForged, w.agent_faults[2]);
+            ex.add(Count::BreakerTrials, w.trials);
+        }
+        self.out.exercise = ex;
+        Ok(self.out.clone())
+    }
+
+    /// Let the world run a random while: mostly short, sometimes long.
+    async fn pause(&mut self) {
+        let ms = match self.rng.u32(0..10) {
+            0..=5 => self.rng.u64(5..300),
+            6..=8 => self.rng.u64(300..3_000),
+            _ => self.rng.u64(3_000..60_000),
+        };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    /// Stop every fault, let the daemon recover, release everything, and check the end state.
+    async fn settle(&mut self) -> Result<(), Failure> {
+        self.note("settle: faults off".into());
+        for e in &self.engines {
+            let mut w = e.state();
+            w.faults = Faults::default();
+            w.down = false;
+            w.fail_always = None;
+            w.fail_next = 0;
+        }
+        self.store.set_failing(false);
+        self.store
+            .fail_load
+            .store(false, std::sync::atomic::Ordering::Release);
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            self.check_step()?;
+        }
+        let held: Vec<String> = self.model().held.keys().cloned().collect();
+        for id in held {
+            let _ = self.manager.release(&id);
+            let c = self.model().held.remove(&id).map(|h| h.container);
+            if let Some(c) = c {
+                self.model().end(&id, &c, End::Released);
+            }
+        }
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            self.check_step()?;
+        }
+        self.check_end().await
     }
 }

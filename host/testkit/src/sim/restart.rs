@@ -1,17 +1,15 @@
 //! Restarts of the simulated daemon and what may change across them: `kill -9` (with the
 //! store's file lost now and then, or unreadable for a while), SIGTERM, and a new image or
-//! spec the next daemon starts with; and what the world holds that is not this daemon's
-//! (another `host_id`'s containers).
+//! spec the next daemon starts with; and the agent deaths the current daemon heard of. Each
+//! next daemon is started by `start.rs`.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use warmpool_fake::{Agent, FAKE_HOST};
 
 use super::exercise::Count;
 use super::world::{End, Held, Sim};
-use crate::fake::{Agent, FAKE_HOST};
 
 impl Sim {
     /// `kill -9`: the daemon stops at whatever await point it is, and a new one starts on the
@@ -170,41 +168,6 @@ impl Sim {
         self.start_incarnation();
     }
 
-    /// Now and then, another daemon (`host_id`) keeps containers on the first engine, for a
-    /// pool of the same name and spec: this one must never list, lend or touch them.
-    pub(crate) fn plant_foreign(&mut self) {
-        if self.rng.f64() >= 0.3 {
-            return;
-        }
-        self.ex.add(Count::ForeignHosts, 1);
-        let spec = self.pools[0].0.spec.clone();
-        let pool = self.pools[0].0.name.clone();
-        for i in 0..self.rng.u32(1..=2) {
-            let id = self.engines[0].plant(
-                "another-host",
-                &format!("warmpool-{pool}-other{i}"),
-                &pool,
-                &spec,
-            );
-            self.foreign.push(id);
-        }
-    }
-
-    /// The engines ask the current daemon whether a pool's breaker on them is open.
-    pub(crate) fn watch_breakers(&self) {
-        for (i, e) in self.engines.iter().enumerate() {
-            let name = self.engine_specs[i].name.clone();
-            let daemon = self.daemon.clone();
-            *e.breaker_open.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Box::new(move |pool: &str| {
-                    let d = daemon.lock().unwrap_or_else(|p| p.into_inner()).upgrade();
-                    d.and_then(|m| m.pool_stats(pool))
-                        .and_then(|s| s.creates.breakers.get(&name).map(|b| b.open))
-                        .unwrap_or(false)
-                }));
-        }
-    }
-
     /// Containers whose agent's death the current daemon heard of: it must remove them.
     pub(crate) fn agent_dead_here(&self) -> Vec<String> {
         let mut v = Vec::new();
@@ -222,19 +185,4 @@ impl Sim {
         }
         v
     }
-
-    /// The time the current daemon started.
-    pub(crate) fn mark_start(&self) {
-        let mut m = self.model();
-        m.started_at = Some(Instant::now());
-        m.start_specs = self
-            .pools
-            .iter()
-            .map(|(p, _)| (p.name.clone(), p.spec.clone()))
-            .collect();
-    }
 }
-
-/// The daemon the engines' breaker probe reads (the current one).
-pub(crate) type DaemonRef =
-    Arc<std::sync::Mutex<std::sync::Weak<warmpool_core::Manager<crate::fake::FakeBackend>>>>;

@@ -1,24 +1,21 @@
-//! The simulated world: the engine, the store, the daemon (one incarnation at a time), the
-//! client's model of its leases, and the step loop.
+//! The simulated world's state: the engines, the store, the current daemon (one incarnation at
+//! a time), the client's model of its leases and what the checks carry from step to step; with
+//! the helpers every part of the simulation uses (the step trace, failures, what the engines
+//! hold). How it starts is in `start.rs`, its step loop in `mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
-use warmpool_core::lease_store::LeaseStore;
+use warmpool_core::lease_store::Persisted;
 use warmpool_core::{
-    BuiltinExhaustion, Clock, ContainerSpec, EngineSpec, Manager, ManagerConfig, Policies,
-    PoolConfig, ReuseConfig,
+    BuiltinExhaustion, ContainerSpec, EngineSpec, Manager, ManagerConfig, PoolConfig,
 };
+use warmpool_fake::{FAKE_HOST, FakeBackend, FakeEngine, MemoryStore};
 
-use super::check::Checks;
-use super::exercise::{Count, Exercise};
-use super::restart::DaemonRef;
+use super::exercise::Exercise;
 use super::{Failure, Outcome, take_panic};
-use crate::fake::{FAKE_HOST, FakeBackend, FakeEngine, Faults};
-use crate::fixtures;
-use crate::store::MemoryStore;
 
 /// How a lease ended, as its client saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +68,30 @@ impl Model {
     }
 }
 
+/// What the checks of `check.rs` carry from one step to the next.
+#[derive(Debug, Default)]
+pub(crate) struct Checks {
+    /// Containers on the engine that the books do not hold, and for how long (healthy time).
+    pub(crate) unaccounted: BTreeMap<String, Duration>,
+    /// When the last check ran.
+    pub(crate) last: Option<Instant>,
+    /// What the store held when the daemon last crashed, until the next start reconciled.
+    pub(crate) committed: Option<Persisted>,
+    /// When daemons started (for the storm bound), and the acquires made (pool, when).
+    pub(crate) starts: Vec<Instant>,
+    pub(crate) acquires: Vec<(String, Instant)>,
+}
+
+impl Checks {
+    /// The daemon crashed with `committed` in the store: checked once the next one reconciled.
+    pub(crate) fn crashed(&mut self, committed: Persisted) {
+        self.committed = Some(committed);
+    }
+}
+
+/// The daemon the engines' breaker probe reads (the current one).
+pub(crate) type DaemonRef = Arc<Mutex<std::sync::Weak<Manager<FakeBackend>>>>;
+
 /// One seed's simulation: the engine, the store, the current daemon and the client's model.
 pub struct Sim {
     pub(crate) seed: u64,
@@ -99,119 +120,15 @@ pub struct Sim {
     pub(crate) daemon: DaemonRef,
     pub(crate) step: usize,
     pub(crate) t0: Instant,
-    trace: VecDeque<String>,
-    trace_all: bool,
-    next_pool: u32,
+    pub(super) trace: VecDeque<String>,
+    pub(super) trace_all: bool,
+    pub(super) next_pool: u32,
 }
 
 /// Steps kept for a failure report.
 const TRACE: usize = 80;
 
 impl Sim {
-    /// A world drawn from `seed` (engine, pools, limits) with its first daemon started;
-    /// `trace_all` prints every step to stderr.
-    pub fn new(seed: u64, trace_all: bool) -> Self {
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let engine = FakeEngine::new(Duration::from_millis(rng.u64(50..800)), seed ^ 0x9e37);
-        // Most seeds drive one engine; the rest two or three, some with a cap of their own.
-        let n_engines = match rng.u32(0..10) {
-            0..=5 => 1,
-            6..=8 => 2,
-            _ => 3,
-        };
-        let mut engines = vec![engine];
-        let mut engine_specs = vec![EngineSpec::single()];
-        for i in 1..n_engines {
-            let name = format!("e{i}");
-            engines.push(FakeEngine::with_prefix(
-                Duration::from_millis(rng.u64(50..800)),
-                seed ^ (0x9e37 + i as u64),
-                &format!("fake-{name}"),
-            ));
-            engine_specs.push(EngineSpec {
-                name,
-                labels: Default::default(),
-                max_containers: rng.bool().then(|| rng.u32(1..6)),
-            });
-        }
-        let store = Arc::new(MemoryStore::default());
-        let persist = rng.f64() < 0.7;
-        let mut pools = Vec::new();
-        for i in 0..rng.usize(1..=2) {
-            pools.push(random_pool(&mut rng, &format!("p{i}")));
-        }
-        let min_sum: u32 = pools.iter().map(|(p, _)| p.min_ready).sum();
-        let mcfg = ManagerConfig {
-            max_containers: min_sum.max(2) + rng.u32(0..8),
-            max_concurrent_creates: rng.usize(1..=4),
-            max_concurrent_removes: rng.usize(1..=8),
-            keep_on_shutdown: persist && rng.bool(),
-            ..ManagerConfig::default()
-        };
-        let backends: Vec<Arc<FakeBackend>> = engines
-            .iter()
-            .map(|e| Arc::new(FakeBackend::attach(e.clone())))
-            .collect();
-        let t0 = Instant::now();
-        let manager = build(
-            &mcfg,
-            &pools,
-            &engine_specs,
-            &backends,
-            persist.then(|| store.clone()),
-            seed,
-            0,
-            t0,
-        );
-        let mut sim = Self {
-            seed,
-            rng,
-            engines,
-            engine_specs,
-            store,
-            persist,
-            mcfg,
-            pools,
-            backends,
-            manager,
-            incarnation: 0,
-            model: Arc::default(),
-            checks: Checks::default(),
-            out: Outcome {
-                seed,
-                digest: 0xcbf2_9ce4_8422_2325,
-                ..Outcome::default()
-            },
-            ex: Exercise::default(),
-            foreign: Vec::new(),
-            daemon: Arc::default(),
-            step: 0,
-            t0,
-            trace: VecDeque::new(),
-            trace_all,
-            next_pool: 2,
-        };
-        sim.note(format!(
-            "start: persist {} keep {} max_containers {} creates {} pools {} engines {}",
-            sim.persist,
-            sim.mcfg.keep_on_shutdown,
-            sim.mcfg.max_containers,
-            sim.mcfg.max_concurrent_creates,
-            sim.describe_pools(),
-            sim.engine_specs
-                .iter()
-                .map(|e| format!("{}[{:?}]", e.name, e.max_containers))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-        sim.plant_foreign();
-        sim.watch_breakers();
-        *sim.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&sim.manager);
-        sim.mark_start();
-        sim.manager.start();
-        sim
-    }
-
     pub(crate) fn describe_pools(&self) -> String {
         self.pools
             .iter()
@@ -262,168 +179,13 @@ impl Sim {
         }
     }
 
-    /// Start a new incarnation of the daemon on the same engine and store.
-    pub(crate) fn start_incarnation(&mut self) {
-        self.incarnation += 1;
-        self.backends = self
-            .engines
-            .iter()
-            .map(|e| Arc::new(FakeBackend::attach(e.clone())))
-            .collect();
-        self.manager = build(
-            &self.mcfg,
-            &self.pools,
-            &self.engine_specs,
-            &self.backends,
-            self.persist.then(|| self.store.clone()),
-            self.seed,
-            self.incarnation,
-            self.t0,
-        );
-        *self.daemon.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&self.manager);
-        self.mark_start();
-        self.checks.starts.push(Instant::now());
-        self.manager.start();
-    }
-
-    /// A new pool name, for a reload that adds one.
-    pub(crate) fn new_pool(&mut self) -> (PoolConfig, BuiltinExhaustion) {
-        let name = format!("p{}", self.next_pool);
-        self.next_pool += 1;
-        random_pool(&mut self.rng, &name)
-    }
-
-    /// Run up to `steps` steps, checking the promises after each, then settle and check the
-    /// end state; the first broken promise is returned as a [`Failure`].
-    pub async fn run(&mut self, steps: usize) -> Result<Outcome, Failure> {
-        while self.step < steps {
-            self.step += 1;
-            self.one_step().await;
-            self.pause().await;
-            self.check_step()?;
-        }
-        self.settle().await?;
-        self.out.steps = self.step;
-        self.out.virtual_time = self.t0.elapsed();
-        let m = self.model();
-        let (acquires, leases, reuses) = (m.acquires, m.leases, m.reuses);
-        let (degraded, lent_failing) = (m.degraded, m.lent_while_failing);
-        drop(m);
-        self.out.acquires = acquires;
-        self.out.leases = leases;
-        self.out.reuses = reuses;
-        self.out.crashes = self.ex.get(Count::Crashes);
-        self.out.restarts = self.ex.get(Count::Restarts);
-        let mut ex = self.ex;
-        ex.add(Count::Reuses, reuses);
-        ex.add(Count::Degraded, degraded);
-        ex.add(Count::LentWhileStoreFails, lent_failing);
-        for e in &self.engines {
-            let w = e.state();
-            ex.add(Count::LostDeaths, w.lost_events);
-            ex.add(Count::EndlessHangs, w.hangs_ended);
-            ex.add(Count::ExecOverruns, w.overruns_ended);
-            ex.add(Count::AgentDeaths, w.agent_faults[0]);
-            ex.add(Count::AgentStalls, w.agent_faults[1]);
-            ex.add(Count::AgentForged, w.agent_faults[2]);
-            ex.add(Count::BreakerTrials, w.trials);
-        }
-        self.out.exercise = ex;
-        Ok(self.out.clone())
-    }
-
-    /// Let the world run a random while: mostly short, sometimes long.
-    async fn pause(&mut self) {
-        let ms = match self.rng.u32(0..10) {
-            0..=5 => self.rng.u64(5..300),
-            6..=8 => self.rng.u64(300..3_000),
-            _ => self.rng.u64(3_000..60_000),
-        };
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-
-    /// Stop every fault, let the daemon recover, release everything, and check the end state.
-    async fn settle(&mut self) -> Result<(), Failure> {
-        self.note("settle: faults off".into());
-        for e in &self.engines {
-            let mut w = e.state();
-            w.faults = Faults::default();
-            w.down = false;
-            w.fail_always = None;
-            w.fail_next = 0;
-        }
-        self.store.set_failing(false);
-        self.store
-            .fail_load
-            .store(false, std::sync::atomic::Ordering::Release);
-        for _ in 0..20 {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            self.check_step()?;
-        }
-        let held: Vec<String> = self.model().held.keys().cloned().collect();
-        for id in held {
-            let _ = self.manager.release(&id);
-            let c = self.model().held.remove(&id).map(|h| h.container);
-            if let Some(c) = c {
-                self.model().end(&id, &c, End::Released);
-            }
-        }
-        for _ in 0..10 {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            self.check_step()?;
-        }
-        self.check_end().await
-    }
-
     pub(crate) fn check_panic(&self) -> Result<(), Failure> {
         match take_panic() {
             Some(p) => Err(self.fail(format!("a task panicked: {p}"))),
             None => Ok(()),
         }
     }
-}
 
-/// The simulated daemon's wall clock: one timeline across incarnations, the engine's own, from
-/// a fixed origin, so that what a restart reads back from the store means the same in every
-/// replay.
-fn sim_clock(t0: Instant) -> Clock {
-    let wall: SystemTime = crate::fake::wall_origin() + Instant::now().duration_since(t0);
-    Clock::starting_at(wall)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build(
-    mcfg: &ManagerConfig,
-    pools: &[(PoolConfig, BuiltinExhaustion)],
-    engines: &[EngineSpec],
-    backends: &[Arc<FakeBackend>],
-    store: Option<Arc<MemoryStore>>,
-    seed: u64,
-    incarnation: u64,
-    t0: Instant,
-) -> Arc<Manager<FakeBackend>> {
-    let store: Option<Arc<dyn LeaseStore>> = store.map(|s| s as Arc<dyn LeaseStore>);
-    Manager::builder(mcfg.clone(), backends[0].clone())
-        .engines(
-            engines
-                .iter()
-                .cloned()
-                .zip(backends.iter().cloned())
-                .collect(),
-        )
-        .pools(
-            pools
-                .iter()
-                .map(|(p, e)| (p.clone(), policies(*e)))
-                .collect(),
-        )
-        .store(store)
-        .clock(sim_clock(t0))
-        .seed(seed.wrapping_mul(31).wrapping_add(incarnation))
-        .build()
-}
-
-impl Sim {
     /// Every container of this daemon's `host_id` on every engine: (engine index, ID, name).
     pub(crate) fn on_engines(&self) -> Vec<(usize, String, String)> {
         let mut v = Vec::new();
@@ -438,37 +200,4 @@ impl Sim {
         }
         v
     }
-}
-
-pub(crate) fn policies(e: BuiltinExhaustion) -> Policies {
-    fixtures::policies(e)
-}
-
-fn random_pool(rng: &mut fastrand::Rng, name: &str) -> (PoolConfig, BuiltinExhaustion) {
-    let min = rng.u32(0..=3);
-    let max = min.max(1) + rng.u32(0..=2);
-    let total = max + rng.u32(0..=3);
-    let mut p = fixtures::pool(name, min, max, total);
-    p.default_ttl = Duration::from_secs(rng.u64(5..600));
-    p.max_ttl = p.default_ttl * 4;
-    p.wait_timeout = Duration::from_millis(rng.u64(0..8_000));
-    p.idle_timeout = Duration::from_secs(rng.u64(5..120));
-    if rng.f64() < 0.2 {
-        p.max_warm_age = Some(Duration::from_secs(rng.u64(20..300)));
-    }
-    if rng.f64() < 0.5 {
-        p.reuse = Some(ReuseConfig {
-            max_uses: rng.u32(2..6),
-            reset: vec![vec!["clean".into(), "/work".into(), "/tmp".into()]],
-            verify: vec![vec!["check-empty".into(), "/work".into(), "/tmp".into()]],
-            timeout: Duration::from_secs(5),
-            allowed_changes: vec![],
-        });
-    }
-    let e = match rng.u32(0..3) {
-        0 => BuiltinExhaustion::Wait,
-        1 => BuiltinExhaustion::Fail,
-        _ => BuiltinExhaustion::Cold,
-    };
-    (p, e)
 }

@@ -1,7 +1,8 @@
-//! `warmpool simulate`: what each sizing policy would have done with a trace of acquires, in
-//! virtual time, with the pool as the config defines it ([`warmpool_lab::simulate`]). A wasm
+//! `warmpool-lab simulate`: what each sizing policy would have done with a trace of acquires, in
+//! virtual time, with the pool as the config defines it ([`crate::simulate`]). A wasm
 //! policy is loaded by the real plugin host, as the daemon would load it, behind the pool's
-//! built-in policy as fallback.
+//! built-in policy as fallback: the pool's policies and the plugin limits come from the daemon's
+//! own library (`warmpool::policies`, `warmpool::serve::plugin_limits`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,19 +12,19 @@ use std::time::Duration;
 use clap::Args;
 use warmpool_config::{Config, PoolPlan};
 use warmpool_core::{BuiltinSizing, SizingPolicy};
-use warmpool_lab::simulate::{Candidate, CreateSpread, Outcome, PluginRun, Setup, simulate};
-use warmpool_lab::{Trace, svg, table};
 use warmpool_plugin_host::{PluginHost, PluginSlot, WasmSizing, World};
 
-use crate::trace::Playback;
+use super::trace::Playback;
+use crate::simulate::{Candidate, CreateSpread, Outcome, PluginRun, Setup, simulate};
+use crate::{Trace, svg, table};
 
-/// `warmpool simulate`'s arguments.
+/// `warmpool-lab simulate`'s arguments.
 #[derive(Args)]
 pub struct SimulateArgs {
     /// The daemon's config: the pool's sizes, timings, exhaustion strategy and plugin limits.
     #[arg(short, long, env = "WARMPOOL_CONFIG", default_value = "warmpool.yaml")]
     config: PathBuf,
-    /// The acquire trace (CSV `t_ms,pool,hold_ms`; see `warmpool trace`).
+    /// The acquire trace (CSV `t_ms,pool,hold_ms`; see `warmpool-lab trace`).
     #[arg(long)]
     trace: PathBuf,
     /// A sizing policy to try (repeatable): `builtin:fixed`, `builtin:fixed:N` (min_ready N),
@@ -31,7 +32,7 @@ pub struct SimulateArgs {
     /// Default: `config`.
     #[arg(long = "policy")]
     policies: Vec<String>,
-    /// Played as `warmpool replay` plays it.
+    /// Played as `warmpool-lab replay` plays it.
     #[command(flatten)]
     playback: Playback,
     /// The pool to simulate; default: the one pool both the trace and the config name.
@@ -79,7 +80,7 @@ fn spread(p50: u64, p99: u64) -> Result<CreateSpread, String> {
     })
 }
 
-/// Run `warmpool simulate`.
+/// Run `warmpool-lab simulate`.
 pub fn run(args: SimulateArgs) -> ExitCode {
     match go(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,7 +102,7 @@ fn go(args: SimulateArgs) -> Result<(), String> {
         (None, Some(url)) => spread_from_daemon(url, &plan.pool.name)?,
         (None, None) => Setup::new(plan.pool.clone(), Arc::new(plan.exhaustion)).create,
     };
-    let host = PluginHost::new(crate::policies::plugin_limits(&cfg), None)
+    let host = PluginHost::new(warmpool::policies::plugin_limits(&cfg), None)
         .map_err(|e| format!("plugin host: {e:#}"))?;
     let names = if args.policies.is_empty() {
         vec!["config".to_string()]
@@ -114,7 +115,7 @@ fn go(args: SimulateArgs) -> Result<(), String> {
     // of the `--policy` flags.
     let mut runs = Vec::new();
     for n in &names {
-        let own = crate::policies::policies(plan, &host);
+        let own = warmpool::policies::policies(plan, &host);
         let own_slot = plan
             .plugins
             .sizing
@@ -231,7 +232,7 @@ fn pick_pool<'a>(
     match both.as_slice() {
         [one] => Ok(find(one).expect("listed from the config")),
         [] => Err(format!(
-            "no pool of the trace is in the config (the config has: {}); name one with --pool, or make the trace with `warmpool trace generate --pool NAME`",
+            "no pool of the trace is in the config (the config has: {}); name one with --pool, or make the trace with `warmpool-lab trace generate --pool NAME`",
             configured.join(", ")
         )),
         many => Err(format!(

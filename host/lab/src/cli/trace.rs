@@ -1,13 +1,13 @@
-//! `warmpool trace`: make acquire traces for the policy lab ([`warmpool_lab`]): synthetic ones
+//! `warmpool-lab trace`: make acquire traces for the policy lab ([`crate`]): synthetic ones
 //! of a named shape, or the real traffic of a daemon from its audit log.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use warmpool_lab::Trace;
-use warmpool_lab::audit::trace_from_audit;
-use warmpool_lab::shapes::{Shape, generate};
+use crate::Trace;
+use crate::audit::trace_from_audit;
+use crate::shapes::{Shape, generate};
 
 /// How `simulate` and `replay` play a trace: its first seconds only, and faster, the same way in
 /// both so that their figures compare.
@@ -31,7 +31,7 @@ impl Playback {
         let t = t
             .within(self.until_s.map(|s| s.saturating_mul(1000)))
             .sped_up(self.speed);
-        warmpool_lab::trace::check_span(&t, self.speed)?;
+        crate::trace::check_span(&t, self.speed)?;
         Ok(t)
     }
 }
@@ -64,7 +64,7 @@ fn finish(t: &Trace, out: Option<&Path>, note: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `warmpool trace generate --shape S --seed N [--pool P] [-o FILE]`.
+/// `warmpool-lab trace generate --shape S --seed N [--pool P] [-o FILE]`.
 pub fn generate_cmd(shape: Shape, seed: u64, pool: &str, out: Option<PathBuf>) -> ExitCode {
     let t = generate(shape, seed, pool);
     finish(
@@ -74,7 +74,7 @@ pub fn generate_cmd(shape: Shape, seed: u64, pool: &str, out: Option<PathBuf>) -
     )
 }
 
-/// `warmpool trace from-audit EVENTS.jsonl [--pool P] [-o FILE]`.
+/// `warmpool-lab trace from-audit EVENTS.jsonl [--pool P] [-o FILE]`.
 pub fn from_audit_cmd(log: &Path, pool: Option<&str>, out: Option<PathBuf>) -> ExitCode {
     let read = std::fs::File::open(log)
         .map_err(|e| e.to_string())

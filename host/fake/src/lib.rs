@@ -1,5 +1,8 @@
+//! # warmpool-fake: the in-memory engine and store
+//!
 //! An in-memory container engine for tests of the pool logic (run under paused tokio time), of
-//! the API, and for the fault simulation.
+//! the API, for the fault simulation (`warmpool-testkit`) and for the policy lab
+//! (`warmpool-lab`). Only tests and those two link it; the daemon never does.
 //!
 //! [`FakeEngine`] is the world: containers with their files, tmpfs contents and processes, and
 //! the faults to inject. [`FakeBackend`] is one daemon's connection to it; a simulated `kill -9`
@@ -19,6 +22,12 @@
 //! | `die`                       | the container's main process exits                          |
 //! | `false`                     | exits 1                                                     |
 //! | anything else               | exits 0, echoing the command                                |
+//!
+//! Where things live: the engine's world and its faults in `engine.rs`; the `Backend`
+//! implementation in `backend.rs`, every call passing the gate of `gate.rs` (dead connections,
+//! a down engine, hangs, injected failures); the commands above in `exec.rs`, sessions and
+//! terminals in `session.rs`, the reuse readings in `reuse.rs`, the agent's faults in
+//! `agent.rs`; and [`MemoryStore`], the in-memory state store, in `store.rs`.
 
 mod agent;
 mod backend;
@@ -27,7 +36,9 @@ mod exec;
 mod gate;
 mod reuse;
 mod session;
+mod store;
 
 pub use backend::{FAKE_HOST, FakeBackend};
 pub use engine::*;
 pub use gate::{CALL_DEADLINE, EXEC_SLACK};
+pub use store::MemoryStore;

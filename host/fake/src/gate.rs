@@ -1,15 +1,15 @@
 //! What every call of a connection to the fake engine passes through: a killed daemon's calls
 //! never answer, a down engine refuses, and the hang faults; with the helpers the calls share
-//! (injected failures, writes landing, the running check).
+//! (injected failures, writes landing, the running check, and whether a path lies under a
+//! directory).
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 use warmpool_core::BackendError;
 
-use super::FakeBackend;
-use super::engine::*;
-use super::exec::under;
+use crate::FakeBackend;
+use crate::engine::*;
 
 /// The daemon's own deadline on an engine call that is neither a create, an exec nor a ping
 /// (`CALL_TIMEOUT` in `warmpool_core::lifecycle`).
@@ -21,6 +21,13 @@ pub const PING_DEADLINE: Duration = Duration::from_secs(5);
 /// How late past its deadline the daemon may end a call (timer granularity, same-instant
 /// ordering).
 const LATE_BY: Duration = Duration::from_secs(1);
+
+/// Whether `path` is `dir` or lies under it: where a write lands, and what the exec commands,
+/// the sessions and the reuse readings cover of a directory.
+pub(crate) fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir || path.starts_with(&format!("{dir}/"))
+}
 
 /// Ends an endless hang's record when its caller drops the call, checking it was in time.
 struct HangGuard<'a> {
@@ -48,7 +55,7 @@ impl FakeBackend {
     /// Every call passes here: a dead connection never answers; a down engine refuses; a hang
     /// fault waits out a client timeout, or, when endless, waits until the caller (the daemon's
     /// deadline on `call`, `bound`) gives up.
-    pub(super) async fn gate(
+    pub(crate) async fn gate(
         &self,
         call: &'static str,
         bound: Duration,
@@ -78,7 +85,7 @@ impl FakeBackend {
 
     /// Hang until the caller drops the call; the engine records the hang and, at its end,
     /// whether the daemon ended it within `bound`.
-    pub(super) async fn hang_endless<T>(&self, call: &'static str, bound: Duration) -> T {
+    pub(crate) async fn hang_endless<T>(&self, call: &'static str, bound: Duration) -> T {
         let key = {
             let mut w = self.state();
             w.next_hang += 1;
@@ -103,7 +110,7 @@ impl FakeBackend {
     }
 
     /// After the engine acted: a dead connection never delivers the answer.
-    pub(super) async fn answer<T>(&self, r: T) -> T {
+    pub(crate) async fn answer<T>(&self, r: T) -> T {
         if self.dead() {
             std::future::pending::<()>().await;
         }
@@ -111,14 +118,14 @@ impl FakeBackend {
     }
 
     /// How long a write of this call is in transit, when the `slow_ops` fault rolls.
-    pub(super) fn in_transit(&self) -> Option<Duration> {
+    pub(crate) fn in_transit(&self) -> Option<Duration> {
         let mut w = self.state();
         let (p, t) = (w.faults.slow_ops, w.faults.slow_for);
         w.roll(p).then_some(t)
     }
 
     /// A write lands in container `id`: in a bind mount, a tmpfs, or the layer.
-    pub(super) fn land(&self, id: &str, path: &str, data: Vec<u8>) {
+    pub(crate) fn land(&self, id: &str, path: &str, data: Vec<u8>) {
         let mut w = self.state();
         if let Some(c) = w.containers.get_mut(id) {
             if c.binds.contains_key(path) {
@@ -131,7 +138,7 @@ impl FakeBackend {
         }
     }
 
-    pub(super) fn fail(
+    pub(crate) fn fail(
         &self,
         p: impl Fn(&Faults) -> f64,
         stage: &'static str,
@@ -149,7 +156,7 @@ impl FakeBackend {
         Ok(())
     }
 
-    pub(super) fn running(&self, id: &str) -> Result<(), BackendError> {
+    pub(crate) fn running(&self, id: &str) -> Result<(), BackendError> {
         match self.state().containers.get(id) {
             Some(c) if c.running => Ok(()),
             Some(_) => Err(BackendError::Operation {

@@ -1,4 +1,4 @@
-//! The fake's exec: the few commands of the parent module's table, run against the in-memory
+//! The fake's exec: the few commands of the crate's table, run against the in-memory
 //! container, with sessions whose processes die when the exec is dropped or times out.
 
 use std::time::Duration;
@@ -6,15 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use warmpool_core::{BackendError, ExecOutput, ExecRequest};
 
-use super::FakeBackend;
-use super::engine::*;
-use super::gate::EXEC_SLACK;
-
-/// Whether `path` is `dir` or lies under it.
-pub(super) fn under(path: &str, dir: &str) -> bool {
-    let dir = dir.trim_end_matches('/');
-    path == dir || path.starts_with(&format!("{dir}/"))
-}
+use crate::FakeBackend;
+use crate::engine::*;
+use crate::gate::{EXEC_SLACK, under};
 
 /// Kills the processes of an exec's session if the exec is dropped before it finishes.
 struct SessionGuard<'a> {
@@ -72,8 +66,8 @@ fn stopped(id: &str) -> BackendError {
 }
 
 impl FakeBackend {
-    /// The exec every `Backend::exec` call runs: the commands of the parent module's table.
-    pub(super) async fn run_exec(
+    /// The exec every `Backend::exec` call runs: the commands of the crate's table.
+    pub(crate) async fn run_exec(
         &self,
         id: &str,
         req: ExecRequest,

@@ -1,6 +1,6 @@
-//! `warmpool replay`: drive a running daemon over HTTP with an acquire trace, optionally
+//! `warmpool-lab replay`: drive a running daemon over HTTP with an acquire trace, optionally
 //! compressed in time, and measure what the simulation measures, so the two can be compared
-//! (`warmpool simulate --speed` compresses the same way).
+//! (`warmpool-lab simulate --speed` compresses the same way).
 //!
 //! Each acquire of the trace is sent at its time; its lease is held for its `hold_ms`, then
 //! released. A lease served from the pool within [`WARM_MS`] inside the daemon is a hit; the
@@ -16,17 +16,17 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use warmpool_lab::simulate::{Cost, Outcome, Sample, Served, Tally};
-use warmpool_lab::{Trace, table};
+use warmpool::client::Conn;
 
-use crate::client::Conn;
-use crate::trace::Playback;
+use super::trace::Playback;
+use crate::simulate::{Cost, Outcome, Sample, Served, Tally};
+use crate::{Trace, table};
 
 /// Longest a warm acquire takes inside the daemon: one that waited for a create took at least
 /// a create's few hundred milliseconds.
 pub const WARM_MS: f64 = 100.0;
 
-/// `warmpool replay`'s arguments.
+/// `warmpool-lab replay`'s arguments.
 #[derive(Args)]
 pub struct ReplayArgs {
     #[command(flatten)]
@@ -44,7 +44,7 @@ pub struct ReplayArgs {
     json: bool,
 }
 
-/// Run `warmpool replay`.
+/// Run `warmpool-lab replay`.
 pub async fn run(args: ReplayArgs) -> ExitCode {
     match go(args).await {
         Ok(()) => ExitCode::SUCCESS,

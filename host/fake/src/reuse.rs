@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use warmpool_core::{BackendError, Baseline, ChangeKind, FsChange, Place, PlaceKind, Residue};
 
-use super::FakeBackend;
-use super::engine::FakeContainer;
-use super::exec::under;
+use crate::FakeBackend;
+use crate::engine::FakeContainer;
+use crate::gate::under;
 
 const MOUNT_TABLE: &str = "mount table";
 
@@ -46,7 +46,7 @@ fn unreadable(id: &str, stage: &'static str, m: &str) -> BackendError {
 }
 
 impl FakeBackend {
-    pub(super) fn baseline_of(&self, id: &str, tick: u64) -> Result<Baseline, BackendError> {
+    pub(crate) fn baseline_of(&self, id: &str, tick: u64) -> Result<Baseline, BackendError> {
         let w = self.state();
         let c = w.containers.get(id).ok_or_else(|| BackendError::NotFound {
             what: "container",
@@ -108,7 +108,7 @@ impl FakeBackend {
 
     /// Kill what started after the baseline, empty the places that were empty. A hidden one
     /// cannot be emptied: the scrub fails.
-    pub(super) fn scrub_of(&self, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
+    pub(crate) fn scrub_of(&self, id: &str, baseline: &Baseline) -> Result<(), BackendError> {
         let mut w = self.state();
         let Some(c) = w.containers.get_mut(id) else {
             return Ok(());
@@ -134,7 +134,7 @@ impl FakeBackend {
         Ok(())
     }
 
-    pub(super) fn residue_of(
+    pub(crate) fn residue_of(
         &self,
         id: &str,
         baseline: &Baseline,

@@ -177,7 +177,7 @@ pub struct FakeContainer {
     pub agent: Agent,
     /// When its agent's death was last reported, and to which connection.
     pub agent_reported: Option<(u64, Instant)>,
-    pub(super) next_pid: u64,
+    pub(crate) next_pid: u64,
 }
 
 impl FakeContainer {
@@ -302,16 +302,16 @@ pub struct World {
     pub trials: u64,
     /// The connection of the daemon serving now: the last one attached.
     pub current_conn: u64,
-    pub(super) next_hang: u64,
-    pub(super) rng: fastrand::Rng,
-    pub(super) next_id: u64,
-    pub(super) next_session: u64,
+    pub(crate) next_hang: u64,
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) next_id: u64,
+    pub(crate) next_session: u64,
     /// What container IDs start with.
-    pub(super) id_prefix: String,
+    pub(crate) id_prefix: String,
 }
 
 impl World {
-    pub(super) fn roll(&mut self, p: f64) -> bool {
+    pub(crate) fn roll(&mut self, p: f64) -> bool {
         p > 0.0 && self.rng.f64() < p
     }
 
@@ -320,7 +320,7 @@ impl World {
         self.containers.keys().cloned().collect()
     }
 
-    pub(super) fn find(&self, id_or_name: &str) -> Option<String> {
+    pub(crate) fn find(&self, id_or_name: &str) -> Option<String> {
         if self.containers.contains_key(id_or_name) {
             return Some(id_or_name.to_string());
         }
@@ -337,7 +337,7 @@ pub struct FakeEngine {
     pub create_latency: Duration,
     started: Instant,
     world: Mutex<World>,
-    pub(super) watchers: Mutex<Vec<mpsc::Sender<BackendEvent>>>,
+    pub(crate) watchers: Mutex<Vec<mpsc::Sender<BackendEvent>>>,
     /// Asked at each create's arrival: whether the daemon's breaker for that pool on this
     /// engine is open (the simulation reads its daemon's stats). An open breaker allows one
     /// trial create at a time: a second one arriving while another is in flight is recorded
@@ -412,7 +412,7 @@ impl FakeEngine {
         Instant::now().duration_since(self.started).as_millis() as u64
     }
 
-    pub(super) fn wall(&self) -> SystemTime {
+    pub(crate) fn wall(&self) -> SystemTime {
         UNIX_EPOCH
             + Duration::from_secs(1_700_000_000)
             + Instant::now().duration_since(self.started)

@@ -1,5 +1,5 @@
 //! One daemon's connection to the in-memory engine: the `Backend` implementation, with the
-//! few commands its exec understands (see the parent module) and a simulated `kill -9`.
+//! few commands its exec understands (see the crate's table) and a simulated `kill -9`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +15,15 @@ use warmpool_core::{
     ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue,
 };
 
-use super::engine::*;
-use super::gate::{CALL_DEADLINE, PING_DEADLINE};
+use crate::engine::*;
+use crate::gate::{CALL_DEADLINE, PING_DEADLINE};
 
 /// One daemon's connection to a [`FakeEngine`].
 pub struct FakeBackend {
-    pub(super) engine: Arc<FakeEngine>,
-    pub(super) alive: Arc<AtomicBool>,
+    pub(crate) engine: Arc<FakeEngine>,
+    pub(crate) alive: Arc<AtomicBool>,
     /// This connection's number on its engine (the engine's `current_conn` is the last one's).
-    pub(super) conn: u64,
+    pub(crate) conn: u64,
     /// Where this connection's daemon hears of deaths (its `watch`), for the agent's reports.
     events: Mutex<Option<mpsc::Sender<BackendEvent>>>,
 }
@@ -54,7 +54,7 @@ impl FakeBackend {
     }
 
     /// This connection's daemon's event channel, once it watches.
-    pub(super) fn events(&self) -> Option<mpsc::Sender<BackendEvent>> {
+    pub(crate) fn events(&self) -> Option<mpsc::Sender<BackendEvent>> {
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -88,7 +88,7 @@ impl FakeBackend {
         self.alive.store(false, Ordering::Release);
     }
 
-    pub(super) fn dead(&self) -> bool {
+    pub(crate) fn dead(&self) -> bool {
         !self.alive.load(Ordering::Acquire)
     }
 }

@@ -15,8 +15,8 @@ use warmpool_core::{
     LeaseSetup,
 };
 
-use super::FakeBackend;
-use super::gate::CALL_DEADLINE;
+use crate::FakeBackend;
+use crate::gate::CALL_DEADLINE;
 
 fn exit(code: i64) -> ExecEvent {
     ExecEvent::Exit(ExitStatus {
@@ -26,7 +26,7 @@ fn exit(code: i64) -> ExecEvent {
 }
 
 impl FakeBackend {
-    pub(super) async fn session(
+    pub(crate) async fn session(
         &self,
         id: &str,
         req: ExecRequest,
@@ -120,7 +120,7 @@ impl FakeBackend {
         self.answer(Ok(ExecSession { events, input })).await
     }
 
-    pub(super) async fn setup_lease(
+    pub(crate) async fn setup_lease(
         &self,
         id: &str,
         setup: &LeaseSetup,
@@ -147,7 +147,7 @@ impl FakeBackend {
         self.answer(Ok(())).await
     }
 
-    pub(super) async fn tar_in(
+    pub(crate) async fn tar_in(
         &self,
         id: &str,
         dir: &str,
@@ -167,7 +167,7 @@ impl FakeBackend {
         self.answer(Ok(())).await
     }
 
-    pub(super) async fn tar_out(&self, id: &str, path: &str) -> Result<ByteStream, BackendError> {
+    pub(crate) async fn tar_out(&self, id: &str, path: &str) -> Result<ByteStream, BackendError> {
         self.gate("tar download", CALL_DEADLINE).await?;
         self.running(id)?;
         self.agent(id, "tar download", CALL_DEADLINE).await?;
@@ -177,7 +177,7 @@ impl FakeBackend {
             c.files
                 .iter()
                 .chain(c.tmpfs.iter())
-                .filter(|(p, _)| super::exec::under(p, path))
+                .filter(|(p, _)| crate::gate::under(p, path))
                 .flat_map(|(_, d)| d.clone())
                 .collect()
         };

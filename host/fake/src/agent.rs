@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use warmpool_core::{BackendError, BackendEvent};
 
-use super::FakeBackend;
-use super::engine::*;
+use crate::FakeBackend;
+use crate::engine::*;
 
 enum Then {
     Go,
@@ -62,7 +62,7 @@ impl FakeBackend {
     /// Every operation through container `id`'s agent passes here after the gate: a dead agent
     /// fails it (and is reported), a stalled one hangs it until the daemon's deadline on
     /// `call` (`bound`), and the agent faults may strike now.
-    pub(super) async fn agent(
+    pub(crate) async fn agent(
         &self,
         id: &str,
         call: &'static str,
@@ -132,7 +132,7 @@ impl FakeBackend {
     }
 
     /// Whether container `id`'s agent serves (the probe goes through it).
-    pub(super) fn agent_up(&self, id: &str) -> bool {
+    pub(crate) fn agent_up(&self, id: &str) -> bool {
         self.state()
             .containers
             .get(id)
