@@ -1,7 +1,13 @@
 //! A container's life on the engine: the create (named by the core before it is asked for),
 //! the engine-side mark of a leased container, and the removal that never gives up.
 //!
-//! Every engine call here runs under a deadline of the core's own ([`Manager::call`]), so a
+//! Layer 1: [`Lifecycle`] holds no state of its own; it works on the layer-0 parts
+//! ([`crate::shared`]) and calls nothing above them. What an engine call learns about the engine
+//! goes to the fleet, the pools' masks and the events ([`Lifecycle::engine_state`]); the monitor
+//! (`upkeep`) reacts to an engine coming back. A cold container that must wait for a commit is
+//! held by the group commit ([`crate::group_commit`]); the commit loop hands it out.
+//!
+//! Every engine call here runs under a deadline of the core's own ([`call`]), so a
 //! backend that hangs can delay a container but never stall a loop. A container leaves the
 //! books only when a removal succeeded: until then it counts against every cap, whatever the
 //! engine's state, which is what keeps "the engine never holds more than `max_containers`" true
@@ -17,8 +23,8 @@ use tracing::{debug, error, info, warn};
 use crate::backend::{Backend, BackendError};
 use crate::caps::EngineIx;
 use crate::lease_store::Change;
-use crate::manager::Manager;
 use crate::pool::{Delivery, DeliveryError, Placed, Pool, ReadyContainer};
+use crate::shared::Shared;
 
 /// Bound on an engine call that is neither a create nor an exec. The Docker client's own request
 /// timeout (120 s) normally fires first, with a better message.
@@ -36,46 +42,86 @@ fn create_deadline(cfg: &crate::config::PoolConfig) -> Duration {
 #[derive(Clone)]
 pub(crate) enum Holder {
     Pool(Arc<Pool>),
-    /// The manager's orphans: found on the engine, of no pool.
+    /// The fleet's orphans: found on the engine, of no pool.
     Orphan,
 }
 
-impl<B: Backend> Manager<B> {
-    /// Run an engine call under the core's own deadline.
-    pub(crate) async fn call<T>(
-        &self,
-        within: Duration,
-        fut: impl Future<Output = Result<T, BackendError>>,
-    ) -> Result<T, BackendError> {
-        match tokio::time::timeout(within, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(BackendError::Unavailable(format!(
-                "the engine did not answer within {within:?}"
-            ))),
+/// Run an engine call under the core's own deadline.
+pub(crate) async fn call<T>(
+    within: Duration,
+    fut: impl Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
+    match tokio::time::timeout(within, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(BackendError::Unavailable(format!(
+            "the engine did not answer within {within:?}"
+        ))),
+    }
+}
+
+/// Creates, removals and marks of containers on the engines (see the module doc). Cheap to
+/// clone: the tasks it spawns hold a clone.
+pub(crate) struct Lifecycle<B> {
+    s: Arc<Shared<B>>,
+}
+
+impl<B> Clone for Lifecycle<B> {
+    fn clone(&self) -> Self {
+        Self { s: self.s.clone() }
+    }
+}
+
+impl<B: Backend> Lifecycle<B> {
+    pub fn new(s: Arc<Shared<B>>) -> Self {
+        Self { s }
+    }
+
+    /// Engine `e` was found up or down. A change reaches every pool's books at once (only
+    /// containers on engines that are up are handed out) and the event stream. `true` when the
+    /// engine just came up: the caller (the monitor) then compares it with the books.
+    pub(crate) fn engine_state(&self, e: EngineIx, up: bool, err: Option<String>) -> bool {
+        let s = &self.s;
+        if !s.fleet.set_up(e, up, err.as_deref()) {
+            return false;
         }
+        let mask = s.fleet.up_mask();
+        for p in s.books.all() {
+            p.lock().set_up_mask(mask);
+            p.touch();
+        }
+        let name = s.fleet.name(e);
+        if up {
+            info!(engine = %name, "container engine reachable");
+            s.events.emit_engine("engine_up", e, None);
+        } else {
+            error!(engine = %name, error = err.as_deref().unwrap_or(""), "container engine unreachable");
+            s.events.emit_engine("engine_down", e, err);
+        }
+        up
     }
 
     /// Create container `name` on engine `engine`, whose slot was already approved (counted as
     /// creating there). With `deliver`, it goes to that acquire (a cold create); otherwise into
     /// the pool.
     pub(crate) fn spawn_create(
-        self: &Arc<Self>,
+        &self,
         pool: Arc<Pool>,
         name: String,
         engine: EngineIx,
         deliver: Option<oneshot::Sender<Delivery>>,
     ) {
         let this = self.clone();
-        self.tracker.spawn(async move {
+        self.s.rt.tracker().spawn(async move {
+            let s = &this.s;
             // Waiting for a permit stops at shutdown; a create that started is let finish, so
             // its container is known and removed rather than left half-made.
             let permit = tokio::select! {
                 biased;
                 _ = pool.cancel.cancelled() => None,
-                p = this.create_permits.clone().acquire_owned() => p.ok(),
+                p = s.fleet.create_permit() => p,
             };
             let Some(permit) = permit else {
-                pool.lock().abandon(&name, &this.cap);
+                pool.lock().abandon(&name, s.fleet.caps());
                 if let Some(tx) = deliver {
                     let _ = tx.send(Err(DeliveryError::ShuttingDown));
                 }
@@ -86,28 +132,21 @@ impl<B: Backend> Manager<B> {
             // The spec and its generation are read together, so a reload in between can only
             // make this container stale, never mislabel it.
             let (cfg, generation) = (pool.cfg(), pool.generation());
-            let result = this
-                .call(
-                    create_deadline(&cfg),
-                    this.backend_of(engine).create(&cfg.name, &name, &cfg.spec),
-                )
-                .await;
+            let result = call(
+                create_deadline(&cfg),
+                s.fleet.backend(engine).create(&cfg.name, &name, &cfg.spec),
+            )
+            .await;
             drop(permit);
             // Let the new container settle (without holding a create permit), then check it
             // still runs: the engine must still report it running `start_settle` after its
             // start answered, so it never hands out one the engine reported dead within that
             // time. On a loaded machine a command that exits at once can outlive the settle;
-            // its lease then answers 410 once the death is reported (see deaths.rs).
+            // its lease then answers 410 once the death is reported (see `upkeep/deaths.rs`).
             let result = match result {
                 Ok(created) if !cfg.start_settle.is_zero() => {
                     sleep(cfg.start_settle).await;
-                    match this
-                        .call(
-                            CALL_TIMEOUT,
-                            this.backend_of(engine).check_running(&created.id),
-                        )
-                        .await
-                    {
+                    match call(CALL_TIMEOUT, s.fleet.backend(engine).check_running(&created.id)).await {
                         Ok(()) => Ok(created),
                         Err(e) => Err(e),
                     }
@@ -123,10 +162,7 @@ impl<B: Backend> Manager<B> {
                 Ok(created) => {
                     // A reuse compares the container with what it was before any client.
                     let baseline = match &cfg.reuse {
-                        Some(_) => match this
-                            .call(CALL_TIMEOUT, this.backend_of(engine).baseline(&created.id))
-                            .await
-                        {
+                        Some(_) => match call(CALL_TIMEOUT, s.fleet.backend(engine).baseline(&created.id)).await {
                             Ok(b) => Some(Arc::new(b)),
                             Err(e) => {
                                 warn!(pool = %cfg.name, container = %name, error = %e, "no baseline recorded; this container will not be reused");
@@ -142,7 +178,7 @@ impl<B: Backend> Manager<B> {
                         ready_at: now,
                         born: now,
                         uses: 0,
-                        lendable: this.born_lendable(),
+                        lendable: s.persist.born_lendable(),
                         generation,
                         baseline,
                     })
@@ -154,7 +190,7 @@ impl<B: Backend> Manager<B> {
     }
 
     fn finish_create(
-        self: &Arc<Self>,
+        &self,
         pool: &Arc<Pool>,
         name: String,
         engine: EngineIx,
@@ -162,12 +198,13 @@ impl<B: Backend> Manager<B> {
         deliver: Option<oneshot::Sender<Delivery>>,
         ms: u32,
     ) {
+        let s = &self.s;
         let pool_name = pool.name();
         // The engine may have reported the container's death during any await of the create
         // (start, settle, baseline): while it was in no list a death notice can reach. It
         // must not enter the pool; this is the last point before it does.
         let result = match result {
-            Ok(c) if self.died_recently(&c.created.id) => Err(BackendError::Create {
+            Ok(c) if s.fleet.died_recently(&c.created.id) => Err(BackendError::Create {
                 image: pool.cfg().spec.image.clone(),
                 message: format!("container {name} died while it was starting"),
             }),
@@ -177,27 +214,28 @@ impl<B: Backend> Manager<B> {
             Ok(c) => {
                 let id = c.created.id.clone();
                 let placed = pool.lock().created(c, ms);
-                self.engine(engine).record_create(ms);
-                let engine_name = self.engine_name(engine);
+                s.fleet.record_create(engine, ms);
+                let engine_name = s.fleet.name(engine);
                 info!(pool = %pool_name, container = %name, engine = %engine_name, ms, "container ready");
-                self.emit(
+                s.events.emit(
                     "created",
                     &pool_name,
                     Some((&id, engine)),
                     None,
                     Some(format!("{ms} ms")),
                 );
-                self.emit("ready", &pool_name, Some((&id, engine)), None, None);
+                s.events
+                    .emit("ready", &pool_name, Some((&id, engine)), None, None);
                 match placed {
                     Placed::Pooled => {
                         if pool.lock().waiters() > 0 {
-                            self.urge_commit();
+                            s.persist.urge();
                         }
                     }
                     // Persisting: a cold container reaches its acquire only after the commit
-                    // that records it as lendable.
+                    // that records it as lendable (the commit loop hands it out).
                     Placed::Cold(c) => match deliver {
-                        Some(tx) if !c.lendable => self.deliver_after_commit(pool, c, tx),
+                        Some(tx) if !c.lendable => s.persist.hold(pool, c, tx),
                         Some(tx) => {
                             if let Err(Ok(c)) = tx.send(Ok(c)) {
                                 pool.lock().give_back(c); // the acquire gave up; the pool keeps it
@@ -216,24 +254,24 @@ impl<B: Backend> Manager<B> {
                         engine,
                         &e,
                         blame,
-                        &self.cfg.breaker,
+                        &s.rt.cfg().breaker,
                         Instant::now(),
                     );
-                    (failures, st.degraded(&self.cfg.breaker))
+                    (failures, st.degraded(&s.rt.cfg().breaker))
                 };
                 if blame {
-                    let on = self.engine_name(engine);
+                    let on = s.fleet.name(engine);
                     warn!(pool = %pool_name, engine = on, failures, error = %e, "create failed");
-                    if failures == self.cfg.breaker.threshold {
-                        self.emit_breaker(
+                    if failures == s.rt.cfg().breaker.threshold {
+                        s.events.emit_breaker(
                             &pool_name,
                             engine,
                             format!("open after {failures} failures: {e}"),
                         );
                         error!(pool = %pool_name, engine = on, degraded, "create breaker open");
                     }
-                } else if !self.cancel.is_cancelled() && !pool.cancel.is_cancelled() {
-                    self.set_engine(engine, false, Some(e.to_string()));
+                } else if !s.rt.cancel().is_cancelled() && !pool.cancel.is_cancelled() {
+                    self.engine_state(engine, false, Some(e.to_string()));
                 }
                 if let Some(tx) = deliver {
                     let _ = tx.send(Err(DeliveryError::Create(e)));
@@ -253,12 +291,7 @@ impl<B: Backend> Manager<B> {
     }
 
     /// Remove a pool's container already moved to removing in its books.
-    pub(crate) fn spawn_removal_of(
-        self: &Arc<Self>,
-        pool: &Arc<Pool>,
-        c: &ReadyContainer,
-        why: &'static str,
-    ) {
+    pub(crate) fn spawn_removal_of(&self, pool: &Arc<Pool>, c: &ReadyContainer, why: &'static str) {
         self.spawn_removal(
             Holder::Pool(pool.clone()),
             c.key().to_string(),
@@ -274,7 +307,7 @@ impl<B: Backend> Manager<B> {
     /// back-off for as long as it takes: through an outage, and through shutdown until the
     /// process exits.
     pub(crate) fn spawn_removal(
-        self: &Arc<Self>,
+        &self,
         holder: Holder,
         key: String,
         target: String,
@@ -283,13 +316,13 @@ impl<B: Backend> Manager<B> {
         why: &'static str,
     ) {
         let this = self.clone();
-        self.tracker.spawn(async move {
+        self.s.rt.tracker().spawn(async move {
+            let s = &this.s;
             let mut attempt = 0u32;
             loop {
                 let result = {
-                    let _permit = this.remove_permits.acquire().await;
-                    this.call(CALL_TIMEOUT, this.backend_of(engine).destroy(&target))
-                        .await
+                    let _permit = s.fleet.remove_permit().await;
+                    call(CALL_TIMEOUT, s.fleet.backend(engine).destroy(&target)).await
                 };
                 let Err(e) = result else { break };
                 attempt = attempt.saturating_add(1);
@@ -300,22 +333,23 @@ impl<B: Backend> Manager<B> {
                 if attempt.is_power_of_two() {
                     warn!(container = %key, attempt, error = %e, "removal failed; it stays counted and is retried");
                 }
-                let pause = this
-                    .cfg
+                let pause = s
+                    .rt
+                    .cfg()
                     .breaker
                     .backoff(attempt)
-                    .min(this.cfg.remove_backoff_max);
+                    .min(s.rt.cfg().remove_backoff_max);
                 sleep(pause).await;
             }
             let pool_name = match &holder {
                 Holder::Pool(p) => {
-                    p.lock().removed(&key, &this.cap);
+                    p.lock().removed(&key, s.fleet.caps());
                     p.touch();
                     p.name()
                 }
                 Holder::Orphan => {
-                    this.orphans.removed(&key, &this.cap);
-                    for p in this.pools().values() {
+                    s.fleet.orphan_removed(&key);
+                    for p in s.books.serving().values() {
                         p.touch();
                     }
                     "*".into()
@@ -323,10 +357,10 @@ impl<B: Backend> Manager<B> {
             };
             if let Some(id) = &id {
                 // The store's lendable set keeps a container until it is gone.
-                this.record(|| Change::Forget(id.clone()));
+                s.persist.record(|| Change::Forget(id.clone()));
             }
             debug!(pool = %pool_name, container = %key, why, attempt, "removed");
-            this.emit(
+            s.events.emit(
                 "removed",
                 &pool_name,
                 id.as_deref().map(|id| (id, engine)),
@@ -339,16 +373,14 @@ impl<B: Backend> Manager<B> {
     /// Mark a container that a client now holds as leased once, on the engine (a rename), so
     /// that no restart ever re-adopts it, whatever the store holds. Off the acquire path;
     /// retried until it lands or the container leaves the books.
-    pub(crate) fn spawn_mark(self: &Arc<Self>, pool: &Arc<Pool>, c: &ReadyContainer) {
+    pub(crate) fn spawn_mark(&self, pool: &Arc<Pool>, c: &ReadyContainer) {
         let (this, pool) = (self.clone(), pool.clone());
         let (id, key, engine) = (c.created.id.clone(), c.key().to_string(), c.engine);
-        self.tracker.spawn(async move {
+        self.s.rt.tracker().spawn(async move {
+            let s = &this.s;
             let mut attempt = 0u32;
             loop {
-                match this
-                    .call(CALL_TIMEOUT, this.backend_of(engine).mark_used(&id, &key))
-                    .await
-                {
+                match call(CALL_TIMEOUT, s.fleet.backend(engine).mark_used(&id, &key)).await {
                     Ok(()) | Err(BackendError::NotFound { .. }) => return,
                     Err(e) => {
                         attempt = attempt.saturating_add(1);
@@ -357,14 +389,14 @@ impl<B: Backend> Manager<B> {
                         }
                     }
                 }
-                if !pool.lock().holds(&key) || this.cancel.is_cancelled() {
+                if !pool.lock().holds(&key) || s.rt.cancel().is_cancelled() {
                     return;
                 }
                 sleep(
-                    this.cfg
+                    s.rt.cfg()
                         .breaker
                         .backoff(attempt)
-                        .min(this.cfg.remove_backoff_max),
+                        .min(s.rt.cfg().remove_backoff_max),
                 )
                 .await;
             }
