@@ -3,7 +3,6 @@
 //! directories as tar streams. Each holds its place inside the lease's fence (`fence.rs`) for
 //! as long as it runs, as exec and the file calls do (`leasing/mod.rs`).
 
-
 use crate::backend::{
     Backend, BackendError, ByteStream, ExecMode, ExecRequest, ExecSession, LeaseSetup,
 };

@@ -8,8 +8,7 @@
 //!
 //! Deaths of a container whose create is still answering are remembered (see
 //! `Fleet::note_death`); an event the engine never delivered is made up for by the running
-//! sweep ([`crate::sweep`]), which finds the container not running.
-
+//! sweep (`sweep.rs`), which finds the container not running.
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;

@@ -1,5 +1,5 @@
 //! Keeping unhealthy containers out of the pool: the periodic health probes (plan, run, judge).
-//! The engine's death notices are in [`crate::deaths`].
+//! The engine's death notices are in `deaths.rs`.
 
 use std::sync::Arc;
 
