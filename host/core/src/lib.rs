@@ -24,7 +24,7 @@
 //! | 0 | `Events` | the broadcast sender | `events.rs` | nothing |
 //! | 0 | `Runtime` | settings, cancel token, task tracker, clocks, IDs, "swept" | `shared/runtime.rs` | nothing |
 //! | 0 | `Shared` | (bundles the above; read-only views over several) | `shared/mod.rs` | layer 0 |
-//! | 1 | `Lifecycle` | none | `lifecycle.rs` (`deadline.rs`) | layer 0 |
+//! | 1 | `Lifecycle` | none | `lifecycle/{mod,create}.rs` | layer 0 |
 //! | 2 | `Leasing` | none | `leasing/{mod,acquire,reuse,sessions}.rs` | layers 0, 1 |
 //! | 2 | `Persistence` | none | `persistence/{mod,reconcile,restore}.rs` | layers 0, 1 |
 //! | 3 | `Upkeep` | none | `upkeep/{mod,monitor,refill,reaper,health,deaths,sweep}.rs` | layers 0, 1, 2 |

@@ -2,7 +2,6 @@
 //! ready container lendable, the exhaustion strategies (wait, fail fast, cold create), and the
 //! hand-off to a queued acquire that can never lose a container.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,32 +9,14 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
 
-use super::Leasing;
-use crate::backend::{Backend, BackendError, LeaseSetup};
+use super::{AcquireRequest, Leasing};
+use crate::backend::{Backend, BackendError};
 use crate::clock::later;
 use crate::error::AcquireError;
 use crate::lease::{Lease, LeaseInfo};
 use crate::lease_store::Change;
 use crate::policy::bounds;
 use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
-
-/// An acquire as the API receives it.
-#[derive(Debug, Clone, Default)]
-pub struct AcquireRequest {
-    /// Name of the pool to lease from.
-    pub pool: String,
-    /// Lease lifetime; `None`: the pool's `default_ttl`. Capped at the pool's `max_ttl`.
-    pub ttl: Option<Duration>,
-    /// The client's bound on waiting when the pool is dry.
-    pub wait: Option<Duration>,
-    /// Who holds the lease (a user, session or job id), free text; shown and persisted.
-    pub owner: Option<String>,
-    /// Only engines carrying all of these labels may serve it; empty: any engine.
-    pub engine_labels: BTreeMap<String, String>,
-    /// The lease's own environment, secrets, working directory and files, applied to the
-    /// container before the acquire answers.
-    pub setup: Option<Arc<LeaseSetup>>,
-}
 
 impl<B: Backend> Leasing<B> {
     /// Take a container for a client. The warm path is one short critical section; a lease

@@ -15,6 +15,7 @@ mod acquire;
 mod reuse;
 mod sessions;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +24,12 @@ use tokio::time::Instant;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-pub use acquire::AcquireRequest;
 pub use reuse::ReuseOutcome;
 pub use sessions::LeaseSession;
 
-use crate::backend::{Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody};
+use crate::backend::{
+    Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody, LeaseSetup,
+};
 use crate::clock::later;
 use crate::error::LeaseError;
 use crate::fence::LeaseOp;
@@ -36,6 +38,24 @@ use crate::lease_store::Change;
 use crate::lifecycle::{CALL_SLACK, Lifecycle, call};
 use crate::pool::LeaseEnd;
 use crate::shared::Shared;
+
+/// An acquire as the API receives it.
+#[derive(Debug, Clone, Default)]
+pub struct AcquireRequest {
+    /// Name of the pool to lease from.
+    pub pool: String,
+    /// Lease lifetime; `None`: the pool's `default_ttl`. Capped at the pool's `max_ttl`.
+    pub ttl: Option<Duration>,
+    /// The client's bound on waiting when the pool is dry.
+    pub wait: Option<Duration>,
+    /// Who holds the lease (a user, session or job id), free text; shown and persisted.
+    pub owner: Option<String>,
+    /// Only engines carrying all of these labels may serve it; empty: any engine.
+    pub engine_labels: BTreeMap<String, String>,
+    /// The lease's own environment, secrets, working directory and files, applied to the
+    /// container before the acquire answers.
+    pub setup: Option<Arc<LeaseSetup>>,
+}
 
 /// The operations on leases (see the module doc). Cheap to clone: the tasks it spawns hold a
 /// clone.
