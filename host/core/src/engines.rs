@@ -10,18 +10,12 @@
 //! Engines are fixed for the life of the process (a reload that changes them asks for a
 //! restart), so an index names an engine everywhere, and a set of engines is a `u64` mask.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
 use crate::caps::{Caps, EngineIx};
-use crate::sync::lock;
 
 /// Most engines one daemon drives: a set of engines is a bit mask.
 pub const MAX_ENGINES: usize = 64;
-
-/// How many recent create durations each engine keeps for its p50.
-const RECENT_CREATES: usize = 32;
 
 /// One engine as configured: the core knows its name, labels and cap, never how it is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,59 +59,6 @@ pub struct EngineStats {
     pub containers: crate::counters::StateCounts,
     /// Median of its recent creates, in ms; `null` before the first.
     pub create_p50_ms: Option<u32>,
-}
-
-/// One engine the manager drives: its backend and what the core knows of its state.
-pub(crate) struct Engine<B> {
-    pub spec: EngineSpec,
-    pub backend: Arc<B>,
-    /// Answered the monitor's last ping, and its startup cleanup is done.
-    pub up: AtomicBool,
-    /// Its startup cleanup (sweep or reconcile) is done.
-    pub cleaned: AtomicBool,
-    pub last_error: Mutex<Option<String>>,
-    recent_creates_ms: Mutex<VecDeque<u32>>,
-}
-
-impl<B> Engine<B> {
-    pub fn new(spec: EngineSpec, backend: Arc<B>) -> Self {
-        Self {
-            spec,
-            backend,
-            up: AtomicBool::new(false),
-            cleaned: AtomicBool::new(false),
-            last_error: Mutex::new(None),
-            recent_creates_ms: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
-    }
-
-    pub fn record_create(&self, ms: u32) {
-        let mut r = lock(&self.recent_creates_ms);
-        if r.len() == RECENT_CREATES {
-            r.pop_front();
-        }
-        r.push_back(ms);
-    }
-
-    /// Median of the recent creates on this engine; `None` before the first.
-    pub fn create_p50(&self) -> Option<u32> {
-        let mut v: Vec<u32> = lock(&self.recent_creates_ms).iter().copied().collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        Some(v[v.len() / 2])
-    }
-
-    /// Whether every label of `want` is on this engine with the same value.
-    pub fn matches(&self, want: &BTreeMap<String, String>) -> bool {
-        want.iter()
-            .all(|(k, v)| self.spec.labels.get(k).is_some_and(|have| have == v))
-    }
 }
 
 /// The bit of engine `e` in a mask.

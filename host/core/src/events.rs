@@ -1,8 +1,15 @@
 //! Lifecycle events: every state change worth knowing about, broadcast to subscribers (the
 //! `/v1/events` stream, the JSON-lines audit log). Sending never blocks the pool: a slow
 //! subscriber misses events (and is told how many) rather than holding anything up.
+//!
+//! [`Events`] is the manager's sender: every part publishes through it, and nothing else
+//! touches the broadcast channel.
 
 use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::caps::EngineIx;
+use crate::clock::Clock;
 
 /// One lifecycle event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -36,3 +43,90 @@ pub struct Event {
 
 /// Events kept for subscribers that fall behind.
 pub const CAPACITY: usize = 4096;
+
+/// The manager's event sender: the broadcast channel, the clock that stamps events, and the
+/// engine names events carry.
+pub(crate) struct Events {
+    tx: broadcast::Sender<Event>,
+    clock: Clock,
+    engines: Vec<String>,
+}
+
+impl Events {
+    pub fn new(clock: Clock, engines: Vec<String>) -> Self {
+        Self {
+            tx: broadcast::Sender::new(CAPACITY),
+            clock,
+            engines,
+        }
+    }
+
+    /// Subscribe to lifecycle events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Publish a lifecycle event of a pool, about one of its containers if `container` names it.
+    pub fn emit(
+        &self,
+        kind: &'static str,
+        pool: &str,
+        container: Option<(&str, EngineIx)>,
+        lease: Option<&str>,
+        reason: Option<String>,
+    ) {
+        let engine = container.map(|(_, e)| e);
+        self.send(
+            kind,
+            pool,
+            engine,
+            container.map(|(id, _)| id),
+            lease,
+            reason,
+        );
+    }
+
+    /// Publish that an engine went up or down (`pool` is `*`).
+    pub fn emit_engine(&self, kind: &'static str, engine: EngineIx, reason: Option<String>) {
+        self.send(kind, "*", Some(engine), None, None, reason);
+    }
+
+    /// Publish that a pool's create breaker opened on an engine.
+    pub fn emit_breaker(&self, pool: &str, engine: EngineIx, reason: String) {
+        self.send("breaker", pool, Some(engine), None, None, Some(reason));
+    }
+
+    /// Publish an event that happened outside the core, e.g. a plugin reload.
+    pub fn publish(&self, kind: &'static str, pool: &str, reason: String) {
+        self.emit(kind, pool, None, None, Some(reason));
+    }
+
+    fn send(
+        &self,
+        kind: &'static str,
+        pool: &str,
+        engine: Option<EngineIx>,
+        container: Option<&str>,
+        lease: Option<&str>,
+        reason: Option<String>,
+    ) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.tx.send(Event {
+            at: crate::clock::rfc3339(self.clock.now()),
+            kind,
+            pool: pool.to_string(),
+            engine: engine.map(|e| self.engine_name(e).to_string()),
+            container: container.map(str::to_string),
+            lease: lease.map(str::to_string),
+            reason,
+            missed: None,
+        });
+    }
+
+    /// The name of engine `e` (as the fleet clamps an index: the books only hold valid ones).
+    fn engine_name(&self, e: EngineIx) -> &str {
+        &self.engines[e.min(self.engines.len() - 1)]
+    }
+}

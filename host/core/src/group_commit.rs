@@ -41,22 +41,23 @@ pub(crate) struct HeldDelivery {
     pub tx: oneshot::Sender<Delivery>,
 }
 
-/// The group commit of one manager; the manager holds `None` when no `state_dir` is configured.
+/// The group commit of one manager; the manager holds none when no `state_dir` is configured
+/// (see `shared/persist.rs`). Its fields are changed only by its methods, here.
 pub(crate) struct GroupCommit {
-    pub(crate) store: Arc<dyn LeaseStore>,
-    pub(crate) interval: Duration,
+    store: Arc<dyn LeaseStore>,
+    interval: Duration,
     pending: std::sync::Mutex<Pending>,
     held: std::sync::Mutex<Vec<HeldDelivery>>,
     urgent: Notify,
-    pub(crate) commits: AtomicU64,
-    pub(crate) commit_failures: AtomicU64,
+    commits: AtomicU64,
+    commit_failures: AtomicU64,
     /// Duration of the last commit, in microseconds.
-    pub(crate) last_commit_us: AtomicU64,
+    last_commit_us: AtomicU64,
     /// What the store held at startup, taken once by reconcile.
-    pub(crate) loaded: std::sync::Mutex<Option<Persisted>>,
+    loaded: std::sync::Mutex<Option<Persisted>>,
     /// Held for a whole commit round; shutdown takes it to wait out a round in flight, whose
     /// promotions must land before it decides which containers were lendable.
-    pub(crate) round: tokio::sync::Mutex<()>,
+    round: tokio::sync::Mutex<()>,
 }
 
 impl GroupCommit {
@@ -75,8 +76,32 @@ impl GroupCommit {
         }
     }
 
+    /// The group-commit period.
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// What the store held at startup, read once (each engine's reconcile asks).
+    pub(crate) async fn load(&self) -> Result<Persisted, String> {
+        if let Some(done) = lock(&self.loaded).clone() {
+            return Ok(done);
+        }
+        let store = self.store.clone();
+        let loaded = if store.blocking() {
+            tokio::task::spawn_blocking(move || store.load())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        } else {
+            store.load().map_err(|e| e.to_string())?
+        };
+        self.loaded_into_pending(&loaded);
+        *lock(&self.loaded) = Some(loaded.clone());
+        Ok(loaded)
+    }
+
     /// What the store holds at startup: later drops and forgets of these must reach it.
-    pub(crate) fn loaded_into_pending(&self, p: &Persisted) {
+    fn loaded_into_pending(&self, p: &Persisted) {
         let mut pend = lock(&self.pending);
         pend.stored_leases.extend(p.leases.keys().cloned());
         pend.stored_lendable.extend(p.lendable.keys().cloned());

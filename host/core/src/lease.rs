@@ -1,6 +1,6 @@
 //! Leases: a container handed to a client until it is released or its TTL runs out. The lease
 //! type, how the API and the store see it, and the lease table. Plain data: the manager's
-//! operations on leases (list, renew, release, exec, files) are in `leasing.rs`.
+//! operations on leases (list, renew, release, exec, files) are in `leasing/`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

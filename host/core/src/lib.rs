@@ -7,67 +7,85 @@
 //! `warmpool-config`, the in-memory backend in `warmpool-fake`, the fault simulation in
 //! `warmpool-testkit`.
 //!
-//! Where things live (the README's layout table says the same, file by file):
-//! - `backend`: the [`Backend`] trait, its events and errors; `backend/{spec,exec,residue}.rs`:
-//!   the data crossing it.
-//! - `pool`: one pool; `pool/state.rs` and its children `pool/state/{creates,acquire,leaving,
-//!   restart}.rs` are the only code that changes a container's state or a counter (the books,
-//!   with their invariant checks).
-//! - `manager`: all pools, the cap, the orphans; `acquire`: the warm path, waiting, cold
-//!   creates; `lease`: the lease types and the `LeaseTable`; `leasing`: the manager's operations
-//!   on leases; `reuse`: release with a scrub.
-//! - `lifecycle`: creates, the engine-side "used" mark, the removal that never gives up;
-//!   `deadline`: the deadlines on file calls, whose bodies stream.
-//! - `refill`: the monitor and refill loops, warm-up; `reaper`: expiry, recycling, scale-down,
-//!   the image check; `health`: probes; `deaths`: death notices and probation; `sweep`: the
-//!   running sweep.
-//! - `lease_store`: what survives a crash, and the [`LeaseStore`](lease_store::LeaseStore) seam
-//!   the `warmpool-store` crate implements; `group_commit` (with `group_commit/pending.rs`): when
-//!   it is written, batched off the acquire path; `commit_loop`: the manager's side of it;
-//!   `reconcile`: startup.
-//! - `reload`: config reload; `shutdown`: the bounded drain; `stats`: the read-only view.
-//! - `policy`: the policy seams, their built-ins, and the bounds on every policy's answer.
-//! - `clock`: the wall clock, saturating instants, IDs; `sync`: the lock helper; `counters`,
-//!   `caps`, `config`, `error`, `events`, `plugin_status` (what the API shows of plugins): plain
-//!   types.
+//! ## The manager, in parts
 //!
-//! Only `manager` and the files that add to `impl Manager` (acquire, leasing, lifecycle, refill,
-//! reaper, health, deaths, sweep, reuse, commit_loop, reconcile, reload, shutdown) know the
-//! manager; the pool, its state, leases, stats, the group commit and the store seam do not.
+//! [`Manager`] is a thin facade: it owns the parts below and each public method delegates to
+//! one of them. The parts are layered; a part calls only parts of lower layers, never the
+//! facade, and each part's fields are private to its own file (or directory), so what touches
+//! a piece of state is answered by one file. Parts holding no state are cheap `Clone` handles
+//! (an `Arc` of the layer-0 state), so the tasks they spawn own a copy.
+//!
+//! | layer | part | its state | file(s) | may call |
+//! |---|---|---|---|---|
+//! | 0 | `Fleet` | engines (backend, up, cleaned, last error, create times), the caps, the orphans, the create and remove permits, the recent deaths | `shared/fleet.rs` (the caps' arithmetic: `caps.rs`) | nothing |
+//! | 0 | `Books` | the map of serving pools, the retired pools | `shared/books.rs` | each pool's books (`pool/`) |
+//! | 0 | pool books | one pool's containers and counters, with the invariant checks | `pool/state.rs`, `pool/state/*.rs` | nothing |
+//! | 0 | `LeaseTable` | the live leases and their fences | `lease.rs`, `fence.rs` | nothing |
+//! | 0 | `Persist`, `GroupCommit` | pending changes, held cold deliveries, commit figures | `shared/persist.rs`, `group_commit.rs`, `group_commit/pending.rs` | the store, each pool's books |
+//! | 0 | `Events` | the broadcast sender | `events.rs` | nothing |
+//! | 0 | `Runtime` | settings, cancel token, task tracker, clocks, IDs, "swept" | `shared/runtime.rs` | nothing |
+//! | 0 | `Shared` | (bundles the above; read-only views over several) | `shared/mod.rs` | layer 0 |
+//! | 1 | `Lifecycle` | none | `lifecycle/{mod,create}.rs` | layer 0 |
+//! | 2 | `Leasing` | none | `leasing/{mod,acquire,reuse,sessions}.rs` | layers 0, 1 |
+//! | 2 | `Persistence` | none | `persistence/{mod,reconcile,restore}.rs` | layers 0, 1 |
+//! | 3 | `Upkeep` | none | `upkeep/{mod,monitor,refill,reaper,health,deaths,sweep}.rs` | layers 0, 1, 2 |
+//! | top | `Manager` and its builder, reload, shutdown | the parts | `manager.rs`, `builder.rs`, `reload.rs`, `shutdown.rs` | every part |
+//!
+//! What each does:
+//! - `Lifecycle`: a container's life on the engine: the create (and, for a cold create, its
+//!   hand-off or its hold in the group commit), the engine-side "used" mark, the removal that
+//!   never gives up, and what an engine call learned about its engine (to the fleet, the pools'
+//!   masks and the events).
+//! - `Leasing`: acquire (the warm path, waiting, cold creates), list, renew, release, exec,
+//!   files, sessions, tar streams, release with a scrub (`reuse.rs`).
+//! - `Persistence`: the commit loop and the hand-out of cold containers a commit made lendable;
+//!   the startup cleanup (sweep without a store, reconcile with one).
+//! - `Upkeep`: the engine monitor (which reacts to an engine coming back with the running
+//!   sweep), the refill, the reaper (expiry through `Leasing`) and the image check, health
+//!   probes, death notices, the running sweep, warm-up.
+//!
+//! ## Other files
+//!
+//! - `backend`: the [`Backend`] trait, its events and errors; `backend/{spec,exec,residue,
+//!   session}.rs`: the data crossing it.
+//! - `pool`: one pool (settings and policies, its state behind a lock); `pool/breakers.rs`: its
+//!   create breakers.
+//! - `lease`: the lease types; `lease_store`: what survives a crash, and the
+//!   [`LeaseStore`](lease_store::LeaseStore) seam the `warmpool-store` crate implements.
+//! - `engines`: engine specs and stats, the placer, engine masks.
+//! - `policy`: the policy seams, their built-ins, and the bounds on every policy's answer.
+//! - `stats`: the read-only view of a pool; `clock`: the wall clock, saturating instants, IDs;
+//!   `sync`: the lock helper; `text`: clipping; `counters`, `caps`, `config`, `error`,
+//!   `plugin_status` (what the API shows of plugins): plain types.
 
-mod acquire;
 mod backend;
+mod builder;
 mod caps;
 mod clock;
-mod commit_loop;
 mod config;
 mod counters;
 mod deadline;
-mod deaths;
 mod engines;
 mod error;
 mod events;
 mod fence;
 mod group_commit;
-mod health;
 mod lease;
 pub mod lease_store;
 mod leasing;
 mod lifecycle;
 mod manager;
+mod persistence;
 mod plugin_status;
 mod policy;
 mod pool;
-mod reaper;
-mod reconcile;
-mod refill;
 mod reload;
-mod reuse;
-mod sessions;
+mod shared;
 mod shutdown;
 mod stats;
-mod sweep;
 mod sync;
+mod text;
+mod upkeep;
 
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
@@ -75,6 +93,7 @@ pub use backend::{
     Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, Place, PlaceKind, Residue,
     Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
 };
+pub use builder::ManagerBuilder;
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};
 pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
@@ -84,17 +103,16 @@ pub use error::{AcquireError, LeaseError, WarmUpError};
 pub use events::Event;
 pub use group_commit::PersistStats;
 pub use lease::LeaseInfo;
-pub use manager::{AcquireRequest, Manager, ManagerBuilder};
+pub use leasing::{AcquireRequest, LeaseSession, ReuseOutcome};
+pub use manager::Manager;
+pub use persistence::ReconcileReport;
 pub use plugin_status::{PluginStatus, PluginStatusSource};
 pub use policy::{
     BuiltinExhaustion, BuiltinHealth, BuiltinSizing, ExhaustionStrategy, HealthCheck, Policies,
     SizingPolicy, bounds,
 };
-pub use reconcile::ReconcileReport;
 pub use reload::{PoolChange, ReloadReport};
-pub use reuse::ReuseOutcome;
-pub use sessions::LeaseSession;
 pub use shutdown::ShutdownReport;
 pub use stats::{AcquireStats, CreateStats, PolicyNames, PoolStats};
-pub use sweep::SweepReport;
+pub use upkeep::SweepReport;
 pub use warmpool_policy as policy_logic;

@@ -162,7 +162,7 @@ impl HealthCheck for BuiltinHealth {
 pub mod bounds {
     use warmpool_policy::{ExhaustionAction, Probe, SizingDecision, Verdict};
 
-    pub use crate::pool::clip;
+    pub use crate::text::clip;
 
     /// Longest reason kept (a target's, a refusal's, a verdict's).
     pub const MAX_REASON: usize = 256;

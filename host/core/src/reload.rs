@@ -76,10 +76,10 @@ impl<B: Backend> Manager<B> {
     /// add of one that is, disagrees with the pool map and is skipped with a warning.
     pub fn reconfigure(self: &Arc<Self>, pools: Vec<PoolChange>) -> ReloadReport {
         let mut report = ReloadReport::default();
-        if self.cancel.is_cancelled() {
+        if self.s.rt.cancel().is_cancelled() {
             return report;
         }
-        let old = self.pools();
+        let old = self.s.books.serving();
         let mut next: BTreeMap<String, Arc<Pool>> = BTreeMap::new();
         let mut started = Vec::new();
         for change in pools {
@@ -114,7 +114,7 @@ impl<B: Backend> Manager<B> {
                         next.insert(name, pool.clone());
                         continue;
                     }
-                    let pool = Pool::new(cfg, policies, self.cancel.child_token());
+                    let pool = Pool::new(cfg, policies, self.s.rt.cancel().child_token());
                     started.push(pool.clone());
                     report.added.push(name.clone());
                     next.insert(name, pool);
@@ -126,19 +126,21 @@ impl<B: Backend> Manager<B> {
             .filter(|(name, _)| !next.contains_key(*name))
             .map(|(_, p)| p.clone())
             .collect();
-        self.pools.store(Arc::new(next));
+        self.s.books.swap(next);
         for pool in &started {
-            self.start_pool(pool);
+            self.upkeep.start_pool(pool);
         }
         for pool in removed {
             report.removed.push(pool.cfg().name.clone());
             self.drain_removed(&pool);
         }
         for name in &report.added {
-            self.publish("reload", name, "pool added".into());
+            self.s.events.publish("reload", name, "pool added".into());
         }
         for name in &report.removed {
-            self.publish("reload", name, "pool removed; draining".into());
+            self.s
+                .events
+                .publish("reload", name, "pool removed; draining".into());
         }
         for name in &report.changed {
             let what = if report.respec.contains(name) {
@@ -146,7 +148,7 @@ impl<B: Backend> Manager<B> {
             } else {
                 "pool changed"
             };
-            self.publish("reload", name, what.into());
+            self.s.events.publish("reload", name, what.into());
         }
         if !report.is_empty() {
             info!(added = ?report.added, removed = ?report.removed, changed = ?report.changed, "config reloaded");
@@ -157,12 +159,12 @@ impl<B: Backend> Manager<B> {
     /// A removed pool: stop its loops, tell its queued acquires, remove its ready containers.
     /// Its leases stay with their clients; releasing or expiring one removes the container.
     /// The pool is kept among the retired until its books are empty.
-    fn drain_removed(self: &Arc<Self>, pool: &Arc<Pool>) {
+    fn drain_removed(&self, pool: &Arc<Pool>) {
         pool.cancel.cancel();
-        let (_, doomed) = pool.lock().drain(false, &self.cap);
+        let (_, doomed) = pool.lock().drain(false, self.s.fleet.caps());
         for c in doomed {
-            self.spawn_removal_of(pool, &c, "pool removed");
+            self.life.spawn_removal_of(pool, &c, "pool removed");
         }
-        crate::sync::lock(&self.retired).push(pool.clone());
+        self.s.books.retire(pool.clone());
     }
 }

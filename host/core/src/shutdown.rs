@@ -1,6 +1,10 @@
 //! Shutdown: stop accepting work, fail queued acquires, remove every container this daemon
 //! made (in parallel), wait for every task up to the grace period, then sweep by label for
-//! anything a late create left behind.
+//! anything a late create left behind. Part of the manager's top: it drives the parts (the
+//! pools' books, the group commit, [`Lifecycle`] and [`Leasing`]) in that order.
+//!
+//! [`Lifecycle`]: crate::lifecycle::Lifecycle
+//! [`Leasing`]: crate::leasing::Leasing
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,35 +41,37 @@ impl<B: Backend> Manager<B> {
     /// whose removal is still failing stays in the store's lendable set (and keeps its "used"
     /// mark), so the next start removes it rather than re-adopting it.
     pub async fn shutdown(self: &Arc<Self>, grace: Duration) -> ShutdownReport {
+        let s = &self.s;
+        let tracker = s.rt.tracker();
         let deadline = Instant::now() + grace;
-        let keep = self.cfg.keep_on_shutdown && self.group_commit.is_some();
-        self.cancel.cancel();
+        let keep = s.rt.cfg().keep_on_shutdown && s.persist.enabled();
+        s.rt.cancel().cancel();
         if keep {
             // Which ready containers are kept depends on the lendable flags: let a commit round
             // in flight finish setting them first.
-            self.settle_commits().await;
+            s.persist.settle().await;
         }
         let mut destroyed = 0;
         let mut kept = 0;
-        for pool in self.all_pools() {
-            let (stay, go) = pool.lock().drain(keep, &self.cap);
+        for pool in s.books.all() {
+            let (stay, go) = pool.lock().drain(keep, s.fleet.caps());
             kept += stay.len();
             for c in go {
                 destroyed += 1;
-                self.spawn_removal_of(&pool, &c, "shutdown");
+                self.life.spawn_removal_of(&pool, &c, "shutdown");
             }
         }
-        for (pool, c) in self.take_held() {
+        for (pool, c) in s.persist.take_held() {
             pool.lock().lease_ended(c.key(), LeaseEnd::Other);
             destroyed += 1;
-            self.spawn_removal_of(&pool, &c, "shutdown");
+            self.life.spawn_removal_of(&pool, &c, "shutdown");
         }
         if keep {
-            kept += self.leases.len();
-            self.tracker.close();
-            let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();
+            kept += s.leases.len();
+            tracker.close();
+            let drained = timeout_at(deadline, tracker.wait()).await.is_ok();
             // Leases, renewals, releases and removals of the last moments reach the store.
-            let flushed = self.flush_store().await;
+            let flushed = s.persist.flush().await;
             info!(
                 destroyed,
                 kept,
@@ -80,12 +86,12 @@ impl<B: Backend> Manager<B> {
                 kept,
             };
         }
-        for l in self.leases.drain() {
+        for l in s.leases.drain() {
             destroyed += 1;
-            self.retire_lease(l, LeaseEnd::Other, "shutdown");
+            self.leasing.retire_lease(l, LeaseEnd::Other, "shutdown");
         }
-        self.tracker.close();
-        let drained = timeout_at(deadline, self.tracker.wait()).await.is_ok();
+        tracker.close();
+        let drained = timeout_at(deadline, tracker.wait()).await.is_ok();
         if !drained {
             warn!("shutdown: tasks still running after the grace period");
         }
@@ -94,25 +100,26 @@ impl<B: Backend> Manager<B> {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(2));
         // Every engine at once, each within the same budget.
-        let sweeps = futures_util::future::join_all(self.engines.iter().map(|e| async move {
-            match timeout(sweep_budget, e.backend.sweep()).await {
-                Ok(Ok(n)) => (n, true),
-                Ok(Err(err)) => {
-                    warn!(engine = %e.spec.name, error = %err, "shutdown: final sweep failed");
-                    (0, false)
+        let sweeps =
+            futures_util::future::join_all(s.fleet.backends().map(|(name, backend)| async move {
+                match timeout(sweep_budget, backend.sweep()).await {
+                    Ok(Ok(n)) => (n, true),
+                    Ok(Err(err)) => {
+                        warn!(engine = %name, error = %err, "shutdown: final sweep failed");
+                        (0, false)
+                    }
+                    Err(_) => {
+                        warn!(engine = %name, "shutdown: final sweep timed out");
+                        (0, false)
+                    }
                 }
-                Err(_) => {
-                    warn!(engine = %e.spec.name, "shutdown: final sweep timed out");
-                    (0, false)
-                }
-            }
-        }))
-        .await;
+            }))
+            .await;
         let swept = sweeps.iter().map(|(n, _)| n).sum::<usize>();
         let sweep_ok = sweeps.iter().all(|(_, ok)| *ok);
         // Every container is gone, so nothing persisted is true any more.
         if sweep_ok {
-            self.clear_store().await;
+            s.persist.clear().await;
         }
         info!(destroyed, swept, drained, "shutdown complete");
         ShutdownReport {

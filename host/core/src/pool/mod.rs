@@ -18,9 +18,7 @@ use crate::caps::Caps;
 use crate::config::PoolConfig;
 use crate::policy::Policies;
 
-pub use state::{
-    Delivery, DeliveryError, Doomed, LeaseEnd, Placed, PoolState, ReadyContainer, clip,
-};
+pub use state::{Delivery, DeliveryError, Doomed, LeaseEnd, Placed, PoolState, ReadyContainer};
 
 /// One pool: its settings and policies, and its state behind a mutex.
 pub struct Pool {

@@ -2,6 +2,7 @@
 //! queued acquire, or counted as failed), the breaker's back-off, and the policy's target.
 
 use super::*;
+use crate::text::clip;
 
 impl PoolState {
     /// Set the policy's target (already clamped by the caller's sanitising) and its reason.

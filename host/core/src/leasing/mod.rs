@@ -1,6 +1,21 @@
-//! The manager's operations on live leases: list, renew, release, exec and files. The lease
-//! types and the lease table they work on are in `lease.rs`.
+//! Layer 2: leasing, one part ([`Leasing`]) over several files. It holds no state of its own:
+//! it works on the layer-0 parts ([`crate::shared`]: the lease table, the pools' books, the
+//! fleet, the events, the group commit) and on containers through [`Lifecycle`]; it calls
+//! nothing else.
+//!
+//! - here: list, renew, release, exec and single files, and the fence every operation on a
+//!   lease runs inside (`crate::fence`, with the deadlines of `crate::deadline`);
+//! - `acquire.rs`: the warm path, waiting, cold creates, the hand-off;
+//! - `reuse.rs`: release with a scrub;
+//! - `sessions.rs`: a lease's own set-up, sessions and tar streams.
+//!
+//! The lease types and the lease table they work on are in `crate::lease`.
 
+mod acquire;
+mod reuse;
+mod sessions;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,26 +24,70 @@ use tokio::time::Instant;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody};
+pub use reuse::ReuseOutcome;
+pub use sessions::LeaseSession;
+
+use crate::backend::{
+    Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody, LeaseSetup,
+};
 use crate::clock::later;
 use crate::error::LeaseError;
 use crate::fence::LeaseOp;
 use crate::lease::{Lease, LeaseInfo};
 use crate::lease_store::Change;
-use crate::manager::Manager;
+use crate::lifecycle::{CALL_SLACK, Lifecycle, call};
 use crate::pool::LeaseEnd;
-use crate::sync::lock;
+use crate::shared::Shared;
 
-impl<B: Backend> Manager<B> {
+/// An acquire as the API receives it.
+#[derive(Debug, Clone, Default)]
+pub struct AcquireRequest {
+    /// Name of the pool to lease from.
+    pub pool: String,
+    /// Lease lifetime; `None`: the pool's `default_ttl`. Capped at the pool's `max_ttl`.
+    pub ttl: Option<Duration>,
+    /// The client's bound on waiting when the pool is dry.
+    pub wait: Option<Duration>,
+    /// Who holds the lease (a user, session or job id), free text; shown and persisted.
+    pub owner: Option<String>,
+    /// Only engines carrying all of these labels may serve it; empty: any engine.
+    pub engine_labels: BTreeMap<String, String>,
+    /// The lease's own environment, secrets, working directory and files, applied to the
+    /// container before the acquire answers.
+    pub setup: Option<Arc<LeaseSetup>>,
+}
+
+/// The operations on leases (see the module doc). Cheap to clone: the tasks it spawns hold a
+/// clone.
+pub(crate) struct Leasing<B> {
+    s: Arc<Shared<B>>,
+    life: Lifecycle<B>,
+}
+
+impl<B> Clone for Leasing<B> {
+    fn clone(&self) -> Self {
+        Self {
+            s: self.s.clone(),
+            life: self.life.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Leasing<B> {
+    pub fn new(s: Arc<Shared<B>>, life: Lifecycle<B>) -> Self {
+        Self { s, life }
+    }
+
     /// Every live lease as the API shows it, oldest first.
     pub fn leases(&self) -> Vec<LeaseInfo> {
-        self.leases.infos(Instant::now(), &self.clock)
+        self.s.leases.infos(Instant::now(), self.s.rt.clock())
     }
 
     /// Lease `id` as the API shows it.
     pub fn lease(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
-        self.leases
-            .with(id, |l| l.info(Instant::now(), &self.clock))
+        self.s
+            .leases
+            .with(id, |l| l.info(Instant::now(), self.s.rt.clock()))
             .ok_or_else(|| self.no_lease(id))
     }
 
@@ -36,14 +95,9 @@ impl<B: Backend> Manager<B> {
     /// reconcile has run, an ID the table lacks may be a lease the store holds on an engine
     /// not reconciled yet: that is "not yet", never "unknown", or a client that asks right
     /// after a restart would give up a lease it still has.
-    pub(crate) fn no_lease(&self, id: &str) -> LeaseError {
-        if self.group_commit.is_some() {
-            let pending: Vec<&str> = self
-                .engines
-                .iter()
-                .filter(|e| !e.cleaned.load(std::sync::atomic::Ordering::Acquire))
-                .map(|e| e.spec.name.as_str())
-                .collect();
+    fn no_lease(&self, id: &str) -> LeaseError {
+        if self.s.persist.enabled() {
+            let pending = self.s.fleet.not_cleaned();
             if !pending.is_empty() {
                 return LeaseError::NotRestoredYet {
                     lease: id.into(),
@@ -57,26 +111,30 @@ impl<B: Backend> Manager<B> {
     /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
     pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
         let now = Instant::now();
-        self.leases
+        let clock = self.s.rt.clock();
+        self.s
+            .leases
             .with(id, |l| {
                 l.expires = later(now, ttl.min(l.pool.cfg().max_ttl));
-                self.record(|| Change::PutLease(l.record(&self.clock)));
-                l.info(now, &self.clock)
+                self.s.persist.record(|| Change::PutLease(l.record(clock)));
+                l.info(now, clock)
             })
             .ok_or_else(|| self.no_lease(id))
     }
 
     /// End a lease and destroy its container; the pool refills in the background.
-    pub fn release(self: &Arc<Self>, id: &str) -> Result<(), LeaseError> {
-        let lease = self.leases.remove(id).ok_or_else(|| self.no_lease(id))?;
+    pub fn release(&self, id: &str) -> Result<(), LeaseError> {
+        let lease = self.s.leases.remove(id).ok_or_else(|| self.no_lease(id))?;
         self.retire_lease(lease, LeaseEnd::Released, "released");
         Ok(())
     }
 
     /// A lease ends: forget it in the store, and tell the event stream why.
-    pub(crate) fn lease_ended(&self, lease: &Lease, why: &str) {
-        self.record(|| Change::DropLease(lease.id.clone()));
-        self.emit(
+    fn lease_ended(&self, lease: &Lease, why: &str) {
+        self.s
+            .persist
+            .record(|| Change::DropLease(lease.id.clone()));
+        self.s.events.emit(
             "released",
             &lease.pool.name(),
             Some((&lease.container.created.id, lease.container.engine)),
@@ -86,28 +144,26 @@ impl<B: Backend> Manager<B> {
     }
 
     /// A lease ends and its container is removed (never given to anyone else).
-    pub(crate) fn retire_lease(self: &Arc<Self>, lease: Lease, end: LeaseEnd, why: &'static str) {
+    pub(crate) fn retire_lease(&self, lease: Lease, end: LeaseEnd, why: &'static str) {
         self.lease_ended(&lease, why);
         lease.pool.lock().lease_ended(lease.container.key(), end);
-        self.spawn_removal_of(&lease.pool, &lease.container, why);
+        self.life
+            .spawn_removal_of(&lease.pool, &lease.container, why);
     }
 
     /// Begin an operation on lease `id`, whose engine must be up: a lease on an engine that is
     /// down answers `EngineUnavailable` (it is kept, and works again when the engine returns).
     /// The operation holds a place inside the lease's fence until it is dropped.
-    pub(crate) fn lease_op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
-        let op = self.leases.op(id).map_err(|e| match e {
+    fn lease_op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
+        let op = self.s.leases.op(id).map_err(|e| match e {
             LeaseError::UnknownLease(_) => self.no_lease(id),
             e => e,
         })?;
-        let engine = self.engine(op.engine);
-        if !engine.is_up() {
+        if !self.s.fleet.is_up(op.engine) {
             return Err(LeaseError::EngineUnavailable {
                 lease: id.into(),
-                engine: engine.spec.name.clone(),
-                reason: lock(&engine.last_error)
-                    .clone()
-                    .unwrap_or_else(|| "not reached yet".into()),
+                engine: self.s.fleet.name(op.engine).to_string(),
+                reason: self.s.fleet.last_error(op.engine),
             });
         }
         Ok(op)
@@ -118,8 +174,8 @@ impl<B: Backend> Manager<B> {
     /// call: the engine's complaint about a container being removed under it, or the backend's
     /// word that the call was stopped by the lease's end, is not the client's fault, nor an
     /// engine fault.
-    pub(crate) fn failed_on_lease(&self, id: &str, source: BackendError) -> LeaseError {
-        match self.leases.container(id) {
+    fn failed_on_lease(&self, id: &str, source: BackendError) -> LeaseError {
+        match self.s.leases.container(id) {
             Err(ended) => ended,
             Ok(_) => LeaseError::Backend {
                 lease: id.into(),
@@ -134,31 +190,27 @@ impl<B: Backend> Manager<B> {
     /// The engine call runs to its end on a task of its own, inside the lease's fence: a
     /// client that hangs up stops it (its processes are killed), and a release waits for it,
     /// so nothing it started reaches the container after a reuse's scrub began.
-    pub async fn exec(
-        self: &Arc<Self>,
-        id: &str,
-        mut req: ExecRequest,
-    ) -> Result<ExecOutput, LeaseError> {
+    pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
         let op = self.lease_op(id)?;
         if req.output_limit == 0 {
-            req.output_limit = self.cfg.exec_output_limit;
+            req.output_limit = self.s.rt.cfg().exec_output_limit;
         }
         req.stop = op.stop();
         let _hang_up = op.token.clone().drop_guard();
-        let deadline = req.timeout + crate::lifecycle::CALL_SLACK;
-        self.in_fence(id, op, "exec", move |this, engine, container| async move {
-            this.call(deadline, this.backend_of(engine).exec(&container, req))
-                .await
+        let deadline = req.timeout + CALL_SLACK;
+        self.in_fence(id, op, "exec", move |backend, container| async move {
+            call(deadline, backend.exec(&container, req)).await
         })
         .await
     }
 
-    /// Run the engine call `call` makes to its end on a tracked task of its own, holding
-    /// `op`'s place inside the lease's fence until then: a client that hangs up does not cut
-    /// it short, and a release waits for it. Its failure is lease `id`'s (one that ended
-    /// meanwhile says so); `what` names the task if the task itself fails.
-    pub(crate) async fn in_fence<T, F, Fut>(
-        self: &Arc<Self>,
+    /// Run the engine call `call` makes (given the lease's engine and container) to its end on
+    /// a tracked task of its own, holding `op`'s place inside the lease's fence until then: a
+    /// client that hangs up does not cut it short, and a release waits for it. Its failure is
+    /// lease `id`'s (one that ended meanwhile says so); `what` names the task if the task itself
+    /// fails.
+    async fn in_fence<T, F, Fut>(
+        &self,
         id: &str,
         op: LeaseOp,
         what: &'static str,
@@ -166,11 +218,14 @@ impl<B: Backend> Manager<B> {
     ) -> Result<T, LeaseError>
     where
         T: Send + 'static,
-        F: FnOnce(Arc<Self>, crate::caps::EngineIx, String) -> Fut,
+        F: FnOnce(Arc<B>, String) -> Fut,
         Fut: std::future::Future<Output = Result<T, BackendError>> + Send + 'static,
     {
-        let fut = call(self.clone(), op.engine, op.container.clone());
-        let task = self.tracker.spawn(async move {
+        let fut = call(
+            self.s.fleet.backend(op.engine).clone(),
+            op.container.clone(),
+        );
+        let task = self.s.rt.tracker().spawn(async move {
             let r = fut.await;
             op.done(&r);
             r
@@ -188,12 +243,7 @@ impl<B: Backend> Manager<B> {
     /// [`exec`](Self::exec), the engine call runs to its end inside the lease's fence; the
     /// lease's end, or the client hanging up, cuts the body. The daemon's own deadlines on
     /// waiting apply (`deadline.rs`).
-    pub async fn put_file(
-        self: &Arc<Self>,
-        id: &str,
-        path: &str,
-        file: FileBody,
-    ) -> Result<(), LeaseError> {
+    pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
         let op = self.lease_op(id)?;
         let _hang_up = op.token.clone().drop_guard();
         let file = FileBody {
@@ -201,16 +251,9 @@ impl<B: Backend> Manager<B> {
             body: until_stopped(file.body, op.token.clone(), None),
         };
         let path = path.to_string();
-        self.in_fence(
-            id,
-            op,
-            "upload",
-            move |this, engine, container| async move {
-                let backend = this.backend_of(engine);
-                crate::deadline::upload(file, |file| backend.put_file(&container, &path, file))
-                    .await
-            },
-        )
+        self.in_fence(id, op, "upload", move |backend, container| async move {
+            crate::deadline::upload(file, |file| backend.put_file(&container, &path, file)).await
+        })
         .await
     }
 
@@ -219,10 +262,14 @@ impl<B: Backend> Manager<B> {
     /// (with an error) when the lease ends.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
         let op = self.lease_op(id)?;
-        let file =
-            crate::deadline::download(self.backend_of(op.engine).get_file(&op.container, path))
-                .await
-                .map_err(|source| self.failed_on_lease(id, source))?;
+        let file = crate::deadline::download(
+            self.s
+                .fleet
+                .backend(op.engine)
+                .get_file(&op.container, path),
+        )
+        .await
+        .map_err(|source| self.failed_on_lease(id, source))?;
         let token = op.token.clone();
         Ok(FileBody {
             len: file.len,
@@ -233,11 +280,7 @@ impl<B: Backend> Manager<B> {
 
 /// `body`, cut with an error when `token` fires; `op` (a place inside a lease's fence) is held
 /// until the stream ends or is dropped.
-pub(crate) fn until_stopped(
-    body: ByteStream,
-    token: CancellationToken,
-    op: Option<LeaseOp>,
-) -> ByteStream {
+fn until_stopped(body: ByteStream, token: CancellationToken, op: Option<LeaseOp>) -> ByteStream {
     let stopped = token.cancelled_owned();
     Box::pin(futures_util::stream::unfold(
         (body, Box::pin(stopped), op, false),

@@ -1,5 +1,5 @@
 //! Keeping unhealthy containers out of the pool: the periodic health probes (plan, run, judge).
-//! The engine's death notices are in [`crate::deaths`].
+//! The engine's death notices are in `deaths.rs`.
 
 use std::sync::Arc;
 
@@ -8,26 +8,26 @@ use tokio::time::{Instant, sleep};
 use tracing::warn;
 use warmpool_policy::{ContainerInfo, ProbeResult, Verdict};
 
+use super::Upkeep;
 use crate::backend::Backend;
 use crate::caps::EngineIx;
 use crate::engines::has;
 use crate::lifecycle::CALL_SLACK;
-use crate::manager::Manager;
 use crate::policy::bounds;
 use crate::pool::Pool;
 
 /// Health probes run at once per pool: each is an exec (~75 ms on this engine).
 const PROBE_CONCURRENCY: usize = 4;
 
-impl<B: Backend> Manager<B> {
-    pub(crate) async fn health_loop(self: Arc<Self>, pool: Arc<Pool>) {
+impl<B: Backend> Upkeep<B> {
+    pub(super) async fn health_loop(self, pool: Arc<Pool>) {
         loop {
             tokio::select! {
                 biased;
                 _ = pool.cancel.cancelled() => return,
                 _ = sleep(pool.cfg().health_interval) => {}
             }
-            if !self.engine_up() {
+            if !self.s.fleet.any_up() {
                 continue;
             }
             tokio::select! {
@@ -38,13 +38,13 @@ impl<B: Backend> Manager<B> {
         }
     }
 
-    pub(crate) async fn health_pass(self: &Arc<Self>, pool: &Arc<Pool>) {
+    async fn health_pass(&self, pool: &Arc<Pool>) {
         let Some(check) = pool.policies().health.clone() else {
             return;
         };
         let now = Instant::now();
         let name = pool.name();
-        let up = self.up_mask();
+        let up = self.s.fleet.up_mask();
         let batch: Vec<(ContainerInfo, EngineIx)> = pool
             .lock()
             .ready()
@@ -69,7 +69,7 @@ impl<B: Backend> Manager<B> {
                         let within = std::time::Duration::from_millis(p.timeout_ms()) + CALL_SLACK;
                         let r = tokio::time::timeout(
                             within,
-                            self.backend_of(engine).probe(&info.id, p),
+                            self.s.fleet.backend(engine).probe(&info.id, p),
                         )
                         .await
                         .unwrap_or(ProbeResult::TimedOut);
@@ -84,7 +84,7 @@ impl<B: Backend> Manager<B> {
             .await;
         // Probes fail wholesale when an engine drops mid-pass; judging its containers then
         // would empty the pool there.
-        let up = self.up_mask();
+        let up = self.s.fleet.up_mask();
         for (id, engine, verdict) in verdicts {
             if !has(up, engine) {
                 continue;
@@ -100,24 +100,18 @@ impl<B: Backend> Manager<B> {
     }
 
     /// Take a ready container out of service (unhealthy) and remove it.
-    pub(crate) fn retire_ready(
-        self: &Arc<Self>,
-        pool: &Arc<Pool>,
-        id: &str,
-        why: &'static str,
-        reason: String,
-    ) -> bool {
+    fn retire_ready(&self, pool: &Arc<Pool>, id: &str, why: &'static str, reason: String) -> bool {
         let Some(c) = pool.lock().pull_ready(id, true) else {
             return false;
         };
-        self.emit(
+        self.s.events.emit(
             "unhealthy",
             &pool.name(),
             Some((id, c.engine)),
             None,
             Some(reason),
         );
-        self.spawn_removal_of(pool, &c, why);
+        self.life.spawn_removal_of(pool, &c, why);
         true
     }
 }

@@ -1,40 +1,43 @@
 //! The reaper and the image check: what leaves the pool on its own schedule.
 //!
-//! - **reaper** (one task): removes expired leases' containers; recycles ready containers past
-//!   `max_warm_age` or `max_lifetime`, of a moved image or of an old spec, one per tick so a pool
-//!   is never emptied at once; trims ready containers above the target, one per tick; ends a
-//!   pool's failure streak once a fresh container survived probation.
+//! - **reaper** (one task): removes expired leases' containers (through [`Leasing`]); recycles
+//!   ready containers past `max_warm_age` or `max_lifetime`, of a moved image or of an old spec,
+//!   one per tick so a pool is never emptied at once; trims ready containers above the target,
+//!   one per tick; ends a pool's failure streak once a fresh container survived probation.
 //! - **image check** (one per pool): resolves the image reference now and then, so a tag that
 //!   moved drains the old image's containers as they come free.
+//!
+//! [`Leasing`]: crate::leasing::Leasing
 
 use std::sync::Arc;
 
 use tokio::time::{Instant, sleep};
 use tracing::{debug, info};
 
+use super::Upkeep;
 use crate::backend::Backend;
-use crate::lifecycle::CALL_TIMEOUT;
-use crate::manager::Manager;
+use crate::lifecycle::{CALL_TIMEOUT, call};
 use crate::pool::{LeaseEnd, Pool, ReadyContainer};
 
-impl<B: Backend> Manager<B> {
-    pub(crate) async fn reaper_loop(self: Arc<Self>) {
+impl<B: Backend> Upkeep<B> {
+    pub(super) async fn reaper_loop(self) {
         loop {
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return,
-                _ = sleep(self.cfg.tick) => {}
+                _ = self.s.rt.cancel().cancelled() => return,
+                _ = sleep(self.s.rt.cfg().tick) => {}
             }
             self.reap_once(Instant::now());
         }
     }
 
-    pub(crate) fn reap_once(self: &Arc<Self>, now: Instant) {
-        for lease in self.leases.take_expired(now) {
+    fn reap_once(&self, now: Instant) {
+        for lease in self.s.leases.take_expired(now) {
             info!(lease = %lease.id, pool = %lease.pool.name(), "lease expired; removing its container");
-            self.retire_lease(lease, LeaseEnd::Expired, "expired");
+            self.leasing
+                .retire_lease(lease, LeaseEnd::Expired, "expired");
         }
-        for pool in self.pools().values() {
+        for pool in self.s.books.serving().values() {
             let cfg = pool.cfg();
             let mut doomed = Vec::new();
             {
@@ -62,14 +65,14 @@ impl<B: Backend> Manager<B> {
                 }
             }
             for (c, why) in doomed {
-                self.emit(
+                self.s.events.emit(
                     "recycled",
                     &cfg.name,
                     Some((&c.created.id, c.engine)),
                     None,
                     Some(why.to_string()),
                 );
-                self.spawn_removal_of(pool, &c, why);
+                self.life.spawn_removal_of(pool, &c, why);
             }
         }
         self.drain_retired_again();
@@ -80,18 +83,17 @@ impl<B: Backend> Manager<B> {
     /// container its acquire gave back. Every path that makes a container ready is covered
     /// here at once: each tick drains the removed pools again, so nothing stays ready in a pool
     /// that no longer serves (it would hold its cap slots for ever).
-    fn drain_retired_again(self: &Arc<Self>) {
-        let retired: Vec<Arc<crate::pool::Pool>> = crate::sync::lock(&self.retired).clone();
-        for pool in retired {
+    fn drain_retired_again(&self) {
+        for pool in self.s.books.retired() {
             let doomed = {
                 let mut st = pool.lock();
                 if st.ready().next().is_none() {
                     continue;
                 }
-                st.drain(false, &self.cap).1
+                st.drain(false, self.s.fleet.caps()).1
             };
             for c in doomed {
-                self.spawn_removal_of(&pool, &c, "pool removed");
+                self.life.spawn_removal_of(&pool, &c, "pool removed");
             }
         }
     }
@@ -99,20 +101,18 @@ impl<B: Backend> Manager<B> {
     /// Resolve the pool's image reference now and then; when the tag moved to a new image ID,
     /// ready containers of the old one are recycled (one per reaper tick) and leased ones are
     /// not reused, so the pool drains to the new image without killing anything in use.
-    pub(crate) async fn image_loop(self: Arc<Self>, pool: Arc<Pool>) {
+    pub(super) async fn image_loop(self, pool: Arc<Pool>) {
+        let fleet = &self.s.fleet;
         loop {
             // Each engine resolves the reference on its own: a tag moves on one engine at a
             // time, and only that engine's containers drain.
-            for e in 0..self.engines.len() {
-                if !self.engine(e).is_up() {
+            for e in 0..fleet.len() {
+                if !fleet.is_up(e) {
                     continue;
                 }
                 let image = pool.cfg().spec.image.clone();
-                let engine = self.engine_name(e);
-                match self
-                    .call(CALL_TIMEOUT, self.backend_of(e).image_id(&image))
-                    .await
-                {
+                let engine = fleet.name(e);
+                match call(CALL_TIMEOUT, fleet.backend(e).image_id(&image)).await {
                     Ok(id) => {
                         // `None`: not present there; the next create there pulls or copies it.
                         if pool.lock().set_image_id(e, id.clone()) {

@@ -12,15 +12,14 @@
 //! for an unknown container.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use tokio::time::sleep;
 use tracing::warn;
 
+use super::Upkeep;
 use crate::backend::Backend;
 use crate::caps::EngineIx;
-use crate::lifecycle::{CALL_TIMEOUT, Holder};
-use crate::manager::Manager;
+use crate::lifecycle::{CALL_TIMEOUT, Holder, call};
 
 /// What one sweep found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,29 +30,29 @@ pub struct SweepReport {
     pub dead: usize,
 }
 
-impl<B: Backend> Manager<B> {
-    pub(crate) async fn sweep_loop(self: Arc<Self>) {
-        let mut swept = self.swept.subscribe();
+impl<B: Backend> Upkeep<B> {
+    pub(super) async fn sweep_loop(self) {
+        let s = self.s.clone();
         tokio::select! {
             biased;
-            _ = self.cancel.cancelled() => return,
-            _ = swept.wait_for(|s| *s) => {}
+            _ = s.rt.cancel().cancelled() => return,
+            _ = s.rt.wait_swept() => {}
         }
         loop {
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return,
-                _ = sleep(self.cfg.sweep_interval) => {}
+                _ = s.rt.cancel().cancelled() => return,
+                _ = sleep(s.rt.cfg().sweep_interval) => {}
             }
             self.sweep_once().await;
         }
     }
 
     /// Compare every engine that is up with the books once (see the module doc).
-    pub async fn sweep_once(self: &Arc<Self>) -> SweepReport {
+    pub async fn sweep_once(&self) -> SweepReport {
         let mut report = SweepReport::default();
-        for e in 0..self.engines.len() {
-            if self.engine(e).is_up() {
+        for e in 0..self.s.fleet.len() {
+            if self.s.fleet.is_up(e) {
                 let r = self.sweep_engine(e).await;
                 report.unaccounted += r.unaccounted;
                 report.dead += r.dead;
@@ -64,12 +63,13 @@ impl<B: Backend> Manager<B> {
 
     /// Compare engine `engine` with the books once: also what runs when an engine comes back
     /// after an outage, so whatever died or appeared while it was away is dealt with.
-    pub(crate) async fn sweep_engine(self: &Arc<Self>, engine: EngineIx) -> SweepReport {
+    pub(super) async fn sweep_engine(&self, engine: EngineIx) -> SweepReport {
+        let s = &self.s;
         let mut report = SweepReport::default();
         // Serving containers of this engine known before the list: each must be on it, or it
         // is gone.
-        let mut before: Vec<String> = self.leases.container_ids_on(engine);
-        for pool in self.all_pools() {
+        let mut before: Vec<String> = s.leases.container_ids_on(engine);
+        for pool in s.books.all() {
             before.extend(
                 pool.lock()
                     .ready()
@@ -77,19 +77,16 @@ impl<B: Backend> Manager<B> {
                     .map(|c| c.created.id.clone()),
             );
         }
-        let listed = match self
-            .call(CALL_TIMEOUT, self.backend_of(engine).list())
-            .await
-        {
+        let listed = match call(CALL_TIMEOUT, s.fleet.backend(engine).list()).await {
             Ok(l) => l,
             Err(e) => {
-                warn!(engine = %self.engine_name(engine), error = %e, "sweep: cannot list the engine's containers; next time");
+                warn!(engine = %s.fleet.name(engine), error = %e, "sweep: cannot list the engine's containers; next time");
                 return report;
             }
         };
         // Names and IDs are compared over every engine's books: a name is unique across them,
         // and a create in flight is in the books under its name before it is sent.
-        let accounted = self.accounted();
+        let accounted = s.accounted();
         let names: HashSet<&str> = accounted.iter().map(|(k, _)| k.as_str()).collect();
         let ids: HashSet<&str> = accounted
             .iter()
@@ -98,10 +95,10 @@ impl<B: Backend> Manager<B> {
         let listed_ids: HashSet<&str> = listed.iter().map(|e| e.id.as_str()).collect();
         for e in &listed {
             if !ids.contains(e.id.as_str()) && !names.contains(e.name.as_str()) {
-                if self.orphans.add(&e.name, &e.id, engine, &self.cap) {
+                if s.fleet.orphan(&e.name, &e.id, engine) {
                     warn!(container = %e.name, id = %e.id, "sweep: a container of this host id that the daemon does not account for; removing it");
                     report.unaccounted += 1;
-                    self.spawn_removal(
+                    self.life.spawn_removal(
                         Holder::Orphan,
                         e.name.clone(),
                         e.id.clone(),

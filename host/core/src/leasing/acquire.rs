@@ -9,20 +9,20 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
 
+use super::{AcquireRequest, Leasing};
 use crate::backend::{Backend, BackendError};
 use crate::clock::later;
 use crate::error::AcquireError;
 use crate::lease::{Lease, LeaseInfo};
 use crate::lease_store::Change;
-use crate::manager::{AcquireRequest, Manager};
 use crate::policy::bounds;
 use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
 
-impl<B: Backend> Manager<B> {
+impl<B: Backend> Leasing<B> {
     /// Take a container for a client. The warm path is one short critical section; a lease
     /// with its own environment, secrets or files then has them applied to its container
     /// before this answers (see `sessions.rs`).
-    pub async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
+    pub async fn acquire(&self, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
         let setup = req.setup.clone().filter(|s| !s.is_empty());
         if let Some(s) = &setup {
             self.setup_allowed(&req.pool, s)?;
@@ -35,13 +35,15 @@ impl<B: Backend> Manager<B> {
     }
 
     /// The warm path, a wait, or a cold create.
-    async fn take(self: &Arc<Self>, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
+    async fn take(&self, req: AcquireRequest) -> Result<LeaseInfo, AcquireError> {
         let started = Instant::now();
-        let pool = self
-            .pool(&req.pool)
+        let s = &self.s;
+        let pool = s
+            .books
+            .get(&req.pool)
             .ok_or_else(|| AcquireError::UnknownPool(req.pool.clone()))?;
         let pool = &pool;
-        if self.cancel.is_cancelled() {
+        if s.rt.cancel().is_cancelled() {
             return Err(AcquireError::ShuttingDown);
         }
         let mask = self.acquire_mask(&req)?;
@@ -63,7 +65,7 @@ impl<B: Backend> Manager<B> {
                 match self.enqueue(pool, mask, started, ttl, &req) {
                     Ok(lease) => Ok(lease),
                     Err(rx) => {
-                        self.urge_commit();
+                        s.persist.urge();
                         self.await_delivery(pool, rx, AcquireSource::Pool, wait, started, ttl, &req)
                             .await
                     }
@@ -76,25 +78,26 @@ impl<B: Backend> Manager<B> {
     /// The engines an acquire may take from: those carrying its labels, of which at least one
     /// must be up.
     fn acquire_mask(&self, req: &AcquireRequest) -> Result<u64, AcquireError> {
+        let fleet = &self.s.fleet;
         let mask = if req.engine_labels.is_empty() {
             u64::MAX
         } else {
-            self.matching(&req.engine_labels)
+            fleet.matching(&req.engine_labels)
         };
         if mask == 0 {
             return Err(AcquireError::NoSuchEngine {
                 labels: req.engine_labels.clone(),
             });
         }
-        if mask & self.up_mask() == 0 {
+        if mask & fleet.up_mask() == 0 {
             return Err(AcquireError::EngineUnavailable(
                 if req.engine_labels.is_empty() {
-                    self.engine_error()
+                    fleet.error()
                 } else {
                     format!(
                         "no engine with labels {:?} is up ({})",
                         req.engine_labels,
-                        self.engine_error()
+                        fleet.error()
                     )
                 },
             ));
@@ -103,18 +106,19 @@ impl<B: Backend> Manager<B> {
     }
 
     async fn acquire_exhausted(
-        self: &Arc<Self>,
+        &self,
         pool: &Arc<Pool>,
         req: &AcquireRequest,
         mask: u64,
         started: Instant,
         ttl: Duration,
     ) -> Result<LeaseInfo, AcquireError> {
+        let s = &self.s;
         let wait_timeout = pool.cfg().wait_timeout;
         let client_wait = client_wait(req, wait_timeout);
         let snapshot = {
             let st = pool.lock();
-            pool.snapshot(&st, Instant::now(), self.epoch, &self.cap)
+            pool.snapshot(&st, Instant::now(), s.rt.epoch(), s.fleet.caps())
         };
         let request = ExhaustionRequest {
             wait_ms: req.wait.map(|w| w.as_millis() as u64),
@@ -147,7 +151,8 @@ impl<B: Backend> Manager<B> {
             }
             ExhaustionAction::ColdCreate => {
                 let mut st = pool.lock();
-                if st.degraded(&self.cfg.breaker) {
+                let breaker = &s.rt.cfg().breaker;
+                if st.degraded(breaker) {
                     st.reject();
                     return Err(AcquireError::Degraded {
                         pool: pool.name(),
@@ -160,14 +165,14 @@ impl<B: Backend> Manager<B> {
                     });
                 }
                 let cfg = pool.cfg();
-                let name = self.ids.container_name(&cfg.name);
-                let views = self.engine_views(mask);
+                let name = s.rt.ids().container_name(&cfg.name);
+                let views = s.fleet.views(mask);
                 if let Some(engine) =
-                    st.approve_cold(&cfg, &self.cfg.breaker, &self.cap, &views, name.clone())
+                    st.approve_cold(&cfg, breaker, s.fleet.caps(), &views, name.clone())
                 {
                     drop(st);
                     let (tx, rx) = oneshot::channel();
-                    self.spawn_create(pool.clone(), name, engine, Some(tx));
+                    self.life.spawn_create(pool.clone(), name, engine, Some(tx));
                     (rx, AcquireSource::Cold, wait_timeout)
                 } else {
                     // No room for a cold create: queue for the next free container.
@@ -185,7 +190,7 @@ impl<B: Backend> Manager<B> {
 
     /// Queue for the next container, unless one became ready since the fast path looked.
     fn enqueue(
-        self: &Arc<Self>,
+        &self,
         pool: &Arc<Pool>,
         mask: u64,
         started: Instant,
@@ -206,7 +211,7 @@ impl<B: Backend> Manager<B> {
 
     #[allow(clippy::too_many_arguments)]
     async fn await_delivery(
-        self: &Arc<Self>,
+        &self,
         pool: &Arc<Pool>,
         rx: oneshot::Receiver<Delivery>,
         source: AcquireSource,
@@ -233,12 +238,13 @@ impl<B: Backend> Manager<B> {
         match delivery {
             // Sent to this waiter, then reported dead before it became a lease (on its way it
             // is in no list a death notice reaches): removed, and the acquire told why.
-            Some(Ok(c)) if self.died_recently(&c.created.id) => {
+            Some(Ok(c)) if self.s.fleet.died_recently(&c.created.id) => {
                 let mut st = pool.lock();
                 st.lease_ended(c.key(), LeaseEnd::Other);
                 st.reject();
                 drop(st);
-                self.spawn_removal_of(pool, &c, "died before it was handed out");
+                self.life
+                    .spawn_removal_of(pool, &c, "died before it was handed out");
                 Err(AcquireError::Create {
                     pool: pool.name(),
                     source: BackendError::Create {
@@ -285,7 +291,7 @@ impl<B: Backend> Manager<B> {
     /// came through a hand-off, whose acquire was not yet recorded.
     #[allow(clippy::too_many_arguments)]
     fn open_lease(
-        self: &Arc<Self>,
+        &self,
         pool: &Arc<Pool>,
         mut c: ReadyContainer,
         source: AcquireSource,
@@ -294,6 +300,7 @@ impl<B: Backend> Manager<B> {
         req: &AcquireRequest,
         delivered: bool,
     ) -> LeaseInfo {
+        let s = &self.s;
         let now = Instant::now();
         let micros = now
             .saturating_duration_since(started)
@@ -305,43 +312,44 @@ impl<B: Backend> Manager<B> {
         pool.touch();
         c.uses += 1;
         if c.uses == 1 {
-            self.spawn_mark(pool, &c);
+            self.life.spawn_mark(pool, &c);
         }
         let engine = c.engine;
         let lease = Lease {
-            id: self.ids.lease_id(),
+            id: s.rt.ids().lease_id(),
             pool: pool.clone(),
             container: c,
             source,
             acquire_us: micros,
-            acquired_at: self.clock.wall(now),
+            acquired_at: s.rt.clock().wall(now),
             expires: later(now, ttl),
             gone: None,
             owner: req.owner.clone(),
-            engine: self.engine_name(engine).to_string(),
+            engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
         };
-        self.record(|| Change::PutLease(lease.record(&self.clock)));
-        let info = lease.info(now, &self.clock);
-        self.emit(
+        s.persist
+            .record(|| Change::PutLease(lease.record(s.rt.clock())));
+        let info = lease.info(now, s.rt.clock());
+        s.events.emit(
             "leased",
             &info.pool,
             Some((&info.container_id, engine)),
             Some(&info.lease_id),
             Some(info.source.to_string()),
         );
-        self.leases.insert(lease);
+        s.leases.insert(lease);
         // A death notice that arrived after the container left the pool (or passed its last
         // check on the way here) and before the lease was in the table reached neither: the
         // lease answers 410 like any lease whose container died, not an active lease on a dead
         // container until the sweep. The notice is recorded before it looks for a lease, so one
         // of the two sees the other.
-        if self.died_recently(&info.container_id) {
+        if s.fleet.died_recently(&info.container_id) {
             let reason = "died while it was handed out";
-            self.leases.with(&info.lease_id, |l| {
+            s.leases.with(&info.lease_id, |l| {
                 l.gone.get_or_insert_with(|| reason.to_string());
             });
-            self.emit(
+            s.events.emit(
                 "unhealthy",
                 &info.pool,
                 Some((&info.container_id, engine)),

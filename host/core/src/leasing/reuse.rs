@@ -25,14 +25,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::Leasing;
 use crate::backend::{Backend, ExecRequest, Residue};
 use crate::caps::EngineIx;
 use crate::config::ReuseConfig;
 use crate::error::LeaseError;
 use crate::fence::FENCE_GRACE;
 use crate::lease::Lease;
-use crate::lifecycle::{CALL_SLACK, CALL_TIMEOUT};
-use crate::manager::Manager;
+use crate::lifecycle::{CALL_SLACK, CALL_TIMEOUT, call};
 use crate::pool::{LeaseEnd, Pool, ReadyContainer};
 
 /// What became of a container released for reuse.
@@ -51,12 +51,12 @@ pub struct ReuseOutcome {
 /// Residue items named in a refusal; the rest are counted.
 const RESIDUE_SHOWN: usize = 5;
 
-impl<B: Backend> Manager<B> {
+impl<B: Backend> Leasing<B> {
     /// End a lease, returning its container to the pool if the scrub and the verified reset
     /// allow it. The reset runs on a tracked task: a client that hangs up does not leave it half
     /// done.
-    pub async fn release_for_reuse(self: &Arc<Self>, id: &str) -> Result<ReuseOutcome, LeaseError> {
-        let lease = self.leases.remove(id).ok_or_else(|| self.no_lease(id))?;
+    pub async fn release_for_reuse(&self, id: &str) -> Result<ReuseOutcome, LeaseError> {
+        let lease = self.s.leases.remove(id).ok_or_else(|| self.no_lease(id))?;
         let refuse = |reason: String| ReuseOutcome {
             lease_id: id.into(),
             reused: false,
@@ -80,7 +80,7 @@ impl<B: Backend> Manager<B> {
             lease.container.clone(),
             lease.ops.clone(),
         );
-        let task = self.tracker.spawn(async move {
+        let task = self.s.rt.tracker().spawn(async move {
             // The table raised the lease's fence as it gave the lease up: what was under way
             // was told to stop, and must be over before the scrub looks.
             let failure = if !ops.drained(FENCE_GRACE).await {
@@ -117,7 +117,7 @@ impl<B: Backend> Manager<B> {
         if let Some(gone) = &lease.gone {
             return Some(format!("the container is gone: {gone}"));
         }
-        if self.cancel.is_cancelled() {
+        if self.s.rt.cancel().is_cancelled() {
             return Some("the daemon is shutting down".into());
         }
         if lease.pool.cancel.is_cancelled() {
@@ -153,7 +153,7 @@ impl<B: Backend> Manager<B> {
     /// Scrub, reset, check, verify; back to ready on success, destroyed otherwise. Returns the
     /// reason it was destroyed, if it was.
     async fn reset_and_return(
-        self: &Arc<Self>,
+        &self,
         pool: Arc<Pool>,
         c: ReadyContainer,
         reuse: &ReuseConfig,
@@ -171,7 +171,9 @@ impl<B: Backend> Manager<B> {
             })
             // Its death notice came while it was resetting, in no list the notice reaches.
             .or_else(|| {
-                self.died_recently(&c.created.id)
+                self.s
+                    .fleet
+                    .died_recently(&c.created.id)
                     .then(|| "the container died during the reset".to_string())
             });
         let name = pool.name();
@@ -183,21 +185,23 @@ impl<B: Backend> Manager<B> {
                     ready_at: Instant::now(),
                     ..c
                 });
-                self.emit("reused", &name, Some((&cid, c_engine)), None, None);
+                self.s
+                    .events
+                    .emit("reused", &name, Some((&cid, c_engine)), None, None);
                 pool.touch();
                 None
             }
             Some(reason) => {
                 pool.lock().reset_failed(c.key());
                 warn!(pool = %name, container = %c.created.name, %reason, "reuse refused; destroying the container");
-                self.emit(
+                self.s.events.emit(
                     "unhealthy",
                     &name,
                     Some((&c.created.id, c.engine)),
                     None,
                     Some(reason.clone()),
                 );
-                self.spawn_removal_of(&pool, &c, "reset failed");
+                self.life.spawn_removal_of(&pool, &c, "reset failed");
                 Some(reason)
             }
         }
@@ -205,10 +209,10 @@ impl<B: Backend> Manager<B> {
 
     async fn scrub_and_verify(&self, c: &ReadyContainer, reuse: &ReuseConfig) -> Option<String> {
         let (id, engine) = (&c.created.id, c.engine);
-        let backend = self.backend_of(engine);
+        let backend = self.s.fleet.backend(engine);
         let baseline = c.baseline.as_deref()?;
         // 1. The daemon's own scrub, whatever the operator's commands say.
-        if let Err(e) = self.call(CALL_TIMEOUT, backend.scrub(id, baseline)).await {
+        if let Err(e) = call(CALL_TIMEOUT, backend.scrub(id, baseline)).await {
             return Some(format!("scrub: {e}"));
         }
         // 2. The operator's reset.
@@ -216,7 +220,7 @@ impl<B: Backend> Manager<B> {
             return Some(f);
         }
         // 3. What is left, read through the engine.
-        let residue = match self.call(CALL_TIMEOUT, backend.residue(id, baseline)).await {
+        let residue = match call(CALL_TIMEOUT, backend.residue(id, baseline)).await {
             Ok(r) => r,
             Err(e) => return Some(format!("checking the scrub: {e}")),
         };
@@ -261,12 +265,11 @@ impl<B: Backend> Manager<B> {
                 output_limit: 4096,
                 ..Default::default()
             };
-            match self
-                .call(
-                    reuse.timeout + CALL_SLACK,
-                    self.backend_of(engine).exec(id, req),
-                )
-                .await
+            match call(
+                reuse.timeout + CALL_SLACK,
+                self.s.fleet.backend(engine).exec(id, req),
+            )
+            .await
             {
                 Ok(out) if out.exit_code == Some(0) => {}
                 Ok(out) if out.timed_out => return Some(format!("{stage} {cmd:?} timed out")),

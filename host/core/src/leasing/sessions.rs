@@ -1,9 +1,7 @@
 //! The manager's operations on leases beyond the buffered exec and single files: a lease's own
 //! set-up at acquire, commands as sessions (streamed output, streamed input, terminals), and
 //! directories as tar streams. Each holds its place inside the lease's fence (`fence.rs`) for
-//! as long as it runs, as exec and the file calls do (`leasing.rs`).
-
-use std::sync::Arc;
+//! as long as it runs, as exec and the file calls do (`leasing/mod.rs`).
 
 use crate::backend::{
     Backend, BackendError, ByteStream, ExecMode, ExecRequest, ExecSession, LeaseSetup,
@@ -11,8 +9,9 @@ use crate::backend::{
 use crate::error::{AcquireError, LeaseError};
 use crate::fence::LeaseOp;
 use crate::lease::LeaseInfo;
-use crate::lifecycle::CALL_TIMEOUT;
-use crate::manager::Manager;
+use crate::lifecycle::{CALL_TIMEOUT, call};
+
+use super::{Leasing, until_stopped};
 
 /// A command running as a session on a lease: the session, and the lease's fence held open
 /// until it is dropped.
@@ -23,10 +22,10 @@ pub struct LeaseSession {
     _op: LeaseOp,
 }
 
-impl<B: Backend> Manager<B> {
+impl<B: Backend> Leasing<B> {
     /// Whether pool `pool` can give what `setup` asks: secrets only come through the agent.
     pub(crate) fn setup_allowed(&self, pool: &str, setup: &LeaseSetup) -> Result<(), AcquireError> {
-        let Some(p) = self.pool(pool) else {
+        let Some(p) = self.s.books.get(pool) else {
             return Err(AcquireError::UnknownPool(pool.into()));
         };
         if !setup.secrets.is_empty() && p.cfg().spec.exec == ExecMode::Engine {
@@ -45,18 +44,20 @@ impl<B: Backend> Manager<B> {
     /// failure ends the lease at once (its container is destroyed, never lent to anyone: it
     /// may hold part of the set-up).
     pub(crate) async fn set_up(
-        self: &Arc<Self>,
+        &self,
         info: LeaseInfo,
         setup: &LeaseSetup,
     ) -> Result<LeaseInfo, AcquireError> {
         let r = match self.lease_op(&info.lease_id) {
             Ok(op) => {
-                let r = self
-                    .call(
-                        CALL_TIMEOUT,
-                        self.backend_of(op.engine).lease_setup(&op.container, setup),
-                    )
-                    .await;
+                let r = call(
+                    CALL_TIMEOUT,
+                    self.s
+                        .fleet
+                        .backend(op.engine)
+                        .lease_setup(&op.container, setup),
+                )
+                .await;
                 op.done(&r);
                 r
             }
@@ -82,18 +83,20 @@ impl<B: Backend> Manager<B> {
     /// until it is dropped: the lease's end stops it (its tree is killed), and a release for
     /// reuse waits for it. A zero `output_limit` streams everything.
     pub async fn exec_session(
-        self: &Arc<Self>,
+        &self,
         id: &str,
         mut req: ExecRequest,
     ) -> Result<LeaseSession, LeaseError> {
         let op = self.lease_op(id)?;
         req.stop = op.stop();
-        let r = self
-            .call(
-                CALL_TIMEOUT,
-                self.backend_of(op.engine).exec_session(&op.container, req),
-            )
-            .await;
+        let r = call(
+            CALL_TIMEOUT,
+            self.s
+                .fleet
+                .backend(op.engine)
+                .exec_session(&op.container, req),
+        )
+        .await;
         match r {
             Ok(session) => Ok(LeaseSession { session, _op: op }),
             Err(source) => {
@@ -105,28 +108,14 @@ impl<B: Backend> Manager<B> {
 
     /// Unpack the tar stream `body` into directory `dir` of lease `id`'s container. As an
     /// upload: inside the fence to the engine's answer, its body cut when the lease ends.
-    pub async fn put_tar(
-        self: &Arc<Self>,
-        id: &str,
-        dir: &str,
-        body: ByteStream,
-    ) -> Result<(), LeaseError> {
+    pub async fn put_tar(&self, id: &str, dir: &str, body: ByteStream) -> Result<(), LeaseError> {
         let op = self.lease_op(id)?;
         let _hang_up = op.token.clone().drop_guard();
-        let body = crate::leasing::until_stopped(body, op.token.clone(), None);
+        let body = until_stopped(body, op.token.clone(), None);
         let dir = dir.to_string();
-        self.in_fence(
-            id,
-            op,
-            "upload",
-            move |this, engine, container| async move {
-                this.call(
-                    CALL_TIMEOUT,
-                    this.backend_of(engine).put_tar(&container, &dir, body),
-                )
-                .await
-            },
-        )
+        self.in_fence(id, op, "upload", move |backend, container| async move {
+            call(CALL_TIMEOUT, backend.put_tar(&container, &dir, body)).await
+        })
         .await
     }
 
@@ -134,14 +123,13 @@ impl<B: Backend> Manager<B> {
     /// place inside the fence until it ends and ends when the lease does.
     pub async fn get_tar(&self, id: &str, path: &str) -> Result<ByteStream, LeaseError> {
         let op = self.lease_op(id)?;
-        let body = self
-            .call(
-                CALL_TIMEOUT,
-                self.backend_of(op.engine).get_tar(&op.container, path),
-            )
-            .await
-            .map_err(|source| self.failed_on_lease(id, source))?;
+        let body = call(
+            CALL_TIMEOUT,
+            self.s.fleet.backend(op.engine).get_tar(&op.container, path),
+        )
+        .await
+        .map_err(|source| self.failed_on_lease(id, source))?;
         let token = op.token.clone();
-        Ok(crate::leasing::until_stopped(body, token, Some(op)))
+        Ok(until_stopped(body, token, Some(op)))
     }
 }

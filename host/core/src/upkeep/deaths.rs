@@ -7,25 +7,23 @@
 //! lines of the container's log, instead of replacing them in a loop.
 //!
 //! Deaths of a container whose create is still answering are remembered (see
-//! `Manager::note_death`); an event the engine never delivered is made up for by the running
-//! sweep ([`crate::sweep`]), which finds the container not running.
-
-use std::sync::Arc;
+//! `Fleet::note_death`); an event the engine never delivered is made up for by the running
+//! sweep (`sweep.rs`), which finds the container not running.
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use super::Upkeep;
 use crate::backend::{Backend, BackendEvent};
 use crate::lifecycle::CALL_TIMEOUT;
-use crate::manager::Manager;
 
-impl<B: Backend> Manager<B> {
-    pub(crate) async fn events_loop(self: Arc<Self>, mut rx: mpsc::Receiver<BackendEvent>) {
+impl<B: Backend> Upkeep<B> {
+    pub(super) async fn events_loop(self, mut rx: mpsc::Receiver<BackendEvent>) {
         loop {
             let ev = tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return,
+                _ = self.s.rt.cancel().cancelled() => return,
                 ev = rx.recv() => match ev { Some(ev) => ev, None => return },
             };
             match ev {
@@ -34,20 +32,22 @@ impl<B: Backend> Manager<B> {
         }
     }
 
-    pub(crate) fn on_died(self: &Arc<Self>, id: &str, reason: &str) {
-        self.note_death(id);
+    pub(super) fn on_died(&self, id: &str, reason: &str) {
+        let s = &self.s;
+        s.fleet.note_death(id);
         let now = Instant::now();
-        for pool in self.all_pools() {
+        let breaker = &s.rt.cfg().breaker;
+        for pool in s.books.all() {
             let cfg = pool.cfg();
             let (hit, failures) = {
                 let mut st = pool.lock();
-                let hit = st.died(id, reason, now, &cfg, &self.cfg.breaker);
+                let hit = st.died(id, reason, now, &cfg, breaker);
                 let failures = hit.as_ref().map_or(0, |(c, _)| st.failures_on(c.engine));
                 (hit, failures)
             };
             let Some((c, young)) = hit else { continue };
             warn!(pool = %cfg.name, container = %c.key(), reason, young, "ready container died; replacing it");
-            self.emit(
+            s.events.emit(
                 "unhealthy",
                 &cfg.name,
                 Some((id, c.engine)),
@@ -55,19 +55,19 @@ impl<B: Backend> Manager<B> {
                 Some(format!("died: {reason}")),
             );
             if young {
-                if failures == self.cfg.breaker.threshold {
-                    self.emit_breaker(
+                if failures == breaker.threshold {
+                    s.events.emit_breaker(
                         &cfg.name,
                         c.engine,
                         format!("open after {failures} failures: containers die young ({reason})"),
                     );
-                    error!(pool = %cfg.name, engine = self.engine_name(c.engine), "create breaker open: containers die within probation");
+                    error!(pool = %cfg.name, engine = s.fleet.name(c.engine), "create breaker open: containers die within probation");
                 }
                 // Say why in the pool's last error: the exit code and the log's last lines.
-                let (this, pool2, id2, e) = (self.clone(), pool.clone(), id.to_string(), c.engine);
-                self.tracker.spawn(async move {
+                let (s2, pool2, id2, e) = (s.clone(), pool.clone(), id.to_string(), c.engine);
+                s.rt.tracker().spawn(async move {
                     let report =
-                        tokio::time::timeout(CALL_TIMEOUT, this.backend_of(e).exit_report(&id2))
+                        tokio::time::timeout(CALL_TIMEOUT, s2.fleet.backend(e).exit_report(&id2))
                             .await
                             .unwrap_or_default();
                     if !report.is_empty() {
@@ -75,17 +75,17 @@ impl<B: Backend> Manager<B> {
                     }
                 });
             }
-            self.spawn_removal_of(&pool, &c, "died");
+            self.life.spawn_removal_of(&pool, &c, "died");
             pool.touch();
             return;
         }
-        let found = self.leases.with_container(id, |l| {
+        let found = s.leases.with_container(id, |l| {
             l.gone = Some(reason.to_string());
             (l.id.clone(), l.pool.name(), l.container.engine)
         });
         if let Some((lease, pool, engine)) = found {
             warn!(%lease, container = %id, reason, "leased container died");
-            self.emit(
+            s.events.emit(
                 "unhealthy",
                 &pool,
                 Some((id, engine)),
