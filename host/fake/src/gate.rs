@@ -16,7 +16,7 @@ use crate::engine::*;
 pub const CALL_DEADLINE: Duration = Duration::from_secs(150);
 /// What the daemon adds to an exec's own timeout for its deadline (`CALL_SLACK`).
 pub const EXEC_SLACK: Duration = Duration::from_secs(30);
-/// The daemon's deadline on a ping (`PING_TIMEOUT` in `warmpool_core::refill`).
+/// The daemon's deadline on a ping (`PING_TIMEOUT` in warmpool-core's `upkeep/monitor.rs`).
 pub const PING_DEADLINE: Duration = Duration::from_secs(5);
 /// How late past its deadline the daemon may end a call (timer granularity, same-instant
 /// ordering).
