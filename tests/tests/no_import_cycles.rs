@@ -296,3 +296,65 @@ fn the_scan_sees_a_cycle_through_crate_and_super_paths() {
     assert_eq!(g[&c], BTreeSet::from([ab.clone()]));
     assert_eq!(cycles(&g), vec![vec![a, ab]]);
 }
+
+/// The core's manager parts, by layer (host/core/src/lib.rs has the table): a part may use
+/// only parts of lower layers, and none may use the facade (layer 4, the files that compose the
+/// parts: the manager, its builder, reload and shutdown).
+const CORE_LAYERS: &[(&str, u8)] = &[
+    ("shared", 0),
+    ("lifecycle", 1),
+    ("leasing", 2),
+    ("persistence", 2),
+    ("upkeep", 3),
+    ("manager", 4),
+    ("builder", 4),
+    ("reload", 4),
+    ("shutdown", 4),
+];
+
+/// The facade's layer.
+const TOP: u8 = 4;
+
+#[test]
+fn the_core_parts_use_only_parts_of_lower_layers() {
+    let src = repo_root().join("host/core/src");
+    let mods = modules(&src);
+    let layer = |m: &Module| {
+        CORE_LAYERS
+            .iter()
+            .find(|(name, _)| m.first().is_some_and(|f| f == name))
+            .map(|(_, l)| *l)
+    };
+    let mut seen = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for (from, tos) in edges(&mods) {
+        let Some(lf) = layer(&from) else { continue };
+        seen.insert(from[0].clone());
+        for to in tos {
+            let Some(lt) = layer(&to) else { continue };
+            // The top layer is the facade itself, in several files: they may use each other.
+            if to[0] != from[0] && (lt > lf || (lt == lf && lf < TOP)) {
+                wrong.push(format!(
+                    "{} (layer {lf}) uses {} (layer {lt})",
+                    from.join("/"),
+                    to.join("/")
+                ));
+            }
+        }
+    }
+    // Every part named above exists: a renamed part must not leave the check without a subject.
+    let missing: Vec<&str> = CORE_LAYERS
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !seen.contains(*n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "parts not found in host/core/src: {missing:?}"
+    );
+    assert!(
+        wrong.is_empty(),
+        "calls against the layering:\n  {}",
+        wrong.join("\n  ")
+    );
+}
