@@ -256,13 +256,15 @@ impl<B: Backend> Supervisor<B> {
             self.host.drop_pool(name);
         }
         let report = self.manager.reconfigure(changes);
+        // The running config is the new one from here: the next plan is made against what the
+        // manager now runs, whatever happens below.
+        self.current = new;
         if let Some(w) = &mut self.watchers {
             w.rearm(&self.host, true);
         }
         if report.is_empty() {
             info!(trigger = ?source.name(), "config reloaded: no pool changed");
         }
-        self.current = new;
         Ok(ReloadSummary {
             added: report.added,
             removed: report.removed,
