@@ -4,9 +4,9 @@
 //! plugins and the Python client keep their own tables), points at it.
 //!
 //! Sources: `.rs`, `.py` and `.sh` files, except the tests themselves (files directly in a
-//! `tests` directory: one file per behaviour, named by their directory; a unit-test module in
-//! its own `tests.rs`), build output and the fuzz corpus. Support shared by tests (`tests/common`)
-//! is a source.
+//! `tests` directory: one file per behaviour, named by their directory), build output and the
+//! fuzz corpus. Support shared by tests (`tests/common`) and a unit-test module in its own
+//! `src/**/tests.rs` are sources.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -59,8 +59,8 @@ fn rel(root: &Path, p: &Path) -> String {
 
 fn is_source(rel: &str) -> bool {
     let is_code = [".rs", ".py", ".sh"].iter().any(|ext| rel.ends_with(ext));
-    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let is_test = parent == "tests" || parent.ends_with("/tests") || name == "tests.rs";
+    let parent = rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let is_test = parent == "tests" || parent.ends_with("/tests");
     is_code && !is_test
 }
 
@@ -144,7 +144,7 @@ fn a_file_linked_from_no_readme_is_reported() {
     assert!(is_source("host/core/src/lib.rs"));
     assert!(!is_source("host/core/tests/reload.rs"));
     assert!(!is_source("tests/tests/reuse.rs"));
-    assert!(!is_source("host/config/src/reload/tests.rs"));
+    assert!(is_source("host/config/src/reload/tests.rs"));
     assert!(is_source("host/core/tests/common/mod.rs"));
     assert!(is_source("tests/support/lib.rs"));
     assert!(!is_source("README.md"));

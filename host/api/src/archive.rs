@@ -16,6 +16,7 @@ use warmpool_core::{Backend, BackendError, ByteStream};
 
 use crate::code::{Code, route_errors};
 use crate::core_errors::LEASE_CODES;
+use crate::files::UploadErrors;
 use crate::{ApiError, Shared};
 
 fn dir_path(path: &str) -> Result<String, ApiError> {
@@ -27,13 +28,6 @@ fn dir_path(path: &str) -> Result<String, ApiError> {
     Ok(p)
 }
 
-route_errors!(
-    /// An upload into the lease's container: a bad path or archive is 400 `bad_request`, one
-    /// past `server.max_upload_bytes` 413.
-    PutErrors = LEASE_CODES,
-    [Code::PayloadTooLarge],
-);
-
 /// `PUT /v1/leases/{id}/archive/{*path}`.
 #[utoipa::path(put, path = "/v1/leases/{id}/archive/{path}", tag = "files", operation_id = "put_archive",
     params(
@@ -43,7 +37,7 @@ route_errors!(
     request_body(content = Vec<u8>, content_type = "application/x-tar", description = "A tar stream"),
     responses(
         (status = 204, description = "Unpacked"),
-        PutErrors,
+        UploadErrors,
     ))]
 pub async fn put_archive<B: Backend>(
     State(s): State<Shared<B>>,

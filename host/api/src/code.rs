@@ -174,9 +174,9 @@ fn response(codes: &BTreeSet<Code>) -> Response {
 /// `route_errors!(Name = SET, ...)`, each `SET` a `&[Code]` or an array of codes. The document
 /// gets one response per status, from [`responses`].
 macro_rules! route_errors {
-    ($(#[$attr:meta])* $name:ident = $($codes:expr),+ $(,)?) => {
+    ($(#[$attr:meta])* $vis:vis $name:ident = $($codes:expr),+ $(,)?) => {
         $(#[$attr])*
-        struct $name;
+        $vis struct $name;
 
         impl utoipa::IntoResponses for $name {
             fn responses() -> std::collections::BTreeMap<

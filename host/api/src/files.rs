@@ -20,9 +20,10 @@ fn container_path(path: &str) -> Result<String, ApiError> {
 }
 
 route_errors!(
-    /// What an upload answers: an operation on the lease's container, with a body that may be
-    /// past `server.max_upload_bytes`.
-    UploadErrors = LEASE_CODES,
+    /// What an upload (a file, or a directory as tar) answers: an operation on the lease's
+    /// container (a bad path or archive is 400 `bad_request`), with a body that may be past
+    /// `server.max_upload_bytes` (413).
+    pub(crate) UploadErrors = LEASE_CODES,
     [Code::PayloadTooLarge],
 );
 
