@@ -44,7 +44,11 @@ codes! {
     BadRequest = (BAD_REQUEST, "bad_request", "a bad path, query or body, with the reason"),
     SetupRejected = (BAD_REQUEST, "setup_rejected",
         "the sandbox refused the lease's set-up (a file path it cannot write)"),
-    Unauthorized = (UNAUTHORIZED, "unauthorized", "the token is missing or wrong"),
+    Unauthorized = (UNAUTHORIZED, "unauthorized",
+        "the token is missing or wrong, or the lease of a lease token has ended"),
+    Forbidden = (FORBIDDEN, "forbidden",
+        "the token may not do this: an admin route for a tenant, or any route but its \
+         lease's for a lease token"),
     ForbiddenOrigin = (FORBIDDEN, "forbidden_origin",
         "the request comes from a web page of another origin (or `Origin: null`)"),
     NotFound = (NOT_FOUND, "not_found", "no such route"),
@@ -74,6 +78,9 @@ codes! {
     UpgradeRequired = (UPGRADE_REQUIRED, "upgrade_required",
         "the connection cannot be upgraded"),
     PoolExhausted = (TOO_MANY_REQUESTS, "pool_exhausted", "no container within the wait"),
+    QuotaExceeded = (TOO_MANY_REQUESTS, "quota_exceeded",
+        "a quota of the tenant refused the request; `quota` names it (`max_leases`, \
+         `acquires_per_s`, `lease_seconds_per_hour`)"),
     NotImplemented = (NOT_IMPLEMENTED, "not_implemented",
         "this daemon has no config file to reload"),
     CreateFailed = (BAD_GATEWAY, "create_failed", "the cold create failed"),

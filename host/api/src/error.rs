@@ -29,6 +29,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    /// With `quota_exceeded`: which quota (`max_leases`, `acquires_per_s`,
+    /// `lease_seconds_per_hour`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<&'static str>,
 }
 
 impl ErrorBody {
@@ -38,6 +42,7 @@ impl ErrorBody {
             error: ErrorDetail {
                 code: code.into(),
                 message: message.into(),
+                quota: None,
             },
         }
     }
@@ -58,6 +63,8 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After`, in whole seconds rounded up; `None` sends no header.
     pub retry_after: Option<Duration>,
+    /// The quota that refused the request (`quota_exceeded`).
+    pub quota: Option<&'static str>,
 }
 
 impl ApiError {
@@ -66,6 +73,14 @@ impl ApiError {
     /// [`DEFAULT_RETRY_AFTER`] unless the caller sets its own. Other statuses send none.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self::answered(code.status(), code.as_str(), message)
+    }
+
+    /// A 429 `quota_exceeded`: which quota, why, and when to retry.
+    pub fn quota(r: crate::tenancy::Rejection) -> Self {
+        let mut e = Self::new(Code::QuotaExceeded, r.message);
+        e.retry_after = Some(r.retry_after);
+        e.quota = Some(r.quota.as_str());
+        e
     }
 
     /// A 400 with code `bad_request`.
@@ -81,6 +96,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: Code::retryable(status).then_some(DEFAULT_RETRY_AFTER),
+            quota: None,
         }
     }
 }
@@ -108,7 +124,9 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             warn_throttled(self.code, self.status, &self.message);
         }
-        let body = Json(ErrorBody::new(self.code, self.message));
+        let mut body = ErrorBody::new(self.code, self.message);
+        body.error.quota = self.quota;
+        let body = Json(body);
         let mut resp = (self.status, body).into_response();
         if let Some(d) = self.retry_after {
             // Whole seconds, rounded up: a client that honours it is never early.

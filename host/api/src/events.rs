@@ -15,6 +15,7 @@ use utoipa::IntoParams;
 use warmpool_core::Backend;
 
 use crate::code::{Code, route_errors};
+use crate::tenancy::caller::Caller;
 use crate::{ApiError, Shared};
 
 /// Query of `GET /v1/events`.
@@ -48,6 +49,7 @@ route_errors!(
     ))]
 pub async fn stream<B: Backend>(
     State(s): State<Shared<B>>,
+    caller: Caller,
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -62,43 +64,57 @@ pub async fn stream<B: Backend>(
     let until = q
         .for_ms
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    // A tenant sees the events of its own leases alone (an admin, every event).
+    let sees = move |ev: &warmpool_core::Event| {
+        caller.is_admin()
+            || ev
+                .lease
+                .as_deref()
+                .is_some_and(|l| caller.sees(l, ev.tenant.as_deref()))
+    };
     let state = (rx, cancel, q.pool);
-    let events = futures_util::stream::unfold(state, move |(mut rx, cancel, pool)| async move {
-        loop {
-            let next = tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = async {
-                    match until {
-                        Some(t) => tokio::time::sleep_until(t).await,
-                        None => std::future::pending().await,
+    let events = futures_util::stream::unfold(state, move |(mut rx, cancel, pool)| {
+        let sees = sees.clone();
+        async move {
+            loop {
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = async {
+                        match until {
+                            Some(t) => tokio::time::sleep_until(t).await,
+                            None => std::future::pending().await,
+                        }
+                    } => return None,
+                    r = rx.recv() => r,
+                };
+                let ev = match next {
+                    Ok(ev) if pool.as_ref().is_some_and(|p| *p != ev.pool) || !sees(&ev) => {
+                        continue;
                     }
-                } => return None,
-                r = rx.recv() => r,
-            };
-            let ev = match next {
-                Ok(ev) if pool.as_ref().is_some_and(|p| *p != ev.pool) => continue,
-                Ok(ev) => SseEvent::default()
-                    .event(ev.kind)
-                    .json_data(&ev)
-                    .unwrap_or_default(),
-                // Say how many were missed rather than silently skipping them, as an
-                // event of the same shape as every other.
-                Err(RecvError::Lagged(n)) => SseEvent::default()
-                    .event("lagged")
-                    .json_data(warmpool_core::Event {
-                        at: warmpool_core::rfc3339(std::time::SystemTime::now()),
-                        kind: "lagged",
-                        pool: "*".into(),
-                        engine: None,
-                        container: None,
-                        lease: None,
-                        reason: Some(format!("missed {n} events")),
-                        missed: Some(n),
-                    })
-                    .unwrap_or_default(),
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok(ev), (rx, cancel, pool)));
+                    Ok(ev) => SseEvent::default()
+                        .event(ev.kind)
+                        .json_data(&ev)
+                        .unwrap_or_default(),
+                    // Say how many were missed rather than silently skipping them, as an
+                    // event of the same shape as every other.
+                    Err(RecvError::Lagged(n)) => SseEvent::default()
+                        .event("lagged")
+                        .json_data(warmpool_core::Event {
+                            at: warmpool_core::rfc3339(std::time::SystemTime::now()),
+                            kind: "lagged",
+                            pool: "*".into(),
+                            engine: None,
+                            container: None,
+                            lease: None,
+                            tenant: None,
+                            reason: Some(format!("missed {n} events")),
+                            missed: Some(n),
+                        })
+                        .unwrap_or_default(),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(ev), (rx, cancel, pool)));
+            }
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))

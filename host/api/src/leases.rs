@@ -17,6 +17,7 @@ use warmpool_core::{AcquireRequest, Backend, LeaseInfo, ReuseOutcome};
 use crate::code::{Code, route_errors};
 use crate::core_errors::{ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES};
 use crate::metrics::AcquireLabels;
+use crate::tenancy::caller::Caller;
 use crate::{ApiError, Shared};
 
 /// Body of `POST /v1/leases`.
@@ -75,22 +76,35 @@ fn engine_labels_schema() -> utoipa::openapi::Schema {
 }
 
 route_errors!(
-    /// What an acquire answers: the core's refusals, and a set-up out of bounds (the body's
-    /// own faults are 400).
+    /// What an acquire answers: the core's refusals, a set-up out of bounds (the body's own
+    /// faults are 400), and the tenant's quotas.
     AcquireErrors = ACQUIRE_CODES,
-    [Code::BadRequest, Code::PayloadTooLarge],
+    [Code::BadRequest, Code::PayloadTooLarge, Code::QuotaExceeded],
 );
+
+/// The answer of an acquire: the lease, and the token that opens it alone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcquiredLease {
+    /// The lease.
+    #[serde(flatten)]
+    pub lease: LeaseInfo,
+    /// `Authorization: Bearer <lease_token>` opens this lease's routes (show, exec, files,
+    /// terminal, renew, release) and nothing else, until the lease ends. Hand it, never a
+    /// tenant token, to the agent that uses the sandbox.
+    pub lease_token: String,
+}
 
 /// `POST /v1/leases`: lease a container from a pool; 201 with the lease. Records the
 /// acquire latency metric.
 #[utoipa::path(post, path = "/v1/leases", tag = "leases", operation_id = "acquire",
     request_body = AcquireBody,
     responses(
-        (status = 201, description = "The lease", body = LeaseInfo),
+        (status = 201, description = "The lease, with its lease token", body = AcquiredLease),
         AcquireErrors,
     ))]
 pub async fn acquire<B: Backend>(
     State(s): State<Shared<B>>,
+    caller: Caller,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Result<Response, ApiError> {
@@ -113,15 +127,47 @@ pub async fn acquire<B: Backend>(
             "engine: at most 32 labels, keys of 1-128 characters, values of at most 256",
         ));
     }
+    if !caller.may_use(&b.pool) {
+        return Err(ApiError::new(
+            Code::UnknownPool,
+            format!(
+                "no pool {:?} among the pools tenant {:?} may use",
+                b.pool,
+                caller.label()
+            ),
+        ));
+    }
+    let tenant = caller.tenant().cloned();
+    let ttl = b.ttl_s.map(Duration::from_secs);
+    // The quotas first: nothing is taken from the pool for an acquire they refuse. The
+    // admission gives back what the acquire did not use when it is dropped.
+    let admitted = match &tenant {
+        Some(t) => {
+            let lease_ttl = s
+                .manager
+                .lease_ttl(&b.pool, ttl)
+                .ok_or_else(|| warmpool_core::AcquireError::UnknownPool(b.pool.clone()))?;
+            let admit = t
+                .usage
+                .admit(|| s.manager.tenant_leases(&t.name), lease_ttl)
+                .map_err(ApiError::quota)?;
+            Some((admit, lease_ttl))
+        }
+        None => None,
+    };
     let req = AcquireRequest {
+        tenant: tenant.as_ref().map(|t| t.name.clone()),
         pool: b.pool.clone(),
-        ttl: b.ttl_s.map(Duration::from_secs),
+        ttl,
         wait: b.wait_ms.map(Duration::from_millis),
         owner: b.owner.clone(),
         engine_labels: b.engine.clone(),
         setup: crate::setup::lease_setup(&b.env, &b.secrets, b.workdir.as_deref(), &b.files)?,
     };
     let lease = s.manager.acquire(req).await?;
+    if let Some((admit, lease_ttl)) = admitted {
+        admit.settle(lease_ttl);
+    }
     s.metrics
         .acquire_seconds
         .get_or_create(&AcquireLabels {
@@ -129,24 +175,36 @@ pub async fn acquire<B: Backend>(
             source: crate::metrics::source_label(lease.source).to_string(),
         })
         .observe(lease.acquire_ms / 1000.0);
-    Ok((StatusCode::CREATED, Json(lease)).into_response())
+    let lease_token = s.lease_keys.mint(&lease.lease_id);
+    Ok((
+        StatusCode::CREATED,
+        Json(AcquiredLease { lease, lease_token }),
+    )
+        .into_response())
 }
 
-/// Every current lease.
+/// The current leases the caller may see.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LeaseList {
     /// The leases, oldest first.
     pub leases: Vec<LeaseInfo>,
 }
 
-/// `GET /v1/leases`: every current lease, as `{"leases": [...]}`.
+/// `GET /v1/leases`: the current leases, as `{"leases": [...]}`: a tenant's own, or every
+/// lease for an admin.
 #[utoipa::path(get, path = "/v1/leases", tag = "leases", operation_id = "list_leases",
-    responses((status = 200, description = "Every current lease", body = LeaseList)))]
-pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
-    Json(LeaseList {
-        leases: s.manager.leases(),
-    })
-    .into_response()
+    responses((status = 200, description = "The current leases: the tenant's own, or all of them for an admin", body = LeaseList)))]
+pub async fn list<B: Backend>(State(s): State<Shared<B>>, caller: Caller) -> Response {
+    let mut leases = s.manager.leases();
+    leases.retain(|l| caller.sees(&l.lease_id, l.tenant.as_deref()));
+    Json(LeaseList { leases }).into_response()
+}
+
+/// Give the lease's tenant back `unused` lease-seconds.
+fn refund<B: Backend>(s: &Shared<B>, tenant: Option<&str>, unused: Duration) {
+    if let Some(t) = tenant.and_then(|n| s.tenants.by_name(n)) {
+        t.usage.refund(unused);
+    }
 }
 
 route_errors!(
@@ -198,12 +256,23 @@ pub async fn release<B: Backend>(
     q: Result<Query<ReleaseQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if q.reuse {
-        return Ok(Json(s.manager.release_for_reuse(&id).await?).into_response());
-    }
-    s.manager.release(&id)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let before = s.manager.lease(&id)?;
+    let unused = Duration::from_secs(before.ttl_remaining_s);
+    let answer = if q.reuse {
+        Json(s.manager.release_for_reuse(&id).await?).into_response()
+    } else {
+        s.manager.release(&id)?;
+        StatusCode::NO_CONTENT.into_response()
+    };
+    refund(&s, before.tenant.as_deref(), unused);
+    Ok(answer)
 }
+
+route_errors!(
+    /// A renew: the lookup, and the tenant's lease-seconds that cannot pay for it.
+    RenewErrors = LOOKUP_CODES,
+    [Code::QuotaExceeded],
+);
 
 /// Body of `POST /v1/leases/{id}/renew`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -221,7 +290,7 @@ pub struct RenewBody {
     request_body = RenewBody,
     responses(
         (status = 200, description = "The lease with its new expiry", body = LeaseInfo),
-        LookupErrors,
+        RenewErrors,
     ))]
 pub async fn renew<B: Backend>(
     State(s): State<Shared<B>>,
@@ -233,5 +302,27 @@ pub async fn renew<B: Backend>(
     if b.ttl_s == 0 {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
-    Ok(Json(s.manager.renew(&id, Duration::from_secs(b.ttl_s))?).into_response())
+    let before = s.manager.lease(&id)?;
+    let had = Duration::from_secs(before.ttl_remaining_s);
+    let will = s
+        .manager
+        .lease_ttl(&before.pool, Some(Duration::from_secs(b.ttl_s)))
+        .unwrap_or(had);
+    // The tenant's lease-seconds pay for the extension; a shorter lease gives some back.
+    let tenant = before.tenant.as_deref().and_then(|n| s.tenants.by_name(n));
+    if let Some(t) = tenant {
+        t.usage
+            .charge(will.saturating_sub(had))
+            .map_err(ApiError::quota)?;
+    }
+    match s.manager.renew(&id, Duration::from_secs(b.ttl_s)) {
+        Ok(l) => {
+            refund(&s, before.tenant.as_deref(), had.saturating_sub(will));
+            Ok(Json(l).into_response())
+        }
+        Err(e) => {
+            refund(&s, before.tenant.as_deref(), will.saturating_sub(had));
+            Err(e.into())
+        }
+    }
 }

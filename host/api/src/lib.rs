@@ -52,6 +52,8 @@ pub mod pools;
 pub mod service;
 pub mod setup;
 pub mod stream;
+pub mod tenancy;
+pub mod tenants;
 pub mod terminal;
 pub mod web;
 
@@ -85,8 +87,10 @@ pub type AdminReload = Arc<
 /// Settings of the HTTP layer.
 #[derive(Clone, Default)]
 pub struct ApiConfig {
-    /// Bearer token required on `/v1`; `None` leaves the API open (loopback only).
-    pub token: Option<String>,
+    /// Who may call `/v1`, each with its token; empty leaves the API open (loopback only).
+    pub tenants: Vec<tenancy::TenantSpec>,
+    /// The key of lease tokens; `None`: a random one (tokens do not outlive the process).
+    pub lease_keys: Option<tenancy::lease_token::LeaseKeys>,
     /// Body limit in bytes for `/v1` requests other than file uploads.
     pub max_request_bytes: usize,
     /// Largest file upload in bytes (`server.max_upload_bytes`); larger ones get 413.
@@ -110,8 +114,10 @@ pub struct AppState<B: Backend> {
     pub manager: Arc<Manager<B>>,
     /// Prometheus metrics served at `GET /metrics`.
     pub metrics: Metrics,
-    /// Bearer token required on `/v1`; `None` leaves the API open.
-    pub token: Option<String>,
+    /// The tenants, each token kept as a hash; none: the API is open.
+    pub tenants: Arc<tenancy::Tenants>,
+    /// Mints and checks lease tokens.
+    pub lease_keys: tenancy::lease_token::LeaseKeys,
     /// Source of `GET /v1/plugins` and the plugin metrics; `None`: no plugin host.
     pub plugins: Option<PluginStatusSource>,
     /// Largest file upload in bytes; larger ones get 413.
@@ -131,10 +137,15 @@ pub type Shared<B> = Arc<AppState<B>>;
 
 /// Build the router.
 pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
+    let tenants = Arc::new(tenancy::Tenants::new(cfg.tenants));
+    let metrics = Metrics::new(manager.clone(), cfg.plugins.clone(), tenants.clone());
     let state = Arc::new(AppState {
-        metrics: Metrics::new(manager.clone(), cfg.plugins.clone()),
+        metrics,
         manager,
-        token: cfg.token,
+        tenants,
+        lease_keys: cfg
+            .lease_keys
+            .unwrap_or_else(tenancy::lease_token::LeaseKeys::random),
         plugins: cfg.plugins,
         max_upload_bytes: cfg.max_upload_bytes,
         ready_check: cfg.ready_check,
@@ -152,11 +163,8 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
             "/v1/leases/{id}/archive/{*path}",
             get(archive::get_archive::<B>).put(archive::put_archive::<B>),
         );
-    let v1 = Router::new()
-        .route(
-            "/v1/leases",
-            post(leases::acquire::<B>).get(leases::list::<B>),
-        )
+    // The routes of one lease: its tenant, an admin, or its lease token (`auth::lease_scope`).
+    let lease = Router::new()
         .route(
             "/v1/leases/{id}",
             get(leases::show::<B>).delete(leases::release::<B>),
@@ -169,20 +177,40 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/leases/{id}/exec/ws", get(terminal::exec_ws::<B>))
         .route("/v1/leases/{id}/pty", get(terminal::pty::<B>))
         .route("/v1/leases/{id}/renew", post(leases::renew::<B>))
+        .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
+        .merge(files)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::lease_scope::<B>,
+        ));
+    // A tenant's routes, each showing it only its own (`auth::no_lease_token`).
+    let tenant = Router::new()
+        .route(
+            "/v1/leases",
+            post(leases::acquire::<B>).get(leases::list::<B>),
+        )
         .route("/v1/pools", get(pools::list::<B>))
         .route("/v1/pools/{name}", get(pools::show::<B>))
+        .route("/v1/events", get(events::stream::<B>))
+        .route("/v1/tenants", get(tenants::list::<B>))
+        .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
+        .route_layer(middleware::from_fn(auth::no_lease_token));
+    // What changes or shows the whole daemon (`auth::admin_only`).
+    let admin = Router::new()
         .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
         .route("/v1/plugins", get(plugins::list::<B>))
         .route("/v1/engines", get(engines::list::<B>))
-        .route("/v1/events", get(events::stream::<B>))
         .route("/v1/admin/reload", post(admin::reload::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
-        .merge(files)
+        .route_layer(middleware::from_fn(auth::admin_only));
+    let v1 = lease
+        .merge(tenant)
+        .merge(admin)
         // After the token check: a client without one learns that first.
         .route_layer(middleware::from_fn(web::require_json_post))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token::<B>,
+            auth::identify::<B>,
         ));
     Router::new()
         .route("/", get(service::status_page))

@@ -50,7 +50,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// Register the acquire histogram and the pool (and plugin, if any) collectors.
-    pub fn new<B: Backend>(manager: Arc<Manager<B>>, plugins: Option<PluginStatusSource>) -> Self {
+    pub fn new<B: Backend>(
+        manager: Arc<Manager<B>>,
+        plugins: Option<PluginStatusSource>,
+        tenants: Arc<crate::tenancy::Tenants>,
+    ) -> Self {
         let mut registry = Registry::default();
         let acquire_seconds = Family::<AcquireLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(ACQUIRE_BUCKETS)
@@ -60,6 +64,10 @@ impl Metrics {
             "Time to acquire a container",
             acquire_seconds.clone(),
         );
+        registry.register_collector(Box::new(crate::tenancy::metrics::TenantCollector {
+            tenants,
+            manager: manager.clone(),
+        }));
         registry.register_collector(Box::new(PoolCollector { manager }));
         if let Some(source) = plugins {
             registry.register_collector(Box::new(PluginCollector { source }));
@@ -137,7 +145,7 @@ impl<B: Backend> std::fmt::Debug for PoolCollector<B> {
     }
 }
 
-fn gauge<N>(
+pub(crate) fn gauge<N>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -153,7 +161,7 @@ where
     Ok(())
 }
 
-fn counter<N>(
+pub(crate) fn counter<N>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

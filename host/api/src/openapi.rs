@@ -22,7 +22,8 @@ use utoipa::OpenApi;
 use crate::code::{CODES_EXTENSION, Code};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::{
-    admin, archive, engines, events, exec, files, leases, plugins, pools, service, stream, terminal,
+    admin, archive, engines, events, exec, files, leases, plugins, pools, service, stream, tenants,
+    terminal,
 };
 
 #[derive(OpenApi)]
@@ -30,8 +31,10 @@ use crate::{
     info(
         title = "warmpool",
         description = "Leases of pre-warmed Docker containers. Every error is \
-            `{\"error\":{\"code\",\"message\"}}`; when the daemon has a token, every `/v1` route \
-            needs `Authorization: Bearer <token>`. The API is for programs, not web pages: every \
+            `{\"error\":{\"code\",\"message\"}}`; when the daemon has tenants (or a token), \
+            every `/v1` route needs `Authorization: Bearer <token>`: a tenant's token opens its \
+            own leases and pools (an admin's, everything), and the `lease_token` of an acquire's \
+            answer opens that lease's routes alone. The API is for programs, not web pages: every \
             route answers 421 `host_not_allowed` to a `Host` the daemon does not answer to \
             (`localhost` and IP addresses on its port, and `server.allowed_hosts`), and 403 \
             `forbidden_origin` to a request from another origin; every POST must send \
@@ -60,6 +63,7 @@ use crate::{
         events::stream,
         plugins::list,
         admin::reload,
+        tenants::list,
         service::healthz,
         service::readyz,
         service::metrics_text,
@@ -75,6 +79,7 @@ use crate::{
         (name = "plugins", description = "Policy plugins (WebAssembly) and their state"),
         (name = "events", description = "The lifecycle as Server-Sent Events"),
         (name = "admin", description = "Operator actions"),
+        (name = "tenants", description = "Tenants, their quotas and their use"),
         (name = "service", description = "Health, readiness, metrics and the status page"),
     )
 )]
@@ -110,7 +115,7 @@ fn cross_cutting(doc: &mut Value) {
     doc["components"]["securitySchemes"]["bearer"] = json!({
         "type": "http",
         "scheme": "bearer",
-        "description": "`server.token`; required on `/v1` when the daemon has one, else not needed",
+        "description": "A tenant's token (`server.tenants`, or `server.auth_token_env` for one admin), or a lease token from an acquire, which opens that lease's routes alone; required on `/v1` when the daemon has tenants, else not needed",
     });
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -145,6 +150,11 @@ fn cross_cutting(doc: &mut Value) {
             if path.starts_with("/v1/") {
                 // A bad path or query (axum's extractors), and the token check (`auth.rs`).
                 codes.extend([Code::BadRequest, Code::Unauthorized]);
+                // Outside a lease's routes, `auth.rs` refuses a lease token (and a tenant, on
+                // the admin routes); a lease's routes answer 404 to anyone but its own.
+                if !path.starts_with("/v1/leases/{id}") {
+                    codes.push(Code::Forbidden);
+                }
             }
             // The web-page guards (`web.rs`) answer before routing, on every route.
             codes.extend([Code::HostNotAllowed, Code::ForbiddenOrigin]);

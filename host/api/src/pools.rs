@@ -13,6 +13,7 @@ use warmpool_core::{Backend, PoolStats};
 
 use crate::code::{Code, route_errors};
 use crate::core_errors::WARM_UP_CODES;
+use crate::tenancy::caller::Caller;
 use crate::{ApiError, Shared};
 
 const MAX_WARM_UP: Duration = Duration::from_secs(600);
@@ -24,14 +25,13 @@ pub struct PoolList {
     pub pools: Vec<PoolStats>,
 }
 
-/// `GET /v1/pools`: the stats of every pool, as `{"pools": [...]}`.
+/// `GET /v1/pools`: the stats of every pool the caller may use, as `{"pools": [...]}`.
 #[utoipa::path(get, path = "/v1/pools", tag = "pools", operation_id = "list_pools",
-    responses((status = 200, description = "Every pool's stats", body = PoolList)))]
-pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
-    Json(PoolList {
-        pools: s.manager.all_pool_stats(),
-    })
-    .into_response()
+    responses((status = 200, description = "The stats of every pool the caller may use", body = PoolList)))]
+pub async fn list<B: Backend>(State(s): State<Shared<B>>, caller: Caller) -> Response {
+    let mut pools = s.manager.all_pool_stats();
+    pools.retain(|p| caller.may_use(&p.name));
+    Json(PoolList { pools }).into_response()
 }
 
 route_errors!(ShowErrors = [Code::UnknownPool]);
@@ -45,11 +45,13 @@ route_errors!(ShowErrors = [Code::UnknownPool]);
     ))]
 pub async fn show<B: Backend>(
     State(s): State<Shared<B>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let stats = s
-        .manager
-        .pool_stats(&name)
+    let stats = caller
+        .may_use(&name)
+        .then(|| s.manager.pool_stats(&name))
+        .flatten()
         .ok_or_else(|| ApiError::new(Code::UnknownPool, format!("unknown pool {name:?}")))?;
     Ok(Json(stats).into_response())
 }

@@ -27,7 +27,7 @@ async fn readyz_names_the_state_and_v1_engines_keeps_the_engines_error() {
     let app = router(
         m,
         ApiConfig {
-            token: Some("s3cret".into()),
+            tenants: vec![warmpool_api::tenancy::TenantSpec::admin("admin", "s3cret")],
             max_request_bytes: 4096,
             max_upload_bytes: 1 << 20,
             ..ApiConfig::default()

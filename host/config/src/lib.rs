@@ -19,6 +19,7 @@ mod pool;
 mod problems;
 pub mod raw;
 mod reload;
+pub mod tenants;
 pub mod validate;
 
 pub use docker::{DockerConfig, EngineConfig, MAX_ENGINES, TlsFiles};
@@ -114,6 +115,8 @@ pub struct ServerConfig {
     pub commit_interval: Duration,
     /// Leave leases and never-lent ready containers running at shutdown (needs `state_dir`).
     pub keep_on_shutdown: bool,
+    /// `server.tenants`: who may call the API; the tokens are read at `serve` time.
+    pub tenants: Vec<tenants::TenantConfig>,
 }
 
 /// One entry of `server.allowed_hosts`.
@@ -248,26 +251,64 @@ pub fn parse(
 }
 
 impl Config {
-    /// Resolve the auth token and refuse an open non-loopback listener. Run at `serve` time,
-    /// since it reads the environment the daemon starts in.
-    pub fn auth_token(&self) -> Result<Option<String>, String> {
-        let token = match &self.server.auth_token_env {
-            None => None,
-            Some(var) => match std::env::var(var) {
-                Ok(t) if !t.is_empty() => Some(t),
-                _ => {
-                    return Err(format!(
-                        "server.auth_token_env: environment variable {var} is not set or empty"
-                    ));
+    /// Read every tenant's token (`server.auth_token_env` is the admin tenant
+    /// [`tenants::LEGACY_ADMIN`]) and refuse an open non-loopback listener. Run at `serve`
+    /// time, since it reads the environment the daemon starts in. Empty: the API is open.
+    /// Every problem is reported, and two tenants may not share a token.
+    pub fn tenants(&self) -> Result<Vec<tenants::ResolvedTenant>, String> {
+        self.tenants_with(&|var| std::env::var(var).ok())
+    }
+
+    /// [`Config::tenants`], reading environment variables through `env`.
+    pub fn tenants_with(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<tenants::ResolvedTenant>, String> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        if let Some(var) = &self.server.auth_token_env {
+            match env(var) {
+                Some(t) if !t.is_empty() => out.push(tenants::ResolvedTenant {
+                    tenant: tenants::TenantConfig {
+                        name: tenants::LEGACY_ADMIN.into(),
+                        token: tenants::TokenSource::Env(var.clone()),
+                        pools: None,
+                        quotas: tenants::Quotas::default(),
+                        admin: true,
+                    },
+                    token: t,
+                }),
+                _ => problems.push(format!(
+                    "server.auth_token_env: environment variable {var} is not set or empty"
+                )),
+            }
+        }
+        for (i, t) in self.server.tenants.iter().enumerate() {
+            match tenants::read_token(i, t, env) {
+                Ok(token) => {
+                    if let Some(other) = out.iter().find(|o| o.token == token) {
+                        problems.push(format!(
+                            "server.tenants[{i}]: its token is also tenant {:?}'s; each tenant needs its own",
+                            other.tenant.name
+                        ));
+                    }
+                    out.push(tenants::ResolvedTenant {
+                        tenant: t.clone(),
+                        token,
+                    });
                 }
-            },
-        };
-        if token.is_none() && !self.server.listen.ip().is_loopback() {
+                Err(e) => problems.push(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
+        if out.is_empty() && !self.server.listen.ip().is_loopback() {
             return Err(format!(
-                "server.listen: {} is not a loopback address; set server.auth_token_env to require a token",
+                "server.listen: {} is not a loopback address; set server.auth_token_env or server.tenants to require a token",
                 self.server.listen
             ));
         }
-        Ok(token)
+        Ok(out)
     }
 }

@@ -38,6 +38,10 @@ pub struct RawServer {
     /// `server.keep_on_shutdown`: leave leases and unlent ready containers running at exit.
     /// Needs `state_dir`; default false.
     pub keep_on_shutdown: Option<bool>,
+    /// `server.tenants`: who may call the API (see [`crate::tenants`]). Each entry is read on
+    /// its own ([`crate::tenants::RawTenant`]), so one bad entry does not hide the others'
+    /// problems.
+    pub tenants: Option<Vec<serde_yaml::Value>>,
 }
 
 /// Top-level `docker:`: how to reach the Docker engine, or engines.

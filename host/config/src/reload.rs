@@ -125,6 +125,7 @@ fn server_class(a: &ServerConfig, b: &ServerConfig, r: &mut Restart) {
         state_dir,
         commit_interval,
         keep_on_shutdown,
+        tenants,
     } = a;
     r.when(*listen != b.listen, "server.listen");
     r.when(*host_id != b.host_id, "server.host_id");
@@ -138,6 +139,8 @@ fn server_class(a: &ServerConfig, b: &ServerConfig, r: &mut Restart) {
         "server.keep_on_shutdown",
     );
     r.when(*auth_token_env != b.auth_token_env, "server.auth_token_env");
+    // The tokens are read and hashed once, at start.
+    r.when(*tenants != b.tenants, "server.tenants");
     // `"*"` is an entry of the same list.
     r.when(
         *allowed_hosts != b.allowed_hosts || *allow_any_host != b.allow_any_host,

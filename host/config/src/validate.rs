@@ -47,7 +47,7 @@ pub fn validate(
         }
     }
 
-    let raw_server: RawServer = p.section("server", map.get("server")).unwrap_or_default();
+    let mut raw_server: RawServer = p.section("server", map.get("server")).unwrap_or_default();
     let exec_output_limit = p.size_in(
         "server.exec_output_bytes",
         &raw_server.exec_output_bytes,
@@ -55,7 +55,9 @@ pub fn validate(
         1,
         64 << 20,
     );
-    let server = validate_server(&mut p, raw_server);
+    let raw_tenants = raw_server.tenants.take().unwrap_or_default();
+    let legacy_admin = raw_server.auth_token_env.is_some();
+    let mut server = validate_server(&mut p, raw_server);
     let docker: RawDocker = p.section("docker", map.get("docker")).unwrap_or_default();
     let limits: RawLimits = p.section("limits", map.get("limits")).unwrap_or_default();
     let raw_plugins: RawPluginSettings =
@@ -83,6 +85,11 @@ pub fn validate(
         Some(_) => p.push("pools", "must be a mapping from pool name to pool settings"),
     }
 
+    let names = pools.iter().map(|pp| pp.pool.name.as_str()).collect();
+    let tenants = crate::tenants::validate_tenants(&mut p, raw_tenants, legacy_admin, &names);
+    if let Some(s) = &mut server {
+        s.tenants = tenants;
+    }
     let mut manager = validate_limits(&mut p, &limits, &pools);
     manager.exec_output_limit = exec_output_limit as usize;
     if let Some(s) = &server {
@@ -206,6 +213,8 @@ fn validate_server(p: &mut Problems, raw: RawServer) -> Option<ServerConfig> {
         );
     }
     Some(ServerConfig {
+        // Validated once the pools are known (`validate`).
+        tenants: Vec::new(),
         listen: listen?,
         state_dir: raw
             .state_dir

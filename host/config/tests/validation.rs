@@ -142,7 +142,7 @@ fn an_open_listener_needs_a_token() {
         no_env(),
     )
     .unwrap();
-    let e = c.auth_token().unwrap_err();
+    let e = c.tenants().unwrap_err();
     assert!(
         e.starts_with("server.listen: 0.0.0.0:7070 is not a loopback address"),
         "{e}"

@@ -33,12 +33,32 @@ pub struct Event {
     /// ID of the lease concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
+    /// The tenant that holds the lease concerned, if any: a tenant's `/v1/events` stream
+    /// shows only its own events, and the audit log says whose lease each event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Why it happened (a failure, the cause of a removal), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For `lagged`: how many events this subscriber missed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missed: Option<u64>,
+}
+
+/// The lease an event is about: its ID and its tenant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaseTag<'a> {
+    pub id: &'a str,
+    pub tenant: Option<&'a str>,
+}
+
+impl<'a> From<&'a crate::lease::Lease> for LeaseTag<'a> {
+    fn from(l: &'a crate::lease::Lease) -> Self {
+        Self {
+            id: &l.id,
+            tenant: l.tenant.as_deref(),
+        }
+    }
 }
 
 /// Events kept for subscribers that fall behind.
@@ -72,7 +92,7 @@ impl Events {
         kind: &'static str,
         pool: &str,
         container: Option<(&str, EngineIx)>,
-        lease: Option<&str>,
+        lease: Option<LeaseTag<'_>>,
         reason: Option<String>,
     ) {
         let engine = container.map(|(_, e)| e);
@@ -107,7 +127,7 @@ impl Events {
         pool: &str,
         engine: Option<EngineIx>,
         container: Option<&str>,
-        lease: Option<&str>,
+        lease: Option<LeaseTag<'_>>,
         reason: Option<String>,
     ) {
         if self.tx.receiver_count() == 0 {
@@ -119,7 +139,8 @@ impl Events {
             pool: pool.to_string(),
             engine: engine.map(|e| self.engine_name(e).to_string()),
             container: container.map(str::to_string),
-            lease: lease.map(str::to_string),
+            lease: lease.map(|l| l.id.to_string()),
+            tenant: lease.and_then(|l| l.tenant).map(str::to_string),
             reason,
             missed: None,
         });

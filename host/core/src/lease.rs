@@ -32,6 +32,9 @@ pub struct Lease {
     pub gone: Option<String>,
     /// Who holds it, as the acquire said.
     pub owner: Option<String>,
+    /// The tenant whose lease it is (the API's caller); never changes, so the table's count
+    /// per tenant stays right.
+    pub tenant: Option<String>,
     /// Name of the engine that holds the container (`container.engine` is its index).
     pub engine: String,
     /// Its operations under way, and its fence (raised when the table gives the lease up).
@@ -49,6 +52,9 @@ pub struct LeaseInfo {
     /// Who holds the lease, as the acquire said (free text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The tenant whose lease it is, when the API has tenants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The engine's ID of the leased container.
     pub container_id: String,
     /// Name of the engine that holds the container.
@@ -83,6 +89,7 @@ impl Lease {
             lease_id: self.id.clone(),
             pool: self.pool.name(),
             owner: self.owner.clone(),
+            tenant: self.tenant.clone(),
             container_id: c.id.clone(),
             engine: self.engine.clone(),
             container_name: format!("{}{USED_SUFFIX}", c.name),
@@ -108,6 +115,7 @@ impl Lease {
             lease_id: self.id.clone(),
             pool: self.pool.name(),
             owner: self.owner.clone(),
+            tenant: self.tenant.clone(),
             container_id: c.created.id.clone(),
             engine: Some(self.engine.clone()),
             container_name: c.created.name.clone(),
@@ -135,19 +143,58 @@ pub fn source_name(s: AcquireSource) -> &'static str {
 #[derive(Default)]
 pub(crate) struct LeaseTable {
     inner: Mutex<BTreeMap<String, Lease>>,
+    /// Leases held per tenant, kept by `insert` and `take` alone (a lease's tenant never
+    /// changes), so a tenant's count is one lookup on the acquire path.
+    per_tenant: Mutex<BTreeMap<String, u32>>,
 }
 
 impl LeaseTable {
     pub fn insert(&self, l: Lease) {
-        lock(&self.inner).insert(l.id.clone(), l);
+        let mut t = lock(&self.inner);
+        if let Some(tenant) = &l.tenant {
+            *lock(&self.per_tenant).entry(tenant.clone()).or_default() += 1;
+        }
+        if let Some(old) = t.insert(l.id.clone(), l) {
+            // IDs are unique; should one ever be reused, the count still matches the table.
+            self.uncount(&old);
+        }
+    }
+
+    /// Take lease `id` out of the map `t` (the caller holds its lock), keeping the counts.
+    fn take(&self, t: &mut BTreeMap<String, Lease>, id: &str) -> Option<Lease> {
+        let l = t.remove(id)?;
+        self.uncount(&l);
+        l.ops.fence();
+        Some(l)
+    }
+
+    fn uncount(&self, l: &Lease) {
+        if let Some(tenant) = &l.tenant {
+            let mut counts = lock(&self.per_tenant);
+            if let Some(n) = counts.get_mut(tenant) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(tenant);
+                }
+            }
+        }
+    }
+
+    /// Leases tenant `name` holds.
+    pub fn count_of(&self, name: &str) -> u32 {
+        lock(&self.per_tenant).get(name).copied().unwrap_or(0)
+    }
+
+    /// The tenant of lease `id` (`Ok(None)`: a lease without one).
+    pub fn tenant_of(&self, id: &str) -> Result<Option<String>, LeaseError> {
+        lock(&self.inner)
+            .get(id)
+            .map(|l| l.tenant.clone())
+            .ok_or_else(|| LeaseError::UnknownLease(id.into()))
     }
 
     pub fn remove(&self, id: &str) -> Option<Lease> {
-        let l = lock(&self.inner).remove(id);
-        if let Some(l) = &l {
-            l.ops.fence();
-        }
-        l
+        self.take(&mut lock(&self.inner), id)
     }
 
     pub fn len(&self) -> usize {
@@ -183,21 +230,13 @@ impl LeaseTable {
             .filter(|(_, l)| l.expires <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        let gone: Vec<Lease> = ids.iter().filter_map(|id| t.remove(id)).collect();
-        for l in &gone {
-            l.ops.fence();
-        }
-        gone
+        ids.iter().filter_map(|id| self.take(&mut t, id)).collect()
     }
 
     pub fn drain(&self) -> Vec<Lease> {
-        let all: Vec<Lease> = std::mem::take(&mut *lock(&self.inner))
-            .into_values()
-            .collect();
-        for l in &all {
-            l.ops.fence();
-        }
-        all
+        let mut t = lock(&self.inner);
+        let ids: Vec<String> = t.keys().cloned().collect();
+        ids.iter().filter_map(|id| self.take(&mut t, id)).collect()
     }
 
     /// Begin an operation on lease `id`: its container and engine, and a place inside its

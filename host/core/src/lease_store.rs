@@ -31,6 +31,9 @@ pub struct LeaseRecord {
     /// Who holds the lease, as the acquire said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The tenant whose lease it is; absent in records from before tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The engine's ID of the leased container.
     pub container_id: String,
     /// Name of the engine that holds it; absent in records of a single-engine daemon before
@@ -56,6 +59,9 @@ pub struct LeaseRecord {
 }
 
 /// One change to the persisted state.
+// Most changes are leases: boxing the large variant would add an allocation to nearly every
+// change for the sake of the rare small ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A lease was opened or renewed (the record replaces any earlier one).

@@ -214,6 +214,22 @@ impl<B: Backend> Manager<B> {
         self.leasing.lease(id)
     }
 
+    /// The tenant of lease `id` (`Ok(None)`: it has none), or why there is no such lease.
+    pub fn lease_tenant(&self, id: &str) -> Result<Option<String>, LeaseError> {
+        self.leasing.tenant_of(id)
+    }
+
+    /// Leases tenant `name` holds now.
+    pub fn tenant_leases(&self, name: &str) -> u32 {
+        self.leasing.count_of(name)
+    }
+
+    /// The TTL an acquire of `pool` asking for `asked` gets (the pool's `default_ttl` when
+    /// `None`, capped at its `max_ttl`); `None` for an unknown pool.
+    pub fn lease_ttl(&self, pool: &str, asked: Option<Duration>) -> Option<Duration> {
+        self.leasing.ttl_for(pool, asked)
+    }
+
     /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
     pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
         self.leasing.renew(id, ttl)

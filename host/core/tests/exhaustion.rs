@@ -14,6 +14,7 @@ fn req(pool: &str, wait_ms: Option<u64>) -> AcquireRequest {
         ttl: None,
         wait: wait_ms.map(Duration::from_millis),
         owner: None,
+        tenant: None,
         engine_labels: Default::default(),
         setup: None,
     }

@@ -20,6 +20,7 @@ async fn ttl_expiry_destroys_the_container() {
             ttl: Some(Duration::from_secs(3)),
             wait: None,
             owner: None,
+            tenant: None,
             engine_labels: Default::default(),
             setup: None,
         })

@@ -155,6 +155,7 @@ mod tests {
             lease_id: id.into(),
             pool: "py".into(),
             owner: Some("agent-7".into()),
+            tenant: Some("team-a".into()),
             container_id: container.into(),
             container_name: format!("warmpool-py-{container}"),
             image: "python:3".into(),

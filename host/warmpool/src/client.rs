@@ -18,6 +18,25 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The connection and lease ID for a `LEASE` argument: a lease ID, or a lease token
+    /// (`wpl.<id>.<mac>`, from an acquire's answer), which opens that lease alone and is then
+    /// sent as the bearer token in place of any other.
+    pub fn for_lease(&self, lease: &str) -> (Conn, String) {
+        match lease
+            .strip_prefix("wpl.")
+            .and_then(|rest| rest.rsplit_once('.'))
+        {
+            Some((id, _)) => (
+                Conn {
+                    url: self.url.clone(),
+                    token: Some(lease.to_string()),
+                },
+                id.to_string(),
+            ),
+            None => (self.clone(), lease.to_string()),
+        }
+    }
+
     /// The bearer token, when one is set.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()

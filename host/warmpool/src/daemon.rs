@@ -53,7 +53,7 @@ impl Daemon {
     pub async fn build(path: &Path) -> Result<Self> {
         let path = std::path::absolute(path)?;
         let cfg: Config = warmpool_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let token = cfg.auth_token().map_err(anyhow::Error::msg)?;
+        let tenants = cfg.tenants().map_err(anyhow::Error::msg)?;
         let engines = connect_engines(&cfg)?;
         let plugin_host = PluginHost::new(plugin_limits(&cfg), Some(&cfg.plugins.cache_dir))?;
         let store = open_store(&cfg)?;
@@ -103,13 +103,14 @@ impl Daemon {
             listen = %cfg.server.listen,
             host_id = %cfg.server.host_id,
             pools = manager.pool_names().join(","),
-            auth = token.is_some(),
+            auth = !tenants.is_empty(),
+            tenants = tenants.len(),
             "warmpool serving"
         );
         let api = api_config(
             &cfg,
             &listener,
-            token,
+            tenants,
             plugin_host.clone(),
             supervisor.alive(),
             inbox,
@@ -251,7 +252,7 @@ async fn start_audit_log(cfg: &Config, manager: &Arc<Manager<DockerBackend>>) ->
 fn api_config(
     cfg: &Config,
     listener: &TcpListener,
-    token: Option<String>,
+    tenants: Vec<warmpool_config::tenants::ResolvedTenant>,
     plugin_host: Arc<PluginHost>,
     alive: Arc<AtomicBool>,
     inbox: Inbox,
@@ -272,8 +273,17 @@ fn api_config(
             "server.allowed_hosts has \"*\": any Host is served, so a web page on a name pointed at this machine (DNS rebinding) can reach the API"
         );
     }
+    // Lease tokens outlive a restart with the leases they open: the key is kept beside them.
+    let lease_key = crate::engines::kept_key(
+        cfg,
+        "lease-token.key",
+        warmpool_api::tenancy::lease_token::random_key,
+    )?;
     Ok(warmpool_api::ApiConfig {
-        token,
+        tenants: tenants.into_iter().map(tenant_spec).collect(),
+        lease_keys: Some(warmpool_api::tenancy::lease_token::LeaseKeys::new(
+            lease_key,
+        )),
         allowed_hosts,
         max_request_bytes: cfg.server.max_request_bytes,
         max_upload_bytes: cfg.server.max_upload_bytes,
@@ -289,6 +299,22 @@ fn api_config(
         })),
         admin_reload: Some(Arc::new(move || admin_reload(inbox.clone()).boxed())),
     })
+}
+
+/// A configured tenant as the API takes it.
+fn tenant_spec(r: warmpool_config::tenants::ResolvedTenant) -> warmpool_api::tenancy::TenantSpec {
+    let t = r.tenant;
+    warmpool_api::tenancy::TenantSpec {
+        name: t.name,
+        token: r.token,
+        admin: t.admin,
+        pools: t.pools,
+        quotas: warmpool_api::tenancy::Quotas {
+            max_leases: t.quotas.max_leases,
+            acquires_per_s: t.quotas.acquires_per_s,
+            lease_seconds_per_hour: t.quotas.lease_seconds_per_hour,
+        },
+    }
 }
 
 /// `POST /v1/admin/reload`: a reload request through the control inbox, answered within 60 s.

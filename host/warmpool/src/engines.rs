@@ -14,10 +14,20 @@ use warmpool_docker::{DockerBackend, TlsPaths};
 /// restarted daemon reaches the agents of the containers it finds; a fresh one for a daemon
 /// that keeps no state (a restart removes every container then anyway).
 fn agent_master(cfg: &Config) -> Result<[u8; 32]> {
+    kept_key(
+        cfg,
+        "agent.key",
+        warmpool_docker::agent::Agents::random_master,
+    )
+}
+
+/// A 32-byte key kept in `server.state_dir` as `file` (mode 0600), made by `fresh` the first
+/// time; without a state dir, a fresh one each start.
+pub(crate) fn kept_key(cfg: &Config, file: &str, fresh: fn() -> [u8; 32]) -> Result<[u8; 32]> {
     let Some(dir) = &cfg.server.state_dir else {
-        return Ok(warmpool_docker::agent::Agents::random_master());
+        return Ok(fresh());
     };
-    let path = dir.join("agent.key");
+    let path = dir.join(file);
     match std::fs::read(&path) {
         Ok(b) if b.len() == 32 => Ok(b.try_into().expect("32 bytes")),
         Ok(_) => anyhow::bail!("{}: not a 32-byte key", path.display()),
@@ -25,7 +35,7 @@ fn agent_master(cfg: &Config) -> Result<[u8; 32]> {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-            let key = warmpool_docker::agent::Agents::random_master();
+            let key = fresh();
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -52,6 +52,7 @@ enum Command {
     Exec {
         #[command(flatten)]
         conn: client::Conn,
+        /// The lease: its ID, or its lease token (`wpl.…`), which is then the bearer token.
         lease: String,
         #[arg(long)]
         timeout_ms: Option<u64>,
@@ -67,6 +68,7 @@ enum Command {
     Shell {
         #[command(flatten)]
         conn: client::Conn,
+        /// The lease: its ID, or its lease token (`wpl.…`), which is then the bearer token.
         lease: String,
         #[arg(last = true)]
         cmd: Vec<String>,
@@ -85,6 +87,7 @@ enum Command {
     Release {
         #[command(flatten)]
         conn: client::Conn,
+        /// The lease: its ID, or its lease token (`wpl.…`), which is then the bearer token.
         lease: String,
     },
     /// Policy plugins: check a component, or list a running daemon's.
@@ -144,16 +147,28 @@ fn main() -> ExitCode {
                 timeout_ms,
                 stream: true,
                 cmd,
-            } => interactive::exec_stream(&conn, &lease, cmd, timeout_ms).await,
+            } => {
+                let (conn, lease) = conn.for_lease(&lease);
+                interactive::exec_stream(&conn, &lease, cmd, timeout_ms).await
+            }
             Command::Exec {
                 conn,
                 lease,
                 timeout_ms,
                 stream: false,
                 cmd,
-            } => client::exec(&conn, &lease, cmd, timeout_ms).await,
-            Command::Shell { conn, lease, cmd } => interactive::shell(&conn, &lease, cmd).await,
-            Command::Release { conn, lease } => client::release(&conn, &lease).await,
+            } => {
+                let (conn, lease) = conn.for_lease(&lease);
+                client::exec(&conn, &lease, cmd, timeout_ms).await
+            }
+            Command::Shell { conn, lease, cmd } => {
+                let (conn, lease) = conn.for_lease(&lease);
+                interactive::shell(&conn, &lease, cmd).await
+            }
+            Command::Release { conn, lease } => {
+                let (conn, lease) = conn.for_lease(&lease);
+                client::release(&conn, &lease).await
+            }
             Command::WarmUp {
                 conn,
                 pool,

@@ -58,7 +58,6 @@ fn world() -> &'static World {
             let app = router(
                 m,
                 ApiConfig {
-                    token: None,
                     max_request_bytes: 64 << 10,
                     max_upload_bytes: 64 << 10,
                     plugins: None,

@@ -56,6 +56,12 @@ class AsyncSandbox:
         return self.lease.lease_id
 
     @property
+    def token(self) -> str | None:
+        """The lease token (from the acquire's answer): it opens this lease alone, until the
+        lease ends. ``None`` for a sandbox from :meth:`AsyncClient.attach`."""
+        return self.lease.lease_token
+
+    @property
     def container_id(self) -> str:
         return self.lease.container_id
 

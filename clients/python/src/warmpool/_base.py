@@ -11,7 +11,13 @@ from urllib.parse import quote
 
 import httpx
 
-from ._errors import PoolExhausted, TransportError, Unavailable, WarmpoolError, error_from_response
+from ._errors import (
+    TooManyRequests,
+    TransportError,
+    Unavailable,
+    WarmpoolError,
+    error_from_response,
+)
 
 __version__ = "0.1.0"
 
@@ -192,14 +198,23 @@ def transport_error(e: httpx.HTTPError) -> TransportError:
     return TransportError(e, method=method, url=url)
 
 
+def lease_of_token(token: str | None) -> str | None:
+    """The lease ID a lease token (``wpl.<id>.<mac>``) opens; ``None`` for any other token."""
+    if not token or not token.startswith("wpl."):
+        return None
+    lease_id, dot, _ = token[4:].rpartition(".")
+    return lease_id if dot and lease_id else None
+
+
 def retry_delay(err: WarmpoolError, remaining: float) -> float | None:
     """How long to sleep before retrying an acquire that got ``err`` with ``remaining``
-    seconds of its ``retry_for`` left; ``None``: do not retry. A 429 is retried, and a 503
+    seconds of its ``retry_for`` left; ``None``: do not retry. A 429 (an exhausted pool, a
+    tenant's quota) is retried, and a 503
     that says when to come back (``Retry-After``: a degraded pool, an engine down); never
     past the bound."""
     if remaining <= 0:
         return None
-    if isinstance(err, PoolExhausted):
+    if isinstance(err, TooManyRequests):
         after = err.retry_after if err.retry_after is not None else DEFAULT_RETRY_AFTER
     elif isinstance(err, Unavailable) and err.retry_after is not None:
         after = err.retry_after

@@ -24,13 +24,16 @@ __all__ = [
     "PayloadTooLarge",
     "NoSuchEngine",
     "Unauthorized",
+    "Forbidden",
     "NotFound",
     "UnknownPool",
     "UnknownLease",
     "FileNotFound",
     "Gone",
     "ContainerGone",
+    "TooManyRequests",
     "PoolExhausted",
+    "QuotaExceeded",
     "ServerError",
     "Unavailable",
     "PoolDegraded",
@@ -65,6 +68,8 @@ class WarmpoolError(Exception):
         url: str | None = None,
     ) -> None:
         super().__init__(message)
+        #: The error object's other fields (``quota`` of a ``quota_exceeded``).
+        self.detail: dict[str, Any] = {}
         self.status = status
         self.code = code
         self.message = message
@@ -118,6 +123,11 @@ class Unauthorized(WarmpoolError):
     """401: the token is missing or wrong."""
 
 
+class Forbidden(WarmpoolError):
+    """403 ``forbidden``: this token may not use the route (an admin route for a tenant, or
+    anything but its own lease's routes for a lease token)."""
+
+
 class NotFound(WarmpoolError):
     """404: an unknown pool, lease, file or route."""
 
@@ -142,8 +152,21 @@ class ContainerGone(Gone):
     """410 ``container_gone``."""
 
 
-class PoolExhausted(WarmpoolError):
+class TooManyRequests(WarmpoolError):
+    """429: try again after :attr:`retry_after`."""
+
+
+class PoolExhausted(TooManyRequests):
     """429 ``pool_exhausted``: no container could be had in time; see :attr:`retry_after`."""
+
+
+class QuotaExceeded(TooManyRequests):
+    """429 ``quota_exceeded``: a quota of the tenant refused the request; :attr:`quota`
+    names it (``max_leases``, ``acquires_per_s``, ``lease_seconds_per_hour``)."""
+
+    @property
+    def quota(self) -> str | None:
+        return self.detail.get("quota") if isinstance(self.detail.get("quota"), str) else None
 
 
 class ServerError(WarmpoolError):
@@ -179,6 +202,8 @@ _BY_CODE: dict[str, type[WarmpoolError]] = {
     "file_not_found": FileNotFound,
     "container_gone": ContainerGone,
     "pool_exhausted": PoolExhausted,
+    "quota_exceeded": QuotaExceeded,
+    "forbidden": Forbidden,
     "pool_degraded": PoolDegraded,
     "engine_unavailable": EngineUnavailable,
     "shutting_down": ShuttingDown,
@@ -187,12 +212,13 @@ _BY_CODE: dict[str, type[WarmpoolError]] = {
 _BY_STATUS: dict[int, type[WarmpoolError]] = {
     400: BadRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     410: Gone,
     413: PayloadTooLarge,
     415: BadRequest,
     422: BadRequest,
-    429: PoolExhausted,
+    429: TooManyRequests,
     503: Unavailable,
     504: Timeout,
 }
@@ -200,6 +226,7 @@ _BY_STATUS: dict[int, type[WarmpoolError]] = {
 _FALLBACK_CODE: dict[int, str] = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     410: "gone",
@@ -257,6 +284,7 @@ def error_from_response(
     """Build the error for an answer with a 4xx or 5xx status, whatever its body."""
     code: str | None = None
     message: str | None = None
+    detail: dict[str, Any] = {}
     try:
         parsed: Any = json.loads(body) if body else None
     except ValueError:
@@ -267,6 +295,7 @@ def error_from_response(
             c, m = err.get("code"), err.get("message")
             code = c if isinstance(c, str) and c else None
             message = m if isinstance(m, str) else None
+            detail = {k: v for k, v in err.items() if k not in ("code", "message")}
         elif isinstance(err, str):
             message = err
     if message is None:
@@ -277,7 +306,7 @@ def error_from_response(
     if code is None:
         code = _FALLBACK_CODE.get(status, "internal" if status >= 500 else f"http_{status}")
     cls = _class_for(status, code)
-    return cls(
+    e = cls(
         message,
         status=status,
         code=code,
@@ -285,3 +314,5 @@ def error_from_response(
         method=method,
         url=url,
     )
+    e.detail = detail
+    return e

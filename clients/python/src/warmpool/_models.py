@@ -118,6 +118,11 @@ class Lease:
     state: str
     owner: str | None = None
     gone_reason: str | None = None
+    #: The tenant whose lease it is, when the daemon has tenants.
+    tenant: str | None = None
+    #: Only in an acquire's answer: the token that opens this lease alone (exec, files,
+    #: terminal, renew, release). Hand it, never your own token, to the agent in the sandbox.
+    lease_token: str | None = field(default=None, repr=False)
     raw: JSON = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -138,6 +143,8 @@ class Lease:
             state=_str(d, "state", "active"),
             owner=_opt_str(d, "owner"),
             gone_reason=_opt_str(d, "gone_reason"),
+            tenant=_opt_str(d, "tenant"),
+            lease_token=_opt_str(d, "lease_token"),
             raw=d,
         )
 

@@ -241,12 +241,28 @@ class Client:
         )
 
     def leases(self) -> list[Lease]:
-        """Every live lease."""
+        """The live leases this token may see: a tenant's own, or all of them."""
         v = self._json("GET", "/v1/leases")
         return [Lease.from_json(x) for x in v.get("leases", [])]
 
     def get_lease(self, lease_id: str) -> Lease:
         return Lease.from_json(self._json("GET", b.lease_path(lease_id)))
+
+    def attach(self, lease_id: str | None = None) -> Sandbox:
+        """A lease already held, as a sandbox: lease ``lease_id``, or, when this client was
+        made with a lease token (``Client(url, token=sandbox.token)``), the lease that token
+        opens. This is how an untrusted agent gets its sandbox without any other token."""
+        if lease_id is None:
+            lease_id = b.lease_of_token(self._token)
+            if lease_id is None:
+                raise ValueError("pass a lease_id, or make the client with a lease token")
+        return Sandbox(self, self.get_lease(lease_id))
+
+    def tenants(self) -> list[dict[str, Any]]:
+        """The tenants this token may see (every one for an admin, itself for a tenant): each
+        one's leases, quotas, use and rejections, as ``GET /v1/tenants`` gives them."""
+        v = self._json("GET", "/v1/tenants")
+        return list(v.get("tenants", []))
 
     def renew(self, lease_id: str, ttl: float) -> Lease:
         """Make the lease expire ``ttl`` seconds from now (capped at the pool's ``max_ttl``)."""

@@ -36,7 +36,9 @@ pub fn pool(name: &str, exhaustion: BuiltinExhaustion) -> (PoolConfig, Policies)
 
 pub async fn app(token: Option<&str>) -> axum::Router {
     app_with(ApiConfig {
-        token: token.map(Into::into),
+        tenants: token
+            .map(|t| vec![warmpool_api::tenancy::TenantSpec::admin("admin", t)])
+            .unwrap_or_default(),
         max_request_bytes: 4096,
         max_upload_bytes: 1 << 20,
         plugins: None,

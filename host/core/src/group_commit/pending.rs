@@ -163,6 +163,7 @@ mod tests {
             lease_id: id.into(),
             pool: "p".into(),
             owner: None,
+            tenant: None,
             container_id: format!("c-{id}"),
             container_name: String::new(),
             image: String::new(),

@@ -325,6 +325,7 @@ impl<B: Backend> Leasing<B> {
             expires: later(now, ttl),
             gone: None,
             owner: req.owner.clone(),
+            tenant: req.tenant.clone(),
             engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
         };
@@ -335,7 +336,7 @@ impl<B: Backend> Leasing<B> {
             "leased",
             &info.pool,
             Some((&info.container_id, engine)),
-            Some(&info.lease_id),
+            Some((&lease).into()),
             Some(info.source.to_string()),
         );
         s.leases.insert(lease);
@@ -353,7 +354,10 @@ impl<B: Backend> Leasing<B> {
                 "unhealthy",
                 &info.pool,
                 Some((&info.container_id, engine)),
-                Some(&info.lease_id),
+                Some(crate::events::LeaseTag {
+                    id: &info.lease_id,
+                    tenant: info.tenant.as_deref(),
+                }),
                 Some(reason.to_string()),
             );
         }

@@ -50,6 +50,9 @@ pub struct AcquireRequest {
     pub wait: Option<Duration>,
     /// Who holds the lease (a user, session or job id), free text; shown and persisted.
     pub owner: Option<String>,
+    /// The tenant taking the lease (the API's caller), if the API has tenants; shown,
+    /// persisted, and on the lease's events.
+    pub tenant: Option<String>,
     /// Only engines carrying all of these labels may serve it; empty: any engine.
     pub engine_labels: BTreeMap<String, String>,
     /// The lease's own environment, secrets, working directory and files, applied to the
@@ -95,6 +98,23 @@ impl<B: Backend> Leasing<B> {
     /// reconcile has run, an ID the table lacks may be a lease the store holds on an engine
     /// not reconciled yet: that is "not yet", never "unknown", or a client that asks right
     /// after a restart would give up a lease it still has.
+    /// The tenant of lease `id`: one map lookup, for the API's check of who may touch it.
+    pub fn tenant_of(&self, id: &str) -> Result<Option<String>, LeaseError> {
+        self.s.leases.tenant_of(id).map_err(|_| self.no_lease(id))
+    }
+
+    /// Leases tenant `name` holds.
+    pub fn count_of(&self, name: &str) -> u32 {
+        self.s.leases.count_of(name)
+    }
+
+    /// The TTL a lease of pool `pool` gets when `asked` is asked (`None`: the pool's
+    /// default), capped at the pool's `max_ttl`; `None` for an unknown pool.
+    pub fn ttl_for(&self, pool: &str, asked: Option<Duration>) -> Option<Duration> {
+        let cfg = self.s.books.get(pool)?.cfg();
+        Some(asked.unwrap_or(cfg.default_ttl).min(cfg.max_ttl))
+    }
+
     fn no_lease(&self, id: &str) -> LeaseError {
         if self.s.persist.enabled() {
             let pending = self.s.fleet.not_cleaned();
@@ -138,7 +158,7 @@ impl<B: Backend> Leasing<B> {
             "released",
             &lease.pool.name(),
             Some((&lease.container.created.id, lease.container.engine)),
-            Some(&lease.id),
+            Some(lease.into()),
             Some(why.to_string()),
         );
     }

@@ -93,6 +93,7 @@ impl<B: Backend> Persistence<B> {
             expires: crate::clock::later(now, clock.until(from_unix_ms(rec.expires_at_ms), now)),
             gone: None,
             owner: rec.owner.clone(),
+            tenant: rec.tenant.clone(),
             engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
         };
@@ -101,7 +102,7 @@ impl<B: Backend> Persistence<B> {
             "leased",
             &pool.name(),
             Some((&e.id, engine)),
-            Some(&rec.lease_id),
+            Some((&lease).into()),
             Some("re-attached after restart".into()),
         );
         s.leases.insert(lease);

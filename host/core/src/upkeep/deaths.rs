@@ -81,15 +81,23 @@ impl<B: Backend> Upkeep<B> {
         }
         let found = s.leases.with_container(id, |l| {
             l.gone = Some(reason.to_string());
-            (l.id.clone(), l.pool.name(), l.container.engine)
+            (
+                l.id.clone(),
+                l.tenant.clone(),
+                l.pool.name(),
+                l.container.engine,
+            )
         });
-        if let Some((lease, pool, engine)) = found {
+        if let Some((lease, tenant, pool, engine)) = found {
             warn!(%lease, container = %id, reason, "leased container died");
             s.events.emit(
                 "unhealthy",
                 &pool,
                 Some((id, engine)),
-                Some(&lease),
+                Some(crate::events::LeaseTag {
+                    id: &lease,
+                    tenant: tenant.as_deref(),
+                }),
                 Some(reason.to_string()),
             );
         }

@@ -118,6 +118,7 @@ pub(super) async fn run(acquires: &[(u64, u64)], setup: &Setup, candidate: &Cand
                 ttl: Some(hold + Duration::from_secs(1)),
                 wait: None,
                 owner: None,
+                tenant: None,
                 engine_labels: Default::default(),
                 setup: None,
             };

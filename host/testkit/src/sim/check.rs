@@ -227,8 +227,15 @@ impl Sim {
                     rec.lease_id, rec.container_id
                 )));
             };
-            // It keeps its committed expiry (to the second the figure is given in).
+            // It keeps its tenant, and its committed expiry (to the second the figure is given
+            // in).
             self.ex.add(super::exercise::Count::Restored, 1);
+            if info.tenant != rec.tenant {
+                return Err(self.fail(format!(
+                    "restored lease {} is tenant {:?}'s, it was committed as {:?}'s",
+                    rec.lease_id, info.tenant, rec.tenant
+                )));
+            }
             let left_s = rec.expires_at_ms.saturating_sub(now_ms) / 1000;
             if info.ttl_remaining_s.abs_diff(left_s) > 1 {
                 return Err(self.fail(format!(

@@ -14,6 +14,9 @@ use super::handout::{ended_during_call, forget, handed, secret};
 use super::world::{End, Held, Sim};
 use warmpool_fake::Faults;
 
+/// The tenants the simulated clients acquire as.
+pub(crate) const TENANTS: [&str; 3] = ["t0", "t1", "t2"];
+
 impl Sim {
     pub(crate) async fn one_step(&mut self) {
         // While a new incarnation has not reconciled yet, clients wait (their old leases may be
@@ -70,6 +73,9 @@ impl Sim {
                 .bool()
                 .then(|| Duration::from_millis(self.rng.u64(0..6_000))),
             owner: Some(format!("client-{}", self.step)),
+            // A tenant from the step (the random stream stays as it was): three tenants and
+            // leases of none, whose counts the checks compare with the table.
+            tenant: TENANTS.get(self.step % 4).map(|t| t.to_string()),
             engine_labels: Default::default(),
             setup: None,
         };

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exercise(pub [u64; ROWS]);
 
-const ROWS: usize = 20;
+const ROWS: usize = 21;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,8 @@ pub enum Count {
     AgentStalls,
     /// Forged frames from an agent.
     AgentForged,
+    /// Checks that found a tenant holding leases (its count in the lease table checked).
+    TenantCounts,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -102,6 +104,11 @@ const META: [(&str, &str, u64); ROWS] = [
     ("agent_deaths", "agents that died", 30),
     ("agent_stalls", "agent channels that stalled", 30),
     ("agent_forged", "forged agent frames", 30),
+    (
+        "tenant_counts",
+        "tenant lease counts checked while held",
+        50_000,
+    ),
 ];
 
 impl Exercise {

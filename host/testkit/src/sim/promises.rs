@@ -20,7 +20,31 @@ impl Sim {
         self.check_hangs()?;
         self.check_foreign()?;
         self.check_backlog()?;
+        self.check_tenants()?;
         self.check_load()
+    }
+
+    /// Each tenant's lease count, which the lease table keeps as leases come and go (release,
+    /// reuse, expiry, death, crash and restore), is the number of leases it holds: the count a
+    /// tenant's `max_leases` is checked against.
+    fn check_tenants(&mut self) -> Result<(), Failure> {
+        let leases = self.manager.leases();
+        for t in super::client::TENANTS {
+            let held = leases
+                .iter()
+                .filter(|l| l.tenant.as_deref() == Some(t))
+                .count() as u32;
+            let counted = self.manager.tenant_leases(t);
+            if held != counted {
+                return Err(self.fail(format!(
+                    "tenant {t} holds {held} leases, the table counts {counted}"
+                )));
+            }
+            if held > 0 {
+                self.ex.add(super::exercise::Count::TenantCounts, 1);
+            }
+        }
+        Ok(())
     }
 
     /// What the engines recorded themselves: a hang or an overrunning exec the daemon ended
