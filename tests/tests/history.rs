@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use warmpool_e2e::{Daemon, eventually, pool_yaml};
+use warmpool_e2e::{Daemon, binary, eventually, pool_yaml};
 
 async fn samples(d: &Daemon, pool: &str) -> Vec<Value> {
     let (st, _, v) = d
@@ -114,4 +114,20 @@ async fn the_daemon_samples_its_pools_and_counts_each_acquire() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(err["error"]["code"], "unknown_pool");
     assert!(d.log().contains("WARMPOOL_HISTORY_INTERVAL_MS"));
+
+    // An interval out of bounds stops a start before anything runs, naming the variable (the
+    // same config: it fails before the port it would find taken).
+    let out = std::process::Command::new(binary())
+        .args(["serve", "-c"])
+        .arg(d.config_path())
+        .env("WARMPOOL_HISTORY_INTERVAL_MS", "5")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("WARMPOOL_HISTORY_INTERVAL_MS=\"5\""),
+        "{text}"
+    );
 }

@@ -198,7 +198,8 @@ impl History {
     }
 
     /// Samples held over every pool, and the pools held (the tests' view of the bound).
-    pub fn held(&self) -> (usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> (usize, usize) {
         let pools = self.lock();
         (pools.values().map(|h| h.ring.len()).sum(), pools.len())
     }

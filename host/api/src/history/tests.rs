@@ -101,6 +101,8 @@ async fn the_ring_keeps_the_last_hour_whatever_the_pool_count() {
         tokio::time::sleep(DEFAULT_INTERVAL).await;
     }
     assert_eq!(h.held(), (50 * CAPACITY, 50));
+    // What the module's doc says a pool's ring costs: 360 samples of at most 56 bytes.
+    assert!(std::mem::size_of::<Tick>() <= 56);
     let s = h.samples("pool-7");
     assert_eq!(s.len(), CAPACITY);
     // The oldest kept is an hour old, and the first sample is long gone.
