@@ -3,8 +3,12 @@
 Runs the real daemon (tests/python/daemon.py) with its default `busybox` pool and checks what an
 operator sees: the pool's counts as the API gives them, a lease showing up as `leased` (count and
 event) and going away as `released`, the token form on a token-protected daemon and the pool once
-the token is given (form or `#token=` fragment), and that the page loads nothing from anywhere
-but the daemon. Screenshots go to target/artifacts/status-page*.png.
+the token is given (form or `#token=` fragment), the history charts (a path per series, the
+hit rate of the window as `GET /v1/history` gives it, a lease raising `leased`; the daemon samples
+every 500 ms there, `WARMPOOL_HISTORY_INTERVAL_MS`), the tenants section hidden while the daemon
+answers 404 to `GET /v1/tenants` and drawn from the planned answer once one comes (a local proxy
+in front of the daemon answers that route until the daemon has it), and that the page loads
+nothing from anywhere but the daemon. Screenshots go to target/artifacts/status-page*.png.
 
     scripts/python-env.sh && target/pyenv/bin/pytest -v tests/browser
 
@@ -15,12 +19,16 @@ the system chromedriver is used, never selenium-manager.
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -245,4 +253,234 @@ def test_token_form_and_fragment(browser):
         wait_for("the event stream", lambda: browser.find_element(By.ID, "events-state").text == "live")
         screenshot(browser, "status-page-token.png")
         assert_only_daemon(browser, d)
+        assert js_errors(browser) == []
+
+
+# --- the history charts ------------------------------------------------------------------------
+
+SERIES = {
+    "counts": {"ready", "leased", "waiting"},
+    "hit_rate": {"hit_rate"},
+    "latency": {"p50", "p95"},
+}
+
+
+def history_window(d, pool: str) -> tuple[int, int, list[dict]]:
+    """The API's history of `pool`: acquires and warm ones over the window, and the samples."""
+    status, _, body = d.request("GET", f"/v1/history?pool={pool}")
+    assert status == 200, (status, body)
+    samples = body["pools"][0]["samples"]
+    return sum(s["acquires"] for s in samples), sum(s["warm"] for s in samples), samples
+
+
+def pct(v: float) -> str:
+    """The page's percentage (its `pct`): whole at 0 and 1, else one decimal."""
+    return f"{v * 100:.0f}%" if v in (0, 1) else f"{v * 100:.1f}%"
+
+
+def card_figure(driver, pool: str, name: str) -> dict | None:
+    return driver.execute_script(
+        "const f = document.querySelector(`[data-history-pool=\"${arguments[0]}\"] "
+        "[data-field=\"${arguments[1]}\"]`);"
+        "return f ? {text: f.querySelector('b').textContent, value: f.dataset.value} : null;",
+        pool,
+        name,
+    )
+
+
+def chart_paths(driver, pool: str) -> list[dict]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(`[data-history-pool=\"${arguments[0]}\"] path[data-series]`)]"
+        ".map(p => ({chart: p.closest('svg').dataset.chart, series: p.dataset.series,"
+        " d: p.getAttribute('d'), points: Number(p.dataset.points)}));",
+        pool,
+    )
+
+
+def caption(driver, pool: str, key: str) -> str | None:
+    return driver.execute_script(
+        "const k = document.querySelector(`[data-history-pool=\"${arguments[0]}\"] "
+        "figcaption [data-key=\"${arguments[1]}\"]`); return k ? k.textContent : null;",
+        pool,
+        key,
+    )
+
+
+def test_history_charts_and_the_tenants_section(browser):
+    with Daemon.start(env={"WARMPOOL_HISTORY_INTERVAL_MS": "500"}) as d:
+        check_serves_page(d)
+        d.warm_up(POOL)
+        browser.get(d.url + "/")
+        wait_for("the pool's history card", lambda: card_figure(browser, POOL, "hit_rate"))
+        # No acquire yet: no hit rate.
+        assert card_figure(browser, POOL, "hit_rate")["value"] == ""
+
+        leases = []
+        try:
+            for _ in range(3):
+                status, _, lease = d.request("POST", "/v1/leases", {"pool": POOL, "ttl_s": 120})
+                assert status == 201, (status, lease)
+                leases.append(lease["lease_id"])
+            wait_for("the three acquires in the API's history", lambda: history_window(d, POOL)[0] == 3)
+            acquires, warm, samples = history_window(d, POOL)
+            assert warm >= 1, samples
+            rate = warm / acquires
+
+            # The page's hit rate of the window is the API's, as a number and as text, once it
+            # has the three acquires too.
+            wait_for(
+                "the page's hit rate and acquires to be the API's",
+                lambda: (f := card_figure(browser, POOL, "hit_rate")) and f["value"]
+                and abs(float(f["value"]) - rate) < 1e-9
+                and card_figure(browser, POOL, "acquires")["value"] == "3",
+            )
+            assert card_figure(browser, POOL, "hit_rate")["text"] == pct(rate)
+            worst = max(s["latency_ms_p95"] for s in samples if s["latency_ms_p95"] is not None)
+            assert float(card_figure(browser, POOL, "worst_p95")["value"]) == worst
+
+            # A lease raises `leased`: the chart's latest value is the three leases.
+            wait_for("leased 3 in the chart", lambda: caption(browser, POOL, "leased") == "leased 3")
+            wait_for("two samples or more", lambda: len(history_window(d, POOL)[2]) >= 2)
+            # Each chart has a path per series, and each series that has values is drawn.
+            def drawn():
+                paths = chart_paths(browser, POOL)
+                by_chart: dict[str, set[str]] = {}
+                for p in paths:
+                    by_chart.setdefault(p["chart"], set()).add(p["series"])
+                ok = by_chart == SERIES and all(
+                    p["points"] >= 1 and p["d"].startswith("M") for p in paths
+                ) and all(p["points"] >= 2 and "L" in p["d"] for p in paths if p["chart"] == "counts")
+                return ok and paths
+
+            paths = wait_for("a drawn path per series", drawn)
+            assert len(paths) == 6, paths
+            shot = screenshot(browser, "status-page-history.png")
+        finally:
+            for lease_id in leases:
+                d.request("DELETE", f"/v1/leases/{lease_id}")
+
+        # The daemon has no tenants route yet: the page asked, got 404, and shows no section.
+        assert d.request("GET", "/v1/tenants")[0] == 404
+        asked = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+            ".filter(u => u.endsWith('/v1/tenants')).length;"
+        )
+        assert asked >= 1
+        assert not browser.find_element(By.ID, "tenants-section").is_displayed()
+        assert browser.find_elements(By.CSS_SELECTOR, "[data-tenant]") == []
+        assert_only_daemon(browser, d)
+        assert js_errors(browser) == []
+        assert shot.stat().st_size > 0
+
+
+# --- the tenants section, from the answer the tenants route is planned to give ------------------
+
+TENANTS = {
+    "tenants": [
+        {
+            "name": "team-a",
+            "admin": False,
+            "pools": ["busybox"],
+            "leases": 3,
+            "quotas": {"max_leases": 10, "acquires_per_s": 5.0, "lease_seconds_per_hour": 36000},
+            "used": {"lease_seconds_last_hour": 27000},
+            "acquires": 42,
+            "rejections": {"max_leases": 1, "acquires_per_s": 0, "lease_seconds_per_hour": 2},
+        },
+        {
+            "name": "ops",
+            "admin": True,
+            "pools": None,
+            "leases": 0,
+            "quotas": {"max_leases": None, "acquires_per_s": None, "lease_seconds_per_hour": None},
+            "used": {"lease_seconds_last_hour": 0},
+            "acquires": 0,
+            "rejections": {"max_leases": 0, "acquires_per_s": 0, "lease_seconds_per_hour": 0},
+        },
+    ]
+}
+
+
+class TenantsProxy:
+    """The daemon behind a local proxy that answers `GET /v1/tenants` with TENANTS, and
+    `/v1/events` with 404 (a stream it does not forward); every other GET goes to the daemon."""
+
+    def __init__(self, daemon_url: str):
+        upstream = daemon_url
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_args):  # quiet
+                pass
+
+            def answer(self, status: int, ctype: str, body: bytes, extra=()):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/v1/tenants":
+                    return self.answer(200, "application/json", json.dumps(TENANTS).encode())
+                if self.path.startswith("/v1/events"):
+                    return self.answer(404, "application/json", b'{"error":{"code":"not_found","message":"not proxied"}}')
+                req = urllib.request.Request(upstream + self.path)
+                if self.headers.get("Authorization"):
+                    req.add_header("Authorization", self.headers["Authorization"])
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        status, headers, body = r.status, r.headers, r.read()
+                except urllib.error.HTTPError as e:
+                    status, headers, body = e.code, e.headers, e.read()
+                keep = [(k, v) for k, v in headers.items() if k.lower() == "content-security-policy"]
+                self.answer(status, headers.get("Content-Type", "text/plain"), body, keep)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def tenant_cell(driver, tenant: str, name: str) -> dict | None:
+    return driver.execute_script(
+        "const c = document.querySelector(`tr[data-tenant=\"${arguments[0]}\"] td[data-field=\"${arguments[1]}\"]`);"
+        "if (!c) return null; const b = c.querySelector('.bar');"
+        "return {text: c.firstChild ? c.firstChild.textContent.trim() : '', all: c.textContent,"
+        " use: b ? b.dataset.use : null, level: b ? b.dataset.level : null};",
+        tenant,
+        name,
+    )
+
+
+def test_the_tenants_section_shows_leases_quota_use_and_rejections(browser):
+    with Daemon.start() as d, TenantsProxy(d.url) as proxy:
+        browser.get(proxy.url + "/")
+        wait_for("the pool through the proxy", lambda: field(browser, POOL, "ready") is not None)
+        wait_for("the tenants section", lambda: browser.find_element(By.ID, "tenants-section").is_displayed())
+        wait_for("both tenants", lambda: tenant_cell(browser, "ops", "name"))
+
+        leases = tenant_cell(browser, "team-a", "leases")
+        assert (leases["text"], leases["use"], leases["level"]) == ("3 / 10", "0.300", "ok")
+        spent = tenant_cell(browser, "team-a", "lease_seconds")
+        assert (spent["text"], spent["use"], spent["level"]) == ("27000 / 36000", "0.750", "ok")
+        assert tenant_cell(browser, "team-a", "pools")["text"] == "busybox"
+        assert tenant_cell(browser, "team-a", "acquires_per_s")["text"] == "≤ 5"
+        assert tenant_cell(browser, "team-a", "acquires")["text"] == "42"
+        assert tenant_cell(browser, "team-a", "rejected_max_leases")["text"] == "1"
+        assert tenant_cell(browser, "team-a", "rejected_lease_seconds")["text"] == "2"
+        # Unlimited quotas: no bar, and the admin said so.
+        ops = tenant_cell(browser, "ops", "leases")
+        assert (ops["text"], ops["use"]) == ("0 / ∞", None)
+        assert tenant_cell(browser, "ops", "pools")["text"] == "every pool"
+        assert "admin" in tenant_cell(browser, "ops", "name")["all"]
+        screenshot(browser, "status-page-tenants.png")
         assert js_errors(browser) == []

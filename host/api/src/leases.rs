@@ -95,7 +95,7 @@ pub struct AcquiredLease {
 }
 
 /// `POST /v1/leases`: lease a container from a pool; 201 with the lease. Records the
-/// acquire latency metric.
+/// acquire latency metric, and the acquire in the pool's history.
 #[utoipa::path(post, path = "/v1/leases", tag = "leases", operation_id = "acquire",
     request_body = AcquireBody,
     responses(
@@ -168,13 +168,19 @@ pub async fn acquire<B: Backend>(
     if let Some((admit, lease_ttl)) = admitted {
         admit.settle(lease_ttl);
     }
+    let source = crate::metrics::source_label(lease.source);
     s.metrics
         .acquire_seconds
         .get_or_create(&AcquireLabels {
             pool: lease.pool.clone(),
-            source: crate::metrics::source_label(lease.source).to_string(),
+            source: source.to_string(),
         })
         .observe(lease.acquire_ms / 1000.0);
+    s.history.record_acquire(
+        &lease.pool,
+        source == "warm",
+        Duration::from_secs_f64(lease.acquire_ms.max(0.0) / 1000.0),
+    );
     let lease_token = s.lease_keys.mint(&lease.lease_id);
     Ok((
         StatusCode::CREATED,

@@ -12,6 +12,8 @@
 //!   WebSocket ([`terminal`]); `PUT/GET /v1/leases/{id}/files/{*path}` ([`files`]) and
 //!   `/archive/{*path}` ([`archive`]);
 //! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
+//!   `GET /v1/history`, each pool's counts, hit rate and acquire latency over the last hour,
+//!   sampled by the daemon itself ([`history`]);
 //! - engines: `GET /v1/engines`, each engine's state, containers, version and images
 //!   ([`engines`]);
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures) ([`plugins`]);
@@ -42,6 +44,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod history;
 pub mod json_int;
 pub mod leases;
 pub mod metrics;
@@ -70,6 +73,7 @@ use warmpool_core::{Backend, Manager};
 
 use code::Code;
 pub use error::ApiError;
+pub use history::History;
 use metrics::Metrics;
 pub use web::AllowedHosts;
 
@@ -106,6 +110,9 @@ pub struct ApiConfig {
     /// The `Host` names served (the DNS rebinding guard, [`web`]): by default `localhost` and
     /// IP addresses, on any port until `listen_port` is set.
     pub allowed_hosts: AllowedHosts,
+    /// The pools' history, which the daemon's sampler fills ([`history::sampler`]); `None`: one
+    /// of the router's own, holding the acquires but no sample (nothing samples it).
+    pub history: Option<Arc<History>>,
 }
 
 /// State shared by every handler, built by [`router`] from an [`ApiConfig`].
@@ -130,6 +137,8 @@ pub struct AppState<B: Backend> {
     pub engine_endpoints: Vec<String>,
     /// The `Host` names served; anything else gets 421.
     pub allowed_hosts: AllowedHosts,
+    /// The pools' history: the acquire handler records into it, `GET /v1/history` reads it.
+    pub history: Arc<History>,
 }
 
 /// The router's state as handlers receive it.
@@ -152,6 +161,9 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         admin_reload: cfg.admin_reload,
         engine_endpoints: cfg.engine_endpoints,
         allowed_hosts: cfg.allowed_hosts,
+        history: cfg
+            .history
+            .unwrap_or_else(|| Arc::new(History::new(history::DEFAULT_INTERVAL))),
     });
     // File bodies are streamed and bounded by the handler itself (server.max_upload_bytes).
     let files = Router::new()
@@ -193,6 +205,7 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/pools/{name}", get(pools::show::<B>))
         .route("/v1/events", get(events::stream::<B>))
         .route("/v1/tenants", get(tenants::list::<B>))
+        .route("/v1/history", get(history::route::list::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .route_layer(middleware::from_fn(auth::no_lease_token));
     // What changes or shows the whole daemon (`auth::admin_only`).

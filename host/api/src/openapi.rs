@@ -22,8 +22,8 @@ use utoipa::OpenApi;
 use crate::code::{CODES_EXTENSION, Code};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::{
-    admin, archive, engines, events, exec, files, leases, plugins, pools, service, stream, tenants,
-    terminal,
+    admin, archive, engines, events, exec, files, history, leases, plugins, pools, service, stream,
+    tenants, terminal,
 };
 
 #[derive(OpenApi)]
@@ -59,6 +59,7 @@ use crate::{
         pools::list,
         pools::show,
         pools::warm_up,
+        history::route::list,
         engines::list,
         events::stream,
         plugins::list,
@@ -74,7 +75,7 @@ use crate::{
     tags(
         (name = "leases", description = "Take, use, renew and give back a container"),
         (name = "files", description = "Files in a leased container, streamed both ways"),
-        (name = "pools", description = "Pool state and warm-up"),
+        (name = "pools", description = "Pool state, its history over the last hour, and warm-up"),
         (name = "engines", description = "The container engines the daemon drives"),
         (name = "plugins", description = "Policy plugins (WebAssembly) and their state"),
         (name = "events", description = "The lifecycle as Server-Sent Events"),
@@ -384,7 +385,7 @@ mod tests {
         use crate::core_errors::{ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES, WARM_UP_CODES};
         let doc = document();
         let ws: Vec<Code> = [LOOKUP_CODES, &[Code::ContainerGone, Code::UpgradeRequired]].concat();
-        let routes: [(&str, &[Code]); 18] = [
+        let routes: [(&str, &[Code]); 19] = [
             ("acquire", ACQUIRE_CODES),
             ("show_lease", LOOKUP_CODES),
             ("renew", LOOKUP_CODES),
@@ -399,6 +400,7 @@ mod tests {
             ("pty", &ws),
             ("warm_up", WARM_UP_CODES),
             ("show_pool", &[Code::UnknownPool]),
+            ("history", &[Code::UnknownPool]),
             ("readyz", &[Code::NotReady, Code::EngineUnavailable]),
             (
                 "admin_reload",

@@ -54,6 +54,7 @@ impl Daemon {
         let path = std::path::absolute(path)?;
         let cfg: Config = warmpool_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let tenants = cfg.tenants().map_err(anyhow::Error::msg)?;
+        let history = Arc::new(warmpool_api::History::new(history_interval()?));
         let engines = connect_engines(&cfg)?;
         let plugin_host = PluginHost::new(plugin_limits(&cfg), Some(&cfg.plugins.cache_dir))?;
         let store = open_store(&cfg)?;
@@ -114,8 +115,12 @@ impl Daemon {
             plugin_host.clone(),
             supervisor.alive(),
             inbox,
+            history.clone(),
         )?;
         let app = warmpool_api::router(manager.clone(), api);
+        // The pools' history, for the status page's charts: sampled by one of the manager's
+        // tasks, so it stops with the daemon's token.
+        warmpool_api::history::sampler::spawn(history, &manager);
         let server = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(manager.cancel_token().cancelled_owned())
@@ -207,6 +212,29 @@ impl Daemon {
     }
 }
 
+/// How often the pools' history is sampled: every 10 s, or, for tests that cannot wait that
+/// long, every `WARMPOOL_HISTORY_INTERVAL_MS` milliseconds (not a setting: an hour of samples
+/// at the default is what the status page charts).
+fn history_interval() -> Result<Duration> {
+    match std::env::var("WARMPOOL_HISTORY_INTERVAL_MS") {
+        Err(_) => Ok(warmpool_api::history::DEFAULT_INTERVAL),
+        Ok(v) => {
+            let ms: u64 = v
+                .parse()
+                .ok()
+                .filter(|ms| (100..=3_600_000).contains(ms))
+                .with_context(|| {
+                    format!("WARMPOOL_HISTORY_INTERVAL_MS={v:?}: a whole number of milliseconds, 100 to 3600000")
+                })?;
+            warn!(
+                ms,
+                "WARMPOOL_HISTORY_INTERVAL_MS: the pools' history is sampled at this interval instead of every 10 s"
+            );
+            Ok(Duration::from_millis(ms))
+        }
+    }
+}
+
 /// Persisted leases: a crash (even kill -9) keeps every lease older than one commit interval.
 fn open_store(cfg: &Config) -> Result<Option<Arc<dyn LeaseStore>>> {
     match &cfg.server.state_dir {
@@ -248,7 +276,7 @@ async fn start_audit_log(cfg: &Config, manager: &Arc<Manager<DockerBackend>>) ->
 
 /// What the HTTP API is told: the token, the Host names it answers to, the body limits, the
 /// engines as shown, and its hooks into the daemon (plugin statuses, the supervisor's liveness
-/// for /readyz, the admin reload through the control inbox).
+/// for /readyz, the admin reload through the control inbox, the pools' history).
 fn api_config(
     cfg: &Config,
     listener: &TcpListener,
@@ -256,6 +284,7 @@ fn api_config(
     plugin_host: Arc<PluginHost>,
     alive: Arc<AtomicBool>,
     inbox: Inbox,
+    history: Arc<warmpool_api::History>,
 ) -> Result<warmpool_api::ApiConfig> {
     // The Host names the API answers to: its own (on the port actually bound) and the config's.
     let allowed_hosts = warmpool_api::AllowedHosts {
@@ -298,6 +327,7 @@ fn api_config(
             (!alive.load(Ordering::Acquire)).then(|| "the control supervisor stopped".to_string())
         })),
         admin_reload: Some(Arc::new(move || admin_reload(inbox.clone()).boxed())),
+        history: Some(history),
     })
 }
 

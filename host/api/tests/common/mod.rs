@@ -49,6 +49,11 @@ pub async fn app(token: Option<&str>) -> axum::Router {
 
 /// The same router with settings of the test's own.
 pub async fn app_with(cfg: ApiConfig) -> axum::Router {
+    app_and_manager(cfg).await.0
+}
+
+/// The same router, and the manager behind it.
+pub async fn app_and_manager(cfg: ApiConfig) -> (axum::Router, Arc<Manager<FakeBackend>>) {
     let backend = Arc::new(FakeBackend::new(Duration::from_millis(5)));
     let m = Manager::new(
         ManagerConfig::default(),
@@ -57,7 +62,7 @@ pub async fn app_with(cfg: ApiConfig) -> axum::Router {
     );
     m.start();
     m.warm_up("p", Duration::from_secs(5)).await.unwrap();
-    router(m, cfg)
+    (router(m.clone(), cfg), m)
 }
 
 /// The OpenAPI document the router serves.
