@@ -11,8 +11,8 @@
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only` and `--agent-only` run
-//! section 6b, 4, 9, 10 or 11 alone.
+//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only` and
+//! `--tenants-only` run section 6b, 4, 9, 10, 11 or 12 alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
@@ -26,6 +26,7 @@ mod python;
 mod raw;
 mod refill;
 mod scale;
+mod tenants;
 mod warm;
 
 use std::sync::Arc;
@@ -165,6 +166,11 @@ async fn main() {
         println!("{}", r.lines.join("\n"));
         return;
     }
+    if std::env::args().any(|a| a == "--tenants-only") {
+        tenants::tenants(quick, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
     if std::env::args().any(|a| a == "--scale-only") {
         scale::scale(quick, &mut r).await;
         println!("{}", r.lines.join("\n"));
@@ -301,6 +307,9 @@ async fn main() {
     // 10. Several engines: refill spread over three, and the image copy between two.
     let py = python::image_present().then_some(python::PY_IMAGE);
     engines::engines(quick, py, &mut r).await;
+
+    // 12. What tenant checks add to a warm acquire, in process.
+    tenants::tenants(quick, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));

@@ -5,9 +5,9 @@ operator sees: the pool's counts as the API gives them, a lease showing up as `l
 event) and going away as `released`, the token form on a token-protected daemon and the pool once
 the token is given (form or `#token=` fragment), the history charts (a path per series, the
 hit rate of the window as `GET /v1/history` gives it, a lease raising `leased`; the daemon samples
-every 500 ms there, `WARMPOOL_HISTORY_INTERVAL_MS`), the tenants section hidden while the daemon
-answers 404 to `GET /v1/tenants` and drawn from the planned answer once one comes (a local proxy
-in front of the daemon answers that route until the daemon has it), and that the page loads
+every 500 ms there, `WARMPOOL_HISTORY_INTERVAL_MS`), the tenants section hidden on a daemon without
+tenants and, on one with a tenant that holds leases and met its quota, its leases of its
+`max_leases`, its lease-seconds of the hour's budget and its rejections, and that the page loads
 nothing from anywhere but the daemon. Screenshots go to target/artifacts/status-page*.png.
 
     scripts/python-env.sh && target/pyenv/bin/pytest -v tests/browser
@@ -19,16 +19,12 @@ the system chromedriver is used, never selenium-manager.
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -359,8 +355,9 @@ def test_history_charts_and_the_tenants_section(browser):
             for lease_id in leases:
                 d.request("DELETE", f"/v1/leases/{lease_id}")
 
-        # The daemon has no tenants route yet: the page asked, got 404, and shows no section.
-        assert d.request("GET", "/v1/tenants")[0] == 404
+        # An open daemon has no tenants: the page asked, got none, and shows no section.
+        status, _, body = d.request("GET", "/v1/tenants")
+        assert (status, body) == (200, {"tenants": []})
         asked = browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
             ".filter(u => u.endsWith('/v1/tenants')).length;"
@@ -373,81 +370,16 @@ def test_history_charts_and_the_tenants_section(browser):
         assert shot.stat().st_size > 0
 
 
-# --- the tenants section, from the answer the tenants route is planned to give ------------------
+# --- the tenants section, from a daemon with tenants and quotas -----------------------------------
 
-TENANTS = {
-    "tenants": [
-        {
-            "name": "team-a",
-            "admin": False,
-            "pools": ["busybox"],
-            "leases": 3,
-            "quotas": {"max_leases": 10, "acquires_per_s": 5.0, "lease_seconds_per_hour": 36000},
-            "used": {"lease_seconds_last_hour": 27000},
-            "acquires": 42,
-            "rejections": {"max_leases": 1, "acquires_per_s": 0, "lease_seconds_per_hour": 2},
-        },
-        {
-            "name": "ops",
-            "admin": True,
-            "pools": None,
-            "leases": 0,
-            "quotas": {"max_leases": None, "acquires_per_s": None, "lease_seconds_per_hour": None},
-            "used": {"lease_seconds_last_hour": 0},
-            "acquires": 0,
-            "rejections": {"max_leases": 0, "acquires_per_s": 0, "lease_seconds_per_hour": 0},
-        },
-    ]
-}
-
-
-class TenantsProxy:
-    """The daemon behind a local proxy that answers `GET /v1/tenants` with TENANTS, and
-    `/v1/events` with 404 (a stream it does not forward); every other GET goes to the daemon."""
-
-    def __init__(self, daemon_url: str):
-        upstream = daemon_url
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *_args):  # quiet
-                pass
-
-            def answer(self, status: int, ctype: str, body: bytes, extra=()):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in extra:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if self.path == "/v1/tenants":
-                    return self.answer(200, "application/json", json.dumps(TENANTS).encode())
-                if self.path.startswith("/v1/events"):
-                    return self.answer(404, "application/json", b'{"error":{"code":"not_found","message":"not proxied"}}')
-                req = urllib.request.Request(upstream + self.path)
-                if self.headers.get("Authorization"):
-                    req.add_header("Authorization", self.headers["Authorization"])
-                try:
-                    with urllib.request.urlopen(req, timeout=10) as r:
-                        status, headers, body = r.status, r.headers, r.read()
-                except urllib.error.HTTPError as e:
-                    status, headers, body = e.code, e.headers, e.read()
-                keep = [(k, v) for k, v in headers.items() if k.lower() == "content-security-policy"]
-                self.answer(status, headers.get("Content-Type", "text/plain"), body, keep)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc):
-        self.server.shutdown()
-        self.server.server_close()
+ADMIN_TOKEN = "status-page-admin"
+TEAM_TOKEN = "status-page-team-a"
+TENANTS = [{
+    "name": "team-a",
+    "token_env": "WARMPOOL_STATUS_TEAM_A",
+    "pools": [POOL],
+    "quotas": {"max_leases": 2, "lease_seconds_per_hour": 3600},
+}]
 
 
 def tenant_cell(driver, tenant: str, name: str) -> dict | None:
@@ -462,25 +394,34 @@ def tenant_cell(driver, tenant: str, name: str) -> dict | None:
 
 
 def test_the_tenants_section_shows_leases_quota_use_and_rejections(browser):
-    with Daemon.start() as d, TenantsProxy(d.url) as proxy:
-        browser.get(proxy.url + "/")
-        wait_for("the pool through the proxy", lambda: field(browser, POOL, "ready") is not None)
-        wait_for("the tenants section", lambda: browser.find_element(By.ID, "tenants-section").is_displayed())
-        wait_for("both tenants", lambda: tenant_cell(browser, "ops", "name"))
+    with Daemon.start(token=ADMIN_TOKEN, server_extra={"tenants": TENANTS},
+                      env={"WARMPOOL_STATUS_TEAM_A": TEAM_TOKEN}) as d:
+        d.warm_up(POOL)
+        # Team A takes its two leases of 600 s, and a third is refused by max_leases.
+        for _ in range(2):
+            status, _, body = d.request("POST", "/v1/leases", {"pool": POOL, "ttl_s": 600},
+                                        token=TEAM_TOKEN)
+            assert status == 201, body
+        status, _, body = d.request("POST", "/v1/leases", {"pool": POOL}, token=TEAM_TOKEN)
+        assert (status, body["error"]["quota"]) == (429, "max_leases"), body
 
+        browser.get(d.url + "/#token=" + ADMIN_TOKEN)
+        wait_for("the tenants section", lambda: browser.find_element(By.ID, "tenants-section").is_displayed())
+        wait_for("both tenants", lambda: tenant_cell(browser, "admin", "name")
+                 and tenant_cell(browser, "team-a", "name"))
         leases = tenant_cell(browser, "team-a", "leases")
-        assert (leases["text"], leases["use"], leases["level"]) == ("3 / 10", "0.300", "ok")
+        assert (leases["text"], leases["use"]) == ("2 / 2", "1.000"), leases
         spent = tenant_cell(browser, "team-a", "lease_seconds")
-        assert (spent["text"], spent["use"], spent["level"]) == ("27000 / 36000", "0.750", "ok")
-        assert tenant_cell(browser, "team-a", "pools")["text"] == "busybox"
-        assert tenant_cell(browser, "team-a", "acquires_per_s")["text"] == "≤ 5"
-        assert tenant_cell(browser, "team-a", "acquires")["text"] == "42"
+        assert (spent["text"], spent["use"]) == ("1200 / 3600", "0.333"), spent
+        assert tenant_cell(browser, "team-a", "pools")["text"] == POOL
+        assert tenant_cell(browser, "team-a", "acquires_per_s")["text"] == "∞"
+        assert tenant_cell(browser, "team-a", "acquires")["text"] == "2"
         assert tenant_cell(browser, "team-a", "rejected_max_leases")["text"] == "1"
-        assert tenant_cell(browser, "team-a", "rejected_lease_seconds")["text"] == "2"
-        # Unlimited quotas: no bar, and the admin said so.
-        ops = tenant_cell(browser, "ops", "leases")
-        assert (ops["text"], ops["use"]) == ("0 / ∞", None)
-        assert tenant_cell(browser, "ops", "pools")["text"] == "every pool"
-        assert "admin" in tenant_cell(browser, "ops", "name")["all"]
+        # The admin (server.auth_token_env): unlimited quotas, no bar.
+        admin = tenant_cell(browser, "admin", "leases")
+        assert (admin["text"], admin["use"]) == ("0 / ∞", None)
+        assert tenant_cell(browser, "admin", "pools")["text"] == "every pool"
+        assert "admin" in tenant_cell(browser, "admin", "name")["all"]
         screenshot(browser, "status-page-tenants.png")
+        assert_only_daemon(browser, d)
         assert js_errors(browser) == []

@@ -128,7 +128,9 @@ def test_non_json_error_bodies_still_give_a_warmpool_error() -> None:
     assert isinstance(e, warmpool.ServerError)
     assert (e.status, e.code) == (502, "internal") and "nginx" in e.message
     e = error_from_response(429, httpx.Headers({"retry-after": "3"}), b"")
-    assert isinstance(e, warmpool.PoolExhausted)
+    # A 429 without the API's code (a proxy's) is a 429, not a claim about the pool.
+    assert isinstance(e, warmpool.TooManyRequests)
+    assert not isinstance(e, warmpool.PoolExhausted)
     assert (e.code, e.message, e.retry_after) == ("too_many_requests", "Too Many Requests", 3.0)
     e = error_from_response(400, httpx.Headers(), b'{"error": "just a string"}')
     assert isinstance(e, warmpool.BadRequest) and e.message == "just a string"

@@ -87,7 +87,7 @@ pub struct ResolvedTenant {
     pub token: String,
 }
 
-/// Longest tenant list: the API compares a token against each, in constant time.
+/// Longest tenant list (a bound on what a config file can make the daemon hold).
 pub const MAX_TENANTS: usize = 1000;
 
 pub(crate) fn valid_tenant_name(n: &str) -> bool {
