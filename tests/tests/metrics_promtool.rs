@@ -120,3 +120,53 @@ async fn metrics_pass_promtool_and_count_warm_cold_and_rejected_acquires_in_one_
     assert!(om.trim_end().ends_with("# EOF"), "{om}");
     assert!(om.contains("# TYPE warmpool_acquires counter"), "{om}");
 }
+
+/// The tenants' families pass promtool too, in both formats, with a lease and a rejection.
+#[tokio::test]
+async fn tenant_metrics_pass_promtool() {
+    let d = Daemon::start_with(
+        &[pool_yaml("t", "min_ready: 1\nmax_ready: 1")],
+        "  tenants:\n    - { name: team-a, token_env: E2E_PROM_A, quotas: { max_leases: 1, lease_seconds_per_hour: 3600 } }\n",
+        &[("E2E_PROM_A", "tok-prom-a")],
+    )
+    .await;
+    let body = Some(json!({"pool": "t", "ttl_s": 60}));
+    let (st, _, v) = d
+        .call_as("tok-prom-a", Method::POST, "/v1/leases", body.clone())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, _, _) = d
+        .call_as("tok-prom-a", Method::POST, "/v1/leases", body)
+        .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let text = reqwest::get(format!("{}/metrics", d.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "warmpool_tenant_leases{tenant=\"team-a\"} 1",
+        "warmpool_tenant_acquires_total{tenant=\"team-a\"} 1",
+        "warmpool_tenant_rejections_total{tenant=\"team-a\",quota=\"max_leases\"} 1",
+        "warmpool_tenant_lease_seconds_used{tenant=\"team-a\"} 60",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    let (ok, said) = promtool_check(&text);
+    assert!(ok, "promtool: {said}\n{text}");
+    let om = reqwest::Client::new()
+        .get(format!("{}/metrics", d.url))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        om.contains("# TYPE warmpool_tenant_rejections counter"),
+        "{om}"
+    );
+    assert!(om.ends_with("# EOF\n"));
+}

@@ -147,7 +147,11 @@ pub type Shared<B> = Arc<AppState<B>>;
 /// Build the router.
 pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
     let tenants = Arc::new(tenancy::Tenants::new(cfg.tenants));
-    let metrics = Metrics::new(manager.clone(), cfg.plugins.clone(), tenants.clone());
+    let mut metrics = Metrics::new(manager.clone(), cfg.plugins.clone());
+    metrics.register(Box::new(tenancy::metrics::TenantCollector {
+        tenants: tenants.clone(),
+        manager: manager.clone(),
+    }));
     let state = Arc::new(AppState {
         metrics,
         manager,

@@ -50,11 +50,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Register the acquire histogram and the pool (and plugin, if any) collectors.
-    pub fn new<B: Backend>(
-        manager: Arc<Manager<B>>,
-        plugins: Option<PluginStatusSource>,
-        tenants: Arc<crate::tenancy::Tenants>,
-    ) -> Self {
+    pub fn new<B: Backend>(manager: Arc<Manager<B>>, plugins: Option<PluginStatusSource>) -> Self {
         let mut registry = Registry::default();
         let acquire_seconds = Family::<AcquireLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(ACQUIRE_BUCKETS)
@@ -64,10 +60,6 @@ impl Metrics {
             "Time to acquire a container",
             acquire_seconds.clone(),
         );
-        registry.register_collector(Box::new(crate::tenancy::metrics::TenantCollector {
-            tenants,
-            manager: manager.clone(),
-        }));
         registry.register_collector(Box::new(PoolCollector { manager }));
         if let Some(source) = plugins {
             registry.register_collector(Box::new(PluginCollector { source }));
@@ -76,6 +68,12 @@ impl Metrics {
             registry,
             acquire_seconds,
         }
+    }
+
+    /// Add a collector read at each scrape (the tenants' metrics, which this module does not
+    /// know of).
+    pub fn register(&mut self, c: Box<dyn Collector>) {
+        self.registry.register_collector(c);
     }
 
     /// The registry in the OpenMetrics text format, served at `GET /metrics` to a scraper that
