@@ -126,20 +126,31 @@ async fn metrics_pass_promtool_and_count_warm_cold_and_rejected_acquires_in_one_
 async fn tenant_metrics_pass_promtool() {
     let d = Daemon::start_with(
         &[pool_yaml("t", "min_ready: 1\nmax_ready: 1")],
-        "  tenants:\n    - { name: team-a, token_env: E2E_PROM_A, quotas: { max_leases: 1, lease_seconds_per_hour: 3600 } }\n",
-        &[("E2E_PROM_A", "tok-prom-a")],
+        "  auth_token_env: E2E_PROM_ADMIN\n  tenants:\n    - { name: team-a, token_env: E2E_PROM_A, quotas: { max_leases: 1, lease_seconds_per_hour: 3600 } }\n",
+        &[
+            ("E2E_PROM_A", "tok-prom-a-0123456789"),
+            ("E2E_PROM_ADMIN", "tok-prom-admin-0123456789"),
+        ],
     )
     .await;
     let body = Some(json!({"pool": "t", "ttl_s": 60}));
     let (st, _, v) = d
-        .call_as("tok-prom-a", Method::POST, "/v1/leases", body.clone())
+        .call_as(
+            "tok-prom-a-0123456789",
+            Method::POST,
+            "/v1/leases",
+            body.clone(),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let (st, _, _) = d
-        .call_as("tok-prom-a", Method::POST, "/v1/leases", body)
+        .call_as("tok-prom-a-0123456789", Method::POST, "/v1/leases", body)
         .await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
-    let text = reqwest::get(format!("{}/metrics", d.url))
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", d.url))
+        .bearer_auth("tok-prom-admin-0123456789")
+        .send()
         .await
         .unwrap()
         .text()
@@ -157,6 +168,7 @@ async fn tenant_metrics_pass_promtool() {
     assert!(ok, "promtool: {said}\n{text}");
     let om = reqwest::Client::new()
         .get(format!("{}/metrics", d.url))
+        .bearer_auth("tok-prom-admin-0123456789")
         .header("accept", "application/openmetrics-text; version=1.0.0")
         .send()
         .await
@@ -169,4 +181,5 @@ async fn tenant_metrics_pass_promtool() {
         "{om}"
     );
     assert!(om.ends_with("# EOF\n"));
+    assert_eq!(om.matches("# EOF").count(), 1, "{om}");
 }

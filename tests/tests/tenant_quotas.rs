@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warmpool_e2e::{Daemon, eventually, pool_yaml};
 
-const OPS: &str = "tok-quota-ops";
+const OPS: &str = "tok-quota-ops-0123456";
 
 const TENANTS: &str = "  tenants:
     - name: ops
@@ -86,9 +86,9 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
         TENANTS,
         &[
             ("E2E_OPS", OPS),
-            ("E2E_FEW", "tok-few"),
-            ("E2E_SLOW", "tok-slow"),
-            ("E2E_THRIFTY", "tok-thrifty"),
+            ("E2E_FEW", "tok-few-0123456789ab"),
+            ("E2E_SLOW", "tok-slow-0123456789ab"),
+            ("E2E_THRIFTY", "tok-thrifty-0123456789"),
         ],
     )
     .await;
@@ -99,17 +99,19 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
     eventually(Duration::from_secs(90), "8 ready", ready).await;
 
     // max_leases: 3. Exactly three leases, however the 100 race.
-    let answers = storm(&d, "tok-few").await;
+    let answers = storm(&d, "tok-few-0123456789ab").await;
     let few = split(&answers, "max_leases");
     assert_eq!(few.len(), 3, "max_leases 3");
-    let (_, _, v) = d.call_as("tok-few", Method::GET, "/v1/leases", None).await;
+    let (_, _, v) = d
+        .call_as("tok-few-0123456789ab", Method::GET, "/v1/leases", None)
+        .await;
     assert_eq!(v["leases"].as_array().unwrap().len(), 3);
-    release_all(&d, "tok-few", &few).await;
+    release_all(&d, "tok-few-0123456789ab", &few).await;
     // With the leases gone, room again.
     eventually(Duration::from_secs(90), "8 ready", ready).await;
     let (st, _, v) = d
         .call_as(
-            "tok-few",
+            "tok-few-0123456789ab",
             Method::POST,
             "/v1/leases",
             Some(json!({"pool": "q"})),
@@ -118,7 +120,7 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     release_all(
         &d,
-        "tok-few",
+        "tok-few-0123456789ab",
         &[v["lease_id"].as_str().unwrap().to_string()],
     )
     .await;
@@ -126,7 +128,7 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
     // acquires_per_s: 5, a bucket of one second: five, plus what refilled while the storm ran.
     eventually(Duration::from_secs(90), "8 ready", ready).await;
     let t0 = Instant::now();
-    let answers = storm(&d, "tok-slow").await;
+    let answers = storm(&d, "tok-slow-0123456789ab").await;
     let took = t0.elapsed().as_secs_f64();
     let slow = split(&answers, "acquires_per_s");
     let bound = 5 + (5.0 * took).ceil() as usize;
@@ -135,18 +137,18 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
         "{} acquires in {took:.2} s (bound {bound})",
         slow.len()
     );
-    release_all(&d, "tok-slow", &slow).await;
+    release_all(&d, "tok-slow-0123456789ab", &slow).await;
 
     // lease_seconds_per_hour: 300 and 60 s leases: five of them.
     eventually(Duration::from_secs(90), "8 ready", ready).await;
-    let answers = storm(&d, "tok-thrifty").await;
+    let answers = storm(&d, "tok-thrifty-0123456789").await;
     let thrifty = split(&answers, "lease_seconds_per_hour");
     assert_eq!(thrifty.len(), 5);
     // A release gives back what the lease had left: one more fits.
-    release_all(&d, "tok-thrifty", &thrifty[..1]).await;
+    release_all(&d, "tok-thrifty-0123456789", &thrifty[..1]).await;
     let (st, _, v) = d
         .call_as(
-            "tok-thrifty",
+            "tok-thrifty-0123456789",
             Method::POST,
             "/v1/leases",
             Some(json!({"pool": "q", "ttl_s": 50})),
@@ -157,7 +159,7 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
     let id = v["lease_id"].as_str().unwrap();
     let (st, h, v) = d
         .call_as(
-            "tok-thrifty",
+            "tok-thrifty-0123456789",
             Method::POST,
             &format!("/v1/leases/{id}/renew"),
             Some(json!({"ttl_s": 3000})),
@@ -189,10 +191,15 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
     );
     assert_eq!(by_name("thrifty")["leases"], 5);
     // A tenant sees itself alone.
-    let (_, _, mine) = d.call_as("tok-few", Method::GET, "/v1/tenants", None).await;
+    let (_, _, mine) = d
+        .call_as("tok-few-0123456789ab", Method::GET, "/v1/tenants", None)
+        .await;
     assert_eq!(mine["tenants"].as_array().unwrap().len(), 1);
     assert_eq!(mine["tenants"][0]["name"], "few");
-    let text = reqwest::get(format!("{}/metrics", d.url))
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", d.url))
+        .bearer_auth(OPS)
+        .send()
         .await
         .unwrap()
         .text()

@@ -140,7 +140,8 @@ pub async fn acquire<B: Backend>(
     let tenant = caller.tenant().cloned();
     let ttl = b.ttl_s.map(Duration::from_secs);
     // The quotas first: nothing is taken from the pool for an acquire they refuse. The
-    // admission gives back what the acquire did not use when it is dropped.
+    // admission holds the tenant's place and the lease's time while the acquire runs; by its
+    // end a lease it made is in the core's table, which counts it and charged its time.
     let admitted = match &tenant {
         Some(t) => {
             let lease_ttl = s
@@ -151,7 +152,7 @@ pub async fn acquire<B: Backend>(
                 .usage
                 .admit(|| s.manager.tenant_leases(&t.name), lease_ttl)
                 .map_err(ApiError::quota)?;
-            Some((admit, lease_ttl))
+            Some(admit)
         }
         None => None,
     };
@@ -165,9 +166,7 @@ pub async fn acquire<B: Backend>(
         setup: crate::setup::lease_setup(&b.env, &b.secrets, b.workdir.as_deref(), &b.files)?,
     };
     let lease = s.manager.acquire(req).await?;
-    if let Some((admit, lease_ttl)) = admitted {
-        admit.settle(lease_ttl);
-    }
+    drop(admitted);
     let source = crate::metrics::source_label(lease.source);
     s.metrics
         .acquire_seconds
@@ -204,13 +203,6 @@ pub async fn list<B: Backend>(State(s): State<Shared<B>>, caller: Caller) -> Res
     let mut leases = s.manager.leases();
     leases.retain(|l| caller.sees(&l.lease_id, l.tenant.as_deref()));
     Json(LeaseList { leases }).into_response()
-}
-
-/// Give the lease's tenant back `unused` lease-seconds.
-fn refund<B: Backend>(s: &Shared<B>, tenant: Option<&str>, unused: Duration) {
-    if let Some(t) = tenant.and_then(|n| s.tenants.by_name(n)) {
-        t.usage.refund(unused);
-    }
 }
 
 route_errors!(
@@ -262,16 +254,12 @@ pub async fn release<B: Backend>(
     q: Result<Query<ReleaseQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let before = s.manager.lease(&id)?;
-    let unused = Duration::from_secs(before.ttl_remaining_s);
-    let answer = if q.reuse {
-        Json(s.manager.release_for_reuse(&id).await?).into_response()
-    } else {
-        s.manager.release(&id)?;
-        StatusCode::NO_CONTENT.into_response()
-    };
-    refund(&s, before.tenant.as_deref(), unused);
-    Ok(answer)
+    // The lease's unused time goes back to its tenant as the core's table gives it up.
+    if q.reuse {
+        return Ok(Json(s.manager.release_for_reuse(&id).await?).into_response());
+    }
+    s.manager.release(&id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 route_errors!(
@@ -308,27 +296,22 @@ pub async fn renew<B: Backend>(
     if b.ttl_s == 0 {
         return Err(ApiError::bad_request("ttl_s must be ≥ 1"));
     }
-    let before = s.manager.lease(&id)?;
-    let had = Duration::from_secs(before.ttl_remaining_s);
-    let will = s
+    // The lease's tenant pays for the extension from its lease-seconds (a shorter lease gives
+    // some back), asked with the lease's own time under the core's lock.
+    let pay = |tenant: Option<&str>, had: Duration, will: Duration| {
+        let Some(t) = tenant.and_then(|n| s.tenants.by_name(n)) else {
+            return Ok(());
+        };
+        if will > had {
+            t.usage.charge(will - had)
+        } else {
+            t.usage.refund(had - will);
+            Ok(())
+        }
+    };
+    let lease = s
         .manager
-        .lease_ttl(&before.pool, Some(Duration::from_secs(b.ttl_s)))
-        .unwrap_or(had);
-    // The tenant's lease-seconds pay for the extension; a shorter lease gives some back.
-    let tenant = before.tenant.as_deref().and_then(|n| s.tenants.by_name(n));
-    if let Some(t) = tenant {
-        t.usage
-            .charge(will.saturating_sub(had))
-            .map_err(ApiError::quota)?;
-    }
-    match s.manager.renew(&id, Duration::from_secs(b.ttl_s)) {
-        Ok(l) => {
-            refund(&s, before.tenant.as_deref(), had.saturating_sub(will));
-            Ok(Json(l).into_response())
-        }
-        Err(e) => {
-            refund(&s, before.tenant.as_deref(), will.saturating_sub(had));
-            Err(e.into())
-        }
-    }
+        .renew_with(&id, Duration::from_secs(b.ttl_s), pay)?
+        .map_err(ApiError::quota)?;
+    Ok(Json(lease).into_response())
 }

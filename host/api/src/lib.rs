@@ -147,8 +147,10 @@ pub type Shared<B> = Arc<AppState<B>>;
 /// Build the router.
 pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
     let tenants = Arc::new(tenancy::Tenants::new(cfg.tenants));
+    // The tenants' lease-seconds follow the core's lease table.
+    manager.set_lease_ledger(Arc::new(tenancy::quota::Ledger(tenants.clone())));
     let mut metrics = Metrics::new(manager.clone(), cfg.plugins.clone());
-    metrics.register(Box::new(tenancy::metrics::TenantCollector {
+    metrics.register_admin(Box::new(tenancy::metrics::TenantCollector {
         tenants: tenants.clone(),
         manager: manager.clone(),
     }));

@@ -44,6 +44,9 @@ pub fn source_label(lease_source: &str) -> &'static str {
 /// The metrics registry rendered at `GET /metrics`.
 pub struct Metrics {
     registry: Registry,
+    /// Families only an admin's scrape gets (each tenant's use: tenants must not learn of
+    /// each other, and `/metrics` answers without a token).
+    admin: Registry,
     /// Acquire latency in seconds, `warmpool_acquire_duration_seconds`; observed per acquire.
     pub acquire_seconds: Family<AcquireLabels, Histogram>,
 }
@@ -66,29 +69,39 @@ impl Metrics {
         }
         Self {
             registry,
+            admin: Registry::default(),
             acquire_seconds,
         }
     }
 
-    /// Add a collector read at each scrape (the tenants' metrics, which this module does not
-    /// know of).
-    pub fn register(&mut self, c: Box<dyn Collector>) {
-        self.registry.register_collector(c);
+    /// Add a collector read at each scrape by an admin alone (the tenants' metrics, which this
+    /// module does not know of).
+    pub fn register_admin(&mut self, c: Box<dyn Collector>) {
+        self.admin.register_collector(c);
     }
 
     /// The registry in the OpenMetrics text format, served at `GET /metrics` to a scraper that
-    /// asks for it (Prometheus does).
-    pub fn render(&self) -> String {
+    /// asks for it (Prometheus does); with `admin`, the admin's families too.
+    pub fn render(&self, admin: bool) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
+        if admin {
+            let mut more = String::new();
+            prometheus_client::encoding::text::encode(&mut more, &self.admin)
+                .expect("writing to a String");
+            // One document: one `# EOF`, at its end.
+            if let Some(body) = out.strip_suffix("# EOF\n") {
+                out = format!("{body}{more}");
+            }
+        }
         out
     }
 
     /// The registry in the Prometheus text format 0.0.4, served at `GET /metrics` to anything
     /// else (curl, promtool, older scrapers).
-    pub fn render_text(&self) -> String {
-        openmetrics_to_text(&self.render())
+    pub fn render_text(&self, admin: bool) -> String {
+        openmetrics_to_text(&self.render(admin))
     }
 }
 

@@ -92,13 +92,15 @@ pub async fn readyz<B: Backend>(State(s): State<Shared<B>>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus metrics.
+/// `GET /metrics`: Prometheus metrics. Served without a token; each tenant's families only to
+/// an admin's token (or on an open daemon), since tenants must not learn of each other.
 #[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
-    responses((status = 200, description = "The metrics, in the Prometheus text format (or OpenMetrics when the scraper asks for it)", content_type = "text/plain", body = String)))]
+    responses((status = 200, description = "The metrics, in the Prometheus text format (or OpenMetrics when the scraper asks for it); the `warmpool_tenant_*` families only with an admin's bearer token", content_type = "text/plain", body = String)))]
 pub async fn metrics_text<B: Backend>(
     State(s): State<Shared<B>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    let admin = crate::auth::admin_token(&s, &headers);
     // Prometheus asks for OpenMetrics; curl and promtool get the classic text format.
     let accept = headers.get_all(header::ACCEPT);
     if crate::negotiate::prefers_openmetrics(accept.iter().filter_map(|v| v.to_str().ok())) {
@@ -107,7 +109,7 @@ pub async fn metrics_text<B: Backend>(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
-            s.metrics.render(),
+            s.metrics.render(admin),
         )
             .into_response()
     } else {
@@ -116,7 +118,7 @@ pub async fn metrics_text<B: Backend>(
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            s.metrics.render_text(),
+            s.metrics.render_text(admin),
         )
             .into_response()
     }

@@ -78,13 +78,23 @@ pub struct TenantConfig {
 /// The name of the admin tenant that `server.auth_token_env` stands for.
 pub const LEGACY_ADMIN: &str = "admin";
 
-/// A tenant with its token read: what the API keeps (it hashes the token at once).
-#[derive(Debug, Clone)]
+/// A tenant with its token read: what the API keeps (it hashes the token at once). Its
+/// `Debug` hides the token.
+#[derive(Clone)]
 pub struct ResolvedTenant {
     /// The tenant.
     pub tenant: TenantConfig,
     /// Its bearer token.
     pub token: String,
+}
+
+impl std::fmt::Debug for ResolvedTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedTenant")
+            .field("tenant", &self.tenant)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Longest tenant list (a bound on what a config file can make the daemon hold).
@@ -208,8 +218,11 @@ pub(crate) fn validate_tenants(
     out
 }
 
+/// Shortest tenant token: a guessable one would open a tenant's leases.
+pub const MIN_TOKEN_LEN: usize = 16;
+
 /// Read a tenant's token: the variable's value, or the file's content without its trailing
-/// newline. Never empty, at most 4 KiB.
+/// newline. At least [`MIN_TOKEN_LEN`] characters, at most 4 KiB.
 pub(crate) fn read_token(
     i: usize,
     t: &TenantConfig,
@@ -229,6 +242,9 @@ pub(crate) fn read_token(
     };
     match token {
         Ok(t) if t.is_empty() => Err(format!("{path}: the token is empty")),
+        Ok(t) if t.len() < MIN_TOKEN_LEN => Err(format!(
+            "{path}: the token is shorter than {MIN_TOKEN_LEN} characters; use a random one (openssl rand -hex 24)"
+        )),
         Ok(t) if t.len() > 4096 => Err(format!("{path}: the token is over 4 KiB")),
         Ok(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => Err(format!(
             "{path}: the token holds whitespace or a control character"

@@ -99,7 +99,7 @@ fn every_tenant_problem_is_named_by_its_path() {
 fn tokens_come_from_the_environment_or_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ops");
-    std::fs::write(&file, "file-token\n").unwrap();
+    std::fs::write(&file, "file-token-0123456789\n").unwrap();
     let c = config(&format!(
         "  auth_token_env: WPCFG_TEST_ADMIN
   tenants:
@@ -114,7 +114,7 @@ fn tokens_come_from_the_environment_or_a_file() {
     .unwrap();
     let r = c
         .tenants_with(&env(&[
-            ("WPCFG_TEST_TEAM_A", "env-token"),
+            ("WPCFG_TEST_TEAM_A", "env-token-0123456789"),
             ("WPCFG_TEST_ADMIN", "legacy-token"),
         ]))
         .unwrap();
@@ -126,8 +126,8 @@ fn tokens_come_from_the_environment_or_a_file() {
         got,
         [
             (LEGACY_ADMIN, "legacy-token", true),
-            ("team-a", "env-token", false),
-            ("ops", "file-token", true),
+            ("team-a", "env-token-0123456789", false),
+            ("ops", "file-token-0123456789", true),
         ]
     );
 }
@@ -145,6 +145,7 @@ fn a_missing_empty_or_shared_token_is_refused_at_serve_time() {
     - {{ name: d, token_env: WPCFG_TEST_SHARED_1 }}
     - {{ name: e, token_env: WPCFG_TEST_SHARED_2 }}
     - {{ name: f, token_env: WPCFG_TEST_SPACE }}
+    - {{ name: g, token_env: WPCFG_TEST_SHORT }}
 ",
         empty.display(),
         dir.path().display()
@@ -152,9 +153,10 @@ fn a_missing_empty_or_shared_token_is_refused_at_serve_time() {
     .unwrap();
     let e = c
         .tenants_with(&env(&[
-            ("WPCFG_TEST_SHARED_1", "same"),
-            ("WPCFG_TEST_SHARED_2", "same"),
-            ("WPCFG_TEST_SPACE", "a b"),
+            ("WPCFG_TEST_SHARED_1", "same-same-same-same"),
+            ("WPCFG_TEST_SHARED_2", "same-same-same-same"),
+            ("WPCFG_TEST_SPACE", "a b c d e f g h i j"),
+            ("WPCFG_TEST_SHORT", "short"),
         ]))
         .unwrap_err();
     for want in [
@@ -163,6 +165,7 @@ fn a_missing_empty_or_shared_token_is_refused_at_serve_time() {
         "server.tenants[2].token_file: cannot read",
         "server.tenants[4]: its token is also tenant \"d\"'s",
         "server.tenants[5].token_env: the token holds whitespace",
+        "server.tenants[6].token_env: the token is shorter than 16 characters",
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
@@ -184,7 +187,7 @@ fn an_open_listener_is_refused_unless_a_tenant_guards_it() {
         "  listen: 0.0.0.0:7070\n  tenants:\n    - { name: a, token_env: WPCFG_TEST_GUARD }\n",
     )
     .unwrap();
-    let r = c.tenants_with(&env(&[("WPCFG_TEST_GUARD", "guard-token")]));
+    let r = c.tenants_with(&env(&[("WPCFG_TEST_GUARD", "guard-token-0123456789")]));
     assert_eq!(r.unwrap().len(), 1);
 }
 

@@ -3,8 +3,8 @@
 //! operations on leases (list, renew, release, exec, files) are in `leasing/`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -137,6 +137,18 @@ pub fn source_name(s: AcquireSource) -> &'static str {
     }
 }
 
+/// Keeps account of each tenant's lease time (the API's quotas). The lease table tells it, under
+/// its own lock, when a tenant's lease enters the table and with how much time, and when one
+/// leaves and with how much unused: every way a lease comes and goes (acquire, restore after a
+/// restart, release, reuse, expiry, shutdown) passes there, and each lease's time is read from
+/// the lease itself, so no two callers can count the same time twice.
+pub trait LeaseLedger: Send + Sync + 'static {
+    /// A lease of `tenant` entered the table with `left` to run.
+    fn opened(&self, tenant: &str, left: Duration);
+    /// A lease of `tenant` left the table with `left` unused.
+    fn closed(&self, tenant: &str, left: Duration);
+}
+
 /// The live leases, by ID (ordered, so every walk over them is the same from run to run). A
 /// lease leaves it only with its fence raised (see `fence.rs`): no operation on it starts
 /// afterwards, and those under way are told to stop.
@@ -146,13 +158,29 @@ pub(crate) struct LeaseTable {
     /// Leases held per tenant, kept by `insert` and `take` alone (a lease's tenant never
     /// changes), so a tenant's count is one lookup on the acquire path.
     per_tenant: Mutex<BTreeMap<String, u32>>,
+    /// Told of each tenant's lease time as leases come and go (`insert`, `take`).
+    ledger: RwLock<Option<Arc<dyn LeaseLedger>>>,
 }
 
 impl LeaseTable {
+    pub fn set_ledger(&self, ledger: Arc<dyn LeaseLedger>) {
+        *self.ledger.write().unwrap_or_else(|p| p.into_inner()) = Some(ledger);
+    }
+
+    fn ledger(&self) -> Option<Arc<dyn LeaseLedger>> {
+        self.ledger
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn insert(&self, l: Lease) {
         let mut t = lock(&self.inner);
         if let Some(tenant) = &l.tenant {
             *lock(&self.per_tenant).entry(tenant.clone()).or_default() += 1;
+            if let Some(ledger) = self.ledger() {
+                ledger.opened(tenant, l.expires.saturating_duration_since(Instant::now()));
+            }
         }
         if let Some(old) = t.insert(l.id.clone(), l) {
             // IDs are unique; should one ever be reused, the count still matches the table.
@@ -170,6 +198,9 @@ impl LeaseTable {
 
     fn uncount(&self, l: &Lease) {
         if let Some(tenant) = &l.tenant {
+            if let Some(ledger) = self.ledger() {
+                ledger.closed(tenant, l.expires.saturating_duration_since(Instant::now()));
+            }
             let mut counts = lock(&self.per_tenant);
             if let Some(n) = counts.get_mut(tenant) {
                 *n = n.saturating_sub(1);

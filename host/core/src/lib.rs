@@ -102,7 +102,7 @@ pub use engines::{EngineSpec, EngineStats, MAX_ENGINES};
 pub use error::{AcquireError, LeaseError, WarmUpError};
 pub use events::Event;
 pub use group_commit::PersistStats;
-pub use lease::LeaseInfo;
+pub use lease::{LeaseInfo, LeaseLedger};
 pub use leasing::{AcquireRequest, LeaseSession, ReuseOutcome};
 pub use manager::Manager;
 pub use persistence::ReconcileReport;

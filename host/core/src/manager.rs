@@ -16,7 +16,7 @@ use crate::engines::EngineStats;
 use crate::error::{AcquireError, LeaseError, WarmUpError};
 use crate::events::Event;
 use crate::group_commit::PersistStats;
-use crate::lease::LeaseInfo;
+use crate::lease::{LeaseInfo, LeaseLedger};
 use crate::leasing::{AcquireRequest, LeaseSession, Leasing, ReuseOutcome};
 use crate::lifecycle::Lifecycle;
 use crate::persistence::Persistence;
@@ -228,6 +228,30 @@ impl<B: Backend> Manager<B> {
     /// `None`, capped at its `max_ttl`); `None` for an unknown pool.
     pub fn lease_ttl(&self, pool: &str, asked: Option<Duration>) -> Option<Duration> {
         self.leasing.ttl_for(pool, asked)
+    }
+
+    /// [`Manager::renew`], if `pay` agrees to the change of the lease's time left: it is asked
+    /// under the lease table's lock with the lease's tenant, the time it had and the time it
+    /// will have (a tenant's lease-seconds pay for the difference).
+    pub fn renew_with<R>(
+        &self,
+        id: &str,
+        ttl: Duration,
+        pay: impl FnOnce(Option<&str>, Duration, Duration) -> Result<(), R>,
+    ) -> Result<Result<LeaseInfo, R>, LeaseError> {
+        self.leasing.renew_with(id, ttl, pay)
+    }
+
+    /// What a lookup of lease `id` answers to a caller that may not see it: the same as for an
+    /// ID no lease has (`unknown_lease`, or `lease_not_restored_yet` just after a restart).
+    pub fn unknown_lease(&self, id: &str) -> LeaseError {
+        self.leasing.unknown(id)
+    }
+
+    /// Keep each tenant's lease time with `ledger`: told as each lease with a tenant enters
+    /// and leaves the lease table (see [`LeaseLedger`]).
+    pub fn set_lease_ledger(&self, ledger: Arc<dyn LeaseLedger>) {
+        self.leasing.set_ledger(ledger);
     }
 
     /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.

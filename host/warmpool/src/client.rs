@@ -18,14 +18,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// The connection and lease ID for a `LEASE` argument: a lease ID, or a lease token
+    /// The connection and lease ID for a `LEASE` argument: a lease ID; a lease token
     /// (`wpl.<id>.<mac>`, from an acquire's answer), which opens that lease alone and is then
-    /// sent as the bearer token in place of any other.
+    /// sent as the bearer token in place of any other; or `wpl.<id>`, the token without its
+    /// MAC, which names the lease while the token itself comes from `WARMPOOL_TOKEN` (and stays
+    /// off the command line, where other users of the machine could read it).
     pub fn for_lease(&self, lease: &str) -> (Conn, String) {
-        match lease
-            .strip_prefix("wpl.")
-            .and_then(|rest| rest.rsplit_once('.'))
-        {
+        let Some(rest) = lease.strip_prefix("wpl.") else {
+            return (self.clone(), lease.to_string());
+        };
+        match rest.rsplit_once('.') {
             Some((id, _)) => (
                 Conn {
                     url: self.url.clone(),
@@ -33,7 +35,7 @@ impl Conn {
                 },
                 id.to_string(),
             ),
-            None => (self.clone(), lease.to_string()),
+            None => (self.clone(), rest.to_string()),
         }
     }
 
@@ -390,4 +392,32 @@ fn builtins(pools: &Value, plugins: &[Value]) -> Vec<Value> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conn;
+
+    fn conn(token: Option<&str>) -> Conn {
+        Conn {
+            url: "http://127.0.0.1:7070".into(),
+            token: token.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_lease_argument_is_an_id_a_lease_token_or_the_tokens_name() {
+        let (c, id) = conn(Some("tenant")).for_lease("0b5e-id");
+        assert_eq!((c.token(), id.as_str()), (Some("tenant"), "0b5e-id"));
+        let (c, id) = conn(Some("tenant")).for_lease("wpl.0b5e-id.MAC");
+        assert_eq!(
+            (c.token(), id.as_str()),
+            (Some("wpl.0b5e-id.MAC"), "0b5e-id")
+        );
+        let (c, id) = conn(Some("wpl.0b5e-id.MAC")).for_lease("wpl.0b5e-id");
+        assert_eq!(
+            (c.token(), id.as_str()),
+            (Some("wpl.0b5e-id.MAC"), "0b5e-id")
+        );
+    }
 }

@@ -7,9 +7,12 @@
 //! - **`acquires_per_s`**: a token bucket holding one second's worth (at least one): every
 //!   acquire the quotas let through takes a token, whatever its outcome.
 //! - **`lease_seconds_per_hour`**: a bucket of lease-seconds that refills at the budget per
-//!   hour. An acquire takes its TTL when it is let through, gives back what it did not get if
-//!   its lease is shorter or it fails, a renew takes the extension, and a release gives back
-//!   the time the lease had left. A lease that expires or dies used all it took.
+//!   hour. What a lease takes is kept by the core's lease table ([`Ledger`]): a lease takes its
+//!   time left as it enters the table (an acquire, or a restore after a restart) and gives back
+//!   what it did not use as it leaves (released early, or for reuse; an expired lease used it
+//!   all); a renew takes its extension, asked under the table's lock. An acquire only holds its
+//!   TTL while it runs, so that concurrent acquires cannot all spend the same seconds; the hold
+//!   is given back when it ends, whatever its outcome.
 //!
 //! Every check and every take happen under one lock per tenant, so no two acquires can both
 //! see the last lease or the last second. The lock is held for a few arithmetic operations and
@@ -207,12 +210,14 @@ impl Usage {
         Ok(Admit {
             usage: self,
             reserved: want,
-            settled: false,
         })
     }
 
     /// Take `extra` lease-seconds (a renew's extension), or say the budget cannot.
     pub fn charge(&self, extra: Duration) -> Result<(), Rejection> {
+        if extra.is_zero() {
+            return Ok(());
+        }
         let mut g = self.lock();
         let Some(b) = &mut g.seconds else {
             return Ok(());
@@ -230,6 +235,16 @@ impl Usage {
     pub fn refund(&self, unused: Duration) {
         if let Some(b) = &mut self.lock().seconds {
             b.give(unused.as_secs_f64());
+        }
+    }
+
+    /// Take `used` lease-seconds whatever is left (a lease entered the table: its acquire
+    /// was let through with the time held, or it was restored after a restart).
+    pub fn take(&self, used: Duration) {
+        let mut g = self.lock();
+        if let Some(b) = &mut g.seconds {
+            b.refill(Instant::now());
+            b.level -= used.as_secs_f64();
         }
     }
 
@@ -285,42 +300,38 @@ fn seconds_refused(b: &Bucket, want: f64, what: &str) -> Option<(String, Duratio
     })
 }
 
-/// An acquire the quotas let through. [`Admit::settle`] once the lease is in the core's table,
-/// with the TTL it got; dropped unsettled (the acquire failed), everything but the rate token
-/// is given back.
+/// An acquire the quotas let through, holding its place among `max_leases` and its TTL of
+/// lease-seconds while it runs. Dropped when the acquire ends, however it ends, it gives both
+/// back: a lease it made is in the core's table by then, which counts it and charged its time
+/// ([`Ledger`]). The rate token it took is not given back: the attempt counts.
 pub struct Admit<'a> {
     usage: &'a Usage,
     reserved: f64,
-    settled: bool,
-}
-
-impl Admit<'_> {
-    /// The lease exists with `ttl`: it no longer counts as pending (the core counts it), and
-    /// the seconds taken become its TTL.
-    pub fn settle(mut self, ttl: Duration) {
-        self.settled = true;
-        let mut g = self.usage.lock();
-        g.pending = g.pending.saturating_sub(1);
-        if let Some(b) = &mut g.seconds {
-            let got = ttl.as_secs_f64();
-            if got < self.reserved {
-                b.give(self.reserved - got);
-            } else {
-                b.level -= got - self.reserved;
-            }
-        }
-    }
 }
 
 impl Drop for Admit<'_> {
     fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
         let mut g = self.usage.lock();
         g.pending = g.pending.saturating_sub(1);
         if let Some(b) = &mut g.seconds {
             b.give(self.reserved);
+        }
+    }
+}
+
+/// The tenants' lease-seconds, kept as the core's lease table sees leases come and go.
+pub struct Ledger(pub std::sync::Arc<super::Tenants>);
+
+impl warmpool_core::LeaseLedger for Ledger {
+    fn opened(&self, tenant: &str, left: Duration) {
+        if let Some(t) = self.0.by_name(tenant) {
+            t.usage.take(left);
+        }
+    }
+
+    fn closed(&self, tenant: &str, left: Duration) {
+        if let Some(t) = self.0.by_name(tenant) {
+            t.usage.refund(left);
         }
     }
 }

@@ -130,16 +130,43 @@ impl<B: Backend> Leasing<B> {
 
     /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
     pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
+        self.renew_with(id, ttl, |_, _, _| Ok::<(), std::convert::Infallible>(()))?
+            .map_err(|never| match never {})
+    }
+
+    /// [`Leasing::renew`], if `pay` agrees: it is asked under the lease table's lock with the
+    /// lease's tenant, the time it had left and the time it will have, so the change it pays
+    /// for is the one made.
+    pub fn renew_with<R>(
+        &self,
+        id: &str,
+        ttl: Duration,
+        pay: impl FnOnce(Option<&str>, Duration, Duration) -> Result<(), R>,
+    ) -> Result<Result<LeaseInfo, R>, LeaseError> {
         let now = Instant::now();
         let clock = self.s.rt.clock();
         self.s
             .leases
             .with(id, |l| {
-                l.expires = later(now, ttl.min(l.pool.cfg().max_ttl));
+                let had = l.expires.saturating_duration_since(now);
+                let will = ttl.min(l.pool.cfg().max_ttl);
+                pay(l.tenant.as_deref(), had, will)?;
+                l.expires = later(now, will);
                 self.s.persist.record(|| Change::PutLease(l.record(clock)));
-                l.info(now, clock)
+                Ok(l.info(now, clock))
             })
             .ok_or_else(|| self.no_lease(id))
+    }
+
+    /// What a lookup of lease `id` answers when the caller may not see it: exactly what it
+    /// answers for an ID no lease has.
+    pub fn unknown(&self, id: &str) -> LeaseError {
+        self.no_lease(id)
+    }
+
+    /// Keep each tenant's lease time with `ledger` from now on.
+    pub fn set_ledger(&self, ledger: Arc<dyn crate::lease::LeaseLedger>) {
+        self.s.leases.set_ledger(ledger);
     }
 
     /// End a lease and destroy its container; the pool refills in the background.

@@ -42,12 +42,19 @@ impl<B: Backend> Leasing<B> {
 
     /// Apply `setup` to the new lease `info`'s container before the lease is handed out. A
     /// failure ends the lease at once (its container is destroyed, never lent to anyone: it
-    /// may hold part of the set-up).
+    /// may hold part of the set-up), and so does the acquire's end before the set-up's (the
+    /// client hung up): nobody would ever learn the lease's ID, and it would hold its container,
+    /// and count against its tenant, until its TTL ran out.
     pub(crate) async fn set_up(
         &self,
         info: LeaseInfo,
         setup: &LeaseSetup,
     ) -> Result<LeaseInfo, AcquireError> {
+        let mut unclaimed = Unclaimed {
+            leasing: self,
+            id: info.lease_id.clone(),
+            claimed: false,
+        };
         let r = match self.lease_op(&info.lease_id) {
             Ok(op) => {
                 let r = call(
@@ -67,6 +74,7 @@ impl<B: Backend> Leasing<B> {
                 message: e.to_string(),
             }),
         };
+        unclaimed.claimed = true;
         match r {
             Ok(()) => Ok(info),
             Err(source) => {
@@ -131,5 +139,21 @@ impl<B: Backend> Leasing<B> {
         .map_err(|source| self.failed_on_lease(id, source))?;
         let token = op.token.clone();
         Ok(until_stopped(body, token, Some(op)))
+    }
+}
+
+/// A lease being set up: dropped before the set-up ended (the acquire was dropped), it ends the
+/// lease.
+struct Unclaimed<'a, B: Backend> {
+    leasing: &'a Leasing<B>,
+    id: String,
+    claimed: bool,
+}
+
+impl<B: Backend> Drop for Unclaimed<'_, B> {
+    fn drop(&mut self) {
+        if !self.claimed {
+            let _ = self.leasing.release(&self.id);
+        }
     }
 }

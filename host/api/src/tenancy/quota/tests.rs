@@ -26,9 +26,9 @@ async fn max_leases_counts_held_and_pending_acquires() {
     // One failed: its place is free again.
     drop(a);
     let c = u.admit(|| 0, TTL).unwrap();
-    // Both in the core now.
-    b.settle(TTL);
-    c.settle(TTL);
+    // Both in the core now (it counts them: `held`).
+    drop(b);
+    drop(c);
     assert_eq!(
         u.admit(|| 2, TTL).err().unwrap().quota,
         QuotaKind::MaxLeases
@@ -41,7 +41,7 @@ async fn max_leases_counts_held_and_pending_acquires() {
 async fn the_rate_is_a_bucket_of_one_second() {
     let u = Usage::new(quotas(None, Some(5.0), None));
     for _ in 0..5 {
-        u.admit(|| 0, TTL).unwrap().settle(TTL);
+        drop(u.admit(|| 0, TTL).unwrap());
     }
     let r = u.admit(|| 0, TTL).err().unwrap();
     assert_eq!(r.quota, QuotaKind::AcquiresPerS);
@@ -62,22 +62,24 @@ async fn a_rate_below_one_still_lets_one_through() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn lease_seconds_are_taken_refunded_and_refilled() {
+async fn lease_seconds_are_held_taken_refunded_and_refilled() {
     let u = Usage::new(quotas(None, None, Some(3600)));
-    // Asked 600 s, got 600.
-    u.admit(|| 0, Duration::from_secs(600))
-        .unwrap()
-        .settle(Duration::from_secs(600));
+    // An acquire of 600 s holds them while it runs; its lease enters the table (`take`), and
+    // the hold goes back at its end.
+    let a = u.admit(|| 0, Duration::from_secs(600)).unwrap();
     assert_eq!(u.seconds_used(), Some(600));
-    // Asked 3000, the pool capped it at 1000: the rest comes back.
-    u.admit(|| 0, Duration::from_secs(3000))
-        .unwrap()
-        .settle(Duration::from_secs(1000));
-    assert_eq!(u.seconds_used(), Some(1600));
-    // A failed acquire takes nothing.
-    drop(u.admit(|| 0, Duration::from_secs(2000)).unwrap());
-    assert_eq!(u.seconds_used(), Some(1600));
-    // Released early: what was left comes back.
+    u.take(Duration::from_secs(600));
+    drop(a);
+    assert_eq!(u.seconds_used(), Some(600));
+    // While one acquire holds 3000, another of 100 does not fit.
+    let big = u.admit(|| 0, Duration::from_secs(3000)).unwrap();
+    let r = u.admit(|| 0, Duration::from_secs(100)).err().unwrap();
+    assert_eq!(r.quota, QuotaKind::LeaseSecondsPerHour);
+    // It failed: nothing was taken.
+    drop(big);
+    assert_eq!(u.seconds_used(), Some(600));
+    // A lease of 1000 s, released with 400 left: 600 + 600 used.
+    u.take(Duration::from_secs(1000));
     u.refund(Duration::from_secs(400));
     assert_eq!(u.seconds_used(), Some(1200));
     // 2400 left: 2500 is refused, and told when it would fit (100 s at 1 s/s).
@@ -91,6 +93,7 @@ async fn lease_seconds_are_taken_refunded_and_refilled() {
         u.charge(Duration::from_secs(3000)).err().unwrap().quota,
         QuotaKind::LeaseSecondsPerHour
     );
+    assert!(u.charge(Duration::ZERO).is_ok());
     // More than the whole budget never fits.
     let r = u.admit(|| 0, Duration::from_secs(3601)).err().unwrap();
     assert!(r.message.contains("whole budget"), "{}", r.message);
@@ -108,9 +111,10 @@ async fn a_refusal_takes_nothing_from_the_other_quotas() {
 async fn without_quotas_everything_passes() {
     let u = Usage::new(Quotas::default());
     for _ in 0..1000 {
-        u.admit(|| 1_000_000, Duration::from_secs(1_000_000))
-            .unwrap()
-            .settle(TTL);
+        drop(
+            u.admit(|| 1_000_000, Duration::from_secs(1_000_000))
+                .unwrap(),
+        );
     }
     assert_eq!(u.seconds_used(), None);
 }
