@@ -91,12 +91,26 @@ async fn a_guest_binding_a_socket_is_refused_and_nothing_panics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_allocation_hits_the_memory_cap() {
-    let err = load("test_guest_grow_memory", &[])
-        .await
-        .unwrap()
-        .decide(&snap(), &Cut::default())
-        .await
-        .unwrap_err();
+    // The memory cap alone must stop it: on a busy machine, growing a debug build's memory to
+    // the cap can take longer than the 50 ms call deadline (which has tests of its own), and
+    // the test then failed on the deadline.
+    let e = PluginEngine::new(Limits {
+        deadline: Duration::from_secs(5),
+        ..Limits::default()
+    })
+    .unwrap();
+    let err = Loaded::load(
+        &e,
+        None,
+        World::Sizing,
+        &component("test_guest_grow_memory"),
+        &[],
+    )
+    .await
+    .unwrap()
+    .decide(&snap(), &Cut::default())
+    .await
+    .unwrap_err();
     assert!(matches!(err, PluginError::Memory(_)), "{err}");
 }
 
