@@ -381,10 +381,10 @@ impl Sim {
         self.out.reloads += 1;
         // The pools before this reload, by name and spec: the reload tells the manager which
         // pools are new and which changed spec, as the daemon's reload plan does.
-        let before: Vec<(String, ContainerSpec)> = self
+        let before: Vec<(String, ContainerSpec, [u32; 3])> = self
             .pools
             .iter()
-            .map(|(p, _)| (p.name.clone(), p.spec.clone()))
+            .map(|(p, _)| (p.name.clone(), p.spec.clone(), p.sizes()))
             .collect();
         let i = self.rng.usize(0..self.pools.len());
         match self.rng.u32(0..6) {
@@ -433,15 +433,16 @@ impl Sim {
             .iter()
             .map(|(p, e)| {
                 let policies = super::start::policies(*e);
-                match before.iter().find(|(name, _)| *name == p.name) {
+                match before.iter().find(|(name, _, _)| *name == p.name) {
                     None => PoolChange::Add {
                         cfg: p.clone(),
                         policies,
                     },
-                    Some((_, spec)) => PoolChange::Change {
+                    Some((_, spec, sizes)) => PoolChange::Change {
                         cfg: p.clone(),
                         policies: Some(policies),
                         respec: *spec != p.spec,
+                        resize: *sizes != p.sizes(),
                     },
                 }
             })
