@@ -56,6 +56,8 @@ use crate::{
         pools::list,
         pools::show,
         pools::warm_up,
+        pools::scale,
+        pools::unscale,
         engines::list,
         events::stream,
         plugins::list,
@@ -70,7 +72,7 @@ use crate::{
     tags(
         (name = "leases", description = "Take, use, renew and give back a container"),
         (name = "files", description = "Files in a leased container, streamed both ways"),
-        (name = "pools", description = "Pool state and warm-up"),
+        (name = "pools", description = "Pool state, warm-up and scale overrides"),
         (name = "engines", description = "The container engines the daemon drives"),
         (name = "plugins", description = "Policy plugins (WebAssembly) and their state"),
         (name = "events", description = "The lifecycle as Server-Sent Events"),
@@ -371,10 +373,12 @@ mod tests {
     /// its status; so do the routes whose handlers answer a code of their own.
     #[test]
     fn each_route_documents_the_codes_it_can_answer() {
-        use crate::core_errors::{ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES, WARM_UP_CODES};
+        use crate::core_errors::{
+            ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES, SCALE_CODES, UNSCALE_CODES, WARM_UP_CODES,
+        };
         let doc = document();
         let ws: Vec<Code> = [LOOKUP_CODES, &[Code::ContainerGone, Code::UpgradeRequired]].concat();
-        let routes: [(&str, &[Code]); 18] = [
+        let routes: [(&str, &[Code]); 20] = [
             ("acquire", ACQUIRE_CODES),
             ("show_lease", LOOKUP_CODES),
             ("renew", LOOKUP_CODES),
@@ -389,6 +393,8 @@ mod tests {
             ("pty", &ws),
             ("warm_up", WARM_UP_CODES),
             ("show_pool", &[Code::UnknownPool]),
+            ("scale_pool", SCALE_CODES),
+            ("unscale_pool", UNSCALE_CODES),
             ("readyz", &[Code::NotReady, Code::EngineUnavailable]),
             (
                 "admin_reload",
