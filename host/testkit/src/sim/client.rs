@@ -31,12 +31,20 @@ impl Sim {
             74..=75 => self.kill_one(),
             76 => self.crash(),
             77 if self.rng.bool() => self.graceful_restart().await,
+            78..=80 if ready => self.scale().await,
             _ => {
                 let ms = self.rng.u64(1_000..30_000);
                 self.note(format!("wait {ms} ms"));
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
         }
+    }
+
+    /// The `min_ready` pool `p` runs on: its override's, else its config's.
+    fn floor(&self, p: &warmpool_core::PoolConfig) -> u32 {
+        self.scales
+            .get(&p.name)
+            .map_or(p.min_ready, |o| o.min_ready)
     }
 
     fn pick_pool(&mut self) -> String {
@@ -394,7 +402,8 @@ impl Sim {
             }
             1 if self.pools.len() < 3 => {
                 let (p, e) = self.new_pool();
-                let min_sum: u32 = self.pools.iter().map(|(p, _)| p.min_ready).sum();
+                // An operator keeps every floor within the caps, overrides' included.
+                let min_sum: u32 = self.pools.iter().map(|(p, _)| self.floor(p)).sum();
                 if min_sum + p.min_ready > self.mcfg.max_containers {
                     return;
                 }
@@ -414,7 +423,7 @@ impl Sim {
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
-                    .map(|(_, (p, _))| p.min_ready)
+                    .map(|(_, (p, _))| self.floor(p))
                     .sum();
                 let room = self.mcfg.max_containers.saturating_sub(min_others);
                 let p = &mut self.pools[i].0;
@@ -447,6 +456,13 @@ impl Sim {
                 }
             })
             .collect();
+        // A pool removed, or whose sizes changed, loses its override.
+        for (name, _, sizes) in &before {
+            let now = self.pools.iter().find(|(p, _)| p.name == *name);
+            if now.is_none_or(|(p, _)| p.sizes() != *sizes) {
+                self.scale_cleared_by_reload(name);
+            }
+        }
         self.manager.reconfigure(updates);
     }
 }

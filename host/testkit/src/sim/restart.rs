@@ -22,12 +22,14 @@ impl Sim {
         }
         self.manager.cancel_token().cancel();
         self.resets_cut();
-        if self.persist && self.rng.f64() < 0.1 {
+        let lost = self.persist && self.rng.f64() < 0.1;
+        if lost {
             self.lose_store();
         } else {
             let committed = self.store.snapshot();
             self.checks.crashed(committed);
         }
+        self.scales_across_restart(!lost);
         self.next_daemon();
     }
 
@@ -59,6 +61,7 @@ impl Sim {
                 model.end(&id, &h.container, End::Gone);
             }
         }
+        self.scales_across_restart(true);
         self.next_daemon();
     }
 
