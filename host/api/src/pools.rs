@@ -126,12 +126,7 @@ pub async fn scale<B: Backend>(
             "give min_ready, max_ready or both (DELETE clears the override)",
         ));
     }
-    // Past u32 is past every bound: the core answers which.
-    let n = |v: Option<u64>| v.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
-    let stats = s
-        .manager
-        .scale(&name, n(b.min_ready), n(b.max_ready))
-        .await?;
+    let stats = s.manager.scale(&name, b.min_ready, b.max_ready).await?;
     Ok(Json(stats).into_response())
 }
 

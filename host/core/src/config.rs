@@ -157,8 +157,8 @@ impl ScaleOverride {
     /// pools' `min_ready` (`others_min`), fit in the `capacity` the caps allow, as the config's
     /// own sizes must. The error names the bound the request broke.
     pub fn resolve(
-        min_ready: Option<u32>,
-        max_ready: Option<u32>,
+        min_ready: Option<u64>,
+        max_ready: Option<u64>,
         cfg: &PoolConfig,
         others_min: u32,
         capacity: u32,
@@ -166,9 +166,10 @@ impl ScaleOverride {
         let out = |bound: &'static str, message: String| {
             Err(crate::error::ScaleError::OutOfBounds { bound, message })
         };
+        // In u64, as asked (a client may ask past u32): every bound below is a u32.
         let (min, max) = (
-            min_ready.unwrap_or(cfg.min_ready),
-            max_ready.unwrap_or(cfg.max_ready),
+            min_ready.unwrap_or(cfg.min_ready.into()),
+            max_ready.unwrap_or(cfg.max_ready.into()),
         );
         if max == 0 {
             return out(
@@ -176,7 +177,7 @@ impl ScaleOverride {
                 "max_ready must be at least 1 (min_ready 0 keeps none warm)".into(),
             );
         }
-        if max > cfg.max_total {
+        if max > u64::from(cfg.max_total) {
             return out(
                 "max_total",
                 format!("max_ready {max} > the pool's max_total {}", cfg.max_total),
@@ -195,17 +196,20 @@ impl ScaleOverride {
                 _ => out("max_ready", format!("min_ready {min} > max_ready {max}")),
             };
         }
-        if u64::from(others_min) + u64::from(min) > u64::from(capacity) {
+        if u64::from(others_min) + min > u64::from(capacity) {
             return out(
                 "limits.max_containers",
                 format!(
-                    "min_ready {min} and the other pools' min_ready ({others_min}) exceed the                      {capacity} containers the daemon may hold (limits.max_containers, or the                      engines' max_containers added up)"
+                    "min_ready {min} and the other pools' min_ready ({others_min}) exceed the \
+                     {capacity} containers the daemon may hold (limits.max_containers, or the \
+                     engines' max_containers added up)"
                 ),
             );
         }
+        // Both are at most max_total now.
         Ok(Self {
-            min_ready: min,
-            max_ready: max,
+            min_ready: min as u32,
+            max_ready: max as u32,
         })
     }
 }

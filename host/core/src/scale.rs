@@ -27,13 +27,14 @@ use crate::pool::Pool;
 use crate::stats::PoolStats;
 
 impl<B: Backend> Manager<B> {
-    /// Set pool `name`'s sizes: each of `min_ready` and `max_ready` not given is the config's.
+    /// Set pool `name`'s sizes: each of `min_ready` and `max_ready` not given is the config's
+    /// (taken as asked, so a number past `u32` is refused naming its bound, not cut).
     /// Answers the pool's stats once the override holds (with a store, once it is durable).
     pub async fn scale(
         &self,
         name: &str,
-        min_ready: Option<u32>,
-        max_ready: Option<u32>,
+        min_ready: Option<u64>,
+        max_ready: Option<u64>,
     ) -> Result<PoolStats, ScaleError> {
         let s = &self.s;
         let pool = self.scalable(name)?;

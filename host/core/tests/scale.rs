@@ -112,12 +112,14 @@ async fn each_bound_refuses_by_name_and_changes_nothing() {
         ],
     );
     m.scale("a", Some(2), None).await.unwrap();
-    let cases: [(Option<u32>, Option<u32>, &str); 6] = [
+    let cases: [(Option<u64>, Option<u64>, &str); 7] = [
         (None, Some(9), "max_total"),
         (Some(5), None, "max_ready"),
         (Some(3), Some(2), "max_ready"),
         (None, Some(0), "max_ready"),
-        (Some(2), Some(u32::MAX), "max_total"),
+        (Some(2), Some(u32::MAX.into()), "max_total"),
+        // Past u32: refused as asked, not cut.
+        (Some(1 << 40), None, "max_ready"),
         // b keeps 3: a floor of 8 leaves the 10 containers of the caps behind.
         (Some(8), Some(8), "limits.max_containers"),
     ];
@@ -129,6 +131,9 @@ async fn each_bound_refuses_by_name_and_changes_nothing() {
                 };
                 assert_eq!(*b, bound, "{min:?}/{max:?}: {e}");
                 assert!(e.to_string().starts_with(bound), "{e}");
+                if let Some(big) = min.filter(|m| *m > u64::from(u32::MAX)) {
+                    assert!(e.to_string().contains(&big.to_string()), "{e}");
+                }
             }
             other => panic!("{min:?}/{max:?}: {other:?}"),
         }

@@ -90,10 +90,10 @@ enum Command {
         conn: client::Conn,
         pool: String,
         /// min_ready: ready containers kept at least.
-        min_ready: Option<u32>,
+        min_ready: Option<u64>,
         /// max_ready: ready containers kept at most.
         #[arg(long)]
-        max: Option<u32>,
+        max: Option<u64>,
         /// Clear the override.
         #[arg(long, conflicts_with_all = ["min_ready", "max"])]
         clear: bool,

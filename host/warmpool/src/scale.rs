@@ -13,8 +13,8 @@ use crate::client::Conn;
 pub async fn run(
     c: &Conn,
     pool: &str,
-    min_ready: Option<u32>,
-    max_ready: Option<u32>,
+    min_ready: Option<u64>,
+    max_ready: Option<u64>,
     clear: bool,
 ) -> ExitCode {
     let path = format!("/v1/pools/{pool}/scale");

@@ -37,8 +37,8 @@ impl<B: Backend> Persistence<B> {
                         // Bounds of the pool only: the caps were checked when it was set, and
                         // a floor past them now only leaves the pool short, as after a reload.
                         let o = ScaleOverride::resolve(
-                            Some(rec.min_ready),
-                            Some(rec.max_ready),
+                            Some(rec.min_ready.into()),
+                            Some(rec.max_ready.into()),
                             &cfg,
                             0,
                             u32::MAX,

@@ -53,7 +53,8 @@ impl Sim {
         });
         self.note(format!("scale {name}: min_ready {min:?} max_ready {max:?}"));
         let want = (min.unwrap_or(pool.min_ready), max.unwrap_or(pool.max_ready));
-        match self.manager.scale(&name, min, max).await {
+        let asked = (min.map(u64::from), max.map(u64::from));
+        match self.manager.scale(&name, asked.0, asked.1).await {
             Ok(stats) => {
                 let got = stats.scale_override;
                 let expected = ScaleOverride {
