@@ -14,8 +14,9 @@
 //! held is simply dropped when it ends. So the backlog never outgrows the live state, however
 //! long the store stays down.
 //!
-//! A scale override is the one change a client waits for: [`GroupCommit::commit_now`] writes it
-//! with everything pending, under the round's lock, so it lands in the order it was made.
+//! A scale override is the one change a client waits for: `GroupCommit::commit_now`
+//! (`group_commit/scales.rs`) writes it with everything pending, under the round's lock, so it
+//! lands in the order it was made.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,7 @@ use crate::pool::{Delivery, Pool, ReadyContainer};
 use crate::sync::lock;
 
 mod pending;
+mod scales;
 
 use pending::Pending;
 
@@ -109,38 +111,6 @@ impl GroupCommit {
         self.loaded_into_pending(&loaded);
         *lock(&self.loaded) = Some(loaded.clone());
         Ok(loaded)
-    }
-
-    /// Apply the scale overrides loaded at startup, once: `apply` is called the first time
-    /// only, with the pools a reload cleared meanwhile (their overrides stay dropped).
-    pub(crate) fn restore_scales_once(
-        &self,
-        apply: impl FnOnce(&std::collections::BTreeSet<String>),
-    ) {
-        let early = lock(&self.cleared_early);
-        if self.scales_restored.load(Ordering::Acquire) {
-            return;
-        }
-        apply(&early);
-        self.scales_restored.store(true, Ordering::Release);
-    }
-
-    /// A reload cleared pool `name`'s override or removed the pool: forget it in the store,
-    /// and, before the restore, keep the restore from bringing it back.
-    pub(crate) fn scale_cleared(&self, name: &str) {
-        {
-            let mut early = lock(&self.cleared_early);
-            if !self.scales_restored.load(Ordering::Acquire) {
-                early.insert(name.to_string());
-            }
-        }
-        self.record(Change::DropScale(name.to_string()));
-    }
-
-    /// Whether a scale request may be served: not before the stored overrides are back, or
-    /// one of them could overwrite a newer request's.
-    pub(crate) fn scales_ready(&self) -> bool {
-        self.scales_restored.load(Ordering::Acquire)
     }
 
     /// What the store holds at startup: later drops and forgets of these must reach it.
@@ -353,45 +323,6 @@ impl GroupCommit {
             Err(e) => {
                 error!(error = %e, "shutdown: the last commit failed; the next start reconciles with what the store has");
                 false
-            }
-        }
-    }
-
-    /// Write `change` now, with everything pending, then run `apply` (which makes memory say
-    /// what the store now does), all under the round's lock: no round runs meanwhile, and two
-    /// such changes land, and are applied, in the order they were made. Refused once shutdown
-    /// began (its flush or clear writes what is pending). On a failure nothing is applied and
-    /// `change` stays pending, for the caller to overwrite with what memory holds.
-    pub(crate) async fn commit_now<R>(
-        &self,
-        change: Change,
-        cancel: &CancellationToken,
-        apply: impl FnOnce() -> R,
-    ) -> Result<R, String> {
-        let _round = self.round.lock().await;
-        if cancel.is_cancelled() {
-            return Err("the daemon is shutting down".into());
-        }
-        let changes = {
-            let mut pend = lock(&self.pending);
-            pend.push(change);
-            pend.take()
-        };
-        let t0 = std::time::Instant::now();
-        let batch = changes.clone();
-        let result = self.run(move |s| s.commit(&batch)).await;
-        self.last_commit_us
-            .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                lock(&self.pending).committed(&changes);
-                Ok(apply())
-            }
-            Err(e) => {
-                self.commit_failures.fetch_add(1, Ordering::Relaxed);
-                lock(&self.pending).failed(changes);
-                Err(e)
             }
         }
     }

@@ -21,7 +21,7 @@
 //! | 0 | `Books` | the map of serving pools, the retired pools | `shared/books.rs` | each pool's books (`pool/`) |
 //! | 0 | pool books | one pool's containers and counters, with the invariant checks | `pool/state.rs`, `pool/state/*.rs` | nothing |
 //! | 0 | `LeaseTable` | the live leases and their fences | `lease.rs`, `fence.rs` | nothing |
-//! | 0 | `Persist`, `GroupCommit` | pending changes, held cold deliveries, commit figures | `shared/persist.rs`, `group_commit.rs`, `group_commit/pending.rs` | the store, each pool's books |
+//! | 0 | `Persist`, `GroupCommit` | pending changes, held cold deliveries, commit figures, whether the stored scale overrides are back | `shared/persist.rs`, `group_commit.rs`, `group_commit/{pending,scales}.rs` | the store, each pool's books |
 //! | 0 | `Events` | the broadcast sender | `events.rs` | nothing |
 //! | 0 | `Runtime` | settings, cancel token, task tracker, clocks, IDs, "swept" | `shared/runtime.rs` | nothing |
 //! | 0 | `Shared` | (bundles the above; read-only views over several) | `shared/mod.rs` | layer 0 |

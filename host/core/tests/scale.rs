@@ -67,8 +67,17 @@ async fn an_override_moves_the_floor_at_once_and_unscale_gives_the_config_back()
     m.warm_up("a", Duration::from_secs(10)).await.unwrap();
     assert_eq!(m.pool_stats("a").unwrap().scale_override, None);
 
+    let mut events = m.subscribe();
     let s = m.scale("a", Some(5), Some(6)).await.unwrap();
     assert_eq!(s.scale_override, o(5, 6));
+    // Said on the event stream, with the sizes.
+    let said = std::iter::from_fn(|| events.try_recv().ok())
+        .find(|e| e.kind == "scale")
+        .expect("a scale event");
+    assert_eq!(
+        (said.pool.as_str(), said.reason.as_deref()),
+        ("a", Some("min_ready=5 max_ready=6"))
+    );
     // The target moves with the answer, not at the policy's next turn.
     assert_eq!(s.target, 5, "{s:?}");
     assert_eq!(
@@ -87,6 +96,14 @@ async fn an_override_moves_the_floor_at_once_and_unscale_gives_the_config_back()
 
     let s = m.unscale("a").await.unwrap();
     assert_eq!(s.scale_override, None);
+    let said = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|e| e.kind == "scale")
+        .last()
+        .expect("a scale event");
+    assert_eq!(
+        said.reason.as_deref(),
+        Some("cleared: the config's sizes apply")
+    );
     assert!(s.target <= 2, "{s:?}");
     run_for(Duration::from_secs(10)).await;
     assert!(m.pool_stats("a").unwrap().counts.ready <= 2);
