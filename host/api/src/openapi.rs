@@ -175,6 +175,10 @@ fn cross_cutting(doc: &mut Value) {
             "properties": { "stdin": { "type": "string" }, "stdin_b64": { "type": "string" } },
         });
     }
+    // A scale names at least one size (utoipa's `min_properties` writes `maxProperties`).
+    if let Some(scale) = doc["components"]["schemas"].get_mut("ScaleBody") {
+        scale["minProperties"] = json!(1);
+    }
     // Each Server-Sent Event: its kind, and an Event as JSON in `data` (a `lagged` one too).
     if let Some(sse) = doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
         .get_mut("text/event-stream")
@@ -293,6 +297,12 @@ mod tests {
         let cmd = &schemas["ExecBody"]["properties"]["cmd"];
         assert_eq!(cmd["prefixItems"][0]["minLength"], 1, "{cmd}");
         assert!(schemas["ExecBody"]["not"].is_object());
+        // A scale names at least one size.
+        assert_eq!(
+            schemas["ScaleBody"]["minProperties"], 1,
+            "{}",
+            schemas["ScaleBody"]
+        );
         let sse =
             &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"];
         assert_eq!(
