@@ -299,7 +299,7 @@ fn the_scan_sees_a_cycle_through_crate_and_super_paths() {
 
 /// The core's manager parts, by layer (host/core/src/lib.rs has the table): a part may use
 /// only parts of lower layers, and none may use the facade (layer 4, the files that compose the
-/// parts: the manager, its builder, reload and shutdown).
+/// parts: the manager, its builder, reload, shutdown and scale overrides).
 const CORE_LAYERS: &[(&str, u8)] = &[
     ("shared", 0),
     ("lifecycle", 1),
@@ -310,6 +310,7 @@ const CORE_LAYERS: &[(&str, u8)] = &[
     ("builder", 4),
     ("reload", 4),
     ("shutdown", 4),
+    ("scale", 4),
 ];
 
 /// The facade's layer.

@@ -202,6 +202,12 @@ async fn two_tenants_cannot_reach_each_others_leases() {
         (Method::GET, "/v1/plugins", None),
         (Method::POST, "/v1/admin/reload", Some(json!({}))),
         (Method::POST, "/v1/pools/shared/warm-up", Some(json!({}))),
+        (
+            Method::PUT,
+            "/v1/pools/shared/scale",
+            Some(json!({"min_ready": 2})),
+        ),
+        (Method::DELETE, "/v1/pools/shared/scale", None),
     ] {
         let (st, _, v) = d.call_as(A, m.clone(), path, body.clone()).await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{path}: {v}");

@@ -58,6 +58,9 @@ codes! {
     FileNotFound = (NOT_FOUND, "file_not_found", "nothing at this path in the container"),
     MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed",
         "the route does not take this method"),
+    Conflict = (CONFLICT, "conflict",
+        "a config reload changed the pool's sizes while the request was under way; nothing \
+         changed"),
     ContainerGone = (GONE, "container_gone", "the lease's container died or was removed"),
     PayloadTooLarge = (PAYLOAD_TOO_LARGE, "payload_too_large",
         "the body is over the server's limit (`server.max_upload_bytes` for a file or an \
@@ -75,6 +78,9 @@ codes! {
     ConfigRejected = (UNPROCESSABLE_ENTITY, "config_rejected",
         "every problem of the new config; the old config keeps serving"),
     Unprocessable = (UNPROCESSABLE_ENTITY, "unprocessable", "the request could not be read"),
+    OutOfBounds = (UNPROCESSABLE_ENTITY, "out_of_bounds",
+        "the sizes asked for are outside a bound, which the message names first (`min_ready`, \
+         `max_ready`, `max_total` or `limits.max_containers`); nothing changed"),
     UpgradeRequired = (UPGRADE_REQUIRED, "upgrade_required",
         "the connection cannot be upgraded"),
     PoolExhausted = (TOO_MANY_REQUESTS, "pool_exhausted", "no container within the wait"),
@@ -98,6 +104,8 @@ codes! {
         "just after a restart, before the lease's engine is reconciled"),
     NotReady = (SERVICE_UNAVAILABLE, "not_ready",
         "starting, shutting down, or the control loop stopped"),
+    StoreUnavailable = (SERVICE_UNAVAILABLE, "store_unavailable",
+        "the state store did not take the change; nothing changed"),
     WarmUpTimeout = (GATEWAY_TIMEOUT, "warm_up_timeout",
         "the pool did not reach its target within the time asked"),
 }

@@ -1,8 +1,8 @@
-//! How the core's errors are answered: the code of each [`AcquireError`], [`LeaseError`] and
-//! [`WarmUpError`], and the set of codes each can become, which the routes that answer them
+//! How the core's errors are answered: the code of each [`AcquireError`], [`LeaseError`],
+//! [`WarmUpError`] and [`ScaleError`], and the set of codes each can become, which the routes that answer them
 //! document (`route_errors!`). The unit tests hold every variant against its set.
 
-use warmpool_core::{AcquireError, BackendError, LeaseError, WarmUpError};
+use warmpool_core::{AcquireError, BackendError, LeaseError, ScaleError, WarmUpError};
 
 use crate::ApiError;
 use crate::code::Code;
@@ -40,6 +40,16 @@ pub const LOOKUP_CODES: &[Code] = &[Code::UnknownLease, Code::LeaseNotRestoredYe
 
 /// Every code a [`WarmUpError`] is answered with.
 pub const WARM_UP_CODES: &[Code] = &[Code::UnknownPool, Code::WarmUpTimeout];
+
+/// Every code a [`ScaleError`] is answered with.
+pub const SCALE_CODES: &[Code] = &[
+    Code::UnknownPool,
+    Code::OutOfBounds,
+    Code::Conflict,
+    Code::StoreUnavailable,
+    Code::NotReady,
+    Code::ShuttingDown,
+];
 
 impl From<AcquireError> for ApiError {
     fn from(e: AcquireError) -> Self {
@@ -94,6 +104,28 @@ impl From<WarmUpError> for ApiError {
         match e {
             WarmUpError::UnknownPool(_) => Self::new(Code::UnknownPool, msg),
             WarmUpError::Timeout { .. } => Self::new(Code::WarmUpTimeout, msg),
+        }
+    }
+}
+
+/// The codes of clearing an override: those of [`SCALE_CODES`] that need no sizes.
+pub const UNSCALE_CODES: &[Code] = &[
+    Code::UnknownPool,
+    Code::StoreUnavailable,
+    Code::NotReady,
+    Code::ShuttingDown,
+];
+
+impl From<ScaleError> for ApiError {
+    fn from(e: ScaleError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ScaleError::UnknownPool(_) => Self::new(Code::UnknownPool, msg),
+            ScaleError::OutOfBounds { .. } => Self::new(Code::OutOfBounds, msg),
+            ScaleError::Conflict(_) => Self::new(Code::Conflict, msg),
+            ScaleError::Store(_) => Self::new(Code::StoreUnavailable, msg),
+            ScaleError::NotReady => Self::new(Code::NotReady, msg),
+            ScaleError::ShuttingDown => Self::new(Code::ShuttingDown, msg),
         }
     }
 }
@@ -234,6 +266,33 @@ mod tests {
         (acquire, lease, warm_up)
     }
 
+    /// One of each [`ScaleError`].
+    fn every_scale_error() -> Vec<ScaleError> {
+        let v = vec![
+            ScaleError::UnknownPool("p".into()),
+            ScaleError::OutOfBounds {
+                bound: "max_total",
+                message: "m".into(),
+            },
+            ScaleError::Conflict("p".into()),
+            ScaleError::Store("s".into()),
+            ScaleError::NotReady,
+            ScaleError::ShuttingDown,
+        ];
+        // No wildcard: a variant added to the core does not compile here until it is above.
+        for e in &v {
+            match e {
+                ScaleError::UnknownPool(_)
+                | ScaleError::OutOfBounds { .. }
+                | ScaleError::Conflict(_)
+                | ScaleError::Store(_)
+                | ScaleError::NotReady
+                | ScaleError::ShuttingDown => {}
+            }
+        }
+        v
+    }
+
     /// The code sets the routes document are exactly what the conversions answer: each core
     /// error becomes one of its set's codes, with that code's status, and each code of a set
     /// is answered by some error.
@@ -270,8 +329,19 @@ mod tests {
             warm_up.into_iter().map(ApiError::from).collect(),
             WARM_UP_CODES,
         );
+        check(
+            "scale",
+            every_scale_error()
+                .into_iter()
+                .map(ApiError::from)
+                .collect(),
+            SCALE_CODES,
+        );
         for c in LOOKUP_CODES {
             assert!(LEASE_CODES.contains(c), "{c}");
+        }
+        for c in UNSCALE_CODES {
+            assert!(SCALE_CODES.contains(c), "{c}");
         }
     }
 }

@@ -11,9 +11,9 @@
 //!   ([`leases`]); `POST /v1/leases/{id}/exec` ([`exec`]), and streamed ([`stream`]) or over a
 //!   WebSocket ([`terminal`]); `PUT/GET /v1/leases/{id}/files/{*path}` ([`files`]) and
 //!   `/archive/{*path}` ([`archive`]);
-//! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up` ([`pools`]);
-//!   `GET /v1/history`, each pool's counts, hit rate and acquire latency over the last hour,
-//!   sampled by the daemon itself ([`history`]);
+//! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up`,
+//!   `PUT`/`DELETE /v1/pools/{name}/scale` ([`pools`]); `GET /v1/history`, each pool's counts,
+//!   hit rate and acquire latency over the last hour, sampled by the daemon itself ([`history`]);
 //! - engines: `GET /v1/engines`, each engine's state, containers, version and images
 //!   ([`engines`]);
 //! - plugins: `GET /v1/plugins` (reload count, hash, last error, calls, failures) ([`plugins`]);
@@ -67,7 +67,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
@@ -217,6 +217,10 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
     // What changes or shows the whole daemon (`auth::admin_only`).
     let admin = Router::new()
         .route("/v1/pools/{name}/warm-up", post(pools::warm_up::<B>))
+        .route(
+            "/v1/pools/{name}/scale",
+            put(pools::scale::<B>).delete(pools::unscale::<B>),
+        )
         .route("/v1/plugins", get(plugins::list::<B>))
         .route("/v1/engines", get(engines::list::<B>))
         .route("/v1/admin/reload", post(admin::reload::<B>))

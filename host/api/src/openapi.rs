@@ -60,6 +60,8 @@ use crate::{
         pools::show,
         pools::warm_up,
         history::route::list,
+        pools::scale,
+        pools::unscale,
         engines::list,
         events::stream,
         plugins::list,
@@ -75,7 +77,7 @@ use crate::{
     tags(
         (name = "leases", description = "Take, use, renew and give back a container"),
         (name = "files", description = "Files in a leased container, streamed both ways"),
-        (name = "pools", description = "Pool state, its history over the last hour, and warm-up"),
+        (name = "pools", description = "Pool state, its history over the last hour, warm-up and scale overrides"),
         (name = "engines", description = "The container engines the daemon drives"),
         (name = "plugins", description = "Policy plugins (WebAssembly) and their state"),
         (name = "events", description = "The lifecycle as Server-Sent Events"),
@@ -183,6 +185,10 @@ fn cross_cutting(doc: &mut Value) {
             "required": ["stdin", "stdin_b64"],
             "properties": { "stdin": { "type": "string" }, "stdin_b64": { "type": "string" } },
         });
+    }
+    // A scale names at least one size (utoipa's `min_properties` writes `maxProperties`).
+    if let Some(scale) = doc["components"]["schemas"].get_mut("ScaleBody") {
+        scale["minProperties"] = json!(1);
     }
     // Each Server-Sent Event: its kind, and an Event as JSON in `data` (a `lagged` one too).
     if let Some(sse) = doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
@@ -302,6 +308,12 @@ mod tests {
         let cmd = &schemas["ExecBody"]["properties"]["cmd"];
         assert_eq!(cmd["prefixItems"][0]["minLength"], 1, "{cmd}");
         assert!(schemas["ExecBody"]["not"].is_object());
+        // A scale names at least one size.
+        assert_eq!(
+            schemas["ScaleBody"]["minProperties"], 1,
+            "{}",
+            schemas["ScaleBody"]
+        );
         let sse =
             &doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"];
         assert_eq!(
@@ -382,10 +394,12 @@ mod tests {
     /// its status; so do the routes whose handlers answer a code of their own.
     #[test]
     fn each_route_documents_the_codes_it_can_answer() {
-        use crate::core_errors::{ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES, WARM_UP_CODES};
+        use crate::core_errors::{
+            ACQUIRE_CODES, LEASE_CODES, LOOKUP_CODES, SCALE_CODES, UNSCALE_CODES, WARM_UP_CODES,
+        };
         let doc = document();
         let ws: Vec<Code> = [LOOKUP_CODES, &[Code::ContainerGone, Code::UpgradeRequired]].concat();
-        let routes: [(&str, &[Code]); 19] = [
+        let routes: [(&str, &[Code]); 21] = [
             ("acquire", ACQUIRE_CODES),
             ("show_lease", LOOKUP_CODES),
             ("renew", LOOKUP_CODES),
@@ -401,6 +415,8 @@ mod tests {
             ("warm_up", WARM_UP_CODES),
             ("show_pool", &[Code::UnknownPool]),
             ("history", &[Code::UnknownPool]),
+            ("scale_pool", SCALE_CODES),
+            ("unscale_pool", UNSCALE_CODES),
             ("readyz", &[Code::NotReady, Code::EngineUnavailable]),
             (
                 "admin_reload",

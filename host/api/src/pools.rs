@@ -1,4 +1,5 @@
-//! Pool routes: stats and warm-up.
+//! Pool routes: stats, warm-up, and the scale override (`PUT`/`DELETE /v1/pools/{name}/scale`,
+//! see `warmpool_core`'s `scale.rs`).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use utoipa::ToSchema;
 use warmpool_core::{Backend, PoolStats};
 
 use crate::code::{Code, route_errors};
-use crate::core_errors::WARM_UP_CODES;
+use crate::core_errors::{SCALE_CODES, UNSCALE_CODES, WARM_UP_CODES};
 use crate::tenancy::caller::Caller;
 use crate::{ApiError, Shared};
 
@@ -87,4 +88,63 @@ pub async fn warm_up<B: Backend>(
         .map_or(Duration::from_secs(60), Duration::from_millis)
         .min(MAX_WARM_UP);
     Ok(Json(s.manager.warm_up(&name, within).await?).into_response())
+}
+
+/// Body of `PUT /v1/pools/{name}/scale`: one of the two sizes or both; a size not given is the
+/// config's. The override replaces any earlier one whole.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleBody {
+    /// Ready containers kept at least (the sizing policy's floor).
+    #[serde(default, deserialize_with = "crate::json_int::opt_u64")]
+    pub min_ready: Option<u64>,
+    /// Ready containers kept at most (the sizing policy's ceiling), at least 1 and at most the
+    /// pool's `max_total`.
+    #[serde(default, deserialize_with = "crate::json_int::opt_u64")]
+    pub max_ready: Option<u64>,
+}
+
+route_errors!(ScaleErrors = SCALE_CODES);
+
+/// Override the pool's `min_ready` and `max_ready` at run time, within its `max_total` and the
+/// daemon's caps. With a `state_dir`, the override is durable before the answer, and a restart
+/// keeps it; `DELETE`, or a reload that changes the pool's sizes, clears it.
+#[utoipa::path(put, path = "/v1/pools/{name}/scale", tag = "pools", operation_id = "scale_pool",
+    params(("name" = String, Path, description = "The pool's name")),
+    request_body(content = ScaleBody, description = "`min_ready`, `max_ready`, or both"),
+    responses(
+        (status = 200, description = "The override holds; the pool's stats, with `override`", body = PoolStats),
+        ScaleErrors,
+    ))]
+pub async fn scale<B: Backend>(
+    State(s): State<Shared<B>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Result<Response, ApiError> {
+    let b: ScaleBody = crate::body::object(&headers, &raw)?;
+    if b.min_ready.is_none() && b.max_ready.is_none() {
+        return Err(ApiError::bad_request(
+            "give min_ready, max_ready or both (DELETE clears the override)",
+        ));
+    }
+    let stats = s.manager.scale(&name, b.min_ready, b.max_ready).await?;
+    Ok(Json(stats).into_response())
+}
+
+route_errors!(UnscaleErrors = UNSCALE_CODES);
+
+/// Clear the pool's scale override: its config's sizes apply again (200 whether or not one
+/// was set).
+#[utoipa::path(delete, path = "/v1/pools/{name}/scale", tag = "pools", operation_id = "unscale_pool",
+    params(("name" = String, Path, description = "The pool's name")),
+    responses(
+        (status = 200, description = "No override holds; the pool's stats", body = PoolStats),
+        UnscaleErrors,
+    ))]
+pub async fn unscale<B: Backend>(
+    State(s): State<Shared<B>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.manager.unscale(&name).await?).into_response())
 }

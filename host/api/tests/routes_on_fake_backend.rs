@@ -191,3 +191,62 @@ async fn engines_are_listed_and_acquires_may_ask_for_engine_labels() {
     assert_eq!(st, StatusCode::CREATED, "{lease}");
     assert_eq!(lease["engine"], "default");
 }
+
+/// The scale routes: each answer (checked against the document by `call`) with the pool's stats
+/// or a named refusal; the override shows in `GET /v1/pools/{name}` until `DELETE`.
+#[tokio::test]
+async fn scale_sets_refuses_by_bound_and_clears() {
+    let app = app(None).await;
+    let (st, _, p) = call(
+        &app,
+        "PUT",
+        "/v1/pools/p/scale",
+        Some(json!({"min_ready": 2, "max_ready": 2})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!(p["override"], json!({"min_ready": 2, "max_ready": 2}));
+    let (_, _, shown) = call(&app, "GET", "/v1/pools/p", None, None).await;
+    assert_eq!(shown["override"], p["override"]);
+
+    let (st, _, e) = call(
+        &app,
+        "PUT",
+        "/v1/pools/p/scale",
+        Some(json!({"max_ready": 3})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["code"], "out_of_bounds");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("max_total:"),
+        "{e}"
+    );
+    for body in [json!({}), json!({"min_ready": null}), json!({"size": 1})] {
+        let (st, _, e) = call(&app, "PUT", "/v1/pools/p/scale", Some(body.clone()), None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {e}");
+    }
+    let (st, _, e) = call(
+        &app,
+        "PUT",
+        "/v1/pools/nope/scale",
+        Some(json!({"min_ready": 1})),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_pool"))
+    );
+
+    let (st, _, p) = call(&app, "DELETE", "/v1/pools/p/scale", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!(p["override"], serde_json::Value::Null);
+    let (st, _, _) = call(&app, "DELETE", "/v1/pools/nope/scale", None, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}

@@ -6,7 +6,8 @@
 //! - **restart**: read once at start (the listener and the API's guards, the store, the engines,
 //!   the plugin host, the manager's limits). A change is reported by its YAML path and the
 //!   running value stays.
-//! - **pool, live**: a pool's sizes, lease TTLs, timings and reuse apply at once.
+//! - **pool, live**: a pool's sizes, lease TTLs, timings and reuse apply at once; changed sizes
+//!   also clear the pool's scale override (`resize`).
 //! - **pool, policies**: a pool's `sizing`, `exhaustion`, `health` and `plugins` settings are what
 //!   its policies are built from; a change builds them again.
 //! - **pool, spec**: the container a pool runs; a change starts a new generation, and containers
@@ -51,6 +52,9 @@ pub enum PoolReload {
         policies: bool,
         /// Its container spec changed: containers of the old spec drain.
         respec: bool,
+        /// Its `min_ready`, `max_ready` or `max_total` changed: a scale override set at run
+        /// time is cleared (the file is the operator's newer word).
+        resize: bool,
     },
 }
 
@@ -273,10 +277,10 @@ fn pool_class(a: &PoolPlan, b: &PoolPlan) -> PoolReload {
     } = pool;
     let c = &b.pool;
     let respec = *spec != c.spec;
+    let resize =
+        *min_ready != c.min_ready || *max_ready != c.max_ready || *max_total != c.max_total;
     // Read by the pool's loops and operations from its current settings, which the reload swaps.
-    let live = *min_ready != c.min_ready
-        || *max_ready != c.max_ready
-        || *max_total != c.max_total
+    let live = resize
         || *default_ttl != c.default_ttl
         || *max_ttl != c.max_ttl
         || *max_warm_age != c.max_warm_age
@@ -289,7 +293,11 @@ fn pool_class(a: &PoolPlan, b: &PoolPlan) -> PoolReload {
         || *probation != c.probation
         || *start_settle != c.start_settle;
     if policies || respec || live {
-        PoolReload::Changed { policies, respec }
+        PoolReload::Changed {
+            policies,
+            respec,
+            resize,
+        }
     } else {
         PoolReload::Unchanged
     }

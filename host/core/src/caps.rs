@@ -171,6 +171,17 @@ impl Caps {
         }
     }
 
+    /// The most containers the caps let exist at once: the global cap, or the engines' own
+    /// caps added up when that is lower. A scale override's floors must fit in it, as the
+    /// config's `min_ready`s must.
+    pub fn capacity(&self) -> u32 {
+        let engines = self
+            .engines
+            .iter()
+            .fold(0u32, |sum, e| sum.saturating_add(e.max));
+        self.global.max.min(engines)
+    }
+
     /// Free slots under the global cap.
     pub fn free(&self) -> u32 {
         self.global.free()

@@ -137,3 +137,87 @@ impl BreakerConfig {
             .min(self.max_backoff)
     }
 }
+
+/// A pool's sizes set at run time (`PUT /v1/pools/{name}/scale`), in place of the config's
+/// `min_ready` and `max_ready` until cleared (`DELETE`, or a reload that changes the pool's
+/// sizes). The sizing policy sees them as its floor and ceiling, and the core holds the target
+/// between them whatever the policy answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScaleOverride {
+    /// Ready containers kept at least.
+    pub min_ready: u32,
+    /// Ready containers kept at most.
+    pub max_ready: u32,
+}
+
+impl ScaleOverride {
+    /// The override a request asks for on pool `cfg`: a size not given is the config's. It
+    /// must keep `min_ready ≤ max_ready`, `1 ≤ max_ready ≤ max_total`, and, with the other
+    /// pools' `min_ready` (`others_min`), fit in the `capacity` the caps allow, as the config's
+    /// own sizes must. The error names the bound the request broke.
+    pub fn resolve(
+        min_ready: Option<u64>,
+        max_ready: Option<u64>,
+        cfg: &PoolConfig,
+        others_min: u32,
+        capacity: u32,
+    ) -> Result<Self, crate::error::ScaleError> {
+        let out = |bound: &'static str, message: String| {
+            Err(crate::error::ScaleError::OutOfBounds { bound, message })
+        };
+        // In u64, as asked (a client may ask past u32): every bound below is a u32.
+        let (min, max) = (
+            min_ready.unwrap_or(cfg.min_ready.into()),
+            max_ready.unwrap_or(cfg.max_ready.into()),
+        );
+        if max == 0 {
+            return out(
+                "max_ready",
+                "max_ready must be at least 1 (min_ready 0 keeps none warm)".into(),
+            );
+        }
+        if max > u64::from(cfg.max_total) {
+            return out(
+                "max_total",
+                format!("max_ready {max} > the pool's max_total {}", cfg.max_total),
+            );
+        }
+        if min > max {
+            return match (min_ready, max_ready) {
+                (None, Some(_)) => out(
+                    "min_ready",
+                    format!("max_ready {max} < the pool's min_ready {min} (give min_ready too)"),
+                ),
+                (Some(_), None) => out(
+                    "max_ready",
+                    format!("min_ready {min} > the pool's max_ready {max} (give max_ready too)"),
+                ),
+                _ => out("max_ready", format!("min_ready {min} > max_ready {max}")),
+            };
+        }
+        if u64::from(others_min) + min > u64::from(capacity) {
+            return out(
+                "limits.max_containers",
+                format!(
+                    "min_ready {min} and the other pools' min_ready ({others_min}) exceed the \
+                     {capacity} containers the daemon may hold (limits.max_containers, or the \
+                     engines' max_containers added up)"
+                ),
+            );
+        }
+        // Both are at most max_total now.
+        Ok(Self {
+            min_ready: min as u32,
+            max_ready: max as u32,
+        })
+    }
+}
+
+impl PoolConfig {
+    /// `min_ready`, `max_ready` and `max_total`: what an override was set against. A reload
+    /// or a restart that finds other sizes drops the override.
+    pub fn sizes(&self) -> [u32; 3] {
+        [self.min_ready, self.max_ready, self.max_total]
+    }
+}

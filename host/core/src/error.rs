@@ -139,3 +139,31 @@ pub enum WarmUpError {
         waited: Duration,
     },
 }
+
+/// Why a scale override was not set or cleared; nothing changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScaleError {
+    /// No pool has this name.
+    #[error("unknown pool {0:?}")]
+    UnknownPool(String),
+    /// The sizes asked for are outside a bound; the message starts with its name.
+    #[error("{bound}: {message}")]
+    OutOfBounds {
+        /// The bound: `min_ready`, `max_ready`, `max_total` or `limits.max_containers`.
+        bound: &'static str,
+        /// What is outside it, with the numbers.
+        message: String,
+    },
+    /// A config reload changed the pool's sizes while the request was under way.
+    #[error("pool {0:?}: a config reload changed its sizes meanwhile; nothing changed, ask again")]
+    Conflict(String),
+    /// The state store did not take the change.
+    #[error("the state store did not take the change, nothing changed: {0}")]
+    Store(String),
+    /// Just after a start, before the overrides the store held are back.
+    #[error("starting: the state store's scale overrides are not restored yet")]
+    NotReady,
+    /// The daemon is shutting down.
+    #[error("daemon is shutting down")]
+    ShuttingDown,
+}

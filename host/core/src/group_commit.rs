@@ -13,6 +13,10 @@
 //! per lease and per container, the latest winning, and a lease or container the store never
 //! held is simply dropped when it ends. So the backlog never outgrows the live state, however
 //! long the store stays down.
+//!
+//! A scale override is the one change a client waits for: `GroupCommit::commit_now`
+//! (`group_commit/scales.rs`) writes it with everything pending, under the round's lock, so it
+//! lands in the order it was made.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,7 @@ use crate::pool::{Delivery, Pool, ReadyContainer};
 use crate::sync::lock;
 
 mod pending;
+mod scales;
 
 use pending::Pending;
 
@@ -58,6 +63,12 @@ pub(crate) struct GroupCommit {
     /// Held for a whole commit round; shutdown takes it to wait out a round in flight, whose
     /// promotions must land before it decides which containers were lendable.
     round: tokio::sync::Mutex<()>,
+    /// Whether the scale overrides the store held at startup were applied to the pools.
+    scales_restored: std::sync::atomic::AtomicBool,
+    /// Pools whose override a reload cleared (or whose pool it removed) before the restore:
+    /// the restore must not bring theirs back. Held for the whole restore, so a reload's clear
+    /// lands wholly before it or wholly after.
+    cleared_early: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl GroupCommit {
@@ -73,6 +84,8 @@ impl GroupCommit {
             last_commit_us: AtomicU64::new(0),
             loaded: Default::default(),
             round: tokio::sync::Mutex::new(()),
+            scales_restored: Default::default(),
+            cleared_early: Default::default(),
         }
     }
 
@@ -314,10 +327,13 @@ impl GroupCommit {
         }
     }
 
-    /// At the end of a clean shutdown that left nothing on the engine: forget everything.
+    /// At the end of a clean shutdown that left nothing on the engine: forget every lease and
+    /// the lendable set, writing the scale overrides still pending (they outlive the clear).
     pub(crate) async fn clear(&self) {
+        let mut changes = lock(&self.pending).take_scales();
         lock(&self.pending).push(Change::Clear);
-        if let Err(e) = self.run(|s| s.commit(&[Change::Clear])).await {
+        changes.push(Change::Clear);
+        if let Err(e) = self.run(move |s| s.commit(&changes)).await {
             warn!(error = %e, "shutdown: clearing the state store failed; the next start reconciles");
         }
     }

@@ -11,6 +11,11 @@
 //!   that *might* have reached a client whose lease was not yet committed: it is destroyed, never
 //!   re-adopted. Ready containers outside the set never reached anyone and can be re-adopted.
 //!
+//! - **Scale overrides**: the sizes `PUT /v1/pools/{name}/scale` set, one per pool, with the
+//!   config's sizes they were set against. Unlike the rest they are written at once (the
+//!   route answers only once the store has it, see `crate::scale`), and a clean shutdown's
+//!   [`Change::Clear`] keeps them: they are the operator's word, not the daemon's bookkeeping.
+//!
 //! That gives the guarantee the README states: no container reaches two clients across a crash,
 //! and the price of a crash is recreating the few containers that were lendable but not leased.
 //! `warmpool-store` implements the trait on redb; `warmpool-fake` has an in-memory one.
@@ -58,6 +63,21 @@ pub struct LeaseRecord {
     pub uses: u32,
 }
 
+/// A pool's scale override as persisted: the sizes it runs on, and the config's sizes they were
+/// set against. A start whose config gives the pool other sizes drops it, as a reload that
+/// changes them does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleRecord {
+    /// Name of the pool.
+    pub pool: String,
+    /// Ready containers kept at least while the override holds.
+    pub min_ready: u32,
+    /// Ready containers kept at most while the override holds.
+    pub max_ready: u32,
+    /// The config's `min_ready`, `max_ready` and `max_total` when it was set.
+    pub config_sizes: [u32; 3],
+}
+
 /// One change to the persisted state.
 // Most changes are leases: boxing the large variant would add an allocation to nearly every
 // change for the sake of the rare small ones.
@@ -77,7 +97,12 @@ pub enum Change {
     },
     /// `container` is destroyed; forget it.
     Forget(String),
-    /// A clean shutdown left nothing behind: forget everything.
+    /// A pool's scale override was set (it replaces any earlier one).
+    PutScale(ScaleRecord),
+    /// Pool `0`'s scale override was cleared, or the pool is gone.
+    DropScale(String),
+    /// A clean shutdown left nothing behind: forget every lease and the lendable set. Scale
+    /// overrides stay: they describe no container.
     Clear,
 }
 
@@ -88,6 +113,8 @@ pub struct Persisted {
     pub leases: BTreeMap<String, LeaseRecord>,
     /// Container ID → pool name.
     pub lendable: BTreeMap<String, String>,
+    /// Scale overrides, by pool name.
+    pub scales: BTreeMap<String, ScaleRecord>,
 }
 
 impl Persisted {
@@ -106,6 +133,12 @@ impl Persisted {
                 }
                 Change::Forget(id) => {
                     self.lendable.remove(id);
+                }
+                Change::PutScale(r) => {
+                    self.scales.insert(r.pool.clone(), r.clone());
+                }
+                Change::DropScale(pool) => {
+                    self.scales.remove(pool);
                 }
                 Change::Clear => {
                     self.leases.clear();

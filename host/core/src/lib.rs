@@ -21,15 +21,15 @@
 //! | 0 | `Books` | the map of serving pools, the retired pools | `shared/books.rs` | each pool's books (`pool/`) |
 //! | 0 | pool books | one pool's containers and counters, with the invariant checks | `pool/state.rs`, `pool/state/*.rs` | nothing |
 //! | 0 | `LeaseTable` | the live leases and their fences | `lease.rs`, `fence.rs` | nothing |
-//! | 0 | `Persist`, `GroupCommit` | pending changes, held cold deliveries, commit figures | `shared/persist.rs`, `group_commit.rs`, `group_commit/pending.rs` | the store, each pool's books |
+//! | 0 | `Persist`, `GroupCommit` | pending changes, held cold deliveries, commit figures, whether the stored scale overrides are back | `shared/persist.rs`, `group_commit.rs`, `group_commit/{pending,scales}.rs` | the store, each pool's books |
 //! | 0 | `Events` | the broadcast sender | `events.rs` | nothing |
 //! | 0 | `Runtime` | settings, cancel token, task tracker, clocks, IDs, "swept" | `shared/runtime.rs` | nothing |
 //! | 0 | `Shared` | (bundles the above; read-only views over several) | `shared/mod.rs` | layer 0 |
 //! | 1 | `Lifecycle` | none | `lifecycle/{mod,create}.rs` | layer 0 |
 //! | 2 | `Leasing` | none | `leasing/{mod,acquire,reuse,sessions}.rs` | layers 0, 1 |
-//! | 2 | `Persistence` | none | `persistence/{mod,reconcile,restore}.rs` | layers 0, 1 |
+//! | 2 | `Persistence` | none | `persistence/{mod,reconcile,restore,scales}.rs` | layers 0, 1 |
 //! | 3 | `Upkeep` | none | `upkeep/{mod,monitor,refill,reaper,health,deaths,sweep}.rs` | layers 0, 1, 2 |
-//! | top | `Manager` and its builder, reload, shutdown | the parts | `manager.rs`, `builder.rs`, `reload.rs`, `shutdown.rs` | every part |
+//! | top | `Manager` and its builder, reload, shutdown, scale overrides | the parts | `manager.rs`, `builder.rs`, `reload.rs`, `shutdown.rs`, `scale.rs` | every part |
 //!
 //! What each does:
 //! - `Lifecycle`: a container's life on the engine: the create (and, for a cold create, its
@@ -39,7 +39,8 @@
 //! - `Leasing`: acquire (the warm path, waiting, cold creates), list, renew, release, exec,
 //!   files, sessions, tar streams, release with a scrub (`reuse.rs`).
 //! - `Persistence`: the commit loop and the hand-out of cold containers a commit made lendable;
-//!   the startup cleanup (sweep without a store, reconcile with one).
+//!   the startup cleanup (sweep without a store, reconcile with one, which also puts back the
+//!   scale overrides the store held).
 //! - `Upkeep`: the engine monitor (which reacts to an engine coming back with the running
 //!   sweep), the refill, the reaper (expiry through `Leasing`) and the image check, health
 //!   probes, death notices, the running sweep, warm-up.
@@ -80,6 +81,7 @@ mod plugin_status;
 mod policy;
 mod pool;
 mod reload;
+mod scale;
 mod shared;
 mod shutdown;
 mod stats;
@@ -96,10 +98,10 @@ pub use backend::{
 pub use builder::ManagerBuilder;
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};
-pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig};
+pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig, ScaleOverride};
 pub use counters::{Counters, StateCounts};
 pub use engines::{EngineSpec, EngineStats, MAX_ENGINES};
-pub use error::{AcquireError, LeaseError, WarmUpError};
+pub use error::{AcquireError, LeaseError, ScaleError, WarmUpError};
 pub use events::Event;
 pub use group_commit::PersistStats;
 pub use lease::{LeaseInfo, LeaseLedger};

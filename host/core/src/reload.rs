@@ -11,7 +11,10 @@
 //!   destroyed (never returned to a pool that no longer exists);
 //! - **changed**: sizes, timeouts and policies take effect at once. A changed container spec
 //!   starts a new generation: ready containers of the old one are recycled one per reaper tick
-//!   (no create storm), and leased ones are not reused.
+//!   (no create storm), and leased ones are not reused. Changed sizes clear the pool's scale
+//!   override (`scale.rs`): the file is the operator's newer word.
+//!
+//! A removed pool's scale override, and a cleared one, are forgotten in the store too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +68,8 @@ pub enum PoolChange {
         /// Its container spec changed: a new generation starts, and containers of the old one
         /// drain.
         respec: bool,
+        /// Its `min_ready`, `max_ready` or `max_total` changed: a scale override is cleared.
+        resize: bool,
     },
     /// A running pool left as it is, by name.
     Keep(String),
@@ -94,13 +99,25 @@ impl<B: Backend> Manager<B> {
                     cfg,
                     policies,
                     respec,
+                    resize,
                 } => {
                     let name = cfg.name.clone();
                     let Some(pool) = old.get(&name) else {
                         warn!(pool = %name, "reload: a pool to change is not running; not added");
                         continue;
                     };
-                    pool.reconfigure(cfg, policies, respec);
+                    if pool.reconfigure(cfg, policies, respec, resize) {
+                        self.s.events.publish(
+                            "scale",
+                            &name,
+                            "cleared: a reload changed the pool's sizes".into(),
+                        );
+                    }
+                    if resize {
+                        // Whether or not the books held one: the store may (a request a reload
+                        // overtook, or one a restore has yet to put back).
+                        self.s.persist.scale_cleared(&name);
+                    }
                     if respec {
                         report.respec.push(name.clone());
                     }
@@ -131,7 +148,9 @@ impl<B: Backend> Manager<B> {
             self.upkeep.start_pool(pool);
         }
         for pool in removed {
-            report.removed.push(pool.cfg().name.clone());
+            let name = pool.cfg().name.clone();
+            self.s.persist.scale_cleared(&name);
+            report.removed.push(name);
             self.drain_removed(&pool);
         }
         for name in &report.added {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::config::BreakerConfig;
+use crate::config::{BreakerConfig, ScaleOverride};
 use crate::counters::{Counters, StateCounts};
 use crate::pool::Pool;
 
@@ -22,7 +22,7 @@ pub struct PoolStats {
     /// `ok`, `degraded` (create breaker open), `engine_down` or `draining`.
     pub status: &'static str,
     /// Ready containers the refill aims for: the sizing policy's target, raised to the number
-    /// of queued acquires and capped at `max_ready`.
+    /// of queued acquires and capped at `max_ready` (the override's while one holds).
     pub target: u32,
     /// The sizing policy's reason for its last target.
     pub target_reason: String,
@@ -32,6 +32,10 @@ pub struct PoolStats {
     pub max_ready: u32,
     /// Containers of the pool in any state at most, as configured.
     pub max_total: u32,
+    /// The scale override (`PUT /v1/pools/{name}/scale`): the `min_ready` and `max_ready` the
+    /// pool runs on instead of the configured ones above; `null` when none holds.
+    #[serde(rename = "override")]
+    pub scale_override: Option<ScaleOverride>,
     /// Containers of the pool per state now.
     pub counts: StateCounts,
     /// The same, per engine (by name; every engine is listed).
@@ -168,6 +172,7 @@ impl PoolStats {
             min_ready: cfg.min_ready,
             max_ready: cfg.max_ready,
             max_total: cfg.max_total,
+            scale_override: st.scale(&cfg),
             counts: st.counts(),
             engines: engines
                 .iter()

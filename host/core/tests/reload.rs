@@ -13,12 +13,13 @@ fn keep(name: &str) -> PoolChange {
     PoolChange::Keep(name.into())
 }
 
-/// Changed sizes or timings: no new policies, the same spec.
+/// Changed sizes: no new policies, the same spec.
 fn resize(cfg: warmpool_core::PoolConfig) -> PoolChange {
     PoolChange::Change {
         cfg,
         policies: None,
         respec: false,
+        resize: true,
     }
 }
 
@@ -119,6 +120,7 @@ async fn a_spec_change_recycles_ready_containers_one_at_a_time() {
         cfg: changed,
         policies: None,
         respec: true,
+        resize: false,
     }]);
     assert_eq!(report.respec, ["a"]);
     // Recycling is gradual: after one tick, at most one old ready container is gone.

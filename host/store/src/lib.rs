@@ -5,17 +5,22 @@
 //! configured `state_dir`. Each commit is one redb write transaction with immediate durability, so
 //! when [`LeaseStore::commit`] returns `Ok` the batch survives `kill -9` and power loss.
 //!
-//! Two tables: `leases` (lease ID → the lease record as JSON, so adding a field never breaks an
-//! old file) and `lendable` (container ID → pool name).
+//! Three tables: `leases` (lease ID → the lease record as JSON, so adding a field never breaks an
+//! old file), `lendable` (container ID → pool name) and `scales` (pool name → its scale override
+//! as JSON). A clean shutdown's `Clear` empties the first two and keeps the overrides. A file
+//! written before `scales` existed gets the table at its first open.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use warmpool_core::lease_store::{Change, LeaseRecord, LeaseStore, Persisted, StoreError};
+use warmpool_core::lease_store::{
+    Change, LeaseRecord, LeaseStore, Persisted, ScaleRecord, StoreError,
+};
 
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const LENDABLE: TableDefinition<&str, &str> = TableDefinition::new("lendable");
+const SCALES: TableDefinition<&str, &[u8]> = TableDefinition::new("scales");
 
 /// How long [`RedbStore::open`] waits for the file's lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -60,11 +65,13 @@ impl RedbStore {
                 Err(e) => return Err(open_err(e.to_string())),
             }
         };
-        // Create both tables up front so a read of a fresh file finds them.
+        // Create every table up front so a read of a fresh (or older) file finds them.
         let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
         txn.open_table(LEASES)
             .map_err(|e| open_err(e.to_string()))?;
         txn.open_table(LENDABLE)
+            .map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(SCALES)
             .map_err(|e| open_err(e.to_string()))?;
         txn.commit().map_err(|e| open_err(e.to_string()))?;
         Ok(Self { db, path })
@@ -107,6 +114,18 @@ impl LeaseStore for RedbStore {
             out.lendable
                 .insert(k.value().to_string(), v.value().to_string());
         }
+        let scales = txn.open_table(SCALES).map_err(load_err)?;
+        for row in scales.iter().map_err(load_err)? {
+            let (k, v) = row.map_err(load_err)?;
+            match serde_json::from_slice::<ScaleRecord>(v.value()) {
+                Ok(rec) => {
+                    out.scales.insert(k.value().to_string(), rec);
+                }
+                Err(e) => {
+                    tracing::warn!(pool = k.value(), error = %e, "skipping an unreadable scale override")
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -115,6 +134,7 @@ impl LeaseStore for RedbStore {
         {
             let mut leases = txn.open_table(LEASES).map_err(commit_err)?;
             let mut lendable = txn.open_table(LENDABLE).map_err(commit_err)?;
+            let mut scales = txn.open_table(SCALES).map_err(commit_err)?;
             for c in changes {
                 match c {
                     Change::PutLease(r) => {
@@ -134,6 +154,16 @@ impl LeaseStore for RedbStore {
                     Change::Forget(id) => {
                         lendable.remove(id.as_str()).map_err(commit_err)?;
                     }
+                    Change::PutScale(r) => {
+                        let json = serde_json::to_vec(r).map_err(commit_err)?;
+                        scales
+                            .insert(r.pool.as_str(), json.as_slice())
+                            .map_err(commit_err)?;
+                    }
+                    Change::DropScale(pool) => {
+                        scales.remove(pool.as_str()).map_err(commit_err)?;
+                    }
+                    // Overrides are kept: see `Change::Clear`.
                     Change::Clear => {
                         leases.retain(|_, _| false).map_err(commit_err)?;
                         lendable.retain(|_, _| false).map_err(commit_err)?;
@@ -200,6 +230,41 @@ mod tests {
 
         store.commit(&[Change::Clear]).unwrap();
         assert_eq!(store.load().unwrap(), Persisted::default());
+    }
+
+    fn scale(pool: &str, min: u32) -> ScaleRecord {
+        ScaleRecord {
+            pool: pool.into(),
+            min_ready: min,
+            max_ready: 8,
+            config_sizes: [1, 4, 10],
+        }
+    }
+
+    /// A scale override survives reopening and a clean shutdown's clear; a drop forgets it.
+    #[test]
+    fn a_scale_override_survives_reopening_and_clear_but_not_its_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbStore::open(dir.path()).unwrap();
+            store
+                .commit(&[
+                    Change::PutScale(scale("py", 2)),
+                    Change::PutScale(scale("py", 5)),
+                    Change::PutScale(scale("go", 3)),
+                    Change::PutLease(record("l1", "c1")),
+                ])
+                .unwrap();
+            store.commit(&[Change::Clear]).unwrap();
+        }
+        let store = RedbStore::open(dir.path()).unwrap();
+        let got = store.load().unwrap();
+        assert!(got.leases.is_empty() && got.lendable.is_empty());
+        assert_eq!(got.scales.len(), 2);
+        assert_eq!(got.scales["py"], scale("py", 5));
+        store.commit(&[Change::DropScale("py".into())]).unwrap();
+        let got = store.load().unwrap();
+        assert_eq!(got.scales.keys().collect::<Vec<_>>(), ["go"]);
     }
 
     #[test]

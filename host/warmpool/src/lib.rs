@@ -7,8 +7,9 @@
 //!   [`audit`] writes the audit log.
 //! - `warmpool validate -c FILE` checks a config ([`validate`]).
 //! - `status`, `acquire`, `exec`, `release`, `plugin list` talk to a running daemon over HTTP
-//!   ([`client`]); `shell` (a terminal) and `exec --stream` are in [`interactive`]; `plugin
-//!   check` loads a component locally.
+//!   ([`client`]); `shell` (a terminal) and `exec --stream` are in [`interactive`]; `warm-up`
+//!   in [`warm_up`]; `scale` (a pool's sizes at run time) in [`scale`]; `plugin check` loads a
+//!   component locally.
 //!
 //! The policy lab's commands (`trace`, `simulate`, `replay`) are the `warmpool-lab` binary
 //! (`host/lab`), which links this library for [`policies`], [`serve::plugin_limits`] and
@@ -21,6 +22,7 @@ pub mod daemon;
 pub mod engines;
 pub mod interactive;
 pub mod policies;
+pub mod scale;
 pub mod serve;
 pub mod validate;
 pub mod warm_up;

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use warmpool::{client, interactive, serve, validate, warm_up};
+use clap::{ArgGroup, Parser, Subcommand};
+use warmpool::{client, interactive, scale, serve, validate, warm_up};
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +82,23 @@ enum Command {
         /// Longest to wait, in milliseconds (the daemon caps it at 600 s; default 60 s).
         #[arg(long)]
         timeout_ms: Option<u64>,
+    },
+    /// Override a pool's sizes at run time: `scale POOL N` keeps at least N ready; `--max M`
+    /// keeps at most M ready; `--clear` goes back to the config's sizes. A size not given is
+    /// the config's.
+    #[command(group(ArgGroup::new("what").required(true).multiple(true).args(["min_ready", "max", "clear"])))]
+    Scale {
+        #[command(flatten)]
+        conn: client::Conn,
+        pool: String,
+        /// min_ready: ready containers kept at least.
+        min_ready: Option<u64>,
+        /// max_ready: ready containers kept at most.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Clear the override.
+        #[arg(long, conflicts_with_all = ["min_ready", "max"])]
+        clear: bool,
     },
     /// End a lease; its container is destroyed.
     Release {
@@ -169,6 +186,13 @@ fn main() -> ExitCode {
                 let (conn, lease) = conn.for_lease(&lease);
                 client::release(&conn, &lease).await
             }
+            Command::Scale {
+                conn,
+                pool,
+                min_ready,
+                max,
+                clear,
+            } => scale::run(&conn, &pool, min_ready, max, clear).await,
             Command::WarmUp {
                 conn,
                 pool,

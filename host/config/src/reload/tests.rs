@@ -14,9 +14,18 @@ fn plan(old: &str, new: &str) -> ReloadPlan {
 
 const BASE: &str = "server: {host_id: h}\npools:\n  a: {image: x}\n  b: {image: y}\n";
 
+/// A setting other than the sizes changed: live, and a scale override stays.
 const LIVE: PoolReload = Changed {
     policies: false,
     respec: false,
+    resize: false,
+};
+
+/// A size changed: live, and a scale override is cleared.
+const RESIZED: PoolReload = Changed {
+    policies: false,
+    respec: false,
+    resize: true,
 };
 
 #[test]
@@ -39,7 +48,8 @@ fn pools_added_removed_and_repoliced() {
         vec![
             Changed {
                 policies: true,
-                respec: false
+                respec: false,
+                resize: false
             },
             Added
         ]
@@ -48,7 +58,7 @@ fn pools_added_removed_and_repoliced() {
     // A size change alone keeps the policies.
     let sized = "server: {host_id: h}\npools:\n  a: {image: x, min_ready: 3, max_ready: 3}\n  b: {image: y}\n";
     let d = plan(BASE, sized);
-    assert_eq!(d.pools, vec![LIVE, Unchanged]);
+    assert_eq!(d.pools, vec![RESIZED, Unchanged]);
     assert!(!d.pools.iter().any(|p| p.builds_policies()));
 }
 
@@ -158,13 +168,23 @@ fn each_restart_setting_is_reported_by_its_path_and_nothing_applied() {
     }
 }
 
-/// A pool's sizes, TTLs and timings apply live: neither its policies nor its spec change.
+/// A pool's sizes, TTLs and timings apply live: neither its policies nor its spec change. Its
+/// sizes, each alone, are flagged as such: they clear a scale override, and nothing else does.
 #[test]
 fn pool_settings_apply_live() {
     let base = "server: {host_id: h}\npools:\n  a: {image: x}\n";
     for pool in [
         "{image: x, min_ready: 2, max_ready: 4}",
+        "{image: x, max_ready: 2}",
         "{image: x, max_total: 40}",
+    ] {
+        let d = plan(
+            base,
+            &format!("server: {{host_id: h}}\npools:\n  a: {pool}\n"),
+        );
+        assert_eq!(d.pools, vec![RESIZED], "{pool}");
+    }
+    for pool in [
         "{image: x, lease: {default_ttl: 1m}}",
         "{image: x, lease: {max_ttl: 2h}}",
         "{image: x, lifecycle: {idle_timeout: 1m}}",
@@ -204,7 +224,8 @@ fn a_spec_change_is_flagged() {
             d.pools,
             vec![Changed {
                 policies: false,
-                respec: true
+                respec: true,
+                resize: false
             }],
             "{pool}"
         );
@@ -218,7 +239,8 @@ fn a_spec_change_is_flagged() {
         d.pools,
         vec![Changed {
             policies: false,
-            respec: true
+            respec: true,
+            resize: true
         }]
     );
 }
@@ -241,7 +263,8 @@ fn a_policy_change_is_flagged() {
             d.pools,
             vec![Changed {
                 policies: true,
-                respec: false
+                respec: false,
+                resize: false
             }],
             "{pool}"
         );

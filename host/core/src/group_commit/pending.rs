@@ -6,10 +6,13 @@
 //! when it fails, what only it put is known never to have been stored again (otherwise every
 //! lease lent from a lendable container during an outage would leave a drop behind, and the
 //! backlog would grow with the outage).
+//!
+//! Scale overrides are one entry per pool, the latest winning; their drops are always sent
+//! (removing what the store lacks is harmless, and there are at most as many as pools).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::lease_store::{Change, LeaseRecord};
+use crate::lease_store::{Change, LeaseRecord, ScaleRecord};
 
 /// Changes not yet committed, one per key (see the module doc).
 #[derive(Debug, Default)]
@@ -18,6 +21,8 @@ pub(crate) struct Pending {
     leases: BTreeMap<String, Option<LeaseRecord>>,
     /// Container ID → its pool to add to the lendable set, or `None` to forget it.
     lendable: BTreeMap<String, Option<String>>,
+    /// Pool name → its scale override to put, or `None` to drop it.
+    scales: BTreeMap<String, Option<ScaleRecord>>,
     /// What the store holds, or may hold (a batch in flight): only those need a drop or forget.
     pub(super) stored_leases: BTreeSet<String>,
     pub(super) stored_lendable: BTreeSet<String>,
@@ -49,6 +54,13 @@ impl Pending {
                     self.lendable.remove(&id);
                 }
             }
+            Change::PutScale(r) => {
+                self.scales.insert(r.pool.clone(), Some(r));
+            }
+            Change::DropScale(pool) => {
+                self.scales.insert(pool, None);
+            }
+            // Scale overrides are not the daemon's bookkeeping: a clear keeps them.
             Change::Clear => {
                 self.leases.clear();
                 self.lendable.clear();
@@ -57,12 +69,21 @@ impl Pending {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.leases.len() + self.lendable.len()
+        self.leases.len() + self.lendable.len() + self.scales.len()
+    }
+
+    /// Take only the scale overrides (for the clear at a clean shutdown, which writes no lease).
+    pub(super) fn take_scales(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.scales)
+            .into_iter()
+            .map(|(pool, r)| r.map_or(Change::DropScale(pool), Change::PutScale))
+            .collect()
     }
 
     /// Take everything for a commit. What it puts counts as possibly stored from now on.
     pub(super) fn take(&mut self) -> Vec<Change> {
         let mut out = Vec::with_capacity(self.len());
+        out.extend(self.take_scales());
         for (id, pool) in std::mem::take(&mut self.lendable) {
             match pool {
                 Some(pool) => {
@@ -131,6 +152,12 @@ impl Pending {
                 }
                 Change::Forget(id) => {
                     self.lendable.entry(id).or_insert(None);
+                }
+                Change::PutScale(r) => {
+                    self.scales.entry(r.pool.clone()).or_insert(Some(r));
+                }
+                Change::DropScale(pool) => {
+                    self.scales.entry(pool).or_insert(None);
                 }
                 Change::Clear => {}
             }
@@ -221,6 +248,32 @@ mod tests {
         assert_eq!(next, vec![Change::DropLease("a".into())]);
         p.committed(&next);
         assert!(p.stored_leases.is_empty());
+    }
+
+    fn scale(pool: &str, min: u32) -> ScaleRecord {
+        ScaleRecord {
+            pool: pool.into(),
+            min_ready: min,
+            max_ready: 9,
+            config_sizes: [1, 9, 12],
+        }
+    }
+
+    /// One entry per pool, the latest winning; a failed batch comes back under newer ones;
+    /// a clear keeps them.
+    #[test]
+    fn scale_overrides_coalesce_per_pool_and_outlive_a_clear() {
+        let mut p = Pending::default();
+        p.push(Change::PutScale(scale("a", 1)));
+        p.push(Change::DropScale("a".into()));
+        p.push(Change::PutScale(scale("a", 3)));
+        p.push(Change::Clear);
+        assert_eq!(p.len(), 1);
+        let batch = p.take();
+        assert_eq!(batch, vec![Change::PutScale(scale("a", 3))]);
+        p.push(Change::DropScale("a".into()));
+        p.failed(batch);
+        assert_eq!(p.take(), vec![Change::DropScale("a".into())]);
     }
 
     /// Regression (simulation, issue 21): leases lent from lendable containers while the

@@ -1,7 +1,8 @@
 //! Layer 2: persistence, one part ([`Persistence`]): the commit loop that runs a group-commit
 //! round every `commit_interval` (or at once when urged) and hands out the cold containers a
 //! round made lendable (here), and the startup step that deals with what an earlier run left
-//! (`reconcile.rs`, with `restore.rs`: re-attaching, re-adopting and dooming what it found).
+//! (`reconcile.rs`, with `restore.rs`: re-attaching, re-adopting and dooming what it found, and
+//! `scales.rs`: the scale overrides the store held).
 //!
 //! It holds no state of its own: it works on the layer-0 parts ([`crate::shared`]; the group
 //! commit itself is [`crate::group_commit`]) and removes and marks containers through
@@ -9,6 +10,7 @@
 
 mod reconcile;
 mod restore;
+mod scales;
 
 use std::sync::Arc;
 

@@ -105,6 +105,8 @@ impl<B: Backend> Persistence<B> {
             .load()
             .await
             .map_err(|e| BackendError::Unavailable(format!("state store: {e}")))?;
+        // Before the adoptions below, which fill each pool up to its `max_ready`.
+        self.restore_scales(&persisted.scales);
         let backend = s.fleet.backend(engine);
         let existing = call(CALL_TIMEOUT, backend.list()).await?;
         let mut image_ids: HashMap<String, Option<String>> = HashMap::new();
@@ -126,7 +128,8 @@ impl<B: Backend> Persistence<B> {
             })
             .map(|r| (r.container_id.clone(), r.clone()))
             .collect();
-        // Re-adoption fills a pool up to `max_ready`, counting what other engines gave it.
+        // Re-adoption fills a pool up to `max_ready` (its scale override's, restored above, when
+        // one holds), counting what other engines gave it.
         let mut adopted_per_pool: HashMap<String, u32> = s
             .books
             .serving()
@@ -152,12 +155,13 @@ impl<B: Backend> Persistence<B> {
             } else {
                 match pool.filter(|pool| {
                     let cfg = pool.cfg();
+                    let max_ready = pool.lock().sizes(&cfg).1;
                     let image_id = image_ids.get(&cfg.name).cloned().flatten();
                     e.running
                         && image_id.as_deref() == Some(e.image_id.as_str())
                         && e.fingerprint.as_deref()
                             == Some(cfg.spec.fingerprint(&e.image_id).as_str())
-                        && adopted_per_pool.get(&cfg.name).copied().unwrap_or(0) < cfg.max_ready
+                        && adopted_per_pool.get(&cfg.name).copied().unwrap_or(0) < max_ready
                 }) {
                     Some(pool) => {
                         *adopted_per_pool.entry(pool.name()).or_default() += 1;

@@ -75,18 +75,33 @@ impl Pool {
 
     /// Apply a reloaded config. A changed spec (`respec`, as the reload's plan found it) starts a
     /// new generation, so containers of the old one drain as they come free; sizes, timeouts and
-    /// policies take effect at once.
-    pub fn reconfigure(&self, cfg: PoolConfig, policies: Option<Policies>, respec: bool) {
+    /// policies take effect at once. Changed sizes (`resize`) clear a scale override: the new
+    /// config is the operator's newer word. Returns whether an override was cleared.
+    pub fn reconfigure(
+        &self,
+        cfg: PoolConfig,
+        policies: Option<Policies>,
+        respec: bool,
+        resize: bool,
+    ) -> bool {
         if respec {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
-        // The policy decides the target at the next refill; until then, keep it in bounds.
-        self.lock().clamp_target(&cfg);
-        self.cfg.store(Arc::new(cfg));
+        let cleared = {
+            let mut st = self.lock();
+            let cleared = resize && st.clear_scale(&self.cfg()).is_some();
+            // The policy decides the target at the next refill; until then, keep it in bounds.
+            st.clamp_target(&cfg);
+            // Swapped under the lock: a scale request checks, under it, that the sizes it was
+            // checked against are still the pool's (`scale.rs`).
+            self.cfg.store(Arc::new(cfg));
+            cleared
+        };
         if let Some(p) = policies {
             self.policies.store(Arc::new(p));
         }
         self.touch();
+        cleared
     }
 
     /// Lock the state. The state's methods check their invariants and never leave the counts
@@ -112,6 +127,8 @@ impl Pool {
         let ms = |t: Instant| t.saturating_duration_since(epoch).as_millis() as u64;
         let cfg = self.cfg();
         let n = st.counts();
+        // The policy sees the scale override, when one holds, as its floor and ceiling.
+        let (min_ready, max_ready) = st.sizes(&cfg);
         PoolSnapshot {
             now_ms: ms(now),
             ready: n.ready,
@@ -120,8 +137,8 @@ impl Pool {
             removing: n.removing,
             unhealthy: n.unhealthy,
             waiters: st.waiters(),
-            min_ready: cfg.min_ready,
-            max_ready: cfg.max_ready,
+            min_ready,
+            max_ready,
             max_total: cfg.max_total,
             global_free: cap.free(),
             current_target: st.target().0,

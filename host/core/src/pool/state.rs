@@ -43,6 +43,7 @@ mod creates;
 mod leaving;
 mod reads;
 mod restart;
+mod scale;
 
 pub use restart::Doomed;
 
@@ -150,6 +151,8 @@ pub struct PoolState {
     draining: bool,
     /// The decaying peak of acquires per commit window; sizes the lendable set (group_commit.rs).
     lend_peak: f64,
+    /// The scale override, with the config's sizes it was set against (see `state/scale.rs`).
+    scale: Option<(crate::config::ScaleOverride, [u32; 3])>,
 }
 
 impl PoolState {
@@ -165,12 +168,12 @@ impl PoolState {
     // ---- reads: in `state/reads.rs` --------------------------------------------------------
 
     /// The target refill works toward: the policy's, raised to serve every queued acquire,
-    /// and never above `max_ready`.
+    /// and never above `max_ready` (the scale override's while one holds).
     pub fn effective_target(&mut self, cfg: &PoolConfig) -> u32 {
         self.waiters.retain(|(_, w)| !w.is_closed());
         self.target
             .max(self.waiters.len() as u32)
-            .min(cfg.max_ready)
+            .min(self.sizes(cfg).1)
     }
 
     /// Per engine, the pool's creates under way and fresh ready containers still in probation
@@ -219,6 +222,7 @@ impl PoolState {
             }
         }
         assert_eq!(n, self.counts, "pool counts disagree with the books");
+        self.check_scale();
         assert_eq!(
             cold, self.creating_cold,
             "cold creates disagree with the books"

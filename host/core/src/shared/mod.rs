@@ -106,6 +106,17 @@ impl<B> Shared<B> {
             .collect()
     }
 
+    /// The `min_ready` the serving pools other than `name` run on (a scale override's where
+    /// one holds), added up: what a new floor for `name` must fit beside.
+    pub fn min_ready_of_others(&self, name: &str) -> u32 {
+        self.books
+            .serving()
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .map(|(_, p)| p.lock().sizes(&p.cfg()).0)
+            .fold(0u32, u32::saturating_add)
+    }
+
     /// What the core knows of each engine, in config order.
     pub fn engine_stats(&self) -> Vec<EngineStats> {
         let mut counts = vec![StateCounts::default(); self.fleet.len()];

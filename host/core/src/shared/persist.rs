@@ -1,4 +1,4 @@
-//! Whether and how leases and the lendable set are persisted: the group commit, or nothing.
+//! Whether and how leases, the lendable set and scale overrides are persisted: the group commit, or nothing.
 //! Every call is a no-op when nothing is persisted; the group commit's own state is changed
 //! only by [`GroupCommit`]'s methods (`group_commit.rs`).
 
@@ -86,6 +86,20 @@ impl Persist {
         match &self.commit {
             Some(p) => p.flush().await,
             None => true,
+        }
+    }
+
+    /// Whether a scale request may be served now: always without a store; with one, once the
+    /// overrides it held at startup are back (see `persistence/scales.rs`).
+    pub fn scales_ready(&self) -> bool {
+        self.commit.as_ref().is_none_or(GroupCommit::scales_ready)
+    }
+
+    /// A reload cleared pool `name`'s scale override, or removed the pool: the store forgets
+    /// it, and a restore not done yet does not bring it back.
+    pub fn scale_cleared(&self, name: &str) {
+        if let Some(p) = &self.commit {
+            p.scale_cleared(name);
         }
     }
 

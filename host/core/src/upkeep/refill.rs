@@ -53,7 +53,8 @@ impl<B: Backend> Upkeep<B> {
         };
         let decision = pool.policies().sizing.decide(&snapshot).await;
         let cfg = pool.cfg();
-        let decision = bounds::decision(decision, cfg.max_ready);
+        // The ceiling the policy was shown: the scale override's while one holds.
+        let decision = bounds::decision(decision, snapshot.max_ready);
         let views = s.fleet.views(u64::MAX);
         let approved = {
             let mut st = pool.lock();

@@ -83,9 +83,15 @@ impl Sim {
             .last
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.checks.last = Some(now);
+        // A hang the daemon's calls are still in counts as the fault it is: the call (a
+        // sweep's list, say) waits out the daemon's own deadline on it, after the fault itself
+        // was switched off.
         let healthy = self.engines.iter().all(|e| {
             let w = e.state();
-            !w.down && w.faults.hang == 0.0 && w.faults.fail_inspect == 0.0
+            !w.down
+                && w.faults.hang == 0.0
+                && w.faults.fail_inspect == 0.0
+                && w.hangs.values().all(|h| h.conn != w.current_conn)
         }) && self.manager.all_reconciled();
         let books = self.manager.accounted();
         let names: HashSet<&str> = books.iter().map(|(k, _)| k.as_str()).collect();

@@ -34,12 +34,20 @@ impl Sim {
             74..=75 => self.kill_one(),
             76 => self.crash(),
             77 if self.rng.bool() => self.graceful_restart().await,
+            78..=80 if ready => self.scale().await,
             _ => {
                 let ms = self.rng.u64(1_000..30_000);
                 self.note(format!("wait {ms} ms"));
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
         }
+    }
+
+    /// The `min_ready` pool `p` runs on: its override's, else its config's.
+    fn floor(&self, p: &warmpool_core::PoolConfig) -> u32 {
+        self.scales
+            .get(&p.name)
+            .map_or(p.min_ready, |o| o.min_ready)
     }
 
     fn pick_pool(&mut self) -> String {
@@ -387,10 +395,10 @@ impl Sim {
         self.out.reloads += 1;
         // The pools before this reload, by name and spec: the reload tells the manager which
         // pools are new and which changed spec, as the daemon's reload plan does.
-        let before: Vec<(String, ContainerSpec)> = self
+        let before: Vec<(String, ContainerSpec, [u32; 3])> = self
             .pools
             .iter()
-            .map(|(p, _)| (p.name.clone(), p.spec.clone()))
+            .map(|(p, _)| (p.name.clone(), p.spec.clone(), p.sizes()))
             .collect();
         let i = self.rng.usize(0..self.pools.len());
         match self.rng.u32(0..6) {
@@ -400,7 +408,8 @@ impl Sim {
             }
             1 if self.pools.len() < 3 => {
                 let (p, e) = self.new_pool();
-                let min_sum: u32 = self.pools.iter().map(|(p, _)| p.min_ready).sum();
+                // An operator keeps every floor within the caps, overrides' included.
+                let min_sum: u32 = self.pools.iter().map(|(p, _)| self.floor(p)).sum();
                 if min_sum + p.min_ready > self.mcfg.max_containers {
                     return;
                 }
@@ -420,7 +429,7 @@ impl Sim {
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
-                    .map(|(_, (p, _))| p.min_ready)
+                    .map(|(_, (p, _))| self.floor(p))
                     .sum();
                 let room = self.mcfg.max_containers.saturating_sub(min_others);
                 let p = &mut self.pools[i].0;
@@ -439,19 +448,27 @@ impl Sim {
             .iter()
             .map(|(p, e)| {
                 let policies = super::start::policies(*e);
-                match before.iter().find(|(name, _)| *name == p.name) {
+                match before.iter().find(|(name, _, _)| *name == p.name) {
                     None => PoolChange::Add {
                         cfg: p.clone(),
                         policies,
                     },
-                    Some((_, spec)) => PoolChange::Change {
+                    Some((_, spec, sizes)) => PoolChange::Change {
                         cfg: p.clone(),
                         policies: Some(policies),
                         respec: *spec != p.spec,
+                        resize: *sizes != p.sizes(),
                     },
                 }
             })
             .collect();
+        // A pool removed, or whose sizes changed, loses its override.
+        for (name, _, sizes) in &before {
+            let now = self.pools.iter().find(|(p, _)| p.name == *name);
+            if now.is_none_or(|(p, _)| p.sizes() != *sizes) {
+                self.scale_cleared_by_reload(name);
+            }
+        }
         self.manager.reconfigure(updates);
     }
 }

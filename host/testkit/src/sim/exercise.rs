@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exercise(pub [u64; ROWS]);
 
-const ROWS: usize = 21;
+const ROWS: usize = 26;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +56,16 @@ pub enum Count {
     AgentForged,
     /// Checks that found a tenant holding leases (its count in the lease table checked).
     TenantCounts,
+    /// Scale overrides set (`PUT` answered).
+    ScaleSets,
+    /// Scale overrides cleared by a `DELETE`.
+    ScaleClears,
+    /// Scale requests refused as out of bounds (and rightly so).
+    ScaleRefused,
+    /// Scale overrides cleared by a reload that changed their pool's sizes or removed it.
+    ScaleReloadCleared,
+    /// Scale overrides a restart put back (checked against what the clients were told).
+    ScaleRestored,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -109,6 +119,15 @@ const META: [(&str, &str, u64); ROWS] = [
         "tenant lease counts checked while held",
         50_000,
     ),
+    ("scale_sets", "scale overrides set", 300),
+    ("scale_clears", "scale overrides cleared by DELETE", 50),
+    ("scale_refused", "scale requests refused out of bounds", 50),
+    (
+        "scale_reload_cleared",
+        "scale overrides cleared by a reload",
+        20,
+    ),
+    ("scale_restored", "scale overrides a restart put back", 20),
 ];
 
 impl Exercise {

@@ -2,10 +2,11 @@
 //!
 //! From a seed, a simulated daemon (the real [`warmpool_core::Manager`] on the in-memory engine
 //! and store, under tokio's paused clock) serves random client operations (acquire, exec, files,
-//! renew, release with and without reuse, config reload) while random faults hit it (see the
-//! fake engine's [`warmpool_fake::Faults`], the restarts of `restart.rs` and README's
-//! "Guarantees"). After every step, and at the end, the daemon's promises are checked
-//! (`check.rs`, `promises.rs`, and at each hand-out `handout.rs`), and each run counts how much
+//! renew, release with and without reuse, scale overrides set and cleared, config reload) while
+//! random faults hit it (see the fake engine's [`warmpool_fake::Faults`], the restarts of
+//! `restart.rs` and README's "Guarantees"). After every step, and at the end, the daemon's
+//! promises are checked (`check.rs`, `promises.rs`, `scale.rs`, and at each hand-out
+//! `handout.rs`), and each run counts how much
 //! of every fault and check it exercised ([`Exercise`]).
 //!
 //! Everything that decides runs on one thread with seeded generators and the paused clock, so a
@@ -19,6 +20,7 @@ mod exercise;
 mod handout;
 mod promises;
 mod restart;
+mod scale;
 mod start;
 mod world;
 

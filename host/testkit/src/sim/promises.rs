@@ -1,7 +1,7 @@
 //! The promises checked after every step besides those of `check.rs`: the daemon's own
 //! deadlines end what hangs, its breaker's single trial, another `host_id`'s containers left
-//! alone, the store's backlog bounded, nothing served before the store could be read, and,
-//! at rest, no container whose agent died is left.
+//! alone, the store's backlog bounded, nothing served before the store could be read, the
+//! scale overrides (`scale.rs`), and, at rest, no container whose agent died is left.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,7 +21,8 @@ impl Sim {
         self.check_foreign()?;
         self.check_backlog()?;
         self.check_tenants()?;
-        self.check_load()
+        self.check_load()?;
+        self.check_scales()
     }
 
     /// Each tenant's lease count, which the lease table keeps as leases come and go (release,
@@ -113,10 +114,12 @@ impl Sim {
             return Ok(());
         };
         let stored = self.store.snapshot();
+        // Scale overrides: at most one per pool name the sim ever used.
         let bound = self.manager.leases().len()
             + self.manager.accounted().len()
             + stored.leases.len()
-            + stored.lendable.len();
+            + stored.lendable.len()
+            + self.next_pool as usize;
         if stats.pending > bound {
             return Err(self.fail(format!(
                 "{} changes wait for a commit, more than the live state and the store hold ({bound})",

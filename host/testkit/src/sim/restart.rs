@@ -22,12 +22,14 @@ impl Sim {
         }
         self.manager.cancel_token().cancel();
         self.resets_cut();
-        if self.persist && self.rng.f64() < 0.1 {
+        let lost = self.persist && self.rng.f64() < 0.1;
+        if lost {
             self.lose_store();
         } else {
             let committed = self.store.snapshot();
             self.checks.crashed(committed);
         }
+        self.scales_across_restart(!lost);
         self.next_daemon();
     }
 
@@ -59,6 +61,7 @@ impl Sim {
                 model.end(&id, &h.container, End::Gone);
             }
         }
+        self.scales_across_restart(true);
         self.next_daemon();
     }
 
@@ -82,9 +85,11 @@ impl Sim {
         }
     }
 
-    /// The store's file is lost with the crash. What README leaves out: a container whose
-    /// lease was live and whose used mark had not landed yet may be re-adopted and lent again
-    /// (exempt from the lending checks from now on); committed leases are gone too.
+    /// The store's file is lost with the crash. What README leaves out: a container that was
+    /// lent and whose used mark had not landed yet may be re-adopted and lent again (exempt
+    /// from the lending checks from now on); committed leases are gone too. Its lease may have
+    /// ended already: a container released while its engine is unreachable stays there,
+    /// unmarked (the mark is retried until the engine answers), until the engine returns.
     fn lose_store(&mut self) {
         self.ex.add(Count::StoreLosses, 1);
         let unmarked: Vec<String> = self
@@ -102,18 +107,13 @@ impl Sim {
         let mut m = self.model();
         let live: Vec<String> = unmarked
             .into_iter()
-            .filter(|c| {
-                m.history
-                    .get(c)
-                    .and_then(|h| h.last())
-                    .is_some_and(|(_, e)| *e == End::Open)
-            })
+            .filter(|c| m.history.get(c).is_some_and(|h| !h.is_empty()))
             .collect();
         let n = live.len();
         m.exempt.extend(live);
         drop(m);
         self.note(format!(
-            "the store is lost ({n} leased container(s) unmarked)"
+            "the store is lost ({n} lent container(s) unmarked)"
         ));
         self.store.lose();
         self.checks.committed = None;

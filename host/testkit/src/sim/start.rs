@@ -101,6 +101,8 @@ impl Sim {
             trace: VecDeque::new(),
             trace_all,
             next_pool: 2,
+            scales: Default::default(),
+            scale_restore_due: false,
         };
         sim.note(format!(
             "start: persist {} keep {} max_containers {} creates {} pools {} engines {}",

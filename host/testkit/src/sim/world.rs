@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use warmpool_core::lease_store::Persisted;
 use warmpool_core::{
-    BuiltinExhaustion, ContainerSpec, EngineSpec, Manager, ManagerConfig, PoolConfig,
+    BuiltinExhaustion, ContainerSpec, EngineSpec, Manager, ManagerConfig, PoolConfig, ScaleOverride,
 };
 use warmpool_fake::{FAKE_HOST, FakeBackend, FakeEngine, MemoryStore};
 
@@ -123,6 +123,10 @@ pub struct Sim {
     pub(super) trace: VecDeque<String>,
     pub(super) trace_all: bool,
     pub(super) next_pool: u32,
+    /// The scale overrides the clients were told each pool has (see `scale.rs`).
+    pub(crate) scales: BTreeMap<String, ScaleOverride>,
+    /// A restart should put back `scales`: counted once the next daemon reconciled.
+    pub(crate) scale_restore_due: bool,
 }
 
 /// Steps kept for a failure report.

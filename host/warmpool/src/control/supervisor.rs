@@ -292,10 +292,12 @@ impl<B: Backend> Supervisor<B> {
             PoolReload::Changed {
                 policies: rebuild,
                 respec,
+                resize,
             } => PoolChange::Change {
                 policies: rebuild.then(policies),
                 cfg,
                 respec,
+                resize,
             },
         }
     }

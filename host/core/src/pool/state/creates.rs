@@ -6,16 +6,30 @@ use crate::text::clip;
 
 impl PoolState {
     /// Set the policy's target (already clamped by the caller's sanitising) and its reason.
+    /// Never above `max_ready`; while a scale override holds, never below its `min_ready`
+    /// either: the override is the operator's (or an autoscaler's) floor, which a policy that
+    /// goes below `min_ready` on purpose (a plugin that scales to zero) must not undo.
     pub fn set_target(&mut self, d: SizingDecision, cfg: &PoolConfig) {
-        self.target = d.target.min(cfg.max_ready);
+        self.target = match self.scale(cfg) {
+            Some(o) => d.target.clamp(o.min_ready, o.max_ready),
+            None => d.target.min(cfg.max_ready),
+        };
         self.target_reason = d.reason;
+        self.check();
     }
 
     /// A reload changed the bounds: keep the target inside them until the policy decides again.
+    /// An override set against other sizes can no longer hold, and goes (the reload clears it
+    /// itself when told the sizes changed; this keeps the books true if it was not).
     pub fn clamp_target(&mut self, cfg: &PoolConfig) {
-        self.target = self
-            .target
-            .clamp(cfg.min_ready, cfg.max_ready.max(cfg.min_ready));
+        if self
+            .scale
+            .is_some_and(|(_, against)| against != cfg.sizes())
+        {
+            self.scale = None;
+        }
+        let (min, max) = self.sizes(cfg);
+        self.target = self.target.clamp(min, max.max(min));
     }
 
     /// Approve up to the deficit of creates, clamped to every cap, and count them as creating
