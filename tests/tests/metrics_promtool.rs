@@ -160,10 +160,16 @@ async fn tenant_metrics_pass_promtool() {
         "warmpool_tenant_leases{tenant=\"team-a\"} 1",
         "warmpool_tenant_acquires_total{tenant=\"team-a\"} 1",
         "warmpool_tenant_rejections_total{tenant=\"team-a\",quota=\"max_leases\"} 1",
-        "warmpool_tenant_lease_seconds_used{tenant=\"team-a\"} 60",
     ] {
         assert!(text.contains(want), "no {want:?} in:\n{text}");
     }
+    // The 60 s lease's time, less what the budget refilled (1 s a second) since it was taken.
+    let used: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("warmpool_tenant_lease_seconds_used{tenant=\"team-a\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no lease-seconds of team-a in:\n{text}"));
+    assert!((50..=60).contains(&used), "{used}");
     let (ok, said) = promtool_check(&text);
     assert!(ok, "promtool: {said}\n{text}");
     let om = reqwest::Client::new()
