@@ -32,6 +32,13 @@ pub struct Daemon {
     head: String,
 }
 
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -104,8 +111,57 @@ impl Daemon {
             head,
         };
         d.spawn();
+        // Another test may bind the free port before this daemon does: then another port, a
+        // few times, rather than a failure that has nothing to do with the test.
+        for _ in 0..3 {
+            if !d.lost_its_port().await {
+                break;
+            }
+            let (old, new) = (port_of(&d.url), free_port());
+            let cfg = std::fs::read_to_string(d.config_path()).unwrap().replace(
+                &format!("listen: 127.0.0.1:{old}\n"),
+                &format!("listen: 127.0.0.1:{new}\n"),
+            );
+            std::fs::write(d.config_path(), cfg).unwrap();
+            d.head = d.head.replace(
+                &format!("listen: 127.0.0.1:{old}\n"),
+                &format!("listen: 127.0.0.1:{new}\n"),
+            );
+            d.url = format!("http://127.0.0.1:{new}");
+            d.spawn();
+        }
         d.wait_ready(Duration::from_secs(60)).await;
         d
+    }
+
+    /// Whether the daemon just started exited because its port was taken. Read from its own
+    /// log (a port answering could be another test's daemon): `warmpool serving` comes once it
+    /// holds its port, `cannot bind` when another has it.
+    async fn lost_its_port(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let log = self.log();
+            if log.contains("cannot bind") {
+                if let Some(mut c) = self.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                // The next start appends to the same log: keep this attempt's out of it.
+                let _ = std::fs::write(self.dir.path().join("daemon.log"), "");
+                return true;
+            }
+            if log.contains("warmpool serving") {
+                return false;
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(_)) = c.try_wait()
+            {
+                // Exited for another reason: `wait_ready` says which.
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     /// Start the binary on this daemon's config, appending to its log.
