@@ -275,6 +275,19 @@ impl Daemon {
         self.call_with(None, method, path, body).await
     }
 
+    /// `GET /metrics` as text, with `Authorization: Bearer <token>` when given (the tenants'
+    /// families need an admin's) and `Accept: <accept>` when given (OpenMetrics).
+    pub async fn metrics_as(&self, token: Option<&str>, accept: Option<&str>) -> String {
+        let mut r = self.http.get(format!("{}/metrics", self.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(a) = accept {
+            r = r.header(reqwest::header::ACCEPT, a);
+        }
+        r.send().await.unwrap().text().await.unwrap()
+    }
+
     /// As [`call`](Self::call), with `Authorization: Bearer <token>`.
     pub async fn call_as(
         &self,

@@ -147,15 +147,8 @@ async fn tenant_metrics_pass_promtool() {
         .call_as("tok-prom-a-0123456789", Method::POST, "/v1/leases", body)
         .await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", d.url))
-        .bearer_auth("tok-prom-admin-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let admin = Some("tok-prom-admin-0123456789");
+    let text = d.metrics_as(admin, None).await;
     for want in [
         "warmpool_tenant_leases{tenant=\"team-a\"} 1",
         "warmpool_tenant_acquires_total{tenant=\"team-a\"} 1",
@@ -172,16 +165,9 @@ async fn tenant_metrics_pass_promtool() {
     assert!((50..=60).contains(&used), "{used}");
     let (ok, said) = promtool_check(&text);
     assert!(ok, "promtool: {said}\n{text}");
-    let om = reqwest::Client::new()
-        .get(format!("{}/metrics", d.url))
-        .bearer_auth("tok-prom-admin-0123456789")
-        .header("accept", "application/openmetrics-text; version=1.0.0")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let om = d
+        .metrics_as(admin, Some("application/openmetrics-text; version=1.0.0"))
+        .await;
     assert!(
         om.contains("# TYPE warmpool_tenant_rejections counter"),
         "{om}"

@@ -196,15 +196,7 @@ async fn each_quota_holds_under_a_storm_of_100_concurrent_acquires() {
         .await;
     assert_eq!(mine["tenants"].as_array().unwrap().len(), 1);
     assert_eq!(mine["tenants"][0]["name"], "few");
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", d.url))
-        .bearer_auth(OPS)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = d.metrics_as(Some(OPS), None).await;
     assert!(
         text.contains("warmpool_tenant_rejections_total{tenant=\"few\",quota=\"max_leases\"} 97"),
         "{text}"

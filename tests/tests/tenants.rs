@@ -228,19 +228,12 @@ async fn two_tenants_cannot_reach_each_others_leases() {
 
     // The metrics count each tenant's leases (B holds its private-b lease), for an admin's
     // scrape alone: without a token, or with a tenant's, no tenant shows.
-    let scrape = |token: Option<&'static str>| {
-        let mut r = reqwest::Client::new().get(format!("{}/metrics", d.url));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        async move { r.send().await.unwrap().text().await.unwrap() }
-    };
     for token in [None, Some(A)] {
-        let text = scrape(token).await;
+        let text = d.metrics_as(token, None).await;
         assert!(text.contains("warmpool_containers"), "{text}");
         assert!(!text.contains("warmpool_tenant_"), "{token:?}: {text}");
     }
-    let text = scrape(Some(OPS)).await;
+    let text = d.metrics_as(Some(OPS), None).await;
     assert!(
         text.contains("warmpool_tenant_leases{tenant=\"team-b\"} 1"),
         "{text}"
