@@ -26,7 +26,8 @@ concurrent runs do not clash. All names start with "wpe". Needs root.
 
 Usage:
   engines.sh up DIR N [--tls I]... [--tls all] [--tag T] [--owner PID] [--timeout S]
-                      [--storage-driver D] [--live-restore]
+                      [--storage-driver D] [--live-restore] [--runsc I]... [--runsc all]
+                      [--experimental]
       Start engines e1..eN (N <= 20) under DIR (created if missing, must be empty). Waits up to
       S seconds (default 60) until every engine answers `docker version` on its TCP endpoint;
       on any failure prints the dockerd log tails, tears everything down and exits 1.
@@ -39,6 +40,10 @@ Usage:
         --storage-driver  dockerd storage driver; default auto: overlay2 when an overlay
                           mount works on DIR's filesystem, else vfs.
         --live-restore    start dockerd with --live-restore (containers survive `kill`).
+        --runsc I         engine eI registers gVisor's runsc as runtime "runsc" (with
+                          --network=none, which runsc needs in a namespace without a network);
+                          repeatable, or `all`. Installs Debian's runsc package when missing.
+        --experimental    start dockerd in experimental mode (checkpoint and restore).
   engines.sh load DIR NAME IMAGE|FILE.tar
       Copy IMAGE from the host engine (`docker save`, honouring DOCKER_HOST) into engine NAME,
       or load a `docker save` tar file.
@@ -383,8 +388,8 @@ overlay_works() { # DIR: an overlay mount works on DIR's filesystem (tried in a 
 
 # --- engines -----------------------------------------------------------------------------------
 
-setup_engine() { # DIR TAG I TLS(0/1) STORAGE LIVE_RESTORE(0/1)
-  local dir=$1 tag=$2 i=$3 tls=$4 sd=$5 lr=$6
+setup_engine() { # DIR TAG I TLS(0/1) STORAGE LIVE_RESTORE(0/1) RUNSC(0/1) EXPERIMENTAL(0/1)
+  local dir=$1 tag=$2 i=$3 tls=$4 sd=$5 lr=$6 rs=$7 ex=$8
   local e=$1/e$3 ns vh vn ip br port d dockerd
   ns=$(eng_ns "$tag" "$i")
   vh=${ns}h
@@ -392,7 +397,17 @@ setup_engine() { # DIR TAG I TLS(0/1) STORAGE LIVE_RESTORE(0/1)
   ip=$(eng_ip "$tag" "$i")
   br=$(bridge_name "$tag")
   mkdir -p "$e"/{data,exec,etc,run-docker,run-containerd,cgmove}
-  echo '{}' >"$e/etc/daemon.json"
+  # daemon.json, not flags: `start` relaunches with the same file.
+  {
+    local sep=""
+    printf '{'
+    if [ "$rs" = 1 ]; then
+      printf '"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}' "$(command -v runsc)"
+      sep=", "
+    fi
+    [ "$ex" = 1 ] && printf '%s"experimental": true' "$sep"
+    printf '}\n'
+  } >"$e/etc/daemon.json"
   printf '%s\n' "name=e$i" "tls=$tls" "netns=$ns" "veth_host=$vh" "veth_ns=$vn" "ip=$ip" >"$e/engine"
 
   ip netns add "$ns"
@@ -657,8 +672,8 @@ up_exit() {
 }
 
 cmd_up() {
-  local n timeout=$DEFAULT_TIMEOUT want_tag="" owner="" sd=auto lr=0 i t0
-  local -a tls_list=()
+  local n timeout=$DEFAULT_TIMEOUT want_tag="" owner="" sd=auto lr=0 ex=0 i t0
+  local -a tls_list=() runsc_list=()
   check_dir_arg "${1:-}"
   n=${2:-}
   [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le $MAX_ENGINES ] || die "N must be 1..$MAX_ENGINES"
@@ -699,6 +714,20 @@ cmd_up() {
       lr=1
       shift
       ;;
+    --runsc)
+      [ $# -ge 2 ] || die "--runsc needs an engine index or 'all'"
+      if [ "$2" = all ]; then
+        for ((i = 1; i <= n; i++)); do runsc_list+=("$i"); done
+      else
+        [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le "$n" ] || die "--runsc $2: not an engine index 1..$n"
+        runsc_list+=("$2")
+      fi
+      shift 2
+      ;;
+    --experimental)
+      ex=1
+      shift
+      ;;
     *) die "up: unknown option $1" ;;
     esac
   done
@@ -706,6 +735,11 @@ cmd_up() {
   for c in dockerd docker ip nsenter unshare setsid flock timeout openssl realpath; do
     command -v "$c" >/dev/null || die "$c not found"
   done
+  if [ ${#runsc_list[@]} -gt 0 ] && ! command -v runsc >/dev/null; then
+    log "runsc not found; installing Debian's runsc package"
+    "$(dirname "$(realpath "$0")")/../../scripts/apt-install.sh" runsc || die "could not install runsc"
+    command -v runsc >/dev/null || die "runsc not found after installing it"
+  fi
   # Each engine binds its own directory over /etc/docker; the mount point must exist.
   [ -d /etc/docker ] || mkdir -p /etc/docker
   case $DIR/ in
@@ -743,9 +777,10 @@ cmd_up() {
   ip addr add "10.231.$TAG.1/24" dev "$br"
   ip link set dev "$br" up
   for ((i = 1; i <= n; i++)); do
-    local tls=0 x
+    local tls=0 rs=0 x
     for x in "${tls_list[@]}"; do [ "$x" = "$i" ] && tls=1; done
-    setup_engine "$DIR" "$TAG" "$i" "$tls" "$sd" "$lr"
+    for x in "${runsc_list[@]}"; do [ "$x" = "$i" ] && rs=1; done
+    setup_engine "$DIR" "$TAG" "$i" "$tls" "$sd" "$lr" "$rs" "$ex"
     launch_engine "$DIR" "$TAG" "$i"
   done
   local -a all=()
