@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{cfg, snap};
+use common::{cfg, roomy, snap};
 use warmpool_core::policy_logic::{
     ContainerInfo, ExhaustionAction, ExhaustionRequest, PoolSnapshot, SizingDecision,
 };
@@ -94,11 +94,7 @@ async fn unbounded_allocation_hits_the_memory_cap() {
     // The memory cap alone must stop it: on a busy machine, growing a debug build's memory to
     // the cap can take longer than the 50 ms call deadline (which has tests of its own), and
     // the test then failed on the deadline.
-    let e = PluginEngine::new(Limits {
-        deadline: Duration::from_secs(5),
-        ..Limits::default()
-    })
-    .unwrap();
+    let e = PluginEngine::new(roomy()).unwrap();
     let err = Loaded::load(
         &e,
         None,
@@ -131,7 +127,7 @@ async fn a_panic_is_reported_by_its_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_answers_are_cut_to_bounds_and_counted() {
-    let host = PluginHost::new(Limits::default(), None).unwrap();
+    let host = PluginHost::new(roomy(), None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sizing = dir.path().join("s.wasm");
     std::fs::copy(component("test_guest_hostile_sizing"), &sizing).unwrap();
@@ -198,7 +194,7 @@ async fn huge_answers_are_cut_to_bounds_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_cut_and_counted() {
-    let host = PluginHost::new(Limits::default(), None).unwrap();
+    let host = PluginHost::new(roomy(), None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flood.wasm");
     std::fs::copy(component("test_guest_hostile_sizing"), &file).unwrap();

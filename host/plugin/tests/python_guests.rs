@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{cfg, snap};
+use common::{cfg, roomy, snap};
 use warmpool_core::policy_logic::{ExhaustionAction, ExhaustionRequest};
 use warmpool_core::{BuiltinExhaustion, BuiltinSizing, ExhaustionStrategy, SizingPolicy, bounds};
 use warmpool_plugin_host::component::Loaded;
@@ -137,7 +137,7 @@ async fn a_50_mib_reason_hits_the_memory_cap_and_a_1_mib_one_is_cut() {
 async fn out_of_bounds_exhaustion_answers_are_cut_in_a_running_host() {
     let file = python_component("hostile_exhaustion", "exhaustion-strategy");
     let dir = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(Limits::default(), Some(&dir.path().join("cache"))).unwrap();
+    let host = PluginHost::new(roomy(), Some(&dir.path().join("cache"))).unwrap();
     let slot = host.slot("p", World::Exhaustion, &file, vec![]);
     host.settled().await;
     assert_eq!(slot.status().state, "active", "{:?}", slot.status());

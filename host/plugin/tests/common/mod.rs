@@ -1,6 +1,9 @@
 //! What the plugin host's test files share: a sample pool snapshot, and plugin settings.
 
+use std::time::Duration;
+
 use warmpool_core::policy_logic::PoolSnapshot;
+use warmpool_plugin_host::Limits;
 
 /// A pool below its minimum: 1 ready of min 2, max 4 ready, 8 in all.
 pub fn snap() -> PoolSnapshot {
@@ -19,4 +22,16 @@ pub fn cfg(kv: &[(&str, &str)]) -> Vec<(String, String)> {
     kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// Limits for a test whose subject is not the call deadline (bounds on answers, logs, memory):
+/// a guest that builds a 10 MB answer can take longer than the daemon's 50 ms under a loaded
+/// CI machine, and such a test then failed on the deadline instead of checking its bound.
+#[allow(dead_code)]
+pub fn roomy() -> Limits {
+    Limits {
+        deadline: Duration::from_secs(5),
+        load_deadline: Duration::from_secs(30),
+        ..Limits::default()
+    }
 }
