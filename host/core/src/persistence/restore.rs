@@ -96,6 +96,10 @@ impl<B: Backend> Persistence<B> {
             tenant: rec.tenant.clone(),
             engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
+            // What the lease asked for is not in its record: shown as the pool's. Its
+            // container has no baseline, so it is never reused with the lease's limits.
+            resources: crate::backend::Resources::of(&pool.cfg().spec),
+            resized: false,
         };
         info!(lease = %rec.lease_id, container = %e.name, pool = %pool.name(), "lease re-attached after restart");
         s.events.emit(
