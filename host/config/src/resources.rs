@@ -23,7 +23,7 @@ pub(crate) fn resources(
     }
     let max_nano_cpus = match raw.max_cpus {
         None => None,
-        Some(c) if !(c >= 0.01 && c <= 1024.0) => {
+        Some(c) if !(0.01..=1024.0).contains(&c) => {
             p.push(
                 at("max_cpus"),
                 format!("must be between 0.01 and 1024 ({c})"),
