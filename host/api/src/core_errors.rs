@@ -2,9 +2,7 @@
 //! [`WarmUpError`] and [`ScaleError`], and the set of codes each can become, which the routes that answer them
 //! document (`route_errors!`). The unit tests hold every variant against its set.
 
-use warmpool_core::{
-    AcquireError, BackendError, LeaseError, ResizeError, ResourceError, ScaleError, WarmUpError,
-};
+use warmpool_core::{AcquireError, BackendError, LeaseError, ResizeError, ScaleError, WarmUpError};
 
 use crate::ApiError;
 use crate::code::Code;
@@ -164,6 +162,8 @@ impl From<ScaleError> for ApiError {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use warmpool_core::ResourceError;
 
     use super::*;
 
