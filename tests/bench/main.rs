@@ -173,7 +173,7 @@ async fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--resources-only") {
-        resources::resources(quick, &mut r).await;
+        resources::resources(&docker, quick, &mut r).await;
         println!("{}", r.lines.join("\n"));
         return;
     }
@@ -318,7 +318,7 @@ async fn main() {
     tenants::tenants(quick, &mut r).await;
 
     // 13. What a lease's own cpus and memory add to a warm acquire.
-    resources::resources(quick, &mut r).await;
+    resources::resources(&docker, quick, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));
