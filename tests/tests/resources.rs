@@ -264,3 +264,46 @@ async fn malformed_asks_answer_4xx_with_a_json_reason_never_500() {
     // Only the held lease is out: no refused ask took a container.
     assert_eq!(d.pool("rb").await["counts"]["leased"], 1);
 }
+
+#[tokio::test]
+async fn a_patch_keeps_the_lease_routes_rules_tenant_and_lease_token() {
+    const A: &str = "tok-resources-tenant-a-42";
+    const B: &str = "tok-resources-tenant-b-42";
+    let d = Daemon::start_with(
+        &[pool_yaml("rt", &format!("min_ready: 2\nmax_ready: 2\n{BOUNDED}"))],
+        "  tenants:\n    - name: team-a\n      token_env: E2E_RES_A\n      admin: false\n    - name: team-b\n      token_env: E2E_RES_B\n      admin: false\n",
+        &[("E2E_RES_A", A), ("E2E_RES_B", B)],
+    )
+    .await;
+    let (st, _, l) = d
+        .call_as(
+            A,
+            Method::POST,
+            "/v1/leases",
+            Some(json!({"pool": "rt", "memory": "96m"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{l}");
+    assert_eq!(l["resources"]["memory"], 96 * MIB);
+    let id = l["lease_id"].as_str().unwrap();
+    let token = l["lease_token"].as_str().unwrap();
+    let path = format!("/v1/leases/{id}");
+    let body = json!({"cpus": 2});
+    // Its lease token opens it, as every route of the lease.
+    let (st, _, v) = d
+        .call_as(token, Method::PATCH, &path, Some(body.clone()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["resources"]["cpus"], 2.0);
+    // Another tenant sees no such lease; no token is a 401.
+    let (st, _, v) = d.call_as(B, Method::PATCH, &path, Some(body.clone())).await;
+    assert_eq!(
+        (st, error_of(&v).0),
+        (StatusCode::NOT_FOUND, "unknown_lease"),
+        "{v}"
+    );
+    let (st, _, _) = d.call(Method::PATCH, &path, Some(body)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _) = d.call_as(A, Method::DELETE, &path, None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+}
