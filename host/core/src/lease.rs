@@ -154,6 +154,9 @@ impl Lease {
             expires_at_ms: unix_ms(clock.wall(self.expires)),
             born_at_ms: unix_ms(clock.wall(c.born)),
             uses: c.uses,
+            resources: self
+                .resized
+                .then_some((self.resources.nano_cpus, self.resources.memory)),
         }
     }
 }

@@ -246,3 +246,50 @@ async fn a_failed_restore_destroys_the_container_instead_of_reusing_it() {
     run_for(Duration::from_secs(2)).await;
     assert!(!b.live().contains(&l.container_id));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_shows_the_limits_a_lease_asked_for() {
+    use std::sync::Arc;
+    use warmpool_core::Manager;
+    use warmpool_core::lease_store::LeaseStore;
+    use warmpool_fake::{FakeBackend, MemoryStore};
+
+    let backend = Arc::new(FakeBackend::new(CREATE));
+    let store = Arc::new(MemoryStore::default());
+    let start = || {
+        let s: Arc<dyn LeaseStore> = store.clone();
+        let m = Manager::with_store(
+            ManagerConfig::default(),
+            vec![(bounded("p"), policies(BuiltinExhaustion::Wait))],
+            backend.clone(),
+            Some(s),
+        );
+        m.start();
+        m
+    };
+    let m1 = start();
+    m1.warm_up("p", Duration::from_secs(10)).await.unwrap();
+    let asked = m1
+        .acquire(asking("p", None, Some(128 * MIB)))
+        .await
+        .unwrap();
+    let plain = m1.acquire(request("p")).await.unwrap();
+    let patched = m1.acquire(request("p")).await.unwrap();
+    let ask = Resources {
+        nano_cpus: Some(3 * CPU),
+        memory: None,
+    };
+    m1.resize(&patched.lease_id, &ask).await.unwrap();
+    run_for(Duration::from_secs(2)).await;
+    m1.cancel_token().cancel();
+    m1.settle_commits().await;
+
+    let m2 = start();
+    // All three containers are leased (max_total 3): nothing to warm; let the restart's
+    // reconcile re-attach the leases.
+    run_for(Duration::from_secs(5)).await;
+    let shown = |id: &str| m2.lease(id).unwrap().resources;
+    assert_eq!(shown(&asked.lease_id).memory, Some(128 * MIB));
+    assert_eq!(shown(&plain.lease_id).memory, Some(64 * MIB));
+    assert_eq!(shown(&patched.lease_id).cpus, Some(3.0));
+}

@@ -12,6 +12,7 @@
 use crate::backend::{Backend, BackendError, ResourceBounds, Resources};
 use crate::error::{AcquireError, LeaseError, ResizeError};
 use crate::lease::LeaseInfo;
+use crate::lease_store::Change;
 use crate::lifecycle::{CALL_TIMEOUT, call};
 
 use super::Leasing;
@@ -101,6 +102,7 @@ impl<B: Backend> Leasing<B> {
             .leases
             .with(id, |l| {
                 l.resources = target;
+                self.s.persist.record(|| Change::PutLease(l.record(clock)));
                 l.info(tokio::time::Instant::now(), clock)
             })
             .ok_or_else(|| self.no_lease(id))
