@@ -11,8 +11,8 @@
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only` and
-//! `--tenants-only` run section 6b, 4, 9, 10, 11 or 12 alone.
+//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only`,
+//! `--tenants-only` and `--resources-only` run section 6b, 4, 9, 10, 11, 12 or 13 alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
@@ -25,6 +25,7 @@ mod plugins;
 mod python;
 mod raw;
 mod refill;
+mod resources;
 mod scale;
 mod tenants;
 mod warm;
@@ -171,6 +172,11 @@ async fn main() {
         println!("{}", r.lines.join("\n"));
         return;
     }
+    if std::env::args().any(|a| a == "--resources-only") {
+        resources::resources(&docker, quick, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
     if std::env::args().any(|a| a == "--scale-only") {
         scale::scale(quick, &mut r).await;
         println!("{}", r.lines.join("\n"));
@@ -310,6 +316,9 @@ async fn main() {
 
     // 12. What tenant checks add to a warm acquire, in process.
     tenants::tenants(quick, &mut r).await;
+
+    // 13. What a lease's own cpus and memory add to a warm acquire.
+    resources::resources(&docker, quick, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));

@@ -74,13 +74,16 @@ codes! {
     NoSuchEngine = (UNPROCESSABLE_ENTITY, "no_such_engine",
         "no engine carries the labels asked for"),
     Unsupported = (UNPROCESSABLE_ENTITY, "unsupported",
-        "the pool cannot give what was asked (secrets from a pool without `exec: agent`)"),
+        "the pool cannot give what was asked (secrets from a pool without `exec: agent`, \
+         cpus or memory from a pool without `resources:`)"),
     ConfigRejected = (UNPROCESSABLE_ENTITY, "config_rejected",
         "every problem of the new config; the old config keeps serving"),
     Unprocessable = (UNPROCESSABLE_ENTITY, "unprocessable", "the request could not be read"),
     OutOfBounds = (UNPROCESSABLE_ENTITY, "out_of_bounds",
-        "the sizes asked for are outside a bound, which the message names first (`min_ready`, \
-         `max_ready`, `max_total` or `limits.max_containers`); nothing changed"),
+        "what was asked is outside a bound, which `bound` names and the message names first: \
+         a scale's `min_ready`, `max_ready`, `max_total` or `limits.max_containers`; a lease's \
+         `resources.max_cpus`, `resources.max_memory`, `min_cpus` or `min_memory`; nothing \
+         changed"),
     UpgradeRequired = (UPGRADE_REQUIRED, "upgrade_required",
         "the connection cannot be upgraded"),
     PoolExhausted = (TOO_MANY_REQUESTS, "pool_exhausted", "no container within the wait"),

@@ -2,7 +2,7 @@
 //! [`WarmUpError`] and [`ScaleError`], and the set of codes each can become, which the routes that answer them
 //! document (`route_errors!`). The unit tests hold every variant against its set.
 
-use warmpool_core::{AcquireError, BackendError, LeaseError, ScaleError, WarmUpError};
+use warmpool_core::{AcquireError, BackendError, LeaseError, ResizeError, ScaleError, WarmUpError};
 
 use crate::ApiError;
 use crate::code::Code;
@@ -18,8 +18,23 @@ pub const ACQUIRE_CODES: &[Code] = &[
     Code::NoSuchEngine,
     Code::CreateFailed,
     Code::Unsupported,
+    Code::OutOfBounds,
     Code::SetupRejected,
     Code::SetupFailed,
+];
+
+/// Every code a [`ResizeError`] is answered with: an operation on the lease, and the pool's
+/// bounds (`unsupported` without `resources:`, `out_of_bounds` outside them).
+pub const RESIZE_CODES: &[Code] = &[
+    Code::UnknownLease,
+    Code::LeaseNotRestoredYet,
+    Code::ContainerGone,
+    Code::EngineUnavailable,
+    Code::FileNotFound,
+    Code::BadRequest,
+    Code::EngineError,
+    Code::Unsupported,
+    Code::OutOfBounds,
 ];
 
 /// Every code a [`LeaseError`] is answered with: what an operation in a lease's container can
@@ -69,6 +84,7 @@ impl From<AcquireError> for ApiError {
             AcquireError::NoSuchEngine { .. } => Self::new(Code::NoSuchEngine, msg),
             AcquireError::Create { .. } => Self::new(Code::CreateFailed, msg),
             AcquireError::Unsupported { .. } => Self::new(Code::Unsupported, msg),
+            AcquireError::Resources(e) => e.into(),
             // What the sandbox refused (a file path it cannot write) is the request's fault.
             AcquireError::Setup {
                 source: BackendError::Invalid(_),
@@ -98,6 +114,15 @@ impl From<LeaseError> for ApiError {
     }
 }
 
+impl From<ResizeError> for ApiError {
+    fn from(e: ResizeError) -> Self {
+        match e {
+            ResizeError::Lease(e) => e.into(),
+            ResizeError::Resources(e) => e.into(),
+        }
+    }
+}
+
 impl From<WarmUpError> for ApiError {
     fn from(e: WarmUpError) -> Self {
         let msg = e.to_string();
@@ -121,7 +146,11 @@ impl From<ScaleError> for ApiError {
         let msg = e.to_string();
         match e {
             ScaleError::UnknownPool(_) => Self::new(Code::UnknownPool, msg),
-            ScaleError::OutOfBounds { .. } => Self::new(Code::OutOfBounds, msg),
+            ScaleError::OutOfBounds { bound, .. } => {
+                let mut e = Self::new(Code::OutOfBounds, msg);
+                e.bound = Some(bound);
+                e
+            }
             ScaleError::Conflict(_) => Self::new(Code::Conflict, msg),
             ScaleError::Store(_) => Self::new(Code::StoreUnavailable, msg),
             ScaleError::NotReady => Self::new(Code::NotReady, msg),
@@ -133,6 +162,8 @@ impl From<ScaleError> for ApiError {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use warmpool_core::ResourceError;
 
     use super::*;
 
@@ -191,6 +222,11 @@ mod tests {
                 pool: "p".into(),
                 reason: "r".into(),
             },
+            AcquireError::Resources(ResourceError::NotAllowed { pool: "p".into() }),
+            AcquireError::Resources(ResourceError::OutOfBounds {
+                bound: "resources.max_memory",
+                message: "m".into(),
+            }),
         ];
         for source in backend() {
             acquire.push(AcquireError::Create {
@@ -246,6 +282,7 @@ mod tests {
                 | AcquireError::ShuttingDown
                 | AcquireError::Create { .. }
                 | AcquireError::Unsupported { .. }
+                | AcquireError::Resources(_)
                 | AcquireError::Setup { .. } => {}
             }
         }
@@ -343,5 +380,20 @@ mod tests {
         for c in UNSCALE_CODES {
             assert!(SCALE_CODES.contains(c), "{c}");
         }
+        // A resize answers what a lease operation does, and the pool's refusals.
+        let (_, lease, _) = every_core_error();
+        let mut resize: Vec<ApiError> = lease
+            .into_iter()
+            .map(|e| ResizeError::Lease(e).into())
+            .collect();
+        resize.push(ResizeError::Resources(ResourceError::NotAllowed { pool: "p".into() }).into());
+        let out: ApiError = ResizeError::Resources(ResourceError::OutOfBounds {
+            bound: "resources.max_cpus",
+            message: "m".into(),
+        })
+        .into();
+        assert_eq!(out.bound, Some("resources.max_cpus"));
+        resize.push(out);
+        check("resize", resize, RESIZE_CODES);
     }
 }

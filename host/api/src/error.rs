@@ -33,6 +33,10 @@ pub struct ErrorDetail {
     /// `lease_seconds_per_hour`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<&'static str>,
+    /// With `out_of_bounds`: the bound the request is outside (`max_ready`,
+    /// `resources.max_memory`, …), which the message also names first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<&'static str>,
 }
 
 impl ErrorBody {
@@ -43,6 +47,7 @@ impl ErrorBody {
                 code: code.into(),
                 message: message.into(),
                 quota: None,
+                bound: None,
             },
         }
     }
@@ -65,6 +70,8 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// The quota that refused the request (`quota_exceeded`).
     pub quota: Option<&'static str>,
+    /// The bound the request is outside (`out_of_bounds`).
+    pub bound: Option<&'static str>,
 }
 
 impl ApiError {
@@ -97,6 +104,7 @@ impl ApiError {
             message: message.into(),
             retry_after: Code::retryable(status).then_some(DEFAULT_RETRY_AFTER),
             quota: None,
+            bound: None,
         }
     }
 }
@@ -126,6 +134,7 @@ impl IntoResponse for ApiError {
         }
         let mut body = ErrorBody::new(self.code, self.message);
         body.error.quota = self.quota;
+        body.error.bound = self.bound;
         let body = Json(body);
         let mut resp = (self.status, body).into_response();
         if let Some(d) = self.retry_after {

@@ -1,5 +1,5 @@
 //! Lease routes: acquire, list, show, renew, release (a lease's exec is `exec.rs`, its files
-//! `files.rs`).
+//! `files.rs`, its resources `resources.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,6 +64,17 @@ pub struct AcquireBody {
     pub files: BTreeMap<String, crate::setup::FileContent>,
     /// Working directory of every exec and terminal of the lease (absolute).
     pub workdir: Option<String>,
+    /// The lease's CPU limit in CPUs (> 0, fractions allowed), applied to the warm container
+    /// before the 201; at most the pool's `resources.max_cpus` (422 `out_of_bounds`; 422
+    /// `unsupported` from a pool without `resources:`). Absent: the pool's `cpus`.
+    #[schema(example = 1.5)]
+    pub cpus: Option<f64>,
+    /// The lease's memory limit (swap included): bytes, or a size string (`"512m"`, `"2g"`),
+    /// applied as `cpus` is; at most the pool's `resources.max_memory`. Absent: the pool's
+    /// `memory`.
+    #[serde(default, deserialize_with = "crate::resources::opt_memory")]
+    #[schema(schema_with = crate::resources::memory_schema)]
+    pub memory: Option<u64>,
 }
 
 fn engine_labels_schema() -> utoipa::openapi::Schema {
@@ -137,6 +148,7 @@ pub async fn acquire<B: Backend>(
             ),
         ));
     }
+    let resources = crate::resources::ask(b.cpus, b.memory)?;
     let tenant = caller.tenant().cloned();
     let ttl = b.ttl_s.map(Duration::from_secs);
     // The quotas first: nothing is taken from the pool for an acquire they refuse. The
@@ -164,6 +176,7 @@ pub async fn acquire<B: Backend>(
         owner: b.owner.clone(),
         engine_labels: b.engine.clone(),
         setup: crate::setup::lease_setup(&b.env, &b.secrets, b.workdir.as_deref(), &b.files)?,
+        resources,
     };
     let lease = s.manager.acquire(req).await?;
     drop(admitted);

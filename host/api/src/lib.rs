@@ -7,7 +7,8 @@
 //! request from another origin 403, and a POST that does not say it is JSON 415.
 //!
 //! Routes (see README "HTTP API"):
-//! - leases: `POST/GET /v1/leases`, `GET/DELETE /v1/leases/{id}`, `POST /v1/leases/{id}/renew`
+//! - leases: `POST/GET /v1/leases`, `GET/DELETE/PATCH /v1/leases/{id}` (`PATCH`: its cpus and
+//!   memory, [`resources`]), `POST /v1/leases/{id}/renew`
 //!   ([`leases`]); `POST /v1/leases/{id}/exec` ([`exec`]), and streamed ([`stream`]) or over a
 //!   WebSocket ([`terminal`]); `PUT/GET /v1/leases/{id}/files/{*path}` ([`files`]) and
 //!   `/archive/{*path}` ([`archive`]);
@@ -52,6 +53,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod plugins;
 pub mod pools;
+pub mod resources;
 pub mod service;
 pub mod setup;
 pub mod stream;
@@ -185,7 +187,9 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
     let lease = Router::new()
         .route(
             "/v1/leases/{id}",
-            get(leases::show::<B>).delete(leases::release::<B>),
+            get(leases::show::<B>)
+                .delete(leases::release::<B>)
+                .patch(resources::resize::<B>),
         )
         .route("/v1/leases/{id}/exec", post(exec::exec::<B>))
         .route(

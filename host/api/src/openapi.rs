@@ -22,8 +22,8 @@ use utoipa::OpenApi;
 use crate::code::{CODES_EXTENSION, Code};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::{
-    admin, archive, engines, events, exec, files, history, leases, plugins, pools, service, stream,
-    tenants, terminal,
+    admin, archive, engines, events, exec, files, history, leases, plugins, pools, resources,
+    service, stream, tenants, terminal,
 };
 
 #[derive(OpenApi)]
@@ -48,6 +48,7 @@ use crate::{
         leases::show,
         leases::release,
         leases::renew,
+        resources::resize,
         exec::exec,
         stream::exec_stream,
         terminal::exec_ws,
@@ -190,6 +191,10 @@ fn cross_cutting(doc: &mut Value) {
     if let Some(scale) = doc["components"]["schemas"].get_mut("ScaleBody") {
         scale["minProperties"] = json!(1);
     }
+    // So does a resize, cpus or memory.
+    if let Some(resize) = doc["components"]["schemas"].get_mut("ResizeBody") {
+        resize["minProperties"] = json!(1);
+    }
     // Each Server-Sent Event: its kind, and an Event as JSON in `data` (a `lagged` one too).
     if let Some(sse) = doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
         .get_mut("text/event-stream")
@@ -215,6 +220,7 @@ fn cross_cutting(doc: &mut Value) {
         ("PutFile", "put_file"),
         ("GetFile", "get_file"),
         ("Release", "release"),
+        ("Resize", "resize"),
     ];
     let links: serde_json::Map<String, Value> = by_id
         .iter()

@@ -19,6 +19,7 @@ mod pool;
 mod problems;
 pub mod raw;
 mod reload;
+mod resources;
 pub mod tenants;
 pub mod validate;
 

@@ -10,6 +10,8 @@ use warmpool_core::{
     BuiltinExhaustion, BuiltinSizing, ContainerSpec, ExecMode, ImageSource, PoolConfig, ReuseConfig,
 };
 
+use crate::resources::resources;
+
 use crate::plugins::plugin_ref;
 use crate::problems::Problems;
 use crate::raw::*;
@@ -28,6 +30,7 @@ const DAY: Duration = secs(24 * 3600);
 pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: RawPool) -> PoolPlan {
     let at = |k: &str| format!("{path}.{k}");
     let spec = container_spec(p, path, &raw);
+    let resources = raw.resources.as_ref().map(|r| resources(p, path, r, &spec));
     let (min_ready, max_ready, max_total) = sizes(p, path, &raw);
     let (default_ttl, max_ttl) = lease_ttls(p, path, &raw.lease);
     let life = lifecycle(p, path, &raw.lifecycle);
@@ -78,6 +81,7 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
             reuse,
             probation: life.probation,
             start_settle: life.start_settle,
+            resources,
         },
         sizing,
         exhaustion,

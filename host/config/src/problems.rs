@@ -204,25 +204,9 @@ fn remove_key(v: &mut Value, path: &[String]) -> bool {
         .is_some()
 }
 
-/// `512m`, `2g`, `64KiB`, `1048576`: binary units, as Docker reads them.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return None,
-    };
-    let bytes = num * mult as f64;
-    (num.is_finite() && num >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
-}
+/// `512m`, `2g`, `64KiB`, `1048576`: binary units, as Docker reads them. The core's, which
+/// the API reads a lease's `memory` with: one reading of a size everywhere.
+pub use warmpool_core::parse_size;
 
 pub(crate) fn key_name(k: &Value) -> String {
     match k {

@@ -176,6 +176,21 @@ pub struct RawPool {
     /// `pools.<name>.reuse`: opt-in reuse of released containers (default: single-use).
     #[serde(default)]
     pub reuse: RawReuse,
+    /// `pools.<name>.resources`: the most CPU and memory a lease may ask for (at acquire, or
+    /// by `PATCH /v1/leases/{id}`); unset: a lease gets the pool's and may ask for nothing.
+    pub resources: Option<RawResources>,
+}
+
+/// `pools.<name>.resources`: bounds on what a lease may ask for. At least one is required.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    /// `pools.<name>.resources.max_cpus`: most CPUs a lease may ask for (0.01..1024, at least
+    /// the pool's `cpus`, which must be set: a reuse puts it back). Unset: no cpus ask.
+    pub max_cpus: Option<f64>,
+    /// `pools.<name>.resources.max_memory`: most memory a lease may ask for, a size like the
+    /// pool's `memory` (6m..1t, at least the pool's `memory`). Unset: no memory ask.
+    pub max_memory: Option<Size>,
 }
 
 /// `pools.<name>.plugins`: wasm components serving this pool's decisions.

@@ -20,11 +20,15 @@ use warmpool_policy::{Probe, ProbeResult};
 
 mod exec;
 mod residue;
+mod resources;
 mod session;
 mod spec;
 
 pub use exec::{ByteStream, ExecOutput, ExecRequest, FileBody, Stop, checked_path};
 pub use residue::{Baseline, ChangeKind, FsChange, Place, PlaceKind, Residue};
+pub use resources::{
+    MIN_MEMORY, MIN_NANO_CPUS, ResourceBounds, ResourceError, Resources, parse_size,
+};
 pub use session::{
     ExecEvent, ExecInput, ExecSession, ExitStatus, LeaseSetup, Secret, SetupFile, TermSize,
 };
@@ -192,6 +196,16 @@ pub trait Backend: Send + Sync + 'static {
         id: &str,
         path: &str,
     ) -> impl Future<Output = Result<ByteStream, BackendError>> + Send;
+
+    /// Set container `id`'s CPU and memory limits to `r`, live (the container keeps running).
+    /// A `None` CPU limit leaves the container's as it is (the core only asks for one when the
+    /// pool has its own to go back to); memory sets swap to the same value. Used for a lease's
+    /// own resources and to put the pool's back before a reuse.
+    fn update_resources(
+        &self,
+        id: &str,
+        r: Resources,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Run one health probe against a container.
     fn probe(&self, id: &str, probe: &Probe) -> impl Future<Output = ProbeResult> + Send;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::backend::ContainerSpec;
+use crate::backend::{ContainerSpec, ResourceBounds};
 
 /// One pool: what to run and how to keep it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +44,9 @@ pub struct PoolConfig {
     /// How long a new container must have been running before it may serve (checked once): a
     /// command that exits right after it starts is caught, and never handed out, cold included.
     pub start_settle: Duration,
+    /// The most CPU and memory a lease may ask for (at acquire, or by a `PATCH` of the lease);
+    /// `None`: a lease gets the spec's and may ask for nothing else.
+    pub resources: Option<ResourceBounds>,
 }
 
 /// Reuse of a released container, only after a reset that a verification confirms.

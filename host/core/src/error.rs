@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, ResourceError};
 
 /// Why an acquire got no lease.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +60,10 @@ pub enum AcquireError {
         /// Why.
         reason: String,
     },
+    /// The cpus or memory asked for are not allowed by the pool, or outside its bounds; no
+    /// container was taken.
+    #[error(transparent)]
+    Resources(ResourceError),
     /// The lease's environment, secrets or files could not be applied to its container (which
     /// is destroyed, never lent to anyone).
     #[error("pool {pool:?}: setting the sandbox up for the lease failed: {source}")]
@@ -166,4 +170,16 @@ pub enum ScaleError {
     /// The daemon is shutting down.
     #[error("daemon is shutting down")]
     ShuttingDown,
+}
+
+/// Why a lease's resources were not changed (`PATCH /v1/leases/{id}`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResizeError {
+    /// The lease is not there, or the engine failed the update (the lease keeps the limits it
+    /// showed, and its container is put back to the pool's, or destroyed, when it ends).
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The ask is not allowed by the pool, or outside its bounds; nothing changed.
+    #[error(transparent)]
+    Resources(#[from] ResourceError),
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use warmpool_policy::AcquireSource;
 
-use crate::backend::USED_SUFFIX;
+use crate::backend::{Resources, USED_SUFFIX};
 use crate::caps::EngineIx;
 use crate::clock::{Clock, rfc3339};
 use crate::error::LeaseError;
@@ -39,6 +39,11 @@ pub struct Lease {
     pub engine: String,
     /// Its operations under way, and its fence (raised when the table gives the lease up).
     pub ops: Arc<Ops>,
+    /// The CPU and memory limits its container has: the pool's, or the lease's own.
+    pub resources: Resources,
+    /// An update of its container's limits was asked (answered or not): before a reuse, the
+    /// pool's are put back (or the container is destroyed).
+    pub resized: bool,
 }
 
 /// A lease as the API shows it.
@@ -79,6 +84,28 @@ pub struct LeaseInfo {
     /// Why the container died, when `state` is `gone`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gone_reason: Option<String>,
+    /// The CPU and memory limits the lease's container has now: the pool's, or those the
+    /// lease asked for (at acquire or by `PATCH`).
+    pub resources: LeaseResources,
+}
+
+/// A lease's CPU and memory limits, as the API shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeaseResources {
+    /// CPU limit in CPUs (fractional); `null`: unlimited.
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes (swap included); `null`: unlimited.
+    pub memory: Option<i64>,
+}
+
+impl From<Resources> for LeaseResources {
+    fn from(r: Resources) -> Self {
+        Self {
+            cpus: r.nano_cpus.map(|n| n as f64 / 1e9),
+            memory: r.memory,
+        }
+    }
 }
 
 impl Lease {
@@ -105,6 +132,7 @@ impl Lease {
                 "active"
             },
             gone_reason: self.gone.clone(),
+            resources: self.resources.into(),
         }
     }
 
@@ -126,6 +154,9 @@ impl Lease {
             expires_at_ms: unix_ms(clock.wall(self.expires)),
             born_at_ms: unix_ms(clock.wall(c.born)),
             uses: c.uses,
+            resources: self
+                .resized
+                .then_some((self.resources.nano_cpus, self.resources.memory)),
         }
     }
 }

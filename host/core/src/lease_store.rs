@@ -61,6 +61,10 @@ pub struct LeaseRecord {
     pub born_at_ms: u64,
     /// Leases this container has served, this one included.
     pub uses: u32,
+    /// The lease's own CPU (NanoCpus) and memory limits, when it asked for them (at acquire or
+    /// by `PATCH`); absent: the pool's. A restart shows them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<(Option<i64>, Option<i64>)>,
 }
 
 /// A pool's scale override as persisted: the sizes it runs on, and the config's sizes they were

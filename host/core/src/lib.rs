@@ -92,8 +92,9 @@ mod upkeep;
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
     EngineDescription, ExecEvent, ExecInput, ExecMode, ExecOutput, ExecRequest, ExecSession,
-    Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, Place, PlaceKind, Residue,
-    Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
+    Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, MIN_MEMORY, MIN_NANO_CPUS,
+    Place, PlaceKind, Residue, ResourceBounds, ResourceError, Resources, Secret, SetupFile, Stop,
+    TermSize, USED_SUFFIX, checked_path, parse_size,
 };
 pub use builder::ManagerBuilder;
 pub use caps::EngineIx;
@@ -101,10 +102,10 @@ pub use clock::{Clock, later, rfc3339};
 pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig, ScaleOverride};
 pub use counters::{Counters, StateCounts};
 pub use engines::{EngineSpec, EngineStats, MAX_ENGINES};
-pub use error::{AcquireError, LeaseError, ScaleError, WarmUpError};
+pub use error::{AcquireError, LeaseError, ResizeError, ScaleError, WarmUpError};
 pub use events::Event;
 pub use group_commit::PersistStats;
-pub use lease::{LeaseInfo, LeaseLedger};
+pub use lease::{LeaseInfo, LeaseLedger, LeaseResources};
 pub use leasing::{AcquireRequest, LeaseSession, ReuseOutcome};
 pub use manager::Manager;
 pub use persistence::ReconcileReport;

@@ -204,6 +204,16 @@ impl<B: Backend> Manager<B> {
         self.leasing.acquire(req).await
     }
 
+    /// Change lease `id`'s CPU and memory limits, within its pool's `resources` bounds (a
+    /// field not asked keeps the lease's); answers the lease with its new limits.
+    pub async fn resize(
+        self: &Arc<Self>,
+        id: &str,
+        ask: &crate::backend::Resources,
+    ) -> Result<LeaseInfo, crate::error::ResizeError> {
+        self.leasing.resize(id, ask).await
+    }
+
     /// Every live lease as the API shows it, oldest first.
     pub fn leases(&self) -> Vec<LeaseInfo> {
         self.leasing.leases()

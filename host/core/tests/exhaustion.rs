@@ -17,6 +17,7 @@ fn req(pool: &str, wait_ms: Option<u64>) -> AcquireRequest {
         tenant: None,
         engine_labels: Default::default(),
         setup: None,
+        resources: None,
     }
 }
 

@@ -23,6 +23,7 @@ async fn ttl_expiry_destroys_the_container() {
             tenant: None,
             engine_labels: Default::default(),
             setup: None,
+            resources: None,
         })
         .await
         .unwrap();

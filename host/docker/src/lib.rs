@@ -18,6 +18,7 @@ pub mod exec;
 pub mod files;
 mod images;
 pub mod labels;
+mod resources;
 mod route;
 pub mod scrub;
 
@@ -34,7 +35,7 @@ use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created,
     EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, ImageSource,
-    LeaseSetup, Residue,
+    LeaseSetup, Residue, Resources,
 };
 
 /// Lock a mutex, whatever a panicking holder left in it.
@@ -363,6 +364,10 @@ impl Backend for DockerBackend {
             Some(ch) => agent::ops::get_tar(ch, path).await,
             None => files::get_tar(&self.docker, id, path).await,
         }
+    }
+
+    async fn update_resources(&self, id: &str, r: Resources) -> Result<(), BackendError> {
+        resources::update(&self.docker, id, r).await
     }
 
     async fn probe(&self, id: &str, probe: &Probe) -> ProbeResult {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput,
-    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue,
+    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue, Resources,
 };
 
 use crate::engine::*;
@@ -385,6 +385,30 @@ impl Backend for FakeBackend {
 
     async fn get_tar(&self, id: &str, path: &str) -> Result<ByteStream, BackendError> {
         self.tar_out(id, path).await
+    }
+
+    async fn update_resources(&self, id: &str, r: Resources) -> Result<(), BackendError> {
+        self.gate("update", CALL_DEADLINE).await?;
+        if let Err(e) = self.fail(|f| f.fail_update, "update resources", id) {
+            self.state().updates[1] += 1;
+            return Err(e);
+        }
+        self.running(id)?;
+        {
+            let mut w = self.state();
+            let c = w.containers.get_mut(id).expect("checked running");
+            // As the engine: no CPU limit asked leaves the container's as it is.
+            let limits = Resources {
+                nano_cpus: r.nano_cpus.or(c.limits.nano_cpus),
+                memory: r.memory.or(c.limits.memory),
+            };
+            let restored = c.limits != c.spec_limits && limits == c.spec_limits;
+            c.limits = limits;
+            c.resized |= limits != c.spec_limits;
+            w.updates[0] += 1;
+            w.updates[2] += u64::from(restored);
+        }
+        self.answer(Ok(())).await
     }
 
     async fn probe(&self, id: &str, _probe: &Probe) -> ProbeResult {

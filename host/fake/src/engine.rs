@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use warmpool_core::{BackendEvent, ContainerSpec};
+use warmpool_core::{BackendEvent, ContainerSpec, Resources};
 
 /// The engine's wall clock at its start: a fixed time, so that replays see the same times.
 pub fn wall_origin() -> SystemTime {
@@ -56,6 +56,8 @@ pub struct Faults {
     pub slow_ops: f64,
     /// How long a `slow_ops` write takes to land.
     pub slow_for: Duration,
+    /// An update of a container's cpus and memory fails (the limits stay as they were).
+    pub fail_update: f64,
 }
 
 /// Create latencies drawn from a log-normal distribution fitted to a median and a 99th
@@ -177,6 +179,12 @@ pub struct FakeContainer {
     pub agent: Agent,
     /// When its agent's death was last reported, and to which connection.
     pub agent_reported: Option<(u64, Instant)>,
+    /// Its CPU and memory limits now: its spec's, until an update changes them.
+    pub limits: Resources,
+    /// Its spec's limits, which a reuse must put back.
+    pub spec_limits: Resources,
+    /// Its limits were ever other than its spec's.
+    pub resized: bool,
     pub(crate) next_pid: u64,
 }
 
@@ -219,6 +227,9 @@ impl FakeContainer {
             host: host.into(),
             agent: Agent::Up,
             agent_reported: None,
+            limits: Resources::of(spec),
+            spec_limits: Resources::of(spec),
+            resized: false,
             next_pid: 3,
         }
     }
@@ -300,6 +311,9 @@ pub struct World {
     pub trials_in_flight: Vec<((String, u64), String, Instant)>,
     /// Creates that arrived while their pool's breaker here was open (trials).
     pub trials: u64,
+    /// Updates of a container's limits that the engine applied, failed (the `fail_update`
+    /// fault), and that put a resized container back to its spec's limits.
+    pub updates: [u64; 3],
     /// The connection of the daemon serving now: the last one attached.
     pub current_conn: u64,
     pub(crate) next_hang: u64,
@@ -390,6 +404,7 @@ impl FakeEngine {
                 late: Vec::new(),
                 trials_in_flight: Vec::new(),
                 trials: 0,
+                updates: [0; 3],
                 current_conn: 0,
                 next_hang: 0,
                 rng: fastrand::Rng::with_seed(seed),

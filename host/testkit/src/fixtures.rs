@@ -56,6 +56,7 @@ pub fn pool(name: &str, min: u32, max: u32, total: u32) -> PoolConfig {
         max_lifetime: None,
         image_check_interval: Duration::from_secs(5),
         reuse: None,
+        resources: None,
         probation: Duration::from_secs(10),
         start_settle: Duration::from_millis(100),
     }

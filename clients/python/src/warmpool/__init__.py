@@ -48,6 +48,7 @@ from ._models import (
     Lease,
     Plugin,
     PoolStats,
+    Resources,
     ReuseOutcome,
     StateCounts,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "FileStream",
     "AsyncFileStream",
     "Lease",
+    "Resources",
     "ExecResult",
     "ExecStream",
     "AsyncExecStream",

@@ -164,6 +164,13 @@ class AsyncSandbox:
         self._lease = await self.client.renew(self.id, ttl)
         return self._lease
 
+    async def resize(
+        self, *, cpus: float | None = None, memory: int | str | None = None
+    ) -> Lease:
+        """Change this lease's CPU and memory limits, live (see ``AsyncClient.resize``)."""
+        self._lease = await self.client.resize(self.id, cpus=cpus, memory=memory)
+        return self._lease
+
     async def refresh(self) -> Lease:
         """Read the lease again (``GET /v1/leases/{id}``)."""
         self._lease = await self.client.get_lease(self.id)

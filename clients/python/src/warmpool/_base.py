@@ -134,8 +134,11 @@ def acquire_body(
     secrets: Mapping[str, str] | None = None,
     files: Mapping[str, SetupFile] | None = None,
     workdir: str | None = None,
+    cpus: float | None = None,
+    memory: int | str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"pool": pool}
+    body.update(resources_body(cpus, memory))
     if env:
         body["env"] = dict(env)
     if secrets:
@@ -259,3 +262,14 @@ def events_params(pool: str | None, duration: float | None) -> dict[str, str] | 
     if duration is not None:
         params["for_ms"] = str(max(0, math.ceil(duration * 1000)))
     return params or None
+
+
+def resources_body(cpus: float | None, memory: int | str | None) -> dict[str, Any]:
+    """A lease's ``cpus`` (CPUs, fractions allowed) and ``memory`` (bytes, or a size string
+    such as ``"512m"``), as the daemon reads them."""
+    body: dict[str, Any] = {}
+    if cpus is not None:
+        body["cpus"] = cpus
+    if memory is not None:
+        body["memory"] = memory
+    return body

@@ -98,6 +98,21 @@ def _labels(d: JSON, k: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """A lease's CPU and memory limits: the pool's, or those the lease asked for."""
+
+    #: CPU limit in CPUs; ``None``: unlimited.
+    cpus: float | None = None
+    #: Memory limit in bytes (swap included); ``None``: unlimited.
+    memory: int | None = None
+
+    @classmethod
+    def from_json(cls, v: Any) -> Resources:
+        d = _obj(v, "resources")
+        return cls(cpus=_opt_float(d, "cpus"), memory=_opt_int(d, "memory"))
+
+
+@dataclass(frozen=True)
 class Lease:
     """A lease as ``POST /v1/leases`` and ``GET /v1/leases[/{id}]`` show it."""
 
@@ -120,6 +135,8 @@ class Lease:
     gone_reason: str | None = None
     #: The tenant whose lease it is, when the daemon has tenants.
     tenant: str | None = None
+    #: Its container's CPU and memory limits now.
+    resources: Resources = field(default_factory=Resources)
     #: Only in an acquire's answer: the token that opens this lease alone (exec, files,
     #: terminal, renew, release). Hand it, never your own token, to the agent in the sandbox.
     lease_token: str | None = field(default=None, repr=False)
@@ -144,6 +161,7 @@ class Lease:
             owner=_opt_str(d, "owner"),
             gone_reason=_opt_str(d, "gone_reason"),
             tenant=_opt_str(d, "tenant"),
+            resources=Resources.from_json(d.get("resources") or {}),
             lease_token=_opt_str(d, "lease_token"),
             raw=d,
         )

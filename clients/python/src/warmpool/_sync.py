@@ -183,6 +183,8 @@ class Client:
         secrets: Mapping[str, str] | None = None,
         files: Mapping[str, b.SetupFile] | None = None,
         workdir: str | None = None,
+        cpus: float | None = None,
+        memory: int | str | None = None,
     ) -> Sandbox:
         """Lease a container from ``pool``; you release it (or use :meth:`lease`).
 
@@ -196,8 +198,15 @@ class Client:
         every later exec and terminal of the lease: ``env`` and ``secrets`` (variables;
         secrets never appear in the lease's answers), ``files`` (absolute path → text, bytes,
         or ``(content, mode)``; parents are created) and ``workdir``.
+
+        ``cpus`` (CPUs, fractions allowed) and ``memory`` (bytes, or a size string such as
+        ``"512m"``): the lease's own limits, within the pool's ``resources:`` bounds, applied
+        before it is handed over (:class:`BadRequest`, its ``code`` ``out_of_bounds``, outside them);
+        :meth:`resize` changes them later.
         """
-        body = b.acquire_body(pool, ttl, wait_ms, owner, engine, env, secrets, files, workdir)
+        body = b.acquire_body(
+            pool, ttl, wait_ms, owner, engine, env, secrets, files, workdir, cpus, memory
+        )
         timeout = b.stretched(self._timeout, wait_ms / 1000 if wait_ms else None)
         deadline = None if retry_for is None else _monotonic() + max(0.0, retry_for)
         while True:
@@ -226,6 +235,8 @@ class Client:
         secrets: Mapping[str, str] | None = None,
         files: Mapping[str, b.SetupFile] | None = None,
         workdir: str | None = None,
+        cpus: float | None = None,
+        memory: int | str | None = None,
     ) -> Sandbox:
         """As :meth:`acquire`, to use in a ``with`` block: leaving it releases the lease (with
         ``reuse=True``: for reuse; the outcome is then ``sandbox.reuse_outcome``), also when
@@ -237,6 +248,7 @@ class Client:
             pending=dict(
                 pool=pool, ttl=ttl, wait_ms=wait_ms, owner=owner, engine=engine,
                 retry_for=retry_for, env=env, secrets=secrets, files=files, workdir=workdir,
+                cpus=cpus, memory=memory,
             ),
         )
 
@@ -269,6 +281,18 @@ class Client:
         v = self._json(
             "POST", f"{b.lease_path(lease_id)}/renew", json={"ttl_s": math.ceil(ttl)}
         )
+        return Lease.from_json(v)
+
+    def resize(
+        self, lease_id: str, *, cpus: float | None = None, memory: int | str | None = None
+    ) -> Lease:
+        """Change the lease's CPU and memory limits, live (``PATCH /v1/leases/{id}``), within
+        its pool's ``resources:`` bounds; a limit not given stays. Returns the lease with its
+        new ``resources``."""
+        body = b.resources_body(cpus, memory)
+        if not body:
+            raise ValueError("give cpus, memory or both")
+        v = self._json("PATCH", b.lease_path(lease_id), json=body)
         return Lease.from_json(v)
 
     @overload

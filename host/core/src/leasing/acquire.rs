@@ -10,7 +10,7 @@ use tokio::time::{Instant, timeout};
 use warmpool_policy::{AcquireSource, ExhaustionAction, ExhaustionRequest};
 
 use super::{AcquireRequest, Leasing};
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Resources};
 use crate::clock::later;
 use crate::error::AcquireError;
 use crate::lease::{Lease, LeaseInfo};
@@ -27,7 +27,16 @@ impl<B: Backend> Leasing<B> {
         if let Some(s) = &setup {
             self.setup_allowed(&req.pool, s)?;
         }
+        // Checked before any container is taken: a refused ask costs the pool nothing.
+        let resources = match req.resources.filter(|r| !r.is_empty()) {
+            Some(ask) => self.resources_at_acquire(&req.pool, &ask)?,
+            None => None,
+        };
         let info = self.take(req).await?;
+        let info = match resources {
+            Some(r) => self.resize_new(info, r).await?,
+            None => info,
+        };
         match setup {
             Some(s) => self.set_up(info, &s).await,
             None => Ok(info),
@@ -328,6 +337,8 @@ impl<B: Backend> Leasing<B> {
             tenant: req.tenant.clone(),
             engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
+            resources: Resources::of(&pool.cfg().spec),
+            resized: false,
         };
         s.persist
             .record(|| Change::PutLease(lease.record(s.rt.clock())));

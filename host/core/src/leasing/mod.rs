@@ -12,6 +12,7 @@
 //! The lease types and the lease table they work on are in `crate::lease`.
 
 mod acquire;
+mod resources;
 mod reuse;
 mod sessions;
 
@@ -28,7 +29,7 @@ pub use reuse::ReuseOutcome;
 pub use sessions::LeaseSession;
 
 use crate::backend::{
-    Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody, LeaseSetup,
+    Backend, BackendError, ByteStream, ExecOutput, ExecRequest, FileBody, LeaseSetup, Resources,
 };
 use crate::clock::later;
 use crate::error::LeaseError;
@@ -58,6 +59,9 @@ pub struct AcquireRequest {
     /// The lease's own environment, secrets, working directory and files, applied to the
     /// container before the acquire answers.
     pub setup: Option<Arc<LeaseSetup>>,
+    /// CPU and memory limits of the lease's own, within the pool's `resources` bounds, applied
+    /// to the container before the acquire answers; a field not asked is the pool's.
+    pub resources: Option<Resources>,
 }
 
 /// The operations on leases (see the module doc). Cheap to clone: the tasks it spawns hold a

@@ -6,7 +6,8 @@
 //! 0. the lease's fence is up (the lease table raised it as it gave the lease up): no new
 //!    operation starts, and those under way are stopped and waited for (`fence.rs`);
 //! 1. the daemon kills every process started after the baseline and empties the places that
-//!    were empty then (`/dev/shm`, `/dev/mqueue`, the spec's tmpfs mounts);
+//!    were empty then (`/dev/shm`, `/dev/mqueue`, the spec's tmpfs mounts); a lease that
+//!    changed the container's cpus or memory has the pool's put back (`leasing/resources.rs`);
 //! 2. the pool's `reset` commands run;
 //! 3. the daemon compares the container with its baseline, through the engine where it can
 //!    (processes, filesystem changes as `docker diff` shows them, bind mounts and volumes),
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Leasing;
-use crate::backend::{Backend, ExecRequest, Residue};
+use crate::backend::{Backend, ExecRequest, Residue, Resources};
 use crate::caps::EngineIx;
 use crate::config::ReuseConfig;
 use crate::error::LeaseError;
@@ -75,10 +76,11 @@ impl<B: Backend> Leasing<B> {
         self.lease_ended(&lease, "reuse");
         lease.pool.lock().reset_begin(lease.container.key());
         let this = self.clone();
-        let (pool, container, ops) = (
+        let (pool, container, ops, resized) = (
             lease.pool.clone(),
             lease.container.clone(),
             lease.ops.clone(),
+            lease.resized,
         );
         let task = self.s.rt.tracker().spawn(async move {
             // The table raised the lease's fence as it gave the lease up: what was under way
@@ -96,7 +98,7 @@ impl<B: Backend> Leasing<B> {
             } else {
                 None
             };
-            this.reset_and_return(pool, container, &reuse, failure)
+            this.reset_and_return(pool, container, &reuse, failure, resized)
                 .await
         });
         let reason = task
@@ -158,10 +160,12 @@ impl<B: Backend> Leasing<B> {
         c: ReadyContainer,
         reuse: &ReuseConfig,
         fenced: Option<String>,
+        resized: bool,
     ) -> Option<String> {
+        let restore = resized.then(|| Resources::of(&pool.cfg().spec));
         let failure = match fenced {
             Some(f) => Some(f),
-            None => self.scrub_and_verify(&c, reuse).await,
+            None => self.scrub_and_verify(&c, reuse, restore).await,
         };
         let failure = failure
             .or_else(|| {
@@ -207,13 +211,26 @@ impl<B: Backend> Leasing<B> {
         }
     }
 
-    async fn scrub_and_verify(&self, c: &ReadyContainer, reuse: &ReuseConfig) -> Option<String> {
+    async fn scrub_and_verify(
+        &self,
+        c: &ReadyContainer,
+        reuse: &ReuseConfig,
+        restore: Option<Resources>,
+    ) -> Option<String> {
         let (id, engine) = (&c.created.id, c.engine);
         let backend = self.s.fleet.backend(engine);
         let baseline = c.baseline.as_deref()?;
         // 1. The daemon's own scrub, whatever the operator's commands say.
         if let Err(e) = call(CALL_TIMEOUT, backend.scrub(id, baseline)).await {
             return Some(format!("scrub: {e}"));
+        }
+        // 1b. The pool's own limits back, after the scrub killed the client's processes (with
+        // them running, a lower memory limit could fail or kill them), and before anything
+        // that proves the container fit for the next client.
+        if let Some(r) = restore
+            && let Err(e) = call(CALL_TIMEOUT, backend.update_resources(id, r)).await
+        {
+            return Some(format!("putting the pool's cpus and memory back: {e}"));
         }
         // 2. The operator's reset.
         if let Some(f) = self.run_all("reset", &reuse.reset, id, engine, reuse).await {

@@ -144,10 +144,10 @@ impl<B: Backend> Leasing<B> {
 
 /// A lease being set up: dropped before the set-up ended (the acquire was dropped), it ends the
 /// lease.
-struct Unclaimed<'a, B: Backend> {
-    leasing: &'a Leasing<B>,
-    id: String,
-    claimed: bool,
+pub(super) struct Unclaimed<'a, B: Backend> {
+    pub(super) leasing: &'a Leasing<B>,
+    pub(super) id: String,
+    pub(super) claimed: bool,
 }
 
 impl<B: Backend> Drop for Unclaimed<'_, B> {

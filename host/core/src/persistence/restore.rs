@@ -96,6 +96,13 @@ impl<B: Backend> Persistence<B> {
             tenant: rec.tenant.clone(),
             engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
+            // What the lease asked for, from its record (the pool's when it asked nothing). Its
+            // container has no baseline either way, so it is never reused.
+            resources: rec.resources.map_or_else(
+                || crate::backend::Resources::of(&pool.cfg().spec),
+                |(nano_cpus, memory)| crate::backend::Resources { nano_cpus, memory },
+            ),
+            resized: rec.resources.is_some(),
         };
         info!(lease = %rec.lease_id, container = %e.name, pool = %pool.name(), "lease re-attached after restart");
         s.events.emit(

@@ -121,6 +121,7 @@ pub(super) async fn run(acquires: &[(u64, u64)], setup: &Setup, candidate: &Cand
                 tenant: None,
                 engine_labels: Default::default(),
                 setup: None,
+                resources: None,
             };
             match m.acquire(req).await {
                 Ok(lease) => {

@@ -24,7 +24,10 @@ impl Sim {
         let ready = self.manager.reconciled();
         match self.rng.u32(0..100) {
             0..=21 if ready => self.spawn_acquire(),
-            22..=35 if ready => self.spawn_exec(),
+            22..=35 if ready => {
+                self.spawn_exec();
+                self.maybe_resize();
+            }
             36..=39 if ready => self.put_file().await,
             40..=43 if ready => self.renew(),
             44..=53 if ready => self.release(),
@@ -86,8 +89,15 @@ impl Sim {
             tenant: TENANTS.get(self.step % 4).map(|t| t.to_string()),
             engine_labels: Default::default(),
             setup: None,
+            resources: (self.rres.f64() < 0.4).then(|| super::resources::ask(&mut self.rres)),
         };
-        self.note(format!("acquire {pool}"));
+        let ask = req.resources;
+        let bounds = self
+            .pools
+            .iter()
+            .find(|(p, _)| p.name == pool)
+            .map(|(p, _)| p.resources);
+        self.note(format!("acquire {pool} asking {ask:?}"));
         self.checks
             .acquires
             .push((pool.clone(), tokio::time::Instant::now()));
@@ -110,6 +120,7 @@ impl Sim {
                         store.as_deref(),
                         &info.lease_id,
                         &info.container_id,
+                        ask,
                     );
                 }
                 Err(AcquireError::Degraded { .. }) => {
@@ -131,6 +142,16 @@ impl Sim {
                     | AcquireError::Unsupported { .. }
                     | AcquireError::Setup { .. },
                 ) => {}
+                Err(AcquireError::Resources(e)) => {
+                    model.resize_refused += 1;
+                    if let (Some(b), Some(a)) = (bounds, ask)
+                        && !super::resources::rightly_refused(b.as_ref(), &a, &e)
+                    {
+                        model.violations.push(format!(
+                            "an acquire of pool {pool} asking {a:?} under bounds {b:?} was refused: {e}"
+                        ));
+                    }
+                }
             }
         });
     }
@@ -271,6 +292,7 @@ impl Sim {
         } else {
             0
         };
+        self.maybe_fail_updates(which);
         let engine = self.engines[which].clone();
         let mut w = engine.state();
         let p = |rng: &mut fastrand::Rng| [0.0, 0.05, 0.2, 0.5, 1.0][rng.usize(0..5)];

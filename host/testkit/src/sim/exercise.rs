@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exercise(pub [u64; ROWS]);
 
-const ROWS: usize = 26;
+const ROWS: usize = 32;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +66,18 @@ pub enum Count {
     ScaleReloadCleared,
     /// Scale overrides a restart put back (checked against what the clients were told).
     ScaleRestored,
+    /// Leases handed out with cpus or memory of their own (checked on the engine).
+    ResizedAcquires,
+    /// Updates of a container's limits that failed (at acquire, `PATCH` or before a reuse).
+    ResizeFailures,
+    /// Updates that put a resized container back to its pool's limits (before a reuse).
+    LimitsRestored,
+    /// Hand-outs, with the pool's limits, of a container an earlier lease had resized.
+    RelentRestored,
+    /// `PATCH`es of a lease's limits answered with them.
+    Resizes,
+    /// Asks for limits the pool refused (each checked to deserve it).
+    ResizeRefused,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -128,6 +140,24 @@ const META: [(&str, &str, u64); ROWS] = [
         20,
     ),
     ("scale_restored", "scale overrides a restart put back", 20),
+    (
+        "resized_acquires",
+        "leases handed out with their own limits",
+        300,
+    ),
+    ("resize_failures", "updates of limits that failed", 80),
+    (
+        "limits_restored",
+        "resized containers put back before a reuse",
+        40,
+    ),
+    (
+        "relent_restored",
+        "resized containers lent again with the pool's",
+        15,
+    ),
+    ("resizes", "PATCHes of a lease's limits answered", 120),
+    ("resize_refused", "asks for limits refused (rightly)", 5000),
 ];
 
 impl Exercise {

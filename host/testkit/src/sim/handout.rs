@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use warmpool_core::LeaseError;
+use warmpool_core::{LeaseError, Resources};
 
 use super::world::{End, Held, Model};
 use warmpool_fake::MemoryStore;
@@ -64,6 +64,7 @@ pub(crate) fn handed(
     store: Option<&MemoryStore>,
     lease: &str,
     container: &str,
+    ask: Option<Resources>,
 ) {
     let now = Instant::now();
     let mut v = Vec::new();
@@ -129,6 +130,23 @@ pub(crate) fn handed(
                         "lease {lease} was handed container {container}, made by an earlier daemon for another spec or image ({} {}; now {})",
                         c.fingerprint, c.image_id, w.image_id
                     ));
+                }
+                // The limits its lease should have: what it asked (a field not asked is the
+                // pool's), or the pool's, which a reuse must have put back.
+                let ask = ask.unwrap_or_default();
+                let want = Resources {
+                    nano_cpus: ask.nano_cpus.or(c.spec_limits.nano_cpus),
+                    memory: ask.memory.or(c.spec_limits.memory),
+                };
+                if c.limits != want {
+                    v.push(format!(
+                        "lease {lease} was handed container {container} with limits {:?}, not {want:?}",
+                        c.limits
+                    ));
+                } else if !ask.is_empty() {
+                    model.resized_acquires += 1;
+                } else if c.resized {
+                    model.relent_restored += 1;
                 }
                 let mine = secret(lease);
                 for (path, data) in c.files.iter().chain(c.tmpfs.iter()) {

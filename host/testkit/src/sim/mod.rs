@@ -19,6 +19,7 @@ mod client;
 mod exercise;
 mod handout;
 mod promises;
+mod resources;
 mod restart;
 mod scale;
 mod start;
@@ -198,7 +199,15 @@ impl Sim {
             ex.add(Count::AgentStalls, w.agent_faults[1]);
             ex.add(Count::AgentForged, w.agent_faults[2]);
             ex.add(Count::BreakerTrials, w.trials);
+            ex.add(Count::ResizeFailures, w.updates[1]);
+            ex.add(Count::LimitsRestored, w.updates[2]);
         }
+        let m = self.model();
+        ex.add(Count::ResizedAcquires, m.resized_acquires);
+        ex.add(Count::RelentRestored, m.relent_restored);
+        ex.add(Count::Resizes, m.resizes);
+        ex.add(Count::ResizeRefused, m.resize_refused);
+        drop(m);
         self.out.exercise = ex;
         Ok(self.out.clone())
     }

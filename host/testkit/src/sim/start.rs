@@ -51,6 +51,10 @@ impl Sim {
         for i in 0..rng.usize(1..=2) {
             pools.push(random_pool(&mut rng, &format!("p{i}")));
         }
+        let mut rres = fastrand::Rng::with_seed(seed ^ 0x7e50_u64);
+        for (p, _) in &mut pools {
+            super::resources::limits(&mut rres, p);
+        }
         let min_sum: u32 = pools.iter().map(|(p, _)| p.min_ready).sum();
         let mcfg = ManagerConfig {
             max_containers: min_sum.max(2) + rng.u32(0..8),
@@ -77,6 +81,7 @@ impl Sim {
         let mut sim = Self {
             seed,
             rng,
+            rres,
             engines,
             engine_specs,
             store,
@@ -153,7 +158,9 @@ impl Sim {
     pub(crate) fn new_pool(&mut self) -> (PoolConfig, BuiltinExhaustion) {
         let name = format!("p{}", self.next_pool);
         self.next_pool += 1;
-        random_pool(&mut self.rng, &name)
+        let mut p = random_pool(&mut self.rng, &name);
+        super::resources::limits(&mut self.rres, &mut p.0);
+        p
     }
 
     /// Now and then, another daemon (`host_id`) keeps containers on the first engine, for a

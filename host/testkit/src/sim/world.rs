@@ -56,6 +56,14 @@ pub(crate) struct Model {
     /// When the current daemon started, and the pools' specs it started with.
     pub started_at: Option<Instant>,
     pub start_specs: BTreeMap<String, ContainerSpec>,
+    /// Leases handed out with limits of their own, checked on the engine.
+    pub resized_acquires: u64,
+    /// Hand-outs, with the pool's limits, of a container an earlier lease had resized.
+    pub relent_restored: u64,
+    /// `PATCH`es answered with the new limits.
+    pub resizes: u64,
+    /// Asks refused by the pool's bounds (each checked to deserve it).
+    pub resize_refused: u64,
 }
 
 impl Model {
@@ -96,6 +104,8 @@ pub(crate) type DaemonRef = Arc<Mutex<std::sync::Weak<Manager<FakeBackend>>>>;
 pub struct Sim {
     pub(crate) seed: u64,
     pub(crate) rng: fastrand::Rng,
+    /// The generator of lease resources' choices (`resources.rs`), apart from `rng`.
+    pub(crate) rres: fastrand::Rng,
     /// The engines the daemon drives: one in most seeds, two or three in the rest.
     pub(crate) engines: Vec<Arc<FakeEngine>>,
     /// Their names, labels and caps, as the daemon is configured.
