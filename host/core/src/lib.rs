@@ -93,7 +93,7 @@ pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
     EngineDescription, ExecEvent, ExecInput, ExecMode, ExecOutput, ExecRequest, ExecSession,
     Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, Place, PlaceKind, Residue,
-    Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
+    Runtimes, Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
 };
 pub use builder::ManagerBuilder;
 pub use caps::EngineIx;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exercise(pub [u64; ROWS]);
 
-const ROWS: usize = 26;
+const ROWS: usize = 28;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +66,11 @@ pub enum Count {
     ScaleReloadCleared,
     /// Scale overrides a restart put back (checked against what the clients were told).
     ScaleRestored,
+    /// Creates of a pool naming a runtime, in seeds where some engine lacks it: each reached
+    /// an engine having it (the fake records any other as a broken promise).
+    RuntimePlaced,
+    /// Acquires of such a pool answered 503 because no engine that was up had its runtime.
+    RuntimeMissing,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -128,6 +133,16 @@ const META: [(&str, &str, u64); ROWS] = [
         20,
     ),
     ("scale_restored", "scale overrides a restart put back", 20),
+    (
+        "runtime_placed",
+        "creates of a runtime pool, all on engines having it",
+        300,
+    ),
+    (
+        "runtime_missing_503",
+        "acquires answered 503: no engine up has the runtime",
+        5,
+    ),
 ];
 
 impl Exercise {

@@ -179,6 +179,7 @@ impl Sim {
         let m = self.model();
         let (acquires, leases, reuses) = (m.acquires, m.leases, m.reuses);
         let (degraded, lent_failing) = (m.degraded, m.lent_while_failing);
+        let runtime_missing = m.runtime_missing;
         drop(m);
         self.out.acquires = acquires;
         self.out.leases = leases;
@@ -189,6 +190,7 @@ impl Sim {
         ex.add(Count::Reuses, reuses);
         ex.add(Count::Degraded, degraded);
         ex.add(Count::LentWhileStoreFails, lent_failing);
+        ex.add(Count::RuntimeMissing, runtime_missing);
         for e in &self.engines {
             let w = e.state();
             ex.add(Count::LostDeaths, w.lost_events);
@@ -198,6 +200,7 @@ impl Sim {
             ex.add(Count::AgentStalls, w.agent_faults[1]);
             ex.add(Count::AgentForged, w.agent_faults[2]);
             ex.add(Count::BreakerTrials, w.trials);
+            ex.add(Count::RuntimePlaced, w.runtime_creates);
         }
         self.out.exercise = ex;
         Ok(self.out.clone())
