@@ -114,7 +114,17 @@ impl Sim {
             sim.describe_pools(),
             sim.engine_specs
                 .iter()
-                .map(|e| format!("{}[{:?}]", e.name, e.max_containers))
+                .zip(&sim.engines)
+                .map(|(e, f)| format!(
+                    "{}[{:?}{}]",
+                    e.name,
+                    e.max_containers,
+                    if f.state().runtimes.has("runsc") {
+                        " runsc"
+                    } else {
+                        ""
+                    }
+                ))
                 .collect::<Vec<_>>()
                 .join(" ")
         ));
