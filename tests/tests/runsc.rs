@@ -243,6 +243,16 @@ async fn acquire_and_exec(d: &Daemon) -> (u64, u64) {
     let engine_p50 = exec_p50(d, &cid, 9).await;
     release(d, wid).await;
     release(d, &cid).await;
+    // The same through the agent under runc, on the same engines, for comparison.
+    let (plain, pid) = lease_of(d, "plain").await;
+    let out = d.exec(&pid, json!({"cmd": ["uname", "-r"]})).await;
+    assert_ne!(
+        out["stdout"], "4.4.0\n",
+        "{plain} runs on the host's kernel"
+    );
+    let runc_p50 = exec_p50(d, &pid, 15).await;
+    release(d, &pid).await;
+    eprintln!("exec of `true` through the agent: p50 {runc_p50} ms under runc");
     (agent_p50, engine_p50)
 }
 
