@@ -82,6 +82,20 @@ impl ExtraEngines {
     /// Start `n` engines; engines whose 1-based index is in `tls` use TLS. Fails loudly (the
     /// engine tests never skip).
     pub fn up(n: usize, tls: &[usize], live_restore: bool) -> Self {
+        Self::up_args(n, tls, live_restore, &[])
+    }
+
+    /// Start `n` engines; those whose 1-based index is in `runsc` register gVisor's `runsc`
+    /// (with `--network=none`) as runtime `runsc`.
+    pub fn up_runsc(n: usize, runsc: &[usize]) -> Self {
+        let extra: Vec<String> = runsc
+            .iter()
+            .flat_map(|i| ["--runsc".to_string(), i.to_string()])
+            .collect();
+        Self::up_args(n, &[], false, &extra)
+    }
+
+    fn up_args(n: usize, tls: &[usize], live_restore: bool, extra: &[String]) -> Self {
         crate::engine_and_image();
         // Short: the engines' unix sockets live under it.
         let dir = PathBuf::from(format!(
@@ -98,6 +112,7 @@ impl ExtraEngines {
         if live_restore {
             args.push("--live-restore".into());
         }
+        args.extend(extra.iter().cloned());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&argv);
         let mut me = ExtraEngines {

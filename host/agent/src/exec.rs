@@ -376,6 +376,18 @@ impl Execs {
             let fg = r.master.as_ref().map_or(0, |m| sys::foreground_group(m));
             if fg > 0 {
                 sys::kill(-fg, sig);
+            } else if r.master.is_some() && main > 0 {
+                // gVisor answers `tcgetpgrp` on a terminal's master with ENOTTY and shows no
+                // `tpgid` in `/proc`: the jobs of the session (its process groups other than
+                // the command's own, which a shell ignores the signal in) get it instead, or
+                // the command's group when it started none.
+                let jobs = sys::jobs_of_session(main);
+                if jobs.is_empty() {
+                    sys::kill(-main, sig);
+                }
+                for g in jobs {
+                    sys::kill(-g, sig);
+                }
             } else if main > 0 {
                 sys::kill(-main, sig);
             }

@@ -20,6 +20,7 @@ mod out;
 mod scrub;
 mod supervise;
 mod sys;
+mod sysv;
 
 use std::io::Read;
 use std::sync::Arc;

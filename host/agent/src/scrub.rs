@@ -289,9 +289,18 @@ pub fn inspect(items: Vec<Inspect>) -> Vec<Inspected> {
                     out.sort();
                     Ok(out)
                 }
-                Inspect::Read(path) => std::fs::read_to_string(&path)
-                    .map(|s| s.lines().map(String::from).collect())
-                    .map_err(|e| format!("{path}: {e}")),
+                Inspect::Read(path) => match std::fs::read_to_string(&path) {
+                    Ok(s) => Ok(s.lines().map(String::from).collect()),
+                    // gVisor keeps SysV IPC objects but shows no `/proc/sysvipc`: ask the
+                    // kernel for them instead.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        match path.strip_prefix("/proc/sysvipc/") {
+                            Some(kind) => crate::sysv::list(kind),
+                            None => Err(format!("{path}: {e}")),
+                        }
+                    }
+                    Err(e) => Err(format!("{path}: {e}")),
+                },
             })
         })
         .collect()

@@ -34,7 +34,8 @@ pub struct Spec {
 /// The supervisor's life; never returns.
 pub fn main() -> ! {
     let _ = sys::not_dumpable();
-    let _ = sys::child_subreaper();
+    // gVisor refuses it (EINVAL): see `kill_tree`.
+    let subreaper = sys::child_subreaper().is_ok();
     // The report descriptor must not reach the command: it could forge the report.
     let _ = sys::cloexec(3);
     let _ = sys::cloexec(4);
@@ -95,7 +96,7 @@ pub fn main() -> ! {
                 }
             },
             libc::SIGTERM => {
-                kill_tree();
+                kill_tree(main_pid, subreaper);
                 std::process::exit(0);
             }
             // Anything else goes to the command's process group.
@@ -105,19 +106,30 @@ pub fn main() -> ! {
 }
 
 /// Kill every descendant: each round kills this process's children (orphans of the tree
-/// reparent here, this being their subreaper) and reaps them, until none is left.
-fn kill_tree() {
+/// reparent here, this being their subreaper) and reaps them, until none is left. Where this
+/// process could not be a subreaper (gVisor), orphans go to PID 1 instead: each round then
+/// also kills every process of the session the command started (what a process that left it
+/// with a session of its own escapes), until none is left.
+fn kill_tree(main: i32, subreaper: bool) {
     let me = std::process::id() as i32;
     for _ in 0..1000 {
-        for pid in sys::children_of(me) {
-            sys::kill(pid, libc::SIGKILL);
+        let mut targets = sys::children_of(me);
+        if !subreaper {
+            targets.extend(sys::session_members(main));
+        }
+        for pid in &targets {
+            sys::kill(*pid, libc::SIGKILL);
         }
         loop {
             match sys::reap() {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(_) => return,
+                Err(_) if subreaper => return,
+                Err(_) => break,
             }
+        }
+        if !subreaper && targets.is_empty() {
+            return;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

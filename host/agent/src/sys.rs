@@ -222,6 +222,8 @@ pub struct Proc {
     pub ppid: i32,
     /// When it started, in clock ticks since boot.
     pub start: u64,
+    /// Dead, waiting for its parent to reap it.
+    pub zombie: bool,
 }
 
 fn stat_of(pid: i32) -> Option<Proc> {
@@ -235,6 +237,7 @@ fn stat_of(pid: i32) -> Option<Proc> {
         pid,
         ppid: f.get(1)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
+        zombie: f.first() == Some(&"Z"),
     })
 }
 
@@ -247,6 +250,32 @@ pub fn processes() -> Vec<Proc> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(stat_of)
         .collect()
+}
+
+/// Every live process of session `sid` (not the zombies, which wait for their parent).
+pub fn session_members(sid: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        // SAFETY: getsid takes a pid.
+        .filter(|p| !p.zombie && unsafe { libc::getsid(p.pid) } == sid)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// The process groups of the session `sid` leads, other than its own: the jobs a shell in it
+/// started.
+pub fn jobs_of_session(sid: i32) -> Vec<i32> {
+    let mut v: Vec<i32> = processes()
+        .into_iter()
+        .filter_map(|p| {
+            // SAFETY: getsid and getpgid take a pid.
+            let (s, g) = unsafe { (libc::getsid(p.pid), libc::getpgid(p.pid)) };
+            (s == sid && g > 0 && g != sid).then_some(g)
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// The children of `pid` now.

@@ -97,7 +97,8 @@ codes! {
         "applying the lease's set-up to its container failed"),
     EngineError = (BAD_GATEWAY, "engine_error", "the engine failed the operation"),
     PoolDegraded = (SERVICE_UNAVAILABLE, "pool_degraded",
-        "the pool's creates keep failing; it is backing off"),
+        "the pool's creates keep failing and it is backing off, or no engine that is up has the \
+         pool's runtime; the message says which"),
     EngineUnavailable = (SERVICE_UNAVAILABLE, "engine_unavailable",
         "no container engine answers (a lease on it is kept); each engine's state and last \
          error are at `/v1/engines`"),

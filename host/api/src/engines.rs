@@ -46,6 +46,12 @@ pub struct EngineInfo {
     pub containers: StateCounts,
     /// Median create time there, in milliseconds, once measured.
     pub create_p50_ms: Option<u32>,
+    /// The OCI runtimes it has registered (`runc`, `runsc`, …), as the daemon last read them
+    /// (when it came up, and every 30 s): a pool naming a runtime is placed only on engines
+    /// listing it. Empty before the engine first answered.
+    pub runtimes: Vec<String>,
+    /// The runtime a container gets there when its pool names none.
+    pub default_runtime: Option<String>,
     /// The engine's own version; `null` while down or not answering.
     pub version: Option<String>,
     /// The engine's API version.
@@ -89,6 +95,8 @@ pub async fn list<B: Backend>(State(s): State<Shared<B>>) -> Response {
                 counted: st.counted,
                 containers: st.containers,
                 create_p50_ms: st.create_p50_ms,
+                runtimes: st.runtimes.clone().map(|r| r.names).unwrap_or_default(),
+                default_runtime: st.runtimes.and_then(|r| r.default),
                 version: d.version,
                 api_version: d.api_version,
                 images: d.images,

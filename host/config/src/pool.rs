@@ -427,6 +427,12 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
             ExecMode::Agent
         }
     };
+    let runtime = raw.runtime.as_deref().map(|r| {
+        if let Err(why) = runtime_name(r) {
+            p.push(at("runtime"), why);
+        }
+        r.to_string()
+    });
     let setup_timeout = p.duration_in(
         &at("setup_timeout"),
         &raw.setup_timeout,
@@ -444,6 +450,7 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
         memory: Some(memory as i64),
         nano_cpus,
         pids_limit: Some(pids_limit),
+        runtime,
         network: raw.network.clone().unwrap_or_else(|| "none".into()),
         read_only: raw.read_only.unwrap_or(false),
         init: raw.init.unwrap_or(true),
@@ -455,4 +462,24 @@ fn container_spec(p: &mut Problems, path: &str, raw: &RawPool) -> ContainerSpec 
         setup_timeout,
         image_source,
     }
+}
+
+/// A runtime name as engines register them (`runc`, `runsc`, `io.containerd.runsc.v1`):
+/// letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 128 bytes. The
+/// name goes to the engine as it is; which engines have it is read from them at run time.
+fn runtime_name(r: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if r.is_empty() {
+        return Err("must name a runtime (omit it for the engine's default)".into());
+    }
+    if r.len() > 128 {
+        return Err(format!("{} bytes long; at most 128", r.len()));
+    }
+    if !r.starts_with(|c: char| c.is_ascii_alphanumeric()) || !r.chars().all(ok_char) {
+        return Err(format!(
+            "{r:?} is not a runtime name: letters, digits, `.`, `_` and `-`, starting with a \
+             letter or digit"
+        ));
+    }
+    Ok(())
 }

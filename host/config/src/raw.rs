@@ -138,6 +138,10 @@ pub struct RawPool {
     pub cpus: Option<f64>,
     /// `pools.<name>.pids_limit`: process limit (default 256; -1 for none).
     pub pids_limit: Option<i64>,
+    /// `pools.<name>.runtime`: the OCI runtime the engine runs the containers with, by the
+    /// name the engine registered it under (`runsc` for gVisor); default: the engine's own
+    /// default. Only engines that have it get the pool's containers.
+    pub runtime: Option<String>,
     /// `pools.<name>.network`: Docker network to attach to (default `none`).
     pub network: Option<String>,
     /// `pools.<name>.read_only`: read-only root filesystem (default false).

@@ -48,6 +48,24 @@ pub struct EngineDescription {
     pub image_copy: Option<String>,
 }
 
+/// The OCI runtimes an engine can run containers with, as the engine says (Docker's
+/// `GET /info`). A pool that names a runtime is placed only on engines listing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Runtimes {
+    /// Every runtime registered there (`runc`, `runsc`, …), sorted.
+    pub names: Vec<String>,
+    /// The one a container gets when its pool names none.
+    pub default: Option<String>,
+}
+
+impl Runtimes {
+    /// Whether `name` is registered.
+    pub fn has(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}
+
 /// Something the backend noticed on its own (not in answer to a call).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendEvent {
@@ -224,6 +242,11 @@ pub trait Backend: Send + Sync + 'static {
     fn describe(&self) -> impl Future<Output = Result<EngineDescription, BackendError>> + Send {
         async { Ok(EngineDescription::default()) }
     }
+
+    /// The OCI runtimes the engine has registered. The core reads them when the engine comes
+    /// up and again now and then (an engine may register one while it runs), and places a pool
+    /// that names a runtime only where it is listed.
+    fn runtimes(&self) -> impl Future<Output = Result<Runtimes, BackendError>> + Send;
 
     /// Every container this daemon instance's labels mark as its own, running or not.
     fn list(&self) -> impl Future<Output = Result<Vec<Existing>, BackendError>> + Send;

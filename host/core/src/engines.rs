@@ -59,6 +59,8 @@ pub struct EngineStats {
     pub containers: crate::counters::StateCounts,
     /// Median of its recent creates, in ms; `null` before the first.
     pub create_p50_ms: Option<u32>,
+    /// The OCI runtimes it registered, as last read; `null` before it answered.
+    pub runtimes: Option<crate::backend::Runtimes>,
 }
 
 /// The bit of engine `e` in a mask.

@@ -21,12 +21,13 @@ pub enum AcquireError {
         /// When the client should try again (sent as `Retry-After`).
         retry_after: Duration,
     },
-    /// The pool's create breaker is open: creates keep failing.
-    #[error("pool {pool:?} is degraded, creates keep failing: {last_error}")]
+    /// The pool's create breaker is open (creates keep failing), or no engine that is up has
+    /// the pool's runtime.
+    #[error("pool {pool:?} is degraded: {last_error}")]
     Degraded {
         /// The pool the acquire asked for.
         pool: String,
-        /// The pool's last create failure.
+        /// Why: the pool's last create failure, or the runtime no engine has.
         last_error: String,
         /// Time left on the create back-off.
         retry_after: Duration,

@@ -93,8 +93,8 @@ pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
     EngineDescription, ExecEvent, ExecInput, ExecMode, ExecOutput, ExecRequest, ExecSession,
     Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, MIN_MEMORY, MIN_NANO_CPUS,
-    Place, PlaceKind, Residue, ResourceBounds, ResourceError, Resources, Secret, SetupFile, Stop,
-    TermSize, USED_SUFFIX, checked_path, parse_size,
+    Place, PlaceKind, Residue, ResourceBounds, ResourceError, Resources, Runtimes, Secret,
+    SetupFile, Stop, TermSize, USED_SUFFIX, checked_path, parse_size,
 };
 pub use builder::ManagerBuilder;
 pub use caps::EngineIx;

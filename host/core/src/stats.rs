@@ -19,8 +19,15 @@ pub struct PoolStats {
     pub name: String,
     /// The image reference the pool runs.
     pub image: String,
-    /// `ok`, `degraded` (create breaker open), `engine_down` or `draining`.
+    /// `ok`, `degraded` (create breaker open, or no engine that is up has the pool's
+    /// runtime), `engine_down` or `draining`.
     pub status: &'static str,
+    /// Why the pool is `degraded`: the runtime no engine has, or the last create failure;
+    /// `null` otherwise.
+    pub reason: Option<String>,
+    /// The OCI runtime the pool's containers run under (`runsc`); `null`: each engine's
+    /// default.
+    pub runtime: Option<String>,
     /// Ready containers the refill aims for: the sizing policy's target, raised to the number
     /// of queued acquires and capped at `max_ready` (the override's while one holds).
     pub target: u32,
@@ -137,23 +144,27 @@ impl PoolStats {
     /// Read `pool`'s stats, under its lock once. `engine_up` is the monitor's last view of the
     /// engine; `breaker` tells whether the pool counts as degraded.
     /// `engines` are the engines' names, in index order.
+    /// `runtime_missing`: why no engine that is up has the pool's runtime, when none has.
     pub(crate) fn read(
         pool: &Pool,
         engine_up: bool,
+        runtime_missing: Option<String>,
         breaker: &BreakerConfig,
         engines: &[&str],
     ) -> Self {
         let cfg = pool.cfg();
         let mut st = pool.lock();
         let now = Instant::now();
-        let status = if st.draining() {
-            "draining"
+        let (status, reason) = if st.draining() {
+            ("draining", None)
         } else if !engine_up {
-            "engine_down"
+            ("engine_down", None)
+        } else if let Some(why) = runtime_missing {
+            ("degraded", Some(why))
         } else if st.degraded(breaker) {
-            "degraded"
+            ("degraded", st.last_error().map(str::to_string))
         } else {
-            "ok"
+            ("ok", None)
         };
         let [p50, p99] = st
             .latency()
@@ -167,6 +178,8 @@ impl PoolStats {
             name: cfg.name.clone(),
             image: cfg.spec.image.clone(),
             status,
+            reason,
+            runtime: cfg.spec.runtime.clone(),
             target,
             target_reason: st.target().1.to_string(),
             min_ready: cfg.min_ready,

@@ -156,6 +156,9 @@ pub fn container_body(
             network_mode: Some(spec.network.clone()),
             readonly_rootfs: Some(spec.read_only),
             tmpfs,
+            // `None`: the engine's default runtime (placement sent a pool that names one only
+            // to engines that list it).
+            runtime: spec.runtime.clone(),
             ..Default::default()
         }),
         ..Default::default()

@@ -35,7 +35,7 @@ use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created,
     EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, ImageSource,
-    LeaseSetup, Residue, Resources,
+    LeaseSetup, Residue, Resources, Runtimes,
 };
 
 /// Lock a mutex, whatever a panicking holder left in it.
@@ -426,6 +426,17 @@ impl Backend for DockerBackend {
             api_version: Some(format!("{}.{}", cv.major_version, cv.minor_version)),
             images: tags,
             image_copy: self.last_copy(),
+        })
+    }
+
+    async fn runtimes(&self) -> Result<Runtimes, BackendError> {
+        self.negotiate().await?;
+        let info = self.docker.info().await.map_err(unavailable)?;
+        let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        names.sort();
+        Ok(Runtimes {
+            names,
+            default: info.default_runtime,
         })
     }
 

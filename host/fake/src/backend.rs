@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput,
-    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue, Resources,
+    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue, Resources, Runtimes,
 };
 
 use crate::engine::*;
@@ -166,6 +166,22 @@ impl Backend for FakeBackend {
                 .saturating_mul(spec.setup.len() as u32 + 1);
         let _trial = self.arrived(pool, name);
         self.gate("create", bound).await?;
+        if let Some(r) = &spec.runtime {
+            let mut w = self.state();
+            if !w.runtimes.has(r) {
+                // As Docker answers; and a broken promise: placement sends a pool that names
+                // a runtime only to engines that list it.
+                let have = w.runtimes.names.clone();
+                w.late.push(format!(
+                    "a create for pool {pool} ({name}) with runtime {r:?} reached an engine without it ({have:?})"
+                ));
+                return Err(BackendError::Create {
+                    image: spec.image.clone(),
+                    message: format!("unknown or invalid runtime name: {r}"),
+                });
+            }
+            w.runtime_creates += 1;
+        }
         // The engine decides at once whether the create is refused; otherwise it records the
         // container (created, not running) before it starts it, as Docker does. A daemon killed
         // meanwhile leaves that record behind.
@@ -443,6 +459,13 @@ impl Backend for FakeBackend {
     async fn ping(&self) -> Result<(), BackendError> {
         self.gate("ping", PING_DEADLINE).await?;
         self.answer(Ok(())).await
+    }
+
+    async fn runtimes(&self) -> Result<Runtimes, BackendError> {
+        self.gate("info", CALL_DEADLINE).await?;
+        self.fail(|f| f.fail_inspect, "info", "-")?;
+        let r = self.state().runtimes.clone();
+        self.answer(Ok(r)).await
     }
 
     async fn list(&self) -> Result<Vec<Existing>, BackendError> {

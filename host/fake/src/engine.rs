@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use warmpool_core::{BackendEvent, ContainerSpec, Resources};
+use warmpool_core::{BackendEvent, ContainerSpec, Resources, Runtimes};
 
 /// The engine's wall clock at its start: a fixed time, so that replays see the same times.
 pub fn wall_origin() -> SystemTime {
@@ -314,6 +314,11 @@ pub struct World {
     /// Updates of a container's limits that the engine applied, failed (the `fail_update`
     /// fault), and that put a resized container back to its spec's limits.
     pub updates: [u64; 3],
+    /// The OCI runtimes the engine has registered (`runc` alone by default); a create whose
+    /// spec names another fails, and is recorded in [`World::late`].
+    pub runtimes: Runtimes,
+    /// Creates of a pool naming a runtime that reached an engine having it.
+    pub runtime_creates: u64,
     /// The connection of the daemon serving now: the last one attached.
     pub current_conn: u64,
     pub(crate) next_hang: u64,
@@ -405,6 +410,11 @@ impl FakeEngine {
                 trials_in_flight: Vec::new(),
                 trials: 0,
                 updates: [0; 3],
+                runtimes: Runtimes {
+                    names: vec!["runc".into()],
+                    default: Some("runc".into()),
+                },
+                runtime_creates: 0,
                 current_conn: 0,
                 next_hang: 0,
                 rng: fastrand::Rng::with_seed(seed),

@@ -26,6 +26,7 @@ pub fn test_spec(image: &str) -> ContainerSpec {
         memory: None,
         nano_cpus: None,
         pids_limit: None,
+        runtime: None,
         network: "none".into(),
         read_only: false,
         init: true,

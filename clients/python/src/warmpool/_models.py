@@ -88,6 +88,13 @@ def _bool(d: JSON, k: str, default: bool | None = None) -> bool:
     return v
 
 
+def _strs(d: JSON, k: str) -> list[str]:
+    v = d.get(k) or []
+    if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+        raise ValueError(f"field {k!r}: expected a list of strings, got {v!r}")
+    return list(v)
+
+
 def _labels(d: JSON, k: str) -> dict[str, str]:
     v = d.get(k) or {}
     if not isinstance(v, dict) or not all(
@@ -329,6 +336,11 @@ class PoolStats:
     acquires: AcquireStats
     creates: CreateStats
     engines: dict[str, StateCounts] = field(default_factory=dict)
+    #: Why the pool is ``degraded`` (the OCI runtime no engine has, or the last create
+    #: failure); ``None`` otherwise.
+    reason: str | None = None
+    #: The OCI runtime its containers run under (``runsc``); ``None``: each engine's default.
+    runtime: str | None = None
     raw: JSON = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -356,6 +368,8 @@ class PoolStats:
             acquires=AcquireStats.from_json(d.get("acquires")),
             creates=CreateStats.from_json(d.get("creates")),
             engines={k: StateCounts.from_json(c) for k, c in engines.items()},
+            reason=_opt_str(d, "reason"),
+            runtime=_opt_str(d, "runtime"),
             raw=d,
         )
 
@@ -377,6 +391,10 @@ class Engine:
     version: str | None
     api_version: str | None
     last_error: str | None
+    #: The OCI runtimes the engine registered (``runc``, ``runsc``...), as last read.
+    runtimes: list[str] = field(default_factory=list)
+    #: The runtime a container gets there when its pool names none.
+    default_runtime: str | None = None
     raw: JSON = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -394,6 +412,8 @@ class Engine:
             version=_opt_str(d, "version"),
             api_version=_opt_str(d, "api_version"),
             last_error=_opt_str(d, "last_error"),
+            runtimes=_strs(d, "runtimes"),
+            default_runtime=_opt_str(d, "default_runtime"),
             raw=d,
         )
 

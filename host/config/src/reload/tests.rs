@@ -214,6 +214,7 @@ fn a_spec_change_is_flagged() {
         "{image: x, memory: 256MiB}",
         "{image: x, cmd: [sleep, '3600']}",
         "{image: x, exec: engine}",
+        "{image: x, runtime: runsc}",
         "{image: x, setup: [[touch, /tmp/ready]]}",
     ] {
         let d = plan(

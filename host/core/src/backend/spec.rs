@@ -28,6 +28,11 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// Most processes the container may run at once; `None`: the engine's default.
     pub pids_limit: Option<i64>,
+    /// The OCI runtime the engine runs the container with (`runsc` for gVisor); `None`: the
+    /// engine's default. Left out of the fingerprint when `None`, so that the containers of
+    /// pools naming no runtime keep the fingerprint they had before the setting existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// Docker network mode; `none` by default so a sandbox cannot reach anything.
     pub network: String,
     /// Mount the root filesystem read-only; the container then gets a private `/tmp` tmpfs.

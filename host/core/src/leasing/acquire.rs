@@ -18,6 +18,10 @@ use crate::lease_store::Change;
 use crate::policy::bounds;
 use crate::pool::{Delivery, DeliveryError, LeaseEnd, Pool, ReadyContainer};
 
+/// `Retry-After` of an acquire refused because no engine has the pool's runtime: about when
+/// the engines are asked for their runtimes again.
+const RUNTIME_RETRY: Duration = Duration::from_secs(30);
+
 impl<B: Backend> Leasing<B> {
     /// Take a container for a client. The warm path is one short critical section; a lease
     /// with its own environment, secrets or files then has them applied to its container
@@ -123,6 +127,19 @@ impl<B: Backend> Leasing<B> {
         ttl: Duration,
     ) -> Result<LeaseInfo, AcquireError> {
         let s = &self.s;
+        // No engine that is up has the pool's runtime: no container can come, whatever the
+        // strategy, so the answer is the pool's status (degraded) at once, not a wait.
+        if let Some(reason) = s
+            .fleet
+            .runtime_missing(pool.cfg().spec.runtime.as_deref(), u64::MAX)
+        {
+            pool.lock().reject();
+            return Err(AcquireError::Degraded {
+                pool: pool.name(),
+                last_error: reason,
+                retry_after: RUNTIME_RETRY,
+            });
+        }
         let wait_timeout = pool.cfg().wait_timeout;
         let client_wait = client_wait(req, wait_timeout);
         let snapshot = {
@@ -175,7 +192,9 @@ impl<B: Backend> Leasing<B> {
                 }
                 let cfg = pool.cfg();
                 let name = s.rt.ids().container_name(&cfg.name);
-                let views = s.fleet.views(mask);
+                let views = s
+                    .fleet
+                    .views(mask & s.fleet.runtime_mask(cfg.spec.runtime.as_deref()));
                 if let Some(engine) =
                     st.approve_cold(&cfg, breaker, s.fleet.caps(), &views, name.clone())
                 {

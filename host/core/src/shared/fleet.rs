@@ -18,7 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
+use crate::backend::Runtimes;
 use crate::caps::{Caps, EngineIx};
+
+mod runtimes;
 use crate::config::ManagerConfig;
 use crate::counters::StateCounts;
 use crate::engines::{EngineSpec, EngineStats, EngineView, bit};
@@ -42,6 +45,8 @@ struct Engine<B> {
     cleaned: AtomicBool,
     last_error: Mutex<Option<String>>,
     recent_creates_ms: Mutex<VecDeque<u32>>,
+    /// The runtimes it registered, as last read; `None` before the first read answered.
+    runtimes: Mutex<Option<Runtimes>>,
 }
 
 impl<B> Engine<B> {
@@ -53,6 +58,7 @@ impl<B> Engine<B> {
             cleaned: AtomicBool::new(false),
             last_error: Mutex::new(None),
             recent_creates_ms: Mutex::new(VecDeque::new()),
+            runtimes: Mutex::new(None),
         }
     }
 
@@ -295,6 +301,7 @@ impl<B> Fleet<B> {
                 counted: self.caps.used_on(i),
                 containers,
                 create_p50_ms: e.create_p50(),
+                runtimes: lock(&e.runtimes).clone(),
             })
             .collect()
     }

@@ -91,6 +91,7 @@ impl<B> Shared<B> {
         Some(PoolStats::read(
             &pool,
             self.fleet.any_up(),
+            self.runtime_missing(&pool),
             &self.rt.cfg().breaker,
             &self.fleet.names(),
         ))
@@ -102,8 +103,23 @@ impl<B> Shared<B> {
         self.books
             .serving()
             .values()
-            .map(|p| PoolStats::read(p, self.fleet.any_up(), &self.rt.cfg().breaker, &names))
+            .map(|p| {
+                let missing = self.runtime_missing(p);
+                PoolStats::read(
+                    p,
+                    self.fleet.any_up(),
+                    missing,
+                    &self.rt.cfg().breaker,
+                    &names,
+                )
+            })
             .collect()
+    }
+
+    /// Why no engine that is up can run `pool`'s runtime, once that is known.
+    fn runtime_missing(&self, pool: &Pool) -> Option<String> {
+        self.fleet
+            .runtime_missing(pool.cfg().spec.runtime.as_deref(), u64::MAX)
     }
 
     /// The `min_ready` the serving pools other than `name` run on (a scale override's where

@@ -6,7 +6,8 @@
 //!
 //! [`Lifecycle::engine_state`]: crate::lifecycle::Lifecycle::engine_state
 
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
+use tracing::debug;
 
 use super::Upkeep;
 use crate::backend::Backend;
@@ -16,6 +17,10 @@ use crate::lifecycle::call;
 /// Bound on one ping: an engine cut off the network (packets dropped, not refused) is shown
 /// down within this, not after the client's two-minute request timeout.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often an engine that is up is asked again for its runtimes: an engine may register one
+/// while it runs (dockerd reloads `runtimes` from its `daemon.json` on SIGHUP).
+const RUNTIMES_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl<B: Backend> Upkeep<B> {
     /// Engine `e` was found up or down: the fleet, the pools and the events are told; an engine
@@ -29,18 +34,50 @@ impl<B: Backend> Upkeep<B> {
         }
     }
 
+    /// Read engine `e`'s runtimes; a change wakes every pool (a pool waiting for an engine with
+    /// its runtime may now be placed). Whether the engine answered.
+    async fn read_runtimes(&self, e: EngineIx) -> bool {
+        let s = &self.s;
+        match call(PING_TIMEOUT, s.fleet.backend(e).runtimes()).await {
+            Ok(r) => {
+                if s.fleet.set_runtimes(e, r) {
+                    debug!(engine = %s.fleet.name(e), "engine runtimes read");
+                    for p in s.books.all() {
+                        p.touch();
+                    }
+                }
+                true
+            }
+            Err(err) => {
+                debug!(engine = %s.fleet.name(e), error = %err, "reading the engine's runtimes failed");
+                false
+            }
+        }
+    }
+
     pub(super) async fn monitor_loop(self, e: EngineIx) {
         let s = self.s.clone();
+        // When the runtimes were last read; `None`: read them at the next answer (the first,
+        // or the first after an outage: the engine may have restarted with others).
+        let mut runtimes_at: Option<Instant> = None;
         loop {
             match call(PING_TIMEOUT, s.fleet.backend(e).ping()).await {
                 Ok(()) => {
+                    if runtimes_at.is_none_or(|t| t.elapsed() >= RUNTIMES_EVERY)
+                        && self.read_runtimes(e).await
+                    {
+                        runtimes_at = Some(Instant::now());
+                    }
                     if !s.fleet.cleaned(e) {
                         self.persistence.startup_cleanup(e).await;
                     }
                     let cleaned = s.fleet.cleaned(e);
                     self.set_engine(e, cleaned, None);
                 }
-                Err(err) => self.set_engine(e, false, Some(err.to_string())),
+                Err(err) => {
+                    runtimes_at = None;
+                    self.set_engine(e, false, Some(err.to_string()));
+                }
             }
             tokio::select! {
                 biased;

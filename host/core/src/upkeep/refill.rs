@@ -55,7 +55,10 @@ impl<B: Backend> Upkeep<B> {
         let cfg = pool.cfg();
         // The ceiling the policy was shown: the scale override's while one holds.
         let decision = bounds::decision(decision, snapshot.max_ready);
-        let views = s.fleet.views(u64::MAX);
+        // Only engines that have the pool's runtime get its containers.
+        let views = s
+            .fleet
+            .views(s.fleet.runtime_mask(cfg.spec.runtime.as_deref()));
         let approved = {
             let mut st = pool.lock();
             st.set_target(decision, &cfg);

@@ -101,25 +101,31 @@ impl Sim {
             .into_iter()
             .map(|(_, id, name)| (id, name))
             .collect();
-        // Dead containers, and for how long in healthy time (a hand-out checks it).
+        // Dead containers, and for how long in healthy time (a hand-out checks it). One that
+        // died since the last check was dead for part of the interval only: counting all of it
+        // once made a container dead for a second look dead for minutes after a long pause.
         {
-            let dead: Vec<String> = self
+            let dead: Vec<(String, Instant)> = self
                 .engines
                 .iter()
                 .flat_map(|e| {
                     e.state()
                         .containers
                         .values()
-                        .filter(|c| !c.running && c.died_at.is_some())
-                        .map(|c| c.id.clone())
+                        .filter(|c| !c.running)
+                        .filter_map(|c| Some((c.id.clone(), c.died_at?)))
                         .collect::<Vec<_>>()
                 })
                 .collect();
             let mut m = self.model();
             let mut next = BTreeMap::new();
-            for id in dead {
+            for (id, died) in dead {
                 let t = m.dead_healthy.get(&id).copied().unwrap_or_default()
-                    + if healthy { dt } else { Duration::ZERO };
+                    + if healthy {
+                        dt.min(now.saturating_duration_since(died))
+                    } else {
+                        Duration::ZERO
+                    };
                 next.insert(id, t);
             }
             m.dead_healthy = next;

@@ -123,9 +123,10 @@ impl Sim {
                         ask,
                     );
                 }
-                Err(AcquireError::Degraded { .. }) => {
+                Err(AcquireError::Degraded { last_error, .. }) => {
                     // 503: the pool says it is degraded, and it is.
                     model.degraded += 1;
+                    model.runtime_missing += u64::from(last_error.contains("OCI runtime"));
                     if m.pool_stats(&pool).is_some_and(|s| s.status != "degraded") {
                         model.violations.push(format!(
                             "an acquire of pool {pool} was answered degraded (503) while the pool is not"

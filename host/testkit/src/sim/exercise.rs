@@ -5,10 +5,17 @@
 use std::fmt::Write as _;
 
 /// One run's (or a set of runs') exercise counts, in the order of [`Exercise::ROWS`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exercise(pub [u64; ROWS]);
 
-const ROWS: usize = 32;
+// By hand: the standard library derives `Default` for arrays of at most 32.
+impl Default for Exercise {
+    fn default() -> Self {
+        Self([0; ROWS])
+    }
+}
+
+const ROWS: usize = 34;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +85,11 @@ pub enum Count {
     Resizes,
     /// Asks for limits the pool refused (each checked to deserve it).
     ResizeRefused,
+    /// Creates of a pool naming a runtime, in seeds where some engine lacks it: each reached
+    /// an engine having it (the fake records any other as a broken promise).
+    RuntimePlaced,
+    /// Acquires of such a pool answered 503 because no engine that was up had its runtime.
+    RuntimeMissing,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -158,6 +170,16 @@ const META: [(&str, &str, u64); ROWS] = [
     ),
     ("resizes", "PATCHes of a lease's limits answered", 120),
     ("resize_refused", "asks for limits refused (rightly)", 5000),
+    (
+        "runtime_placed",
+        "creates of a runtime pool, all on engines having it",
+        300,
+    ),
+    (
+        "runtime_missing_503",
+        "acquires answered 503: no engine up has the runtime",
+        5,
+    ),
 ];
 
 impl Exercise {

@@ -180,6 +180,7 @@ impl Sim {
         let m = self.model();
         let (acquires, leases, reuses) = (m.acquires, m.leases, m.reuses);
         let (degraded, lent_failing) = (m.degraded, m.lent_while_failing);
+        let runtime_missing = m.runtime_missing;
         drop(m);
         self.out.acquires = acquires;
         self.out.leases = leases;
@@ -190,6 +191,7 @@ impl Sim {
         ex.add(Count::Reuses, reuses);
         ex.add(Count::Degraded, degraded);
         ex.add(Count::LentWhileStoreFails, lent_failing);
+        ex.add(Count::RuntimeMissing, runtime_missing);
         for e in &self.engines {
             let w = e.state();
             ex.add(Count::LostDeaths, w.lost_events);
@@ -201,6 +203,7 @@ impl Sim {
             ex.add(Count::BreakerTrials, w.trials);
             ex.add(Count::ResizeFailures, w.updates[1]);
             ex.add(Count::LimitsRestored, w.updates[2]);
+            ex.add(Count::RuntimePlaced, w.runtime_creates);
         }
         let m = self.model();
         ex.add(Count::ResizedAcquires, m.resized_acquires);

@@ -55,6 +55,7 @@ impl Sim {
         for (p, _) in &mut pools {
             super::resources::limits(&mut rres, p);
         }
+        runtimes(seed, &engines, &engine_specs, &mut pools);
         let min_sum: u32 = pools.iter().map(|(p, _)| p.min_ready).sum();
         let mcfg = ManagerConfig {
             max_containers: min_sum.max(2) + rng.u32(0..8),
@@ -118,7 +119,17 @@ impl Sim {
             sim.describe_pools(),
             sim.engine_specs
                 .iter()
-                .map(|e| format!("{}[{:?}]", e.name, e.max_containers))
+                .zip(&sim.engines)
+                .map(|(e, f)| format!(
+                    "{}[{:?}{}]",
+                    e.name,
+                    e.max_containers,
+                    if f.state().runtimes.has("runsc") {
+                        " runsc"
+                    } else {
+                        ""
+                    }
+                ))
                 .collect::<Vec<_>>()
                 .join(" ")
         ));
@@ -248,6 +259,38 @@ fn build(
         .clock(sim_clock(t0))
         .seed(seed.wrapping_mul(31).wrapping_add(incarnation))
         .build()
+}
+
+/// In most seeds with several engines, some (not all) of them register gVisor's `runsc`, and
+/// the first pool runs under it: placement must keep its containers off the others (the fake
+/// records a create that reaches an engine without the runtime as a broken promise), and while
+/// every engine having it is down its acquires are answered 503. Only engines without a cap of
+/// their own get the runtime, so the pool can still reach its target. Drawn from a generator
+/// of its own, so the rest of each seed's world is drawn as before.
+fn runtimes(
+    seed: u64,
+    engines: &[Arc<FakeEngine>],
+    specs: &[EngineSpec],
+    pools: &mut [(PoolConfig, BuiltinExhaustion)],
+) {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x7275_6e73_6300);
+    let uncapped: Vec<usize> = (0..engines.len())
+        .filter(|&i| specs[i].max_containers.is_none())
+        .collect();
+    if engines.len() < 2 || uncapped.is_empty() || rng.f64() >= 0.7 {
+        return;
+    }
+    let mut with: Vec<usize> = uncapped.iter().copied().filter(|_| rng.bool()).collect();
+    if with.is_empty() {
+        with.push(uncapped[rng.usize(0..uncapped.len())]);
+    }
+    if with.len() == engines.len() {
+        with.pop();
+    }
+    for i in with {
+        engines[i].state().runtimes.names.push("runsc".into());
+    }
+    pools[0].0.spec.runtime = Some("runsc".into());
 }
 
 pub(crate) fn policies(e: BuiltinExhaustion) -> Policies {

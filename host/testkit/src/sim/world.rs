@@ -46,6 +46,8 @@ pub(crate) struct Model {
     pub reuses: u64,
     /// Acquires answered 503 by a degraded pool.
     pub degraded: u64,
+    /// Of those, the ones answered so because no engine up had the pool's runtime.
+    pub runtime_missing: u64,
     /// Hand-outs while the store failed.
     pub lent_while_failing: u64,
     /// Dead containers (their death maybe unreported) and how long they have been dead in
