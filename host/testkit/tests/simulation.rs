@@ -35,18 +35,12 @@ use warmpool_testkit::sim;
 /// were no longer listed, and its cap slot leaked. A draining pool now takes no container.
 const REGRESSIONS: &[u64] = &[
     22, 30, 49, 96, 246, 881, 1264, 1466, 1554, 1739, 1742, 1910, 1973, 2009, 2024, 2091, 2214,
-    2272, 2358,
+    2272, 2358, 634, 1637,
 ];
 
 /// Seeds that reproduce a bug of the core not fixed yet: skipped by the default run (and named
 /// in its output), run alone with `WARMPOOL_SIM_SEED`.
-/// 634, 1637: at the end check, one pool cannot reach its target because
-/// `limits.max_containers` is full of other pools' ready containers (counted 3 of 3; the books
-/// and the engine agree, no slot leaked, no container is resetting or resized): the pools'
-/// targets add up past the cap. They fail since the simulation draws lease resources, which
-/// moved their trajectories (with those draws switched off they pass); what fails is the cap
-/// contention at the end, left to the lead to look into.
-const KNOWN: &[u64] = &[634, 1637];
+const KNOWN: &[u64] = &[];
 
 fn seeds() -> Vec<u64> {
     if let Some(s) = std::env::var("WARMPOOL_SIM_SEED")

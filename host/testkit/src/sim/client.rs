@@ -53,6 +53,13 @@ impl Sim {
             .map_or(p.min_ready, |o| o.min_ready)
     }
 
+    /// What a reload must leave room for: the pool's configured `min_ready` (the config's own
+    /// validation adds these up against the cap, and a crash without a store drops every
+    /// override, putting them back as the floors) and its override's floor, whichever is more.
+    fn reserve(&self, p: &warmpool_core::PoolConfig) -> u32 {
+        p.min_ready.max(self.floor(p))
+    }
+
     fn pick_pool(&mut self) -> String {
         let i = self.rng.usize(0..self.pools.len());
         self.pools[i].0.name.clone()
@@ -431,8 +438,10 @@ impl Sim {
             }
             1 if self.pools.len() < 3 => {
                 let (p, e) = self.new_pool();
-                // An operator keeps every floor within the caps, overrides' included.
-                let min_sum: u32 = self.pools.iter().map(|(p, _)| self.floor(p)).sum();
+                // An operator keeps every floor within the caps, overrides' included, and the
+                // config's own min_ready too (seed 634: an override's floor left room that a
+                // crash without a store took back, and the pools' targets passed the cap).
+                let min_sum: u32 = self.pools.iter().map(|(p, _)| self.reserve(p)).sum();
                 if min_sum + p.min_ready > self.mcfg.max_containers {
                     return;
                 }
@@ -452,7 +461,7 @@ impl Sim {
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
-                    .map(|(_, (p, _))| self.floor(p))
+                    .map(|(_, (p, _))| self.reserve(p))
                     .sum();
                 let room = self.mcfg.max_containers.saturating_sub(min_others);
                 let p = &mut self.pools[i].0;
