@@ -48,6 +48,8 @@ use crate::{
         leases::show,
         leases::release,
         leases::renew,
+        crate::hibernate::suspend,
+        crate::hibernate::resume,
         exec::exec,
         stream::exec_stream,
         terminal::exec_ws,

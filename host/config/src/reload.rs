@@ -274,6 +274,7 @@ fn pool_class(a: &PoolPlan, b: &PoolPlan) -> PoolReload {
         reuse,
         probation,
         start_settle,
+        hibernation,
     } = pool;
     let c = &b.pool;
     let respec = *spec != c.spec;
@@ -291,7 +292,8 @@ fn pool_class(a: &PoolPlan, b: &PoolPlan) -> PoolReload {
         || *image_check_interval != c.image_check_interval
         || *reuse != c.reuse
         || *probation != c.probation
-        || *start_settle != c.start_settle;
+        || *start_settle != c.start_settle
+        || *hibernation != c.hibernation;
     if policies || respec || live {
         PoolReload::Changed {
             policies,

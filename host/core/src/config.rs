@@ -44,6 +44,28 @@ pub struct PoolConfig {
     /// How long a new container must have been running before it may serve (checked once): a
     /// command that exits right after it starts is caught, and never handed out, cold included.
     pub start_settle: Duration,
+    /// Lease hibernation: what a call on a suspended lease does, and when an idle lease is
+    /// suspended on its own.
+    pub hibernation: HibernationConfig,
+}
+
+/// What a call (exec, file, terminal) on a suspended lease does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnSuspended {
+    /// Resume the lease first, then serve the call (the default).
+    #[default]
+    Resume,
+    /// Answer that the lease is suspended (the API's 409); only `resume` wakes it.
+    Refuse,
+}
+
+/// A pool's lease hibernation settings (`pools.<name>.lease.{on_suspended,suspend_after_idle}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HibernationConfig {
+    /// What a call on a suspended lease does.
+    pub on_suspended: OnSuspended,
+    /// Suspend a lease nobody called for this long. `None`: only on request.
+    pub suspend_after_idle: Option<Duration>,
 }
 
 /// Reuse of a released container, only after a reset that a verification confirms.

@@ -61,6 +61,10 @@ pub struct LeaseRecord {
     pub born_at_ms: u64,
     /// Leases this container has served, this one included.
     pub uses: u32,
+    /// When the lease was suspended, while it is: its container is stopped on purpose, with
+    /// a checkpoint (absent in records from before hibernation: running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_at_ms: Option<u64>,
 }
 
 /// A pool's scale override as persisted: the sizes it runs on, and the config's sizes they were

@@ -92,14 +92,17 @@ mod upkeep;
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
     EngineDescription, ExecEvent, ExecInput, ExecMode, ExecOutput, ExecRequest, ExecSession,
-    Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, Place, PlaceKind, Residue,
-    Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
+    Existing, ExitStatus, FileBody, FsChange, Hibernation, ImageSource, LeaseSetup, Place,
+    PlaceKind, Residue, Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path,
 };
 pub use builder::ManagerBuilder;
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};
-pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig, ScaleOverride};
-pub use counters::{Counters, StateCounts};
+pub use config::{
+    BreakerConfig, HibernationConfig, ManagerConfig, OnSuspended, PoolConfig, ReuseConfig,
+    ScaleOverride,
+};
+pub use counters::{Counters, Durations, HIBERNATION_BUCKETS_S, HibernationTimes, StateCounts};
 pub use engines::{EngineSpec, EngineStats, MAX_ENGINES};
 pub use error::{AcquireError, LeaseError, ScaleError, WarmUpError};
 pub use events::Event;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput,
+    Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput, Hibernation,
     ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue,
 };
 
@@ -419,6 +419,18 @@ impl Backend for FakeBackend {
     async fn ping(&self) -> Result<(), BackendError> {
         self.gate("ping", PING_DEADLINE).await?;
         self.answer(Ok(())).await
+    }
+
+    async fn suspend(&self, id: &str) -> Result<(), BackendError> {
+        self.fake_suspend(id).await
+    }
+
+    async fn resume(&self, id: &str) -> Result<(), BackendError> {
+        self.fake_resume(id).await
+    }
+
+    async fn hibernation(&self, id: &str) -> Result<Hibernation, BackendError> {
+        self.fake_hibernation(id).await
     }
 
     async fn list(&self) -> Result<Vec<Existing>, BackendError> {

@@ -195,6 +195,7 @@ mod tests {
             expires_at_ms: 61_000,
             born_at_ms: 500,
             uses: 2,
+            suspended_at_ms: None,
         }
     }
 

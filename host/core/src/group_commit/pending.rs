@@ -200,6 +200,7 @@ mod tests {
             expires_at_ms: 0,
             born_at_ms: 0,
             uses: 1,
+            suspended_at_ms: None,
         }
     }
 

@@ -328,6 +328,10 @@ impl<B: Backend> Leasing<B> {
             tenant: req.tenant.clone(),
             engine: s.fleet.name(engine).to_string(),
             ops: Arc::default(),
+            hib: crate::lease::Hib::Running,
+            last_used: now,
+            turn: Arc::default(),
+            hibernated: false,
         };
         s.persist
             .record(|| Change::PutLease(lease.record(s.rt.clock())));
