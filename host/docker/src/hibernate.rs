@@ -68,7 +68,7 @@ impl DockerBackend {
             exit: true,
         };
         match self.docker.create_checkpoint(id, opts).await {
-            Ok(()) => Ok(()),
+            Ok(()) => self.until_stopped(id).await,
             Err(e) if is_transport(&e) => Err(unavailable(e)),
             Err(e) => {
                 let running = self
@@ -94,9 +94,48 @@ impl DockerBackend {
         }
     }
 
+    /// Wait until the checkpointed container has stopped: the checkpoint's answer can come
+    /// while the runtime still holds the sandbox (runsc shows a restored sandbox as paused for
+    /// some tens of milliseconds), and until it exits, its memory is not freed and a restore
+    /// is refused.
+    async fn until_stopped(&self, id: &str) -> Result<(), BackendError> {
+        let deadline = tokio::time::Instant::now() + STOP_WITHIN;
+        loop {
+            let c = self
+                .docker
+                .inspect_container(id, None)
+                .await
+                .map_err(|e| op_error("inspect", id, e))?;
+            if !c.state.and_then(|s| s.running).unwrap_or(false) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::Operation {
+                    stage: "checkpoint",
+                    container: id.into(),
+                    message: format!(
+                        "the container still runs {STOP_WITHIN:?} after its checkpoint"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub(crate) async fn restore(&self, id: &str) -> Result<(), BackendError> {
         let path = format!("/containers/{id}/start?checkpoint={CHECKPOINT}");
-        let (status, body) = self.raw_post(&path).await?;
+        // Right after a checkpoint, the runtime may still hold the stopped sandbox's ID for a
+        // moment ("id already in use", measured: tens of ms after the stop): ask again.
+        let mut tries = 0;
+        let (status, body) = loop {
+            let (status, body) = self.raw_post(&path).await?;
+            if status == 500 && body.contains("already in use") && tries < RESTORE_RETRIES {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            break (status, body);
+        };
         match status {
             // 304: already running (an earlier restore whose answer was lost).
             204 | 304 => {}
@@ -178,6 +217,12 @@ impl DockerBackend {
             })
     }
 }
+
+/// How long a checkpointed container may take to stop.
+const STOP_WITHIN: Duration = Duration::from_secs(15);
+
+/// Restores asked again while the runtime still holds the stopped sandbox's ID (100 ms apart).
+const RESTORE_RETRIES: u32 = 50;
 
 /// Bound on one restore request.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(110);
