@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exercise(pub [u64; ROWS]);
 
-const ROWS: usize = 26;
+const ROWS: usize = 32;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +66,18 @@ pub enum Count {
     ScaleReloadCleared,
     /// Scale overrides a restart put back (checked against what the clients were told).
     ScaleRestored,
+    /// Leases a client's suspend step suspended.
+    Suspends,
+    /// Suspended leases a client's resume step resumed.
+    Resumes,
+    /// Suspends refused because the engine could not checkpoint (409, the lease runs on).
+    SuspendRefused,
+    /// Leases found suspended that no client asked to suspend: idle suspends.
+    IdleSuspends,
+    /// Suspends and resumes the fake engine failed (before, after, or losing the memory).
+    HibernateFaults,
+    /// Suspended leases a crash or a restart left behind (checked after the restart).
+    SuspendedAtRestart,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -128,6 +140,16 @@ const META: [(&str, &str, u64); ROWS] = [
         20,
     ),
     ("scale_restored", "scale overrides a restart put back", 20),
+    ("suspends", "leases suspended by a client", 300),
+    ("resumes", "suspended leases resumed by a client", 100),
+    ("suspend_refused", "suspends refused: no checkpoints", 30),
+    ("idle_suspends", "leases suspended when idle", 100),
+    ("hibernate_faults", "suspends and resumes that failed", 50),
+    (
+        "suspended_at_restart",
+        "suspended leases at a crash or restart",
+        30,
+    ),
 ];
 
 impl Exercise {
