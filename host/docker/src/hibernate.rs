@@ -47,6 +47,10 @@ impl DockerBackend {
     }
 
     pub(crate) async fn checkpoint(&self, id: &str) -> Result<(), BackendError> {
+        // A container this backend could not restore is never suspended.
+        if let RawEndpoint::None(why) = &self.raw_endpoint {
+            return Err(BackendError::Unsupported(why.clone()));
+        }
         let (experimental, default) = self.experimental().await?;
         if !experimental {
             return Err(BackendError::Unsupported(
