@@ -19,19 +19,24 @@ use warmpool_e2e::{Daemon, ExtraEngines, IMAGE, Setup, pool_yaml};
 
 use crate::{Report, rss_kib, stats};
 
-/// Resident memory (KiB) of every host process whose command line names `cid`.
-fn rss_of(cid: &str) -> u64 {
+/// Resident memory (KiB) of every host process whose command line names `cid`, and their
+/// names.
+fn rss_of(cid: &str) -> (u64, Vec<String>) {
     let mut kib = 0;
+    let mut names = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmd).contains(cid) {
-            kib += rss_kib(pid);
+            let k = rss_kib(pid);
+            kib += k;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            names.push(format!("{} {k} KiB", comm.trim()));
         }
     }
-    kib
+    (kib, names)
 }
 
 /// Size in KiB of everything under `p`.
@@ -107,15 +112,20 @@ pub async fn hibernate(quick: bool, python: Option<&str>, r: &mut Report) {
             .await;
         let (mut sus, mut res) = (Vec::new(), Vec::new());
         let (mut disk, mut before, mut after) = (0, 0, 0);
+        let (mut before_names, mut after_names) = (Vec::new(), Vec::new());
         for _ in 0..cycles {
-            before = rss_of(&cid);
+            let (b, names) = rss_of(&cid);
+            before = b;
+            before_names = names;
             let t = Instant::now();
             let (st, _, v) = d
                 .call(Method::POST, &format!("/v1/leases/{l}/suspend"), None)
                 .await;
             assert_eq!(st, StatusCode::OK, "{v}");
             sus.push(t.elapsed().as_secs_f64() * 1000.0);
-            after = rss_of(&cid);
+            let (a, names) = rss_of(&cid);
+            after = a;
+            after_names = names;
             disk = du_kib(
                 &engines
                     .dir()
@@ -134,6 +144,15 @@ pub async fn hibernate(quick: bool, python: Option<&str>, r: &mut Report) {
         r.line(&format!(
             "| {name} | {cycles} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {disk} KiB | {before} KiB | {after} KiB |",
             s.p50, s.p90, rs.p50, rs.p90
+        ));
+        r.line(&format!(
+            "{name}: before the suspend: {}; after it: {}",
+            before_names.join(", "),
+            if after_names.is_empty() {
+                "none".to_string()
+            } else {
+                after_names.join(", ")
+            }
         ));
         r.record(&format!("hibernate_{name}_suspend_ms_p50"), s.p50);
         r.record(&format!("hibernate_{name}_resume_ms_p50"), rs.p50);

@@ -129,11 +129,15 @@ impl DockerBackend {
     pub(crate) async fn restore(&self, id: &str) -> Result<(), BackendError> {
         let path = format!("/containers/{id}/start?checkpoint={CHECKPOINT}");
         // Right after a checkpoint, the runtime may still hold the stopped sandbox's ID for a
-        // moment ("id already in use", measured: tens of ms after the stop): ask again.
+        // moment ("id already in use", measured: tens of ms after the stop); and Docker 20.10
+        // fails a restore whose checkpoint blob containerd's content store still holds from
+        // the last restore ("commit failed: content …: already exists") until containerd's
+        // garbage collection drops it: ask again.
         let mut tries = 0;
         let (status, body) = loop {
             let (status, body) = self.raw_post(&path).await?;
-            if status == 500 && body.contains("already in use") && tries < RESTORE_RETRIES {
+            let transient = body.contains("already in use") || body.contains("already exists");
+            if status == 500 && transient && tries < RESTORE_RETRIES {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
