@@ -412,8 +412,14 @@ impl Sim {
             }
             1 if self.pools.len() < 3 => {
                 let (p, e) = self.new_pool();
-                // An operator keeps every floor within the caps, overrides' included.
-                let min_sum: u32 = self.pools.iter().map(|(p, _)| self.floor(p)).sum();
+                // An operator keeps every floor within the caps, overrides' and the configs'
+                // both: an override can go (cleared, or lost with the store), and the config's
+                // floor is back.
+                let min_sum: u32 = self
+                    .pools
+                    .iter()
+                    .map(|(p, _)| self.floor(p).max(p.min_ready))
+                    .sum();
                 if min_sum + p.min_ready > self.mcfg.max_containers {
                     return;
                 }
@@ -433,7 +439,7 @@ impl Sim {
                     .iter()
                     .enumerate()
                     .filter(|(j, _)| *j != i)
-                    .map(|(_, (p, _))| self.floor(p))
+                    .map(|(_, (p, _))| self.floor(p).max(p.min_ready))
                     .sum();
                 let room = self.mcfg.max_containers.saturating_sub(min_others);
                 let p = &mut self.pools[i].0;
