@@ -36,8 +36,7 @@ use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created,
     EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, Hibernation,
-    ImageSource,
-    LeaseSetup, Residue,
+    ImageSource, LeaseSetup, Residue,
 };
 
 /// Lock a mutex, whatever a panicking holder left in it.

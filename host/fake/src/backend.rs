@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
-    Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput, Hibernation,
-    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue,
+    Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput,
+    ExecRequest, ExecSession, Existing, FileBody, Hibernation, LeaseSetup, Residue,
 };
 
 use crate::engine::*;
