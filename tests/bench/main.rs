@@ -13,6 +13,8 @@
 //!
 //! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only`,
 //! `--tenants-only` and `--resources-only` run section 6b, 4, 9, 10, 11, 12 or 13 alone.
+//! `--hibernate-only` runs section 14 (lease hibernation on a runsc engine of its own), which a
+//! full run leaves out.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
@@ -20,6 +22,7 @@
 
 mod agent;
 mod engines;
+mod hibernate;
 mod peer;
 mod plugins;
 mod python;
@@ -174,6 +177,12 @@ async fn main() {
     }
     if std::env::args().any(|a| a == "--resources-only") {
         resources::resources(&docker, quick, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
+    if std::env::args().any(|a| a == "--hibernate-only") {
+        let py = python::image_present().then_some(python::PY_IMAGE);
+        hibernate::hibernate(quick, py, &mut r).await;
         println!("{}", r.lines.join("\n"));
         return;
     }

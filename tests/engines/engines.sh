@@ -27,7 +27,7 @@ concurrent runs do not clash. All names start with "wpe". Needs root.
 Usage:
   engines.sh up DIR N [--tls I]... [--tls all] [--tag T] [--owner PID] [--timeout S]
                       [--storage-driver D] [--live-restore] [--runsc I]... [--runsc all]
-                      [--experimental]
+                      [--experimental] [--default-runtime R]
       Start engines e1..eN (N <= 20) under DIR (created if missing, must be empty). Waits up to
       S seconds (default 60) until every engine answers `docker version` on its TCP endpoint;
       on any failure prints the dockerd log tails, tears everything down and exits 1.
@@ -44,6 +44,9 @@ Usage:
                           --network=none, which runsc needs in a namespace without a network);
                           repeatable, or `all`. Installs Debian's runsc package when missing.
         --experimental    start dockerd in experimental mode (checkpoint and restore).
+        --default-runtime R
+                          every engine runs containers under runtime R unless told otherwise
+                          ("default-runtime" in daemon.json; e.g. runsc with --runsc all).
   engines.sh load DIR NAME IMAGE|FILE.tar
       Copy IMAGE from the host engine (`docker save`, honouring DOCKER_HOST) into engine NAME,
       or load a `docker save` tar file.
@@ -388,8 +391,8 @@ overlay_works() { # DIR: an overlay mount works on DIR's filesystem (tried in a 
 
 # --- engines -----------------------------------------------------------------------------------
 
-setup_engine() { # DIR TAG I TLS(0/1) STORAGE LIVE_RESTORE(0/1) RUNSC(0/1) EXPERIMENTAL(0/1)
-  local dir=$1 tag=$2 i=$3 tls=$4 sd=$5 lr=$6 rs=$7 ex=$8
+setup_engine() { # DIR TAG I TLS(0/1) STORAGE LIVE_RESTORE(0/1) RUNSC(0/1) EXPERIMENTAL(0/1) DEFAULT_RUNTIME
+  local dir=$1 tag=$2 i=$3 tls=$4 sd=$5 lr=$6 rs=$7 ex=$8 dr=${9:-}
   local e=$1/e$3 ns vh vn ip br port d dockerd
   ns=$(eng_ns "$tag" "$i")
   vh=${ns}h
@@ -397,15 +400,35 @@ setup_engine() { # DIR TAG I TLS(0/1) STORAGE LIVE_RESTORE(0/1) RUNSC(0/1) EXPER
   ip=$(eng_ip "$tag" "$i")
   br=$(bridge_name "$tag")
   mkdir -p "$e"/{data,exec,etc,run-docker,run-containerd,cgmove}
+  if [ "$rs" = 1 ]; then
+    # Debian's runsc (20221219) leaves the state of a restored sandbox behind when that sandbox
+    # is checkpointed again: the shim's plain `delete` fails, and the next restore of the
+    # container answers "id already in use". A forced delete clears it (the sandbox has
+    # exited by then), so the runtime is registered through this wrapper (README, "Lease
+    # hibernation").
+    printf '%s\n' '#!/bin/sh' \
+      '# runsc, with every delete forced (see engines.sh).' \
+      'for a in "$@"; do [ "$a" = delete ] && forced=1; done' \
+      "[ -n \"\${forced:-}\" ] || exec $(command -v runsc) \"\$@\"" \
+      'n=0; for a in "$@"; do n=$((n+1)); done' \
+      'i=0; for a in "$@"; do i=$((i+1)); if [ "$a" = delete ]; then set -- "$@" delete --force; else set -- "$@" "$a"; fi; done' \
+      'shift $n' \
+      "exec $(command -v runsc) \"\$@\"" >"$e/etc/runsc"
+    chmod 755 "$e/etc/runsc"
+  fi
   # daemon.json, not flags: `start` relaunches with the same file.
   {
     local sep=""
     printf '{'
     if [ "$rs" = 1 ]; then
-      printf '"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}' "$(command -v runsc)"
+      printf '"runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--network=none"]}}' "$e/etc/runsc"
       sep=", "
     fi
-    [ "$ex" = 1 ] && printf '%s"experimental": true' "$sep"
+    if [ "$ex" = 1 ]; then
+      printf '%s"experimental": true' "$sep"
+      sep=", "
+    fi
+    [ -n "$dr" ] && printf '%s"default-runtime": "%s"' "$sep" "$dr"
     printf '}\n'
   } >"$e/etc/daemon.json"
   printf '%s\n' "name=e$i" "tls=$tls" "netns=$ns" "veth_host=$vh" "veth_ns=$vn" "ip=$ip" >"$e/engine"
@@ -672,7 +695,7 @@ up_exit() {
 }
 
 cmd_up() {
-  local n timeout=$DEFAULT_TIMEOUT want_tag="" owner="" sd=auto lr=0 ex=0 i t0
+  local n timeout=$DEFAULT_TIMEOUT want_tag="" owner="" sd=auto lr=0 ex=0 dr="" i t0
   local -a tls_list=() runsc_list=()
   check_dir_arg "${1:-}"
   n=${2:-}
@@ -728,6 +751,11 @@ cmd_up() {
       ex=1
       shift
       ;;
+    --default-runtime)
+      [[ ${2:-} =~ ^[a-z0-9._-]+$ ]] || die "--default-runtime needs a runtime name"
+      dr=$2
+      shift 2
+      ;;
     *) die "up: unknown option $1" ;;
     esac
   done
@@ -780,7 +808,7 @@ cmd_up() {
     local tls=0 rs=0 x
     for x in "${tls_list[@]}"; do [ "$x" = "$i" ] && tls=1; done
     for x in "${runsc_list[@]}"; do [ "$x" = "$i" ] && rs=1; done
-    setup_engine "$DIR" "$TAG" "$i" "$tls" "$sd" "$lr" "$rs" "$ex"
+    setup_engine "$DIR" "$TAG" "$i" "$tls" "$sd" "$lr" "$rs" "$ex" "$dr"
     launch_engine "$DIR" "$TAG" "$i"
   done
   local -a all=()

@@ -82,7 +82,16 @@ impl ExtraEngines {
     /// Start `n` engines; engines whose 1-based index is in `tls` use TLS. Fails loudly (the
     /// engine tests never skip).
     pub fn up(n: usize, tls: &[usize], live_restore: bool) -> Self {
-        Self::up_args(n, tls, live_restore, &[])
+        let mut extra: Vec<String> = Vec::new();
+        for i in tls {
+            extra.push("--tls".into());
+            extra.push(i.to_string());
+        }
+        if live_restore {
+            extra.push("--live-restore".into());
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Self::up_with(n, &extra)
     }
 
     /// Start `n` engines; those whose 1-based index is in `runsc` register gVisor's `runsc`
@@ -92,10 +101,13 @@ impl ExtraEngines {
             .iter()
             .flat_map(|i| ["--runsc".to_string(), i.to_string()])
             .collect();
-        Self::up_args(n, &[], false, &extra)
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Self::up_with(n, &extra)
     }
 
-    fn up_args(n: usize, tls: &[usize], live_restore: bool, extra: &[String]) -> Self {
+    /// Start `n` engines with `engines.sh up`'s `extra` options (`--runsc all`,
+    /// `--experimental`, `--default-runtime runsc`, …).
+    pub fn up_with(n: usize, extra: &[&str]) -> Self {
         crate::engine_and_image();
         // Short: the engines' unix sockets live under it.
         let dir = PathBuf::from(format!(
@@ -103,16 +115,9 @@ impl ExtraEngines {
             &uuid::Uuid::new_v4().simple().to_string()[..10]
         ));
         let mut args: Vec<String> = vec!["up".into(), dir.display().to_string(), n.to_string()];
-        for i in tls {
-            args.push("--tls".into());
-            args.push(i.to_string());
-        }
+        args.extend(extra.iter().map(|a| a.to_string()));
         args.push("--owner".into());
         args.push(std::process::id().to_string());
-        if live_restore {
-            args.push("--live-restore".into());
-        }
-        args.extend(extra.iter().cloned());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&argv);
         let mut me = ExtraEngines {

@@ -61,6 +61,13 @@ codes! {
     Conflict = (CONFLICT, "conflict",
         "a config reload changed the pool's sizes while the request was under way; nothing \
          changed"),
+    LeaseSuspended = (CONFLICT, "lease_suspended",
+        "the lease is suspended and its pool's `lease.on_suspended` is `refuse`: `POST \
+         /v1/leases/{id}/resume` first"),
+    CannotSuspend = (CONFLICT, "cannot_suspend",
+        "the lease cannot be suspended: its engine cannot checkpoint (the message says why, \
+         from the engine: no experimental mode, or a runtime that cannot), or calls on it are \
+         under way"),
     ContainerGone = (GONE, "container_gone", "the lease's container died or was removed"),
     PayloadTooLarge = (PAYLOAD_TOO_LARGE, "payload_too_large",
         "the body is over the server's limit (`server.max_upload_bytes` for a file or an \

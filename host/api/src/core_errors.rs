@@ -47,6 +47,8 @@ pub const LEASE_CODES: &[Code] = &[
     Code::FileNotFound,
     Code::BadRequest,
     Code::EngineError,
+    Code::LeaseSuspended,
+    Code::CannotSuspend,
 ];
 
 /// The codes of looking a lease up (`Manager::lease`, `renew`, `release`): the lease is not
@@ -103,11 +105,14 @@ impl From<LeaseError> for ApiError {
             LeaseError::NotRestoredYet { .. } => Self::new(Code::LeaseNotRestoredYet, msg),
             LeaseError::ContainerGone { .. } => Self::new(Code::ContainerGone, msg),
             LeaseError::EngineUnavailable { .. } => Self::new(Code::EngineUnavailable, msg),
+            LeaseError::Suspended { .. } => Self::new(Code::LeaseSuspended, msg),
+            LeaseError::CannotSuspend { .. } => Self::new(Code::CannotSuspend, msg),
             LeaseError::Backend { source, .. } => match source {
                 BackendError::NotFound { what: "file", .. } => Self::new(Code::FileNotFound, msg),
                 BackendError::NotFound { .. } => Self::new(Code::ContainerGone, msg),
                 BackendError::Invalid(_) => Self::new(Code::BadRequest, msg),
                 BackendError::Unavailable(_) => Self::new(Code::EngineUnavailable, msg),
+                BackendError::Unsupported(_) => Self::new(Code::CannotSuspend, msg),
                 _ => Self::new(Code::EngineError, msg),
             },
         }
@@ -194,6 +199,7 @@ mod tests {
                     subject: "c".into(),
                 },
                 BackendError::Invalid("bad".into()),
+                BackendError::Unsupported("no checkpoints".into()),
                 BackendError::Operation {
                     stage: "exec start",
                     container: "c".into(),
@@ -255,6 +261,11 @@ mod tests {
                 engine: "e".into(),
                 reason: "r".into(),
             },
+            LeaseError::Suspended { lease: "l".into() },
+            LeaseError::CannotSuspend {
+                lease: "l".into(),
+                reason: "r".into(),
+            },
         ];
         for source in backend() {
             lease.push(LeaseError::Backend {
@@ -292,6 +303,8 @@ mod tests {
                 | LeaseError::NotRestoredYet { .. }
                 | LeaseError::ContainerGone { .. }
                 | LeaseError::EngineUnavailable { .. }
+                | LeaseError::Suspended { .. }
+                | LeaseError::CannotSuspend { .. }
                 | LeaseError::Backend { .. } => {}
             }
         }

@@ -8,8 +8,9 @@
 //!
 //! Routes (see README "HTTP API"):
 //! - leases: `POST/GET /v1/leases`, `GET/DELETE/PATCH /v1/leases/{id}` (`PATCH`: its cpus and
-//!   memory, [`resources`]), `POST /v1/leases/{id}/renew`
-//!   ([`leases`]); `POST /v1/leases/{id}/exec` ([`exec`]), and streamed ([`stream`]) or over a
+//!   memory, [`resources`]), `POST /v1/leases/{id}/renew` ([`leases`]); `POST
+//!   /v1/leases/{id}/suspend` and `/resume` ([`hibernate`]); `POST /v1/leases/{id}/exec`
+//!   ([`exec`]), and streamed ([`stream`]) or over a
 //!   WebSocket ([`terminal`]); `PUT/GET /v1/leases/{id}/files/{*path}` ([`files`]) and
 //!   `/archive/{*path}` ([`archive`]);
 //! - pools: `GET /v1/pools`, `GET /v1/pools/{name}`, `POST /v1/pools/{name}/warm-up`,
@@ -45,6 +46,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod hibernate;
 pub mod history;
 pub mod json_int;
 pub mod leases;
@@ -199,6 +201,8 @@ pub fn router<B: Backend>(manager: Arc<Manager<B>>, cfg: ApiConfig) -> Router {
         .route("/v1/leases/{id}/exec/ws", get(terminal::exec_ws::<B>))
         .route("/v1/leases/{id}/pty", get(terminal::pty::<B>))
         .route("/v1/leases/{id}/renew", post(leases::renew::<B>))
+        .route("/v1/leases/{id}/suspend", post(hibernate::suspend::<B>))
+        .route("/v1/leases/{id}/resume", post(hibernate::resume::<B>))
         .layer(DefaultBodyLimit::max(cfg.max_request_bytes))
         .merge(files)
         .route_layer(middleware::from_fn_with_state(

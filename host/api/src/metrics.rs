@@ -199,6 +199,7 @@ impl<B: Backend> Collector for PoolCollector<B> {
                 ("creating", c.creating),
                 ("ready", c.ready),
                 ("leased", c.leased),
+                ("suspended", c.suspended),
                 ("resetting", c.resetting),
                 ("removing", c.removing),
                 ("unhealthy", c.unhealthy),
@@ -317,6 +318,7 @@ impl<B: Backend> Collector for PoolCollector<B> {
             "Ready containers a commit made lendable",
             &rows(&|s| i64::from(s.lendable)),
         )?;
+        crate::hibernate::encode_metrics(&mut enc, &stats)?;
         if let Some(p) = self.manager.persist_stats() {
             counter(
                 &mut enc,

@@ -49,6 +49,8 @@ use crate::{
         leases::release,
         leases::renew,
         resources::resize,
+        crate::hibernate::suspend,
+        crate::hibernate::resume,
         exec::exec,
         stream::exec_stream,
         terminal::exec_ws,
@@ -217,6 +219,8 @@ fn cross_cutting(doc: &mut Value) {
         ("ShowLease", "show_lease"),
         ("Exec", "exec"),
         ("Renew", "renew"),
+        ("Suspend", "suspend"),
+        ("Resume", "resume"),
         ("PutFile", "put_file"),
         ("GetFile", "get_file"),
         ("Release", "release"),
@@ -405,10 +409,12 @@ mod tests {
         };
         let doc = document();
         let ws: Vec<Code> = [LOOKUP_CODES, &[Code::ContainerGone, Code::UpgradeRequired]].concat();
-        let routes: [(&str, &[Code]); 21] = [
+        let routes: [(&str, &[Code]); 23] = [
             ("acquire", ACQUIRE_CODES),
             ("show_lease", LOOKUP_CODES),
             ("renew", LOOKUP_CODES),
+            ("suspend", LEASE_CODES),
+            ("resume", LEASE_CODES),
             ("release", LEASE_CODES),
             ("exec", LEASE_CODES),
             ("exec_stream", LEASE_CODES),

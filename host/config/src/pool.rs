@@ -7,7 +7,8 @@ use std::time::Duration;
 use warmpool_core::policy_logic::health::{ExecProbe, HttpProbe};
 use warmpool_core::policy_logic::sizing::AdaptiveConfig;
 use warmpool_core::{
-    BuiltinExhaustion, BuiltinSizing, ContainerSpec, ExecMode, ImageSource, PoolConfig, ReuseConfig,
+    BuiltinExhaustion, BuiltinSizing, ContainerSpec, ExecMode, HibernationConfig, ImageSource,
+    OnSuspended, PoolConfig, ReuseConfig,
 };
 
 use crate::resources::resources;
@@ -82,6 +83,7 @@ pub(crate) fn validate_pool(p: &mut Problems, path: &str, name: String, raw: Raw
             probation: life.probation,
             start_settle: life.start_settle,
             resources,
+            hibernation: hibernation(p, path, &raw.lease),
         },
         sizing,
         exhaustion,
@@ -147,6 +149,26 @@ fn lease_ttls(p: &mut Problems, path: &str, raw: &RawLease) -> (Duration, Durati
         );
     }
     (default_ttl, max_ttl)
+}
+
+/// `lease.on_suspended` and `lease.suspend_after_idle`: lease hibernation.
+fn hibernation(p: &mut Problems, path: &str, raw: &RawLease) -> HibernationConfig {
+    let at = |k: &str| format!("{path}.lease.{k}");
+    HibernationConfig {
+        on_suspended: match raw.on_suspended.unwrap_or(OnSuspendedRaw::Resume) {
+            OnSuspendedRaw::Resume => OnSuspended::Resume,
+            OnSuspendedRaw::Refuse => OnSuspended::Refuse,
+        },
+        suspend_after_idle: raw.suspend_after_idle.as_ref().map(|_| {
+            p.duration_in(
+                &at("suspend_after_idle"),
+                &raw.suspend_after_idle,
+                secs(300),
+                secs(1),
+                30 * DAY,
+            )
+        }),
+    }
 }
 
 /// The `lifecycle:` section, validated.

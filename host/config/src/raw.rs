@@ -248,6 +248,22 @@ pub struct RawLease {
     /// `lease.max_ttl`: cap on any requested TTL (default the larger of 1h and `default_ttl`).
     /// At most 365d.
     pub max_ttl: Option<String>,
+    /// `lease.on_suspended`: what an exec, file or terminal call on a suspended lease does
+    /// (default `resume`).
+    pub on_suspended: Option<OnSuspendedRaw>,
+    /// `lease.suspend_after_idle`: suspend a lease nobody called for this long (1s..30d);
+    /// unset: only on request.
+    pub suspend_after_idle: Option<String>,
+}
+
+/// `lease.on_suspended`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnSuspendedRaw {
+    /// `resume`: resume the lease first, then serve the call (the default).
+    Resume,
+    /// `refuse`: answer 409 `lease_suspended`; only `POST …/resume` wakes it.
+    Refuse,
 }
 
 /// `pools.<name>.lifecycle`: container ages and timings.

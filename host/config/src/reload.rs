@@ -275,6 +275,7 @@ fn pool_class(a: &PoolPlan, b: &PoolPlan) -> PoolReload {
         probation,
         start_settle,
         resources,
+        hibernation,
     } = pool;
     let c = &b.pool;
     let respec = *spec != c.spec;
@@ -293,7 +294,8 @@ fn pool_class(a: &PoolPlan, b: &PoolPlan) -> PoolReload {
         || *reuse != c.reuse
         || *probation != c.probation
         || *start_settle != c.start_settle
-        || *resources != c.resources;
+        || *resources != c.resources
+        || *hibernation != c.hibernation;
     if policies || respec || live {
         PoolReload::Changed {
             policies,

@@ -121,6 +121,11 @@ pub enum BackendError {
     /// A request the backend refuses (a bad path, an empty command, a bad archive); holds why.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The engine cannot do this at all (it said so, or its settings say so): checkpoints on
+    /// an engine without experimental mode, or with a runtime that cannot checkpoint. Holds
+    /// the reason, in the engine's words where it gave some.
+    #[error("not supported by the engine: {0}")]
+    Unsupported(String),
     /// Any other engine call failed.
     #[error("{stage} on {container}: {message}")]
     Operation {
@@ -131,6 +136,18 @@ pub enum BackendError {
         /// The engine's error.
         message: String,
     },
+}
+
+/// Where a container stands after a suspend or resume whose answer was an error (or never
+/// came): what the core settles the lease on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hibernation {
+    /// Running: a suspend did not stop it, or a resume brought it back after all.
+    Running,
+    /// Stopped, with the checkpoint a resume restores on disk.
+    Checkpointed,
+    /// Stopped without a checkpoint (or gone): its memory is lost.
+    Lost,
 }
 
 /// Makes, uses and destroys containers. All methods are called off the acquire fast path, and
@@ -247,6 +264,39 @@ pub trait Backend: Send + Sync + 'static {
     /// up and again now and then (an engine may register one while it runs), and places a pool
     /// that names a runtime only where it is listed.
     fn runtimes(&self) -> impl Future<Output = Result<Runtimes, BackendError>> + Send;
+    /// Checkpoint running container `id` to the engine's disk and stop it, so it holds no
+    /// memory and a [`Backend::resume`] brings its processes back where they were. An engine
+    /// that cannot (no checkpoint support, a runtime that cannot) answers
+    /// [`BackendError::Unsupported`] with its reason, the container still running.
+    fn suspend(&self, id: &str) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = id;
+        async {
+            Err(BackendError::Unsupported(
+                "this backend cannot checkpoint containers".into(),
+            ))
+        }
+    }
+
+    /// Restore container `id` from the checkpoint [`Backend::suspend`] left, and drop the
+    /// checkpoint. The lease's set-up (environment, secrets, files) is what it was.
+    fn resume(&self, id: &str) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = id;
+        async {
+            Err(BackendError::Unsupported(
+                "this backend cannot restore containers".into(),
+            ))
+        }
+    }
+
+    /// Where container `id` stands, after a suspend or resume failed: running, stopped with a
+    /// checkpoint, or lost. An engine that cannot be reached answers an error.
+    fn hibernation(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Hibernation, BackendError>> + Send {
+        let _ = id;
+        async { Ok(Hibernation::Running) }
+    }
 
     /// Every container this daemon instance's labels mark as its own, running or not.
     fn list(&self) -> impl Future<Output = Result<Vec<Existing>, BackendError>> + Send;

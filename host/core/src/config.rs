@@ -47,6 +47,28 @@ pub struct PoolConfig {
     /// The most CPU and memory a lease may ask for (at acquire, or by a `PATCH` of the lease);
     /// `None`: a lease gets the spec's and may ask for nothing else.
     pub resources: Option<ResourceBounds>,
+    /// Lease hibernation: what a call on a suspended lease does, and when an idle lease is
+    /// suspended on its own.
+    pub hibernation: HibernationConfig,
+}
+
+/// What a call (exec, file, terminal) on a suspended lease does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnSuspended {
+    /// Resume the lease first, then serve the call (the default).
+    #[default]
+    Resume,
+    /// Answer that the lease is suspended (the API's 409); only `resume` wakes it.
+    Refuse,
+}
+
+/// A pool's lease hibernation settings (`pools.<name>.lease.{on_suspended,suspend_after_idle}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HibernationConfig {
+    /// What a call on a suspended lease does.
+    pub on_suspended: OnSuspended,
+    /// Suspend a lease nobody called for this long. `None`: only on request.
+    pub suspend_after_idle: Option<Duration>,
 }
 
 /// Reuse of a released container, only after a reset that a verification confirms.

@@ -113,6 +113,22 @@ pub enum LeaseError {
         /// The engine's last error.
         reason: String,
     },
+    /// The lease is suspended and its pool's `lease.on_suspended` is `refuse`: only a resume
+    /// wakes it.
+    #[error("lease {lease:?} is suspended; resume it first (POST /v1/leases/{lease}/resume)")]
+    Suspended {
+        /// The lease ID.
+        lease: String,
+    },
+    /// The lease cannot be suspended: its engine cannot checkpoint (the reason says why, in
+    /// the engine's words where it gave some), or calls on it are under way.
+    #[error("lease {lease:?} cannot be suspended: {reason}")]
+    CannotSuspend {
+        /// The lease ID.
+        lease: String,
+        /// Why not.
+        reason: String,
+    },
     /// The backend failed the operation on the lease's container.
     #[error("lease {lease:?}: {source}")]
     Backend {

@@ -55,6 +55,11 @@ impl Ops {
         Some(OpGuard(self.clone()))
     }
 
+    /// Whether an operation is under way (a suspend waits for none).
+    pub fn busy(&self) -> bool {
+        lock(&self.state).running > 0
+    }
+
     /// Raise the fence: no operation enters any more, and those under way are told to stop.
     pub fn fence(&self) {
         lock(&self.state).fenced = true;

@@ -44,6 +44,39 @@ pub struct Lease {
     /// An update of its container's limits was asked (answered or not): before a reuse, the
     /// pool's are put back (or the container is destroyed).
     pub resized: bool,
+    /// Whether its container runs, or is suspended or on its way (see `leasing/hibernate.rs`).
+    pub hib: Hib,
+    /// When a call last entered the lease (or it was opened or resumed): its pool's
+    /// `suspend_after_idle` counts from here.
+    pub last_used: Instant,
+    /// Held through a suspend or a resume: one at a time per lease.
+    pub turn: Arc<tokio::sync::Mutex<()>>,
+    /// Suspended at least once: its container is never reused (its baseline is of a process
+    /// tree a restore made anew).
+    pub hibernated: bool,
+}
+
+/// Where a lease's container stands as to hibernation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hib {
+    /// Running: calls enter.
+    Running,
+    /// A checkpoint is being taken; calls wait for it (or are refused).
+    Suspending,
+    /// Stopped, with its checkpoint on the engine's disk, since then.
+    Suspended(SystemTime),
+    /// Being restored from its checkpoint (suspended since then).
+    Resuming(SystemTime),
+}
+
+impl Hib {
+    /// Since when it is suspended, if it is (or is being resumed).
+    pub fn since(self) -> Option<SystemTime> {
+        match self {
+            Hib::Suspended(t) | Hib::Resuming(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// A lease as the API shows it.
@@ -79,8 +112,12 @@ pub struct LeaseInfo {
     pub expires_at: String,
     /// Seconds left before the lease expires.
     pub ttl_remaining_s: u64,
-    /// `active`, or `gone` when the container died under the lease.
+    /// `active`; `suspending`, `suspended` or `resuming` (hibernation: the TTL runs on while
+    /// suspended); or `gone` when the container died under the lease.
     pub state: &'static str,
+    /// RFC 3339 time the lease was suspended, while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<String>,
     /// Why the container died, when `state` is `gone`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gone_reason: Option<String>,
@@ -126,11 +163,14 @@ impl Lease {
             acquired_at: rfc3339(self.acquired_at),
             expires_at: rfc3339(clock.wall(self.expires)),
             ttl_remaining_s: remaining.as_secs(),
-            state: if self.gone.is_some() {
-                "gone"
-            } else {
-                "active"
+            state: match (&self.gone, self.hib) {
+                (Some(_), _) => "gone",
+                (None, Hib::Running) => "active",
+                (None, Hib::Suspending) => "suspending",
+                (None, Hib::Suspended(_)) => "suspended",
+                (None, Hib::Resuming(_)) => "resuming",
             },
+            suspended_at: self.hib.since().map(rfc3339),
             gone_reason: self.gone.clone(),
             resources: self.resources.into(),
         }
@@ -157,6 +197,7 @@ impl Lease {
             resources: self
                 .resized
                 .then_some((self.resources.nano_cpus, self.resources.memory)),
+            suspended_at_ms: self.hib.since().map(unix_ms),
         }
     }
 }
@@ -285,6 +326,24 @@ impl LeaseTable {
             .map(f)
     }
 
+    /// Leases running and untouched for their pool's `suspend_after_idle` (none under way).
+    pub fn idle(&self, now: Instant) -> Vec<String> {
+        lock(&self.inner)
+            .values()
+            .filter(|l| {
+                l.gone.is_none()
+                    && l.hib == Hib::Running
+                    && !l.ops.busy()
+                    && l.pool
+                        .cfg()
+                        .hibernation
+                        .suspend_after_idle
+                        .is_some_and(|idle| now.saturating_duration_since(l.last_used) >= idle)
+            })
+            .map(|l| l.id.clone())
+            .collect()
+    }
+
     pub fn take_expired(&self, now: Instant) -> Vec<Lease> {
         let mut t = lock(&self.inner);
         let ids: Vec<String> = t
@@ -304,10 +363,12 @@ impl LeaseTable {
     /// Begin an operation on lease `id`: its container and engine, and a place inside its
     /// fence, taken under the table's lock so that a release cannot slip between the look-up
     /// and the entry. A lease whose container died answers why.
+    /// A lease that is not running (suspended, or on its way) answers `Suspended`: the caller
+    /// resumes it or refuses, as its pool says. Each operation marks the lease as used now.
     pub fn op(&self, id: &str) -> Result<LeaseOp, LeaseError> {
-        let t = lock(&self.inner);
+        let mut t = lock(&self.inner);
         let l = t
-            .get(id)
+            .get_mut(id)
             .ok_or_else(|| LeaseError::UnknownLease(id.into()))?;
         if let Some(reason) = &l.gone {
             return Err(LeaseError::ContainerGone {
@@ -315,6 +376,10 @@ impl LeaseTable {
                 reason: reason.clone(),
             });
         }
+        if l.hib != Hib::Running {
+            return Err(LeaseError::Suspended { lease: id.into() });
+        }
+        l.last_used = Instant::now();
         // A lease in the table has its fence down: only `remove`, `take_expired` and `drain`
         // raise it, as they take the lease out.
         let guard = l
@@ -344,11 +409,12 @@ impl LeaseTable {
         }
     }
 
-    /// The containers on engine `e` of leases whose container is not known to be gone.
+    /// The containers on engine `e` of leases whose container is not known to be gone and
+    /// should be running (a suspended one is stopped on purpose).
     pub fn container_ids_on(&self, e: EngineIx) -> Vec<String> {
         lock(&self.inner)
             .values()
-            .filter(|l| l.gone.is_none() && l.container.engine == e)
+            .filter(|l| l.gone.is_none() && l.hib == Hib::Running && l.container.engine == e)
             .map(|l| l.container.created.id.clone())
             .collect()
     }

@@ -65,6 +65,10 @@ pub struct LeaseRecord {
     /// by `PATCH`); absent: the pool's. A restart shows them again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<(Option<i64>, Option<i64>)>,
+    /// When the lease was suspended, while it is: its container is stopped on purpose, with
+    /// a checkpoint (absent in records from before hibernation: running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_at_ms: Option<u64>,
 }
 
 /// A pool's scale override as persisted: the sizes it runs on, and the config's sizes they were

@@ -92,15 +92,18 @@ mod upkeep;
 pub use backend::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ChangeKind, ContainerSpec, Created,
     EngineDescription, ExecEvent, ExecInput, ExecMode, ExecOutput, ExecRequest, ExecSession,
-    Existing, ExitStatus, FileBody, FsChange, ImageSource, LeaseSetup, MIN_MEMORY, MIN_NANO_CPUS,
-    Place, PlaceKind, Residue, ResourceBounds, ResourceError, Resources, Runtimes, Secret,
-    SetupFile, Stop, TermSize, USED_SUFFIX, checked_path, parse_size,
+    Existing, ExitStatus, FileBody, FsChange, Hibernation, ImageSource, LeaseSetup, MIN_MEMORY,
+    MIN_NANO_CPUS, Place, PlaceKind, Residue, ResourceBounds, ResourceError, Resources, Runtimes,
+    Secret, SetupFile, Stop, TermSize, USED_SUFFIX, checked_path, parse_size,
 };
 pub use builder::ManagerBuilder;
 pub use caps::EngineIx;
 pub use clock::{Clock, later, rfc3339};
-pub use config::{BreakerConfig, ManagerConfig, PoolConfig, ReuseConfig, ScaleOverride};
-pub use counters::{Counters, StateCounts};
+pub use config::{
+    BreakerConfig, HibernationConfig, ManagerConfig, OnSuspended, PoolConfig, ReuseConfig,
+    ScaleOverride,
+};
+pub use counters::{Counters, Durations, HIBERNATION_BUCKETS_S, HibernationTimes, StateCounts};
 pub use engines::{EngineSpec, EngineStats, MAX_ENGINES};
 pub use error::{AcquireError, LeaseError, ResizeError, ScaleError, WarmUpError};
 pub use events::Event;

@@ -17,7 +17,7 @@ use crate::error::{AcquireError, LeaseError, WarmUpError};
 use crate::events::Event;
 use crate::group_commit::PersistStats;
 use crate::lease::{LeaseInfo, LeaseLedger};
-use crate::leasing::{AcquireRequest, LeaseSession, Leasing, ReuseOutcome};
+use crate::leasing::{AcquireRequest, LeaseSession, Leasing, ReuseOutcome, SuspendCause};
 use crate::lifecycle::Lifecycle;
 use crate::persistence::Persistence;
 use crate::shared::Shared;
@@ -267,6 +267,17 @@ impl<B: Backend> Manager<B> {
     /// Extend a lease to `ttl` from now, capped at the pool's `max_ttl`.
     pub fn renew(&self, id: &str, ttl: Duration) -> Result<LeaseInfo, LeaseError> {
         self.leasing.renew(id, ttl)
+    }
+
+    /// Suspend lease `id`: its container is checkpointed to the engine's disk and stopped
+    /// (memory and files kept, memory freed). Its TTL runs on. See `leasing/hibernate.rs`.
+    pub async fn suspend(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
+        self.leasing.suspend(id, SuspendCause::Request).await
+    }
+
+    /// Resume suspended lease `id` from its checkpoint.
+    pub async fn resume(&self, id: &str) -> Result<LeaseInfo, LeaseError> {
+        self.leasing.resume(id).await
     }
 
     /// End a lease and destroy its container; the pool refills in the background.

@@ -66,6 +66,9 @@ pub struct PoolStats {
     pub idle_container_seconds: f64,
     /// The most containers the pool counted at once since it started, in any state.
     pub peak_containers: u32,
+    /// How long its leases' suspends and resumes took (`counts.suspended` says how many are
+    /// suspended now).
+    pub hibernation: crate::counters::HibernationTimes,
 }
 
 /// Acquires of one pool, as [`PoolStats`] shows them.
@@ -242,6 +245,7 @@ impl PoolStats {
             counters: c,
             idle_container_seconds: st.cost().idle_seconds(now),
             peak_containers: st.cost().peak_total(),
+            hibernation: st.hibernation_times(),
         }
     }
 }

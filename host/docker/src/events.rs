@@ -121,6 +121,10 @@ pub async fn watch(b: &DockerBackend, tx: mpsc::Sender<BackendEvent>, cancel: Ca
                         None => action,
                     };
                     debug!(container = %id, %reason, "engine event");
+                    // A checkpoint's stop: the container is suspended, not dead.
+                    if crate::lock(&b.checkpointing).remove(&id) {
+                        continue;
+                    }
                     if tx.send(BackendEvent::Died { id, reason }).await.is_err() {
                         return;
                     }

@@ -7,7 +7,8 @@
 //! Where things live: [`create`] (image pull, hardened create, start, setup, the running check,
 //! exit reports, removal and the "used" rename), [`exec`] (exec with capped output, killing an
 //! exec's process tree, health probes), [`files`] (tar streamed in and out), [`scrub`] (reuse's
-//! baseline, scrub and residue check), [`events`] (death notices, listing and the label sweep).
+//! baseline, scrub and residue check), [`events`] (death notices, listing and the label sweep),
+//! [`hibernate`] (checkpoint and restore of a suspended lease).
 //! Every container carries the `warmpool.*` labels in [`labels`], and only containers whose
 //! `warmpool.host` is this daemon's are ever touched.
 
@@ -16,6 +17,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod hibernate;
 mod images;
 pub mod labels;
 mod resources;
@@ -34,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created,
-    EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, ImageSource,
-    LeaseSetup, Residue, Resources, Runtimes,
+    EngineDescription, ExecOutput, ExecRequest, ExecSession, Existing, FileBody, Hibernation,
+    ImageSource, LeaseSetup, Residue, Resources, Runtimes,
 };
 
 /// Lock a mutex, whatever a panicking holder left in it.
@@ -95,6 +97,11 @@ pub struct DockerBackend {
     pub(crate) engine_env: Mutex<HashMap<String, route::EngineEnv>>,
     /// Each image's own entrypoint, by image ID (an agent runs it under itself).
     pub(crate) entrypoints: Mutex<HashMap<String, Vec<String>>>,
+    /// Where a restore's raw request goes (see `hibernate.rs`).
+    pub(crate) raw_endpoint: hibernate::RawEndpoint,
+    /// Containers being checkpointed: the engine reports their stop as a `die`, which is
+    /// none; the first such event of each is dropped.
+    pub(crate) checkpointing: Mutex<std::collections::HashSet<String>>,
 }
 
 impl DockerBackend {
@@ -148,6 +155,8 @@ impl DockerBackend {
             kinds: Mutex::default(),
             engine_env: Mutex::default(),
             entrypoints: Mutex::default(),
+            raw_endpoint: hibernate::RawEndpoint::of(endpoint, tls.is_some()),
+            checkpointing: Mutex::default(),
         })
     }
 
@@ -438,6 +447,21 @@ impl Backend for DockerBackend {
             names,
             default: info.default_runtime,
         })
+    }
+
+    async fn suspend(&self, id: &str) -> Result<(), BackendError> {
+        self.negotiate().await?;
+        self.checkpoint(id).await
+    }
+
+    async fn resume(&self, id: &str) -> Result<(), BackendError> {
+        self.negotiate().await?;
+        self.restore(id).await
+    }
+
+    async fn hibernation(&self, id: &str) -> Result<Hibernation, BackendError> {
+        self.negotiate().await?;
+        self.hibernation_of(id).await
     }
 
     async fn list(&self) -> Result<Vec<Existing>, BackendError> {

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use warmpool_core::policy_logic::{Probe, ProbeResult};
 use warmpool_core::{
     Backend, BackendError, BackendEvent, Baseline, ByteStream, ContainerSpec, Created, ExecOutput,
-    ExecRequest, ExecSession, Existing, FileBody, LeaseSetup, Residue, Resources, Runtimes,
+    ExecRequest, ExecSession, Existing, FileBody, Hibernation, LeaseSetup, Residue, Resources,
+    Runtimes,
 };
 
 use crate::engine::*;
@@ -466,6 +467,18 @@ impl Backend for FakeBackend {
         self.fail(|f| f.fail_inspect, "info", "-")?;
         let r = self.state().runtimes.clone();
         self.answer(Ok(r)).await
+    }
+
+    async fn suspend(&self, id: &str) -> Result<(), BackendError> {
+        self.fake_suspend(id).await
+    }
+
+    async fn resume(&self, id: &str) -> Result<(), BackendError> {
+        self.fake_resume(id).await
+    }
+
+    async fn hibernation(&self, id: &str) -> Result<Hibernation, BackendError> {
+        self.fake_hibernation(id).await
     }
 
     async fn list(&self) -> Result<Vec<Existing>, BackendError> {

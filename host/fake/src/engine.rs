@@ -58,6 +58,9 @@ pub struct Faults {
     pub slow_for: Duration,
     /// An update of a container's cpus and memory fails (the limits stay as they were).
     pub fail_update: f64,
+    /// A suspend or a resume fails: before the engine acted, after, or midway with the
+    /// container's memory lost (see `hibernate.rs`).
+    pub fail_hibernate: f64,
 }
 
 /// Create latencies drawn from a log-normal distribution fitted to a median and a 99th
@@ -175,6 +178,8 @@ pub struct FakeContainer {
     pub death_reported: bool,
     /// The daemon instance (`host_id`) whose labels it carries: only that one lists it.
     pub host: String,
+    /// A checkpoint of it is on disk (a suspend stopped it; a resume restores it).
+    pub checkpoint: bool,
     /// Its agent.
     pub agent: Agent,
     /// When its agent's death was last reported, and to which connection.
@@ -225,6 +230,7 @@ impl FakeContainer {
             died_at: None,
             death_reported: false,
             host: host.into(),
+            checkpoint: false,
             agent: Agent::Up,
             agent_reported: None,
             limits: Resources::of(spec),
@@ -321,6 +327,15 @@ pub struct World {
     pub runtime_creates: u64,
     /// The connection of the daemon serving now: the last one attached.
     pub current_conn: u64,
+    /// While set, the engine cannot checkpoint (no experimental mode, a runtime that cannot),
+    /// and says this.
+    pub no_checkpoint: Option<String>,
+    /// Checkpoints taken so far.
+    pub checkpoints: u64,
+    /// Restores from a checkpoint done so far.
+    pub restores: u64,
+    /// Hibernation faults (`fail_hibernate`) injected so far.
+    pub hibernate_faults: u64,
     pub(crate) next_hang: u64,
     pub(crate) rng: fastrand::Rng,
     pub(crate) next_id: u64,
@@ -416,6 +431,10 @@ impl FakeEngine {
                 },
                 runtime_creates: 0,
                 current_conn: 0,
+                no_checkpoint: None,
+                checkpoints: 0,
+                restores: 0,
+                hibernate_faults: 0,
                 next_hang: 0,
                 rng: fastrand::Rng::with_seed(seed),
                 next_id: 0,

@@ -34,6 +34,7 @@ mod backend;
 mod engine;
 mod exec;
 mod gate;
+mod hibernate;
 mod reuse;
 mod session;
 mod store;

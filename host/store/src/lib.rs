@@ -196,6 +196,7 @@ mod tests {
             born_at_ms: 500,
             uses: 2,
             resources: None,
+            suspended_at_ms: None,
         }
     }
 

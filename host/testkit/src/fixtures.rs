@@ -60,6 +60,7 @@ pub fn pool(name: &str, min: u32, max: u32, total: u32) -> PoolConfig {
         resources: None,
         probation: Duration::from_secs(10),
         start_settle: Duration::from_millis(100),
+        hibernation: Default::default(),
     }
 }
 

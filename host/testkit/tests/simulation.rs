@@ -40,7 +40,12 @@ const REGRESSIONS: &[u64] = &[
 
 /// Seeds that reproduce a bug of the core not fixed yet: skipped by the default run (and named
 /// in its output), run alone with `WARMPOOL_SIM_SEED`.
-const KNOWN: &[u64] = &[];
+///
+/// - 1868: a ready container whose death event was lost (`lose_events`) is handed out after
+///   more than 75 s of healthy time, while engine outages and endless hangs came and went: the
+///   running sweep did not catch it in time. Found once the hibernation steps changed the step
+///   mix; no suspend or resume touches that container. Not investigated yet.
+const KNOWN: &[u64] = &[1868];
 
 fn seeds() -> Vec<u64> {
     if let Some(s) = std::env::var("WARMPOOL_SIM_SEED")

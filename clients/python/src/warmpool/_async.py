@@ -295,6 +295,18 @@ class AsyncClient:
         v = await self._json("PATCH", b.lease_path(lease_id), json=body)
         return Lease.from_json(v)
 
+    async def suspend(self, lease_id: str) -> Lease:
+        """Suspend the lease: its container is checkpointed to the engine's disk and stopped
+        (memory and files kept, memory freed); the TTL runs on. Raises
+        :class:`CannotSuspend` when the engine cannot checkpoint."""
+        v = await self._json("POST", f"{b.lease_path(lease_id)}/suspend", json={})
+        return Lease.from_json(v)
+
+    async def resume(self, lease_id: str) -> Lease:
+        """Resume a suspended lease from its checkpoint (a running lease is returned as is)."""
+        v = await self._json("POST", f"{b.lease_path(lease_id)}/resume", json={})
+        return Lease.from_json(v)
+
     @overload
     async def release(self, lease_id: str, *, reuse: Literal[False] = ...) -> None: ...
     @overload

@@ -171,6 +171,17 @@ class AsyncSandbox:
         self._lease = await self.client.resize(self.id, cpus=cpus, memory=memory)
         return self._lease
 
+    async def suspend(self) -> Lease:
+        """Suspend the sandbox (see :meth:`AsyncClient.suspend`); a later call resumes it
+        first unless its pool refuses (:class:`LeaseSuspended`)."""
+        self._lease = await self.client.suspend(self.id)
+        return self._lease
+
+    async def resume(self) -> Lease:
+        """Resume the suspended sandbox."""
+        self._lease = await self.client.resume(self.id)
+        return self._lease
+
     async def refresh(self) -> Lease:
         """Read the lease again (``GET /v1/leases/{id}``)."""
         self._lease = await self.client.get_lease(self.id)

@@ -123,6 +123,20 @@ class Unauthorized(WarmpoolError):
     """401: the token is missing or wrong."""
 
 
+class Conflict(WarmpoolError):
+    """409: the request does not fit the state it met."""
+
+
+class LeaseSuspended(Conflict):
+    """409 ``lease_suspended``: the lease is suspended and its pool refuses calls on it until
+    :meth:`resume`."""
+
+
+class CannotSuspend(Conflict):
+    """409 ``cannot_suspend``: the engine cannot checkpoint the lease's container (the message
+    has its reason), or calls on the lease are under way."""
+
+
 class Forbidden(WarmpoolError):
     """403 ``forbidden``: this token may not use the route (an admin route for a tenant, or
     anything but its own lease's routes for a lease token)."""
@@ -207,6 +221,8 @@ _BY_CODE: dict[str, type[WarmpoolError]] = {
     "pool_degraded": PoolDegraded,
     "engine_unavailable": EngineUnavailable,
     "shutting_down": ShuttingDown,
+    "lease_suspended": LeaseSuspended,
+    "cannot_suspend": CannotSuspend,
 }
 
 _BY_STATUS: dict[int, type[WarmpoolError]] = {
@@ -214,6 +230,7 @@ _BY_STATUS: dict[int, type[WarmpoolError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
+    409: Conflict,
     410: Gone,
     413: PayloadTooLarge,
     415: BadRequest,
@@ -229,6 +246,7 @@ _FALLBACK_CODE: dict[int, str] = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",

@@ -136,10 +136,13 @@ class Lease:
     acquired_at: str
     expires_at: str
     ttl_remaining_s: int
-    #: ``active``, or ``gone`` when the container died under the lease.
+    #: ``active``; ``suspending``, ``suspended`` or ``resuming`` (hibernation); or ``gone``
+    #: when the container died under the lease.
     state: str
     owner: str | None = None
     gone_reason: str | None = None
+    #: When the lease was suspended, while it is (RFC 3339).
+    suspended_at: str | None = None
     #: The tenant whose lease it is, when the daemon has tenants.
     tenant: str | None = None
     #: Its container's CPU and memory limits now.
@@ -167,6 +170,7 @@ class Lease:
             state=_str(d, "state", "active"),
             owner=_opt_str(d, "owner"),
             gone_reason=_opt_str(d, "gone_reason"),
+            suspended_at=_opt_str(d, "suspended_at"),
             tenant=_opt_str(d, "tenant"),
             resources=Resources.from_json(d.get("resources") or {}),
             lease_token=_opt_str(d, "lease_token"),

@@ -171,6 +171,17 @@ class Sandbox:
         self._lease = self.client.resize(self.id, cpus=cpus, memory=memory)
         return self._lease
 
+    def suspend(self) -> Lease:
+        """Suspend the sandbox (see :meth:`Client.suspend`); a later call resumes it
+        first unless its pool refuses (:class:`LeaseSuspended`)."""
+        self._lease = self.client.suspend(self.id)
+        return self._lease
+
+    def resume(self) -> Lease:
+        """Resume the suspended sandbox."""
+        self._lease = self.client.resume(self.id)
+        return self._lease
+
     def refresh(self) -> Lease:
         """Read the lease again (``GET /v1/leases/{id}``)."""
         self._lease = self.client.get_lease(self.id)

@@ -201,6 +201,7 @@ mod tests {
             born_at_ms: 0,
             uses: 1,
             resources: None,
+            suspended_at_ms: None,
         }
     }
 

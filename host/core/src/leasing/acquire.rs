@@ -358,6 +358,10 @@ impl<B: Backend> Leasing<B> {
             ops: Arc::default(),
             resources: Resources::of(&pool.cfg().spec),
             resized: false,
+            hib: crate::lease::Hib::Running,
+            last_used: now,
+            turn: Arc::default(),
+            hibernated: false,
         };
         s.persist
             .record(|| Change::PutLease(lease.record(s.rt.clock())));

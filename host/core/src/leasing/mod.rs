@@ -7,12 +7,14 @@
 //!   lease runs inside (`crate::fence`, with the deadlines of `crate::deadline`);
 //! - `acquire.rs`: the warm path, waiting, cold creates, the hand-off;
 //! - `reuse.rs`: release with a scrub;
+//! - `hibernate.rs`: suspend and resume, and the calls that wake a suspended lease;
 //! - `sessions.rs`: a lease's own set-up, sessions and tar streams.
 //!
 //! The lease types and the lease table they work on are in `crate::lease`.
 
 mod acquire;
 mod resources;
+mod hibernate;
 mod reuse;
 mod sessions;
 
@@ -25,6 +27,7 @@ use tokio::time::Instant;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+pub use hibernate::SuspendCause;
 pub use reuse::ReuseOutcome;
 pub use sessions::LeaseSession;
 
@@ -242,7 +245,7 @@ impl<B: Backend> Leasing<B> {
     /// client that hangs up stops it (its processes are killed), and a release waits for it,
     /// so nothing it started reaches the container after a reuse's scrub began.
     pub async fn exec(&self, id: &str, mut req: ExecRequest) -> Result<ExecOutput, LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         if req.output_limit == 0 {
             req.output_limit = self.s.rt.cfg().exec_output_limit;
         }
@@ -295,7 +298,7 @@ impl<B: Backend> Leasing<B> {
     /// lease's end, or the client hanging up, cuts the body. The daemon's own deadlines on
     /// waiting apply (`deadline.rs`).
     pub async fn put_file(&self, id: &str, path: &str, file: FileBody) -> Result<(), LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         let _hang_up = op.token.clone().drop_guard();
         let file = FileBody {
             len: file.len,
@@ -312,7 +315,7 @@ impl<B: Backend> Leasing<B> {
     /// holds its place inside the lease's fence until it is done or dropped, and ends early
     /// (with an error) when the lease ends.
     pub async fn get_file(&self, id: &str, path: &str) -> Result<FileBody, LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         let file = crate::deadline::download(
             self.s
                 .fleet

@@ -128,6 +128,13 @@ impl<B: Backend> Leasing<B> {
         if lease.pool.stale_spec(c) {
             return Some("the pool's container spec changed in a config reload".into());
         }
+        if lease.hibernated || lease.hib != crate::lease::Hib::Running {
+            return Some(
+                "the lease was suspended: a restored container is never reused (its processes \
+                 are not the ones the baseline recorded)"
+                    .into(),
+            );
+        }
         if c.baseline.is_none() {
             return Some(
                 "no baseline of this container was recorded (it was made before reuse was \

@@ -95,7 +95,7 @@ impl<B: Backend> Leasing<B> {
         id: &str,
         mut req: ExecRequest,
     ) -> Result<LeaseSession, LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         req.stop = op.stop();
         let r = call(
             CALL_TIMEOUT,
@@ -117,7 +117,7 @@ impl<B: Backend> Leasing<B> {
     /// Unpack the tar stream `body` into directory `dir` of lease `id`'s container. As an
     /// upload: inside the fence to the engine's answer, its body cut when the lease ends.
     pub async fn put_tar(&self, id: &str, dir: &str, body: ByteStream) -> Result<(), LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         let _hang_up = op.token.clone().drop_guard();
         let body = until_stopped(body, op.token.clone(), None);
         let dir = dir.to_string();
@@ -130,7 +130,7 @@ impl<B: Backend> Leasing<B> {
     /// Directory (or file) `path` of lease `id`'s container as a tar stream, which holds its
     /// place inside the fence until it ends and ends when the lease does.
     pub async fn get_tar(&self, id: &str, path: &str) -> Result<ByteStream, LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         let body = call(
             CALL_TIMEOUT,
             self.s.fleet.backend(op.engine).get_tar(&op.container, path),

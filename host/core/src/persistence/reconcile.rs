@@ -6,6 +6,7 @@
 //! | the container                                                      | becomes            |
 //! |--------------------------------------------------------------------|--------------------|
 //! | running, with a persisted lease                                    | that lease again   |
+//! | stopped, with a persisted lease that was suspended                 | that lease, suspended |
 //! | without a lease, in the lendable set or marked as leased once      | removed            |
 //! | running, spec label = current spec and image ID, room in pool      | ready (re-adopted) |
 //! | anything else: stale spec or image, unknown pool, stopped, extra   | removed            |
@@ -141,7 +142,11 @@ impl<B: Backend> Persistence<B> {
             let pool = e.pool.as_deref().and_then(|p| s.books.get(p));
             let fate = if let Some(rec) = leases_by_container.remove(&e.id) {
                 match pool {
-                    Some(pool) if e.running => Fate::Reattach(pool, Box::new(rec)),
+                    // A suspended lease's container is stopped on purpose: it waits, with its
+                    // checkpoint, for a resume.
+                    Some(pool) if e.running || rec.suspended_at_ms.is_some() => {
+                        Fate::Reattach(pool, Box::new(rec))
+                    }
                     _ => {
                         warn!(lease = %rec.lease_id, container = %e.id, "persisted lease dropped: its container stopped or its pool is gone");
                         s.persist.record(|| Change::DropLease(rec.lease_id));

@@ -71,7 +71,13 @@ impl<B: Backend> Persistence<B> {
             // Its fresh state is unknown now: it is never reused.
             baseline: None,
         };
-        if !pool.lock().reattach(&c, s.fleet.caps()) {
+        // A suspended lease's container is stopped on purpose, with its checkpoint; one whose
+        // resume finished but was not committed yet runs, and is the running lease it is.
+        let suspended = rec.suspended_at_ms.filter(|_| !e.running);
+        if !pool
+            .lock()
+            .reattach(&c, s.fleet.caps(), suspended.is_some())
+        {
             warn!(lease = %rec.lease_id, container = %e.id, "persisted lease dropped: its pool was removed");
             s.persist.record(|| Change::DropLease(rec.lease_id));
             return false;
@@ -103,6 +109,13 @@ impl<B: Backend> Persistence<B> {
                 |(nano_cpus, memory)| crate::backend::Resources { nano_cpus, memory },
             ),
             resized: rec.resources.is_some(),
+            hib: match suspended {
+                Some(ms) => crate::lease::Hib::Suspended(from_unix_ms(ms)),
+                None => crate::lease::Hib::Running,
+            },
+            last_used: now,
+            turn: Arc::default(),
+            hibernated: rec.suspended_at_ms.is_some(),
         };
         info!(lease = %rec.lease_id, container = %e.name, pool = %pool.name(), "lease re-attached after restart");
         s.events.emit(

@@ -133,7 +133,8 @@ impl Pool {
             now_ms: ms(now),
             ready: n.ready,
             creating: n.creating,
-            leased: n.leased,
+            // A suspended lease holds its container (and its cap slot) as a running one does.
+            leased: n.leased + n.suspended,
             removing: n.removing,
             unhealthy: n.unhealthy,
             waiters: st.waiters(),

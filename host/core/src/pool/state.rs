@@ -6,10 +6,15 @@
 //!
 //! ```text
 //!   approve ──► creating ──► ready ──► leased ──► removing ──► (gone: cap slot freed)
-//!                  │           │  ▲        │  ▲        ▲
-//!                  │           │  └ reset ◄┘  │        │ any failure
-//!                  └ failed ───┴──► removing  └ cold ──┘
+//!                  │           │  ▲        │  ▲ ▲      ▲
+//!                  │           │  └ reset ◄┘  │ │      │ any failure
+//!                  └ failed ───┴──► removing  │ └ cold ┘
+//!                                  suspended ◄┴──► (lease ends) removing
 //! ```
+//!
+//! A suspended lease's container is stopped with a checkpoint on the engine's disk: it still
+//! counts against the caps, and leaves only for `leased` (resumed) or `removing` (the lease
+//! ended): it is never reset for reuse.
 //!
 //! A failed or timed-out create also becomes `removing`, by name: the engine may hold a container
 //! the answer never told us about, and it counts until a removal of that name succeeds. Each
@@ -40,6 +45,7 @@ use super::breakers::Breakers;
 // module, is the only other code that sees its fields.
 mod acquire;
 mod creates;
+mod hibernation;
 mod leaving;
 mod reads;
 mod restart;
@@ -88,11 +94,17 @@ pub enum DeliveryError {
 /// Where a container stands in the books.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
-    Creating { cold: bool },
+    Creating {
+        cold: bool,
+    },
     Ready,
     Leased,
+    /// Leased, its lease suspended: stopped, with a checkpoint on the engine.
+    Suspended,
     Resetting,
-    Removing { unhealthy: bool },
+    Removing {
+        unhealthy: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +163,8 @@ pub struct PoolState {
     draining: bool,
     /// The decaying peak of acquires per commit window; sizes the lendable set (group_commit.rs).
     lend_peak: f64,
+    /// How long suspends and resumes took (`state/hibernation.rs`).
+    hibernation: crate::counters::HibernationTimes,
     /// The scale override, with the config's sizes it was set against (see `state/scale.rs`).
     scale: Option<(crate::config::ScaleOverride, [u32; 3])>,
 }
@@ -216,6 +230,7 @@ impl PoolState {
                 }
                 Slot::Ready => n.ready += 1,
                 Slot::Leased => n.leased += 1,
+                Slot::Suspended => n.suspended += 1,
                 Slot::Resetting => n.resetting += 1,
                 Slot::Removing { unhealthy: false } => n.removing += 1,
                 Slot::Removing { unhealthy: true } => n.unhealthy += 1,
@@ -291,6 +306,7 @@ impl PoolState {
             }
             Slot::Ready => f(&mut n.ready),
             Slot::Leased => f(&mut n.leased),
+            Slot::Suspended => f(&mut n.suspended),
             Slot::Resetting => f(&mut n.resetting),
             Slot::Removing { unhealthy: false } => f(&mut n.removing),
             Slot::Removing { unhealthy: true } => f(&mut n.unhealthy),

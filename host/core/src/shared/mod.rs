@@ -143,6 +143,7 @@ impl<B> Shared<B> {
                 c.creating += n.creating;
                 c.ready += n.ready;
                 c.leased += n.leased;
+                c.suspended += n.suspended;
                 c.resetting += n.resetting;
                 c.removing += n.removing;
                 c.unhealthy += n.unhealthy;

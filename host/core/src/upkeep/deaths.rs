@@ -79,15 +79,23 @@ impl<B: Backend> Upkeep<B> {
             pool.touch();
             return;
         }
-        let found = s.leases.with_container(id, |l| {
-            l.gone = Some(reason.to_string());
-            (
-                l.id.clone(),
-                l.tenant.clone(),
-                l.pool.name(),
-                l.container.engine,
-            )
-        });
+        // A suspend stops the container on purpose (the engine reports that as a death), and a
+        // resume settles the lease itself from what the engine says: only a running lease's
+        // container can die.
+        let found = s
+            .leases
+            .with_container(id, |l| {
+                (l.hib == crate::lease::Hib::Running).then(|| {
+                    l.gone = Some(reason.to_string());
+                    (
+                        l.id.clone(),
+                        l.tenant.clone(),
+                        l.pool.name(),
+                        l.container.engine,
+                    )
+                })
+            })
+            .flatten();
         if let Some((lease, tenant, pool, engine)) = found {
             warn!(%lease, container = %id, reason, "leased container died");
             s.events.emit(

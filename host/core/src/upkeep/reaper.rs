@@ -3,7 +3,8 @@
 //! - **reaper** (one task): removes expired leases' containers (through [`Leasing`]); recycles
 //!   ready containers past `max_warm_age` or `max_lifetime`, of a moved image or of an old spec,
 //!   one per tick so a pool is never emptied at once; trims ready containers above the target,
-//!   one per tick; ends a pool's failure streak once a fresh container survived probation.
+//!   one per tick; ends a pool's failure streak once a fresh container survived probation;
+//!   suspends leases idle past their pool's `lease.suspend_after_idle`.
 //! - **image check** (one per pool): resolves the image reference now and then, so a tag that
 //!   moved drains the old image's containers as they come free.
 //!
@@ -37,6 +38,8 @@ impl<B: Backend> Upkeep<B> {
             self.leasing
                 .retire_lease(lease, LeaseEnd::Expired, "expired");
         }
+        // Leases idle past their pool's `suspend_after_idle`: suspended on tasks of their own.
+        self.leasing.suspend_idle(now);
         for pool in self.s.books.serving().values() {
             let cfg = pool.cfg();
             let mut doomed = Vec::new();

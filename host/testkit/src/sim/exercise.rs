@@ -15,7 +15,7 @@ impl Default for Exercise {
     }
 }
 
-const ROWS: usize = 34;
+const ROWS: usize = 40;
 
 /// A counter: its index in [`Exercise`].
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +90,18 @@ pub enum Count {
     RuntimePlaced,
     /// Acquires of such a pool answered 503 because no engine that was up had its runtime.
     RuntimeMissing,
+    /// Leases a client's suspend step suspended.
+    Suspends,
+    /// Suspended leases a client's resume step resumed.
+    Resumes,
+    /// Suspends refused because the engine could not checkpoint (409, the lease runs on).
+    SuspendRefused,
+    /// Leases found suspended that no client asked to suspend: idle suspends.
+    IdleSuspends,
+    /// Suspends and resumes the fake engine failed (before, after, or losing the memory).
+    HibernateFaults,
+    /// Suspended leases a crash or a restart left behind (checked after the restart).
+    SuspendedAtRestart,
 }
 
 /// Name, what it counts, and the minimum per 1,000 seeds.
@@ -179,6 +191,16 @@ const META: [(&str, &str, u64); ROWS] = [
         "runtime_missing_503",
         "acquires answered 503: no engine up has the runtime",
         5,
+    ),
+    ("suspends", "leases suspended by a client", 300),
+    ("resumes", "suspended leases resumed by a client", 100),
+    ("suspend_refused", "suspends refused: no checkpoints", 30),
+    ("idle_suspends", "leases suspended when idle", 100),
+    ("hibernate_faults", "suspends and resumes that failed", 50),
+    (
+        "suspended_at_restart",
+        "suspended leases at a crash or restart",
+        30,
     ),
 ];
 

@@ -3,6 +3,7 @@
 //! From a seed, a simulated daemon (the real [`warmpool_core::Manager`] on the in-memory engine
 //! and store, under tokio's paused clock) serves random client operations (acquire, exec, files,
 //! renew, release with and without reuse, scale overrides set and cleared, config reload) while
+//! suspend and resume, with idle suspends) while
 //! random faults hit it (see the fake engine's [`warmpool_fake::Faults`], the restarts of
 //! `restart.rs` and README's "Guarantees"). After every step, and at the end, the daemon's
 //! promises are checked (`check.rs`, `promises.rs`, `scale.rs`, and at each hand-out
@@ -18,6 +19,7 @@ mod check;
 mod client;
 mod exercise;
 mod handout;
+mod hibernate;
 mod promises;
 mod resources;
 mod restart;
@@ -204,6 +206,10 @@ impl Sim {
             ex.add(Count::ResizeFailures, w.updates[1]);
             ex.add(Count::LimitsRestored, w.updates[2]);
             ex.add(Count::RuntimePlaced, w.runtime_creates);
+            ex.add(Count::HibernateFaults, w.hibernate_faults);
+        }
+        for (c, n) in self.hibernation_exercise() {
+            ex.add(c, n);
         }
         let m = self.model();
         ex.add(Count::ResizedAcquires, m.resized_acquires);

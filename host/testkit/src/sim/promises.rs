@@ -22,6 +22,7 @@ impl Sim {
         self.check_backlog()?;
         self.check_tenants()?;
         self.check_load()?;
+        self.check_hibernation()?;
         self.check_scales()
     }
 

@@ -16,6 +16,7 @@ impl Sim {
     /// same engine and store.
     pub(crate) fn crash(&mut self) {
         self.ex.add(Count::Crashes, 1);
+        self.note_suspended_at_stop();
         self.note(format!("CRASH (kill -9) incarnation {}", self.incarnation));
         for b in &self.backends {
             b.crash();
@@ -36,6 +37,7 @@ impl Sim {
     /// SIGTERM, then a new daemon on the same engine and store.
     pub(crate) async fn graceful_restart(&mut self) {
         self.ex.add(Count::Restarts, 1);
+        self.note_suspended_at_stop();
         self.note(format!(
             "SIGTERM incarnation {} (keep_on_shutdown {})",
             self.incarnation, self.mcfg.keep_on_shutdown

@@ -94,6 +94,7 @@ impl Sim {
             incarnation: 0,
             model: Arc::default(),
             checks: Checks::default(),
+            hib: Default::default(),
             out: Outcome {
                 seed,
                 digest: 0xcbf2_9ce4_8422_2325,
@@ -317,6 +318,10 @@ fn random_pool(rng: &mut fastrand::Rng, name: &str) -> (PoolConfig, BuiltinExhau
             timeout: Duration::from_secs(5),
             allowed_changes: vec![],
         });
+    }
+    // Some pools suspend their idle leases on their own.
+    if rng.f64() < 0.3 {
+        p.hibernation.suspend_after_idle = Some(Duration::from_secs(rng.u64(5..60)));
     }
     let e = match rng.u32(0..3) {
         0 => BuiltinExhaustion::Wait,

@@ -122,6 +122,8 @@ pub struct Sim {
     pub(crate) incarnation: u64,
     pub(crate) model: Arc<Mutex<Model>>,
     pub(crate) checks: Checks,
+    /// The hibernation steps' state (`hibernate.rs`).
+    pub(crate) hib: super::hibernate::Hib,
     pub(crate) out: Outcome,
     /// Exercise counts the sim itself keeps (the rest are read from the engines and the
     /// model at the end).

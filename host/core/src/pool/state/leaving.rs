@@ -8,7 +8,7 @@ impl PoolState {
     pub fn lease_ended(&mut self, key: &str, why: LeaseEnd) {
         self.moved(
             key,
-            |s| s == Slot::Leased,
+            |s| matches!(s, Slot::Leased | Slot::Suspended),
             Slot::Removing { unhealthy: false },
         );
         if why == LeaseEnd::Expired {

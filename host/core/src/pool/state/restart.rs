@@ -41,15 +41,21 @@ impl PoolState {
     /// Reconcile: a persisted lease's container, counted as leased even past the cap (it
     /// exists already, and a cap cannot undo that). Returns `false`, changing nothing, when the
     /// pool is draining.
-    pub fn reattach(&mut self, c: &ReadyContainer, caps: &Caps) -> bool {
+    /// A suspended lease's container (stopped, with its checkpoint) is counted as suspended.
+    pub fn reattach(&mut self, c: &ReadyContainer, caps: &Caps, suspended: bool) -> bool {
         if self.draining {
             return false;
         }
         caps.count_found(c.engine);
+        let slot = if suspended {
+            Slot::Suspended
+        } else {
+            Slot::Leased
+        };
         self.insert(
             c.key().to_string(),
             Some(c.created.id.clone()),
-            Slot::Leased,
+            slot,
             c.engine,
         );
         self.check();
