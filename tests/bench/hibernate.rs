@@ -1,4 +1,4 @@
-//! Section 13: lease hibernation (issue 25). On an engine of the bench's own running gVisor's
+//! Section 14: lease hibernation (issue 25). On an engine of the bench's own running gVisor's
 //! `runsc` as its default runtime in experimental mode, per image (busybox, and Python when
 //! its image is built): a leased container with a process holding some memory (a shell loop;
 //! for Python, an interpreter holding 64 MiB of its own) is suspended and resumed through the
