@@ -5,14 +5,15 @@
 //! plugins in the daemon ([`plugins`]: memory, and hostile guests against the other pools), the
 //! daemon's footprint, the peer llm-sandbox on the same engine and image ([`peer`]), and how the
 //! costs grow from 10 to 1,000 warm containers ([`scale`]), and three engines: refill spread
-//! over them and the image copy between two ([`engines`]).
+//! over them and the image copy between two ([`engines`]), and runc against gVisor's runsc
+//! ([`runtimes`]).
 //!
 //!     tests/images/build-python.sh && tests/bench/peer/setup-llm-sandbox.sh
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
-//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only` and
-//! `--tenants-only` run section 6b, 4, 9, 10, 11 or 12 alone.
+//! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only`,
+//! `--tenants-only` and `--runtimes-only` run section 6b, 4, 9, 10, 11, 12 or 13 alone.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
@@ -25,6 +26,7 @@ mod plugins;
 mod python;
 mod raw;
 mod refill;
+mod runtimes;
 mod scale;
 mod tenants;
 mod warm;
@@ -163,6 +165,12 @@ async fn main() {
     if std::env::args().any(|a| a == "--agent-only") {
         let py = python::image_present().then_some(python::PY_IMAGE);
         agent::agent(&docker, quick, py, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
+    if std::env::args().any(|a| a == "--runtimes-only") {
+        let py = python::image_present().then_some(python::PY_IMAGE);
+        runtimes::runtimes(quick, py, &mut r).await;
         println!("{}", r.lines.join("\n"));
         return;
     }
@@ -310,6 +318,10 @@ async fn main() {
 
     // 12. What tenant checks add to a warm acquire, in process.
     tenants::tenants(quick, &mut r).await;
+
+    // 13. runc against gVisor's runsc on one engine of the bench's own.
+    let py = python::image_present().then_some(python::PY_IMAGE);
+    runtimes::runtimes(quick, py, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));

@@ -82,6 +82,12 @@ impl ExtraEngines {
     /// Start `n` engines; engines whose 1-based index is in `tls` use TLS. Fails loudly (the
     /// engine tests never skip).
     pub fn up(n: usize, tls: &[usize], live_restore: bool) -> Self {
+        Self::up_with(n, tls, live_restore, &[])
+    }
+
+    /// As [`up`](Self::up), with more `engines.sh up` options, e.g. `["--runsc", "all",
+    /// "--experimental"]` for engines with gVisor registered and checkpoints on.
+    pub fn up_with(n: usize, tls: &[usize], live_restore: bool, extra: &[&str]) -> Self {
         crate::engine_and_image();
         // Short: the engines' unix sockets live under it.
         let dir = PathBuf::from(format!(
@@ -98,6 +104,7 @@ impl ExtraEngines {
         if live_restore {
             args.push("--live-restore".into());
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&argv);
         let mut me = ExtraEngines {
