@@ -5,16 +5,17 @@
 //! plugins in the daemon ([`plugins`]: memory, and hostile guests against the other pools), the
 //! daemon's footprint, the peer llm-sandbox on the same engine and image ([`peer`]), and how the
 //! costs grow from 10 to 1,000 warm containers ([`scale`]), and three engines: refill spread
-//! over them and the image copy between two ([`engines`]).
+//! over them and the image copy between two ([`engines`]), and runc against gVisor's runsc
+//! ([`runtimes`]).
 //!
 //!     tests/images/build-python.sh && tests/bench/peer/setup-llm-sandbox.sh
 //!     cargo build --release -p warmpool -p warmpool-e2e
 //!     WARMPOOL_BIN=$PWD/target/release/warmpool ./target/release/bench [--quick] [--json FILE]
 //!
 //! `--plugins-only`, `--refill-only`, `--scale-only`, `--engines-only`, `--agent-only`,
-//! `--tenants-only` and `--resources-only` run section 6b, 4, 9, 10, 11, 12 or 13 alone.
-//! `--hibernate-only` runs section 14 (lease hibernation on a runsc engine of its own), which a
-//! full run leaves out.
+//! `--tenants-only`, `--resources-only` and `--runtimes-only` run section 6b, 4, 9, 10, 11, 12,
+//! 13 or 15 alone. `--hibernate-only` runs section 14 (lease hibernation on a runsc engine of its
+//! own, per image), which a full run leaves out; section 15 suspends and resumes under runsc too.
 //!
 //! Measurements only: nothing is asserted beyond "the run worked". `--quick` is the smoke test
 //! CI runs: every section, with few samples; `--strict` fails the run when a section could not
@@ -29,6 +30,7 @@ mod python;
 mod raw;
 mod refill;
 mod resources;
+mod runtimes;
 mod scale;
 mod tenants;
 mod warm;
@@ -167,6 +169,12 @@ async fn main() {
     if std::env::args().any(|a| a == "--agent-only") {
         let py = python::image_present().then_some(python::PY_IMAGE);
         agent::agent(&docker, quick, py, &mut r).await;
+        println!("{}", r.lines.join("\n"));
+        return;
+    }
+    if std::env::args().any(|a| a == "--runtimes-only") {
+        let py = python::image_present().then_some(python::PY_IMAGE);
+        runtimes::runtimes(quick, py, &mut r).await;
         println!("{}", r.lines.join("\n"));
         return;
     }
@@ -328,6 +336,10 @@ async fn main() {
 
     // 13. What a lease's own cpus and memory add to a warm acquire.
     resources::resources(&docker, quick, &mut r).await;
+
+    // 15. runc against gVisor's runsc on one engine of the bench's own.
+    let py = python::image_present().then_some(python::PY_IMAGE);
+    runtimes::runtimes(quick, py, &mut r).await;
 
     raw_remove_all(&docker).await;
     println!("{}", r.lines.join("\n"));
