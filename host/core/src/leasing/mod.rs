@@ -13,8 +13,8 @@
 //! The lease types and the lease table they work on are in `crate::lease`.
 
 mod acquire;
-mod resources;
 mod hibernate;
+mod resources;
 mod reuse;
 mod sessions;
 

@@ -38,6 +38,8 @@ impl Sim {
             76 => self.crash(),
             77 if self.rng.bool() => self.graceful_restart().await,
             78..=80 if ready => self.scale().await,
+            81..=83 if ready => self.spawn_suspend(),
+            84..=85 if ready => self.spawn_resume(),
             _ => {
                 let ms = self.rng.u64(1_000..30_000);
                 self.note(format!("wait {ms} ms"));
@@ -65,7 +67,7 @@ impl Sim {
         self.pools[i].0.name.clone()
     }
 
-    fn pick_lease(&mut self) -> Option<(String, Held)> {
+    pub(crate) fn pick_lease(&mut self) -> Option<(String, Held)> {
         let n = self.model().held.len();
         if n == 0 {
             return None;
@@ -293,7 +295,7 @@ impl Sim {
 
     pub(crate) fn fault(&mut self) {
         self.out.faults += 1;
-        let what = self.rng.u32(0..14);
+        let what = self.rng.u32(0..15);
         // One engine at a time: the others keep serving.
         let which = if self.engines.len() > 1 {
             self.rng.usize(0..self.engines.len())
@@ -390,10 +392,12 @@ impl Sim {
                     }
                 }
             }
+            13 => self.hibernation_fault(&mut w),
             _ => {
                 w.faults = Faults::default();
                 w.down = false;
                 w.fail_always = None;
+                w.no_checkpoint = None;
                 self.store.set_failing(false);
                 "faults cleared".to_string()
             }
