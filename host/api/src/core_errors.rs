@@ -33,6 +33,8 @@ pub const RESIZE_CODES: &[Code] = &[
     Code::FileNotFound,
     Code::BadRequest,
     Code::EngineError,
+    Code::LeaseSuspended,
+    Code::CannotSuspend,
     Code::Unsupported,
     Code::OutOfBounds,
 ];

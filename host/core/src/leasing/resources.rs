@@ -85,8 +85,9 @@ impl<B: Backend> Leasing<B> {
     /// Update lease `id`'s container to `target` inside the lease's fence (a release for reuse
     /// waits for it). The lease is marked resized before the call, so a reuse puts the pool's
     /// limits back even when the answer never came; it shows `target` once the engine took it.
+    /// A suspended lease is resumed first, or refused, as its pool says: like any call.
     async fn apply(&self, id: &str, target: Resources) -> Result<LeaseInfo, LeaseError> {
-        let op = self.lease_op(id)?;
+        let op = self.awake_op(id).await?;
         self.s.leases.with(id, |l| l.resized = true);
         self.in_fence(
             id,
