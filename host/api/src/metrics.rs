@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 use warmpool_core::PluginStatusSource;
 use warmpool_core::{Backend, Manager};
 
+mod hibernation;
+
 /// Labels of the acquire latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AcquireLabels {
@@ -318,7 +320,7 @@ impl<B: Backend> Collector for PoolCollector<B> {
             "Ready containers a commit made lendable",
             &rows(&|s| i64::from(s.lendable)),
         )?;
-        crate::hibernate::encode_metrics(&mut enc, &stats)?;
+        hibernation::encode_metrics(&mut enc, &stats)?;
         if let Some(p) = self.manager.persist_stats() {
             counter(
                 &mut enc,

@@ -140,13 +140,3 @@ impl Sim {
         ]
     }
 }
-
-/// What the hibernation steps carry: leases the clients asked to suspend, leases found
-/// suspended without being asked (idle), and the steps' outcomes (suspended, resumed, refused
-/// for want of checkpoints).
-#[derive(Debug, Default)]
-pub(crate) struct Hib {
-    pub(crate) asked: std::collections::BTreeSet<String>,
-    pub(crate) idle: std::collections::BTreeSet<String>,
-    pub(crate) counts: std::sync::Arc<std::sync::Mutex<[u64; 3]>>,
-}

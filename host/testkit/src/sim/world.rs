@@ -123,7 +123,7 @@ pub struct Sim {
     pub(crate) model: Arc<Mutex<Model>>,
     pub(crate) checks: Checks,
     /// The hibernation steps' state (`hibernate.rs`).
-    pub(crate) hib: super::hibernate::Hib,
+    pub(crate) hib: Hib,
     pub(crate) out: Outcome,
     /// Exercise counts the sim itself keeps (the rest are read from the engines and the
     /// model at the end).
@@ -218,4 +218,14 @@ impl Sim {
         }
         v
     }
+}
+
+/// What the hibernation steps (`hibernate.rs`) carry: leases the clients asked to suspend, leases found
+/// suspended without being asked (idle), and the steps' outcomes (suspended, resumed, refused
+/// for want of checkpoints).
+#[derive(Debug, Default)]
+pub(crate) struct Hib {
+    pub(crate) asked: std::collections::BTreeSet<String>,
+    pub(crate) idle: std::collections::BTreeSet<String>,
+    pub(crate) counts: std::sync::Arc<std::sync::Mutex<[u64; 3]>>,
 }
