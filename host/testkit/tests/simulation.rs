@@ -40,7 +40,14 @@ const REGRESSIONS: &[u64] = &[
 
 /// Seeds that reproduce a bug of the core not fixed yet: skipped by the default run (and named
 /// in its output), run alone with `WARMPOOL_SIM_SEED`.
-const KNOWN: &[u64] = &[];
+///
+/// - 773: a create of a pool added by a reload (every create failing) reaches the fake engine
+///   while the pool's breaker there is open and another trial is in flight. The fake's check is
+///   wider than the daemon's rule (a create approved before the breaker opened, still waiting
+///   for a create permit, counts as a trial when it arrives), so this may be that, or a real
+///   second trial. Found once lease resources, hibernation and runtimes changed the step mix,
+///   at the end of the session; not investigated yet.
+const KNOWN: &[u64] = &[773];
 
 fn seeds() -> Vec<u64> {
     if let Some(s) = std::env::var("WARMPOOL_SIM_SEED")

@@ -299,26 +299,9 @@ impl<B: Backend> Leasing<B> {
             // A restored process tree is not the one the baseline recorded.
             l.container.baseline = None;
             self.s.persist.record(|| Change::PutLease(l.record(clock)));
-            (
-                l.pool.name(),
-                l.container.created.id.clone(),
-                l.container.engine,
-                l.id.clone(),
-                l.tenant.clone(),
-            )
+            Tagged::of(l)
         });
-        if let Some((pool, cid, engine, lease, tenant)) = found {
-            self.s.events.emit(
-                "suspended",
-                &pool,
-                Some((&cid, engine)),
-                Some(crate::events::LeaseTag {
-                    id: &lease,
-                    tenant: tenant.as_deref(),
-                }),
-                None,
-            );
-        }
+        self.emit_tagged("suspended", found);
     }
 
     fn settle_resumed(&self, id: &str, took: Option<Duration>) {
@@ -328,26 +311,9 @@ impl<B: Backend> Leasing<B> {
             l.hib = Hib::Running;
             l.last_used = Instant::now();
             self.s.persist.record(|| Change::PutLease(l.record(clock)));
-            (
-                l.pool.name(),
-                l.container.created.id.clone(),
-                l.container.engine,
-                l.id.clone(),
-                l.tenant.clone(),
-            )
+            Tagged::of(l)
         });
-        if let Some((pool, cid, engine, lease, tenant)) = found {
-            self.s.events.emit(
-                "resumed",
-                &pool,
-                Some((&cid, engine)),
-                Some(crate::events::LeaseTag {
-                    id: &lease,
-                    tenant: tenant.as_deref(),
-                }),
-                None,
-            );
-        }
+        self.emit_tagged("resumed", found);
     }
 
     /// The container's memory is lost (stopped without a checkpoint, or gone): the lease ends
@@ -365,6 +331,43 @@ impl<B: Backend> Leasing<B> {
         LeaseError::ContainerGone {
             lease: id.into(),
             reason,
+        }
+    }
+
+    /// A hibernation event about the lease `found` names, when it was still in the table.
+    fn emit_tagged(&self, kind: &'static str, found: Option<Tagged>) {
+        if let Some(t) = found {
+            self.s.events.emit(
+                kind,
+                &t.pool,
+                Some((&t.container, t.engine)),
+                Some(crate::events::LeaseTag {
+                    id: &t.lease,
+                    tenant: t.tenant.as_deref(),
+                }),
+                None,
+            );
+        }
+    }
+}
+
+/// What an event about a lease names, read under the lease table's lock.
+struct Tagged {
+    pool: String,
+    container: String,
+    engine: crate::caps::EngineIx,
+    lease: String,
+    tenant: Option<String>,
+}
+
+impl Tagged {
+    fn of(l: &crate::lease::Lease) -> Self {
+        Self {
+            pool: l.pool.name(),
+            container: l.container.created.id.clone(),
+            engine: l.container.engine,
+            lease: l.id.clone(),
+            tenant: l.tenant.clone(),
         }
     }
 }
