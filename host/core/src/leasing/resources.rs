@@ -54,7 +54,11 @@ impl<B: Backend> Leasing<B> {
         match r {
             Ok(info) => Ok(info),
             Err(e) => {
-                let _ = self.release(&info.lease_id);
+                // Ends the lease, so its container is destroyed; a lease already gone (its
+                // container died meanwhile) has nothing left to end.
+                if let Err(end) = self.release(&info.lease_id) {
+                    tracing::debug!(lease = %info.lease_id, error = %end, "resized lease already ended");
+                }
                 Err(AcquireError::Setup {
                     pool: info.pool,
                     source: match e {
